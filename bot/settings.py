@@ -1,0 +1,166 @@
+"""Careline settings: read once from the environment (prefix ``CARELINE_``) and ``.env``.
+
+Only this module reads the environment. A missing or malformed setting raises
+:class:`SettingsError` whose message is one line naming the setting.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+_TOKEN_RE = re.compile(r"^\d{3,20}:[A-Za-z0-9_-]{10,}$")
+SUPPORTED_LOCALES = ("en", "zh_Hans", "ru")
+
+
+class Jurisdiction(StrEnum):
+    """Which set of clinical rules applies."""
+
+    GENERIC = "generic"
+    CN = "cn"
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; ``str()`` is one line naming it."""
+
+
+class Settings(BaseSettings):
+    """Every knob of a Careline deployment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CARELINE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    patient_bot_token: SecretStr | None = None
+    doctor_bot_token: SecretStr | None = None
+    telegram_api_url: str = "https://api.telegram.org"
+    data_dir: Path = Path("data")
+    database_url: str | None = None
+    keys_file: Path | None = None
+    admin_ids: Annotated[tuple[int, ...], NoDecode] = ()
+    redis_url: str | None = None
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    webhook_host: str = "0.0.0.0"  # noqa: S104 - a webhook server must be reachable by Telegram
+    webhook_port: int = Field(default=8443, ge=1, le=65535)
+    jurisdiction: Jurisdiction = Jurisdiction.GENERIC
+    default_locale: str = "en"
+    timezone: str = "UTC"
+    emergency_number: str | None = None
+    outbox_global_per_s: float = Field(default=30.0, gt=0)
+    outbox_per_chat_per_s: float = Field(default=1.0, gt=0)
+    outbox_per_chat_burst: int = Field(default=3, ge=1)
+    outbox_concurrency: int = Field(default=1, ge=1, le=64)
+    log_level: str = "INFO"
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _parse_admin_ids(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.split(",") if p.strip()]
+            try:
+                return tuple(int(p) for p in parts)
+            except ValueError:
+                raise ValueError("must be comma-separated Telegram user ids") from None
+        return value
+
+    @field_validator("patient_bot_token", "doctor_bot_token")
+    @classmethod
+    def _check_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _TOKEN_RE.match(value.get_secret_value()):
+            raise ValueError("is not a bot token of the form 123456:ABC-DEF...")
+        return value
+
+    @field_validator("default_locale")
+    @classmethod
+    def _check_locale(cls, value: str) -> str:
+        if value not in SUPPORTED_LOCALES:
+            raise ValueError(f"must be one of {', '.join(SUPPORTED_LOCALES)}")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError("is not an IANA time zone name such as Europe/London") from None
+        return value
+
+    @field_validator("telegram_api_url", "webhook_url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/") if value else value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_level(cls, value: str) -> str:
+        if value.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return value.upper()
+
+    @model_validator(mode="after")
+    def _webhook_needs_secret(self) -> Settings:
+        if self.webhook_url and not self.webhook_secret:
+            raise ValueError(
+                "CARELINE_WEBHOOK_SECRET is required when CARELINE_WEBHOOK_URL is set"
+            )
+        if self.webhook_secret is not None and not re.match(
+            r"^[A-Za-z0-9_-]{16,256}$", self.webhook_secret.get_secret_value()
+        ):
+            raise ValueError(
+                "CARELINE_WEBHOOK_SECRET must be 16-256 characters of A-Z, a-z, 0-9, _ and -"
+            )
+        return self
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file under the data dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'careline.db').resolve()}"
+
+    @property
+    def effective_keys_file(self) -> Path:
+        """Where the master key ring lives (never inside the database)."""
+        return self.keys_file or self.data_dir / "keys.json"
+
+    @property
+    def local_emergency_number(self) -> str:
+        """The emergency number patients are told to call."""
+        if self.emergency_number:
+            return self.emergency_number
+        return "120" if self.jurisdiction is Jurisdiction.CN else "112"
+
+    def require_tokens(self) -> tuple[str, str]:
+        """Both bot tokens, or :class:`SettingsError` naming the missing one."""
+        if self.patient_bot_token is None:
+            raise SettingsError("CARELINE_PATIENT_BOT_TOKEN is not set")
+        if self.doctor_bot_token is None:
+            raise SettingsError("CARELINE_DOCTOR_BOT_TOKEN is not set")
+        return (
+            self.patient_bot_token.get_secret_value(),
+            self.doctor_bot_token.get_secret_value(),
+        )
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings once; turn validation errors into one line naming the setting."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = err.get("loc") or ()
+        name = f"CARELINE_{str(loc[0]).upper()}" if loc else "a setting"
+        msg = str(err.get("msg", "is invalid")).removeprefix("Value error, ")
+        if msg.startswith("CARELINE_"):
+            raise SettingsError(msg) from None
+        raise SettingsError(f"{name} {msg}" if msg[:1].islower() else f"{name}: {msg}") from None

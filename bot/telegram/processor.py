@@ -1,0 +1,257 @@
+"""Inbox and update processing.
+
+1. ``store()``: raw updates are written to the inbox (encrypted) and committed; only then does
+   the update source acknowledge them (next getUpdates offset / webhook 200). Replays of an
+   ``update_id`` already stored are ignored.
+2. The processing loop takes pending inbox rows in order and feeds them to the dispatcher in
+   batches: one transaction per batch, one SAVEPOINT per update, so an update's effects, its
+   outbox messages and its inbox row being marked done commit together (group commit), and a
+   failing update rolls back alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiogram import Bot, Dispatcher
+from aiogram.types import Update
+from aiogram.types.update import UpdateTypeLookupError
+from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from bot.telegram.reply import PRIORITY_REPLY, Replier
+from locales import Translator, normalize_locale
+from storage.uow import Database, UnitOfWork
+
+log = logging.getLogger("careline.processor")
+
+
+def hash_user(user_id: int | None) -> str:
+    """A short, stable, non-reversible tag for a Telegram user in logs."""
+    if user_id is None:
+        return "-"
+    return hashlib.sha256(f"careline-log|{user_id}".encode()).hexdigest()[:12]
+
+
+def _sender_of(update: dict[str, Any]) -> tuple[int | None, int | None, str | None]:
+    """(user id, chat id, language code) of a raw update, whatever its type."""
+    for key, value in update.items():
+        if key == "update_id" or not isinstance(value, dict):
+            continue
+        user = value.get("from") or value.get("user") or {}
+        message = value.get("message")
+        chat = value.get("chat") or (message.get("chat") if isinstance(message, dict) else None)
+        uid = user.get("id") if isinstance(user, dict) else None
+        cid = chat.get("id") if isinstance(chat, dict) else None
+        lang = user.get("language_code") if isinstance(user, dict) else None
+        return (
+            uid if isinstance(uid, int) else None,
+            cid if isinstance(cid, int) else None,
+            lang if isinstance(lang, str) else None,
+        )
+    return None, None, None
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    """The database (not the update) is the problem: retry later, blame no row."""
+    if isinstance(exc, OSError | TimeoutError | InterfaceError):
+        return True
+    return isinstance(exc, OperationalError | DBAPIError) and bool(
+        getattr(exc, "connection_invalidated", False)
+        or "locked" in str(exc).lower()
+        or "connect" in str(exc).lower()
+    )
+
+
+@dataclass
+class BotRuntime:
+    """One bot as the processor sees it."""
+
+    role: str
+    bot: Bot
+    dispatcher: Dispatcher
+
+
+class UpdateProcessor:
+    """Stores updates durably and processes them exactly once."""
+
+    def __init__(
+        self,
+        db: Database,
+        bots: dict[str, BotRuntime],
+        *,
+        default_locale: str = "en",
+        emergency_number: str = "112",
+        batch_size: int = 64,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.bots = bots
+        self.default_locale = default_locale
+        self.emergency_number = emergency_number
+        self.batch_size = batch_size
+        self.on_commit = on_commit
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self.processed = 0
+        self.failed = 0
+
+    async def store(self, role: str, updates: Sequence[dict[str, Any]]) -> int:
+        """Commit raw updates to the inbox; returns how many were new."""
+        if not updates:
+            return 0
+        async with self.db.uow() as uow:
+            new = await uow.inbox.store(role, updates)
+            await uow.commit()
+        if new:
+            self._wake.set()
+        return len(new)
+
+    def wake(self) -> None:
+        """Tell the loop there may be work."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Process pending inbox rows until :meth:`stop`; drains what is stored first."""
+        backoff = 0.5
+        while True:
+            # Clear before looking, not after: a store() that lands while this batch runs
+            # sets the event again and is picked up at once (no lost wake-up).
+            self._wake.clear()
+            try:
+                done = await self.process_pending()
+                backoff = 0.5
+            except Exception as exc:  # noqa: BLE001 - the database may be briefly unavailable
+                # The batch rolled back; its rows are still pending and will be retried. If one
+                # row breaks the batch itself (not its handler), set it aside so the rest flow.
+                if not _is_connection_error(exc) and await self._isolate_poison():
+                    continue
+                log.error(
+                    "processing batch failed; retrying",
+                    extra={"ctx": {"error": type(exc).__name__, "retry_in_s": backoff}},
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+                if self._stopping and backoff >= 30.0:
+                    return
+                continue
+            if done >= self.batch_size:
+                continue  # a full batch: there is probably more right now
+            if self._stopping:
+                return
+            with contextlib.suppress(TimeoutError):
+                # The timeout also picks up rows another process stored (webhook workers).
+                await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+
+    async def stop(self) -> None:
+        """Finish the current batch and whatever is already stored, then return from run()."""
+        self._stopping = True
+        self._wake.set()
+
+    async def _isolate_poison(self) -> bool:
+        """After a failed batch: retry the oldest row alone; if that fails too (and not for
+        a connection problem), mark it failed. Returns whether progress was made."""
+        try:
+            return await self.process_pending(limit=1) > 0
+        except Exception as exc:  # noqa: BLE001 - deciding below whether it is the row's fault
+            if _is_connection_error(exc):
+                return False
+            async with self.db.uow() as uow:
+                rows = await uow.inbox.pending(1)
+                if not rows:
+                    return False
+                await uow.inbox.finish([rows[0].id], "failed", f"poison: {type(exc).__name__}")
+                await uow.commit()
+            self.failed += 1
+            log.error(
+                "update set aside: it breaks processing itself",
+                extra={
+                    "ctx": {
+                        "bot": rows[0].bot,
+                        "update_id": rows[0].update_id,
+                        "error": type(exc).__name__,
+                    }
+                },
+            )
+            return True
+
+    async def process_pending(self, limit: int | None = None) -> int:
+        """Process one batch of pending updates in one transaction; returns its size."""
+        async with self.db.uow() as uow:
+            rows = await uow.inbox.pending(limit or self.batch_size)
+            if not rows:
+                return 0
+            done: list[int] = []
+            for row in rows:
+                ok = await self._process_one(uow, row.bot, row.id, await uow.inbox.payload(row))
+                if ok:
+                    done.append(row.id)
+            await uow.inbox.finish(done, "done")
+            await uow.commit()
+        if self.on_commit:
+            self.on_commit()
+        return len(rows)
+
+    async def _process_one(
+        self, uow: UnitOfWork, role: str, row_id: int, raw: dict[str, Any]
+    ) -> bool:
+        runtime = self.bots.get(role)
+        user_id, chat_id, lang = _sender_of(raw)
+        ctx = {"update_id": raw.get("update_id"), "bot": role, "user": hash_user(user_id)}
+        if runtime is None:
+            log.warning("update for an unknown bot role", extra={"ctx": ctx})
+            await uow.inbox.finish([row_id], "failed", "unknown bot")
+            return False
+        savepoint = await uow.session.begin_nested()
+        try:
+            update = Update.model_validate(raw, context={"bot": runtime.bot})
+            try:
+                update.event_type  # noqa: B018 - raises for update types aiogram does not know
+            except UpdateTypeLookupError:
+                # aiogram would warn with the whole update (user text) in the message; an
+                # update type we do not know is simply not ours to handle.
+                await savepoint.commit()
+                self.processed += 1
+                return True
+            await runtime.dispatcher.feed_update(runtime.bot, update, uow=uow)
+            await savepoint.commit()
+            self.processed += 1
+            return True
+        except ValidationError:
+            # Telegram (or a forger) sent a shape aiogram cannot read: drop it, record why.
+            await savepoint.rollback()
+            log.warning("update ignored: unreadable shape", extra={"ctx": ctx})
+            await uow.inbox.finish([row_id], "failed", "unreadable update")
+            self.failed += 1
+            return False
+        except Exception as exc:  # noqa: BLE001 - one update must never stop the others
+            await savepoint.rollback()
+            self.failed += 1
+            # Only the exception type and where it happened: messages may carry user input.
+            tb = exc.__traceback__
+            while tb is not None and tb.tb_next is not None:
+                tb = tb.tb_next
+            where = (
+                f"{tb.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno}"
+                if tb
+                else "-"
+            )
+            log.error(
+                "update failed", extra={"ctx": {**ctx, "error": type(exc).__name__, "at": where}}
+            )
+            await uow.inbox.finish([row_id], "failed", type(exc).__name__[:200])
+            if chat_id is not None and chat_id > 0:
+                patient = await uow.patients.by_tg_user(user_id) if user_id else None
+                locale = patient.locale if patient else normalize_locale(lang, self.default_locale)
+                tr = Translator(locale)
+                await Replier(uow, role, chat_id).text(
+                    tr("error.internal", emergency_number=self.emergency_number),
+                    priority=PRIORITY_REPLY,
+                )
+            return False

@@ -1,0 +1,94 @@
+"""Outgoing calls from handlers and flows: written to the outbox inside the update's
+transaction, so nothing is sent for an update that rolled back and nothing is lost on a crash."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from aiogram.types import InlineKeyboardMarkup, ReplyKeyboardMarkup, ReplyKeyboardRemove
+
+from storage.uow import UnitOfWork
+
+Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove
+
+# Replies to the person who just wrote go first; background work waits behind them.
+PRIORITY_URGENT = 0
+PRIORITY_REPLY = 3
+
+
+def markup_json(markup: Markup | None) -> dict[str, Any] | None:
+    """Telegram JSON of a keyboard."""
+    return None if markup is None else markup.model_dump(mode="json", exclude_none=True)
+
+
+class Replier:
+    """Queues Bot API calls for one bot, addressed to the current chat by default."""
+
+    def __init__(self, uow: UnitOfWork, bot: str, chat_id: int | None) -> None:
+        self._uow = uow
+        self.bot = bot
+        self.chat_id = chat_id
+
+    def _chat(self, chat_id: int | None) -> int:
+        target = chat_id if chat_id is not None else self.chat_id
+        if target is None:
+            raise ValueError("this update has no chat to reply to")
+        return target
+
+    async def call(
+        self, method: str, params: dict[str, Any], *, chat_id: int, priority: int
+    ) -> None:
+        """Queue any Bot API method."""
+        await self._uow.outbox.enqueue(self.bot, chat_id, method, params, priority=priority)
+
+    async def text(
+        self,
+        text: str,
+        markup: Markup | None = None,
+        *,
+        chat_id: int | None = None,
+        protect: bool = False,
+        priority: int = PRIORITY_REPLY,
+    ) -> None:
+        """Send an HTML message (placeholder values were escaped by the translator)."""
+        target = self._chat(chat_id)
+        params: dict[str, Any] = {"chat_id": target, "text": text, "parse_mode": "HTML"}
+        if markup is not None:
+            params["reply_markup"] = markup_json(markup)
+        if protect:
+            params["protect_content"] = True
+        await self.call("sendMessage", params, chat_id=target, priority=priority)
+
+    async def document(
+        self,
+        filename: str,
+        data: bytes,
+        caption: str | None = None,
+        *,
+        chat_id: int | None = None,
+        protect: bool = True,
+    ) -> None:
+        """Send a file; clinical documents are protected from forwarding and saving."""
+        target = self._chat(chat_id)
+        params: dict[str, Any] = {
+            "chat_id": target,
+            "document": {"filename": filename, "data_b64": base64.b64encode(data).decode()},
+            "protect_content": protect,
+        }
+        if caption:
+            params["caption"] = caption
+            params["parse_mode"] = "HTML"
+        await self.call("sendDocument", params, chat_id=target, priority=PRIORITY_REPLY)
+
+    async def answer_callback(
+        self, callback_query_id: str, text: str | None = None, *, alert: bool = False
+    ) -> None:
+        """Stop the button's spinner, optionally with a short notice."""
+        params: dict[str, Any] = {"callback_query_id": callback_query_id}
+        if text:
+            params["text"] = text[:200]
+            params["show_alert"] = alert
+        # Answers are tied to the query, not a chat bucket; chat 0 keeps them out of the
+        # per-chat rate limit (Telegram does not count them there either).
+        await self.call("answerCallbackQuery", params, chat_id=0, priority=PRIORITY_URGENT)

@@ -1,0 +1,388 @@
+"""The outbox sender: makes queued Bot API calls within Telegram's limits.
+
+* global ≤ N calls/s per bot and ≤ M/s per chat (with a short burst), as token buckets;
+* a 429 pauses only the bucket it came from, for ``retry_after`` seconds;
+* 403 means the person blocked the bot: the row is marked ``unreachable``, the patient is
+  flagged, staff are told through the log — never retried;
+* 5xx, timeouts and dropped connections are retried with exponential backoff and jitter;
+* a row is marked ``sending`` (committed) before its call and ``sent`` with the message id after
+  it. The "sent" mark of one call is committed together with the "sending" mark of the next, so
+  with concurrency 1 a crash leaves at most one call whose fate is unknown: it is sent again
+  (at most one duplicate per crash, never a loss).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiogram import Bot
+from aiogram.exceptions import (
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
+from aiogram.methods import (
+    AnswerCallbackQuery,
+    DeleteMessage,
+    EditMessageReplyMarkup,
+    EditMessageText,
+    SendDocument,
+    SendMessage,
+    SendPhoto,
+    TelegramMethod,
+)
+from aiogram.methods.base import Response
+from aiogram.types import BufferedInputFile, Message
+from sqlalchemy import update
+
+from storage.crypto import CryptoError
+from storage.models import OutboxMessage, Patient, utcnow
+from storage.repositories import OutboxKey
+from storage.uow import Database, UnitOfWork
+
+log = logging.getLogger("careline.sender")
+
+METHODS: dict[str, type[TelegramMethod[Any]]] = {
+    "sendMessage": SendMessage,
+    "editMessageText": EditMessageText,
+    "editMessageReplyMarkup": EditMessageReplyMarkup,
+    "deleteMessage": DeleteMessage,
+    "answerCallbackQuery": AnswerCallbackQuery,
+    "sendDocument": SendDocument,
+    "sendPhoto": SendPhoto,
+}
+_FILE_FIELDS = ("document", "photo")
+# aiogram parses every answer with Response[<return type>]; pydantic caches that generic
+# class only weakly, so after a garbage collection it is rebuilt (milliseconds per call).
+# Keeping a reference makes it a one-time cost.
+_RESPONSE_TYPES = [Response[m.__returning__] for m in METHODS.values()]  # type: ignore[name-defined]
+MAX_ATTEMPTS = 25  # with backoff capped at 5 min this is about two hours of retrying
+
+
+def build_method(name: str, params: dict[str, Any]) -> TelegramMethod[Any]:
+    """Rebuild the aiogram method object of a queued call."""
+    cls = METHODS[name]
+    args = dict(params)
+    for key in _FILE_FIELDS:
+        value = args.get(key)
+        if isinstance(value, dict) and "data_b64" in value:
+            args[key] = BufferedInputFile(base64.b64decode(value["data_b64"]), value["filename"])
+    return cls.model_validate(args)
+
+
+class TokenBucket:
+    """A token bucket that can also be paused (after a 429) until a given time."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = burst
+        self.stamp = time.monotonic()
+        self.paused_until = 0.0
+
+    def _refill(self, now: float) -> None:
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+
+    def wait_time(self, now: float) -> float:
+        """Seconds until one token is available (0 if now)."""
+        self._refill(now)
+        if now < self.paused_until:
+            return self.paused_until - now
+        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
+
+    def take(self, now: float) -> None:
+        """Use one token."""
+        self._refill(now)
+        self.tokens -= 1
+
+    def pause(self, seconds: float, now: float) -> None:
+        """Honour a 429: nothing through this bucket for ``seconds``."""
+        self.paused_until = max(self.paused_until, now + seconds)
+        self.tokens = 0
+
+
+@dataclass
+class Limits:
+    """Sender rate limits (Telegram's documented defaults)."""
+
+    global_per_s: float = 30.0
+    per_chat_per_s: float = 1.0
+    per_chat_burst: int = 3
+    concurrency: int = 1
+
+
+@dataclass
+class _Result:
+    row_id: int
+    status: str
+    message_id: int | None = None
+    error: str | None = None
+    retry_in: float | None = None
+    chat_id: int = 0
+    bot: str = ""
+
+
+@dataclass
+class SenderStats:
+    """Counters, for tests and benchmarks."""
+
+    sent: int = 0
+    retried: int = 0
+    rate_limited: int = 0
+    unreachable: int = 0
+    failed: int = 0
+
+
+class OutboxSender:
+    """Drains the outbox for all bots of this process."""
+
+    def __init__(
+        self,
+        db: Database,
+        bots: dict[str, Bot],
+        limits: Limits | None = None,
+        *,
+        on_unreachable: Callable[[str, int], Awaitable[None]] | None = None,
+    ) -> None:
+        self.db = db
+        self.bots = bots
+        self.limits = limits or Limits()
+        self._global = {
+            role: TokenBucket(self.limits.global_per_s, self.limits.global_per_s) for role in bots
+        }
+        self._chats: dict[tuple[str, int], TokenBucket] = {}
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._results: list[_Result] = []
+        self._inflight: set[int] = set()
+        self._sem = asyncio.Semaphore(self.limits.concurrency)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.stats = SenderStats()
+        self.on_unreachable = on_unreachable
+
+    def poke(self) -> None:
+        """New rows were committed: look now rather than at the next tick."""
+        self._wake.set()
+
+    def _chat_bucket(self, bot: str, chat_id: int) -> TokenBucket:
+        key = (bot, chat_id)
+        bucket = self._chats.get(key)
+        if bucket is None:
+            if len(self._chats) > 100_000:
+                self._chats.clear()
+            bucket = TokenBucket(self.limits.per_chat_per_s, self.limits.per_chat_burst)
+            self._chats[key] = bucket
+        return bucket
+
+    async def run(self) -> None:
+        """Send until :meth:`stop`; on stop, finish the calls in flight and record them."""
+        backoff = 0.5
+        while not self._stopping:
+            # Clear before looking, so a poke() during step() is not lost.
+            self._wake.clear()
+            try:
+                delay = await self.step()
+                backoff = 0.5
+            except Exception as exc:  # noqa: BLE001 - keep sending once the database is back
+                log.error(
+                    "outbox step failed; retrying",
+                    extra={"ctx": {"error": type(exc).__name__, "retry_in_s": backoff}},
+                )
+                delay = backoff
+                backoff = min(backoff * 2, 30.0)
+            if delay == 0:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=min(delay, 1.0))
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._flush()
+
+    async def stop(self) -> None:
+        """Ask :meth:`run` to return after the current calls."""
+        self._stopping = True
+        self._wake.set()
+
+    async def _flush(self) -> None:
+        if not self._results:
+            return
+        async with self.db.uow() as uow:
+            await self._apply_results(uow)
+            await uow.commit()
+
+    async def _apply_results(self, uow: UnitOfWork) -> None:
+        results, self._results = self._results, []
+        now = utcnow()
+        for res in results:
+            values: dict[str, Any] = {"status": res.status, "error": res.error}
+            if res.status == "sent":
+                values.update(sent_at=now, tg_message_id=res.message_id, payload_enc=None)
+            elif res.status in ("failed", "unreachable"):
+                values.update(payload_enc=None)
+            elif res.status == "pending" and res.retry_in is not None:
+                values.update(not_before=now + timedelta(seconds=res.retry_in))
+            await uow.session.execute(
+                update(OutboxMessage).where(OutboxMessage.id == res.row_id).values(**values)
+            )
+            if res.status == "unreachable" and res.bot == "patient":
+                await uow.session.execute(
+                    update(Patient)
+                    .where(Patient.tg_user_id == res.chat_id)
+                    .values(unreachable=True)
+                )
+            self._inflight.discard(res.row_id)
+
+    async def step(self) -> float:
+        """Start at most one call; returns 0 if it should be called again at once, else how
+        long to wait before the next look."""
+        if len(self._tasks) >= self.limits.concurrency:
+            await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+        now_m = time.monotonic()
+        async with self.db.uow() as uow:
+            await self._apply_results(uow)
+            rows = await uow.outbox.due_keys(utcnow(), 100, exclude=list(self._inflight))
+            chosen: OutboxKey | None = None
+            wait = 1.0
+            blocked: set[tuple[str, int]] = set()
+            for row in rows:
+                key = (row.bot, row.chat_id)
+                if key in blocked or row.bot not in self.bots:
+                    continue
+                gw = self._global[row.bot].wait_time(now_m)
+                cw = 0.0 if row.chat_id == 0 else self._chat_bucket(*key).wait_time(now_m)
+                if gw == 0 and cw == 0:
+                    chosen = row
+                    break
+                # Keep per-chat order: a later message to this chat must not overtake.
+                blocked.add(key)
+                wait = min(wait, max(gw, cw))
+            if chosen is None:
+                nxt = await uow.outbox.next_wakeup()
+                await uow.commit()
+                return min(wait, self._seconds_until(nxt)) if rows else self._seconds_until(nxt)
+            msg = await uow.session.get(OutboxMessage, chosen.id)
+            assert msg is not None
+            params: dict[str, Any] | None = None
+            if msg.payload_enc is not None:
+                with contextlib.suppress(CryptoError):
+                    params = await uow.outbox.params(msg)
+            if params is None:
+                # No or unreadable payload (its key is gone): nothing sensible can be sent.
+                msg.status, msg.error, msg.payload_enc = "failed", "unreadable", None
+                await uow.commit()
+                return 0.0
+            msg.status = "sending"
+            msg.attempts += 1
+            attempts = msg.attempts
+            await uow.commit()
+        self._global[chosen.bot].take(now_m)
+        if chosen.chat_id != 0:
+            self._chat_bucket(chosen.bot, chosen.chat_id).take(now_m)
+        self._inflight.add(chosen.id)
+        task = asyncio.create_task(
+            self._send(chosen.id, chosen.bot, chosen.chat_id, chosen.method, params, attempts)
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return 0.0
+
+    @staticmethod
+    def _seconds_until(when: datetime | None) -> float:
+        if when is None:
+            return 1.0
+        if when.tzinfo is None:  # SQLite hands back naive UTC
+            when = when.replace(tzinfo=UTC)
+        return max(0.01, min(1.0, (when - utcnow()).total_seconds()))
+
+    async def _send(
+        self,
+        row_id: int,
+        bot_role: str,
+        chat_id: int,
+        method: str,
+        params: dict[str, Any],
+        attempts: int,
+    ) -> None:
+        bot = self.bots[bot_role]
+        res = _Result(row_id, "sent", chat_id=chat_id, bot=bot_role)
+        try:
+            result = await bot(build_method(method, params), request_timeout=30)
+            if isinstance(result, Message):
+                res.message_id = result.message_id
+            self.stats.sent += 1
+        except TelegramRetryAfter as exc:
+            self.stats.rate_limited += 1
+            now = time.monotonic()
+            # Telegram does not say which limit was hit; the chat's bucket is the one this call
+            # used beyond the global one, so pause the chat (and the bot when it is not a chat).
+            if chat_id:
+                self._chat_bucket(bot_role, chat_id).pause(exc.retry_after, now)
+            else:
+                self._global[bot_role].pause(exc.retry_after, now)
+            res = _Result(
+                row_id,
+                "pending",
+                error="429",
+                retry_in=exc.retry_after,
+                chat_id=chat_id,
+                bot=bot_role,
+            )
+        except TelegramForbiddenError:
+            self.stats.unreachable += 1
+            log.warning(
+                "recipient unreachable (blocked the bot)",
+                extra={"ctx": {"bot": bot_role, "outbox_id": row_id}},
+            )
+            res = _Result(row_id, "unreachable", error="403", chat_id=chat_id, bot=bot_role)
+            if self.on_unreachable is not None:
+                with contextlib.suppress(Exception):
+                    await self.on_unreachable(bot_role, chat_id)
+        except TelegramBadRequest as exc:
+            if "not modified" in exc.message:
+                self.stats.sent += 1
+            else:
+                self.stats.failed += 1
+                log.error(
+                    "call rejected by Telegram",
+                    extra={
+                        "ctx": {
+                            "bot": bot_role,
+                            "outbox_id": row_id,
+                            "method": method,
+                            "error": exc.message[:120],
+                        }
+                    },
+                )
+                res = _Result(
+                    row_id, "failed", error=exc.message[:200], chat_id=chat_id, bot=bot_role
+                )
+        except (TelegramServerError, TelegramNetworkError, TimeoutError, OSError) as exc:
+            res = self._retry(row_id, attempts, type(exc).__name__, chat_id, bot_role)
+        except Exception as exc:  # noqa: BLE001 - unknown API errors (401/404/409) are retried
+            res = self._retry(row_id, attempts, type(exc).__name__, chat_id, bot_role)
+        self._results.append(res)
+        self._wake.set()
+
+    def _retry(self, row_id: int, attempts: int, error: str, chat_id: int, bot: str) -> _Result:
+        if attempts >= MAX_ATTEMPTS:
+            self.stats.failed += 1
+            log.error(
+                "call abandoned after retries",
+                extra={"ctx": {"bot": bot, "outbox_id": row_id, "error": error}},
+            )
+            return _Result(row_id, "failed", error=error, chat_id=chat_id, bot=bot)
+        self.stats.retried += 1
+        backoff = min(300.0, 0.5 * 2 ** (attempts - 1)) * (0.5 + random.random())  # noqa: S311
+        return _Result(row_id, "pending", error=error, retry_in=backoff, chat_id=chat_id, bot=bot)

@@ -1,0 +1,91 @@
+"""The patient's own data: see it, export it, erase it (crypto-shredding)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from flows.onboarding import CONSENT_KIND, CONSENT_VERSION, Actor
+from storage.models import Consent, Patient
+from storage.uow import UnitOfWork
+
+
+@dataclass(frozen=True)
+class DataSummary:
+    """What Careline stores about a patient (for /mydata)."""
+
+    profile: dict[str, str | None]
+    timezone: str | None
+    locale: str
+    consents: list[Consent]
+    audit_count: int
+    created: datetime
+
+
+async def view_profile(uow: UnitOfWork, patient: Patient) -> dict[str, str | None]:
+    """Decrypt the profile for the patient themself; the access is audited."""
+    await uow.audit.record(Actor(patient.id).ref, "profile.view", "patient", patient.id)
+    return await uow.patients.profile(patient)
+
+
+async def summary(uow: UnitOfWork, patient: Patient) -> DataSummary:
+    """Everything stored about the patient, described."""
+    await uow.audit.record(Actor(patient.id).ref, "record.view", "patient", patient.id)
+    links = await uow.audit.for_record("patient", patient.id)
+    return DataSummary(
+        profile=await uow.patients.profile(patient),
+        timezone=patient.timezone,
+        locale=patient.locale,
+        consents=await uow.consents.for_patient(patient.id),
+        audit_count=len(links),
+        created=patient.created_at,
+    )
+
+
+async def export(uow: UnitOfWork, patient: Patient) -> bytes:
+    """The patient's data as a JSON document; the export itself is audited."""
+    await uow.audit.record(Actor(patient.id).ref, "record.export", "patient", patient.id)
+    profile = await uow.patients.profile(patient)
+    doc: dict[str, Any] = {
+        "format": "careline.patient-export/1",
+        "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "patient": {
+            "id": patient.id,
+            **profile,
+            "timezone": patient.timezone,
+            "language": patient.locale,
+            "created_at": patient.created_at.isoformat(timespec="seconds"),
+        },
+        "consents": [
+            {
+                "kind": c.kind,
+                "version": c.version,
+                "decision": c.decision,
+                "at": c.at.isoformat(timespec="seconds"),
+            }
+            for c in await uow.consents.for_patient(patient.id)
+        ],
+        "access_log": [
+            {"at": a.at.isoformat(timespec="seconds"), "actor": a.actor, "action": a.action}
+            for a in await uow.audit.for_record("patient", patient.id)
+        ],
+    }
+    return json.dumps(doc, ensure_ascii=False, indent=2).encode("utf-8")
+
+
+async def erase(uow: UnitOfWork, patient: Patient, *, bot: str) -> bool:
+    """Crypto-shred the patient: destroy their data key, delete their row and unsent messages.
+
+    Kept: consent decisions (proof, by random id only) and the audit chain. Returns whether any
+    medical record had to be kept (none exist before clinical features do).
+    """
+    actor = Actor(patient.id).ref
+    if patient.consent_version:
+        await uow.consents.record(patient.id, CONSENT_KIND, CONSENT_VERSION, "withdrawn")
+    await uow.outbox.drop_pending_for_chat(bot, patient.tg_user_id)
+    await uow.vault.destroy(patient.id)
+    await uow.patients.delete(patient)
+    await uow.audit.record(actor, "patient.erase", "patient", patient.id, {"kept": []})
+    return False

@@ -1,0 +1,1 @@
+"""Routers shared by both bots."""

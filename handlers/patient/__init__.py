@@ -1,0 +1,19 @@
+"""Patient bot routers."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+
+from handlers.patient import commands, fallback, onboarding
+
+
+def get_router() -> Router:
+    """All patient routers, limited to private chats with people (not bots)."""
+    root = Router(name="patient")
+    # A message without a sender (never sent by Telegram in a private chat) is ignored too.
+    root.message.filter(F.chat.type == "private", F.from_user, ~F.from_user.is_bot)
+    root.callback_query.filter(~F.from_user.is_bot)
+    root.include_routers(
+        commands.routes.router(), onboarding.routes.router(), fallback.routes.router()
+    )
+    return root

@@ -1,0 +1,259 @@
+"""Commands available at any time: /help, /privacy, /language, /profile, /mydata, /export,
+/delete, /cancel."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from aiogram import F
+from aiogram.filters import Command
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
+
+from bot.settings import Settings
+from bot.telegram.reply import Replier
+from flows import privacy
+from flows.onboarding import CONSENT_VERSION, Step, step_of
+from handlers.common.routes import RouteTable
+from handlers.patient import keyboards as kb
+from handlers.patient.render import show_step
+from locales import Translator
+from storage.models import Patient
+from storage.uow import UnitOfWork
+
+routes = RouteTable("patient.commands")
+
+EDIT_PROMPTS = {
+    "name": "onboarding.ask_name",
+    "birth_year": "onboarding.ask_birth_year",
+    "timezone": "onboarding.ask_timezone",
+}
+
+
+@routes.message(Command("help"))
+async def on_help(message: Message, tr: Translator, reply: Replier, settings: Settings) -> None:
+    """Lists what the patient bot can do and the emergency number."""
+    await reply.text(tr("help.patient", emergency_number=settings.local_emergency_number))
+
+
+@routes.message(Command("privacy"))
+async def on_privacy(message: Message, tr: Translator, reply: Replier) -> None:
+    """Shows the privacy notice."""
+    await reply.text(tr("privacy.notice", version=CONSENT_VERSION))
+
+
+@routes.message(Command("language"))
+async def on_language(message: Message, tr: Translator, reply: Replier) -> None:
+    """Offers the three languages."""
+    await reply.text(tr("onboarding.choose_language"), kb.languages())
+
+
+@routes.message(Command("cancel"))
+async def on_cancel(
+    message: Message,
+    state: FSMContext,
+    patient: Patient | None,
+    tr: Translator,
+    reply: Replier,
+    settings: Settings,
+) -> None:
+    """Abandons a profile edit."""
+    await state.clear()
+    await reply.text(tr("profile.edit_cancelled"), ReplyKeyboardRemove())
+    if step_of(patient) is not Step.DONE:
+        await show_step(reply, tr, patient, settings)
+
+
+async def _require_profile(
+    patient: Patient | None, tr: Translator, reply: Replier, settings: Settings
+) -> Patient | None:
+    if patient is None or step_of(patient) is not Step.DONE:
+        await reply.text(tr("error.finish_onboarding"))
+        await show_step(reply, tr, patient, settings)
+        return None
+    return patient
+
+
+@routes.message(Command("profile"))
+async def on_profile(
+    message: Message,
+    uow: UnitOfWork,
+    state: FSMContext,
+    patient: Patient | None,
+    tr: Translator,
+    reply: Replier,
+    settings: Settings,
+) -> None:
+    """Shows the profile with a button per field to change."""
+    await state.clear()
+    if (p := await _require_profile(patient, tr, reply, settings)) is None:
+        return
+    prof = await privacy.view_profile(uow, p)
+    unset = tr.plain("profile.not_set")
+    sex = prof["sex"]
+    await reply.text(
+        tr(
+            "profile.view",
+            name=prof["name"] or unset,
+            birth_year=prof["birth_year"] or unset,
+            sex=tr.plain(f"sex.{sex}") if sex else unset,
+            phone=prof["phone"] or unset,
+            timezone=p.timezone or unset,
+            language=tr.plain("language.name"),
+        ),
+        kb.profile(tr),
+    )
+
+
+@routes.callback_query(kb.ProfileCB.filter())
+async def on_profile_field(
+    query: CallbackQuery,
+    callback_data: kb.ProfileCB,
+    state: FSMContext,
+    patient: Patient | None,
+    tr: Translator,
+    reply: Replier,
+    settings: Settings,
+) -> None:
+    """Asks for the new value of the chosen field."""
+    await reply.answer_callback(query.id)
+    if (await _require_profile(patient, tr, reply, settings)) is None:
+        return
+    field = callback_data.field
+    if field == "language":
+        await reply.text(tr("onboarding.choose_language"), kb.languages())
+        return
+    if field not in ("name", "birth_year", "sex", "phone", "timezone"):
+        await reply.text(tr("error.stale_button"))
+        return
+    # The FSM holds only which field is being edited (routing), never the value.
+    await state.set_data({"field": field})
+    if field == "sex":
+        await reply.text(tr("onboarding.ask_sex"), kb.sexes(tr))
+    elif field == "phone":
+        await reply.text(tr("onboarding.ask_phone"), kb.share_phone(tr))
+    elif field == "timezone":
+        await reply.text(tr(EDIT_PROMPTS[field]), kb.timezones(tr, settings.timezone))
+    else:
+        await reply.text(tr(EDIT_PROMPTS[field]), kb.cancel(tr))
+
+
+@routes.callback_query(kb.StepCB.filter(F.action == "cancel"))
+async def on_edit_cancel(
+    query: CallbackQuery, state: FSMContext, tr: Translator, reply: Replier
+) -> None:
+    """Abandons a profile edit from its Cancel button."""
+    await reply.answer_callback(query.id)
+    await state.clear()
+    await reply.text(tr("profile.edit_cancelled"), ReplyKeyboardRemove())
+
+
+@routes.message(Command("mydata"))
+async def on_mydata(
+    message: Message, uow: UnitOfWork, patient: Patient | None, tr: Translator, reply: Replier
+) -> None:
+    """Says what is stored about the patient."""
+    none = tr.plain("mydata.none")
+    if patient is None:
+        await reply.text(
+            tr(
+                "mydata.summary",
+                fields=none,
+                timezone=none,
+                language=tr.plain("language.name"),
+                consents=none,
+                audit_count=0,
+                created=none,
+            )
+        )
+        return
+    data = await privacy.summary(uow, patient)
+    fields = [tr.plain(f"profile.field.{k}") for k, v in data.profile.items() if v]
+    consents = [
+        tr.plain(
+            "mydata.consent_item",
+            decision=tr.plain(f"consent.{c.decision}"),
+            version=c.version,
+            date=c.at.date().isoformat(),
+        )
+        for c in data.consents
+    ]
+    await reply.text(
+        tr(
+            "mydata.summary",
+            fields=", ".join(fields) or none,
+            timezone=data.timezone or none,
+            language=tr.plain("language.name"),
+            consents="; ".join(consents) or none,
+            audit_count=data.audit_count,
+            created=data.created.date().isoformat(),
+        )
+    )
+
+
+@routes.message(Command("export"))
+async def on_export(
+    message: Message,
+    uow: UnitOfWork,
+    patient: Patient | None,
+    tr: Translator,
+    reply: Replier,
+    settings: Settings,
+) -> None:
+    """Sends the patient's data as a protected JSON file."""
+    if patient is None:
+        await reply.text(tr("error.finish_onboarding"))
+        await show_step(reply, tr, patient, settings)
+        return
+    doc = await privacy.export(uow, patient)
+    today = datetime.now(UTC).date().isoformat()
+    await reply.document(
+        f"careline-export-{today}.json", doc, tr("export.caption", date=today), protect=True
+    )
+
+
+@routes.message(Command("delete"))
+async def on_delete(
+    message: Message, patient: Patient | None, tr: Translator, reply: Replier
+) -> None:
+    """Asks the patient to confirm erasure."""
+    if patient is None:
+        await reply.text(
+            tr(
+                "mydata.summary",
+                fields="-",
+                timezone="-",
+                language="-",
+                consents="-",
+                audit_count=0,
+                created="-",
+            )
+        )
+        return
+    await reply.text(tr("delete.confirm"), kb.delete_confirm(tr))
+
+
+@routes.callback_query(kb.DeleteCB.filter())
+async def on_delete_confirmed(
+    query: CallbackQuery,
+    callback_data: kb.DeleteCB,
+    uow: UnitOfWork,
+    state: FSMContext,
+    patient: Patient | None,
+    tr: Translator,
+    reply: Replier,
+) -> None:
+    """Erases the patient (crypto-shredding) or keeps everything, as they chose."""
+    await reply.answer_callback(query.id)
+    if not callback_data.confirm:
+        await reply.text(tr("delete.cancelled"))
+        return
+    if patient is None:
+        await reply.text(tr("error.stale_button"))
+        return
+    await state.clear()
+    kept_records = await privacy.erase(uow, patient, bot=reply.bot)
+    await reply.text(
+        tr("delete.done", kept_records="" if kept_records else tr.plain("delete.no_records")),
+        ReplyKeyboardRemove(),
+    )

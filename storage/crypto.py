@@ -1,0 +1,229 @@
+"""Encryption at rest.
+
+* A **master key ring** lives in a JSON file outside the database (0600). Master keys only wrap
+  data keys; rotation adds a key and re-wraps, old keys stay for reading until nothing uses them.
+* Each owner (a patient, or ``system`` for inbox/outbox payloads) has a **data key** (AES-256),
+  stored wrapped in ``data_keys``. Destroying it crypto-shreds everything encrypted under it.
+* Fields are AES-GCM ciphertext whose associated data binds them to
+  ``(table, column, row id, key version)``: a ciphertext copied to another row or column fails.
+* Lookups (phone number) use an HMAC-SHA256 **blind index** under its own key.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import struct
+import tempfile
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+FORMAT = 1
+_FIELD_MAGIC = b"\x01"
+_NONCE = 12
+
+
+class CryptoError(Exception):
+    """Decryption failed, a key is missing or destroyed. Carries no plaintext."""
+
+
+class KeysFileError(Exception):
+    """The keys file is unreadable or malformed; the message names the file, not its content."""
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text.encode("ascii"), validate=True)
+
+
+@dataclass(frozen=True)
+class MasterKey:
+    """One master key of the ring."""
+
+    id: int
+    key: bytes
+    created: str
+
+
+class KeyRing:
+    """The master keys and the blind-index key, loaded from (and saved to) the keys file."""
+
+    def __init__(self, path: Path, keys: dict[int, MasterKey], active: int, blind: bytes) -> None:
+        self.path = path
+        self._keys = keys
+        self.active_id = active
+        self._blind = blind
+        self._lock = threading.Lock()
+        self._mtime = self._stat()
+
+    # -- file handling ---------------------------------------------------------------------
+    @classmethod
+    def load_or_create(cls, path: Path) -> tuple[KeyRing, bool]:
+        """Load the ring, or create a new one (0600) and return ``created=True``."""
+        if path.exists():
+            return cls.load(path), False
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = MasterKey(1, AESGCM.generate_key(bit_length=256), _now())
+        ring = cls(path, {1: key}, 1, secrets.token_bytes(32))
+        ring._write(exclusive=True)
+        return ring, True
+
+    @classmethod
+    def load(cls, path: Path) -> KeyRing:
+        """Load an existing keys file."""
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            if raw.get("format") != FORMAT:
+                raise KeysFileError(f"keys file {path} has an unknown format")
+            keys = {
+                int(k): MasterKey(int(k), _unb64(v["key"]), str(v.get("created", "")))
+                for k, v in raw["master_keys"].items()
+            }
+            active = int(raw["active"])
+            blind = _unb64(raw["blind_index_key"])
+        except KeysFileError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise KeysFileError(f"keys file {path} is unreadable ({type(exc).__name__})") from None
+        if active not in keys or any(len(k.key) != 32 for k in keys.values()):
+            raise KeysFileError(f"keys file {path} is inconsistent")
+        return cls(path, keys, active, blind)
+
+    def _stat(self) -> float:
+        try:
+            return self.path.stat().st_mtime
+        except OSError:
+            return 0.0
+
+    def _write(self, *, exclusive: bool = False) -> None:
+        data = {
+            "format": FORMAT,
+            "active": self.active_id,
+            "master_keys": {
+                str(k.id): {"key": _b64(k.key), "created": k.created} for k in self._keys.values()
+            },
+            "blind_index_key": _b64(self._blind),
+            "note": "Careline master keys. Back this file up separately from the database; "
+            "without it the encrypted data cannot be read.",
+        }
+        body = json.dumps(data, indent=2).encode("utf-8")
+        if exclusive:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(body)
+        else:
+            # Atomic replace so a running bot never reads a half-written ring.
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".keys-", suffix=".tmp")
+            try:
+                os.fchmod(fd, 0o600)
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(body)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, self.path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+        self._mtime = self._stat()
+
+    def reload_if_changed(self) -> bool:
+        """Pick up keys another process added (``keys rotate``) without a restart."""
+        if self._stat() == self._mtime:
+            return False
+        fresh = KeyRing.load(self.path)
+        with self._lock:
+            self._keys, self.active_id, self._blind = fresh._keys, fresh.active_id, fresh._blind
+            self._mtime = fresh._mtime
+        return True
+
+    def add_master_key(self) -> int:
+        """Add a new master key, make it active, save the file; returns its id."""
+        with self._lock:
+            new_id = max(self._keys) + 1
+            self._keys[new_id] = MasterKey(new_id, AESGCM.generate_key(bit_length=256), _now())
+            self.active_id = new_id
+            self._write()
+        return new_id
+
+    @property
+    def key_ids(self) -> list[int]:
+        """Ids of all master keys in the ring."""
+        return sorted(self._keys)
+
+    # -- wrapping ------------------------------------------------------------------------------
+    def wrap(self, data_key: bytes, owner_id: str) -> tuple[int, bytes]:
+        """Wrap a data key under the active master key."""
+        mk = self._keys[self.active_id]
+        nonce = os.urandom(_NONCE)
+        aad = f"datakey|{owner_id}|{mk.id}".encode()
+        return mk.id, nonce + AESGCM(mk.key).encrypt(nonce, data_key, aad)
+
+    def unwrap(self, master_id: int, wrapped: bytes, owner_id: str) -> bytes:
+        """Unwrap a data key; reloads the file once if the master key is unknown."""
+        if master_id not in self._keys:
+            self.reload_if_changed()
+        mk = self._keys.get(master_id)
+        if mk is None:
+            raise CryptoError(f"master key {master_id} is not in the key ring")
+        aad = f"datakey|{owner_id}|{mk.id}".encode()
+        try:
+            return AESGCM(mk.key).decrypt(wrapped[:_NONCE], wrapped[_NONCE:], aad)
+        except InvalidTag:
+            raise CryptoError("a data key failed authentication") from None
+
+    def blind_index(self, purpose: str, value: str) -> str:
+        """HMAC-SHA256 of a normalised value, for equality lookups without plaintext."""
+        return hmac.new(self._blind, f"{purpose}|{value}".encode(), hashlib.sha256).hexdigest()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _aad(table: str, column: str, row_id: str, key_version: int) -> bytes:
+    return f"{table}|{column}|{row_id}|{key_version}".encode()
+
+
+def encrypt_field(
+    data_key: bytes, key_version: int, table: str, column: str, row_id: str, value: bytes
+) -> bytes:
+    """AES-GCM encrypt one field; output is magic | key version | nonce | ciphertext."""
+    nonce = os.urandom(_NONCE)
+    body = AESGCM(data_key).encrypt(nonce, value, _aad(table, column, row_id, key_version))
+    return _FIELD_MAGIC + struct.pack(">I", key_version) + nonce + body
+
+
+def field_key_version(blob: bytes) -> int:
+    """The data-key version a field was encrypted under."""
+    if len(blob) < 5 + _NONCE + 16 or blob[:1] != _FIELD_MAGIC:
+        raise CryptoError("not a Careline ciphertext")
+    return int(struct.unpack(">I", blob[1:5])[0])
+
+
+def decrypt_field(data_key: bytes, table: str, column: str, row_id: str, blob: bytes) -> bytes:
+    """Decrypt one field, checking it belongs to exactly this table, column and row."""
+    version = field_key_version(blob)
+    nonce, body = blob[5 : 5 + _NONCE], blob[5 + _NONCE :]
+    try:
+        return AESGCM(data_key).decrypt(nonce, body, _aad(table, column, row_id, version))
+    except InvalidTag:
+        raise CryptoError(f"ciphertext in {table}.{column} failed authentication") from None
+
+
+def new_data_key() -> bytes:
+    """A fresh AES-256 data key."""
+    return AESGCM.generate_key(bit_length=256)

@@ -1,0 +1,160 @@
+"""SQLAlchemy 2 typed models. Every column that can hold health or identity data is
+ciphertext (``*_enc``), encrypted by :mod:`storage.crypto` with associated data that binds it
+to its table, column, row id and key version."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """Timezone-aware UTC now, set in Python so every dialect stores the same value."""
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    """A random row id; known before insert so it can be bound into ciphertext."""
+    return uuid.uuid4().hex
+
+
+class Base(DeclarativeBase):
+    """Declarative base with a stable constraint naming convention for migrations."""
+
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class DataKey(Base):
+    """One data key per owner (a patient, or ``system``), wrapped by a master key."""
+
+    __tablename__ = "data_keys"
+
+    owner_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key_version: Mapped[int] = mapped_column(Integer, default=1)
+    master_key_id: Mapped[int] = mapped_column(Integer, index=True)
+    wrapped: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    destroyed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Patient(Base):
+    """A patient of the patient bot. Profile fields are ciphertext under the patient's key."""
+
+    __tablename__ = "patients"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tg_user_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    locale: Mapped[str] = mapped_column(String(8))
+    onboarding_state: Mapped[str] = mapped_column(String(32))
+    consent_version: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    timezone: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    name_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    birth_year_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    sex_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    phone_index: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    unreachable: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+
+class Consent(Base):
+    """A consent decision with the version of the text shown. Kept after erasure as proof;
+    it names the patient only by their random id."""
+
+    __tablename__ = "consents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    patient_id: Mapped[str] = mapped_column(String(32), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    version: Mapped[str] = mapped_column(String(32))
+    decision: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class InboxUpdate(Base):
+    """A raw Telegram update, stored (encrypted) and committed before it is acknowledged."""
+
+    __tablename__ = "inbox"
+    __table_args__ = (UniqueConstraint("bot", "update_id", name="uq_inbox_bot_update"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    bot: Mapped[str] = mapped_column(String(16))
+    update_id: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    payload_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    error: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class OutboxMessage(Base):
+    """A Bot API call waiting to be made. The payload is ciphertext and is wiped once sent."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "priority", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    bot: Mapped[str] = mapped_column(String(16))
+    chat_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    method: Mapped[str] = mapped_column(String(40))
+    payload_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    priority: Mapped[int] = mapped_column(Integer, default=5)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    not_before: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    tg_message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    error: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class AuditRecord(Base):
+    """One link of the append-only, hash-chained audit log. Details never hold health data."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_record", "record_type", "record_id"),)
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    record_type: Mapped[str] = mapped_column(String(32))
+    record_id: Mapped[str] = mapped_column(String(64))
+    details: Mapped[str] = mapped_column(Text, default="{}")
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The chain head: one row, locked while appending so concurrent writers serialise."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    hash: Mapped[str] = mapped_column(String(64))

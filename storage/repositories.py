@@ -1,0 +1,317 @@
+"""Repositories: queries and row changes. They never commit; the unit of work does."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import Consent, InboxUpdate, OutboxMessage, Patient, utcnow
+from storage.vault import SYSTEM_OWNER, Vault
+
+REPLAY_WINDOW = timedelta(days=7)
+
+
+class OutboxKey(NamedTuple):
+    """What the sender needs to pick the next call."""
+
+    id: int
+    bot: str
+    chat_id: int
+    method: str
+
+
+class PatientRepository:
+    """Patients and their encrypted profile fields."""
+
+    PROFILE_FIELDS = ("name", "birth_year", "sex", "phone")
+
+    def __init__(self, session: AsyncSession, vault: Vault) -> None:
+        self._s = session
+        self._vault = vault
+
+    async def by_tg_user(self, tg_user_id: int) -> Patient | None:
+        """The patient using this Telegram account, if any."""
+        return await self._s.scalar(select(Patient).where(Patient.tg_user_id == tg_user_id))
+
+    async def get(self, patient_id: str) -> Patient | None:
+        """A patient by id."""
+        return await self._s.get(Patient, patient_id)
+
+    async def add(self, patient: Patient) -> Patient:
+        """Insert a new patient (id assigned in Python)."""
+        self._s.add(patient)
+        await self._s.flush()
+        return patient
+
+    async def set_field(self, patient: Patient, field: str, value: str | None) -> None:
+        """Encrypt and store one profile field (``None`` clears it)."""
+        if field not in self.PROFILE_FIELDS:
+            raise ValueError(f"unknown profile field {field!r}")
+        column = f"{field}_enc"
+        blob = (
+            None
+            if value is None
+            else await self._vault.seal(patient.id, "patients", column, patient.id, value)
+        )
+        setattr(patient, column, blob)
+        if field == "phone":
+            patient.phone_index = (
+                None if value is None else self._vault.ring.blind_index("phone", value)
+            )
+        patient.updated_at = utcnow()
+
+    async def get_field(self, patient: Patient, field: str) -> str | None:
+        """Decrypt one profile field."""
+        blob = getattr(patient, f"{field}_enc")
+        if blob is None:
+            return None
+        return await self._vault.open(patient.id, "patients", f"{field}_enc", patient.id, blob)
+
+    async def profile(self, patient: Patient) -> dict[str, str | None]:
+        """All profile fields, decrypted."""
+        return {f: await self.get_field(patient, f) for f in self.PROFILE_FIELDS}
+
+    async def by_phone(self, phone: str) -> Patient | None:
+        """Find a patient by phone number through the blind index."""
+        digest = self._vault.ring.blind_index("phone", phone)
+        return await self._s.scalar(select(Patient).where(Patient.phone_index == digest))
+
+    async def delete(self, patient: Patient) -> None:
+        """Remove the patient row (call after the data key has been destroyed)."""
+        await self._s.delete(patient)
+
+
+class ConsentRepository:
+    """Consent decisions, with the version of the text shown."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def record(self, patient_id: str, kind: str, version: str, decision: str) -> Consent:
+        """Store one decision."""
+        row = Consent(patient_id=patient_id, kind=kind, version=version, decision=decision)
+        self._s.add(row)
+        await self._s.flush()
+        return row
+
+    async def for_patient(self, patient_id: str) -> list[Consent]:
+        """All decisions of a patient, oldest first."""
+        rows = await self._s.scalars(
+            select(Consent).where(Consent.patient_id == patient_id).order_by(Consent.id)
+        )
+        return list(rows)
+
+
+class InboxRepository:
+    """Raw updates, stored before acknowledgement; payloads encrypted and wiped when done."""
+
+    def __init__(self, session: AsyncSession, vault: Vault) -> None:
+        self._s = session
+        self._vault = vault
+
+    async def store(self, bot: str, updates: Sequence[dict[str, Any]]) -> list[int]:
+        """Insert updates not seen before; returns the new inbox ids in update order."""
+        if not updates:
+            return []
+        ids = [int(u["update_id"]) for u in updates]
+        seen = await self._seen(bot, ids)
+        if seen:
+            # Telegram picks update ids afresh after a week without updates, so a processed
+            # row older than that with the same id is another update: clear it, don't drop.
+            # https://core.telegram.org/bots/api#getting-updates
+            await self._s.execute(
+                delete(InboxUpdate).where(
+                    InboxUpdate.bot == bot,
+                    InboxUpdate.update_id.in_(seen),
+                    InboxUpdate.status != "pending",
+                    InboxUpdate.received_at < utcnow() - REPLAY_WINDOW,
+                )
+            )
+            seen = await self._seen(bot, list(seen))
+        fresh: list[dict[str, Any]] = []
+        for upd in updates:
+            uid = int(upd["update_id"])
+            if uid in seen:
+                continue
+            seen.add(uid)
+            fresh.append(upd)
+        if not fresh:
+            return []
+        now = utcnow()
+        rows = []
+        for upd in fresh:
+            blob = await self._vault.seal_bytes(
+                SYSTEM_OWNER,
+                "inbox",
+                "payload_enc",
+                f"{bot}:{upd['update_id']}",
+                json.dumps(upd, separators=(",", ":")).encode("utf-8"),
+            )
+            rows.append(
+                {
+                    "bot": bot,
+                    "update_id": int(upd["update_id"]),
+                    "status": "pending",
+                    "payload_enc": blob,
+                    "received_at": now,
+                }
+            )
+        new_ids = await self._s.scalars(
+            insert(InboxUpdate).returning(InboxUpdate.id, sort_by_parameter_order=True), rows
+        )
+        return list(new_ids)
+
+    async def _seen(self, bot: str, ids: Sequence[int]) -> set[int]:
+        found = await self._s.scalars(
+            select(InboxUpdate.update_id).where(
+                InboxUpdate.bot == bot, InboxUpdate.update_id.in_(list(ids))
+            )
+        )
+        return set(found)
+
+    async def pending(self, limit: int, after_id: int = 0) -> list[InboxUpdate]:
+        """Stored updates not yet processed, oldest first."""
+        rows = await self._s.scalars(
+            select(InboxUpdate)
+            .where(InboxUpdate.status == "pending", InboxUpdate.id > after_id)
+            .order_by(InboxUpdate.id)
+            .limit(limit)
+        )
+        return list(rows)
+
+    async def payload(self, row: InboxUpdate) -> dict[str, Any]:
+        """The decrypted raw update."""
+        assert row.payload_enc is not None
+        raw = await self._vault.open_bytes(
+            SYSTEM_OWNER, "inbox", "payload_enc", f"{row.bot}:{row.update_id}", row.payload_enc
+        )
+        data: dict[str, Any] = json.loads(raw)
+        return data
+
+    async def finish(self, ids: Sequence[int], status: str, error: str | None = None) -> None:
+        """Mark rows processed and wipe their payload."""
+        if ids:
+            await self._s.execute(
+                update(InboxUpdate)
+                .where(InboxUpdate.id.in_(list(ids)))
+                .values(status=status, payload_enc=None, processed_at=utcnow(), error=error)
+            )
+
+    async def last_update_id(self, bot: str) -> int | None:
+        """The highest update id stored for a bot."""
+        return await self._s.scalar(
+            select(func.max(InboxUpdate.update_id)).where(InboxUpdate.bot == bot)
+        )
+
+    async def count(self, status: str | None = None) -> int:
+        """How many rows (optionally of one status)."""
+        q = select(func.count()).select_from(InboxUpdate)
+        if status:
+            q = q.where(InboxUpdate.status == status)
+        return int(await self._s.scalar(q) or 0)
+
+
+class OutboxRepository:
+    """Bot API calls to make; the payload is encrypted and wiped once the call is made."""
+
+    def __init__(self, session: AsyncSession, vault: Vault) -> None:
+        self._s = session
+        self._vault = vault
+
+    async def enqueue(
+        self,
+        bot: str,
+        chat_id: int,
+        method: str,
+        params: dict[str, Any],
+        *,
+        priority: int = 5,
+        not_before: datetime | None = None,
+    ) -> OutboxMessage:
+        """Add one call; it is made after the surrounding transaction commits."""
+        row = OutboxMessage(
+            bot=bot,
+            chat_id=chat_id,
+            method=method,
+            status="pending",
+            priority=priority,
+            not_before=not_before,
+            created_at=utcnow(),
+        )
+        self._s.add(row)
+        await self._s.flush()
+        row.payload_enc = await self._vault.seal_bytes(
+            SYSTEM_OWNER,
+            "outbox",
+            "payload_enc",
+            str(row.id),
+            json.dumps(params, ensure_ascii=False, separators=(",", ":")).encode("utf-8"),
+        )
+        return row
+
+    async def params(self, row: OutboxMessage) -> dict[str, Any]:
+        """The decrypted call parameters."""
+        assert row.payload_enc is not None
+        raw = await self._vault.open_bytes(
+            SYSTEM_OWNER, "outbox", "payload_enc", str(row.id), row.payload_enc
+        )
+        data: dict[str, Any] = json.loads(raw)
+        return data
+
+    @staticmethod
+    def _due(columns: Any, now: datetime, limit: int, exclude: Sequence[int]) -> Any:
+        q = (
+            select(*columns)
+            .where(
+                OutboxMessage.status.in_(("pending", "sending")),
+                (OutboxMessage.not_before.is_(None)) | (OutboxMessage.not_before <= now),
+            )
+            .order_by(OutboxMessage.priority, OutboxMessage.id)
+            .limit(limit)
+        )
+        return q.where(OutboxMessage.id.not_in(list(exclude))) if exclude else q
+
+    async def due(
+        self, now: datetime, limit: int, exclude: Sequence[int] = ()
+    ) -> list[OutboxMessage]:
+        """Calls ready to make: pending or interrupted while sending, most urgent first."""
+        return list(await self._s.scalars(self._due([OutboxMessage], now, limit, exclude)))
+
+    async def due_keys(
+        self, now: datetime, limit: int, exclude: Sequence[int] = ()
+    ) -> list[OutboxKey]:
+        """Like :meth:`due`, but only what the sender needs to choose (no payloads)."""
+        cols = [OutboxMessage.id, OutboxMessage.bot, OutboxMessage.chat_id, OutboxMessage.method]
+        rows = (await self._s.execute(self._due(cols, now, limit, exclude))).all()
+        return [OutboxKey(*r) for r in rows]
+
+    async def next_wakeup(self) -> datetime | None:
+        """When the earliest deferred call becomes due."""
+        return await self._s.scalar(
+            select(func.min(OutboxMessage.not_before)).where(
+                OutboxMessage.status.in_(("pending", "sending"))
+            )
+        )
+
+    async def drop_pending_for_chat(self, bot: str, chat_id: int) -> int:
+        """Forget unsent calls to a chat (erasure); returns how many."""
+        res = await self._s.execute(
+            delete(OutboxMessage).where(
+                OutboxMessage.bot == bot,
+                OutboxMessage.chat_id == chat_id,
+                OutboxMessage.status.in_(("pending", "sending")),
+            )
+        )
+        return int(getattr(res, "rowcount", 0) or 0)
+
+    async def count(self, status: str | None = None) -> int:
+        """How many rows (optionally of one status)."""
+        q = select(func.count()).select_from(OutboxMessage)
+        if status:
+            q = q.where(OutboxMessage.status == status)
+        return int(await self._s.scalar(q) or 0)

@@ -1,0 +1,74 @@
+"""Unit of work: one transaction per use case. Repositories never commit; this does."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from storage.audit import AuditLog
+from storage.crypto import KeyRing
+from storage.db import WriterGate, is_sqlite, make_engine
+from storage.repositories import (
+    ConsentRepository,
+    InboxRepository,
+    OutboxRepository,
+    PatientRepository,
+)
+from storage.vault import KeyCache, Vault
+
+
+class UnitOfWork:
+    """Repositories sharing one session and one transaction."""
+
+    def __init__(self, session: AsyncSession, ring: KeyRing, cache: KeyCache) -> None:
+        self.session = session
+        self.vault = Vault(session, ring, cache)
+        self.patients = PatientRepository(session, self.vault)
+        self.consents = ConsentRepository(session)
+        self.inbox = InboxRepository(session, self.vault)
+        self.outbox = OutboxRepository(session, self.vault)
+        self.audit = AuditLog(session)
+        self._committed = False
+
+    async def commit(self) -> None:
+        """Commit everything done in this unit."""
+        await self.session.commit()
+        self._committed = True
+
+    async def rollback(self) -> None:
+        """Throw away everything done in this unit."""
+        await self.session.rollback()
+
+
+class Database:
+    """The engine, the key ring and the writer gate; hands out units of work."""
+
+    def __init__(self, url: str, ring: KeyRing, *, echo: bool = False, **options: Any) -> None:
+        self.url = url
+        self.options = options
+        self.engine: AsyncEngine = make_engine(url, echo=echo, **options)
+        self.sqlite = is_sqlite(url)
+        self.ring = ring
+        self.cache = KeyCache()
+        self.gate = WriterGate(self.sqlite)
+        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def uow(self) -> AsyncIterator[UnitOfWork]:
+        """One transaction; rolled back unless the caller commits."""
+        async with self.gate, self._sessions() as session:
+            unit = UnitOfWork(session, self.ring, self.cache)
+            try:
+                yield unit
+            except BaseException:
+                await session.rollback()
+                raise
+            if not unit._committed:
+                await session.rollback()
+
+    async def dispose(self) -> None:
+        """Close all connections."""
+        await self.engine.dispose()

@@ -1,0 +1,194 @@
+"""Patients onboard, decline, edit, export and delete — real bots over HTTP."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from flows.onboarding import CONSENT_VERSION
+from locales import Translator
+from tests.e2e.conftest import DOCTOR_BOT, PATIENT_BOT, Clinic
+
+LANG_BUTTON = {"en": "English", "zh_Hans": "简体中文", "ru": "Русский"}
+NAMES = {"en": "Alice Testpatient", "zh_Hans": "王测试", "ru": "Алиса Тестова"}
+
+
+async def onboard(clinic: Clinic, uid: int, locale: str, *, phone: str = "+15550100777") -> None:
+    """Complete onboarding with buttons and typed answers, checking each question."""
+    tr = Translator(locale)
+    first = await clinic.say(uid, "/start")
+    assert first["text"] == tr.plain("onboarding.choose_language")
+    intro = await clinic.press(uid, LANG_BUTTON[locale])
+    assert intro["text"] == tr.plain("onboarding.intro", emergency_number="112")
+    consent = await clinic.press(uid, tr.plain("onboarding.intro.continue"))
+    assert consent["text"] == tr.plain("onboarding.consent", version=CONSENT_VERSION)
+    ask_name = await clinic.press(uid, tr.plain("onboarding.consent.accept"))
+    assert ask_name["text"] == tr.plain("onboarding.ask_name")
+    assert (await clinic.say(uid, NAMES[locale]))["text"] == tr.plain("onboarding.ask_birth_year")
+    assert (await clinic.say(uid, "1968"))["text"] == tr.plain("onboarding.ask_sex")
+    ask_phone = await clinic.press(uid, tr.plain("sex.female"))
+    assert ask_phone["text"] == tr.plain("onboarding.ask_phone")
+    assert ask_phone["reply_markup"]["keyboard"][0][0]["request_contact"] is True
+    since = await clinic.seq(uid)
+    await clinic.client.share_contact(uid, PATIENT_BOT, phone)
+    await clinic.client.wait_for(
+        uid,
+        PATIENT_BOT,
+        since=since,
+        predicate=lambda m: m.get("text") == tr.plain("onboarding.ask_timezone"),
+    )
+    done = await clinic.say(uid, "+3")
+    assert done["text"] == tr.plain("onboarding.done", name=NAMES[locale])
+
+
+@pytest.mark.parametrize("locale", ["en", "zh_Hans", "ru"])
+async def test_onboarding_in_each_language(clinic: Clinic, locale: str) -> None:
+    uid = await clinic.person("Tester", "en")
+    await onboard(clinic, uid, locale)
+    profile = await clinic.say(uid, "/profile")
+    tr = Translator(locale)
+    assert profile["text"].startswith(
+        tr.plain(
+            "profile.view",
+            name=NAMES[locale],
+            birth_year="1968",
+            sex=tr.plain("sex.female"),
+            phone="+15550100777",
+            timezone="Etc/GMT-3",
+            language=tr.plain("language.name"),
+        )[:20]
+    )
+    assert NAMES[locale] in profile["text"]
+    assert "Etc/GMT-3" in profile["text"]
+
+
+async def test_declining_consent_stores_only_the_refusal(clinic: Clinic) -> None:
+    uid = await clinic.person("Dana", "ru")
+    tr = Translator("ru")
+    assert (await clinic.say(uid, "/start"))["text"] == tr.plain("onboarding.choose_language")
+    await clinic.press(uid, "Русский")
+    await clinic.press(uid, tr.plain("onboarding.intro.continue"))
+    declined = await clinic.press(uid, tr.plain("onboarding.consent.decline"))
+    assert declined["text"] == tr.plain("onboarding.declined", emergency_number="112")
+    # Typing a name now is not taken as a name: nothing is stored.
+    again = await clinic.say(uid, "Dana Declines")
+    assert again["text"] == tr.plain("onboarding.declined", emergency_number="112")
+    async with clinic.app.db.uow() as uow:
+        patient = await uow.patients.by_tg_user(uid)
+        assert patient is not None
+        assert await uow.patients.profile(patient) == dict.fromkeys(
+            ("name", "birth_year", "sex", "phone")
+        )
+        consents = await uow.consents.for_patient(patient.id)
+        assert [(c.decision, c.version) for c in consents] == [("declined", CONSENT_VERSION)]
+    # Changing their mind starts over.
+    assert (await clinic.say(uid, "/start"))["text"] == tr.plain("onboarding.choose_language")
+
+
+async def test_profile_edit_export_and_delete(clinic: Clinic) -> None:
+    uid = await clinic.person("Alice", "en")
+    await onboard(clinic, uid, "en")
+    tr = Translator("en")
+    await clinic.say(uid, "/profile")
+    assert (await clinic.press(uid, "Name"))["text"] == tr.plain("onboarding.ask_name")
+    bad = await clinic.say(uid, "12345")
+    assert bad["text"] == tr.plain("error.name_invalid", max=100)
+    ok = await clinic.say(uid, "Alice Renamed")
+    assert ok["text"] == tr.plain("profile.updated", field="Name")
+    assert "Alice Renamed" in (await clinic.say(uid, "/profile"))["text"]
+    await clinic.press(uid, "Sex")
+    assert (await clinic.press(uid, "Other"))["text"] == tr.plain("profile.updated", field="Sex")
+
+    export = await clinic.say(uid, "/export")
+    assert export["protect_content"] is True
+    data = await clinic.client.download(export["document"]["download_url"])
+    doc = json.loads(data)
+    assert doc["patient"]["name"] == "Alice Renamed"
+    assert doc["patient"]["sex"] == "other"
+    assert doc["patient"]["phone"] == "+15550100777"
+    assert [c["decision"] for c in doc["consents"]] == ["granted"]
+    assert any(a["action"] == "record.export" for a in doc["access_log"])
+
+    mydata = await clinic.say(uid, "/mydata")
+    assert "Name" in mydata["text"]
+
+    confirm = await clinic.say(uid, "/delete")
+    assert confirm["text"] == tr.plain("delete.confirm")
+    assert (await clinic.press(uid, tr.plain("delete.confirm.no")))["text"] == tr.plain(
+        "delete.cancelled"
+    )
+    await clinic.say(uid, "/delete")
+    gone = await clinic.press(uid, tr.plain("delete.confirm.yes"))
+    assert gone["text"] == tr.plain("delete.done", kept_records=tr.plain("delete.no_records"))
+    async with clinic.app.db.uow() as uow:
+        assert await uow.patients.by_tg_user(uid) is None
+        assert await uow.patients.by_phone("+15550100777") is None
+    # Starting again is a clean slate.
+    assert (await clinic.say(uid, "/start"))["text"] == tr.plain("onboarding.choose_language")
+
+
+async def test_only_own_contact_is_accepted(clinic: Clinic) -> None:
+    uid = await clinic.person("Eve", "en")
+    tr = Translator("en")
+    await clinic.say(uid, "/start")
+    await clinic.press(uid, "English")
+    await clinic.press(uid, "Continue")
+    await clinic.press(uid, "I agree")
+    await clinic.say(uid, "Eve Example")
+    await clinic.say(uid, "1990")
+    await clinic.press(uid, "Male")
+    typed = await clinic.say(uid, "+15550100999")
+    assert typed["text"] == tr.plain("error.phone_use_button")
+    since = await clinic.seq(uid)
+    await clinic.client.share_contact(uid, PATIENT_BOT, "+15550100111", own=False)
+    foreign = await clinic.client.wait_for(uid, PATIENT_BOT, since=since)
+    assert foreign["text"] == tr.plain("error.phone_not_own")
+
+
+async def test_stale_and_forged_buttons_keep_the_conversation(clinic: Clinic) -> None:
+    uid = await clinic.person("Finn", "en")
+    tr = Translator("en")
+    await clinic.say(uid, "/start")
+    intro = await clinic.press(uid, "English")
+    consent = await clinic.press(uid, "Continue")
+    # The old "Continue" button again: stale.
+    since = await clinic.seq(uid)
+    await clinic.client.click(
+        uid,
+        PATIENT_BOT,
+        intro["message_id"],
+        intro["reply_markup"]["inline_keyboard"][0][0]["callback_data"],
+    )
+    stale = await clinic.client.wait_for(uid, PATIENT_BOT, since=since)
+    assert stale["text"] == tr.plain("error.stale_button")
+    again = await clinic.client.wait_for(uid, PATIENT_BOT, since=stale["seq"])
+    assert again["text"] == consent["text"]
+    # Forged data of every flavour: the consent question is shown again, state unchanged.
+    for data in (
+        "ob:consent:maybe",
+        "lang:xx",
+        "pf:password",
+        "del:maybe",
+        "\u202e;DROP",
+        "x" * 64,
+    ):
+        since = await clinic.seq(uid)
+        await clinic.client.click(uid, PATIENT_BOT, consent["message_id"], data, force=True)
+        await clinic.client.wait_for(
+            uid,
+            PATIENT_BOT,
+            since=since,
+            predicate=lambda m: (
+                m.get("text") == tr.plain("onboarding.consent", version=CONSENT_VERSION)
+            ),
+        )
+    assert (await clinic.press(uid, "I agree"))["text"] == tr.plain("onboarding.ask_name")
+
+
+async def test_doctor_bot_says_what_it_is(clinic: Clinic) -> None:
+    uid = await clinic.person("Dr Testdoctor", "zh-hans")
+    reply = await clinic.say(uid, "/start", bot=DOCTOR_BOT)
+    assert reply["text"] == Translator("zh_Hans").plain("doctor.start")
+    other = await clinic.say(uid, "hello", bot=DOCTOR_BOT)
+    assert other["text"] == Translator("zh_Hans").plain("doctor.help")
