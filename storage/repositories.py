@@ -290,6 +290,21 @@ class OutboxRepository:
         rows = (await self._s.execute(self._due(cols, now, limit, exclude))).all()
         return [OutboxKey(*r) for r in rows]
 
+    async def deferred_heads(self, now: datetime) -> dict[tuple[str, int], int]:
+        """For each chat with a call waiting out a retry delay, the id of its earliest one.
+
+        Later calls to that chat must wait for it, or a retried message would arrive after
+        messages written after it."""
+        rows = await self._s.execute(
+            select(OutboxMessage.bot, OutboxMessage.chat_id, func.min(OutboxMessage.id))
+            .where(
+                OutboxMessage.status.in_(("pending", "sending")),
+                OutboxMessage.not_before > now,
+            )
+            .group_by(OutboxMessage.bot, OutboxMessage.chat_id)
+        )
+        return {(bot, chat): int(first) for bot, chat, first in rows.all()}
+
     async def next_wakeup(self) -> datetime | None:
         """When the earliest deferred call becomes due."""
         return await self._s.scalar(

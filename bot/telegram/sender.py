@@ -166,7 +166,7 @@ class OutboxSender:
         self._wake = asyncio.Event()
         self._stopping = False
         self._results: list[_Result] = []
-        self._inflight: set[int] = set()
+        self._inflight: dict[int, OutboxKey] = {}
         self._sem = asyncio.Semaphore(self.limits.concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
         self.stats = SenderStats()
@@ -242,7 +242,7 @@ class OutboxSender:
                     .where(Patient.tg_user_id == res.chat_id)
                     .values(unreachable=True)
                 )
-            self._inflight.discard(res.row_id)
+            self._inflight.pop(res.row_id, None)
 
     async def step(self) -> float:
         """Start at most one call; returns 0 if it should be called again at once, else how
@@ -252,20 +252,28 @@ class OutboxSender:
         now_m = time.monotonic()
         async with self.db.uow() as uow:
             await self._apply_results(uow)
-            rows = await uow.outbox.due_keys(utcnow(), 100, exclude=list(self._inflight))
+            now = utcnow()
+            rows = await uow.outbox.due_keys(now, 100, exclude=list(self._inflight))
             chosen: OutboxKey | None = None
             wait = 1.0
-            blocked: set[tuple[str, int]] = set()
+            # Keep per-chat order: nothing overtakes a call that is in flight or waiting out
+            # a retry delay for the same chat (chat 0 holds unordered calls, e.g. callback
+            # answers).
+            blocked = {(k.bot, k.chat_id) for k in self._inflight.values() if k.chat_id}
+            heads = await uow.outbox.deferred_heads(now) if rows else {}
             for row in rows:
                 key = (row.bot, row.chat_id)
                 if key in blocked or row.bot not in self.bots:
+                    continue
+                head = heads.get(key) if row.chat_id else None
+                if head is not None and head < row.id:
                     continue
                 gw = self._global[row.bot].wait_time(now_m)
                 cw = 0.0 if row.chat_id == 0 else self._chat_bucket(*key).wait_time(now_m)
                 if gw == 0 and cw == 0:
                     chosen = row
                     break
-                # Keep per-chat order: a later message to this chat must not overtake.
+                # The chat's bucket is empty: a later message to this chat must not overtake.
                 blocked.add(key)
                 wait = min(wait, max(gw, cw))
             if chosen is None:
@@ -290,7 +298,7 @@ class OutboxSender:
         self._global[chosen.bot].take(now_m)
         if chosen.chat_id != 0:
             self._chat_bucket(chosen.bot, chosen.chat_id).take(now_m)
-        self._inflight.add(chosen.id)
+        self._inflight[chosen.id] = chosen
         task = asyncio.create_task(
             self._send(chosen.id, chosen.bot, chosen.chat_id, chosen.method, params, attempts)
         )

@@ -532,6 +532,19 @@ async def test_connections_dropped_after_the_effect_repeat_only_those_messages(
     assert stored == people
 
 
+async def test_a_retried_message_is_not_overtaken_by_later_ones(quiet_clinic: Clinic) -> None:
+    """Every answer lost for a while: the first reply is retried with backoff while the patient
+    (who did get it) goes on. Later replies wait for it, so the chat never reads out of order."""
+    clinic = quiet_clinic
+    uid = await clinic.person("Tester Order")
+    await clinic.client.set_faults(drop_rate=1.0, drop_after_effect=True, duration_s=2, seed=3)
+    rule = clinic.emulator.faults.rules[-1]
+    await patient_first_steps(clinic.client, uid, "en")
+    got = await delivered(clinic, {uid: patient_first_texts("en")}, PATIENT_BOT)
+    assert rule.injected["dropped"] > 0
+    assert duplicates(patient_first_texts("en"), got[uid]) > 0
+
+
 # --- 4. 403: the person blocked the bot --------------------------------------------------------
 
 
