@@ -1,4 +1,4 @@
-"""Gettext catalogs (``<locale>/LC_MESSAGES/messages.po``) and the translator.
+"""Gettext catalogs (``<locale>/LC_MESSAGES/*.po``, one file per feature) and the translator.
 
 Catalogs are read from the .po files at start-up (through Babel), so there is no manual compile
 step. Message ids are symbolic (``onboarding.ask_name``); placeholders are ``{named}``.
@@ -25,19 +25,31 @@ class CatalogError(Exception):
     """A catalog file is missing or broken; names the file."""
 
 
+def catalog_files(locale: str) -> list[Path]:
+    """The catalog files of one locale: ``messages.po`` plus one file per feature."""
+    return sorted((_DIR / locale / "LC_MESSAGES").glob("*.po"))
+
+
 @cache
 def catalog(locale: str) -> Mapping[str, str]:
     """All translated messages of one locale (empty translations are left out)."""
-    path = _DIR / locale / "LC_MESSAGES" / "messages.po"
-    try:
-        with path.open("rb") as fh:
-            cat = read_po(fh, locale=None)
-    except (OSError, ValueError) as exc:
-        raise CatalogError(f"cannot read {path.name} for {locale}: {type(exc).__name__}") from None
+    files = catalog_files(locale)
+    if not files:
+        raise CatalogError(f"no catalog files for {locale}")
     out: dict[str, str] = {}
-    for msg in cat:
-        if msg.id and isinstance(msg.id, str) and isinstance(msg.string, str) and msg.string:
-            out[msg.id] = msg.string
+    for path in files:
+        try:
+            with path.open("rb") as fh:
+                cat = read_po(fh, locale=None)
+        except (OSError, ValueError) as exc:
+            raise CatalogError(
+                f"cannot read {locale}/{path.name}: {type(exc).__name__}"
+            ) from None
+        for msg in cat:
+            if msg.id and isinstance(msg.id, str) and isinstance(msg.string, str) and msg.string:
+                if msg.id in out:
+                    raise CatalogError(f"{locale}/{path.name}: {msg.id} is defined twice")
+                out[msg.id] = msg.string
     return out
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from babel.messages.pofile import read_po
 
-from locales import LOCALES, Translator, catalog, placeholders
+from locales import LOCALES, Translator, catalog, catalog_files, placeholders
 
 ROOT = Path(__file__).resolve().parents[1]
 SCAN_DIRS = ("bot", "flows", "handlers")
@@ -29,26 +29,32 @@ _ID_CALLS = frozenset({"tr", "t", "_"})
 _ID_CONTAINERS = frozenset({"tr", "plain"})
 
 
-def _po_path(locale: str) -> Path:
-    return ROOT / "locales" / locale / "LC_MESSAGES" / "messages.po"
+def _po_paths(locale: str) -> list[Path]:
+    return catalog_files(locale)
 
 
 def _raw_entries(locale: str) -> dict[str, str]:
     """Every entry of a catalog file, including empty translations (which ``catalog`` drops)."""
-    with _po_path(locale).open("rb") as fh:
-        cat = read_po(fh, locale=None)
-    return {
-        m.id: m.string if isinstance(m.string, str) else ""
-        for m in cat
-        if m.id and isinstance(m.id, str)
-    }
+    out: dict[str, str] = {}
+    for path in _po_paths(locale):
+        with path.open("rb") as fh:
+            cat = read_po(fh, locale=None)
+        out.update(
+            (m.id, m.string if isinstance(m.string, str) else "")
+            for m in cat
+            if m.id and isinstance(m.id, str)
+        )
+    return out
 
 
 def _raw_msgids(locale: str) -> list[str]:
     """Msgids in file order, read without Babel (which silently keeps only one of a duplicate)."""
     ids: list[str] = []
     current: list[str] | None = None
-    for line in _po_path(locale).read_text(encoding="utf-8").splitlines():
+    lines = [
+        line for path in _po_paths(locale) for line in path.read_text(encoding="utf-8").splitlines()
+    ] + [""]
+    for line in lines:
         line = line.strip()
         if line.startswith("msgid "):
             current = [ast.literal_eval(line[len("msgid ") :])]
@@ -81,11 +87,18 @@ def test_english_catalog_is_not_empty() -> None:
 
 @pytest.mark.parametrize("locale", LOCALES)
 def test_header_language(locale: str) -> None:
-    with _po_path(locale).open("rb") as fh:
-        cat = read_po(fh, locale=None)
-    assert cat.locale_identifier == locale, (
-        f"[{locale}] header says Language: {cat.locale_identifier!r}, expected {locale!r}"
-    )
+    for path in _po_paths(locale):
+        with path.open("rb") as fh:
+            cat = read_po(fh, locale=None)
+        assert cat.locale_identifier == locale, (
+            f"[{locale}/{path.name}] header says Language: {cat.locale_identifier!r}, "
+            f"expected {locale!r}"
+        )
+
+
+def test_same_catalog_files_in_every_locale() -> None:
+    names = {loc: sorted(p.name for p in _po_paths(loc)) for loc in LOCALES}
+    assert all(n == names[ENGLISH] for n in names.values()), f"catalog files differ: {names}"
 
 
 @pytest.mark.parametrize("locale", LOCALES)
