@@ -51,9 +51,9 @@ def _raw_msgids(locale: str) -> list[str]:
     """Msgids in file order, read without Babel (which silently keeps only one of a duplicate)."""
     ids: list[str] = []
     current: list[str] | None = None
-    lines = [
-        line for path in _po_paths(locale) for line in path.read_text(encoding="utf-8").splitlines()
-    ] + [""]
+    lines = [""]
+    for path in _po_paths(locale):
+        lines += [*path.read_text(encoding="utf-8").splitlines(), ""]
     for line in lines:
         line = line.strip()
         if line.startswith("msgid "):
