@@ -1,0 +1,266 @@
+"""Red-flag detector: confusion table over the labelled phrase set, and detect() timing.
+
+    python -m benchmarks.redflags [--phrases tests/data/redflag_phrases.tsv] [--repeat 5]
+
+Prints the confusion table per language and overall, per-flag recall, the phrases that were
+missed or wrongly flagged, and timings; the last stdout line is one JSON object (see
+benchmarks/README.md).
+
+An emergency phrase counts as detected (TP) when detect() returns a flag at least as urgent
+as its label (crisis > emergency_ambulance > emergency); a phrase labelled self_harm must get
+a crisis hit. A ``none`` phrase with any hit is a false positive.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flows import redflags
+
+ROOT = Path(__file__).resolve().parents[1]
+PHRASES = ROOT / "tests" / "data" / "redflag_phrases.tsv"
+NONE = "none"
+
+
+@dataclass(frozen=True)
+class Phrase:
+    """One labelled phrase of the set."""
+
+    lang: str
+    label: str  # a flag id or "none"
+    text: str
+
+
+@dataclass
+class Counts:
+    """Confusion counts for one slice of the phrase set."""
+
+    tp: int = 0
+    fn: int = 0
+    fp: int = 0
+    tn: int = 0
+    same_flag: int = 0  # true positives whose detected flag is the labelled one
+
+    @property
+    def recall(self) -> float:
+        """TP / (TP + FN); 1.0 for an empty slice."""
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
+
+    @property
+    def fpr(self) -> float:
+        """FP / (FP + TN); 0.0 for an empty slice."""
+        return self.fp / (self.fp + self.tn) if self.fp + self.tn else 0.0
+
+    @property
+    def flag_match(self) -> float:
+        """Share of true positives whose flag is exactly the label."""
+        return self.same_flag / self.tp if self.tp else 1.0
+
+
+@dataclass
+class Evaluation:
+    """The result of running detect() over the phrase set."""
+
+    by_lang: dict[str, Counts]
+    overall: Counts
+    by_flag: dict[str, Counts]
+    misses: list[tuple[Phrase, redflags.Hit | None]] = field(default_factory=list)
+    false_alarms: list[tuple[Phrase, redflags.Hit]] = field(default_factory=list)
+    other_flag: list[tuple[Phrase, redflags.Hit]] = field(default_factory=list)
+
+
+def load_phrases(path: Path = PHRASES) -> list[Phrase]:
+    """Read the TSV (header ``lang label text``); raises ValueError on a malformed row."""
+    out: list[Phrase] = []
+    with path.open(encoding="utf-8", newline="") as fh:
+        reader = csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
+        header = next(reader)
+        if header != ["lang", "label", "text"]:
+            raise ValueError(f"{path.name}: header must be lang, label, text; got {header}")
+        for n, row in enumerate(reader, start=2):
+            if len(row) != 3 or not row[2].strip():
+                raise ValueError(f"{path.name}:{n}: expected 3 tab-separated fields: {row}")
+            lang, label, text = row
+            if lang not in redflags.LANGUAGES:
+                raise ValueError(f"{path.name}:{n}: unknown language {lang!r}")
+            if label != NONE and label not in redflags.RED_FLAG_IDS:
+                raise ValueError(f"{path.name}:{n}: unknown label {label!r}")
+            out.append(Phrase(lang, label, text))
+    return out
+
+
+def _level(flag: redflags.RedFlag) -> int:
+    return 0 if flag.crisis else 1 + redflags.DISPOSITIONS.index(flag.disposition)
+
+
+def is_detected(label: str, hit: redflags.Hit | None) -> bool:
+    """Whether a hit counts as detecting an emergency labelled ``label``."""
+    if hit is None:
+        return False
+    reg = redflags.registry()
+    want = reg[label]
+    if want.crisis:
+        return hit.crisis
+    return _level(reg[hit.flag]) <= _level(want)
+
+
+def evaluate(phrases: Iterable[Phrase]) -> Evaluation:
+    """Run detect() on every phrase and count."""
+    ev = Evaluation(
+        by_lang={lang: Counts() for lang in redflags.LANGUAGES},
+        overall=Counts(),
+        by_flag={fid: Counts() for fid in redflags.RED_FLAG_IDS},
+    )
+    for phrase in phrases:
+        hit = redflags.detect(phrase.text)
+        slices = [ev.by_lang[phrase.lang], ev.overall]
+        if phrase.label == NONE:
+            for c in slices:
+                if hit is None:
+                    c.tn += 1
+                else:
+                    c.fp += 1
+            if hit is not None:
+                ev.false_alarms.append((phrase, hit))
+            continue
+        slices.append(ev.by_flag[phrase.label])
+        if is_detected(phrase.label, hit):
+            assert hit is not None
+            same = hit.flag == phrase.label
+            for c in slices:
+                c.tp += 1
+                c.same_flag += same
+            if not same:
+                ev.other_flag.append((phrase, hit))
+        else:
+            for c in slices:
+                c.fn += 1
+            ev.misses.append((phrase, hit))
+    return ev
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:5.1f}%"
+
+
+def format_table(ev: Evaluation) -> str:
+    """The confusion table, per language and overall, and per-flag recall, as text."""
+    lines = [
+        "language   TP   FN   FP   TN   recall     FPR  same flag",
+    ]
+    for name, c in [*ev.by_lang.items(), ("overall", ev.overall)]:
+        lines.append(
+            f"{name:<8} {c.tp:4} {c.fn:4} {c.fp:4} {c.tn:4}  {_pct(c.recall)}  {_pct(c.fpr)}"
+            f"     {_pct(c.flag_match)}"
+        )
+    lines.append("")
+    lines.append("flag                    phrases  recall  same flag")
+    for fid, c in ev.by_flag.items():
+        lines.append(f"{fid:<22} {c.tp + c.fn:8}  {_pct(c.recall)}  {_pct(c.flag_match)}")
+    for title, rows in (
+        ("missed", ev.misses),
+        ("false alarms", ev.false_alarms),
+        ("detected as another flag", ev.other_flag),
+    ):
+        if rows:
+            lines.append("")
+            lines.append(f"{title}:")
+            for phrase, hit in rows:
+                got = f"{hit.flag} ({hit.language})" if hit else "nothing"
+                lines.append(f"  [{phrase.lang}] {phrase.label} -> {got}: {phrase.text}")
+    return "\n".join(lines)
+
+
+def _median_us(texts: Sequence[str], repeat: int) -> float:
+    per_call: list[float] = []
+    for _ in range(repeat):
+        for text in texts:
+            t0 = time.perf_counter()
+            redflags.detect(text)
+            per_call.append(time.perf_counter() - t0)
+    return statistics.median(per_call) * 1e6
+
+
+def long_paragraphs(size: int = 5000) -> dict[str, str]:
+    """Long inputs: ordinary prose in each language, and inputs built to provoke backtracking."""
+
+    def fill(unit: str) -> str:
+        return (unit * (size // len(unit) + 1))[:size]
+
+    return {
+        "en prose": fill(
+            "I have had a cough and a runny nose since Monday, no fever, and I would like to "
+            "book a visit next week because my chest feels a bit sore when I cough. "
+        ),
+        "zh prose": fill("我这几天有点咳嗽流鼻涕，没有发烧，想下周预约一下，咳嗽的时候胸口有点不舒服。"),
+        "ru prose": fill("Уже неделю кашель и насморк, температуры нет, хочу записаться на следующую неделю. "),
+        "one long word": "a" * size,
+        "repeated cue": fill("no chest "),
+        "zh repeated": fill("不胸"),
+        "ru repeated": fill("не боль "),
+        "mixed symbols": fill("?!.,;'-% \u200f ё 胸 x"),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark and print the table, timings and the JSON line."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--phrases", type=Path, default=PHRASES)
+    ap.add_argument("--repeat", type=int, default=5, help="timing passes over the phrase set")
+    args = ap.parse_args(argv)
+
+    t0 = time.perf_counter()
+    redflags.validate()
+    load_s = time.perf_counter() - t0
+    phrases = load_phrases(args.phrases)
+    ev = evaluate(phrases)
+    print(format_table(ev))
+
+    texts = [p.text for p in phrases]
+    median_us = _median_us(texts, args.repeat)
+    long_ms: dict[str, float] = {}
+    for name, text in long_paragraphs().items():
+        runs = []
+        for _ in range(3):
+            t = time.perf_counter()
+            redflags.detect(text)
+            runs.append(time.perf_counter() - t)
+        long_ms[name] = min(runs) * 1e3
+    print()
+    print(f"load + compile: {load_s * 1e3:.0f} ms")
+    print(f"detect(): median {median_us:.0f} µs per phrase ({len(texts)} phrases x {args.repeat})")
+    for name, ms in long_ms.items():
+        print(f"detect() on a 5,000-character input ({name}): {ms:.1f} ms")
+    o = ev.overall
+    result = {
+        "phrases": len(phrases),
+        "tp": o.tp,
+        "fn": o.fn,
+        "fp": o.fp,
+        "tn": o.tn,
+        "recall": round(o.recall, 4),
+        "fpr": round(o.fpr, 4),
+        "same_flag": round(o.flag_match, 4),
+        "by_lang": {
+            k: {"tp": c.tp, "fn": c.fn, "fp": c.fp, "tn": c.tn} for k, c in ev.by_lang.items()
+        },
+        "median_us": round(median_us, 1),
+        "long_5000_max_ms": round(max(long_ms.values()), 2),
+        "load_ms": round(load_s * 1e3, 1),
+        "python": platform.python_version(),
+    }
+    print(json.dumps(result, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,685 @@
+"""Emergency red-flag detector run on every free-text message a patient sends.
+
+The data (the registry of red flags and the per-language lexicon) lives in
+``flows/questionnaires/redflags.toml`` so a clinic can edit it without touching code; see
+``docs/REDFLAGS.md``. This module is pure Python: no aiogram and no I/O except reading that
+file once.
+
+``detect(text)`` normalises the text, then runs every language's lexicon on it (patients mix
+languages in one message) and returns the most urgent hit: crisis (self-harm) first, then
+``emergency_ambulance``, then ``emergency``.
+
+A pattern match is cancelled when, in the same clause,
+
+* a negation cue precedes it within a short window ("no chest pain", "没有胸痛", "нет боли"),
+  unless the flag is not negatable (self-harm: any mention goes to the crisis line);
+* a history cue is near it ("in 2015", "5年前", "3 года назад") and no acute cue ("just now",
+  "刚才", "только что") is in the clause;
+* the flag has a minimum duration (``min_hours``) and every duration stated is shorter.
+
+Idioms ("dying of boredom", "笑死我了", "умираю от скуки") are blanked out before matching.
+"""
+
+from __future__ import annotations
+
+import bisect
+import importlib
+import re
+import tomllib
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+DEFAULT_PATH = Path(__file__).parent / "questionnaires" / "redflags.toml"
+
+# The contract with the intake flow and the .po catalogs: these ids, in this order. The TOML
+# must define exactly these; adding a flag means adding it here, there and in every locale.
+RED_FLAG_IDS: tuple[str, ...] = (
+    "unconscious",
+    "confusion",
+    "chest_pain",
+    "breathing",
+    "seizure",
+    "stroke",
+    "bleeding",
+    "anaphylaxis",
+    "burns",
+    "head_injury",
+    "trauma",
+    "sepsis",
+    "meningitis",
+    "thunderclap_headache",
+    "infant_fever",
+    "child_unresponsive",
+    "child_dehydration",
+    "overdose",
+    "pregnancy_bleeding",
+    "vision_loss",
+    "cauda_equina",
+    "urinary_retention",
+    "testicular_pain",
+    "abdominal_emergency",
+    "self_harm",
+)
+# Most urgent first; a crisis flag outranks both.
+DISPOSITIONS: tuple[str, ...] = ("emergency_ambulance", "emergency")
+LANGUAGES: tuple[str, ...] = ("en", "zh_Hans", "ru")
+
+_MACRO = re.compile(r"%([a-z_][a-z0-9_]*)%")
+_LANG_KEYS = frozenset(
+    {
+        "gate",
+        "word_start",
+        "negation_window",
+        "history_window",
+        "clause_breaks",
+        "negation",
+        "history",
+        "acute",
+        "idioms",
+        "duration",
+        "numbers",
+        "units",
+        "macros",
+        "patterns",
+        "combos",
+    }
+)
+
+
+class LexiconError(ValueError):
+    """The red-flag data file is missing or wrong; the message names the file and the place."""
+
+
+@dataclass(frozen=True)
+class RedFlag:
+    """One entry of the registry."""
+
+    id: str
+    disposition: str  # "emergency_ambulance" | "emergency"
+    crisis: bool
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A red flag found in a message, and which language's lexicon found it."""
+
+    flag: str
+    disposition: str
+    crisis: bool
+    language: str  # "en" | "zh_Hans" | "ru"
+
+
+@dataclass(frozen=True)
+class FlagRules:
+    """How matches of one flag may be cancelled."""
+
+    negatable: bool
+    history: bool
+    min_hours: float | None
+
+
+@dataclass(frozen=True)
+class Combo:
+    """A flag that needs every part to match somewhere in the message (each part uncancelled)."""
+
+    flag: str
+    parts: tuple[re.Pattern[str], ...]
+
+
+@dataclass(frozen=True)
+class LanguageLexicon:
+    """One language's compiled lexicon."""
+
+    code: str
+    gate: re.Pattern[str] | None
+    patterns: re.Pattern[str]
+    group_flags: Mapping[str, str]
+    combos: tuple[Combo, ...]
+    combo_gate: re.Pattern[str] | None  # any combo's first part; no match means no combo
+    idioms: re.Pattern[str] | None
+    clause_breaks: re.Pattern[str]
+    negation: re.Pattern[str]
+    history: re.Pattern[str]
+    acute: re.Pattern[str]
+    negation_window: int
+    history_window: int
+    duration: re.Pattern[str] | None
+    numbers: Mapping[str, float]
+    units: tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    """The loaded and compiled data file."""
+
+    path: Path
+    flags: Mapping[str, RedFlag]
+    rules: Mapping[str, FlagRules]
+    languages: Mapping[str, LanguageLexicon]
+
+    def rank(self, flag: str) -> tuple[int, int]:
+        """Sort key, most urgent first: crisis, then by disposition, then registry order."""
+        f = self.flags[flag]
+        level = 0 if f.crisis else 1 + DISPOSITIONS.index(f.disposition)
+        return level, RED_FLAG_IDS.index(flag)
+
+
+# --- normalisation ----------------------------------------------------------------------------
+
+
+def _strip_table() -> dict[int, str | None]:
+    """Code points removed or mapped by ``normalize``: control and format characters (Cc, Cf,
+    which include RTL marks and zero-width joiners), Cyrillic ё, typographic apostrophes."""
+    table: dict[int, str | None] = {}
+    # Cc/Cf only occur in these planes; scanning them once is cheaper than the whole range.
+    for lo, hi in ((0, 0x20000), (0xE0000, 0xE1000)):
+        for cp in range(lo, hi):
+            if unicodedata.category(chr(cp)) in ("Cc", "Cf"):
+                table[cp] = None
+    for ch in "\t\n\x0b\x0c\x1c\x1d\x1e\x85":
+        table[ord(ch)] = " "
+    table[ord("\n")] = "\n"
+    table[ord("\r")] = "\n"
+    table[0x2028] = "\n"
+    table[0x2029] = "\n"
+    table[ord("ё")] = "е"
+    for ch in "\u2018\u2019\u201a\u201b\u02bc\u02b9\u2032\u00b4`":
+        table[ord(ch)] = "'"
+    return table
+
+
+_TABLE = _strip_table()
+_SPACES = re.compile(r"[^\S\n]+")
+_NEWLINES = re.compile(r" ?\n[\n ]*")
+
+
+def normalize(text: str) -> str:
+    """NFKC, casefold, control/format characters removed, ё→е, apostrophes straightened,
+    runs of spaces folded to one space and runs of line breaks to one line break."""
+    t = unicodedata.normalize("NFKC", text).casefold().translate(_TABLE)
+    t = _SPACES.sub(" ", t)
+    if "\n" in t:
+        t = _NEWLINES.sub("\n", t)
+    return t.strip()
+
+
+# --- start-character guards -------------------------------------------------------------------
+# Python's re tries every branch of a large alternation at every position. A lookahead listing
+# the characters a match can start with lets it skip most positions at once: about 30 times
+# faster on chat messages, same matches. The set is read from re's parse tree (a private
+# module, so any surprise means "no guard", never a wrong one).
+
+try:
+    _PARSER: Any = importlib.import_module("re._parser")
+    _CONST: Any = importlib.import_module("re._constants")
+except ImportError:  # pragma: no cover - other Python versions
+    _PARSER = _CONST = None
+
+_MAX_GUARD = 600  # characters; a larger set is not worth a lookahead
+
+
+def _first_chars(seq: Any) -> tuple[set[str] | None, bool]:
+    """(characters a match of ``seq`` can start with, or None if unknown; can it be empty)."""
+    c = _CONST
+    out: set[str] = set()
+    for op, av in seq:
+        if op is c.LITERAL:
+            out.add(chr(av))
+            return out, False
+        if op is c.IN:
+            for o, a in av:
+                if o is c.LITERAL:
+                    out.add(chr(a))
+                elif o is c.RANGE and a[1] - a[0] <= _MAX_GUARD:
+                    out.update(chr(x) for x in range(a[0], a[1] + 1))
+                else:  # negated sets, categories (\w), huge ranges
+                    return None, False
+            return out, False
+        if op is c.AT or op is c.ASSERT or op is c.ASSERT_NOT:
+            continue  # consumes nothing: the next item decides
+        if op is c.SUBPATTERN or op is c.BRANCH:
+            alternatives = [av[3]] if op is c.SUBPATTERN else av[1]
+            empty = False
+            for alt in alternatives:
+                chars, alt_empty = _first_chars(alt)
+                if chars is None:
+                    return None, False
+                out |= chars
+                empty = empty or alt_empty
+            if not empty:
+                return out, False
+            continue
+        if op is c.MAX_REPEAT or op is c.MIN_REPEAT:
+            low, _, sub = av
+            chars, sub_empty = _first_chars(sub)
+            if chars is None:
+                return None, False
+            out |= chars
+            if low > 0 and not sub_empty:
+                return out, False
+            continue
+        return None, False
+    return out, True
+
+
+def _guarded(source: str) -> str:
+    """``source`` behind a lookahead of its possible first characters, when that is known."""
+    if _PARSER is None:
+        return source
+    try:
+        chars, empty = _first_chars(_PARSER.parse(source))
+    except Exception:  # noqa: BLE001 - private API: any failure only means no guard
+        return source
+    if chars is None or empty or len(chars) > _MAX_GUARD:
+        return source
+    # Both cases, in case a pattern uses (?i): the guard must never be stricter than the regex.
+    chars |= {x.upper() for x in chars if len(x.upper()) == 1} | {x.lower() for x in chars}
+    return f"(?=[{''.join(re.escape(x) for x in sorted(chars))}])(?:{source})"
+
+
+# --- loading ----------------------------------------------------------------------------------
+
+
+def _err(path: Path, where: str, what: str) -> LexiconError:
+    return LexiconError(f"{path.name}: {where}: {what}")
+
+
+def _expand(path: Path, where: str, source: str, macros: Mapping[str, str]) -> str:
+    def sub(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name not in macros:
+            raise _err(path, where, f"unknown macro %{name}% in {source!r}")
+        return macros[name]
+
+    return _MACRO.sub(sub, source)
+
+
+def _compile(path: Path, where: str, source: str, macros: Mapping[str, str]) -> re.Pattern[str]:
+    if not isinstance(source, str) or not source:
+        raise _err(path, where, f"expected a non-empty regex string, got {source!r}")
+    expanded = _expand(path, where, source, macros)
+    try:
+        rx = re.compile(expanded)
+    except re.error as exc:
+        raise _err(path, where, f"invalid regex {source!r}: {exc}") from None
+    if rx.groupindex:
+        raise _err(path, where, f"named groups are reserved: {source!r}")
+    if rx.search("") is not None:
+        # A pattern that matches the empty string would match every message.
+        raise _err(path, where, f"regex matches the empty string: {source!r}")
+    return rx
+
+
+def _union(
+    path: Path, where: str, sources: Any, macros: Mapping[str, str], *, required: bool = True
+) -> re.Pattern[str] | None:
+    if sources is None and not required:
+        return None
+    if not isinstance(sources, list) or (required and not sources):
+        raise _err(path, where, "expected a non-empty list of regex strings")
+    if not sources:
+        return None
+    parts = [
+        _compile(path, f"{where}[{i}]", s, macros).pattern for i, s in enumerate(sources)
+    ]
+    return re.compile(_guarded("|".join(f"(?:{p})" for p in parts)))
+
+
+def _int(path: Path, where: str, value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise _err(path, where, f"expected a positive integer, got {value!r}")
+    return value
+
+
+def _table(path: Path, where: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _err(path, where, "missing or not a table")
+    return value
+
+
+def _load_flags(path: Path, data: dict[str, Any]) -> tuple[dict[str, RedFlag], dict[str, FlagRules]]:
+    table = _table(path, "[flags]", data.get("flags"))
+    flags: dict[str, RedFlag] = {}
+    rules: dict[str, FlagRules] = {}
+    for fid, spec in table.items():
+        where = f"[flags.{fid}]"
+        if fid not in RED_FLAG_IDS:
+            raise _err(path, where, f"unknown flag id {fid!r} (the registry is {RED_FLAG_IDS})")
+        spec = _table(path, where, spec)
+        unknown = set(spec) - {"disposition", "crisis", "negatable", "history", "min_hours"}
+        if unknown:
+            raise _err(path, where, f"unknown keys {sorted(unknown)}")
+        disposition = spec.get("disposition")
+        if disposition not in DISPOSITIONS:
+            raise _err(
+                path, where, f"unknown disposition {disposition!r} (expected one of {DISPOSITIONS})"
+            )
+        booleans = {k: spec.get(k, d) for k, d in (("crisis", False), ("negatable", True))}
+        booleans["history"] = spec.get("history", True)
+        for key, value in booleans.items():
+            if not isinstance(value, bool):
+                raise _err(path, f"{where} {key}", f"expected true or false, got {value!r}")
+        min_hours = spec.get("min_hours")
+        if min_hours is not None and (
+            not isinstance(min_hours, int | float) or isinstance(min_hours, bool) or min_hours <= 0
+        ):
+            raise _err(path, f"{where} min_hours", f"expected a positive number, got {min_hours!r}")
+        flags[fid] = RedFlag(fid, disposition, booleans["crisis"])
+        rules[fid] = FlagRules(
+            booleans["negatable"],
+            booleans["history"],
+            float(min_hours) if min_hours is not None else None,
+        )
+    return flags, rules
+
+
+def _load_language(
+    path: Path, code: str, spec: dict[str, Any], flags: Mapping[str, RedFlag]
+) -> LanguageLexicon:
+    base = f"[lang.{code}]"
+    unknown = set(spec) - _LANG_KEYS
+    if unknown:
+        raise _err(path, base, f"unknown keys {sorted(unknown)}")
+    macros: dict[str, str] = {}
+    for name, value in _table(path, f"{base}.macros", spec.get("macros", {})).items():
+        if not isinstance(value, str) or not _MACRO.fullmatch(f"%{name}%"):
+            raise _err(path, f"[lang.{code}.macros] {name}", "expected name = regex string")
+        # Earlier macros may be used in later ones (tables keep their order).
+        macros[name] = f"(?:{_expand(path, f'[lang.{code}.macros] {name}', value, macros)})"
+
+    def union(key: str, *, required: bool = True) -> re.Pattern[str] | None:
+        return _union(path, f"{base} {key}", spec.get(key), macros, required=required)
+
+    def required(key: str) -> re.Pattern[str]:
+        rx = union(key)
+        assert rx is not None  # required=True never returns None
+        return rx
+
+    gate = spec.get("gate")
+    gate_rx = _compile(path, f"{base} gate", gate, macros) if gate is not None else None
+    word_start = spec.get("word_start", "")
+    if not isinstance(word_start, str):
+        raise _err(path, f"{base} word_start", "expected a regex string")
+
+    patterns = _table(path, f"[lang.{code}.patterns]", spec.get("patterns"))
+    combos: list[Combo] = []
+    shared: dict[str, re.Pattern[str]] = {}
+    raw_combos = spec.get("combos", [])
+    if not isinstance(raw_combos, list):
+        raise _err(path, f"[[lang.{code}.combos]]", "expected an array of tables")
+    for i, combo in enumerate(raw_combos):
+        where = f"[[lang.{code}.combos]] #{i + 1}"
+        combo = _table(path, where, combo)
+        fid = combo.get("flag")
+        if fid not in flags:
+            raise _err(path, where, f"flag {fid!r} is not in the registry [flags]")
+        parts = combo.get("all")
+        if not isinstance(parts, list) or len(parts) < 2:
+            raise _err(path, where, "'all' must list at least two regexes")
+        compiled = tuple(
+            re.compile(_guarded(_compile(path, f"{where} all[{j}]", p, macros).pattern))
+            for j, p in enumerate(parts)
+        )
+        # Identical parts (a fever regex used by several combos) share one compiled object, so
+        # a scan searches each distinct part once.
+        combos.append(Combo(fid, tuple(shared.setdefault(rx.pattern, rx) for rx in compiled)))
+    covered = set(patterns) | {c.flag for c in combos}
+    missing = [fid for fid in RED_FLAG_IDS if fid not in covered]
+    if missing:
+        raise _err(path, base, f"no patterns or combos for flags {missing}")
+
+    # One alternation per language, most urgent flag first, each flag in a named group: one
+    # scan finds every candidate and the group name says which flag it is.
+    def urgency(fid: str) -> tuple[int, int]:
+        f = flags[fid]
+        return (0 if f.crisis else 1 + DISPOSITIONS.index(f.disposition), RED_FLAG_IDS.index(fid))
+
+    alternatives: list[str] = []
+    group_flags: dict[str, str] = {}
+    for n, fid in enumerate(sorted(patterns, key=urgency)):
+        rx = _union(path, f"[lang.{code}.patterns] {fid}", patterns[fid], macros)
+        assert rx is not None  # required=True never returns None
+        group_flags[f"f{n}"] = fid
+        alternatives.append(f"(?P<f{n}>{rx.pattern})")
+    try:
+        combined = re.compile(word_start + _guarded("|".join(alternatives)))
+    except re.error as exc:
+        raise _err(path, f"[lang.{code}.patterns]", f"patterns do not combine: {exc}") from None
+
+    numbers = _table(path, f"{base} numbers", spec.get("numbers", {}))
+    units = _table(path, f"{base} units", spec.get("units", {}))
+    for key, value in [*numbers.items(), *units.items()]:
+        if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+            raise _err(path, f"{base} numbers/units {key}", f"expected a number, got {value!r}")
+    duration_rx = None
+    raw_duration = spec.get("duration")
+    if raw_duration is not None:
+        try:
+            duration_rx = re.compile(_expand(path, f"{base} duration", raw_duration, macros))
+        except re.error as exc:
+            raise _err(path, f"{base} duration", f"invalid regex: {exc}") from None
+        if not {"n", "u"} <= set(duration_rx.groupindex):
+            raise _err(path, f"{base} duration", "needs named groups (?P<n>...) and (?P<u>...)")
+        if not units:
+            raise _err(path, f"{base} units", "a duration regex needs a units table")
+
+    idioms = union("idioms", required=False)
+    return LanguageLexicon(
+        code=code,
+        gate=gate_rx,
+        patterns=combined,
+        group_flags=group_flags,
+        combos=tuple(sorted(combos, key=lambda c: urgency(c.flag))),
+        combo_gate=re.compile(_guarded("|".join(dict.fromkeys(f"(?:{c.parts[0].pattern})" for c in combos))))
+        if combos
+        else None,
+        idioms=idioms,
+        clause_breaks=required("clause_breaks"),
+        negation=required("negation"),
+        history=required("history"),
+        acute=required("acute"),
+        negation_window=_int(path, f"{base} negation_window", spec.get("negation_window")),
+        history_window=_int(path, f"{base} history_window", spec.get("history_window")),
+        duration=duration_rx,
+        numbers={str(k): float(v) for k, v in numbers.items()},
+        # Longest unit first, so "hours" is tried before "h".
+        units=tuple(sorted(((str(k), float(v)) for k, v in units.items()), key=lambda u: -len(u[0]))),
+    )
+
+
+def load(path: Path | None = None) -> Lexicon:
+    """Read, validate and compile the data file; raises ``LexiconError`` naming the problem."""
+    path = path or DEFAULT_PATH
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise _err(path, "file", f"cannot read: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise _err(path, "TOML", str(exc)) from None
+    flags, rules = _load_flags(path, data)
+    langs = _table(path, "[lang]", data.get("lang"))
+    for code in langs:
+        if code not in LANGUAGES:
+            raise _err(path, f"[lang.{code}]", f"unknown language (expected {LANGUAGES})")
+    # Pattern tables are checked before the registry's completeness, so a pattern naming a
+    # flag that is not in [flags] is reported as such rather than as a missing flag.
+    for code, spec in langs.items():
+        if isinstance(spec, dict) and isinstance(spec.get("patterns"), dict):
+            for fid in spec["patterns"]:
+                if fid not in flags:
+                    raise _err(
+                        path,
+                        f"[lang.{code}.patterns] {fid}",
+                        f"flag {fid!r} is not in the registry [flags]",
+                    )
+    missing_flags = [fid for fid in RED_FLAG_IDS if fid not in flags]
+    if missing_flags:
+        raise _err(path, "[flags]", f"registry flags missing: {missing_flags}")
+    languages: dict[str, LanguageLexicon] = {}
+    for code in LANGUAGES:
+        if code not in langs:
+            raise _err(path, f"[lang.{code}]", "language section missing")
+        languages[code] = _load_language(path, code, _table(path, f"[lang.{code}]", langs[code]), flags)
+    return Lexicon(path, flags, rules, languages)
+
+
+@cache
+def _default() -> Lexicon:
+    return load()
+
+
+def registry() -> Mapping[str, RedFlag]:
+    """The red-flag registry from the default data file, in registry order (loaded once)."""
+    flags = _default().flags
+    return {fid: flags[fid] for fid in RED_FLAG_IDS}
+
+
+def validate() -> None:
+    """Start-up check: load and compile the default data file; raises ``LexiconError``."""
+    _default.cache_clear()
+    _default()
+
+
+# --- matching ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Scan:
+    """One language's view of one message: masked text and clause boundaries."""
+
+    lang: LanguageLexicon
+    text: str
+    starts: list[int]  # start of each clause break
+    ends: list[int]  # end of each clause break
+
+    def clause(self, start: int, end: int) -> tuple[int, int]:
+        i = bisect.bisect_right(self.ends, start)
+        lo = self.ends[i - 1] if i else 0
+        j = bisect.bisect_left(self.starts, end)
+        hi = self.starts[j] if j < len(self.starts) else len(self.text)
+        return lo, max(hi, end)
+
+    def hours(self, lo: int, hi: int) -> float | None:
+        """The longest duration stated in text[lo:hi], in hours (None when none is stated)."""
+        rx = self.lang.duration
+        if rx is None:
+            return None
+        best: float | None = None
+        for m in rx.finditer(self.text, lo, hi):
+            n, u = m.group("n"), m.group("u")
+            if n is None or u is None:
+                continue
+            value = self.lang.numbers.get(n)
+            if value is None:
+                try:
+                    value = float(n.replace(",", "."))
+                except ValueError:
+                    continue
+            factor = next((f for prefix, f in self.lang.units if u.startswith(prefix)), None)
+            if factor is None:
+                continue
+            best = max(best or 0.0, value * factor)
+        return best
+
+    def cancelled(self, rules: FlagRules, start: int, end: int) -> bool:
+        lang = self.lang
+        lo, hi = self.clause(start, end)
+        if rules.negatable:
+            w = max(lo, start - lang.negation_window)
+            if lang.negation.search(self.text, w, start):
+                return True
+        if rules.history:
+            w0 = max(lo, start - lang.history_window)
+            w1 = min(hi, end + lang.history_window)
+            if (
+                lang.history.search(self.text, w0, start) or lang.history.search(self.text, end, w1)
+            ) and not lang.acute.search(self.text, lo, hi):
+                return True
+        if rules.min_hours is not None:
+            stated = self.hours(lo, hi)
+            if stated is not None and stated < rules.min_hours:
+                return True
+        return False
+
+
+def _blank(m: re.Match[str]) -> str:
+    # Same length, so positions stay comparable; spaces do not end a clause.
+    return " " * (m.end() - m.start())
+
+
+def _scan_language(lex: Lexicon, lang: LanguageLexicon, text: str) -> dict[str, int]:
+    """Flags found by one language's lexicon → position of their first uncancelled match."""
+    if lang.gate is not None and not lang.gate.search(text):
+        return {}
+    if lang.idioms is not None:
+        text = lang.idioms.sub(_blank, text)
+    breaks = list(lang.clause_breaks.finditer(text))
+    scan = _Scan(lang, text, [b.start() for b in breaks], [b.end() for b in breaks])
+    found: dict[str, int] = {}
+    pos = 0
+    rx = lang.patterns
+    while (m := rx.search(text, pos)) is not None:
+        pos = m.start() + 1
+        fid = lang.group_flags.get(m.lastgroup or "")
+        if fid is None or fid in found:
+            continue
+        if not scan.cancelled(lex.rules[fid], m.start(), m.end()):
+            found[fid] = m.start()
+    if lang.combo_gate is None or not lang.combo_gate.search(text):
+        return found
+    seen: dict[tuple[re.Pattern[str], FlagRules], int | None] = {}
+    for combo in lang.combos:
+        if combo.flag in found:
+            continue
+        rules = lex.rules[combo.flag]
+        first: int | None = None
+        for part in combo.parts:
+            key = (part, rules)
+            if key not in seen:
+                seen[key] = _first_uncancelled(scan, rules, part)
+            at = seen[key]
+            if at is None:
+                break
+            first = at if first is None else min(first, at)
+        else:
+            if first is not None:
+                found[combo.flag] = first
+    return found
+
+
+def _first_uncancelled(scan: _Scan, rules: FlagRules, rx: re.Pattern[str]) -> int | None:
+    pos = 0
+    while (m := rx.search(scan.text, pos)) is not None:
+        if not scan.cancelled(rules, m.start(), m.end()):
+            return m.start()
+        pos = m.start() + 1
+    return None
+
+
+def detect_all(text: str, lexicon: Lexicon | None = None) -> list[Hit]:
+    """Every red flag in the message, most urgent first (then by position in the text)."""
+    lex = lexicon or _default()
+    norm = normalize(text)
+    if not norm:
+        return []
+    best: dict[str, tuple[int, str]] = {}
+    for code in LANGUAGES:
+        for fid, at in _scan_language(lex, lex.languages[code], norm).items():
+            if fid not in best or at < best[fid][0]:
+                best[fid] = (at, code)
+    order = sorted(best, key=lambda fid: (lex.rank(fid)[0], best[fid][0], lex.rank(fid)[1]))
+    return [
+        Hit(fid, lex.flags[fid].disposition, lex.flags[fid].crisis, best[fid][1]) for fid in order
+    ]
+
+
+def detect(text: str, lexicon: Lexicon | None = None) -> Hit | None:
+    """The most urgent red flag in a message, or None. Never raises on any ``str``."""
+    hits = detect_all(text, lexicon)
+    return hits[0] if hits else None
+
