@@ -201,8 +201,12 @@ def long_paragraphs(size: int = 5000) -> dict[str, str]:
             "I have had a cough and a runny nose since Monday, no fever, and I would like to "
             "book a visit next week because my chest feels a bit sore when I cough. "
         ),
-        "zh prose": fill("我这几天有点咳嗽流鼻涕，没有发烧，想下周预约一下，咳嗽的时候胸口有点不舒服。"),
-        "ru prose": fill("Уже неделю кашель и насморк, температуры нет, хочу записаться на следующую неделю. "),
+        "zh prose": fill(
+            "我这几天有点咳嗽流鼻涕，没有发烧，想下周预约一下，咳嗽的时候胸口有点不舒服。"
+        ),
+        "ru prose": fill(
+            "Уже неделю кашель и насморк, температуры нет, хочу записаться на следующую неделю. "
+        ),
         "one long word": "a" * size,
         "repeated cue": fill("no chest "),
         "zh repeated": fill("不胸"),

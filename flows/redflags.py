@@ -15,7 +15,8 @@ A pattern match is cancelled when, in the same clause,
   unless the flag is not negatable (self-harm: any mention goes to the crisis line);
 * a history cue is near it ("in 2015", "5年前", "3 года назад") and no acute cue ("just now",
   "刚才", "только что") is in the clause;
-* the flag has a minimum duration (``min_hours``) and every duration stated is shorter.
+* the flag has a minimum duration (``min_hours``) and every duration the message states is
+  shorter.
 
 Idioms ("dying of boredom", "笑死我了", "умираю от скуки") are blanked out before matching.
 """
@@ -323,9 +324,7 @@ def _union(
         raise _err(path, where, "expected a non-empty list of regex strings")
     if not sources:
         return None
-    parts = [
-        _compile(path, f"{where}[{i}]", s, macros).pattern for i, s in enumerate(sources)
-    ]
+    parts = [_compile(path, f"{where}[{i}]", s, macros).pattern for i, s in enumerate(sources)]
     return re.compile(_guarded("|".join(f"(?:{p})" for p in parts)))
 
 
@@ -341,7 +340,9 @@ def _table(path: Path, where: str, value: Any) -> dict[str, Any]:
     return value
 
 
-def _load_flags(path: Path, data: dict[str, Any]) -> tuple[dict[str, RedFlag], dict[str, FlagRules]]:
+def _load_flags(
+    path: Path, data: dict[str, Any]
+) -> tuple[dict[str, RedFlag], dict[str, FlagRules]]:
     table = _table(path, "[flags]", data.get("flags"))
     flags: dict[str, RedFlag] = {}
     rules: dict[str, FlagRules] = {}
@@ -356,7 +357,9 @@ def _load_flags(path: Path, data: dict[str, Any]) -> tuple[dict[str, RedFlag], d
         disposition = spec.get("disposition")
         if disposition not in DISPOSITIONS:
             raise _err(
-                path, where, f"unknown disposition {disposition!r} (expected one of {DISPOSITIONS})"
+                path,
+                where,
+                f"unknown disposition {disposition!r} (expected one of {DISPOSITIONS})",
             )
         booleans = {k: spec.get(k, d) for k, d in (("crisis", False), ("negatable", True))}
         booleans["history"] = spec.get("history", True)
@@ -367,7 +370,9 @@ def _load_flags(path: Path, data: dict[str, Any]) -> tuple[dict[str, RedFlag], d
         if min_hours is not None and (
             not isinstance(min_hours, int | float) or isinstance(min_hours, bool) or min_hours <= 0
         ):
-            raise _err(path, f"{where} min_hours", f"expected a positive number, got {min_hours!r}")
+            raise _err(
+                path, f"{where} min_hours", f"expected a positive number, got {min_hours!r}"
+            )
         flags[fid] = RedFlag(fid, disposition, booleans["crisis"])
         rules[fid] = FlagRules(
             booleans["negatable"],
@@ -415,7 +420,7 @@ def _load_language(
         where = f"[[lang.{code}.combos]] #{i + 1}"
         combo = _table(path, where, combo)
         fid = combo.get("flag")
-        if fid not in flags:
+        if not isinstance(fid, str) or fid not in flags:
             raise _err(path, where, f"flag {fid!r} is not in the registry [flags]")
         parts = combo.get("all")
         if not isinstance(parts, list) or len(parts) < 2:
@@ -474,7 +479,9 @@ def _load_language(
         patterns=combined,
         group_flags=group_flags,
         combos=tuple(sorted(combos, key=lambda c: urgency(c.flag))),
-        combo_gate=re.compile(_guarded("|".join(dict.fromkeys(f"(?:{c.parts[0].pattern})" for c in combos))))
+        combo_gate=re.compile(
+            _guarded("|".join(dict.fromkeys(f"(?:{c.parts[0].pattern})" for c in combos)))
+        )
         if combos
         else None,
         idioms=idioms,
@@ -487,7 +494,9 @@ def _load_language(
         duration=duration_rx,
         numbers={str(k): float(v) for k, v in numbers.items()},
         # Longest unit first, so "hours" is tried before "h".
-        units=tuple(sorted(((str(k), float(v)) for k, v in units.items()), key=lambda u: -len(u[0]))),
+        units=tuple(
+            sorted(((str(k), float(v)) for k, v in units.items()), key=lambda u: -len(u[0]))
+        ),
     )
 
 
@@ -524,7 +533,9 @@ def load(path: Path | None = None) -> Lexicon:
     for code in LANGUAGES:
         if code not in langs:
             raise _err(path, f"[lang.{code}]", "language section missing")
-        languages[code] = _load_language(path, code, _table(path, f"[lang.{code}]", langs[code]), flags)
+        languages[code] = _load_language(
+            path, code, _table(path, f"[lang.{code}]", langs[code]), flags
+        )
     return Lexicon(path, flags, rules, languages)
 
 
@@ -597,11 +608,14 @@ class _Scan:
             w0 = max(lo, start - lang.history_window)
             w1 = min(hi, end + lang.history_window)
             if (
-                lang.history.search(self.text, w0, start) or lang.history.search(self.text, end, w1)
+                lang.history.search(self.text, w0, start)
+                or lang.history.search(self.text, end, w1)
             ) and not lang.acute.search(self.text, lo, hi):
                 return True
         if rules.min_hours is not None:
-            stated = self.hours(lo, hi)
+            # Durations anywhere in the message count ("can't pee, it's been 10 hours"); only
+            # when the longest is below the threshold is the match cancelled.
+            stated = self.hours(0, len(self.text))
             if stated is not None and stated < rules.min_hours:
                 return True
         return False
@@ -682,4 +696,3 @@ def detect(text: str, lexicon: Lexicon | None = None) -> Hit | None:
     """The most urgent red flag in a message, or None. Never raises on any ``str``."""
     hits = detect_all(text, lexicon)
     return hits[0] if hits else None
-

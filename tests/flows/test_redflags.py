@@ -1,0 +1,442 @@
+"""The emergency red-flag detector: phrase set, unit cases, robustness, broken data, wording.
+
+``pytest -s tests/flows/test_redflags.py`` prints the confusion table.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+from babel.messages.pofile import read_po
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from benchmarks.redflags import NONE, evaluate, format_table, load_phrases, long_paragraphs
+from flows import redflags
+from flows.redflags import RED_FLAG_IDS, Hit, LexiconError, detect, detect_all
+from locales import LOCALES, catalog_files
+
+MAX_FPR = 0.10
+MIN_SAME_FLAG = 0.90
+MIN_PHRASES_PER_LANGUAGE = 110
+
+
+def flag_of(text: str) -> str | None:
+    hit = detect(text)
+    return hit.flag if hit else None
+
+
+# --- the phrase set ---------------------------------------------------------------------------
+
+
+def test_phrase_set_shape() -> None:
+    phrases = load_phrases()
+    assert len(phrases) >= 330
+    for lang in redflags.LANGUAGES:
+        mine = [p for p in phrases if p.lang == lang]
+        assert len(mine) >= MIN_PHRASES_PER_LANGUAGE, f"[{lang}] only {len(mine)} phrases"
+        emergencies = [p for p in mine if p.label != NONE]
+        assert 0.35 <= len(emergencies) / len(mine) <= 0.65, f"[{lang}] not about half emergencies"
+        for fid in RED_FLAG_IDS:
+            n = sum(p.label == fid for p in mine)
+            assert n >= 2, f"[{lang}] {fid}: {n} phrases, need at least 2"
+    texts = [(p.lang, p.text) for p in phrases]
+    dupes = {t for t in texts if texts.count(t) > 1}
+    assert not dupes, f"duplicate phrases: {dupes}"
+
+
+def test_confusion_table() -> None:
+    ev = evaluate(load_phrases())
+    print()  # noqa: T201 - `pytest -s` shows the table
+    print(format_table(ev))  # noqa: T201
+    missed = [f"[{p.lang}] {p.label}: {p.text} -> {h}" for p, h in ev.misses]
+    assert not missed, "emergencies not detected:\n" + "\n".join(missed)
+    assert ev.overall.recall == 1.0
+    assert ev.overall.fpr <= MAX_FPR, f"false-positive rate {ev.overall.fpr:.1%} > {MAX_FPR:.0%}"
+    assert ev.overall.flag_match >= MIN_SAME_FLAG, (
+        f"only {ev.overall.flag_match:.1%} of detections name the labelled flag"
+    )
+
+
+# --- unit cases -------------------------------------------------------------------------------
+
+NEGATED = [
+    "no chest pain",
+    "I don't have chest pain",
+    "没有胸痛",
+    "不胸痛",
+    "нет боли в груди",
+    "без боли в груди",
+    "грудь не болит",
+    "no fever, no stiff neck",
+    "he has no trouble breathing",
+    "no vomiting after he hit his head",
+    "没有呼吸困难",
+    "у меня не было боли в груди",
+]
+NEGATION_INSIDE_PATTERN = [
+    ("he is not breathing", "breathing"),
+    ("can't breathe", "breathing"),
+    ("не дышит", "breathing"),
+    ("喘不上气", "breathing"),
+    ("呼吸不了", "breathing"),
+    ("the bleeding won't stop", "bleeding"),
+    ("she isn't responding", "unconscious"),
+    ("сыпь не исчезает под стаканом", "sepsis"),
+]
+NEGATION_OTHER_CLAUSE = [
+    ("no fever, but crushing chest pain", "chest_pain"),
+    ("没有发烧，但是胸口疼得厉害", "chest_pain"),
+    ("температуры нет, но сильно давит в груди", "chest_pain"),
+    ("I don't know what's happening, he collapsed", "unconscious"),
+    ("not sure if it's a heart attack", "chest_pain"),
+    ("шея не гнется и температура 39", "meningitis"),
+]
+IDIOMS = [
+    "dying of boredom",
+    "I'm dying to see you",
+    "this traffic is killing me",
+    "a cake to die for",
+    "笑死我了",
+    "累死了",
+    "热死了",
+    "饿死了",
+    "急死了",
+    "умираю от скуки",
+    "умираю с голоду",
+    "убить готов",
+    "what is the ambulance number?",
+    "какой номер скорой помощи?",
+    "急救电话是多少",
+    "that was a stroke of luck",
+    "a small burn from the oven",
+    "food poisoning from a kebab",
+]
+HISTORY = [
+    "had a stroke in 2015",
+    "heart attack 5 years ago",
+    "5年前中风过",
+    "инсульт был 3 года назад",
+    "history of seizures",
+    "I was in a car crash two years ago",
+]
+ACUTE = [
+    ("had a seizure 10 minutes ago", "seizure"),
+    ("he just had a seizure", "seizure"),
+    ("刚才抽搐了", "seizure"),
+    ("только что был приступ судорог", "seizure"),
+    ("had a stroke in 2015 and now his face is drooping", "stroke"),
+]
+SELF_HARM = [
+    "I want to die",
+    "kill myself",
+    "I want to end it all",
+    "there's no reason to live",
+    "I don't want to kill myself",
+    "想死",
+    "不想活了",
+    "自杀",
+    "轻生",
+    "хочу умереть",
+    "покончить с собой",
+    "не хочу жить",
+    "суицид",
+    "I tried to kill myself last year",
+]
+NORMALISATION = [
+    ("ＣＨＥＳＴ ＰＡＩＮ", "chest_pain"),  # full-width Latin
+    ("he\u200f can\u2019t\u200e breathe", "breathing"),  # RTL marks, curly apostrophe
+    ("I CAN'T BREATHE", "breathing"),
+    ("Хочу умереть", "self_harm"),
+    ("ЁЛКИ, у него судороги", "seizure"),
+    ("потерял сознание, всё", "unconscious"),
+    ("we\u00a0can\u00adt\u00a0wake him up", "unconscious"),  # NBSP, soft hyphen
+    ("喘不上气！！", "breathing"),
+    ("c\u0336a\u0336n\u0336'\u0336t breathe", None),  # strikethrough combining marks: no hit
+]
+MIXED = [
+    ("我爸爸 can't breathe", "breathing"),
+    ("my mum 中风了", "stroke"),
+    ("у мамы chest pain, crushing", "chest_pain"),
+    ("没有 chest pain, just a cough", None),
+    ("нет chest pain", None),
+]
+
+
+@pytest.mark.parametrize("text", NEGATED)
+def test_negation_cancels(text: str) -> None:
+    assert detect(text) is None, detect_all(text)
+
+
+@pytest.mark.parametrize(("text", "flag"), NEGATION_INSIDE_PATTERN + NEGATION_OTHER_CLAUSE)
+def test_negation_that_does_not_cancel(text: str, flag: str) -> None:
+    assert flag_of(text) == flag, detect_all(text)
+
+
+@pytest.mark.parametrize("text", IDIOMS)
+def test_idioms(text: str) -> None:
+    assert detect(text) is None, detect_all(text)
+
+
+@pytest.mark.parametrize("text", HISTORY)
+def test_history(text: str) -> None:
+    assert detect(text) is None, detect_all(text)
+
+
+@pytest.mark.parametrize(("text", "flag"), ACUTE)
+def test_acute_time_words_beat_history(text: str, flag: str) -> None:
+    assert flag_of(text) == flag, detect_all(text)
+
+
+@pytest.mark.parametrize("text", SELF_HARM)
+def test_self_harm_is_crisis_even_negated_or_past(text: str) -> None:
+    hit = detect(text)
+    assert hit is not None and hit.flag == "self_harm" and hit.crisis, detect_all(text)
+
+
+@pytest.mark.parametrize(("text", "flag"), [*NORMALISATION, *MIXED])
+def test_normalisation_and_mixed_language(text: str, flag: str | None) -> None:
+    assert flag_of(text) == flag, detect_all(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "flag"),
+    [
+        ("my chest is crushing and I want to kill myself", "self_harm"),
+        ("a small cut and he can't breathe", "breathing"),
+        ("my 5 week old has a fever and is floppy", "child_unresponsive"),
+        ("胸口压着疼，我不想活了", "self_harm"),
+        ("сильная боль в яичке, не может дышать", "breathing"),
+    ],
+)
+def test_precedence_crisis_then_ambulance_then_emergency(text: str, flag: str) -> None:
+    hits = detect_all(text)
+    assert hits and hits[0].flag == flag, hits
+    levels = [0 if h.crisis else 1 + redflags.DISPOSITIONS.index(h.disposition) for h in hits]
+    assert levels == sorted(levels)
+
+
+@pytest.mark.parametrize(
+    ("text", "flag"),
+    [
+        ("no wet nappy for 3 hours", None),
+        ("no wet nappy for 10 hours", "child_dehydration"),
+        ("no wet nappy since this morning", "child_dehydration"),
+        ("宝宝十个小时尿不湿都是干的", "child_dehydration"),
+        ("подгузник сухой уже 2 часа", None),
+        ("can't pee, it's been 2 hours", None),
+        ("can't pee for 12 hours, agony", "urinary_retention"),
+    ],
+)
+def test_min_hours_threshold(text: str, flag: str | None) -> None:
+    assert flag_of(text) == flag, detect_all(text)
+
+
+def test_hit_shape_and_language() -> None:
+    assert detect("не дышит") == Hit("breathing", "emergency_ambulance", False, "ru")
+    assert detect("心梗") == Hit("chest_pain", "emergency_ambulance", False, "zh_Hans")
+    assert detect("I want to die") == Hit("self_harm", "emergency_ambulance", True, "en")
+    assert detect("") is None
+    assert detect("   \n\t ") is None
+
+
+def test_registry() -> None:
+    reg = redflags.registry()
+    assert tuple(reg) == RED_FLAG_IDS
+    assert {f.disposition for f in reg.values()} == {"emergency_ambulance", "emergency"}
+    assert [fid for fid, f in reg.items() if f.crisis] == ["self_harm"]
+    assert reg["burns"].disposition == "emergency"
+    assert reg["stroke"].disposition == "emergency_ambulance"
+    redflags.validate()
+
+
+# --- robustness -------------------------------------------------------------------------------
+
+_TEXT = st.text(
+    alphabet=st.characters(codec="utf-8"),  # any code point but lone surrogates
+    max_size=300,
+)
+_WORDS = st.lists(
+    st.sampled_from(
+        [
+            "no",
+            "not",
+            "chest",
+            "pain",
+            "不",
+            "没有",
+            "胸痛",
+            "не",
+            "боль",
+            "в",
+            "груди",
+            ",",
+            ".",
+            "can't",
+            "breathe",
+            "in 2015",
+            "刚才",
+            "5年前",
+            "\u200f",
+            "\n",
+            "ё",
+            "die",
+            "死",
+        ]
+    ),
+    max_size=800,
+).map(" ".join)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(_TEXT, _WORDS, st.text(max_size=5000).filter(lambda s: "\ud800" not in s)))
+def test_detect_never_raises(text: str) -> None:
+    hits = detect_all(text)
+    top = detect(text)
+    assert (top is None) == (not hits)
+    for hit in hits:
+        assert hit.flag in RED_FLAG_IDS
+        assert hit.language in redflags.LANGUAGES
+
+
+@pytest.mark.parametrize("name", list(long_paragraphs()))
+def test_long_input_is_not_pathological(name: str) -> None:
+    text = long_paragraphs()[name]
+    start = time.perf_counter()
+    detect(text)
+    assert time.perf_counter() - start < 0.5, f"{name}: a 5,000-character input took too long"
+
+
+# --- broken data ------------------------------------------------------------------------------
+
+
+def _broken(tmp_path: Path, old: str, new: str, count: int = 1) -> Path:
+    text = redflags.DEFAULT_PATH.read_text(encoding="utf-8")
+    assert old in text, f"test fixture out of date: {old!r} not in redflags.toml"
+    path = tmp_path / "redflags.toml"
+    path.write_text(text.replace(old, new, count), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            '[flags.burns]\ndisposition = "emergency"',
+            '[flags.burns]\ndisposition = "urgent"',
+            r"\[flags\.burns\]: unknown disposition 'urgent'",
+        ),
+        (
+            "meningitis = ['meningitis', 'meningococcal']",
+            "meningitis = ['meningitis(', 'meningococcal']",
+            r"\[lang\.en\.patterns\] meningitis\[0\]: invalid regex 'meningitis\(':",
+        ),
+        (
+            "meningitis = ['meningitis', 'meningococcal']",
+            "meningitis = ['meningitis', 'meningococcal']\nheatstroke = ['heat ?stroke']",
+            r"\[lang\.en\.patterns\] heatstroke: flag 'heatstroke' is not in the registry",
+        ),
+        (
+            '[flags.vision_loss]\ndisposition = "emergency"\n',
+            "",
+            r"\[lang\.en\.patterns\] vision_loss: flag 'vision_loss' is not in the registry",
+        ),
+        (
+            "[lang.ru]\n",
+            "[lang.ru_old]\n",
+            r"\[lang\.ru_old\]: unknown language",
+        ),
+        (
+            "meningitis = ['meningitis', 'meningococcal']",
+            "meningitis = ['%nosuchmacro%']",
+            r"unknown macro %nosuchmacro%",
+        ),
+        (
+            "meningitis = ['meningitis', 'meningococcal']",
+            "meningitis = ['(?:x)?']",
+            r"matches the empty string",
+        ),
+        ("negation_window = 32", "negation_window = 0", r"negation_window: expected a positive"),
+        ("[lang.en.units]", "[lang.en.unitz]", r"unknown keys"),
+    ],
+)
+def test_broken_data_is_refused(tmp_path: Path, old: str, new: str, expected: str) -> None:
+    path = _broken(tmp_path, old, new)
+    with pytest.raises(LexiconError, match=rf"^redflags\.toml: .*{expected}") as info:
+        redflags.load(path)
+    assert str(info.value).startswith("redflags.toml: ")
+
+
+def test_missing_language_section(tmp_path: Path) -> None:
+    text = redflags.DEFAULT_PATH.read_text(encoding="utf-8")
+    start = text.index("[lang.ru]\n")
+    path = tmp_path / "redflags.toml"
+    # Drop every [lang.ru...] table and [[lang.ru.combos]] array: the file ends with them.
+    path.write_text(text[: text.rindex("\n# ====", 0, start)], encoding="utf-8")
+    with pytest.raises(
+        LexiconError, match=r"^redflags\.toml: \[lang\.ru\]: language section missing"
+    ):
+        redflags.load(path)
+
+
+def test_unreadable_and_invalid_toml(tmp_path: Path) -> None:
+    with pytest.raises(LexiconError, match=r"^nothere\.toml: file: cannot read"):
+        redflags.load(tmp_path / "nothere.toml")
+    bad = tmp_path / "redflags.toml"
+    bad.write_text("[flags\n", encoding="utf-8")
+    with pytest.raises(LexiconError, match=r"^redflags\.toml: TOML: "):
+        redflags.load(bad)
+
+
+def test_loaded_copy_behaves_like_default(tmp_path: Path) -> None:
+    path = tmp_path / "redflags.toml"
+    path.write_text(redflags.DEFAULT_PATH.read_text(encoding="utf-8"), encoding="utf-8")
+    lex = redflags.load(path)
+    assert detect("crushing chest pain", lex) == detect("crushing chest pain")
+
+
+# --- wording ----------------------------------------------------------------------------------
+
+BUTTON_MAX = 32
+
+
+def _redflag_entries(locale: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for path in catalog_files(locale):
+        with path.open("rb") as fh:
+            cat = read_po(fh, locale=None)
+        out.update(
+            (m.id, m.string)
+            for m in cat
+            if isinstance(m.id, str) and m.id.startswith("redflag.") and isinstance(m.string, str)
+        )
+    return out
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_every_flag_has_wording(locale: str) -> None:
+    entries = _redflag_entries(locale)
+    problems = []
+    for fid in RED_FLAG_IDS:
+        full = entries.get(f"redflag.{fid}", "")
+        button = entries.get(f"redflag.{fid}.button", "")
+        if len(full) <= len(button):
+            problems.append(f"[{locale}] redflag.{fid}: missing, or no longer than its button")
+        if not button:
+            problems.append(f"[{locale}] redflag.{fid}.button: missing")
+        if re.search(r"[<>&{}]", full + button):
+            problems.append(f"[{locale}] redflag.{fid}: must be plain text (no HTML, no braces)")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_buttons_fit(locale: str) -> None:
+    long = {
+        msgid: f"{len(text)} characters: {text}"
+        for msgid, text in _redflag_entries(locale).items()
+        if msgid.endswith(".button") and len(text) > BUTTON_MAX
+    }
+    assert not long, f"[{locale}] buttons longer than {BUTTON_MAX} characters: {long}"
