@@ -9,12 +9,13 @@ file once.
 languages in one message) and returns the most urgent hit: crisis (self-harm) first, then
 ``emergency_ambulance``, then ``emergency``.
 
-A pattern match is cancelled when, in the same clause,
+A pattern match is cancelled when
 
-* a negation cue precedes it within a short window ("no chest pain", "没有胸痛", "нет боли"),
-  unless the flag is not negatable (self-harm: any mention goes to the crisis line);
-* a history cue is near it ("in 2015", "5年前", "3 года назад") and no acute cue ("just now",
-  "刚才", "только что") is in the clause;
+* a negation cue precedes it within a short window in the same clause ("no chest pain",
+  "没有胸痛", "нет боли"), unless the flag is not negatable (self-harm: any mention goes to the
+  crisis line);
+* a history cue is near it in the same clause ("in 2015", "5年前", "3 года назад") and no
+  acute cue ("just now", "刚才", "только что") is in that clause;
 * the flag has a minimum duration (``min_hours``) and every duration the message states is
   shorter.
 
