@@ -285,9 +285,7 @@ class LoadClient:
         p.name = f"Bench Patient {letters.capitalize()}"
         p.year = str(self.rng.randint(1940, 2006))
         p.sex = self.rng.choice(("female", "male", "other"))
-        user = await self.client.create_user(
-            "Bench", language_code="en", phone_number=p.phone
-        )
+        user = await self.client.create_user("Bench", language_code="en", phone_number=p.phone)
         p.uid = int(user["id"])
         p.step = 0
         p.last = {}
@@ -1271,9 +1269,7 @@ def _phase_result(
         error_samples=[s for r in results for s in r.error_samples][:5],
         cpu=_cpu_delta(cpu0, cpu1),
         bot=bot_result,
-        per_step_p50_ms={
-            STEPS[s]: percentile(sorted(v), 50) for s, v in sorted(by_step.items())
-        },
+        per_step_p50_ms={STEPS[s]: percentile(sorted(v), 50) for s, v in sorted(by_step.items())},
         lag_p99_ms=percentile(lags, 99) if lags else None,
         pool_extra=sum(r.pool_extra for r in results),
     )

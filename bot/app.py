@@ -21,6 +21,7 @@ from bot.telegram.dispatchers import build_dispatcher, fsm_backends
 from bot.telegram.processor import BotRuntime, UpdateProcessor
 from bot.telegram.sender import Limits, OutboxSender
 from bot.telegram.sources import Poller, webhook_routes
+from flows import questionnaire
 from locales import Translator, validate_catalogs
 from storage.crypto import KeyRing
 from storage.migrate import upgrade
@@ -29,7 +30,17 @@ from storage.uow import Database
 log = logging.getLogger("careline.app")
 
 ROLES = ("patient", "doctor")
-PATIENT_COMMANDS = ("help", "profile", "language", "mydata", "export", "delete", "privacy")
+PATIENT_COMMANDS = (
+    "intake",
+    "history",
+    "help",
+    "profile",
+    "language",
+    "mydata",
+    "export",
+    "delete",
+    "privacy",
+)
 
 
 def open_keyring(settings: Settings) -> KeyRing:
@@ -77,6 +88,7 @@ class Careline:
     async def build(cls, settings: Settings, db: Database | None = None) -> Careline:
         """Wire everything from settings; opens (and migrates) the database if not given."""
         validate_catalogs()
+        questionnaire.use(settings.intake_file)
         tokens = dict(zip(ROLES, settings.require_tokens(), strict=True))
         db = db or await open_database(settings)
         api = TelegramAPIServer.from_base(settings.telegram_api_url)

@@ -8,6 +8,9 @@ import sys
 from collections.abc import Sequence
 
 from bot.settings import Settings, SettingsError, load_settings
+from flows.questionnaire import DataFileError
+from flows.redflags import LexiconError
+from locales import CatalogError
 from storage.crypto import CryptoError, KeysFileError
 
 
@@ -125,6 +128,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_audit_verify(settings))
     except (SettingsError, KeysFileError) as exc:
         print(f"careline: {exc}", file=sys.stderr)
+        return 2
+    except (DataFileError, LexiconError, CatalogError) as exc:
+        print(f"careline: data file error: {exc}", file=sys.stderr)
         return 2
     except CryptoError as exc:
         print(f"careline: key error: {exc}", file=sys.stderr)

@@ -46,3 +46,4 @@ def setup_logging(level: str = "INFO", stream: Any = None) -> None:
     # aiogram logs every handled update at INFO; ids only, but far too chatty.
     logging.getLogger("aiogram.event").setLevel(logging.WARNING)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("transitions").setLevel(logging.WARNING)  # one line per state change

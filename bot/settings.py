@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     default_locale: str = "en"
     timezone: str = "UTC"
     emergency_number: str | None = None
+    # A clinic's own intake questionnaire (TOML, same schema as flows/questionnaires/intake.toml).
+    intake_file: Path | None = None
+    # A suicide-prevention / crisis line shown with the emergency number on self-harm red flags.
+    crisis_line: str | None = Field(default=None, max_length=32)
     outbox_global_per_s: float = Field(default=30.0, gt=0)
     outbox_per_chat_per_s: float = Field(default=1.0, gt=0)
     outbox_per_chat_burst: int = Field(default=3, ge=1)

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from flows.fhir import questionnaire_response
 from flows.onboarding import CONSENT_KIND, CONSENT_VERSION, Actor
+from flows.questionnaire import load
 from storage.models import Consent, Patient
 from storage.uow import UnitOfWork
 
@@ -67,6 +69,14 @@ async def export(uow: UnitOfWork, patient: Patient) -> bytes:
             }
             for c in await uow.consents.for_patient(patient.id)
         ],
+        # Each intake as a FHIR R4 QuestionnaireResponse, which other providers can read.
+        "intakes": [
+            questionnaire_response(
+                load(), item, await uow.intakes.answers(item), patient_ref=patient.id
+            )
+            for item in await uow.intakes.for_patient(patient.id, limit=10_000)
+        ],
+        "history": await uow.patients.history(patient),
         "access_log": [
             {"at": a.at.isoformat(timespec="seconds"), "actor": a.actor, "action": a.action}
             for a in await uow.audit.for_record("patient", patient.id)
@@ -78,13 +88,16 @@ async def export(uow: UnitOfWork, patient: Patient) -> bytes:
 async def erase(uow: UnitOfWork, patient: Patient, *, bot: str) -> bool:
     """Crypto-shred the patient: destroy their data key, delete their row and unsent messages.
 
-    Kept: consent decisions (proof, by random id only) and the audit chain. Returns whether any
-    medical record had to be kept (none exist before clinical features do).
+    Kept: consent decisions (proof, by random id only) and the audit chain. Intakes are deleted
+    (their answers were under the destroyed key anyway). Returns whether any medical record had
+    to be kept (none do yet: consultation records, which the law keeps, come with the doctor
+    bot).
     """
     actor = Actor(patient.id).ref
     if patient.consent_version:
         await uow.consents.record(patient.id, CONSENT_KIND, CONSENT_VERSION, "withdrawn")
     await uow.outbox.drop_pending_for_chat(bot, patient.tg_user_id)
+    await uow.intakes.delete_for_patient(patient.id)
     await uow.vault.destroy(patient.id)
     await uow.patients.delete(patient)
     await uow.audit.record(actor, "patient.erase", "patient", patient.id, {"kept": []})

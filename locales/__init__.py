@@ -42,9 +42,7 @@ def catalog(locale: str) -> Mapping[str, str]:
             with path.open("rb") as fh:
                 cat = read_po(fh, locale=None)
         except (OSError, ValueError) as exc:
-            raise CatalogError(
-                f"cannot read {locale}/{path.name}: {type(exc).__name__}"
-            ) from None
+            raise CatalogError(f"cannot read {locale}/{path.name}: {type(exc).__name__}") from None
         for msg in cat:
             if msg.id and isinstance(msg.id, str) and isinstance(msg.string, str) and msg.string:
                 if msg.id in out:
@@ -75,19 +73,30 @@ def normalize_locale(code: str | None, default: str = DEFAULT) -> str:
 _TAG = re.compile(r"<[^>]+>")
 
 
+class Html(str):
+    """Text that is already safe Telegram HTML (a rendered message): not escaped again when it
+    is passed as a placeholder value."""
+
+    __slots__ = ()
+
+
 class Translator:
     """Renders message ids in one locale; placeholder values are HTML-escaped."""
 
     def __init__(self, locale: str) -> None:
         self.locale = locale if locale in LOCALES else DEFAULT
 
-    def __call__(self, msgid: str, /, **params: Any) -> str:
-        """The message in this locale (English, then the id itself, as fallbacks)."""
+    def __call__(self, msgid: str, /, **params: Any) -> Html:
+        """The message in this locale (English, then the id itself, as fallbacks). Values are
+        escaped unless they are :class:`Html` (e.g. another rendered message)."""
         text = catalog(self.locale).get(msgid) or catalog(DEFAULT).get(msgid) or msgid
         if not params:
-            return text
-        safe = {k: html.escape(str(v), quote=False) for k, v in params.items()}
-        return text.format(**safe)
+            return Html(text)
+        safe = {
+            k: v if isinstance(v, Html) else html.escape(str(v), quote=False)
+            for k, v in params.items()
+        }
+        return Html(text.format(**safe))
 
     def plain(self, msgid: str, /, **params: Any) -> str:
         """The message without HTML tags (for buttons and documents)."""

@@ -75,11 +75,34 @@ class Patient(Base):
     sex_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     phone_index: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    conditions_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    medicines_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    allergies_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     unreachable: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
+
+
+class Intake(Base):
+    """One symptom intake. Its clinical state is ``state`` (the intake machine's); everything
+    the patient said is one encrypted JSON document (``answers_enc``) under the patient's key.
+    ``disposition`` and ``department`` stay readable because queues are ordered by them."""
+
+    __tablename__ = "intakes"
+    __table_args__ = (Index("ix_intakes_patient_state", "patient_id", "state"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    patient_id: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(32))
+    questionnaire_version: Mapped[str] = mapped_column(String(32))
+    answers_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    disposition: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    department: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class Consent(Base):

@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Consent, InboxUpdate, OutboxMessage, Patient, utcnow
+from storage.models import Consent, InboxUpdate, Intake, OutboxMessage, Patient, new_id, utcnow
 from storage.vault import SYSTEM_OWNER, Vault
 
 REPLAY_WINDOW = timedelta(days=7)
@@ -29,6 +29,8 @@ class PatientRepository:
     """Patients and their encrypted profile fields."""
 
     PROFILE_FIELDS = ("name", "birth_year", "sex", "phone")
+    # The patient's own history, prefilled into their next intake.
+    HISTORY_FIELDS = ("conditions", "medicines", "allergies")
 
     def __init__(self, session: AsyncSession, vault: Vault) -> None:
         self._s = session
@@ -50,7 +52,7 @@ class PatientRepository:
 
     async def set_field(self, patient: Patient, field: str, value: str | None) -> None:
         """Encrypt and store one profile field (``None`` clears it)."""
-        if field not in self.PROFILE_FIELDS:
+        if field not in self.PROFILE_FIELDS + self.HISTORY_FIELDS:
             raise ValueError(f"unknown profile field {field!r}")
         column = f"{field}_enc"
         blob = (
@@ -76,6 +78,10 @@ class PatientRepository:
         """All profile fields, decrypted."""
         return {f: await self.get_field(patient, f) for f in self.PROFILE_FIELDS}
 
+    async def history(self, patient: Patient) -> dict[str, str | None]:
+        """The patient's own conditions, medicines and allergies, decrypted."""
+        return {f: await self.get_field(patient, f) for f in self.HISTORY_FIELDS}
+
     async def by_phone(self, phone: str) -> Patient | None:
         """Find a patient by phone number through the blind index."""
         digest = self._vault.ring.blind_index("phone", phone)
@@ -84,6 +90,68 @@ class PatientRepository:
     async def delete(self, patient: Patient) -> None:
         """Remove the patient row (call after the data key has been destroyed)."""
         await self._s.delete(patient)
+
+
+class IntakeRepository:
+    """Symptom intakes; the answers are one JSON document under the patient's data key."""
+
+    def __init__(self, session: AsyncSession, vault: Vault) -> None:
+        self._s = session
+        self._vault = vault
+
+    async def add(self, intake: Intake, answers: dict[str, Any]) -> Intake:
+        """Insert a new intake with its (encrypted) answers."""
+        intake.id = intake.id or new_id()  # bound into the ciphertext, so known before insert
+        self._s.add(intake)
+        await self.save_answers(intake, answers)
+        await self._s.flush()
+        return intake
+
+    async def get(self, intake_id: str) -> Intake | None:
+        """An intake by id."""
+        return await self._s.get(Intake, intake_id)
+
+    async def open_for(self, patient_id: str, final_states: Sequence[str]) -> Intake | None:
+        """The patient's intake still in progress (the newest), if any."""
+        return await self._s.scalar(
+            select(Intake)
+            .where(Intake.patient_id == patient_id, Intake.state.not_in(list(final_states)))
+            .order_by(Intake.created_at.desc())
+            .limit(1)
+        )
+
+    async def for_patient(self, patient_id: str, limit: int = 20) -> list[Intake]:
+        """The patient's intakes, newest first."""
+        rows = await self._s.scalars(
+            select(Intake)
+            .where(Intake.patient_id == patient_id)
+            .order_by(Intake.created_at.desc())
+            .limit(limit)
+        )
+        return list(rows)
+
+    async def answers(self, intake: Intake) -> dict[str, Any]:
+        """The decrypted answers."""
+        if intake.answers_enc is None:
+            return {}
+        text = await self._vault.open(
+            intake.patient_id, "intakes", "answers_enc", intake.id, intake.answers_enc
+        )
+        data: dict[str, Any] = json.loads(text)
+        return data
+
+    async def save_answers(self, intake: Intake, answers: dict[str, Any]) -> None:
+        """Encrypt and store the answers document."""
+        text = json.dumps(answers, ensure_ascii=False, separators=(",", ":"))
+        intake.answers_enc = await self._vault.seal(
+            intake.patient_id, "intakes", "answers_enc", intake.id, text
+        )
+        intake.updated_at = utcnow()
+
+    async def delete_for_patient(self, patient_id: str) -> int:
+        """Remove every intake of a patient (erasure); returns how many."""
+        res = await self._s.execute(delete(Intake).where(Intake.patient_id == patient_id))
+        return int(getattr(res, "rowcount", 0) or 0)
 
 
 class ConsentRepository:

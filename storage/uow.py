@@ -14,6 +14,7 @@ from storage.db import WriterGate, is_sqlite, make_engine
 from storage.repositories import (
     ConsentRepository,
     InboxRepository,
+    IntakeRepository,
     OutboxRepository,
     PatientRepository,
 )
@@ -28,6 +29,7 @@ class UnitOfWork:
         self.vault = Vault(session, ring, cache)
         self.patients = PatientRepository(session, self.vault)
         self.consents = ConsentRepository(session)
+        self.intakes = IntakeRepository(session, self.vault)
         self.inbox = InboxRepository(session, self.vault)
         self.outbox = OutboxRepository(session, self.vault)
         self.audit = AuditLog(session)

@@ -63,7 +63,9 @@ def test_bad_setting_stops_start_with_one_line(
 def test_migrate_creates_keys_file_0600_and_warns(tmp_path: Path) -> None:
     out = run(["migrate"], tmp_path)
     assert out.returncode == 0, out.stderr
-    assert "database at revision 0002" in out.stdout
+    versions = ROOT / "storage" / "migrations" / "versions"
+    head = max(p.name[:4] for p in versions.glob("[0-9][0-9][0-9][0-9]_*.py"))
+    assert f"database at revision {head}" in out.stdout
     keys = tmp_path / "keys.json"
     assert keys.stat().st_mode & 0o777 == 0o600
     assert "BACK IT UP" in out.stderr
@@ -121,3 +123,33 @@ async def test_keys_rotate_and_audit_verify(tmp_path: Path) -> None:
     bad = run(["audit", "verify"], tmp_path)
     assert bad.returncode == 1
     assert "BROKEN at record 4" in bad.stdout
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ('version = "x"\n[[category]\n', "not valid TOML"),
+        (None, "unknown department 'nowhere'"),
+    ],
+)
+def test_broken_questionnaire_stops_start_up_naming_file_and_problem(
+    tmp_path: Path, content: str | None, problem: str
+) -> None:
+    """A clinic's own intake file with a typo: one line, the file and the problem, exit 2."""
+    path = tmp_path / "clinic-intake.toml"
+    if content is None:
+        bundled = (ROOT / "flows" / "questionnaires" / "intake.toml").read_text(encoding="utf-8")
+        content = bundled.replace('department = "general"', 'department = "nowhere"', 1)
+    path.write_text(content, encoding="utf-8")
+    out = run(
+        ["run"],
+        tmp_path,
+        CARELINE_INTAKE_FILE=str(path),
+        CARELINE_PATIENT_BOT_TOKEN="100001:test-patient-token-0001",
+        CARELINE_DOCTOR_BOT_TOKEN="100002:test-doctor-token-0002",
+    )
+    assert out.returncode == 2, out.stderr
+    lines = [ln for ln in out.stderr.splitlines() if ln.strip() and "BACK IT UP" not in ln]
+    assert lines[-1].startswith("careline: data file error: clinic-intake.toml: "), out.stderr
+    assert problem in lines[-1]
+    assert "Traceback" not in out.stderr

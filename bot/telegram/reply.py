@@ -60,6 +60,16 @@ class Replier:
             params["protect_content"] = True
         await self.call("sendMessage", params, chat_id=target, priority=priority)
 
+    async def edit_markup(
+        self, message_id: int, markup: InlineKeyboardMarkup | None, *, chat_id: int | None = None
+    ) -> None:
+        """Replace the buttons of a message the bot sent (e.g. a ticked checkbox)."""
+        target = self._chat(chat_id)
+        params: dict[str, Any] = {"chat_id": target, "message_id": message_id}
+        if markup is not None:
+            params["reply_markup"] = markup_json(markup)
+        await self.call("editMessageReplyMarkup", params, chat_id=target, priority=PRIORITY_REPLY)
+
     async def document(
         self,
         filename: str,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiogram import F, Router
 
-from handlers.patient import commands, fallback, onboarding
+from handlers.patient import commands, emergency, fallback, intake, onboarding
 
 
 def get_router() -> Router:
@@ -13,7 +13,12 @@ def get_router() -> Router:
     # A message without a sender (never sent by Telegram in a private chat) is ignored too.
     root.message.filter(F.chat.type == "private", F.from_user, ~F.from_user.is_bot)
     root.callback_query.filter(~F.from_user.is_bot)
+    # Red flags first: an emergency in any message wins over every other handler.
     root.include_routers(
-        commands.routes.router(), onboarding.routes.router(), fallback.routes.router()
+        emergency.routes.router(),
+        commands.routes.router(),
+        intake.routes.router(),
+        onboarding.routes.router(),
+        fallback.routes.router(),
     )
     return root

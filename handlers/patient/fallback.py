@@ -11,6 +11,7 @@ from bot.settings import Settings
 from bot.telegram.reply import Replier
 from flows.onboarding import Step, step_of
 from handlers.common.routes import RouteTable
+from handlers.patient.intake_render import begin_keyboard
 from handlers.patient.render import show_step
 from locales import Translator
 from storage.models import Patient
@@ -36,7 +37,10 @@ async def on_stale_button(
 async def on_unknown_text(
     message: Message, patient: Patient | None, tr: Translator, reply: Replier, settings: Settings
 ) -> None:
-    """An unknown command or text nobody expected."""
+    """An unknown command or text nobody expected (an onboarded patient is offered the intake)."""
+    if step_of(patient) is Step.DONE:
+        await reply.text(tr("error.not_understood"), begin_keyboard(tr))
+        return
     await reply.text(tr("error.not_understood"))
     if step_of(patient) is not Step.DONE:
         await show_step(reply, tr, patient, settings)

@@ -13,6 +13,7 @@ from flows import onboarding
 from flows.onboarding import BadInput, InvalidStep, Step, step_of
 from handlers.common.routes import RouteTable
 from handlers.patient import keyboards as kb
+from handlers.patient.intake_render import begin_keyboard
 from handlers.patient.render import show_step
 from locales import LOCALES, Translator
 from storage.models import Patient
@@ -28,7 +29,7 @@ async def _done_or_next(
 ) -> None:
     if step is Step.DONE:
         name = await uow.patients.get_field(patient, "name")
-        await reply.text(tr("onboarding.done", name=name or ""), ReplyKeyboardRemove())
+        await reply.text(tr("onboarding.done", name=name or ""), begin_keyboard(tr))
     else:
         await show_step(reply, tr, patient, s)
 
