@@ -48,7 +48,7 @@ TEXTS = st.one_of(
     ),
     st.text(max_size=60),
 )  # fmt: skip
-MEDIA = st.sampled_from(
+MEDIA: st.SearchStrategy[dict[str, Any]] = st.sampled_from(
     [
         {"photo": [{"file_id": "ph1", "file_unique_id": "u1", "width": 9, "height": 9}]},
         {"voice": {"file_id": "vo1", "file_unique_id": "u2", "duration": 3}},
@@ -170,8 +170,8 @@ def test_random_walks_through_the_intake_end_cleanly(tmp_path: Path) -> None:
             {"id": 100001, "is_bot": True, "first_name": "Careline"},
             {"text": "question", "date": NOW - 5},
         )
-        return {"callback_query": {"id": f"q{builder.next_mid()}", "from": me,
-                                   "chat_instance": "ci", "message": message, "data": data}}  # fmt: skip
+        query = {"id": f"q{builder.next_mid()}", "from": me, "chat_instance": "ci"}
+        return {"callback_query": {**query, "message": message, "data": data}}
 
     def say(uid: int, content: dict[str, Any]) -> dict[str, Any]:
         return {"message": builder.message(builder.private(uid), builder.user(uid), content)}
