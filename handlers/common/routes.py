@@ -32,6 +32,10 @@ class RouteTable:
         """Register a message handler."""
         return self._add("message", filters)
 
+    def edited_message(self, *filters: Any) -> Callable[[F], F]:
+        """Register an edited-message handler."""
+        return self._add("edited_message", filters)
+
     def callback_query(self, *filters: Any) -> Callable[[F], F]:
         """Register a callback-query handler."""
         return self._add("callback_query", filters)

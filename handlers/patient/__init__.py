@@ -12,6 +12,7 @@ def get_router() -> Router:
     root = Router(name="patient")
     # A message without a sender (never sent by Telegram in a private chat) is ignored too.
     root.message.filter(F.chat.type == "private", F.from_user, ~F.from_user.is_bot)
+    root.edited_message.filter(F.chat.type == "private", F.from_user, ~F.from_user.is_bot)
     root.callback_query.filter(~F.from_user.is_bot)
     # Red flags first: an emergency in any message wins over every other handler.
     root.include_routers(

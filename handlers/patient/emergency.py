@@ -33,6 +33,7 @@ def red_flag_in(message: Message) -> bool | dict[str, Any]:
     return False if hit is None else {"hit": hit}
 
 
+@routes.edited_message(F.text | F.caption, red_flag_in)
 @routes.message(F.text | F.caption, red_flag_in)
 async def on_red_flag_text(
     message: Message,
@@ -43,7 +44,8 @@ async def on_red_flag_text(
     reply: Replier,
     settings: Settings,
 ) -> None:
-    """An emergency in the patient's own words: instructions now, the intake stops."""
+    """An emergency in the patient's own words (also when they edit a message to say it):
+    instructions now, the intake stops."""
     if patient is not None:
         await intake.stop_for_red_flag(uow, patient, hit.flag, source="text", q=load())
     else:

@@ -444,3 +444,52 @@ async def test_no_plaintext_in_the_database(sqlite_clinic: Clinic) -> None:
         assert b"Zebrafinch" not in f.read_bytes(), f.name
     assert "Zebrafinch" not in sqlite_clinic.logs.getvalue()
     assert re.search("itching", sqlite_clinic.logs.getvalue()) is None
+
+
+async def test_editing_a_message_into_an_emergency_is_caught(sqlite_clinic: Clinic) -> None:
+    """A patient edits an earlier message to add what is happening: the check runs again."""
+    p = await new_patient(sqlite_clinic, "en")
+    await p.start()
+    await p.press(p.t("intake.subject.self"), has_button(p.t("intake.back")))
+    sent = await sqlite_clinic.client.send(p.uid, PATIENT_BOT, "my arm feels odd")
+    await sqlite_clinic.client.wait_for(
+        p.uid, PATIENT_BOT, has_text(p.t("intake.complaint.noted"))
+    )
+    since = await sqlite_clinic.seq(p.uid)
+    await sqlite_clinic.client.edit(
+        p.uid, PATIENT_BOT, sent["message"]["message_id"], "my face is drooping and my arm is weak"
+    )
+    expected = p.t("emergency.call_now", emergency_number="112", what=p.tr("redflag.stroke"))
+    await sqlite_clinic.client.wait_for(p.uid, PATIENT_BOT, has_text(expected), since=since)
+    [intake] = await intakes_of(sqlite_clinic)
+    assert intake.state == State.EMERGENCY
+
+
+async def test_cn_first_visit_is_sent_to_an_in_person_visit(
+    tmp_path: Any, log_capture: Any
+) -> None:
+    """In mainland China an online consultation needs an offline diagnosis first."""
+    from bot.settings import Jurisdiction
+    from tests.e2e.conftest import start_clinic, stop_clinic
+
+    clinic, schema = await start_clinic(
+        tmp_path, "sqlite", log_capture, jurisdiction=Jurisdiction.CN
+    )
+    try:
+        uid = await clinic.person("Tester", "zh-hans")
+        await onboard(clinic, uid, "zh_Hans", emergency="120")
+        p = Patient(clinic, uid, "zh_Hans")
+        await p.to_red_flags("cough_cold", "days_1_3", 5)
+        await p.after_red_flags("cough_cold")
+        ask = await p.confirm()
+        assert ask["text"] == p.t("intake.ask_diagnosis")
+        result = await p.press(p.t("intake.diagnosis.no"), lambda m: True)
+        assert result["text"] == p.t(
+            "intake.result.cn_in_person",
+            department=p.t("dept.general"),
+            reasons=p.t("triage.reason.moderate_symptoms"),
+        )
+        [intake] = await intakes_of(clinic)
+        assert (intake.state, intake.disposition) == (State.TRIAGED, "consultation")
+    finally:
+        await stop_clinic(clinic, schema)

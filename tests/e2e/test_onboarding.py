@@ -14,13 +14,15 @@ LANG_BUTTON = {"en": "English", "zh_Hans": "简体中文", "ru": "Русский
 NAMES = {"en": "Alice Testpatient", "zh_Hans": "王测试", "ru": "Алиса Тестова"}
 
 
-async def onboard(clinic: Clinic, uid: int, locale: str, *, phone: str = "+15550100777") -> None:
+async def onboard(
+    clinic: Clinic, uid: int, locale: str, *, phone: str = "+15550100777", emergency: str = "112"
+) -> None:
     """Complete onboarding with buttons and typed answers, checking each question."""
     tr = Translator(locale)
     first = await clinic.say(uid, "/start")
     assert first["text"] == tr.plain("onboarding.choose_language")
     intro = await clinic.press(uid, LANG_BUTTON[locale])
-    assert intro["text"] == tr.plain("onboarding.intro", emergency_number="112")
+    assert intro["text"] == tr.plain("onboarding.intro", emergency_number=emergency)
     consent = await clinic.press(uid, tr.plain("onboarding.intro.continue"))
     assert consent["text"] == tr.plain("onboarding.consent", version=CONSENT_VERSION)
     ask_name = await clinic.press(uid, tr.plain("onboarding.consent.accept"))
