@@ -141,18 +141,25 @@ def thread_cpu(pid: int) -> dict[int, float]:
 # --- the simulated patients ---------------------------------------------------------------
 
 
+BotMessage = dict[str, Any]  # a bot message as the emulator client sees it
+
+
 @dataclass
 class Action:
-    """One onboarding input: how to send it and which bot message answers it."""
+    """One patient input: how to send it and which bot message answers it."""
 
     kind: str  # start | text | click | contact
     value: Callable[[Patient], str]  # text to type, or label of the button to press
     expect: Callable[[Patient], str] | None  # exact text of the answer; None = any message
+    name: str = ""  # the step's name in the per-step figures
+    # Instead of ``expect``: a test on the answer (used where it is not one fixed text).
+    match: Callable[[BotMessage], bool] | None = None
 
 
 @dataclass
 class Patient:
-    """A simulated person somewhere in the onboarding."""
+    """A simulated person somewhere in the onboarding (or, in the intake scenario, in one
+    of their intakes)."""
 
     uid: int = 0
     step: int = 0
@@ -161,6 +168,9 @@ class Patient:
     year: str = ""
     sex: str = ""
     last: dict[str, Any] = field(default_factory=dict)
+    index: int = 0  # which simulated patient (varies the intake answers)
+    intakes: int = 0  # intakes this person has completed
+    plan: list[Action] = field(default_factory=list)  # intake scenario: the current intake
 
 
 def careline_script() -> list[Action]:
@@ -170,7 +180,7 @@ def careline_script() -> list[Action]:
     tr = Translator("en")
     emergency = "112"
     ask_phone = tr.plain("onboarding.ask_phone")
-    return [
+    actions = [
         Action("start", lambda p: "/start", lambda p: tr.plain("onboarding.choose_language")),
         Action(
             "click",
@@ -197,6 +207,9 @@ def careline_script() -> list[Action]:
             lambda p: tr.plain("onboarding.done", name=p.name),
         ),
     ]
+    for action, name in zip(actions, STEPS, strict=True):
+        action.name = name
+    return actions
 
 
 def _consent_version() -> str:
@@ -214,8 +227,134 @@ def echo_script() -> list[Action]:
         7: lambda p: p.phone,
     }
     return [
-        Action(kind, typed.get(i, lambda p: ECHO_BUTTON), None) for i, kind in enumerate(KINDS)
+        Action(kind, typed.get(i, lambda p: ECHO_BUTTON), None, STEPS[i])
+        for i, kind in enumerate(KINDS)
     ]
+
+
+# The intake scenario: complaint categories the patients rotate through, and the onsets.
+INTAKE_CATEGORIES = ("cough_cold", "headache", "back_joint", "skin", "fever")
+INTAKE_DURATIONS = ("today", "days_1_3", "days_4_7", "weeks_1_4")
+INTAKE_STEPS = (
+    "/intake",
+    "subject",
+    "category",
+    "duration",
+    "severity",
+    "red flags",
+    "follow-up",
+    "associated",
+    "conditions",
+    "medicines",
+    "allergies",
+    "attachments",
+    "confirm",
+)
+HISTORY_TEXT = "asthma"  # typed at the first intake's conditions question
+
+
+def has_button(label: str) -> Callable[[BotMessage], bool]:
+    """Answer test: the message has an inline button labelled ``label``."""
+
+    def check(m: BotMessage) -> bool:
+        rows = (m.get("reply_markup") or {}).get("inline_keyboard") or []
+        return any(b.get("text") == label for row in rows for b in row)
+
+    return check
+
+
+def has_text(text: str) -> Callable[[BotMessage], bool]:
+    """Answer test: the message's text is exactly ``text``."""
+    return lambda m: m.get("text") == text
+
+
+def is_result(m: BotMessage) -> bool:
+    """Answer test for the confirmed summary: the disposition, a message without buttons
+    (a re-shown question after a stale button, say, would carry its keyboard)."""
+    return bool(m.get("text")) and not (m.get("reply_markup") or {}).get("inline_keyboard")
+
+
+def intake_script(p: Patient, echo: bool) -> list[Action]:
+    """One full symptom intake (as in tests/e2e/test_intake.py), each answer checked by the
+    button the next step must offer; for the echo bot the same inputs, any answer will do.
+
+    The answers vary with the patient and the intake: the category rotates through
+    :data:`INTAKE_CATEGORIES`, then the onset, severity and follow-up options. At the first
+    intake the patient types a long-term condition; at later ones Careline shows it back and
+    the patient presses "Still correct" (one input of the same kind as the other buttons).
+    """
+    from flows.questionnaire import load
+    from locales import Translator
+
+    tr = Translator("en")
+    t = tr.plain
+    turn = p.index + p.intakes
+    category = INTAKE_CATEGORIES[turn % len(INTAKE_CATEGORIES)]
+    duration = INTAKE_DURATIONS[(p.index // len(INTAKE_CATEGORIES) + p.intakes) % 4]
+    severity = str((3 * p.index + p.intakes) % 7)
+    questions = load().category(category).questions
+    options = [q.options[turn % len(q.options)] for q in questions]
+
+    def button(msgid: str) -> Callable[[BotMessage], bool]:
+        return has_button(t(msgid))
+
+    def text(msgid: str) -> Callable[[BotMessage], bool]:
+        return has_text(t(msgid))
+
+    after_flags = (
+        button(f"intake.q.{questions[0].id}.{options[0]}")
+        if questions
+        else button("intake.associated.none")
+    )
+    first = p.intakes == 0
+    cat, dur = f"intake.category.{category}", f"intake.duration.{duration}"
+    # (name, kind, what to type or press, the answer's test)
+    steps: list[tuple[str, str, str, Callable[[BotMessage], bool]]] = [
+        ("/intake", "text", "/intake", button("intake.subject.self")),
+        ("subject", "click", t("intake.subject.self"), button(cat)),
+        ("category", "click", t(cat), button(dur)),
+        ("duration", "click", t(dur), has_button(severity)),
+        ("severity", "click", severity, button("intake.red_flags.none")),
+        ("red flags", "click", t("intake.red_flags.none"), after_flags),
+    ]
+    for i, (question, option) in enumerate(zip(questions, options, strict=True)):
+        nxt = (
+            button(f"intake.q.{questions[i + 1].id}.{options[i + 1]}")
+            if i + 1 < len(questions)
+            else button("intake.associated.none")
+        )
+        steps.append(("follow-up", "click", t(f"intake.q.{question.id}.{option}"), nxt))
+    if first:
+        ask_conditions = text("intake.ask_conditions")
+        conditions = ("conditions", "text", HISTORY_TEXT, text("intake.ask_medicines"))
+    else:
+        ask_conditions = has_text(t("intake.ask_conditions.known", known=HISTORY_TEXT))
+        conditions = (
+            "conditions",
+            "click",
+            t("intake.history.keep"),
+            text("intake.ask_medicines"),
+        )
+    steps += [
+        ("associated", "click", t("intake.associated.none"), ask_conditions),
+        conditions,
+        ("medicines", "click", t("intake.history.none"), text("intake.ask_allergies")),
+        ("allergies", "click", t("intake.history.none"), button("intake.attachments.skip")),
+        ("attachments", "click", t("intake.attachments.skip"), button("intake.summary.confirm")),
+        ("confirm", "click", t("intake.summary.confirm"), is_result),
+    ]
+    actions = []
+    for name, kind, value, match in steps:
+        if echo:
+            typed = value if kind == "text" else ECHO_BUTTON
+            actions.append(Action(kind, functools.partial(_const, typed), None, name))
+        else:
+            actions.append(Action(kind, functools.partial(_const, value), None, name, match))
+    return actions
+
+
+def _const(value: str, p: Patient) -> str:
+    return value
 
 
 @dataclass
@@ -225,6 +364,7 @@ class ClientConfig:
     base_url: str
     kind: str  # careline | echo
     mode: str  # closed | fixed
+    scenario: str  # onboarding | intake
     patients: int
     rate: float  # offered inputs/s of this process (fixed mode)
     seed: int
@@ -240,8 +380,9 @@ class ClientResult:
 
     done_at: list[float] = field(default_factory=list)
     latency: list[float] = field(default_factory=list)
-    step: list[int] = field(default_factory=list)
+    step: list[str] = field(default_factory=list)  # the name of each answered input's step
     onboardings_done_at: list[float] = field(default_factory=list)
+    intakes_done_at: list[float] = field(default_factory=list)
     errors: int = 0
     error_samples: list[str] = field(default_factory=list)
     lag: list[float] = field(default_factory=list)  # fixed mode: how late inputs left
@@ -269,8 +410,10 @@ class LoadClient:
         self.t0 = t0
         self.rng = random.Random(cfg.seed * 1000 + cfg.index)
         self.script = careline_script() if cfg.kind == "careline" else echo_script()
+        self.intake = cfg.scenario == "intake"
         self.result = ClientResult()
         self._phones = cfg.first_phone
+        self._next_index = cfg.first_patient + cfg.patients  # for patients added later
 
     def stopped(self) -> bool:
         """True once the measured phase is over."""
@@ -289,6 +432,57 @@ class LoadClient:
         p.uid = int(user["id"])
         p.step = 0
         p.last = {}
+        p.intakes = 0
+        p.plan = []
+
+    def actions(self, p: Patient) -> list[Action]:
+        """The script ``p.step`` points into: the onboarding, or the patient's current intake."""
+        return p.plan if self.intake else self.script
+
+    def _answer_test(self, p: Patient, action: Action) -> Callable[[BotMessage], bool] | None:
+        if action.match is not None:
+            return action.match
+        if action.expect is None:
+            return None
+        expected = action.expect(p)
+        return lambda m: m.get("text") == expected
+
+    async def reset(self, p: Patient) -> None:
+        """A brand-new person at the start of the scenario. In the intake scenario that is an
+        onboarded person about to start their first intake: the onboarding is done here,
+        unmeasured (no latencies recorded; it is the warm-up of this patient)."""
+        from bot.sandbox.client import EmulatorError
+
+        for attempt in range(3):
+            await self.new_person(p)
+            if not self.intake:
+                return
+            if self.stopped():  # the phase is over: no need to onboard
+                p.plan = intake_script(p, echo=self.cfg.kind == "echo")
+                return
+            try:
+                await self.onboard(p)
+            except (TimeoutError, EmulatorError, LookupError) as exc:
+                self.result.errors += 1
+                if len(self.result.error_samples) < 5:
+                    self.result.error_samples.append(
+                        f"onboarding before intake (attempt {attempt + 1}): "
+                        f"{type(exc).__name__}: {str(exc)[:300]}"
+                    )
+                continue
+            self.result.onboardings_done_at.append(time.monotonic())
+            p.plan = intake_script(p, echo=self.cfg.kind == "echo")
+            return
+        raise RuntimeError("three onboardings in a row failed; see the error samples")
+
+    async def onboard(self, p: Patient) -> None:
+        """The whole onboarding script, each answer checked, nothing recorded."""
+        for action in self.script:
+            test = self._answer_test(p, action)
+            await self._act(p, action)
+            p.last = await self.client.wait_for(
+                p.uid, PATIENT_BOT, test, timeout=self.cfg.step_timeout
+            )
 
     async def _act(self, p: Patient, action: Action) -> None:
         bot = PATIENT_BOT
@@ -315,64 +509,64 @@ class LoadClient:
 
         from bot.sandbox.client import EmulatorError
 
-        action = self.script[p.step]
-        expected = action.expect(p) if action.expect is not None else None
+        script = self.actions(p)
+        action = script[p.step]
+        test = self._answer_test(p, action)
         self.result.sent_total += 1
         sent = time.monotonic()
         try:
             await self._act(p, action)
-            if expected is None:
-                answer = await self.client.wait_for(
-                    p.uid, PATIENT_BOT, timeout=self.cfg.step_timeout
-                )
-            else:
-                answer = await self.client.wait_for(
-                    p.uid,
-                    PATIENT_BOT,
-                    lambda m: m.get("text") == expected,
-                    timeout=self.cfg.step_timeout,
-                )
+            answer = await self.client.wait_for(
+                p.uid, PATIENT_BOT, test, timeout=self.cfg.step_timeout
+            )
         except (TimeoutError, EmulatorError, LookupError, aiohttp.ClientError) as exc:
             if not self.stopped():
                 self.result.errors += 1
                 if len(self.result.error_samples) < 5:
                     self.result.error_samples.append(
-                        f"step {STEPS[p.step]!r}: {type(exc).__name__}: {str(exc)[:300]}"
+                        f"step {action.name!r}: {type(exc).__name__}: {str(exc)[:300]}"
                     )
-            await self.new_person(p)
+            await self.reset(p)
             return
         now = time.monotonic()
         self.result.done_at.append(now)
         self.result.latency.append(now - sent)
-        self.result.step.append(p.step)
+        self.result.step.append(action.name)
         p.last = answer
         p.step += 1
-        if p.step == len(self.script):
-            self.result.onboardings_done_at.append(now)
+        if p.step == len(script):
+            done = self.result.intakes_done_at if self.intake else self.result.onboardings_done_at
+            done.append(now)
             if now >= self.t0 and self.onboard_target > 0:
                 with self.onboard_count.get_lock():
                     self.onboard_count.value += 1
                     if self.onboard_count.value == self.onboard_target:
                         self.stop_at.value = now
-            await self.new_person(p)
+            if self.intake:  # the same person starts their next intake
+                p.intakes += 1
+                p.step = 0
+                p.plan = intake_script(p, echo=self.cfg.kind == "echo")
+            else:
+                await self.new_person(p)
 
     async def prepare(self, first_index: int) -> list[Patient]:
         """New users, each walked to a different step, so the measured mix covers them all.
 
-        Patient i first completes ``i % 9`` steps; all patients then start together. In a
-        closed loop every patient advances at the same pace, so the steps stay evenly mixed.
+        Patient i first completes ``i % 9`` steps (intake scenario: onboards, then completes
+        ``i % n`` steps of its first intake of n steps); all patients then start together. In
+        a closed loop every patient advances at the same pace, so the steps stay evenly mixed.
         Without this, patients that all start at /start move in lockstep and a short window
         sees only the first few steps.
         """
-        patients = [Patient() for _ in range(self.cfg.patients)]
-        await asyncio.gather(*(self.new_person(p) for p in patients))
+        patients = [Patient(index=first_index + i) for i in range(self.cfg.patients)]
+        await asyncio.gather(*(self.reset(p) for p in patients))
 
         async def walk(p: Patient, steps: int) -> None:
             for _ in range(steps):
                 await self.step(p)
 
         await asyncio.gather(
-            *(walk(p, (first_index + i) % len(self.script)) for i, p in enumerate(patients))
+            *(walk(p, (first_index + i) % len(self.actions(p))) for i, p in enumerate(patients))
         )
         return patients
 
@@ -390,7 +584,9 @@ class LoadClient:
         idle: deque[Patient] = deque(patients)
         tasks: set[asyncio.Task[None]] = set()
 
-        async def one(p: Patient) -> None:
+        async def one(p: Patient, fresh: bool) -> None:
+            if fresh:  # (intake scenario: onboarded first, unmeasured)
+                await self.reset(p)
             await self.step(p)
             idle.append(p)
 
@@ -403,13 +599,14 @@ class LoadClient:
             if self.stopped():
                 break
             self.result.lag.append(time.monotonic() - due)
+            fresh = not idle
             if idle:
                 p = idle.popleft()
             else:
-                p = Patient()
-                await self.new_person(p)
+                p = Patient(index=self._next_index)
+                self._next_index += 1
                 self.result.pool_extra += 1
-            task = asyncio.create_task(one(p))
+            task = asyncio.create_task(one(p, fresh))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
         if tasks:
@@ -424,8 +621,11 @@ def _client_process(
         import aiohttp  # noqa: F401 - loaded before the first phase, not during it
 
         import bot.sandbox.client  # noqa: F401
-        import flows.onboarding  # noqa: F401
+        import flows.onboarding
+        import flows.questionnaire
         import locales  # noqa: F401
+
+        flows.questionnaire.load()  # parsed and checked once, before the first phase
 
         conn.send(("loaded", os.getpid()))
         while True:
@@ -971,9 +1171,11 @@ def summarize_profile(profiler: cProfile.Profile, top: int = 30) -> dict[str, An
 class Options:
     """Command-line options."""
 
+    scenario: str  # onboarding | intake
     patients: int
     duration: float
     onboardings: int
+    intakes: int
     warmup: float
     db: str
     seed: int
@@ -1004,6 +1206,7 @@ class PhaseResult:
     p99_ms: float
     max_ms: float
     onboardings: int
+    intakes: int
     errors: int
     error_samples: list[str]
     cpu: dict[str, float | None]  # seconds in the window per process (and bot threads)
@@ -1110,6 +1313,8 @@ async def run_phase(
     onboard_count.value = 0
     _, bot_conn, bot_pid = workers.bots[kind]
     clients = workers.clients
+    target = opts.intakes if opts.scenario == "intake" else opts.onboardings
+    unit = "intakes" if opts.scenario == "intake" else "onboardings"
     try:
         spec = BotSpec(
             kind,
@@ -1129,6 +1334,7 @@ async def run_phase(
                 base_url=base_url,
                 kind=kind,
                 mode=mode,
+                scenario=opts.scenario,
                 patients=share,
                 rate=(rate or 0.0) / len(clients),
                 seed=opts.seed + 7919 * phase_no,
@@ -1138,7 +1344,7 @@ async def run_phase(
                 first_patient=first,
             )
             first += share
-            conn.send(("phase", cfg, opts.onboardings))
+            conn.send(("phase", cfg, target))
         await arecv(bot_conn)
         for _, conn, _ in clients:
             await arecv(conn)
@@ -1147,13 +1353,20 @@ async def run_phase(
             conn.send(("prepare",))
         for _, conn, _ in clients:
             await arecv(conn, 300.0)
-        log(
-            f"bot ready; {opts.patients} patients created and spread over the {len(STEPS)} "
-            f"steps in {time.monotonic() - prep:.1f} s; warm-up {opts.warmup:g} s"
-        )
+        if opts.scenario == "intake":
+            log(
+                f"bot ready; {opts.patients} patients created, onboarded (unmeasured) and "
+                f"spread over the steps of their first intake in {time.monotonic() - prep:.1f} "
+                f"s; warm-up {opts.warmup:g} s"
+            )
+        else:
+            log(
+                f"bot ready; {opts.patients} patients created and spread over the {len(STEPS)} "
+                f"steps in {time.monotonic() - prep:.1f} s; warm-up {opts.warmup:g} s"
+            )
         start = time.monotonic() + 0.1
         t0 = start + opts.warmup
-        if opts.onboardings <= 0:
+        if target <= 0:
             stop_at.value = t0 + opts.duration
         for _, conn, _ in clients:
             conn.send(("go", start, t0))
@@ -1164,7 +1377,7 @@ async def run_phase(
         bot_conn.send("window_start")
         t_begin = time.monotonic()
         next_report = t_begin + 2.0
-        limit = t0 + (opts.duration if opts.onboardings <= 0 else 600.0)
+        limit = t0 + (opts.duration if target <= 0 else 600.0)
         while True:
             end = stop_at.value
             now = time.monotonic()
@@ -1174,7 +1387,7 @@ async def run_phase(
                 done = patient_bot.stats["updates_delivered"] - delivered0
                 log(
                     f"  {now - t_begin:5.1f} s: {done} updates delivered to the bot, "
-                    f"{done / (now - t_begin):.0f}/s; {onboard_count.value} onboardings"
+                    f"{done / (now - t_begin):.0f}/s; {onboard_count.value} {unit}"
                 )
                 next_report += 2.0
             await asyncio.sleep(0.02)
@@ -1241,14 +1454,16 @@ def _phase_result(
     bot_result: dict[str, Any],
 ) -> PhaseResult:
     lat: list[float] = []
-    by_step: dict[int, list[float]] = {}
-    onboardings = 0
+    by_step: dict[str, list[float]] = {}
+    onboardings = intakes = 0
     for r in results:
         for done, latency, step in zip(r.done_at, r.latency, r.step, strict=True):
             if t0 <= done <= t1:
                 lat.append(latency * 1000)
                 by_step.setdefault(step, []).append(latency * 1000)
         onboardings += sum(1 for d in r.onboardings_done_at if t0 <= d <= t1)
+        intakes += sum(1 for d in r.intakes_done_at if t0 <= d <= t1)
+    order = [*STEPS, *INTAKE_STEPS]
     lat.sort()
     window = t1 - t0
     lags = sorted(x * 1000 for r in results for x in r.lag)
@@ -1265,11 +1480,15 @@ def _phase_result(
         p99_ms=percentile(lat, 99),
         max_ms=lat[-1] if lat else math.nan,
         onboardings=onboardings,
+        intakes=intakes,
         errors=sum(r.errors for r in results),
         error_samples=[s for r in results for s in r.error_samples][:5],
         cpu=_cpu_delta(cpu0, cpu1),
         bot=bot_result,
-        per_step_p50_ms={STEPS[s]: percentile(sorted(v), 50) for s, v in sorted(by_step.items())},
+        per_step_p50_ms={
+            s: percentile(sorted(by_step[s]), 50)
+            for s in sorted(by_step, key=lambda s: order.index(s) if s in order else len(order))
+        },
         lag_p99_ms=percentile(lags, 99) if lags else None,
         pool_extra=sum(r.pool_extra for r in results),
     )
@@ -1290,7 +1509,8 @@ def describe_phase(r: PhaseResult) -> None:
         f"{r.label}: {r.updates} updates in {r.window_s:.2f} s = {r.updates_per_s:.1f} "
         f"updates/s; latency p50 {r.p50_ms:.1f} ms, p90 {r.p90_ms:.1f} ms, "
         f"p99 {r.p99_ms:.1f} ms, max {r.max_ms:.1f} ms; {r.onboardings} onboardings; "
-        f"{r.errors} errors"
+        + (f"{r.intakes} intakes; " if r.intakes else "")
+        + f"{r.errors} errors"
     )
     log(
         f"  CPU (of one core) bot {_pct(c['bot'], r.window_s)} "
@@ -1405,7 +1625,8 @@ async def run_all(opts: Options) -> dict[str, Any]:
 
     db_name = "sqlite" if opts.db == "sqlite" else "postgresql"
     log(
-        f"Careline inbound benchmark: {opts.patients} patients, {os.cpu_count()} CPUs, "
+        f"Careline inbound benchmark, {opts.scenario} scenario: {opts.patients} patients, "
+        f"{os.cpu_count()} CPUs, "
         f"Python {platform.python_version()}, aiogram {version('aiogram')}, {db_name}, "
         f"seed {opts.seed}; code {code_version()}"
     )
@@ -1432,6 +1653,7 @@ async def run_all(opts: Options) -> dict[str, Any]:
         return result
 
     fixed: list[PhaseResult] = []
+    fixed_line: list[dict[str, Any]] = []
     try:
         await workers.start(["echo", "careline"])
         log(f"bot and client processes started ({opts.client_procs} client process(es))")
@@ -1439,12 +1661,36 @@ async def run_all(opts: Options) -> dict[str, Any]:
         care = await go("careline", "closed")
         for fraction in opts.fixed_rate if care.updates_per_s > 0 else []:
             rate = care.updates_per_s * fraction
-            fixed.append(await go("careline", "fixed", rate))
-            fixed.append(await go("echo", "fixed", rate))
+            care_fixed = await go("careline", "fixed", rate)
+            base_fixed = await go("echo", "fixed", rate)
+            fixed += [care_fixed, base_fixed]
+            fixed_line.append(
+                {
+                    "fraction": fraction,
+                    "offered_per_s": round(rate, 1),
+                    "updates_per_s": round(care_fixed.updates_per_s, 1),
+                    "p50_ms": round(care_fixed.p50_ms, 1),
+                    "p99_ms": round(care_fixed.p99_ms, 1),
+                    "baseline_updates_per_s": round(base_fixed.updates_per_s, 1),
+                    "baseline_p50_ms": round(base_fixed.p50_ms, 1),
+                    "baseline_p99_ms": round(base_fixed.p99_ms, 1),
+                    **(
+                        {"intakes": care_fixed.intakes, "baseline_intakes": base_fixed.intakes}
+                        if opts.scenario == "intake"
+                        else {}
+                    ),
+                }
+            )
     finally:
         await workers.close()
     ratio = care.updates_per_s / base.updates_per_s if base.updates_per_s > 0 else 0.0
     log("\n== summary ==")
+    if opts.scenario == "intake":
+        log(
+            f"intake scenario: inputs of full symptom intakes (onboarding unmeasured); "
+            f"intakes completed in the closed-loop window: careline {care.intakes}, baseline "
+            f"{base.intakes} (the echo bot's 'intakes' are the same inputs)"
+        )
     log(
         f"closed loop, {opts.patients} patients: careline {care.updates_per_s:.1f} updates/s "
         f"(p50 {care.p50_ms:.1f} ms, p99 {care.p99_ms:.1f} ms), baseline "
@@ -1469,7 +1715,8 @@ async def run_all(opts: Options) -> dict[str, Any]:
     errors = sum(r.errors for r in [base, care, *fixed])
     if errors:
         log(f"WARNING: {errors} steps failed (see the error lines above)")
-    line = {
+    line: dict[str, Any] = {
+        "scenario": opts.scenario,
         "updates_per_s": round(care.updates_per_s, 1),
         "baseline_updates_per_s": round(base.updates_per_s, 1),
         "ratio": round(ratio, 3),
@@ -1481,6 +1728,12 @@ async def run_all(opts: Options) -> dict[str, Any]:
         "updates": care.updates,
         "db": db_name,
     }
+    if opts.scenario == "intake":
+        line["intakes"] = care.intakes
+        line["baseline_intakes"] = base.intakes
+    else:
+        line["onboardings"] = care.onboardings
+    line["fixed"] = fixed_line
     return {
         "line": line,
         "options": {**asdict(opts), "db": db_name},
@@ -1494,7 +1747,15 @@ def parse_args(argv: list[str] | None) -> Options:
     """Command-line options."""
     ap = argparse.ArgumentParser(
         prog="python -m benchmarks.inbound",
-        description="Onboarding throughput of Careline vs a bare aiogram echo bot.",
+        description="Onboarding (or symptom intake) throughput of Careline vs a bare aiogram "
+        "echo bot.",
+    )
+    ap.add_argument(
+        "--scenario",
+        choices=("onboarding", "intake"),
+        default="onboarding",
+        help="what the patients do: onboard over and over (default), or onboard once "
+        "(unmeasured) and then do full symptom intakes",
     )
     ap.add_argument("--patients", type=int, default=50, help="simulated patients (default 50)")
     length = ap.add_mutually_exclusive_group()
@@ -1506,6 +1767,13 @@ def parse_args(argv: list[str] | None) -> Options:
         type=int,
         default=0,
         help="instead of --duration: end each phase after this many completed onboardings",
+    )
+    length.add_argument(
+        "--intakes",
+        type=int,
+        default=0,
+        help="--scenario intake, instead of --duration: end each phase after this many "
+        "completed intakes",
     )
     ap.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds (default 1)")
     ap.add_argument(
@@ -1553,10 +1821,16 @@ def parse_args(argv: list[str] | None) -> Options:
         ap.error("--fixed-rate takes fractions like 0.6 or 0.2,0.6")
     if a.db != "sqlite" and not a.db.startswith("postgresql"):
         ap.error("--db is 'sqlite' or a postgresql+asyncpg:// URL")
+    if a.scenario == "intake" and a.onboardings:
+        ap.error("--scenario intake counts intakes: use --intakes M")
+    if a.scenario == "onboarding" and a.intakes:
+        ap.error("--intakes needs --scenario intake")
     return Options(
+        scenario=a.scenario,
         patients=a.patients,
         duration=a.duration,
         onboardings=a.onboardings,
+        intakes=a.intakes,
         warmup=a.warmup,
         db=a.db,
         seed=a.seed,

@@ -22,7 +22,9 @@ from bot.telegram.processor import BotRuntime, UpdateProcessor
 from bot.telegram.sender import Limits, OutboxSender
 from bot.telegram.sources import Poller, webhook_routes
 from flows import questionnaire
+from handlers import patient as patient_handlers
 from locales import Translator, validate_catalogs
+from scheduler.sweeper import Sweeper
 from storage.crypto import KeyRing
 from storage.migrate import upgrade
 from storage.uow import Database
@@ -77,6 +79,7 @@ class Careline:
     bots: dict[str, Bot]
     processor: UpdateProcessor
     sender: OutboxSender
+    sweeper: Sweeper
     storage: BaseStorage
     isolation: BaseEventIsolation
     pollers: list[Poller] = field(default_factory=list)
@@ -119,7 +122,8 @@ class Careline:
             emergency_number=settings.local_emergency_number,
             on_commit=sender.poke,
         )
-        return cls(settings, db, bots, processor, sender, storage, isolation)
+        sweeper = Sweeper(db, patient_handlers.scheduled(), on_commit=sender.poke)
+        return cls(settings, db, bots, processor, sender, sweeper, storage, isolation)
 
     async def _set_commands(self) -> None:
         for locale in ("en", "zh_Hans", "ru"):
@@ -138,6 +142,7 @@ class Careline:
         await self._set_commands()
         self._tasks.append(asyncio.create_task(self.processor.run(), name="processor"))
         self._tasks.append(asyncio.create_task(self.sender.run(), name="sender"))
+        self._tasks.append(asyncio.create_task(self.sweeper.run(), name="sweeper"))
         if s.webhook_url:
             assert s.webhook_secret is not None
             secret = s.webhook_secret.get_secret_value()
@@ -186,6 +191,10 @@ class Careline:
         await self.processor.stop()
         if "processor" in named:
             await asyncio.gather(named["processor"], return_exceptions=True)
+        # No new scheduled work; what it already wrote is in the outbox...
+        await self.sweeper.stop()
+        if "sweeper" in named:
+            await asyncio.gather(named["sweeper"], return_exceptions=True)
         # ...and the sender finishes the call in flight; the rest waits in the outbox.
         await self.sender.stop()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -98,6 +98,7 @@ async def erase(uow: UnitOfWork, patient: Patient, *, bot: str) -> bool:
         await uow.consents.record(patient.id, CONSENT_KIND, CONSENT_VERSION, "withdrawn")
     await uow.outbox.drop_pending_for_chat(bot, patient.tg_user_id)
     await uow.intakes.delete_for_patient(patient.id)
+    await uow.events.delete_for_patient(patient.id)
     await uow.vault.destroy(patient.id)
     await uow.patients.delete(patient)
     await uow.audit.record(actor, "patient.erase", "patient", patient.id, {"kept": []})

@@ -105,6 +105,24 @@ class Intake(Base):
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+class ScheduledEvent(Base):
+    """Time-based work (a check-back, later reminders and escalations): the source of truth
+    for the scheduler's sweeper. Carries ids only, never health data."""
+
+    __tablename__ = "scheduled_events"
+    __table_args__ = (Index("ix_scheduled_events_due", "status", "due_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(64))
+    patient_id: Mapped[str] = mapped_column(String(32), index=True)
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
 class Consent(Base):
     """A consent decision with the version of the text shown. Kept after erasure as proof;
     it names the patient only by their random id."""

@@ -10,7 +10,16 @@ from typing import Any, NamedTuple
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Consent, InboxUpdate, Intake, OutboxMessage, Patient, new_id, utcnow
+from storage.models import (
+    Consent,
+    InboxUpdate,
+    Intake,
+    OutboxMessage,
+    Patient,
+    ScheduledEvent,
+    new_id,
+    utcnow,
+)
 from storage.vault import SYSTEM_OWNER, Vault
 
 REPLAY_WINDOW = timedelta(days=7)
@@ -151,6 +160,65 @@ class IntakeRepository:
     async def delete_for_patient(self, patient_id: str) -> int:
         """Remove every intake of a patient (erasure); returns how many."""
         res = await self._s.execute(delete(Intake).where(Intake.patient_id == patient_id))
+        return int(getattr(res, "rowcount", 0) or 0)
+
+
+class EventRepository:
+    """The scheduler's due-event queue (``scheduled_events``)."""
+
+    def __init__(self, session: AsyncSession, postgres: bool) -> None:
+        self._s = session
+        self._postgres = postgres
+
+    async def add(
+        self, kind: str, subject: str, patient_id: str, due_at: datetime
+    ) -> ScheduledEvent:
+        """Schedule one event."""
+        row = ScheduledEvent(
+            kind=kind, subject=subject, patient_id=patient_id, due_at=due_at, status="pending"
+        )
+        self._s.add(row)
+        await self._s.flush()
+        return row
+
+    async def claim_due(self, now: datetime, limit: int) -> list[ScheduledEvent]:
+        """Pending events due by ``now``, oldest first, locked for this transaction.
+
+        PostgreSQL: ``FOR UPDATE SKIP LOCKED``, so several workers share the queue; SQLite
+        has a single writer, so the transaction alone is enough."""
+        q = (
+            select(ScheduledEvent)
+            .where(ScheduledEvent.status == "pending", ScheduledEvent.due_at <= now)
+            .order_by(ScheduledEvent.due_at, ScheduledEvent.id)
+            .limit(limit)
+        )
+        if self._postgres:
+            q = q.with_for_update(skip_locked=True)
+        return list(await self._s.scalars(q))
+
+    async def pending_for(self, kind: str, subject: str) -> list[ScheduledEvent]:
+        """Pending events of one kind for one subject."""
+        return list(
+            await self._s.scalars(
+                select(ScheduledEvent).where(
+                    ScheduledEvent.kind == kind,
+                    ScheduledEvent.subject == subject,
+                    ScheduledEvent.status == "pending",
+                )
+            )
+        )
+
+    async def next_due(self) -> datetime | None:
+        """When the earliest pending event is due."""
+        return await self._s.scalar(
+            select(func.min(ScheduledEvent.due_at)).where(ScheduledEvent.status == "pending")
+        )
+
+    async def delete_for_patient(self, patient_id: str) -> int:
+        """Forget every event of a patient (erasure); returns how many."""
+        res = await self._s.execute(
+            delete(ScheduledEvent).where(ScheduledEvent.patient_id == patient_id)
+        )
         return int(getattr(res, "rowcount", 0) or 0)
 
 

@@ -13,6 +13,7 @@ from storage.crypto import KeyRing
 from storage.db import WriterGate, is_sqlite, make_engine
 from storage.repositories import (
     ConsentRepository,
+    EventRepository,
     InboxRepository,
     IntakeRepository,
     OutboxRepository,
@@ -24,12 +25,15 @@ from storage.vault import KeyCache, Vault
 class UnitOfWork:
     """Repositories sharing one session and one transaction."""
 
-    def __init__(self, session: AsyncSession, ring: KeyRing, cache: KeyCache) -> None:
+    def __init__(
+        self, session: AsyncSession, ring: KeyRing, cache: KeyCache, *, postgres: bool = False
+    ) -> None:
         self.session = session
         self.vault = Vault(session, ring, cache)
         self.patients = PatientRepository(session, self.vault)
         self.consents = ConsentRepository(session)
         self.intakes = IntakeRepository(session, self.vault)
+        self.events = EventRepository(session, postgres)
         self.inbox = InboxRepository(session, self.vault)
         self.outbox = OutboxRepository(session, self.vault)
         self.audit = AuditLog(session)
@@ -62,7 +66,7 @@ class Database:
     async def uow(self) -> AsyncIterator[UnitOfWork]:
         """One transaction; rolled back unless the caller commits."""
         async with self.gate, self._sessions() as session:
-            unit = UnitOfWork(session, self.ring, self.cache)
+            unit = UnitOfWork(session, self.ring, self.cache, postgres=not self.sqlite)
             try:
                 yield unit
             except BaseException:

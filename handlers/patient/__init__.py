@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from aiogram import F, Router
 
-from handlers.patient import commands, emergency, fallback, intake, onboarding
+from flows import checkback as flows_checkback
+from handlers.patient import checkback, commands, emergency, fallback, intake, onboarding
+from scheduler.sweeper import Handler
+
+
+def scheduled() -> dict[str, Handler]:
+    """Scheduler handlers of the patient bot, by event kind."""
+    return {flows_checkback.KIND: checkback.send_checkback}
 
 
 def get_router() -> Router:
@@ -19,6 +26,7 @@ def get_router() -> Router:
         emergency.routes.router(),
         commands.routes.router(),
         intake.routes.router(),
+        checkback.routes.router(),
         onboarding.routes.router(),
         fallback.routes.router(),
     )

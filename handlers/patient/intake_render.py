@@ -32,6 +32,46 @@ HISTORY_QUESTIONS = {
 }
 
 
+class CheckbackCB(CallbackData, prefix="chk"):
+    """Ask me again in N days (``set``), or how I feel now (``ans``), for one intake."""
+
+    tag: str
+    action: str
+    value: str = ""
+
+
+def _cb_button(text: str, data: CallbackData) -> InlineKeyboardButton:
+    return InlineKeyboardButton(text=text, callback_data=data.pack())
+
+
+def checkback_offer(tr: Translator, intake: Intake) -> InlineKeyboardMarkup:
+    """Tomorrow / in 3 days / no thanks."""
+    tag = tag_of(intake)
+    options = (("1", "checkback.offer.tomorrow"), ("3", "checkback.offer.three_days"),
+               ("0", "checkback.offer.no"))  # fmt: skip
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [_cb_button(tr.plain(label), CheckbackCB(tag=tag, action="set", value=v))]
+            for v, label in options
+        ]
+    )
+
+
+def checkback_answers(tr: Translator, intake: Intake) -> InlineKeyboardMarkup:
+    """Better / about the same / worse."""
+    tag = tag_of(intake)
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                _cb_button(
+                    tr.plain(f"checkback.answer.{v}"), CheckbackCB(tag=tag, action="ans", value=v)
+                )
+            ]
+            for v in ("better", "same", "worse")
+        ]
+    )
+
+
 def tag_of(intake: Intake) -> str:
     """The short intake tag carried in callback data (fits Telegram's 64 bytes)."""
     return intake.id[:8]
@@ -278,6 +318,8 @@ async def show(
     state = out.state
     if state is State.TRIAGED:
         await show_result(reply, tr, q, out.answers, settings)
+        if out.answers.get("triage", {}).get("disposition") == "self_care":
+            await reply.text(tr("checkback.offer"), checkback_offer(tr, out.intake))
         return
     if state is State.CANCELLED:
         await reply.text(tr("intake.cancelled"), begin_keyboard(tr))

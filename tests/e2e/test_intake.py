@@ -493,3 +493,42 @@ async def test_cn_first_visit_is_sent_to_an_in_person_visit(
         assert (intake.state, intake.disposition) == (State.TRIAGED, "consultation")
     finally:
         await stop_clinic(clinic, schema)
+
+
+async def test_self_care_check_back_and_a_worse_answer(clinic: Clinic) -> None:
+    """Self-care advice offers a check-back; when it is due the patient is asked, and "worse"
+    starts a new intake. Runs on SQLite and PostgreSQL."""
+    from datetime import timedelta
+
+    from storage.models import utcnow
+
+    p = await new_patient(clinic, "en")
+    await p.to_red_flags("cough_cold", "days_1_3", 2)
+    await p.after_red_flags("cough_cold")
+    since = await clinic.seq(p.uid)
+    await clinic.client.click_button(p.uid, PATIENT_BOT, p.t("intake.summary.confirm"))
+    await clinic.client.wait_for(
+        p.uid, PATIENT_BOT, has_button(p.t("checkback.offer.tomorrow")), since=since
+    )
+    done = await p.press(p.t("checkback.offer.tomorrow"), lambda m: True)
+    assert done["text"].startswith(p.t("checkback.scheduled", when="")[:10])
+    assert await clinic.app.sweeper.sweep_once(utcnow()) == 0  # not due yet
+    since = await clinic.seq(p.uid)
+    assert await clinic.app.sweeper.sweep_once(utcnow() + timedelta(days=2)) == 1
+    ask = await clinic.client.wait_for(
+        p.uid, PATIENT_BOT, has_button(p.t("checkback.answer.worse")), since=since
+    )
+    today = utcnow().strftime("%Y-%m-%d")
+    assert ask["text"] == p.t(
+        "checkback.ask", complaint=p.t("intake.category.cough_cold"), date=today
+    )
+    await p.press(p.t("checkback.answer.worse"), has_button(p.t("intake.subject.self")))
+    first, second = await intakes_of(clinic)
+    assert (first.state, second.state) == (State.TRIAGED, State.SUBJECT)
+    async with clinic.app.db.uow() as uow:
+        assert (await uow.intakes.answers(first))["checkback"]["answer"] == "worse"
+    # Answered once: the old buttons are stale now, and nothing is due any more.
+    await clinic.client.click_button(p.uid, PATIENT_BOT, p.t("checkback.answer.better"))
+    assert await clinic.app.sweeper.sweep_once(utcnow() + timedelta(days=9)) == 0
+    async with clinic.app.db.uow() as uow:
+        assert (await uow.intakes.answers(first))["checkback"]["answer"] == "worse"
