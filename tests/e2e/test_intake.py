@@ -532,3 +532,18 @@ async def test_self_care_check_back_and_a_worse_answer(clinic: Clinic) -> None:
     assert await clinic.app.sweeper.sweep_once(utcnow() + timedelta(days=9)) == 0
     async with clinic.app.db.uow() as uow:
         assert (await uow.intakes.answers(first))["checkback"]["answer"] == "worse"
+
+
+async def test_stranger_in_danger_gets_instructions_before_any_consent(clinic: Clinic) -> None:
+    """Someone who never sent /start writes that a person collapsed: instructions at once,
+    in their Telegram language; nothing about them is stored but the fact that a flag rose."""
+    uid = await clinic.person("Stranger", "ru")
+    tr = Translator("ru")
+    msg = await clinic.say(uid, "муж упал и не приходит в себя")
+    assert msg["text"] == tr.plain(
+        "emergency.call_now", emergency_number="112", what=tr("redflag.unconscious")
+    )
+    async with clinic.app.db.uow() as uow:
+        assert await uow.patients.by_tg_user(uid) is None
+        rows = (await uow.session.execute(select(AuditRecord.actor, AuditRecord.action))).all()
+    assert ("patient:unknown", "redflag.raised") in [tuple(r) for r in rows]
