@@ -1,12 +1,18 @@
 """Inbound throughput: Careline's patient onboarding against a bare aiogram echo bot.
 
-    python -m benchmarks.inbound [--patients 50] [--duration 7 | --onboardings M]
+    python -m benchmarks.inbound [--scenario onboarding|intake] [--patients 50]
+                                 [--duration 7 | --onboardings M | --intakes M]
                                  [--db sqlite|postgresql+asyncpg://...] [--seed 1]
 
 N simulated patients go through the full onboarding (/start, language button, Continue,
 I agree, name, year of birth, sex button, contact share, time-zone button) over HTTP against
 the Bot API emulator, closed loop: a patient sends its next input as soon as the bot's answer
 to the previous one reached it (``EmulatorClient.wait_for``, a long poll on ``/client/events``).
+
+With ``--scenario intake`` each patient onboards once (unmeasured), then does full symptom
+intakes one after the other (/intake, Me, a complaint, onset, severity, "None of these",
+follow-up answers, no other symptoms, history, skip attachments, confirm); only the intake
+inputs are measured, and the echo bot gets the same inputs of the same kinds.
 
 Processes (``multiprocessing``, spawn):
 
