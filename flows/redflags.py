@@ -552,8 +552,8 @@ def registry() -> Mapping[str, RedFlag]:
 
 
 def validate() -> None:
-    """Start-up check: load and compile the default data file; raises ``LexiconError``."""
-    _default.cache_clear()
+    """Start-up check: load and compile the default data file once per process (it is part of
+    the installed code); raises ``LexiconError``."""
     _default()
 
 
