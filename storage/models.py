@@ -105,6 +105,86 @@ class Intake(Base):
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+class Doctor(Base):
+    """A doctor of the doctor bot (applicant until verified). Identity fields are ciphertext
+    under the doctor's own data key (owner = doctor id); departments, years of practice and
+    status stay readable because queues, the cn rule and authorisation need them."""
+
+    __tablename__ = "doctors"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tg_user_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    locale: Mapped[str] = mapped_column(String(8))
+    # applying -> pending -> verified | rejected; verified -> suspended -> verified
+    status: Mapped[str] = mapped_column(String(16), default="applying")
+    apply_step: Mapped[str] = mapped_column(String(32), default="name")
+    departments: Mapped[str] = mapped_column(String(300), default="")  # comma-separated ids
+    years_practice: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    verified_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    on_duty: Mapped[bool] = mapped_column(Boolean, default=True)
+    work_hours: Mapped[str | None] = mapped_column(String(16), nullable=True)  # "09:00-18:00"
+    timezone: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    name_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    licence_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    authority_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    hospital_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    title_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    licence_photo_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    decision_reason_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    rating_sum: Mapped[int] = mapped_column(Integer, default=0)
+    rating_count: Mapped[int] = mapped_column(Integer, default=0)
+    unreachable: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Consultation(Base):
+    """One case between a patient and (once accepted) a doctor. ``state`` is the consultation
+    machine's. ``number`` is the case tag shown on every relayed message (#N)."""
+
+    __tablename__ = "consultations"
+    __table_args__ = (
+        Index("ix_consultations_queue", "state", "department", "priority", "requested_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    number: Mapped[int] = mapped_column(Integer, unique=True)
+    patient_id: Mapped[str] = mapped_column(String(32), index=True)
+    intake_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    department: Mapped[str] = mapped_column(String(32))
+    priority: Mapped[int] = mapped_column(Integer, default=3)  # disposition rank, 0 = urgent
+    state: Mapped[str] = mapped_column(String(24))
+    doctor_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    summary_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    rating: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    rating_comment_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    followup_visit: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CaseMessage(Base):
+    """One message of a consultation, either way. Text and the file's bytes are ciphertext
+    under the patient's data key (the record)."""
+
+    __tablename__ = "case_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    consultation_id: Mapped[str] = mapped_column(String(32), index=True)
+    sender: Mapped[str] = mapped_column(String(8))  # patient | doctor | system
+    kind: Mapped[str] = mapped_column(String(16))  # text | photo | voice | document
+    body_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    file_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    file_name: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    tg_message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class ScheduledEvent(Base):
     """Time-based work (a check-back, later reminders and escalations): the source of truth
     for the scheduler's sweeper. Carries ids only, never health data."""
