@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from storage.audit import AuditLog
 from storage.crypto import KeyRing
 from storage.db import WriterGate, is_sqlite, make_engine
+from storage.consultations import ConsultationRepository
+from storage.doctors import DoctorRepository
 from storage.repositories import (
     ConsentRepository,
     EventRepository,
@@ -34,6 +36,8 @@ class UnitOfWork:
         self.consents = ConsentRepository(session)
         self.intakes = IntakeRepository(session, self.vault)
         self.events = EventRepository(session, postgres)
+        self.doctors = DoctorRepository(session, self.vault)
+        self.consultations = ConsultationRepository(session, self.vault)
         self.inbox = InboxRepository(session, self.vault)
         self.outbox = OutboxRepository(session, self.vault)
         self.audit = AuditLog(session)

@@ -1,0 +1,104 @@
+"""Consultations and their messages (text and file copies encrypted under the patient's key)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import CaseMessage, Consultation, new_id, utcnow
+from storage.vault import Vault
+
+
+class ConsultationRepository:
+    """Consultations; repositories never commit."""
+
+    def __init__(self, session: AsyncSession, vault: Vault) -> None:
+        self._s = session
+        self._vault = vault
+
+    async def add(self, case: Consultation) -> Consultation:
+        """Insert a new case with the next case number."""
+        case.id = case.id or new_id()
+        if not case.number:
+            case.number = int(await self._s.scalar(select(func.max(Consultation.number))) or 0) + 1
+        self._s.add(case)
+        await self._s.flush()
+        return case
+
+    async def get(self, case_id: str) -> Consultation | None:
+        """A case by id."""
+        return await self._s.get(Consultation, case_id)
+
+    async def by_number(self, number: int) -> Consultation | None:
+        """A case by its number (the #N tag)."""
+        return await self._s.scalar(select(Consultation).where(Consultation.number == number))
+
+    async def for_patient(
+        self, patient_id: str, states: Sequence[str] | None = None
+    ) -> list[Consultation]:
+        """A patient's cases, newest first (optionally only in these states)."""
+        q = select(Consultation).where(Consultation.patient_id == patient_id)
+        if states is not None:
+            q = q.where(Consultation.state.in_(list(states)))
+        return list(await self._s.scalars(q.order_by(Consultation.requested_at.desc())))
+
+    async def seal_text(self, case: Consultation, column: str, text: str) -> bytes:
+        """Encrypt a text of this case under the patient's key (bound to the case row)."""
+        return await self._vault.seal(case.patient_id, "consultations", column, case.id, text)
+
+    async def open_text(self, case: Consultation, column: str, blob: bytes) -> str:
+        """Decrypt a text sealed by :meth:`seal_text`."""
+        return await self._vault.open(case.patient_id, "consultations", column, case.id, blob)
+
+    async def add_message(
+        self,
+        case: Consultation,
+        sender: str,
+        kind: str,
+        text: str | None,
+        *,
+        file_name: str | None = None,
+    ) -> CaseMessage:
+        """Record one message of the case; its text is encrypted under the patient's key."""
+        row = CaseMessage(consultation_id=case.id, sender=sender, kind=kind, file_name=file_name)
+        self._s.add(row)
+        await self._s.flush()  # the row id is bound into the ciphertext
+        if text is not None:
+            row.body_enc = await self._vault.seal(
+                case.patient_id, "case_messages", "body_enc", str(row.id), text
+            )
+        case.updated_at = utcnow()
+        return row
+
+    async def message_text(self, case: Consultation, row: CaseMessage) -> str | None:
+        """The decrypted text of a case message."""
+        if row.body_enc is None:
+            return None
+        return await self._vault.open(
+            case.patient_id, "case_messages", "body_enc", str(row.id), row.body_enc
+        )
+
+    async def set_message_file(self, case: Consultation, row: CaseMessage, data: bytes) -> None:
+        """Keep an encrypted copy of a relayed file as part of the record."""
+        row.file_enc = await self._vault.seal_bytes(
+            case.patient_id, "case_messages", "file_enc", str(row.id), data
+        )
+
+    async def message_file(self, case: Consultation, row: CaseMessage) -> bytes | None:
+        """The decrypted copy of a relayed file."""
+        if row.file_enc is None:
+            return None
+        return await self._vault.open_bytes(
+            case.patient_id, "case_messages", "file_enc", str(row.id), row.file_enc
+        )
+
+    async def messages(self, case: Consultation) -> list[CaseMessage]:
+        """The case's messages in order."""
+        rows = await self._s.scalars(
+            select(CaseMessage)
+            .where(CaseMessage.consultation_id == case.id)
+            .order_by(CaseMessage.id)
+        )
+        return list(rows)
