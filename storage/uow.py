@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from storage.audit import AuditLog
+from storage.consultations import ConsultationRepository
 from storage.crypto import KeyRing
 from storage.db import WriterGate, is_sqlite, make_engine
-from storage.consultations import ConsultationRepository
 from storage.doctors import DoctorRepository
 from storage.repositories import (
     ConsentRepository,
