@@ -28,21 +28,30 @@ class ActorMiddleware(BaseMiddleware):
         self.settings = settings
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        """Fill ``patient``, ``tr``, ``reply`` and ``settings`` for the handlers."""
+        """Fill ``patient`` (patient bot), ``doctor`` and ``is_admin`` (doctor bot), ``tr``,
+        ``reply`` and ``settings`` for the handlers."""
         uow: UnitOfWork = data["uow"]
         user: User | None = data.get("event_from_user")
         chat: Chat | None = data.get("event_chat")
         patient = None
+        doctor = None
         if self.role == "patient" and user is not None:
             patient = await uow.patients.by_tg_user(user.id)
+        if self.role == "doctor" and user is not None:
+            doctor = await uow.doctors.by_tg_user(user.id)
+        known = patient if patient is not None else doctor
         locale = (
-            patient.locale
-            if patient is not None
+            known.locale
+            if known is not None
             else normalize_locale(
                 user.language_code if user else None, self.settings.default_locale
             )
         )
         data["patient"] = patient
+        data["doctor"] = doctor
+        data["is_admin"] = (
+            self.role == "doctor" and user is not None and user.id in self.settings.admin_ids
+        )
         data["tr"] = Translator(locale)
         data["settings"] = self.settings
         reply_to = chat.id if chat is not None else (user.id if user is not None else None)
