@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import CaseMessage, Consultation, new_id, utcnow
@@ -43,6 +44,40 @@ class ConsultationRepository:
         if states is not None:
             q = q.where(Consultation.state.in_(list(states)))
         return list(await self._s.scalars(q.order_by(Consultation.requested_at.desc())))
+
+    async def claim(self, case: Consultation, doctor_id: str, now: datetime) -> bool:
+        """Atomically take a waiting case for a doctor (a conditional UPDATE): False when
+        another doctor got there first."""
+        res = await self._s.execute(
+            update(Consultation)
+            .where(Consultation.id == case.id, Consultation.state == "waiting")
+            .values(state="active", doctor_id=doctor_id, accepted_at=now, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if int(getattr(res, "rowcount", 0) or 0) != 1:
+            await self._s.refresh(case)
+            return False
+        await self._s.refresh(case)
+        return True
+
+    async def waiting(self, departments: Sequence[str]) -> list[Consultation]:
+        """Waiting cases of these departments: most urgent first, then the longest waiting."""
+        rows = await self._s.scalars(
+            select(Consultation)
+            .where(Consultation.state == "waiting", Consultation.department.in_(list(departments)))
+            .order_by(Consultation.priority, Consultation.requested_at, Consultation.number)
+            .limit(50)
+        )
+        return list(rows)
+
+    async def active_for_doctor(self, doctor_id: str) -> list[Consultation]:
+        """A doctor's active cases, oldest first."""
+        rows = await self._s.scalars(
+            select(Consultation)
+            .where(Consultation.doctor_id == doctor_id, Consultation.state == "active")
+            .order_by(Consultation.accepted_at, Consultation.number)
+        )
+        return list(rows)
 
     async def seal_text(self, case: Consultation, column: str, text: str) -> bytes:
         """Encrypt a text of this case under the patient's key (bound to the case row)."""
