@@ -122,7 +122,7 @@ class Careline:
             emergency_number=settings.local_emergency_number,
             on_commit=sender.poke,
         )
-        sweeper = Sweeper(db, patient_handlers.scheduled(), on_commit=sender.poke)
+        sweeper = Sweeper(db, patient_handlers.scheduled(settings), on_commit=sender.poke)
         return cls(settings, db, bots, processor, sender, sweeper, storage, isolation)
 
     async def _set_commands(self) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from transitions import Machine, MachineError
 
-from flows import redflags
+from flows import consultation, redflags
 from flows.onboarding import SEX_VALUES, Actor, clean_text
 from flows.questionnaire import Facts, Questionnaire
 from flows.triage import Triage, for_red_flag, triage
@@ -423,6 +423,7 @@ async def press(
     value: str,
     *,
     jurisdiction: str = "generic",
+    case_expiry_hours: float = 24.0,
 ) -> Outcome:
     """A button of the intake: ``tag`` names the intake it was shown for."""
     intake = await open_intake(uow, patient)
@@ -555,7 +556,7 @@ async def press(
         answers["pending_disposition"] = result.disposition
         await move("confirm")
         if State(intake.state) is State.TRIAGED:
-            await _complete(uow, patient, intake, answers, result)
+            await _complete(uow, patient, intake, answers, result, case_expiry_hours)
         else:
             await uow.intakes.save_answers(intake, answers)
         return out
@@ -571,7 +572,7 @@ async def press(
         answers["offline_diagnosis"] = value == "yes"
         result = decide(q, answers)
         await move("answer_diagnosis")
-        await _complete(uow, patient, intake, answers, result)
+        await _complete(uow, patient, intake, answers, result, case_expiry_hours)
         return out
     raise StaleButton(f"unknown action {action}")
 
@@ -608,7 +609,12 @@ def decide(q: Questionnaire, answers: dict[str, Any]) -> Triage:
 
 
 async def _complete(
-    uow: UnitOfWork, patient: Patient, intake: Intake, answers: dict[str, Any], result: Triage
+    uow: UnitOfWork,
+    patient: Patient,
+    intake: Intake,
+    answers: dict[str, Any],
+    result: Triage,
+    case_expiry_hours: float = 24.0,
 ) -> None:
     answers.pop("pending_disposition", None)
     answers["triage"] = {
@@ -625,6 +631,9 @@ async def _complete(
             if value:
                 await uow.patients.set_field(patient, name, value)
     await _finish(uow, patient, intake, answers, "intake.complete")
+    await consultation.request_for_intake(
+        uow, patient, intake, answers, now=utcnow(), expiry_hours=case_expiry_hours
+    )
 
 
 async def _finish(

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from aiogram import F, Router
 
+from bot.settings import Settings
 from flows import checkback as flows_checkback
-from handlers.patient import checkback, commands, emergency, fallback, intake, onboarding
+from handlers.patient import case, checkback, commands, emergency, fallback, intake, onboarding
 from scheduler.sweeper import Handler
 
 
-def scheduled() -> dict[str, Handler]:
+def scheduled(settings: Settings | None = None) -> dict[str, Handler]:
     """Scheduler handlers of the patient bot, by event kind."""
-    return {flows_checkback.KIND: checkback.send_checkback}
+    return {
+        flows_checkback.KIND: checkback.send_checkback,
+        **case.scheduled(settings or Settings()),
+    }
 
 
 def get_router() -> Router:
@@ -24,7 +28,9 @@ def get_router() -> Router:
     # Red flags first: an emergency in any message wins over every other handler.
     root.include_routers(
         emergency.routes.router(),
+        case.cancel_routes.router(),  # /cancel of a case, unless a profile edit is going on
         commands.routes.router(),
+        case.routes.router(),
         intake.routes.router(),
         checkback.routes.router(),
         onboarding.routes.router(),

@@ -16,6 +16,7 @@ from bot.telegram.reply import Replier
 from flows import intake, redflags
 from flows.questionnaire import load
 from handlers.common.routes import RouteTable
+from handlers.patient import case
 from handlers.patient.intake_render import show_emergency
 from locales import Translator
 from storage.models import Patient
@@ -52,3 +53,5 @@ async def on_red_flag_text(
         # Someone who has not consented yet: no record of them, only that a flag was raised.
         await uow.audit.record("patient:unknown", "redflag.raised", "patient", "-", {})
     await show_emergency(reply, tr, hit.flag, settings)
+    if patient is not None:  # a doctor with a live case of this patient is alerted at once
+        await case.alert_doctor(uow, patient, hit.flag, message.text or message.caption, settings)

@@ -123,6 +123,7 @@ async def on_intake_button(
             callback_data.action,
             callback_data.value,
             jurisdiction=settings.jurisdiction.value,
+            case_expiry_hours=settings.case_expiry_hours,
         )
     except StaleButton:
         await reply.answer_callback(query.id, tr.plain("error.stale_button"))

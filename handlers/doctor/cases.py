@@ -1,0 +1,314 @@
+"""The doctor's active cases: /cases (choose the current one), messages to the patient (to
+the case of the replied-to message, else the chosen case, else "which case?"), /close with an
+advice summary, /terminate, /transfer, and the cn follow-up confirmation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiogram import F
+from aiogram.filters import Command
+from aiogram.filters.callback_data import CallbackData
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+
+from bot.settings import Settings
+from bot.telegram.reply import Replier
+from flows import consultation as flow
+from flows.consultation import NotAllowed, State
+from flows.questionnaire import load
+from handlers.common import cases as view
+from handlers.common.routes import RouteTable
+from handlers.doctor.queue import refuse
+from locales import Translator
+from storage.models import Consultation, Doctor, utcnow
+from storage.uow import UnitOfWork
+
+routes = RouteTable("doctor.cases")
+
+
+class CaseCB(CallbackData, prefix="cd"):
+    """A button of one of the doctor's cases (``case``: its id)."""
+
+    action: str  # sel | fu | tr
+    case: str
+    value: str = ""
+
+
+def _verified(message: Message, doctor: Doctor | None) -> bool | dict[str, Any]:
+    """Only verified doctors' plain texts are case messages."""
+    return doctor is not None and flow.is_verified(doctor, utcnow())
+
+
+async def _target(
+    uow: UnitOfWork, doctor: Doctor, message: Message, state: FSMContext
+) -> Consultation | None:
+    """The case a message is meant for: the tag of the replied-to bot message wins, then
+    the chosen case; None when neither says."""
+    replied = message.reply_to_message
+    if replied is not None and replied.from_user is not None and replied.from_user.is_bot:
+        number = view.tag_of(replied.text or replied.caption)
+        if number is not None:
+            case = await uow.consultations.by_number(number)
+            return case if case is not None and case.doctor_id == doctor.id else None
+    chosen = (await state.get_data()).get("case")
+    case = await uow.consultations.get(chosen) if chosen else None
+    return case if case is not None and case.doctor_id == doctor.id else None
+
+
+async def _active_target(
+    uow: UnitOfWork,
+    doctor: Doctor,
+    message: Message,
+    state: FSMContext,
+    tr: Translator,
+    reply: Replier,
+) -> Consultation | None:
+    case = await _target(uow, doctor, message, state)
+    if case is None:
+        await reply.text(tr("consult.doctor.choose"))
+        return None
+    if State(case.state) is not State.ACTIVE:
+        await reply.text(tr("consult.doctor.case_closed", number=case.number))
+        return None
+    return case
+
+
+@routes.message(Command("cases"))
+async def on_cases(
+    message: Message, uow: UnitOfWork, doctor: Doctor | None, tr: Translator, reply: Replier
+) -> None:
+    """The doctor's active cases as buttons; pressing one makes it the current case."""
+    if doctor is None or not flow.is_verified(doctor, utcnow()):
+        await refuse(uow, doctor, "cases", tr, reply)
+        return
+    cases = await uow.consultations.active_for_doctor(doctor.id)
+    if not cases:
+        await reply.text(tr("consult.doctor.cases_empty"))
+        return
+    rows = []
+    for case in cases:
+        name = await flow.patient_first_name(uow, case)
+        label = f"#{case.number} · {name}"
+        rows.append(
+            [
+                InlineKeyboardButton(
+                    text=label[:64], callback_data=CaseCB(action="sel", case=case.id).pack()
+                )
+            ]
+        )
+    await reply.text(tr("consult.doctor.cases_title"), InlineKeyboardMarkup(inline_keyboard=rows))
+
+
+@routes.callback_query(CaseCB.filter())
+async def on_case_button(
+    query: CallbackQuery,
+    callback_data: CaseCB,
+    uow: UnitOfWork,
+    state: FSMContext,
+    doctor: Doctor | None,
+    tr: Translator,
+    reply: Replier,
+    settings: Settings,
+) -> None:
+    """Choose a case, confirm a follow-up visit (cn), or pick the transfer department."""
+    now = utcnow()
+    if doctor is None or not flow.is_verified(doctor, now):
+        await reply.answer_callback(query.id)
+        await refuse(uow, doctor, "case_button", tr, reply)
+        return
+    try:
+        case = await flow.doctor_case(uow, doctor, callback_data.case, now)
+        if State(case.state) is not State.ACTIVE:
+            raise NotAllowed("closed")
+        name = await flow.patient_first_name(uow, case)
+        if callback_data.action == "sel":
+            await state.update_data(case=case.id, closing=None)
+            await reply.answer_callback(query.id)
+            await reply.text(tr("consult.doctor.selected", number=case.number, name=name))
+            return
+        if callback_data.action == "fu":
+            await flow.confirm_followup(
+                uow, doctor, case, now=now, jurisdiction=settings.jurisdiction.value
+            )
+            await reply.answer_callback(query.id)
+            if query.message is not None:
+                await reply.edit_markup(query.message.message_id, None)
+            await reply.text(tr("consult.doctor.followup_confirmed", number=case.number))
+            return
+        if callback_data.action == "tr":
+            await flow.transfer(
+                uow, doctor, case, callback_data.value, load().departments,
+                now=now, expiry_hours=settings.case_expiry_hours,
+            )  # fmt: skip
+            await reply.answer_callback(query.id)
+            if query.message is not None:
+                await reply.edit_markup(query.message.message_id, None)
+            department = view.department(tr, case)
+            await reply.text(
+                tr("consult.doctor.transferred", number=case.number, department=department)
+            )
+            found = await view.to_patient(uow, case)
+            if found is not None:
+                _, ptr, preply = found
+                await preply.text(
+                    ptr(
+                        "consult.transferred",
+                        number=case.number,
+                        department=view.department(ptr, case),
+                    )
+                )
+            await view.notify_department(uow, case, settings, now)
+            return
+    except NotAllowed:
+        pass
+    await reply.answer_callback(query.id, tr.plain("error.stale_button"))
+
+
+@routes.message(Command("close"))
+async def on_close(
+    message: Message,
+    uow: UnitOfWork,
+    state: FSMContext,
+    doctor: Doctor | None,
+    tr: Translator,
+    reply: Replier,
+    settings: Settings,
+) -> None:
+    """Asks for the advice summary of the case; the next text closes it."""
+    if doctor is None or not flow.is_verified(doctor, utcnow()):
+        await refuse(uow, doctor, "close", tr, reply)
+        return
+    case = await _active_target(uow, doctor, message, state, tr, reply)
+    if case is None:
+        return
+    if settings.jurisdiction.value == "cn" and not case.followup_visit:
+        await reply.text(tr("consult.doctor.followup_first", number=case.number))
+        return
+    await state.update_data(case=case.id, closing=case.id)
+    name = await flow.patient_first_name(uow, case)
+    await reply.text(tr("consult.doctor.close_ask", number=case.number, name=name))
+
+
+@routes.message(Command("terminate"))
+async def on_terminate(
+    message: Message,
+    uow: UnitOfWork,
+    state: FSMContext,
+    doctor: Doctor | None,
+    tr: Translator,
+    reply: Replier,
+) -> None:
+    """Ends the case as not suitable online; the patient is told to see a doctor in person."""
+    if doctor is None or not flow.is_verified(doctor, utcnow()):
+        await refuse(uow, doctor, "terminate", tr, reply)
+        return
+    case = await _active_target(uow, doctor, message, state, tr, reply)
+    if case is None:
+        return
+    await flow.terminate(uow, doctor, case, now=utcnow())
+    await state.update_data(case=None, closing=None)
+    await reply.text(tr("consult.doctor.terminated", number=case.number))
+    found = await view.to_patient(uow, case)
+    if found is not None:
+        _, ptr, preply = found
+        card = await view.doctor_card(uow, ptr, doctor, case)
+        await preply.text(
+            ptr(
+                "consult.terminated",
+                number=case.number,
+                card=card,
+                department=view.department(ptr, case),
+            )
+        )
+
+
+@routes.message(Command("transfer"))
+async def on_transfer(
+    message: Message,
+    uow: UnitOfWork,
+    state: FSMContext,
+    doctor: Doctor | None,
+    tr: Translator,
+    reply: Replier,
+) -> None:
+    """Offers the departments the case can be passed to."""
+    if doctor is None or not flow.is_verified(doctor, utcnow()):
+        await refuse(uow, doctor, "transfer", tr, reply)
+        return
+    case = await _active_target(uow, doctor, message, state, tr, reply)
+    if case is None:
+        return
+    buttons = [
+        InlineKeyboardButton(
+            text=tr.plain(f"dept.{d}"),
+            callback_data=CaseCB(action="tr", case=case.id, value=d).pack(),
+        )
+        for d in load().departments
+        if d != case.department
+    ]
+    rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
+    await reply.text(
+        tr("consult.doctor.transfer_ask", number=case.number),
+        InlineKeyboardMarkup(inline_keyboard=rows),
+    )
+
+
+@routes.message(F.text, ~F.text.startswith("/"), _verified)
+async def on_text(
+    message: Message,
+    uow: UnitOfWork,
+    state: FSMContext,
+    doctor: Doctor,
+    tr: Translator,
+    reply: Replier,
+    settings: Settings,
+) -> None:
+    """A doctor's text goes to the patient of the replied-to case (or the chosen one); after
+    /close it is the advice summary."""
+    assert message.text is not None
+    case = await _active_target(uow, doctor, message, state, tr, reply)
+    if case is None:
+        return
+    now = utcnow()
+    jurisdiction = settings.jurisdiction.value
+    closing = (await state.get_data()).get("closing") == case.id
+    try:
+        if closing:
+            text = await flow.close(
+                uow, doctor, case, message.text, now=now, jurisdiction=jurisdiction
+            )
+        else:
+            text = await flow.doctor_says(
+                uow, doctor, case, message.text, now=now, jurisdiction=jurisdiction
+            )
+    except NotAllowed as no:
+        if no.reason == "followup_first":
+            await reply.text(tr("consult.doctor.followup_first", number=case.number))
+        elif no.reason == "too_long":
+            await reply.text(tr("consult.too_long", max=flow.TEXT_MAX))
+        else:
+            await reply.text(tr("consult.doctor.case_closed", number=case.number))
+        return
+    found = await view.to_patient(uow, case)
+    if found is None:
+        return
+    _, ptr, preply = found
+    card = await view.doctor_card(uow, ptr, doctor, case)
+    if closing:
+        await state.update_data(case=None, closing=None)
+        await preply.text(
+            ptr(
+                "consult.closed_advice",
+                number=case.number,
+                card=card,
+                advice=text,
+                emergency_number=settings.local_emergency_number,
+            ),
+            protect=True,
+        )
+        await reply.text(tr("consult.doctor.closed", number=case.number))
+        return
+    await preply.text(
+        ptr("consult.relay_to_patient", number=case.number, card=card, text=text), protect=True
+    )

@@ -1,0 +1,215 @@
+"""The doctor's queue: /queue (waiting cases of their departments with the intake summary,
+Accept / Skip), /duty on|off and /hours 09:00-18:00."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from aiogram.filters import Command, CommandObject
+from aiogram.filters.callback_data import CallbackData
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+
+from bot.settings import Settings
+from bot.telegram.reply import Replier
+from flows import consultation as flow
+from flows.intake import age_band_for
+from flows.questionnaire import load
+from handlers.common import cases as view
+from handlers.common.routes import RouteTable
+from handlers.patient.intake_render import summary_text
+from locales import Html, Translator
+from storage.models import Consultation, Doctor, utcnow
+from storage.uow import UnitOfWork
+
+routes = RouteTable("doctor.queue")
+QUEUE_SHOWN = 10
+
+
+class QueueCB(CallbackData, prefix="cq"):
+    """Accept or skip one waiting case (``case``: its id)."""
+
+    action: str  # acc | skip
+    case: str
+
+
+async def refuse(
+    uow: UnitOfWork, doctor: Doctor | None, what: str, tr: Translator, reply: Replier
+) -> None:
+    """Someone who is not a verified doctor asked for cases: refused and audited."""
+    actor = flow.doctor_ref(doctor) if doctor is not None else "doctor:unknown"
+    await uow.audit.record(actor, "consultation.refused", "command", what, {})
+    await reply.text(tr("consult.doctor.not_verified"))
+
+
+def _waited(tr: Translator, since: datetime, now: datetime) -> str:
+    start = since if since.tzinfo else since.replace(tzinfo=UTC)
+    minutes = max(0, int((now - start).total_seconds() // 60))
+    if minutes < 120:
+        return tr.plain("consult.minutes", n=minutes)
+    return tr.plain("consult.hours", n=minutes // 60)
+
+
+async def case_view(
+    uow: UnitOfWork, tr: Translator, doctor: Doctor, case: Consultation, now: datetime
+) -> Html:
+    """A case as a doctor sees it: tag, first name, age band, sex, level and the intake."""
+    answers, who = await flow.view_intake(uow, doctor, case)
+    q = load()
+    band = age_band_for(who["birth_year"], q.age_bands)
+    return tr(
+        "consult.doctor.case",
+        number=case.number,
+        name=who["name"] or "—",
+        age=tr.plain(f"intake.age.{band}") if band else "—",
+        sex=tr.plain(f"sex.{who['sex']}") if who["sex"] else "—",
+        level=view.level(tr, case),
+        department=view.department(tr, case),
+        waited=_waited(tr, case.requested_at, now),
+        summary=Html(summary_text(tr, q, answers)),
+    )
+
+
+@routes.message(Command("queue"))
+async def on_queue(
+    message: Message, uow: UnitOfWork, doctor: Doctor | None, tr: Translator, reply: Replier
+) -> None:
+    """Waiting cases of the doctor's departments, most urgent first, each with Accept/Skip."""
+    now = utcnow()
+    if doctor is None or not flow.is_verified(doctor, now):
+        await refuse(uow, doctor, "queue", tr, reply)
+        return
+    cases = await flow.queue_for(uow, doctor, now)
+    if not cases:
+        await reply.text(tr("consult.doctor.queue_empty"))
+        return
+    for case in cases[:QUEUE_SHOWN]:
+        markup = InlineKeyboardMarkup(
+            inline_keyboard=[
+                [
+                    InlineKeyboardButton(
+                        text=tr.plain("consult.doctor.accept"),
+                        callback_data=QueueCB(action="acc", case=case.id).pack(),
+                    ),
+                    InlineKeyboardButton(
+                        text=tr.plain("consult.doctor.skip"),
+                        callback_data=QueueCB(action="skip", case=case.id).pack(),
+                    ),
+                ]
+            ]
+        )
+        await reply.text(await case_view(uow, tr, doctor, case, now), markup, protect=True)
+    if len(cases) > QUEUE_SHOWN:
+        await reply.text(tr("consult.doctor.queue_more", n=len(cases) - QUEUE_SHOWN))
+
+
+@routes.callback_query(QueueCB.filter())
+async def on_queue_button(
+    query: CallbackQuery,
+    callback_data: QueueCB,
+    uow: UnitOfWork,
+    state: FSMContext,
+    doctor: Doctor | None,
+    tr: Translator,
+    reply: Replier,
+    settings: Settings,
+) -> None:
+    """Accept takes the case (or says it is already taken); Skip hides the buttons."""
+    now = utcnow()
+    if doctor is None or not flow.is_verified(doctor, now):
+        await reply.answer_callback(query.id)
+        await refuse(uow, doctor, "accept", tr, reply)
+        return
+    if callback_data.action == "skip":
+        await reply.answer_callback(query.id, tr.plain("consult.doctor.skipped"))
+        if query.message is not None:
+            await reply.edit_markup(query.message.message_id, None)
+        return
+    if callback_data.action != "acc":
+        await reply.answer_callback(query.id, tr.plain("error.stale_button"))
+        return
+    try:
+        case = await flow.accept(
+            uow, doctor, callback_data.case, now=now, jurisdiction=settings.jurisdiction.value
+        )
+    except flow.NotAllowed as no:
+        msgid = "consult.doctor.taken" if no.reason in ("taken", "state") else "error.stale_button"
+        await reply.answer_callback(query.id, tr.plain(msgid), alert=True)
+        return
+    await reply.answer_callback(query.id)
+    if query.message is not None:
+        await reply.edit_markup(query.message.message_id, None)
+    await state.update_data(case=case.id, closing=None)
+    name = await flow.patient_first_name(uow, case)
+    markup = None
+    msgid = "consult.doctor.accepted"
+    if settings.jurisdiction.value == "cn":
+        msgid = "consult.doctor.accepted_cn"
+        markup = followup_keyboard(tr, case)
+    await reply.text(tr(msgid, number=case.number, name=name), markup)
+    found = await view.to_patient(uow, case)
+    if found is not None:
+        _, ptr, preply = found
+        card = await view.doctor_card(uow, ptr, doctor, case)
+        await preply.text(ptr("consult.accepted", number=case.number, card=card))
+
+
+def followup_keyboard(tr: Translator, case: Consultation) -> InlineKeyboardMarkup:
+    """cn: the one button that accepts the case as a follow-up visit."""
+    from handlers.doctor.cases import CaseCB  # the button belongs to the case workflow
+
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(
+                    text=tr.plain("consult.doctor.followup"),
+                    callback_data=CaseCB(action="fu", case=case.id).pack(),
+                )
+            ]
+        ]
+    )
+
+
+@routes.message(Command("duty"))
+async def on_duty(
+    message: Message,
+    command: CommandObject,
+    uow: UnitOfWork,
+    doctor: Doctor | None,
+    tr: Translator,
+    reply: Replier,
+) -> None:
+    """On duty: new cases are announced; off duty: only urgent alerts about own cases."""
+    if doctor is None or not flow.is_verified(doctor, utcnow()):
+        await refuse(uow, doctor, "duty", tr, reply)
+        return
+    arg = (command.args or "").strip().lower()
+    if arg not in ("on", "off"):
+        await reply.text(tr("consult.doctor.duty_usage"))
+        return
+    await flow.set_duty(uow, doctor, arg == "on")
+    await reply.text(tr("consult.doctor.duty_on" if arg == "on" else "consult.doctor.duty_off"))
+
+
+@routes.message(Command("hours"))
+async def on_hours(
+    message: Message,
+    command: CommandObject,
+    uow: UnitOfWork,
+    doctor: Doctor | None,
+    tr: Translator,
+    reply: Replier,
+    settings: Settings,
+) -> None:
+    """Sets the working hours (in the doctor's time zone) for new-case notifications."""
+    if doctor is None or not flow.is_verified(doctor, utcnow()):
+        await refuse(uow, doctor, "hours", tr, reply)
+        return
+    try:
+        hours = await flow.set_hours(uow, doctor, command.args or "", settings.timezone)
+    except ValueError:
+        zone = doctor.timezone or settings.timezone
+        await reply.text(tr("consult.doctor.hours_usage", timezone=zone))
+        return
+    zone = doctor.timezone or settings.timezone
+    await reply.text(tr("consult.doctor.hours_set", hours=hours, timezone=zone))
