@@ -322,11 +322,15 @@ class BotApiEmulator:
         self._file_counter += 1
         n = self._file_counter
         unique = hashlib.sha256(data).hexdigest()[:16]
-        prefix = {"photo": "AgAC", "voice": "AwAC"}.get(kind, "BQAC")
+        prefix = {"photo": "AgAC", "voice": "AwAC", "audio": "CQAC", "video": "BAAC"}.get(
+            kind, "BQAC"
+        )
         file_id = f"{prefix}{bot_id:x}x{n:06d}{self._rng.getrandbits(48):012x}"
         name = filename or {"photo": "photo.jpg", "voice": "voice.ogg"}.get(kind, "file.bin")
         ext = pathlib.PurePosixPath(name).suffix or ".bin"
-        folder = {"photo": "photos", "voice": "voice"}.get(kind, "documents")
+        folder = {"photo": "photos", "voice": "voice", "audio": "music", "video": "videos"}.get(
+            kind, "documents"
+        )
         stored = StoredFile(
             file_id=file_id,
             file_unique_id=f"AQAD{unique}",
@@ -335,12 +339,14 @@ class BotApiEmulator:
             file_path=f"{folder}/file_{n}{ext}",
             size=len(data),
             mime_type=guess_mime(name, content_type, kind),
-            file_name=name if kind == "document" else None,
-            duration=max(1, duration) if kind == "voice" else 0,
+            file_name=name if kind in ("document", "audio", "video") else None,
+            duration=max(1, duration) if kind in ("voice", "audio", "video") else 0,
         )
         if kind == "photo":
             w, h = image_size(data)
             stored.width, stored.height = (w, h) if w and h else (512, 512)
+        elif kind == "video":
+            stored.width, stored.height = 640, 360  # not probed: any plausible frame size
         if self.files_dir is not None:
             self.files_dir.mkdir(parents=True, exist_ok=True)
             path = self.files_dir / f"{file_id}{ext}"

@@ -317,6 +317,8 @@ class BotApiMethods:
             "sendPhoto": self.send_photo,
             "sendDocument": self.send_document,
             "sendVoice": self.send_voice,
+            "sendAudio": self.send_audio,
+            "sendVideo": self.send_video,
             "sendChatAction": self.send_chat_action,
             "editMessageText": self.edit_message_text,
             "editMessageCaption": self.edit_message_caption,
@@ -491,6 +493,14 @@ class BotApiMethods:
     async def send_voice(self, bot: BotRecord, p: Params) -> Any:
         """sendVoice."""
         return await self._send_media(bot, p, "voice")
+
+    async def send_audio(self, bot: BotRecord, p: Params) -> Any:
+        """sendAudio (music and other audio files)."""
+        return await self._send_media(bot, p, "audio")
+
+    async def send_video(self, bot: BotRecord, p: Params) -> Any:
+        """sendVideo."""
+        return await self._send_media(bot, p, "video")
 
     async def send_chat_action(self, bot: BotRecord, p: Params) -> Any:
         """sendChatAction (counted in stats, no visible effect)."""
@@ -672,7 +682,8 @@ def guess_mime(filename: str, content_type: str | None, kind: str) -> str | None
     guessed = mimetypes.guess_type(filename)[0]
     if guessed:
         return guessed
-    return {"photo": "image/jpeg", "voice": "audio/ogg"}.get(kind, content_type)
+    defaults = {"photo": "image/jpeg", "voice": "audio/ogg", "audio": "audio/mpeg"}
+    return {**defaults, "video": "video/mp4"}.get(kind, content_type)
 
 
 __all__ = ["ApiError", "BotApiMethods", "Params", "Upload", "parse_params"]

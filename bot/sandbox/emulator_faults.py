@@ -23,6 +23,8 @@ SENDING_METHODS = frozenset(
         "sendphoto",
         "senddocument",
         "sendvoice",
+        "sendaudio",
+        "sendvideo",
         "editmessagetext",
         "editmessagecaption",
         "editmessagereplymarkup",

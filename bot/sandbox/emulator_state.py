@@ -124,7 +124,7 @@ class StoredFile:
     file_id: str
     file_unique_id: str
     bot_id: int
-    kind: str  # photo | document | voice
+    kind: str  # photo | document | voice | audio | video
     file_path: str
     size: int
     mime_type: str | None = None
@@ -143,7 +143,7 @@ class StoredFile:
         return self.disk_path.read_bytes()
 
     def to_api(self) -> dict[str, Any]:
-        """PhotoSize, Document or Voice object, depending on ``kind``."""
+        """PhotoSize, Document, Voice, Audio or Video object, depending on ``kind``."""
         d: dict[str, Any] = {
             "file_id": self.file_id,
             "file_unique_id": self.file_unique_id,
@@ -156,6 +156,10 @@ class StoredFile:
             d["duration"] = self.duration
             d["mime_type"] = self.mime_type or "audio/ogg"
         else:
+            if self.kind in ("audio", "video"):
+                d["duration"] = self.duration
+            if self.kind == "video":
+                d["width"], d["height"] = self.width, self.height
             if self.file_name:
                 d["file_name"] = self.file_name
             if self.mime_type:
@@ -193,7 +197,7 @@ class StoredMessage:
     caption_entities: list[dict[str, Any]] | None = None
     reply_markup: dict[str, Any] | None = None
     protect_content: bool = False
-    media_kind: str | None = None  # photo | document | voice
+    media_kind: str | None = None  # photo | document | voice | audio | video
     media: StoredFile | None = None
     contact: dict[str, Any] | None = None
     location: dict[str, Any] | None = None

@@ -8,6 +8,7 @@ from typing import Any
 
 from aiogram.types import InlineKeyboardMarkup, ReplyKeyboardMarkup, ReplyKeyboardRemove
 
+from flows.relay import SUPPORTED_KINDS
 from storage.uow import UnitOfWork
 
 Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove
@@ -15,6 +16,10 @@ Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove
 # Replies to the person who just wrote go first; background work waits behind them.
 PRIORITY_URGENT = 0
 PRIORITY_REPLY = 3
+
+# Media a file can be relayed as (one send method each: sendPhoto, sendVoice, ...).
+RELAY_KINDS = SUPPORTED_KINDS
+RELAY_METHOD = "relayFile"
 
 
 def markup_json(markup: Markup | None) -> dict[str, Any] | None:
@@ -90,6 +95,48 @@ class Replier:
             params["caption"] = caption
             params["parse_mode"] = "HTML"
         await self.call("sendDocument", params, chat_id=target, priority=PRIORITY_REPLY)
+
+    async def relay_file(
+        self,
+        source_bot: str,
+        file_id: str,
+        kind: str,
+        *,
+        chat_id: int | None = None,
+        caption: str | None = None,
+        protect: bool = False,
+        priority: int = PRIORITY_REPLY,
+        record: int | None = None,
+        filename: str | None = None,
+    ) -> None:
+        """Pass a file another bot received on to a chat of this bot (one outbox row).
+
+        File ids belong to one bot, so the sender downloads the file through ``source_bot``
+        (getFile) and uploads it through this bot as ``kind`` (photo, voice, document, audio,
+        video), with an HTML ``caption`` if given. ``record`` is the ``case_messages.id`` whose
+        encrypted copy of the file is stored when the row is sent. ``filename`` is the name the
+        recipient sees (default: the one Telegram's file path gives). Check the size first with
+        :func:`flows.relay.check_size`; a file that can't be fetched ends ``failed``.
+        """
+        if kind not in RELAY_KINDS:
+            raise ValueError(f"can't relay {kind!r}")
+        target = self._chat(chat_id)
+        params: dict[str, Any] = {
+            "chat_id": target,
+            "source_bot": source_bot,
+            "file_id": file_id,
+            "kind": kind,
+        }
+        if caption:
+            params["caption"] = caption
+            params["parse_mode"] = "HTML"
+        if protect:
+            params["protect_content"] = True
+        if record is not None:
+            params["record"] = record
+        if filename:
+            params["filename"] = filename
+        await self.call(RELAY_METHOD, params, chat_id=target, priority=priority)
 
     async def answer_callback(
         self, callback_query_id: str, text: str | None = None, *, alert: bool = False

@@ -5,6 +5,10 @@
 * 403 means the person blocked the bot: the row is marked ``unreachable``, the patient is
   flagged, staff are told through the log — never retried;
 * 5xx, timeouts and dropped connections are retried with exponential backoff and jitter;
+* ``relayFile`` rows pass a file from one bot to another (file ids belong to one bot): getFile
+  + download through the source bot, upload through the row's bot; a file that can't be
+  fetched (unknown id, gone, over the 20 MB getFile limit) fails the row at once, and the
+  optional encrypted copy for the record is stored in the transaction that marks it sent;
 * a row is marked ``sending`` (committed) before its call and ``sent`` with the message id after
   it. The "sent" mark of one call is committed together with the "sending" mark of the next, so
   with concurrency 1 a crash leaves at most one call whose fate is unknown: it is sent again
@@ -22,6 +26,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import PurePosixPath
 from typing import Any
 
 from aiogram import Bot
@@ -37,17 +42,24 @@ from aiogram.methods import (
     DeleteMessage,
     EditMessageReplyMarkup,
     EditMessageText,
+    GetFile,
+    SendAudio,
     SendDocument,
     SendMessage,
     SendPhoto,
+    SendVideo,
+    SendVoice,
     TelegramMethod,
 )
 from aiogram.methods.base import Response
 from aiogram.types import BufferedInputFile, Message
+from aiohttp import ClientResponseError
 from sqlalchemy import update
 
+from bot.telegram.reply import RELAY_METHOD
+from flows.relay import MAX_DOWNLOAD, check_size
 from storage.crypto import CryptoError
-from storage.models import OutboxMessage, Patient, utcnow
+from storage.models import CaseMessage, OutboxMessage, Patient, utcnow
 from storage.repositories import OutboxKey
 from storage.uow import Database, UnitOfWork
 
@@ -61,13 +73,32 @@ METHODS: dict[str, type[TelegramMethod[Any]]] = {
     "answerCallbackQuery": AnswerCallbackQuery,
     "sendDocument": SendDocument,
     "sendPhoto": SendPhoto,
+    "sendVoice": SendVoice,
+    "sendAudio": SendAudio,
+    "sendVideo": SendVideo,
 }
-_FILE_FIELDS = ("document", "photo")
+_FILE_FIELDS = ("document", "photo", "voice", "audio", "video")
+# relayFile: the send method of each kind of relayed file.
+RELAY_SEND: dict[str, type[TelegramMethod[Any]]] = {
+    "photo": SendPhoto,
+    "voice": SendVoice,
+    "document": SendDocument,
+    "audio": SendAudio,
+    "video": SendVideo,
+}
 # aiogram parses every answer with Response[<return type>]; pydantic caches that generic
 # class only weakly, so after a garbage collection it is rebuilt (milliseconds per call).
 # Keeping a reference makes it a one-time cost.
-_RESPONSE_TYPES = [Response[m.__returning__] for m in METHODS.values()]  # type: ignore[name-defined]
+_RESPONSE_TYPES = [
+    Response[m.__returning__]  # type: ignore[name-defined]
+    for m in (*METHODS.values(), GetFile)
+]
 MAX_ATTEMPTS = 25  # with backoff capped at 5 min this is about two hours of retrying
+RELAY_TIMEOUT = 120  # seconds for one download or upload of a relayed file (up to 50 MB)
+
+
+class RelayError(Exception):
+    """A relayed file that can never be fetched or sent (the row fails; no retry)."""
 
 
 def build_method(name: str, params: dict[str, Any]) -> TelegramMethod[Any]:
@@ -132,6 +163,8 @@ class _Result:
     retry_in: float | None = None
     chat_id: int = 0
     bot: str = ""
+    record: int | None = None  # relayFile: the case message to keep a copy of the file for
+    data: bytes | None = None  # ... and the file, in memory until the "sent" mark commits
 
 
 @dataclass
@@ -229,6 +262,9 @@ class OutboxSender:
             values: dict[str, Any] = {"status": res.status, "error": res.error}
             if res.status == "sent":
                 values.update(sent_at=now, tg_message_id=res.message_id, payload_enc=None)
+                if res.record is not None and res.data is not None:
+                    await self._keep_copy(uow, res.record, res.data)
+                res.data = None
             elif res.status in ("failed", "unreachable"):
                 values.update(payload_enc=None)
             elif res.status == "pending" and res.retry_in is not None:
@@ -243,6 +279,20 @@ class OutboxSender:
                     .values(unreachable=True)
                 )
             self._inflight.pop(res.row_id, None)
+
+    @staticmethod
+    async def _keep_copy(uow: UnitOfWork, record: int, data: bytes) -> None:
+        """Store a relayed file, encrypted under the patient's key, with its case message;
+        skipped when the message, its case or the patient's key is gone (erasure)."""
+        row = await uow.session.get(CaseMessage, record)
+        case = await uow.consultations.get(row.consultation_id) if row is not None else None
+        if row is None or case is None:
+            log.info("relayed file's record is gone; no copy kept", extra={"ctx": {}})
+            return
+        try:
+            await uow.consultations.set_message_file(case, row, data)
+        except CryptoError:
+            log.info("relayed file's owner key is gone; no copy kept", extra={"ctx": {}})
 
     async def step(self) -> float:
         """Start at most one call; returns 0 if it should be called again at once, else how
@@ -326,10 +376,24 @@ class OutboxSender:
         bot = self.bots[bot_role]
         res = _Result(row_id, "sent", chat_id=chat_id, bot=bot_role)
         try:
-            result = await bot(build_method(method, params), request_timeout=30)
+            if method == RELAY_METHOD:
+                call, data = await self._relay_call(params)
+                result = await bot(call, request_timeout=RELAY_TIMEOUT)
+                record = params.get("record")
+                if isinstance(record, int):
+                    res.record, res.data = record, data
+            else:
+                result = await bot(build_method(method, params), request_timeout=30)
             if isinstance(result, Message):
                 res.message_id = result.message_id
             self.stats.sent += 1
+        except RelayError as exc:
+            self.stats.failed += 1
+            log.error(
+                "file could not be relayed",
+                extra={"ctx": {"bot": bot_role, "outbox_id": row_id, "error": str(exc)}},
+            )
+            res = _Result(row_id, "failed", error=f"relay: {exc}", chat_id=chat_id, bot=bot_role)
         except TelegramRetryAfter as exc:
             self.stats.rate_limited += 1
             now = time.monotonic()
@@ -382,6 +446,45 @@ class OutboxSender:
             res = self._retry(row_id, attempts, type(exc).__name__, chat_id, bot_role)
         self._results.append(res)
         self._wake.set()
+
+    async def _relay_call(self, params: dict[str, Any]) -> tuple[TelegramMethod[Any], bytes]:
+        """Fetch a relayed file through its source bot; the upload call and the bytes.
+
+        Raises :class:`RelayError` when the file can never be fetched or sent; a 429, 5xx or
+        network error propagates and is handled like any call's."""
+        kind = str(params.get("kind"))
+        send = RELAY_SEND.get(kind)
+        source = self.bots.get(str(params.get("source_bot")))
+        if send is None or source is None:
+            raise RelayError("unknown kind or source bot")
+        try:
+            info = await source.get_file(str(params.get("file_id")), request_timeout=30)
+        except TelegramBadRequest as exc:  # unknown or expired file id, too big
+            raise RelayError(exc.message[:120]) from None
+        except TelegramForbiddenError:
+            raise RelayError("the source bot may not read this file") from None
+        if (info.file_size or 0) > MAX_DOWNLOAD:
+            raise RelayError("file is too big to download")
+        if not info.file_path:
+            raise RelayError("file has no download path")
+        try:
+            buf = await source.download_file(info.file_path, timeout=RELAY_TIMEOUT)
+        except ClientResponseError as exc:
+            if 400 <= exc.status < 500 and exc.status != 429:
+                raise RelayError(f"download refused ({exc.status})") from None
+            raise
+        assert buf is not None  # no destination given: aiogram returns a BytesIO
+        data = buf.read()
+        if not data:
+            raise RelayError("file is empty")
+        if check_size(kind, len(data)) is not None:
+            raise RelayError(f"file is too big to send as {kind}")
+        name = str(params.get("filename") or PurePosixPath(info.file_path).name or kind)
+        args: dict[str, Any] = {"chat_id": params["chat_id"], kind: BufferedInputFile(data, name)}
+        for key in ("caption", "parse_mode", "protect_content"):
+            if key in params:
+                args[key] = params[key]
+        return send.model_validate(args), data
 
     def _retry(self, row_id: int, attempts: int, error: str, chat_id: int, bot: str) -> _Result:
         if attempts >= MAX_ATTEMPTS:
