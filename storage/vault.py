@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.crypto import (
@@ -64,11 +65,25 @@ class Vault:
                 raise CryptoError("no data key for this owner")
             raw = new_data_key()
             master_id, wrapped = self.ring.wrap(raw, owner)
-            self._session.add(
-                DataKey(owner_id=owner, key_version=1, master_key_id=master_id, wrapped=wrapped)
-            )
-            await self._session.flush()
-            key = _CachedKey(1, raw)
+            try:
+                # Another transaction may create this owner's key at the same moment (e.g. the
+                # sender storing a relayed file while the patient writes): the loser reads the
+                # winner's key instead of failing.
+                async with self._session.begin_nested():
+                    self._session.add(
+                        DataKey(
+                            owner_id=owner, key_version=1, master_key_id=master_id, wrapped=wrapped
+                        )
+                    )
+                    await self._session.flush()
+                key = _CachedKey(1, raw)
+            except IntegrityError:
+                row = await self._session.get(DataKey, owner, populate_existing=True)
+                if row is None or row.wrapped is None:
+                    raise CryptoError("this owner's data key was destroyed") from None
+                key = _CachedKey(
+                    row.key_version, self.ring.unwrap(row.master_key_id, row.wrapped, owner)
+                )
         elif row.wrapped is None:
             raise CryptoError("this owner's data key was destroyed")
         else:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -591,3 +591,40 @@ async def test_cn_record_and_follow_up_visit(tmp_path: Any, log_capture: Any) ->
         assert (await case_of(clinic, uid)).followup_visit is True
     finally:
         await stop_clinic(clinic, schema)
+
+
+async def test_duty_and_working_hours_decide_who_hears_of_new_cases(
+    sqlite_clinic: Clinic,
+) -> None:
+    """Off duty or out of hours: no new-case notice; on duty within hours: one."""
+    from datetime import datetime
+
+    clinic = sqlite_clinic
+    off = await add_doctor(clinic, "Dr Olga Frost", departments="general", locale="ru")
+    late = await add_doctor(clinic, "Dr Lou Night", departments="general")
+    on = await add_doctor(clinic, "Dr Una Day", departments="general")
+    await off.say("/duty", is_text(off.t("consult.doctor.duty_usage")))
+    await off.say("/duty off", is_text(off.t("consult.doctor.duty_off")))
+    hour = datetime.now(UTC).hour
+    away = f"{(hour + 3) % 24:02d}:00-{(hour + 5) % 24:02d}:00"
+    here = f"{(hour + 23) % 24:02d}:00-{(hour + 2) % 24:02d}:00"
+    await late.say("/hours 9-18", is_text(late.t("consult.doctor.hours_usage", timezone="UTC")))
+    await late.say(
+        f"/hours {away}", is_text(late.t("consult.doctor.hours_set", hours=away, timezone="UTC"))
+    )
+    await on.say(
+        f"/hours {here}", is_text(on.t("consult.doctor.hours_set", hours=here, timezone="UTC"))
+    )
+    p = await new_patient(clinic, "en")
+    number = await consult(p)
+    notice = on.t(
+        "consult.doctor.new_case",
+        number=number,
+        department=on.t("dept.general"),
+        level=on.t("disposition.consultation"),
+    )
+    await on.wait(is_text(notice))
+    await asyncio.sleep(0.5)
+    for doc in (off, late):
+        assert not any(t.startswith(f"#{number}") or f"#{number} " in t for t in await doc.texts())
+    await off.say("/duty on", is_text(off.t("consult.doctor.duty_on")))

@@ -211,3 +211,39 @@ async def test_update_id_reused_after_a_week_is_a_new_update(db: Database) -> No
     async with db.uow() as uow:
         assert await uow.inbox.count() == 1
         assert await uow.inbox.count("pending") == 1
+
+
+async def test_two_transactions_creating_the_same_data_key_agree(db: Database) -> None:
+    """The first key of an owner, created by two transactions at once (PostgreSQL; SQLite
+    has one writer): the second reads the first's key instead of failing."""
+    import asyncio
+
+    from storage.vault import KeyCache, Vault
+
+    if db.sqlite:
+        pytest.skip("SQLite runs one writer at a time: no two transactions can race here")
+    created = asyncio.Event()
+
+    async def first() -> bytes:
+        async with db.uow() as uow:
+            blob = await uow.vault.seal("race-owner", "t", "c", "r", "one")
+            created.set()
+            await asyncio.sleep(0.3)  # hold the uncommitted key while the other one tries
+            await uow.commit()
+            return blob
+
+    async def second() -> str:
+        await created.wait()
+        async with db.uow() as uow:
+            uow.vault = Vault(uow.session, db.ring, KeyCache())  # no shared cache: a new process
+            blob = await uow.vault.seal("race-owner", "t", "c", "r2", "two")
+            await uow.commit()
+        async with db.uow() as uow:
+            fresh = Vault(uow.session, db.ring, KeyCache())
+            return await fresh.open("race-owner", "t", "c", "r2", blob)
+
+    blob1, text2 = await asyncio.gather(first(), second())
+    assert text2 == "two"
+    async with db.uow() as uow:
+        fresh = Vault(uow.session, db.ring, KeyCache())
+        assert await fresh.open("race-owner", "t", "c", "r", blob1) == "one"
