@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiogram import F, Router
 
-from handlers.doctor import start
+from handlers.doctor import admin, apply, fallback, start
 
 
 def get_router() -> Router:
@@ -12,5 +12,13 @@ def get_router() -> Router:
     root = Router(name="doctor")
     root.message.filter(F.chat.type == "private", ~F.from_user.is_bot)
     root.callback_query.filter(~F.from_user.is_bot)
-    root.include_routers(start.routes.router())
+    root.include_routers(
+        admin.routes.router(),  # admins first: a typed rejection reason is not an answer
+        start.routes.router(),
+        apply.routes.router(),
+    )
+    # --- consultations: the queue and case routers go here (after the application, before
+    # Their handlers call flows.doctors.require_verified(doctor); the NotVerified it raises
+    # is answered by the fallback's error handler with the reason, in the doctor's language.
+    root.include_routers(fallback.routes.router())
     return root

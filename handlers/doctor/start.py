@@ -1,30 +1,82 @@
-"""The doctor bot before doctor onboarding exists: say what it is."""
+"""Doctor bot: /start (starts or resumes an application), /status, /help and the language."""
 
 from __future__ import annotations
 
-from aiogram.filters import CommandStart
+from aiogram import F
+from aiogram.filters import Command, CommandStart
+from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
 from bot.telegram.reply import Replier
+from flows import doctors as flow
 from handlers.common.routes import RouteTable
-from locales import Translator
+from handlers.doctor import render
+from locales import LOCALES, Translator
+from storage.models import Doctor
+from storage.uow import UnitOfWork
 
 routes = RouteTable("doctor.start")
 
 
 @routes.message(CommandStart())
-async def on_start(message: Message, tr: Translator, reply: Replier) -> None:
-    """Explains what the doctor bot is for."""
-    await reply.text(tr("doctor.start"))
+async def on_start(
+    message: Message,
+    uow: UnitOfWork,
+    state: FSMContext,
+    doctor: Doctor | None,
+    tr: Translator,
+    reply: Replier,
+) -> None:
+    """A newcomer sees what the bot is, the language choice and the first question; an
+    applicant picks up where they left off; anyone else sees where they stand."""
+    assert message.from_user is not None
+    await state.clear()
+    if doctor is None:
+        doctor, _ = await flow.start(uow, message.from_user.id, tr.locale)
+        await reply.text(tr("doctor.start"), render.languages())
+        await render.show_step(reply, tr, doctor, uow)
+        return
+    if doctor.status == flow.APPLYING:
+        await reply.text(tr("doctor.apply.resume"))
+        await render.show_step(reply, tr, doctor, uow)
+        return
+    await render.show_status(reply, tr, doctor, uow)
 
 
-@routes.callback_query()
-async def on_button(query: CallbackQuery, tr: Translator, reply: Replier) -> None:
-    """No buttons exist yet: any press is stale."""
-    await reply.answer_callback(query.id, tr.plain("error.stale_button"))
+@routes.message(Command("status"))
+async def on_status(
+    message: Message, uow: UnitOfWork, doctor: Doctor | None, tr: Translator, reply: Replier
+) -> None:
+    """Where the person's application or verification stands."""
+    await render.show_status(reply, tr, doctor, uow)
 
 
-@routes.message()
-async def on_anything(message: Message, tr: Translator, reply: Replier) -> None:
-    """Anything else: point to /start."""
+@routes.message(Command("help"))
+async def on_help(message: Message, tr: Translator, reply: Replier) -> None:
+    """What the doctor bot is and how to start."""
     await reply.text(tr("doctor.help"))
+
+
+@routes.message(Command("language"))
+async def on_language_command(message: Message, tr: Translator, reply: Replier) -> None:
+    """The three languages to choose from."""
+    await reply.text(tr("doctor.choose_language"), render.languages())
+
+
+@routes.callback_query(render.DocLangCB.filter(F.code.in_(LOCALES)))
+async def on_language(
+    query: CallbackQuery,
+    callback_data: render.DocLangCB,
+    uow: UnitOfWork,
+    doctor: Doctor | None,
+    reply: Replier,
+) -> None:
+    """Switches to the chosen language and repeats the current question in it."""
+    await reply.answer_callback(query.id)
+    tr = Translator(callback_data.code)
+    if doctor is None:
+        doctor, _ = await flow.start(uow, query.from_user.id, callback_data.code)
+    doctor.locale = callback_data.code
+    await reply.text(tr("doctor.language_changed"))
+    if doctor.status == flow.APPLYING:
+        await render.show_step(reply, tr, doctor, uow)

@@ -190,7 +190,9 @@ async def test_stale_and_forged_buttons_keep_the_conversation(clinic: Clinic) ->
 
 async def test_doctor_bot_says_what_it_is(clinic: Clinic) -> None:
     uid = await clinic.person("Dr Testdoctor", "zh-hans")
+    tr = Translator("zh_Hans")
     reply = await clinic.say(uid, "/start", bot=DOCTOR_BOT)
-    assert reply["text"] == Translator("zh_Hans").plain("doctor.start")
-    other = await clinic.say(uid, "hello", bot=DOCTOR_BOT)
+    assert reply["text"] == tr.plain("doctor.start")
+    await clinic.client.wait_for(uid, DOCTOR_BOT, tr.plain("doctor.apply.ask_name"))
+    other = await clinic.say(uid, "/help", bot=DOCTOR_BOT)
     assert other["text"] == Translator("zh_Hans").plain("doctor.help")
