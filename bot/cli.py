@@ -29,6 +29,21 @@ def _parser() -> argparse.ArgumentParser:
     keys = sub.add_parser("keys", help="master key management")
     keys_sub = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
     keys_sub.add_parser("rotate", help="add a new master key and re-wrap every data key")
+    doctors = sub.add_parser("doctors", help="list, approve, reject or suspend doctors")
+    doc_sub = doctors.add_subparsers(dest="doctors_command", metavar="ACTION", required=True)
+    listing = doc_sub.add_parser("list", help="doctors and applications (newest last)")
+    listing.add_argument(
+        "--status", choices=("applying", "pending", "verified", "rejected", "suspended")
+    )
+    approve = doc_sub.add_parser("approve", help="verify a pending applicant")
+    approve.add_argument("id", help="doctor id, or a unique prefix of at least 6 characters")
+    for name, text in (
+        ("reject", "reject a pending application"),
+        ("suspend", "suspend a doctor"),
+    ):
+        action = doc_sub.add_parser(name, help=text)
+        action.add_argument("id", help="doctor id, or a unique prefix of at least 6 characters")
+        action.add_argument("--reason", required=True, help="told to the doctor")
     audit = sub.add_parser("audit", help="audit log tools")
     audit_sub = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
     audit_sub.add_parser("verify", help="check the audit hash chain; non-zero exit if broken")
@@ -45,6 +60,72 @@ async def _migrate(settings: Settings) -> int:
     finally:
         await db.dispose()
     return 0
+
+
+async def _doctors(settings: Settings, args: argparse.Namespace) -> int:
+    """The operator's doctor commands; decisions are told to the doctor through the outbox
+    (the running bot sends them) and audited as ``admin:cli``."""
+    from bot.app import open_database
+    from bot.telegram.reply import Replier
+    from flows import doctors as flow
+    from flows.onboarding import BadInput
+    from locales import Translator
+
+    db = await open_database(settings)
+    actor = "admin:cli"
+    try:
+        async with db.uow() as uow:
+            if args.doctors_command == "list":
+                statuses = (args.status,) if args.status else flow.STATUSES
+                rows = await uow.doctors.with_status(*statuses)
+                print(f"{'id':8}  {'status':9}  {'years':>5}  {'verified until':14}  "
+                      "departments / name")  # fmt: skip
+                for d in rows:
+                    name = await uow.doctors.get_field(d, "name") or "—"
+                    until = d.verified_until.date().isoformat() if d.verified_until else "—"
+                    years = "—" if d.years_practice is None else str(d.years_practice)
+                    print(f"{d.id[:8]:8}  {d.status:9}  {years:>5}  {until:14}  "
+                          f"{d.departments or '—'} / {name}")  # fmt: skip
+                print(f"{len(rows)} doctor(s)")
+                return 0
+            try:
+                doctor = await flow.find(uow, args.id)
+                if args.doctors_command == "approve":
+                    doctor = await flow.approve(
+                        uow,
+                        doctor.id,
+                        actor,
+                        jurisdiction=settings.jurisdiction.value,
+                        days=settings.doctor_verification_days,
+                    )
+                    until = (
+                        doctor.verified_until.date().isoformat() if doctor.verified_until else ""
+                    )
+                    msgid, params = "doctor.decision.approved", {"until": until}
+                elif args.doctors_command == "reject":
+                    doctor = await flow.reject(uow, doctor.id, actor, args.reason)
+                    msgid, params = "doctor.decision.rejected", {"reason": args.reason}
+                else:
+                    doctor = await flow.suspend(uow, doctor.id, actor, args.reason)
+                    msgid, params = "doctor.decision.suspended", {"reason": args.reason}
+            except flow.NotFound as exc:
+                print(f"careline: {exc}", file=sys.stderr)
+                return 2
+            except BadInput:
+                print("careline: the reason must be 1-500 characters of text", file=sys.stderr)
+                return 2
+            except flow.Refused as exc:
+                en = Translator("en").plain(exc.msgid, **exc.params)
+                print(f"careline: refused: {en}", file=sys.stderr)
+                await uow.commit()  # the refusal itself is audited
+                return 1
+            tell = Replier(uow, "doctor", doctor.tg_user_id)
+            await tell.text(Translator(doctor.locale)(msgid, **params))
+            await uow.commit()
+            print(f"doctor {doctor.id[:8]}: {doctor.status}")
+            return 0
+    finally:
+        await db.dispose()
 
 
 async def _run(settings: Settings) -> int:
@@ -124,6 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_migrate(settings))
         if args.command == "keys":
             return asyncio.run(_rotate(settings))
+        if args.command == "doctors":
+            return asyncio.run(_doctors(settings, args))
         if args.command == "audit":
             return asyncio.run(_audit_verify(settings))
     except (SettingsError, KeysFileError) as exc:

@@ -153,3 +153,87 @@ def test_broken_questionnaire_stops_start_up_naming_file_and_problem(
     assert lines[-1].startswith("careline: data file error: clinic-intake.toml: "), out.stderr
     assert problem in lines[-1]
     assert "Traceback" not in out.stderr
+
+
+def _seed_doctor(data_dir: Path, *, years: int = 5, status: str = "pending") -> str:
+    """A migrated data dir with one doctor applicant; returns the doctor id."""
+    import asyncio
+
+    from bot.app import open_database
+    from bot.settings import Settings
+    from storage.models import Doctor
+
+    assert run(["migrate"], data_dir).returncode == 0
+
+    async def seed() -> str:
+        settings = Settings(_env_file=None, data_dir=data_dir)
+        db = await open_database(settings)
+        try:
+            async with db.uow() as uow:
+                doctor = await uow.doctors.add(
+                    Doctor(
+                        tg_user_id=5550001,
+                        locale="en",
+                        status=status,
+                        apply_step="done",
+                        years_practice=years,
+                        departments="general,cardiology",
+                    )
+                )
+                await uow.doctors.set_field(doctor, "name", "Dr. Test Example")
+                await uow.commit()
+                return doctor.id
+        finally:
+            await db.dispose()
+
+    return asyncio.run(seed())
+
+
+def _outbox_count(data_dir: Path) -> int:
+    with sqlite3.connect(data_dir / "careline.db") as conn:
+        return int(
+            conn.execute("SELECT count(*) FROM outbox WHERE chat_id = 5550001").fetchone()[0]
+        )
+
+
+def test_doctors_list_approve_and_suspend(tmp_path: Path) -> None:
+    doctor_id = _seed_doctor(tmp_path)
+    listed = run(["doctors", "list"], tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert doctor_id[:8] in listed.stdout and "pending" in listed.stdout
+    assert "Dr. Test Example" in listed.stdout
+    approved = run(["doctors", "approve", doctor_id[:6]], tmp_path)
+    assert approved.returncode == 0, approved.stderr
+    assert f"doctor {doctor_id[:8]}: verified" in approved.stdout
+    assert _outbox_count(tmp_path) == 1  # the doctor is told, through the running bot
+    again = run(["doctors", "approve", doctor_id], tmp_path)
+    assert again.returncode == 1 and "refused" in again.stderr
+    verified = run(["doctors", "list", "--status", "verified"], tmp_path)
+    assert doctor_id[:8] in verified.stdout
+    suspended = run(
+        ["doctors", "suspend", doctor_id, "--reason", "licence under review"], tmp_path
+    )
+    assert suspended.returncode == 0, suspended.stderr
+    assert "suspended" in suspended.stdout
+    assert _outbox_count(tmp_path) == 2
+
+
+def test_doctors_reject_and_cn_rule(tmp_path: Path) -> None:
+    doctor_id = _seed_doctor(tmp_path, years=2)
+    refused = run(["doctors", "approve", doctor_id], tmp_path, CARELINE_JURISDICTION="cn")
+    assert refused.returncode == 1
+    lines = [ln for ln in refused.stderr.splitlines() if ln.startswith("careline:")]
+    assert len(lines) == 1 and "3" in lines[0], refused.stderr
+    rejected = run(["doctors", "reject", doctor_id, "--reason", "too little practice"], tmp_path)
+    assert rejected.returncode == 0, rejected.stderr
+    assert "rejected" in rejected.stdout
+
+
+@pytest.mark.parametrize("ref", ["abc", "zzzzzzzz", "0123456789ab"])
+def test_doctors_bad_id_is_one_line(tmp_path: Path, ref: str) -> None:
+    _seed_doctor(tmp_path)
+    out = run(["doctors", "approve", ref], tmp_path)
+    assert out.returncode == 2
+    lines = [ln for ln in out.stderr.splitlines() if ln.startswith("careline:")]
+    assert len(lines) == 1, out.stderr
+    assert "Traceback" not in out.stderr
