@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     intake_file: Path | None = None
     # A suicide-prevention / crisis line shown with the emergency number on self-harm red flags.
     crisis_line: str | None = Field(default=None, max_length=32)
+    # Hours a consultation waits in its department's queue before the patient is asked again.
+    case_expiry_hours: float = Field(default=24.0, gt=0, le=24 * 14)
     # How long an admin's approval of a doctor lasts before it must be renewed.
     doctor_verification_days: int = Field(default=365, ge=1, le=3650)
     outbox_global_per_s: float = Field(default=30.0, gt=0)
