@@ -21,8 +21,9 @@ from typing import Any
 
 from transitions import Machine, MachineError
 
+from flows import doctors
 from flows.onboarding import Actor, clean_text
-from storage.models import Consultation, Doctor, Intake, Patient
+from storage.models import CaseMessage, Consultation, Doctor, Intake, Patient
 from storage.uow import UnitOfWork
 
 # Scheduled event kinds (subject: the case id).
@@ -152,11 +153,8 @@ def doctor_ref(doctor: Doctor) -> str:
 
 
 def is_verified(doctor: Doctor | None, now: datetime) -> bool:
-    """A doctor allowed to see and take cases (the one place this is decided here)."""
-    if doctor is None or doctor.status != "verified" or doctor.verified_until is None:
-        return False
-    until = doctor.verified_until
-    return (until if until.tzinfo else until.replace(tzinfo=UTC)) > now
+    """A doctor allowed to see and take cases (decided by the doctors' flow)."""
+    return doctors.is_verified(doctor, now)
 
 
 def departments_of(doctor: Doctor) -> list[str]:
@@ -396,6 +394,50 @@ async def patient_says(
     await _move(uow, case, "patient_message", Actor(patient.id).ref, "generic", now)
     await uow.consultations.add_message(case, "patient", "text", text)
     return text
+
+
+async def patient_file(
+    uow: UnitOfWork,
+    patient: Patient,
+    case: Consultation,
+    kind: str,
+    caption: str | None,
+    file_name: str | None,
+    *,
+    now: datetime,
+) -> CaseMessage:
+    """The patient sends a file in their active case: recorded (the sender keeps an
+    encrypted copy once it is relayed); returns the case message."""
+    if case.patient_id != patient.id:
+        raise NotAllowed("not_yours")
+    await _move(uow, case, "patient_message", Actor(patient.id).ref, "generic", now, kind=kind)
+    text = clean_text(caption or "")[:TEXT_MAX] or None
+    return await uow.consultations.add_message(case, "patient", kind, text, file_name=file_name)
+
+
+async def doctor_file(
+    uow: UnitOfWork,
+    doctor: Doctor,
+    case: Consultation,
+    kind: str,
+    caption: str | None,
+    file_name: str | None,
+    *,
+    now: datetime,
+    jurisdiction: str,
+) -> CaseMessage:
+    """The doctor sends a file in their active case (in cn only after the follow-up
+    confirmation); returns the case message."""
+    if case.doctor_id != doctor.id:
+        raise NotAllowed("not_yours")
+    if State(case.state) is not State.ACTIVE:
+        raise NotAllowed("closed")
+    try:
+        await _move(uow, case, "doctor_message", doctor_ref(doctor), jurisdiction, now, kind=kind)
+    except NotAllowed:
+        raise NotAllowed("followup_first") from None
+    text = clean_text(caption or "")[:TEXT_MAX] or None
+    return await uow.consultations.add_message(case, "doctor", kind, text, file_name=file_name)
 
 
 async def doctor_says(

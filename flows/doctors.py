@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from transitions import Machine, MachineError
 
-from flows import onboarding
+from flows import consultation, onboarding
 from flows.onboarding import BadInput, clean_text, normalize_phone
 from storage.models import Doctor
 from storage.uow import UnitOfWork
@@ -519,6 +519,7 @@ async def suspend(
     doctor.decided_at = now or datetime.now(UTC)
     await uow.doctors.set_field(doctor, "decision_reason", text)
     await uow.audit.record(actor, "doctor.suspend", "doctor", doctor.id, {"reason_given": True})
+    await consultation.requeue_for_doctor(uow, doctor, doctor.decided_at or datetime.now(UTC))
     return doctor
 
 

@@ -15,11 +15,13 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from bot.settings import Settings
 from bot.telegram.reply import Replier
 from flows import consultation as flow
+from flows import relay
 from flows.consultation import NotAllowed, State
 from flows.questionnaire import load
 from handlers.common import cases as view
 from handlers.common.routes import RouteTable
 from handlers.doctor.queue import refuse
+from handlers.patient.case import file_of
 from locales import Translator
 from storage.models import Consultation, Doctor, utcnow
 from storage.uow import UnitOfWork
@@ -311,4 +313,53 @@ async def on_text(
         return
     await preply.text(
         ptr("consult.relay_to_patient", number=case.number, card=card, text=text), protect=True
+    )
+
+
+@routes.message(F.photo | F.voice | F.document | F.audio | F.video | F.video_note, _verified)
+async def on_file(
+    message: Message,
+    uow: UnitOfWork,
+    state: FSMContext,
+    doctor: Doctor,
+    tr: Translator,
+    reply: Replier,
+    settings: Settings,
+) -> None:
+    """A doctor's photo or file goes to the patient of the replied-to (or chosen) case."""
+    case = await _active_target(uow, doctor, message, state, tr, reply)
+    if case is None:
+        return
+    found = file_of(message)
+    if found is None:
+        await reply.text(tr(relay.MSG_UNSUPPORTED))
+        return
+    kind, file_id, size, file_name = found
+    problem = relay.check_size(kind, size)
+    if problem is not None:
+        await reply.text(tr(problem))
+        return
+    try:
+        row = await flow.doctor_file(
+            uow, doctor, case, kind, message.caption, file_name,
+            now=utcnow(), jurisdiction=settings.jurisdiction.value,
+        )  # fmt: skip
+    except NotAllowed as no:
+        msgid = (
+            "consult.doctor.followup_first"
+            if no.reason == "followup_first"
+            else ("consult.doctor.case_closed")
+        )
+        await reply.text(tr(msgid, number=case.number))
+        return
+    found_patient = await view.to_patient(uow, case)
+    if found_patient is None:
+        return
+    _, ptr, preply = found_patient
+    card = await view.doctor_card(uow, ptr, doctor, case)
+    caption = ptr(
+        "consult.relay_to_patient", number=case.number, card=card, text=message.caption or ""
+    )
+    await preply.relay_file(
+        "doctor", file_id, kind, caption=caption, protect=True, record=row.id, filename=file_name
     )

@@ -17,7 +17,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from bot.settings import Settings
 from bot.telegram.reply import PRIORITY_URGENT, Replier
 from flows import consultation as flow
-from flows import intake
+from flows import intake, relay
 from flows.consultation import NotAllowed, State
 from flows.onboarding import Step, step_of
 from handlers.common import cases as view
@@ -202,10 +202,56 @@ async def on_case_media(
         await reply.text(tr("consult.record.received", number=case.number, department=department))
         await view.notify_department(uow, case, settings, now)
         return
-    if state is State.ACTIVE:
-        await reply.text(tr("consult.files_later"))
+    if state is State.ACTIVE and case.doctor_id:
+        await _relay_to_doctor(uow, patient, case, message, tr, reply)
         return
     await _where_it_stands(reply, tr, case)
+
+
+async def _relay_to_doctor(
+    uow: UnitOfWork,
+    patient: Patient,
+    case: Consultation,
+    message: Message,
+    tr: Translator,
+    reply: Replier,
+) -> None:
+    """A photo, voice note or file in an active case goes to the doctor's bot."""
+    found = file_of(message)
+    doctor = await uow.doctors.get(case.doctor_id) if case.doctor_id else None
+    if doctor is None:
+        return
+    if found is None:
+        await reply.text(tr(relay.MSG_UNSUPPORTED))
+        return
+    kind, file_id, size, file_name = found
+    problem = relay.check_size(kind, size)
+    if problem is not None:
+        await reply.text(tr(problem))
+        return
+    row = await flow.patient_file(
+        uow, patient, case, kind, message.caption, file_name, now=utcnow()
+    )
+    dtr, dreply = view.to_doctor(uow, doctor)
+    name = await flow.patient_first_name(uow, case)
+    caption = dtr(
+        "consult.doctor.relay", number=case.number, name=name, text=message.caption or ""
+    )
+    await dreply.relay_file(
+        "patient", file_id, kind, caption=caption, protect=True, record=row.id, filename=file_name
+    )
+
+
+def file_of(message: Message) -> tuple[str, str, int | None, str | None] | None:
+    """(kind, file id, size, file name) of a relayable file in the message."""
+    if message.photo:
+        best = message.photo[-1]
+        return "photo", best.file_id, best.file_size, None
+    for kind in ("voice", "document", "audio", "video"):
+        item = getattr(message, kind)
+        if item is not None:
+            return kind, item.file_id, item.file_size, getattr(item, "file_name", None)
+    return None
 
 
 def _expired_keyboard(tr: Translator, case: Consultation) -> InlineKeyboardMarkup:
