@@ -220,9 +220,11 @@ async def test_two_transactions_creating_the_same_data_key_agree(db: Database) -
 
     from storage.vault import KeyCache, Vault
 
-    if db.sqlite:
-        pytest.skip("SQLite runs one writer at a time: no two transactions can race here")
     created = asyncio.Event()
+    if db.sqlite:
+        # One writer at a time: the second transaction starts after the first committed, and
+        # (with an empty cache, like another process) must find and use that key.
+        created.set()
 
     async def first() -> bytes:
         async with db.uow() as uow:
@@ -234,6 +236,8 @@ async def test_two_transactions_creating_the_same_data_key_agree(db: Database) -
 
     async def second() -> str:
         await created.wait()
+        if db.sqlite:
+            await asyncio.sleep(0.5)  # let first() commit (it holds the only writer slot)
         async with db.uow() as uow:
             uow.vault = Vault(uow.session, db.ring, KeyCache())  # no shared cache: a new process
             blob = await uow.vault.seal("race-owner", "t", "c", "r2", "two")
