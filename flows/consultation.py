@@ -19,9 +19,10 @@ from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
 
-from transitions import Machine, MachineError
+from transitions import Machine
 
 from flows import doctors
+from flows.machines import fire
 from flows.onboarding import Actor, clean_text
 from storage.models import CaseMessage, Consultation, Doctor, Intake, Patient
 from storage.uow import UnitOfWork
@@ -131,17 +132,10 @@ class NotAllowed(Exception):
 
 def next_state(current: State, trigger: str, snap: Snapshot) -> State:
     """The state after ``trigger`` from ``current``; :class:`NotAllowed` if not allowed."""
-    model = _Model(snap)
-    _MACHINE.add_model(model, initial=current)
-    try:
-        if trigger not in TRIGGERS or not getattr(model, f"may_{trigger}")():
-            raise NotAllowed("state")
-        getattr(model, trigger)()
-        return State(model.state)
-    except MachineError:
-        raise NotAllowed("state") from None
-    finally:
-        _MACHINE.remove_model(model)
+    new = fire(_MACHINE, _Model(snap), current, trigger, TRIGGERS)
+    if new is None:
+        raise NotAllowed("state")
+    return State(new)
 
 
 # -- who ---------------------------------------------------------------------------------------

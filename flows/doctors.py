@@ -16,9 +16,10 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import select
-from transitions import Machine, MachineError
+from transitions import Machine
 
 from flows import consultation, onboarding
+from flows.machines import fire
 from flows.onboarding import BadInput, clean_text, normalize_phone
 from storage.models import Doctor
 from storage.uow import UnitOfWork
@@ -149,17 +150,10 @@ class NotFound(Exception):
 
 def next_step(current: Step, trigger: str) -> Step:
     """The step after ``trigger`` from ``current``; :class:`InvalidStep` if not allowed."""
-    model = _Model()
-    _MACHINE.add_model(model, initial=current)
-    try:
-        if trigger not in TRIGGERS or not getattr(model, f"may_{trigger}")():
-            raise InvalidStep(f"{trigger} is not allowed in {current.value}")
-        getattr(model, trigger)()
-        return model.state
-    except MachineError:
-        raise InvalidStep(f"{trigger} is not allowed in {current.value}") from None
-    finally:
-        _MACHINE.remove_model(model)
+    new = fire(_MACHINE, _Model(), current, trigger, TRIGGERS)
+    if new is None:
+        raise InvalidStep(f"{trigger} is not allowed in {current.value}")
+    return Step(new)
 
 
 # -- pure validators ------------------------------------------------------------------------

@@ -17,9 +17,10 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from transitions import Machine, MachineError
+from transitions import Machine
 
 from flows import consultation, redflags
+from flows.machines import fire
 from flows.onboarding import SEX_VALUES, Actor, clean_text
 from flows.questionnaire import Facts, Questionnaire
 from flows.triage import Triage, for_red_flag, triage
@@ -254,17 +255,10 @@ class BadAnswer(Exception):
 
 def next_state(current: State, trigger: str, snap: Snapshot) -> State:
     """The state after ``trigger`` from ``current``; :class:`StaleButton` if not allowed."""
-    model = _Model(snap)
-    _MACHINE.add_model(model, initial=current)
-    try:
-        if trigger not in TRIGGERS or not getattr(model, f"may_{trigger}")():
-            raise StaleButton(f"{trigger} is not allowed in {current.value}")
-        getattr(model, trigger)()
-        return State(model.state)
-    except MachineError:
-        raise StaleButton(f"{trigger} is not allowed in {current.value}") from None
-    finally:
-        _MACHINE.remove_model(model)
+    new = fire(_MACHINE, _Model(snap), current, trigger, TRIGGERS)
+    if new is None:
+        raise StaleButton(f"{trigger} is not allowed in {current.value}")
+    return State(new)
 
 
 # -- pure parsing of typed answers ------------------------------------------------------------

@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from transitions import Machine, MachineError
+from transitions import Machine
 
+from flows.machines import fire
 from storage.models import Patient
 from storage.uow import UnitOfWork
 
@@ -79,17 +80,10 @@ class InvalidStep(Exception):
 
 def next_step(current: Step, trigger: str) -> Step:
     """The step after ``trigger`` from ``current``; :class:`InvalidStep` if not allowed."""
-    model = _Model()
-    _MACHINE.add_model(model, initial=current)
-    try:
-        if trigger not in TRIGGERS or not getattr(model, f"may_{trigger}")():
-            raise InvalidStep(f"{trigger} is not allowed in {current.value}")
-        getattr(model, trigger)()
-        return model.state
-    except MachineError:
-        raise InvalidStep(f"{trigger} is not allowed in {current.value}") from None
-    finally:
-        _MACHINE.remove_model(model)
+    new = fire(_MACHINE, _Model(), current, trigger, TRIGGERS)
+    if new is None:
+        raise InvalidStep(f"{trigger} is not allowed in {current.value}")
+    return Step(new)
 
 
 class BadInput(Exception):
