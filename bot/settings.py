@@ -61,6 +61,13 @@ class Settings(BaseSettings):
     case_expiry_hours: float = Field(default=24.0, gt=0, le=24 * 14)
     # How long an admin's approval of a doctor lasts before it must be renewed.
     doctor_verification_days: int = Field(default=365, ge=1, le=3650)
+    # Patients' limits: open consultations at once, and messages to doctors per minute.
+    max_open_cases: int = Field(default=3, ge=1, le=50)
+    patient_messages_per_minute: int = Field(default=20, ge=1, le=600)
+    # Consultation records kept after a patient's erasure (years; 0 keeps nothing): the chat
+    # itself, and the advice summary with the intake and minimal identity (DESIGN.md §6).
+    chat_retention_years: int = Field(default=3, ge=0, le=100)
+    record_retention_years: int = Field(default=15, ge=0, le=100)
     outbox_global_per_s: float = Field(default=30.0, gt=0)
     outbox_per_chat_per_s: float = Field(default=1.0, gt=0)
     outbox_per_chat_burst: int = Field(default=3, ge=1)

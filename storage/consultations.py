@@ -12,6 +12,12 @@ from storage.models import CaseMessage, Consultation, new_id, utcnow
 from storage.vault import Vault
 
 
+def owner(case: Consultation) -> str:
+    """Whose data key a case's texts are sealed under: the patient's, or after the patient's
+    erasure the case's own retention key."""
+    return case.key_owner or case.patient_id
+
+
 class ConsultationRepository:
     """Consultations; repositories never commit."""
 
@@ -79,13 +85,26 @@ class ConsultationRepository:
         )
         return list(rows)
 
+    async def patient_messages_since(self, patient_id: str, since: datetime) -> int:
+        """How many case messages this patient sent since ``since`` (the per-minute limit)."""
+        count = await self._s.scalar(
+            select(func.count(CaseMessage.id))
+            .join(Consultation, Consultation.id == CaseMessage.consultation_id)
+            .where(
+                Consultation.patient_id == patient_id,
+                CaseMessage.sender == "patient",
+                CaseMessage.created_at >= since,
+            )
+        )
+        return int(count or 0)
+
     async def seal_text(self, case: Consultation, column: str, text: str) -> bytes:
         """Encrypt a text of this case under the patient's key (bound to the case row)."""
-        return await self._vault.seal(case.patient_id, "consultations", column, case.id, text)
+        return await self._vault.seal(owner(case), "consultations", column, case.id, text)
 
     async def open_text(self, case: Consultation, column: str, blob: bytes) -> str:
         """Decrypt a text sealed by :meth:`seal_text`."""
-        return await self._vault.open(case.patient_id, "consultations", column, case.id, blob)
+        return await self._vault.open(owner(case), "consultations", column, case.id, blob)
 
     async def add_message(
         self,
@@ -102,7 +121,7 @@ class ConsultationRepository:
         await self._s.flush()  # the row id is bound into the ciphertext
         if text is not None:
             row.body_enc = await self._vault.seal(
-                case.patient_id, "case_messages", "body_enc", str(row.id), text
+                owner(case), "case_messages", "body_enc", str(row.id), text
             )
         case.updated_at = utcnow()
         return row
@@ -112,13 +131,13 @@ class ConsultationRepository:
         if row.body_enc is None:
             return None
         return await self._vault.open(
-            case.patient_id, "case_messages", "body_enc", str(row.id), row.body_enc
+            owner(case), "case_messages", "body_enc", str(row.id), row.body_enc
         )
 
     async def set_message_file(self, case: Consultation, row: CaseMessage, data: bytes) -> None:
         """Keep an encrypted copy of a relayed file as part of the record."""
         row.file_enc = await self._vault.seal_bytes(
-            case.patient_id, "case_messages", "file_enc", str(row.id), data
+            owner(case), "case_messages", "file_enc", str(row.id), data
         )
 
     async def message_file(self, case: Consultation, row: CaseMessage) -> bytes | None:
@@ -126,7 +145,7 @@ class ConsultationRepository:
         if row.file_enc is None:
             return None
         return await self._vault.open_bytes(
-            case.patient_id, "case_messages", "file_enc", str(row.id), row.file_enc
+            owner(case), "case_messages", "file_enc", str(row.id), row.file_enc
         )
 
     async def messages(self, case: Consultation) -> list[CaseMessage]:

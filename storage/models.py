@@ -79,6 +79,9 @@ class Patient(Base):
     medicines_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     allergies_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     unreachable: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Set when an admin upheld an abuse report: no new cases, nothing relayed (emergency
+    # instructions still work); the patient may /appeal.
+    blocked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
@@ -166,6 +169,13 @@ class Consultation(Base):
     rating_comment_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     followup_visit: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Retention after the patient's erasure: the record moves under a key of its own
+    # (``key_owner``, the case id) with a snapshot of the intake and the patient's minimal
+    # identity (``record_enc``); messages go at ``chat_until``, the rest at ``record_until``.
+    key_owner: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    record_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    chat_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    record_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class CaseMessage(Base):
@@ -173,6 +183,7 @@ class CaseMessage(Base):
     under the patient's data key (the record)."""
 
     __tablename__ = "case_messages"
+    __table_args__ = (Index("ix_case_messages_recent", "consultation_id", "sender", "created_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     consultation_id: Mapped[str] = mapped_column(String(32), index=True)
@@ -183,6 +194,27 @@ class CaseMessage(Base):
     file_name: Mapped[str | None] = mapped_column(String(128), nullable=True)
     tg_message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AbuseReport(Base):
+    """A doctor's report of a patient's abuse in a case, and the admin's decision:
+    ``open`` → ``upheld`` (the patient is blocked) | ``dismissed``; an upheld report may be
+    appealed (``appealed``) → ``lifted`` (unblocked) | ``upheld`` again. The reason and the
+    appeal are ciphertext under the patient's data key."""
+
+    __tablename__ = "abuse_reports"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    consultation_id: Mapped[str] = mapped_column(String(32))
+    patient_id: Mapped[str] = mapped_column(String(32), index=True)
+    doctor_id: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    reason_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    appeal_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    decided_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    appealed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class ScheduledEvent(Base):

@@ -13,6 +13,7 @@ from storage.consultations import ConsultationRepository
 from storage.crypto import KeyRing
 from storage.db import WriterGate, is_sqlite, make_engine
 from storage.doctors import DoctorRepository
+from storage.reports import ReportRepository
 from storage.repositories import (
     ConsentRepository,
     EventRepository,
@@ -38,6 +39,7 @@ class UnitOfWork:
         self.events = EventRepository(session, postgres)
         self.doctors = DoctorRepository(session, self.vault)
         self.consultations = ConsultationRepository(session, self.vault)
+        self.reports = ReportRepository(session, self.vault)
         self.inbox = InboxRepository(session, self.vault)
         self.outbox = OutboxRepository(session, self.vault)
         self.audit = AuditLog(session)
