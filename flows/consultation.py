@@ -265,6 +265,8 @@ async def request_for_intake(
     the department notified by the ``consult.opened`` event."""
     if intake.disposition not in ("consultation", "consultation_24"):
         return None
+    if patient.blocked_at is not None:  # blocked after an upheld abuse report
+        return None
     offline = answers.get("offline_diagnosis")
     if offline is False:
         return None
@@ -311,12 +313,15 @@ async def attach_record(
     *,
     now: datetime,
     expiry_hours: float,
+    file_id: str | None = None,
 ) -> None:
     """cn: the offline record (a photo or document) arrives; the case enters the queue."""
     if case.patient_id != patient.id:
         raise NotAllowed("not_yours")
     await _move(uow, case, "attach_record", Actor(patient.id).ref, "cn", now)
-    await uow.consultations.add_message(case, "patient", kind, caption, file_name=file_name)
+    row = await uow.consultations.add_message(case, "patient", kind, caption, file_name=file_name)
+    if file_id:
+        await uow.consultations.set_source_file(case, row, file_id)
     case.requested_at = now
     await _schedule_expiry(uow, case, now, expiry_hours)
 
@@ -542,6 +547,28 @@ async def expire_due(uow: UnitOfWork, case_id: str, now: datetime) -> Consultati
         return None  # requeued or transferred meanwhile: a later event covers it
     await _move(uow, case, "expire", "system", "generic", now)
     return case
+
+
+async def cancel_by_admin(
+    uow: UnitOfWork, case: Consultation, admin: str, *, now: datetime
+) -> None:
+    """An admin blocked the patient: their open case is cancelled."""
+    await _move(uow, case, "cancel", admin, "generic", now, reason="patient_blocked")
+    case.closed_at = now
+
+
+async def pending_record_files(
+    uow: UnitOfWork, case: Consultation
+) -> list[tuple[CaseMessage, str]]:
+    """cn: the offline record's files (message, the patient bot's file id), passed to each
+    doctor who accepts the case."""
+    out = []
+    for row in await uow.consultations.messages(case):
+        if row.sender == "patient" and row.source_file_enc is not None:
+            file_id = await uow.consultations.source_file(case, row)
+            if file_id:
+                out.append((row, file_id))
+    return out
 
 
 async def keep_waiting(

@@ -140,6 +140,20 @@ class ConsultationRepository:
             owner(case), "case_messages", "file_enc", str(row.id), data
         )
 
+    async def set_source_file(self, case: Consultation, row: CaseMessage, file_id: str) -> None:
+        """Keep the sending bot's file id of a file to relay later (sealed)."""
+        row.source_file_enc = await self._vault.seal(
+            owner(case), "case_messages", "source_file_enc", str(row.id), file_id
+        )
+
+    async def source_file(self, case: Consultation, row: CaseMessage) -> str | None:
+        """The file id kept by :meth:`set_source_file`."""
+        if row.source_file_enc is None:
+            return None
+        return await self._vault.open(
+            owner(case), "case_messages", "source_file_enc", str(row.id), row.source_file_enc
+        )
+
     async def message_file(self, case: Consultation, row: CaseMessage) -> bytes | None:
         """The decrypted copy of a relayed file."""
         if row.file_enc is None:

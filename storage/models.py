@@ -192,6 +192,9 @@ class CaseMessage(Base):
     body_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     file_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     file_name: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    # The patient bot's file id of a file not relayed yet (the cn offline record, passed to
+    # the doctor who accepts the case), sealed like the body.
+    source_file_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     tg_message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

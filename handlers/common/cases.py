@@ -14,6 +14,7 @@ from datetime import datetime
 from bot.settings import Settings
 from bot.telegram.reply import PRIORITY_REPLY, Replier
 from flows import consultation as flow
+from flows import trust
 from locales import Html, Translator
 from storage.models import Consultation, Doctor, Patient
 from storage.uow import UnitOfWork
@@ -38,15 +39,19 @@ def department(tr: Translator, case: Consultation) -> str:
 
 
 async def doctor_card(uow: UnitOfWork, tr: Translator, doctor: Doctor, case: Consultation) -> Html:
-    """Name, title, department, hospital and the verified mark."""
+    """Name, title, department, hospital, the verified mark and the rating (once rated)."""
     card = await flow.doctor_card(uow, doctor)
-    return tr(
+    text = tr(
         "consult.doctor_card",
         name=card["name"] or "—",
         title=card["title"] or "—",
         department=department(tr, case),
         hospital=card["hospital"] or "—",
     )
+    rating = trust.rating_of(doctor)
+    if rating.average is None:
+        return text
+    return Html(text + " · " + tr("trust.rating", average=rating.average, count=rating.count))
 
 
 async def to_patient(

@@ -21,7 +21,7 @@ from flows.questionnaire import load
 from handlers.common import cases as view
 from handlers.common.routes import RouteTable
 from handlers.doctor.queue import refuse
-from handlers.patient.case import file_of
+from handlers.patient.case import ask_rating, file_of
 from locales import Translator
 from storage.models import Consultation, Doctor, utcnow
 from storage.uow import UnitOfWork
@@ -223,6 +223,7 @@ async def on_terminate(
                 department=view.department(ptr, case),
             )
         )
+        await ask_rating(uow, case)
 
 
 @routes.message(Command("transfer"))
@@ -310,6 +311,7 @@ async def on_text(
             protect=True,
         )
         await reply.text(tr("consult.doctor.closed", number=case.number))
+        await ask_rating(uow, case)
         return
     await preply.text(
         ptr("consult.relay_to_patient", number=case.number, card=card, text=text), protect=True

@@ -147,6 +147,12 @@ async def on_queue_button(
         msgid = "consult.doctor.accepted_cn"
         markup = followup_keyboard(tr, case)
     await reply.text(tr(msgid, number=case.number, name=name), markup)
+    for row, file_id in await flow.pending_record_files(uow, case):
+        caption = tr("consult.doctor.record_file", number=case.number, name=name)
+        await reply.relay_file(
+            "patient", file_id, row.kind, caption=caption, protect=True, record=row.id,
+            filename=row.file_name if row.kind == "document" else None,
+        )  # fmt: skip
     found = await view.to_patient(uow, case)
     if found is not None:
         _, ptr, preply = found

@@ -16,6 +16,7 @@ from bot.telegram.reply import Replier
 from flows import doctors as flow
 from flows import questionnaire
 from flows.doctors import Application, Step
+from flows.trust import rating_of
 from locales import LOCALES, Html, Translator
 from storage.models import Doctor
 from storage.uow import UnitOfWork
@@ -203,7 +204,14 @@ async def show_status(
         await reply.text(tr("doctor.status.applying_step", step=position, total=len(flow.ORDER)))
         return
     if doctor.status == flow.VERIFIED and flow.is_verified(doctor, now):
-        await reply.text(tr("doctor.status.verified", until=_date(doctor.verified_until)))
+        rating = rating_of(doctor)
+        line = (
+            tr("trust.profile_rating", average=rating.average, count=rating.count)
+            if rating.average is not None
+            else tr("trust.profile_unrated")
+        )
+        status = tr("doctor.status.verified", until=_date(doctor.verified_until))
+        await reply.text(Html(status + "\n\n" + line))
         return
     problem = flow.verification_problem(doctor, now) or "doctor.status.unknown"
     reason = await uow.doctors.get_field(doctor, "decision_reason")

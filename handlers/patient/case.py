@@ -1,11 +1,12 @@
-"""The patient's side of a consultation: messages to the doctor, the cn record upload,
-/cancel, "keep waiting" after an expiry, and the scheduled notices (case opened, expired,
-back in the queue)."""
+"""The patient's side of a consultation: messages to the doctor (within the per-minute
+limit), the cn record upload, /cancel, "keep waiting" after an expiry, the rating and comment
+after a case ends, the gate in front of a new intake (blocked, or too many open cases),
+/appeal, and the scheduled notices (case opened, expired, back in the queue)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiogram import F
@@ -17,12 +18,12 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from bot.settings import Settings
 from bot.telegram.reply import PRIORITY_URGENT, Replier
 from flows import consultation as flow
-from flows import intake, relay
+from flows import intake, relay, trust
 from flows.consultation import NotAllowed, State
 from flows.onboarding import Step, step_of
 from handlers.common import cases as view
 from handlers.common.routes import RouteTable
-from handlers.patient.intake_render import begin_keyboard
+from handlers.patient.intake_render import IntakeCB, begin_keyboard
 from locales import Translator
 from storage.models import Consultation, Patient, ScheduledEvent, utcnow
 from storage.uow import UnitOfWork
@@ -36,6 +37,39 @@ class CaseCB(CallbackData, prefix="pc"):
 
     action: str  # cancel | keep | wait
     case: str
+
+
+class RateCB(CallbackData, prefix="pr"):
+    """A rating of a closed case (``stars`` 1–5; 0 skips the comment)."""
+
+    case: str
+    stars: int
+
+
+COMMENT_MINUTES = 15  # how long after rating the next text counts as the comment
+
+
+def rate_keyboard(case: Consultation) -> InlineKeyboardMarkup:
+    """Five buttons, 1★ to 5★."""
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(
+                    text=f"{n}★", callback_data=RateCB(case=case.id, stars=n).pack()
+                )
+                for n in range(1, 6)
+            ]
+        ]
+    )
+
+
+async def ask_rating(uow: UnitOfWork, case: Consultation) -> None:
+    """After a case ends, the patient is asked to rate it (in their language)."""
+    found = await view.to_patient(uow, case)
+    if found is None:
+        return
+    _, tr, reply = found
+    await reply.text(tr("trust.rate_ask", number=case.number), rate_keyboard(case))
 
 
 def _button(tr: Translator, msgid: str, action: str, case: Consultation) -> InlineKeyboardButton:
@@ -128,21 +162,226 @@ async def on_case_button(
     await reply.answer_callback(query.id, tr.plain("error.stale_button"))
 
 
+async def _intake_gate(
+    event: Message | CallbackQuery, uow: UnitOfWork, patient: Patient | None, settings: Settings
+) -> bool | dict[str, Any]:
+    """A new intake is refused to a blocked patient and to one with too many open cases
+    (an intake already open is not: it is shown again)."""
+    if patient is None or step_of(patient) is not Step.DONE:
+        return False
+    if await intake.open_intake(uow, patient) is not None:
+        return False
+    if trust.is_blocked(patient):
+        return {"refusal": "blocked", "open_cases": []}
+    open_cases = await trust.open_cases(uow, patient)
+    if len(open_cases) >= settings.max_open_cases:
+        return {"refusal": "limit", "open_cases": open_cases}
+    return False
+
+
+async def _refuse_intake(
+    reply: Replier,
+    tr: Translator,
+    settings: Settings,
+    refusal: str,
+    open_cases: list[Consultation],
+) -> None:
+    if refusal == "blocked":
+        await reply.text(tr("trust.blocked", emergency_number=settings.local_emergency_number))
+        return
+    await reply.text(
+        tr(
+            "trust.limit.open_cases",
+            count=len(open_cases),
+            numbers=", ".join(f"#{c.number}" for c in open_cases),
+            emergency_number=settings.local_emergency_number,
+        )
+    )
+
+
+@routes.message(Command("intake"), _intake_gate)
+async def on_intake_refused(
+    message: Message,
+    refusal: str,
+    open_cases: list[Consultation],
+    tr: Translator,
+    reply: Replier,
+    settings: Settings,
+) -> None:
+    """/intake by a blocked patient or one at the open-case limit."""
+    await _refuse_intake(reply, tr, settings, refusal, open_cases)
+
+
+@routes.callback_query(IntakeCB.filter(F.action == "begin"), _intake_gate)
+async def on_begin_refused(
+    query: CallbackQuery,
+    refusal: str,
+    open_cases: list[Consultation],
+    tr: Translator,
+    reply: Replier,
+    settings: Settings,
+) -> None:
+    """The "start" button, pressed by a blocked patient or one at the open-case limit."""
+    await reply.answer_callback(query.id)
+    await _refuse_intake(reply, tr, settings, refusal, open_cases)
+
+
+@routes.message(Command("appeal"))
+async def on_appeal(
+    message: Message,
+    uow: UnitOfWork,
+    patient: Patient | None,
+    tr: Translator,
+    reply: Replier,
+    settings: Settings,
+) -> None:
+    """A blocked patient's appeal goes to the admins (once per block)."""
+    if patient is None or not trust.is_blocked(patient):
+        await reply.text(tr("trust.appeal.not_blocked"))
+        return
+    raw = (message.text or "").partition(" ")[2]
+    try:
+        report = await trust.appeal(uow, patient, raw, now=utcnow())
+    except NotAllowed as no:
+        if no.reason == "already":
+            await reply.text(tr("trust.appeal.already"))
+        elif no.reason == "not_blocked":
+            await reply.text(tr("trust.appeal.not_blocked"))
+        else:
+            await reply.text(tr("trust.appeal.usage", max=trust.APPEAL_MAX))
+        return
+    await reply.text(tr("trust.appeal.sent"))
+    from handlers.doctor.reports import send_to_admins  # the admins are in the doctor bot
+
+    await send_to_admins(uow, settings, report)
+
+
+@routes.callback_query(RateCB.filter())
+async def on_rate(
+    query: CallbackQuery,
+    callback_data: RateCB,
+    uow: UnitOfWork,
+    state: FSMContext,
+    patient: Patient | None,
+    tr: Translator,
+    reply: Replier,
+) -> None:
+    """1–5 stars for a closed case (once); then an optional comment. ``stars`` 0: skip it."""
+    case = await uow.consultations.get(callback_data.case)
+    if patient is None or case is None or case.patient_id != patient.id:
+        await reply.answer_callback(query.id, tr.plain("error.stale_button"))
+        return
+    if callback_data.stars == 0:
+        await state.update_data(comment_case=None, comment_until=None)
+        await reply.answer_callback(query.id)
+        if query.message is not None:
+            await reply.edit_markup(query.message.message_id, None)
+        await reply.text(tr("trust.comment.skipped"))
+        return
+    try:
+        await trust.rate(uow, patient, case, callback_data.stars, now=utcnow())
+    except NotAllowed as no:
+        msgid = "trust.already_rated" if no.reason == "rated" else "error.stale_button"
+        await reply.answer_callback(query.id, tr.plain(msgid))
+        return
+    await reply.answer_callback(query.id)
+    if query.message is not None:
+        await reply.edit_markup(query.message.message_id, None)
+    until = (utcnow() + timedelta(minutes=COMMENT_MINUTES)).isoformat()
+    await state.update_data(comment_case=case.id, comment_until=until)
+    skip = InlineKeyboardButton(
+        text=tr.plain("trust.comment.skip"), callback_data=RateCB(case=case.id, stars=0).pack()
+    )
+    await reply.text(
+        tr("trust.rated", number=case.number, stars=callback_data.stars),
+        InlineKeyboardMarkup(inline_keyboard=[[skip]]),
+    )
+
+
+async def _commenting(
+    message: Message, uow: UnitOfWork, patient: Patient | None, state: FSMContext
+) -> bool | dict[str, Any]:
+    """Right after a rating, the patient's next text (outside an intake) is the comment."""
+    if patient is None:
+        return False
+    data = await state.get_data()
+    case_id, until = data.get("comment_case"), data.get("comment_until")
+    if not case_id or not until or datetime.fromisoformat(until) < utcnow():
+        return False
+    if await intake.open_intake(uow, patient) is not None:
+        return False
+    case = await uow.consultations.get(case_id)
+    return {"rated_case": case} if case is not None else False
+
+
+@routes.message(F.text, ~F.text.startswith("/"), _commenting)
+async def on_comment(
+    message: Message,
+    rated_case: Consultation,
+    uow: UnitOfWork,
+    state: FSMContext,
+    patient: Patient,
+    tr: Translator,
+    reply: Replier,
+) -> None:
+    """The optional comment after a rating."""
+    assert message.text is not None
+    try:
+        await trust.comment(uow, patient, rated_case, message.text, now=utcnow())
+    except NotAllowed as no:
+        if no.reason == "too_long":
+            await reply.text(tr("trust.comment.too_long", max=trust.COMMENT_MAX))
+            return
+        await state.update_data(comment_case=None, comment_until=None)
+        await reply.text(tr("error.not_understood"))
+        return
+    await state.update_data(comment_case=None, comment_until=None)
+    await reply.text(tr("trust.comment.thanks"))
+
+
+async def _throttled(
+    uow: UnitOfWork,
+    patient: Patient,
+    state: FSMContext,
+    tr: Translator,
+    reply: Replier,
+    settings: Settings,
+) -> bool:
+    """Over the per-minute message limit: not relayed; told once a minute."""
+    now = utcnow()
+    if not await trust.over_message_rate(uow, patient, settings.patient_messages_per_minute, now):
+        return False
+    told = (await state.get_data()).get("throttle_told")
+    if not told or datetime.fromisoformat(told) < now - timedelta(minutes=1):
+        await state.update_data(throttle_told=now.isoformat())
+        await reply.text(
+            tr("trust.limit.messages", emergency_number=settings.local_emergency_number)
+        )
+        await uow.audit.record(
+            f"patient:{patient.id}", "consultation.throttled", "patient", patient.id, {}
+        )
+    return True
+
+
 @routes.message(F.text, ~F.text.startswith("/"), _case_filter)
 async def on_case_text(
     message: Message,
     case: Consultation,
     uow: UnitOfWork,
     patient: Patient,
+    state: FSMContext,
     tr: Translator,
     reply: Replier,
+    settings: Settings,
 ) -> None:
-    """In an active case the text goes to the doctor; otherwise where the case stands."""
+    """In an active case the text goes to the doctor (within the per-minute limit);
+    otherwise where the case stands."""
     assert message.text is not None
-    state = State(case.state)
-    if state is State.ACTIVE and case.doctor_id:
+    if State(case.state) is State.ACTIVE and case.doctor_id:
         doctor = await uow.doctors.get(case.doctor_id)
         if doctor is None:
+            return
+        if await _throttled(uow, patient, state, tr, reply, settings):
             return
         try:
             text = await flow.patient_says(uow, patient, case, message.text, now=utcnow())
@@ -183,26 +422,34 @@ async def on_case_media(
     tr: Translator,
     reply: Replier,
     settings: Settings,
+    state: FSMContext,
 ) -> None:
     """cn: a photo or document of the in-person record puts the case in the queue; in an
-    active case files are not relayed yet."""
-    state = State(case.state)
-    if state is State.AWAITING_RECORD:
+    active case a file goes to the doctor (within the per-minute limit)."""
+    where = State(case.state)
+    if where is State.AWAITING_RECORD:
         if not (message.photo or message.document):
             await reply.text(tr("consult.record.need_file", number=case.number))
             return
-        name = message.document.file_name if message.document else "photo"
-        kind = "document" if message.document else "photo"
+        found = file_of(message)
+        assert found is not None
+        kind, file_id, size, file_name = found
+        problem = relay.check_size(kind, size)
+        if problem is not None:
+            await reply.text(tr(problem))
+            return
         now = utcnow()
         await flow.attach_record(
-            uow, patient, case, kind, message.caption, name,
-            now=now, expiry_hours=settings.case_expiry_hours,
+            uow, patient, case, kind, message.caption, file_name or kind,
+            now=now, expiry_hours=settings.case_expiry_hours, file_id=file_id,
         )  # fmt: skip
         department = view.department(tr, case)
         await reply.text(tr("consult.record.received", number=case.number, department=department))
         await view.notify_department(uow, case, settings, now)
         return
-    if state is State.ACTIVE and case.doctor_id:
+    if where is State.ACTIVE and case.doctor_id:
+        if await _throttled(uow, patient, state, tr, reply, settings):
+            return
         await _relay_to_doctor(uow, patient, case, message, tr, reply)
         return
     await _where_it_stands(reply, tr, case)

@@ -574,7 +574,14 @@ async def test_cn_record_and_follow_up_visit(tmp_path: Any, log_capture: Any) ->
             since=since,
         )
         assert (await case_of(clinic, uid)).state == State.WAITING
+        since_doc = await clinic.seq(doc.uid)
         await doc.accept(number, NAMES["zh_Hans"])
+        # the accepting doctor gets the patient's record itself, tagged, from the doctor bot
+        record = await clinic.client.wait_for(
+            doc.uid, DOCTOR_BOT, lambda m: bool(m.get("photo")), since=since_doc
+        )
+        assert record["caption"].startswith(f"#{number}")
+        assert record["protect_content"] is True
         refused = await doc.say("Take this twice a day")
         assert refused["text"] == doc.t("consult.doctor.followup_first", number=number)
         await doc.press(

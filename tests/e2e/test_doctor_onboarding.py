@@ -183,7 +183,7 @@ async def test_apply_in_each_language_and_admin_approves(dclinic: Clinic, locale
     assert flow.is_verified(doctor)
     assert (await clinic.say(uid, "/status", DOCTOR_BOT))["text"] == tr.plain(
         "doctor.status.verified", until=until
-    )
+    ) + "\n\n" + tr.plain("trust.profile_unrated")
     log = await actions(clinic, doctor.id)
     assert (f"doctor:{doctor.id}", "doctor.apply") in log
     assert (f"admin:{a1}", "doctor.view") in log

@@ -1,4 +1,5 @@
-"""Trust and retention: abuse reports, blocked patients, kept consultation records.
+"""Trust and retention: abuse reports, blocked patients, kept consultation records, the
+cn offline record's file handle.
 
 Revision ID: 0006
 Revises: 0005
@@ -39,6 +40,8 @@ def upgrade() -> None:
         batch.add_column(sa.Column("record_enc", sa.LargeBinary(), nullable=True))
         batch.add_column(sa.Column("chat_until", sa.DateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("record_until", sa.DateTime(timezone=True), nullable=True))
+    with op.batch_alter_table("case_messages") as batch:
+        batch.add_column(sa.Column("source_file_enc", sa.LargeBinary(), nullable=True))
     op.create_index(
         "ix_case_messages_recent", "case_messages", ["consultation_id", "sender", "created_at"]
     )
@@ -46,6 +49,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_case_messages_recent", table_name="case_messages")
+    with op.batch_alter_table("case_messages") as batch:
+        batch.drop_column("source_file_enc")
     with op.batch_alter_table("consultations") as batch:
         batch.drop_column("record_until")
         batch.drop_column("chat_until")

@@ -1,0 +1,249 @@
+"""Abuse reports in the doctor bot: a doctor's ``/report <what happened>`` on one of their
+cases, the admins' review (block the patient / dismiss), ``/reports`` for admins, and the
+review of a blocked patient's appeal (unblock / keep blocked). The patient is told each
+decision in the patient bot, in their language."""
+
+from __future__ import annotations
+
+from aiogram.filters import Command
+from aiogram.filters.callback_data import CallbackData
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+
+from bot.settings import Settings
+from bot.telegram.reply import Replier
+from flows import consultation as cases
+from flows import trust
+from flows.consultation import NotAllowed
+from flows.doctors import admin_ref, doctor_ref
+from handlers.common import cases as view
+from handlers.common.routes import RouteTable
+from handlers.doctor.queue import refuse
+from locales import Translator
+from storage.models import AbuseReport, Consultation, Doctor, utcnow
+from storage.uow import UnitOfWork
+
+routes = RouteTable("doctor.reports")
+
+
+class ReportCB(CallbackData, prefix="rp"):
+    """An admin's decision on a report (``block``/``dismiss``) or appeal (``lift``/``keep``)."""
+
+    action: str
+    report: str
+
+
+def _buttons(
+    tr: Translator, report: AbuseReport, actions: tuple[str, str]
+) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(
+                    text=tr.plain(f"trust.admin.{action}"),
+                    callback_data=ReportCB(action=action, report=report.id).pack(),
+                )
+                for action in actions
+            ]
+        ]
+    )
+
+
+async def _render(uow: UnitOfWork, tr: Translator, report: AbuseReport) -> str:
+    """A report (or appeal) as an admin sees it: case number, reporting doctor, the patient's
+    first name and random id, the reason (and appeal). Viewing is audited."""
+    case = await uow.consultations.get(report.consultation_id)
+    doctor = await uow.doctors.get(report.doctor_id)
+    doctor_name = (await uow.doctors.get_field(doctor, "name") or "—") if doctor else "—"
+    patient = await uow.patients.get(report.patient_id)
+    name = (
+        await cases.patient_first_name(uow, case)
+        if case is not None and patient is not None
+        else tr.plain("trust.admin.patient_gone")
+    )
+    reason = await uow.reports.text(report, "reason_enc") if patient is not None else None
+    number = case.number if case is not None else "?"
+    if report.status == trust.APPEALED:
+        appeal = await uow.reports.text(report, "appeal_enc") if patient is not None else None
+        return tr(
+            "trust.admin.appeal",
+            number=number,
+            patient=name,
+            patient_id=report.patient_id[:8],
+            reason=reason or "—",
+            appeal=appeal or "—",
+        )
+    return tr(
+        "trust.admin.report",
+        number=number,
+        doctor=doctor_name,
+        patient=name,
+        patient_id=report.patient_id[:8],
+        at=report.created_at.strftime("%Y-%m-%d %H:%M UTC"),
+        reason=reason or "—",
+    )
+
+
+async def send_to_admins(uow: UnitOfWork, settings: Settings, report: AbuseReport) -> None:
+    """A new report, or an appeal, to every admin with the decision buttons."""
+    tr = Translator(settings.default_locale)
+    reply = Replier(uow, "doctor", None)
+    actions = ("lift", "keep") if report.status == trust.APPEALED else ("block", "dismiss")
+    for admin_id in settings.admin_ids:
+        text = await _render(uow, tr, report)
+        await uow.audit.record(admin_ref(admin_id), "report.view", "abuse_report", report.id, {})
+        await reply.text(text, _buttons(tr, report, actions), chat_id=admin_id, protect=True)
+
+
+async def _reported_case(
+    uow: UnitOfWork, doctor: Doctor, message: Message, state: FSMContext
+) -> Consultation | None:
+    """The case of the replied-to tagged message, else the chosen one; the doctor's own."""
+    replied = message.reply_to_message
+    if replied is not None and replied.from_user is not None and replied.from_user.is_bot:
+        number = view.tag_of(replied.text or replied.caption)
+        if number is not None:
+            return await uow.consultations.by_number(number)
+    chosen = (await state.get_data()).get("case")
+    return await uow.consultations.get(chosen) if chosen else None
+
+
+@routes.message(Command("report"))
+async def on_report(
+    message: Message,
+    uow: UnitOfWork,
+    state: FSMContext,
+    doctor: Doctor | None,
+    tr: Translator,
+    reply: Replier,
+    settings: Settings,
+) -> None:
+    """``/report <what happened>`` about the patient of the replied-to (or chosen) case."""
+    now = utcnow()
+    if doctor is None or not cases.is_verified(doctor, now):
+        await refuse(uow, doctor, "report", tr, reply)
+        return
+    case = await _reported_case(uow, doctor, message, state)
+    raw = (message.text or "").partition(" ")[2]
+    if case is None:
+        await reply.text(tr("trust.report.usage"))
+        return
+    try:
+        report = await trust.report(uow, doctor, case, raw, now=now)
+    except NotAllowed as no:
+        if no.reason == "not_yours":
+            await reply.text(tr("consult.doctor.choose"))
+        elif no.reason == "already":
+            await reply.text(tr("trust.report.already", number=case.number))
+        elif no.reason == "too_long":
+            await reply.text(tr("trust.report.too_long", max=trust.REASON_MAX))
+        else:
+            await reply.text(tr("trust.report.usage"))
+        return
+    await reply.text(tr("trust.report.sent", number=case.number))
+    await send_to_admins(uow, settings, report)
+
+
+@routes.message(Command("reports"))
+async def on_reports(
+    message: Message,
+    uow: UnitOfWork,
+    doctor: Doctor | None,
+    is_admin: bool,
+    tr: Translator,
+    reply: Replier,
+) -> None:
+    """Admins: every open report and pending appeal, each with its buttons."""
+    assert message.from_user is not None
+    if not is_admin:
+        actor = doctor_ref(doctor) if doctor else f"tg:{message.from_user.id}"
+        await trust.refused(uow, actor, "list", "reports")
+        await reply.text(tr("doctor.admin.not_admin"))
+        return
+    waiting = await uow.reports.with_status(trust.OPEN, trust.APPEALED)
+    if not waiting:
+        await reply.text(tr("trust.admin.none"))
+        return
+    for report in waiting[:20]:
+        await uow.audit.record(
+            admin_ref(message.from_user.id), "report.view", "abuse_report", report.id, {}
+        )
+        actions = ("lift", "keep") if report.status == trust.APPEALED else ("block", "dismiss")
+        await reply.text(
+            await _render(uow, tr, report), _buttons(tr, report, actions), protect=True
+        )
+
+
+@routes.callback_query(ReportCB.filter())
+async def on_decision(
+    query: CallbackQuery,
+    callback_data: ReportCB,
+    uow: UnitOfWork,
+    doctor: Doctor | None,
+    is_admin: bool,
+    tr: Translator,
+    reply: Replier,
+    settings: Settings,
+) -> None:
+    """An admin decides; the reporting doctor, the patient and the doctors of cancelled cases
+    are told. Anyone else pressing (a forged button) is refused and audited."""
+    if not is_admin:
+        actor = doctor_ref(doctor) if doctor else f"tg:{query.from_user.id}"
+        await trust.refused(uow, actor, callback_data.report, callback_data.action)
+        await reply.answer_callback(query.id, tr.plain("doctor.admin.not_admin"), alert=True)
+        return
+    admin = admin_ref(query.from_user.id)
+    now = utcnow()
+    steps = {
+        "block": (trust.uphold, "trust.admin.upheld"),
+        "dismiss": (trust.dismiss, "trust.admin.dismissed"),
+        "lift": (trust.lift, "trust.admin.lifted"),
+        "keep": (trust.keep_blocked, "trust.admin.kept"),
+    }
+    if callback_data.action not in steps:
+        await reply.answer_callback(query.id, tr.plain("error.stale_button"))
+        return
+    step, msgid = steps[callback_data.action]
+    try:
+        decision = await step(uow, callback_data.report, admin, now=now)
+    except NotAllowed:
+        await reply.answer_callback(query.id, tr.plain("trust.admin.decided"), alert=True)
+        return
+    await reply.answer_callback(query.id)
+    if query.message is not None:
+        await reply.edit_markup(query.message.message_id, None)
+    await reply.text(tr(msgid, count=len(decision.cancelled)))
+    await _tell_others(uow, settings, callback_data.action, decision)
+
+
+async def _tell_others(
+    uow: UnitOfWork, settings: Settings, action: str, decision: trust.Decision
+) -> None:
+    report, patient = decision.report, decision.patient
+    case = await uow.consultations.get(report.consultation_id)
+    if action in ("block", "dismiss"):
+        reporter = await uow.doctors.get(report.doctor_id)
+        if reporter is not None and case is not None:
+            rtr, rreply = view.to_doctor(uow, reporter)
+            msgid = "trust.report.upheld" if action == "block" else "trust.report.dismissed"
+            await rreply.text(rtr(msgid, number=case.number))
+    for cancelled, doctor in decision.cancelled:
+        if doctor is not None and doctor.id != report.doctor_id:
+            dtr, dreply = view.to_doctor(uow, doctor)
+            name = await cases.patient_first_name(uow, cancelled)
+            await dreply.text(
+                dtr("trust.case_cancelled_blocked", number=cancelled.number, name=name)
+            )
+    if patient is None or action == "dismiss":
+        return
+    ptr, preply = Translator(patient.locale), Replier(uow, "patient", patient.tg_user_id)
+    number = settings.local_emergency_number
+    if action == "block":
+        await preply.text(ptr("trust.blocked", emergency_number=number))
+        if decision.cancelled:
+            numbers = ", ".join(f"#{c.number}" for c, _ in decision.cancelled)
+            await preply.text(ptr("trust.blocked.cancelled", numbers=numbers))
+    elif action == "lift":
+        await preply.text(ptr("trust.appeal.lifted"))
+    else:
+        await preply.text(ptr("trust.appeal.refused", emergency_number=number))
