@@ -1,21 +1,36 @@
-"""FHIR R4 export of an intake as a QuestionnaireResponse, validated with ``fhir.resources``.
+"""FHIR R4 (R4B models of ``fhir.resources``) export: an intake as a QuestionnaireResponse, a
+consultation as a Bundle of Communication resources. Every resource is validated before it
+leaves.
 
 Codes are Careline's own (``urn:careline:...`` systems) with English displays, so a receiving
-system can map them; free text stays as the patient wrote it.
+system can map them; free text stays as the patient or the doctor wrote it.
+
+Files in a consultation become ``contentAttachment``: the kept (decrypted) copy is inlined as
+base64 while it fits an :class:`InlineBudget` (5 MB a file, 30 MB a document, so a document
+with base64's third more still fits Telegram's 50 MB upload); a bigger file is described by
+its type, name, size and SHA-1 only, and the patient can ask the clinic for it.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
-from datetime import UTC
+import mimetypes
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.communication import Communication
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 
 from flows.intake import HISTORY_STATES, State
 from flows.questionnaire import Questionnaire
 from locales import Translator
-from storage.models import Intake
+from storage.models import Consultation, Intake
 
 SYSTEM = "urn:careline:intake"
 EN = Translator("en")
@@ -141,3 +156,195 @@ def questionnaire_response_json(
     """:func:`questionnaire_response` as UTF-8 JSON."""
     doc = questionnaire_response(q, intake, answers, patient_ref=patient_ref)
     return json.dumps(doc, ensure_ascii=False, indent=2).encode("utf-8")
+
+
+# -- consultations as Communication resources --------------------------------------------------
+
+CASE_SYSTEM = "urn:careline:consultation"
+MESSAGE_SYSTEM = "urn:careline:consultation-message"
+CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/communication-category"
+INLINE_FILE_MAX = 5 * 1024 * 1024
+INLINE_TOTAL_MAX = 30 * 1024 * 1024
+# Telegram sends photos as JPEG and voice notes as OGG/Opus; other kinds go by the file name.
+_KIND_TYPES = {
+    "photo": "image/jpeg",
+    "voice": "audio/ogg",
+    "audio": "audio/mpeg",
+    "video": "video/mp4",
+}
+
+
+class InlineBudget:
+    """How many file bytes one document may still inline (shared by all its cases)."""
+
+    def __init__(self, total: int = INLINE_TOTAL_MAX, per_file: int = INLINE_FILE_MAX) -> None:
+        self.left = total
+        self.per_file = per_file
+
+    def take(self, size: int) -> bool:
+        """Reserve ``size`` bytes; False (nothing reserved) when the file must stay out."""
+        if size > self.per_file or size > self.left:
+            return False
+        self.left -= size
+        return True
+
+
+@dataclass(frozen=True)
+class RecordedMessage:
+    """One decrypted case message, as the export sees it."""
+
+    id: int
+    sender: str  # patient | doctor | system
+    kind: str  # text | summary | photo | voice | document | audio | video
+    text: str | None
+    sent: datetime
+    file_name: str | None = None
+    data: bytes | None = None  # the kept copy of a file, if it was relayed
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _content_type(kind: str, file_name: str | None) -> str:
+    if kind in _KIND_TYPES:
+        return _KIND_TYPES[kind]
+    guessed, _ = mimetypes.guess_type(file_name or "")
+    return guessed or "application/octet-stream"
+
+
+def _attachment(msg: RecordedMessage, budget: InlineBudget) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "contentType": _content_type(msg.kind, msg.file_name),
+        "title": msg.file_name or msg.kind,
+        "creation": _aware(msg.sent).isoformat(timespec="seconds"),
+    }
+    if msg.data is not None:
+        out["size"] = len(msg.data)
+        # FHIR defines Attachment.hash as the base64 SHA-1 of the data (not a security use).
+        digest = hashlib.sha1(msg.data, usedforsecurity=False).digest()
+        out["hash"] = base64.b64encode(digest).decode()
+        if budget.take(len(msg.data)):
+            out["data"] = base64.b64encode(msg.data).decode()
+    return out
+
+
+def _case_refs(case: Consultation) -> dict[str, Any]:
+    """What groups a case's Communications: the consultation as a logical Encounter."""
+    tag = f"#{case.number}"
+    return {
+        "encounter": {
+            "identifier": {"system": CASE_SYSTEM, "value": str(case.number)},
+            "display": f"Careline consultation {tag}",
+        },
+        "topic": {
+            "coding": [{"system": CASE_SYSTEM, "code": str(case.number), "display": tag}],
+            "text": f"Consultation {tag} ({EN.plain(f'dept.{case.department}')})",
+        },
+    }
+
+
+def communication(
+    case: Consultation,
+    msg: RecordedMessage,
+    *,
+    patient_ref: str,
+    doctor_ref: str | None,
+    doctor_display: str | None = None,
+    budget: InlineBudget | None = None,
+) -> dict[str, Any]:
+    """One case message as a FHIR R4 Communication (a plain dict that validates).
+
+    Text goes into ``payload.contentString``; a file into ``payload.contentAttachment``
+    (see the module notes on inline data), its caption into a second ``contentString``. The
+    advice summary (kind ``summary``) has the category ``instruction``."""
+    patient = {"reference": f"Patient/{patient_ref}"}
+    doctor: dict[str, Any] | None = None
+    if doctor_ref:
+        doctor = {"reference": f"Practitioner/{doctor_ref}"}
+        if doctor_display:
+            doctor["display"] = doctor_display
+    sender: dict[str, Any] | None = None
+    recipients: list[dict[str, Any]] = []
+    if msg.sender == "patient":
+        sender, recipients = patient, [doctor] if doctor else []
+    elif msg.sender == "doctor":
+        sender, recipients = doctor, [patient]
+    else:
+        recipients = [patient, *([doctor] if doctor else [])]
+    payload: list[dict[str, Any]] = []
+    if msg.kind not in ("text", "summary"):
+        payload.append({"contentAttachment": _attachment(msg, budget or InlineBudget())})
+    if msg.text:
+        payload.append({"contentString": msg.text})
+    resource: dict[str, Any] = {
+        "resourceType": "Communication",
+        "id": f"{case.id}-{msg.id}",
+        "identifier": [{"system": MESSAGE_SYSTEM, "value": f"{case.number}/{msg.id}"}],
+        "status": "completed",
+        "subject": patient,
+        **_case_refs(case),
+        "sent": _aware(msg.sent).isoformat(timespec="seconds"),
+    }
+    if msg.kind == "summary":
+        resource["category"] = [
+            {"coding": [{"system": CATEGORY_SYSTEM, "code": "instruction"}], "text": "Advice"}
+        ]
+    if sender is not None:
+        resource["sender"] = sender
+    if recipients:
+        resource["recipient"] = recipients
+    if payload:
+        resource["payload"] = payload
+    Communication.model_validate(resource)  # raises if the resource is not valid FHIR
+    return resource
+
+
+def case_communications(
+    case: Consultation,
+    messages: Sequence[RecordedMessage],
+    *,
+    patient_ref: str,
+    summary: str | None = None,
+    doctor_display: str | None = None,
+    budget: InlineBudget | None = None,
+) -> list[dict[str, Any]]:
+    """Every message of a case as a Communication, in order, with the advice summary (from
+    ``summary`` when no ``summary`` message was recorded)."""
+    budget = budget or InlineBudget()
+    common: dict[str, Any] = {
+        "patient_ref": patient_ref,
+        "doctor_ref": case.doctor_id,
+        "doctor_display": doctor_display,
+        "budget": budget,
+    }
+    out = [communication(case, msg, **common) for msg in messages]
+    if summary and not any(m.kind == "summary" for m in messages):
+        at = case.closed_at or case.updated_at
+        advice = RecordedMessage(id=0, sender="doctor", kind="summary", text=summary, sent=at)
+        resource = communication(case, advice, **common)
+        resource["id"] = f"{case.id}-summary"
+        resource["identifier"] = [{"system": MESSAGE_SYSTEM, "value": f"{case.number}/summary"}]
+        out.append(resource)
+    return out
+
+
+def _full_url(resource_id: str) -> str:
+    """A stable ``urn:uuid`` for an entry (the same message always gets the same one)."""
+    return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'{CASE_SYSTEM}:{resource_id}')}"
+
+
+def case_bundle(
+    case: Consultation, communications: list[dict[str, Any]], *, now: datetime
+) -> dict[str, Any]:
+    """A case's Communications as one FHIR Bundle of type ``collection``."""
+    resource: dict[str, Any] = {
+        "resourceType": "Bundle",
+        "id": case.id,
+        "identifier": {"system": CASE_SYSTEM, "value": str(case.number)},
+        "type": "collection",
+        "timestamp": _aware(now).isoformat(timespec="seconds"),
+        "entry": [{"fullUrl": _full_url(c["id"]), "resource": c} for c in communications],
+    }
+    Bundle.model_validate(resource)  # raises if the bundle is not valid FHIR
+    return resource

@@ -7,10 +7,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from flows.fhir import questionnaire_response
+from flows import consultation as cases
+from flows.fhir import (
+    InlineBudget,
+    RecordedMessage,
+    case_bundle,
+    case_communications,
+    questionnaire_response,
+)
 from flows.onboarding import CONSENT_KIND, CONSENT_VERSION, Actor
 from flows.questionnaire import load
-from storage.models import Consent, Patient
+from storage.models import Consent, Consultation, Patient, utcnow
 from storage.uow import UnitOfWork
 
 
@@ -46,13 +53,97 @@ async def summary(uow: UnitOfWork, patient: Patient) -> DataSummary:
     )
 
 
+@dataclass(frozen=True)
+class CaseEntry:
+    """One consultation as the patient's /history shows it."""
+
+    case: Consultation
+    doctor: dict[str, str] | None  # name and title, once a doctor accepted
+    summary: str | None  # the advice, once closed
+    rating: int | None
+
+
+async def consultations(uow: UnitOfWork, patient: Patient) -> list[CaseEntry]:
+    """The patient's consultations, newest first, decrypted for them; the access is audited."""
+    await uow.audit.record(Actor(patient.id).ref, "consultation.history", "patient", patient.id)
+    out = []
+    for case in await uow.consultations.for_patient(patient.id):
+        doctor = await uow.doctors.get(case.doctor_id) if case.doctor_id else None
+        card = await cases.doctor_card(uow, doctor) if doctor is not None else None
+        summary = (
+            await uow.consultations.open_text(case, "summary_enc", case.summary_enc)
+            if case.summary_enc is not None
+            else None
+        )
+        out.append(
+            CaseEntry(
+                case=case,
+                doctor={"name": card["name"], "title": card["title"]} if card else None,
+                summary=summary,
+                rating=case.rating,
+            )
+        )
+    return out
+
+
+async def _case_resources(
+    uow: UnitOfWork, case: Consultation, budget: InlineBudget
+) -> list[dict[str, Any]]:
+    """Every message of a case (and its advice) as FHIR Communications, decrypted."""
+    recorded = [
+        RecordedMessage(
+            id=row.id,
+            sender=row.sender,
+            kind=row.kind,
+            text=await uow.consultations.message_text(case, row),
+            sent=row.created_at,
+            file_name=row.file_name,
+            data=await uow.consultations.message_file(case, row),
+        )
+        for row in await uow.consultations.messages(case)
+    ]
+    doctor = await uow.doctors.get(case.doctor_id) if case.doctor_id else None
+    display = None
+    if doctor is not None:
+        card = await cases.doctor_card(uow, doctor)
+        display = ", ".join(v for v in (card["name"], card["title"]) if v) or None
+    summary = (
+        await uow.consultations.open_text(case, "summary_enc", case.summary_enc)
+        if case.summary_enc is not None
+        else None
+    )
+    return case_communications(
+        case,
+        recorded,
+        patient_ref=case.patient_id,
+        summary=summary,
+        doctor_display=display,
+        budget=budget,
+    )
+
+
+async def export_case(
+    uow: UnitOfWork, patient: Patient, case_id: str
+) -> tuple[Consultation, bytes] | None:
+    """One of the patient's consultations as a FHIR Bundle (JSON) of Communication
+    resources, or None when it is not theirs; the export is audited."""
+    case = await uow.consultations.get(case_id)
+    if case is None or case.patient_id != patient.id:
+        return None
+    await uow.audit.record(Actor(patient.id).ref, "consultation.export", "consultation", case.id)
+    bundle = case_bundle(case, await _case_resources(uow, case, InlineBudget()), now=utcnow())
+    return case, json.dumps(bundle, ensure_ascii=False, indent=2).encode("utf-8")
+
+
 async def export(uow: UnitOfWork, patient: Patient) -> bytes:
     """The patient's data as a JSON document; the export itself is audited."""
     await uow.audit.record(Actor(patient.id).ref, "record.export", "patient", patient.id)
     profile = await uow.patients.profile(patient)
+    now = datetime.now(UTC)
+    budget = InlineBudget()  # one budget for the whole document (see flows.fhir)
     doc: dict[str, Any] = {
         "format": "careline.patient-export/1",
-        "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "exported_at": now.isoformat(timespec="seconds"),
         "patient": {
             "id": patient.id,
             **profile,
@@ -75,6 +166,11 @@ async def export(uow: UnitOfWork, patient: Patient) -> bytes:
                 load(), item, await uow.intakes.answers(item), patient_ref=patient.id
             )
             for item in await uow.intakes.for_patient(patient.id, limit=10_000)
+        ],
+        # Each consultation as a FHIR Bundle of Communication resources (one per message).
+        "consultations": [
+            case_bundle(case, await _case_resources(uow, case, budget), now=now)
+            for case in await uow.consultations.for_patient(patient.id)
         ],
         "history": await uow.patients.history(patient),
         "access_log": [

@@ -1,5 +1,5 @@
-"""Commands available at any time: /help, /privacy, /language, /profile, /mydata, /export,
-/delete, /cancel."""
+"""Commands available at any time: /help, /privacy, /language, /profile, /history (intakes
+and consultations), /mydata, /export, /delete, /cancel."""
 
 from __future__ import annotations
 
@@ -7,14 +7,23 @@ from datetime import UTC, datetime
 
 from aiogram import F
 from aiogram.filters import Command
+from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
+from aiogram.types import (
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    ReplyKeyboardRemove,
+)
 
 from bot.settings import Settings
 from bot.telegram.reply import Replier
 from flows import privacy
 from flows.onboarding import CONSENT_VERSION, Step, step_of
+from handlers.common import cases as case_view
 from handlers.common.routes import RouteTable
+from handlers.patient import intake as intake_handlers
 from handlers.patient import keyboards as kb
 from handlers.patient.render import show_step
 from locales import Translator
@@ -22,6 +31,18 @@ from storage.models import Patient
 from storage.uow import UnitOfWork
 
 routes = RouteTable("patient.commands")
+
+# One /history message holds at most this much text (Telegram's limit is 4096) and 50
+# buttons; more consultations continue in another message.
+HISTORY_CHUNK = 3500
+ADVICE_PREVIEW = 300
+
+
+class CaseRecordCB(CallbackData, prefix="hc"):
+    """Download one of the patient's consultations as a FHIR Bundle (``case``: its id)."""
+
+    case: str
+
 
 EDIT_PROMPTS = {
     "name": "onboarding.ask_name",
@@ -146,6 +167,105 @@ async def on_edit_cancel(
     await reply.answer_callback(query.id)
     await state.clear()
     await reply.text(tr("profile.edit_cancelled"), ReplyKeyboardRemove())
+
+
+def started(case: privacy.Consultation) -> datetime:
+    """When the case was requested, timezone-aware."""
+    at = case.requested_at
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _case_text(tr: Translator, entry: privacy.CaseEntry) -> str:
+    """One consultation of /history: number, department, date, state, doctor, advice, rating."""
+    case = entry.case
+    lines = [
+        tr(
+            "history.case.item",
+            number=case.number,
+            department=case_view.department(tr, case),
+            date=started(case).strftime("%Y-%m-%d"),
+            state=tr.plain(f"history.case.state.{case.state}"),
+        )
+    ]
+    if entry.doctor is not None:
+        lines.append(tr("history.case.doctor", **entry.doctor))
+    if entry.summary:
+        advice = entry.summary
+        if len(advice) > ADVICE_PREVIEW:
+            advice = advice[:ADVICE_PREVIEW].rstrip() + "…"
+        lines.append(tr("history.case.advice", summary=advice))
+    if entry.rating is not None:
+        lines.append(tr("history.case.rating", stars="★" * entry.rating, rating=entry.rating))
+    return "\n".join(lines)
+
+
+@routes.message(Command("history"))
+async def on_history(
+    message: Message,
+    uow: UnitOfWork,
+    patient: Patient | None,
+    tr: Translator,
+    reply: Replier,
+    settings: Settings,
+) -> None:
+    """Lists past intakes (each opens its summary), then the consultations, newest first,
+    each with a button for its FHIR file."""
+    await intake_handlers.on_history(message, uow, patient, tr, reply, settings)
+    if patient is None or step_of(patient) is not Step.DONE:
+        return  # the intake listing asked them to finish onboarding
+    texts: list[str] = []
+    buttons: list[list[InlineKeyboardButton]] = []
+    for entry in await privacy.consultations(uow, patient):
+        text = _case_text(tr, entry)
+        if texts and (len("\n\n".join([*texts, text])) > HISTORY_CHUNK or len(buttons) >= 50):
+            await _send_cases(reply, tr, texts, buttons)
+            texts, buttons = [], []
+        texts.append(text)
+        label = tr.plain("history.case.button", number=entry.case.number)
+        buttons.append(
+            [
+                InlineKeyboardButton(
+                    text=label[:64], callback_data=CaseRecordCB(case=entry.case.id).pack()
+                )
+            ]
+        )
+    if texts:
+        await _send_cases(reply, tr, texts, buttons)
+
+
+async def _send_cases(
+    reply: Replier, tr: Translator, texts: list[str], buttons: list[list[InlineKeyboardButton]]
+) -> None:
+    """One message of the consultations list (protected: it holds the doctors' advice)."""
+    await reply.text(
+        "\n\n".join([tr("history.cases.title"), *texts]),
+        InlineKeyboardMarkup(inline_keyboard=buttons),
+        protect=True,
+    )
+
+
+@routes.callback_query(CaseRecordCB.filter())
+async def on_case_record(
+    query: CallbackQuery,
+    callback_data: CaseRecordCB,
+    uow: UnitOfWork,
+    patient: Patient | None,
+    tr: Translator,
+    reply: Replier,
+) -> None:
+    """Sends one consultation as a protected FHIR JSON file."""
+    await reply.answer_callback(query.id)
+    found = await privacy.export_case(uow, patient, callback_data.case) if patient else None
+    if found is None:
+        await reply.text(tr("history.not_found"))
+        return
+    case, doc = found
+    await reply.document(
+        f"consultation-{case.number}.json",
+        doc,
+        tr("history.case.caption", number=case.number),
+        protect=True,
+    )
 
 
 @routes.message(Command("mydata"))
