@@ -1,4 +1,5 @@
-"""The patient's own data: see it, export it, erase it (crypto-shredding)."""
+"""The patient's own data: see it, export it, erase it (crypto-shredding, keeping the
+consultation records the law keeps: see :mod:`flows.retention`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flows import consultation as cases
+from flows import retention
 from flows.fhir import (
     InlineBudget,
     RecordedMessage,
@@ -181,21 +183,59 @@ async def export(uow: UnitOfWork, patient: Patient) -> bytes:
     return json.dumps(doc, ensure_ascii=False, indent=2).encode("utf-8")
 
 
-async def erase(uow: UnitOfWork, patient: Patient, *, bot: str) -> bool:
+@dataclass(frozen=True)
+class ErasurePreview:
+    """What an erasure would do to the patient's consultations (case numbers)."""
+
+    kept: list[int]  # records a doctor took part in, kept as the law requires
+    cancelled: list[int]  # open cases that are cancelled first
+
+
+async def erasure_preview(
+    uow: UnitOfWork, patient: Patient, policy: retention.Policy
+) -> ErasurePreview:
+    """For the /delete confirmation and its done message: what is kept and cancelled."""
+    kept = await retention.kept_cases(uow, patient, policy)
+    open_cases = await cases.patient_cases(uow, patient, cases.CANCELLABLE)
+    return ErasurePreview(
+        kept=sorted(c.number for c in kept), cancelled=sorted(c.number for c in open_cases)
+    )
+
+
+async def erase(
+    uow: UnitOfWork,
+    patient: Patient,
+    *,
+    bot: str,
+    policy: retention.Policy | None = None,
+    now: datetime | None = None,
+    notify: retention.Notify | None = None,
+) -> bool:
     """Crypto-shred the patient: destroy their data key, delete their row and unsent messages.
 
-    Kept: consent decisions (proof, by random id only) and the audit chain. Intakes are deleted
-    (their answers were under the destroyed key anyway). Returns whether any medical record had
-    to be kept (none do yet: consultation records, which the law keeps, come with the doctor
-    bot).
+    Open consultations are cancelled first (``notify`` tells the doctor of an active one).
+    Consultations a doctor took part in are kept as the law requires (``policy``, default 15
+    years for the record and 3 for the chat), moved under a key of their own before the
+    patient's key is destroyed (:mod:`flows.retention`); other cases are deleted. Also kept:
+    consent decisions (proof, by random id only) and the audit chain. Intakes and abuse
+    reports are deleted (their texts were under the destroyed key anyway). Returns whether
+    any medical record was kept; the audit record lists the kept case ids.
     """
+    policy = policy or retention.Policy()
+    now = now or utcnow()
     actor = Actor(patient.id).ref
+    await retention.cancel_open(uow, patient, now=now, notify=notify)
     if patient.consent_version:
         await uow.consents.record(patient.id, CONSENT_KIND, CONSENT_VERSION, "withdrawn")
     await uow.outbox.drop_pending_for_chat(bot, patient.tg_user_id)
-    await uow.intakes.delete_for_patient(patient.id)
+    # Before the kept records' purge events are scheduled under the same (random) id.
     await uow.events.delete_for_patient(patient.id)
+    kept = await retention.settle_cases(uow, patient, now=now, policy=policy)
+    await uow.reports.delete_for_patient(patient.id)
+    await uow.intakes.delete_for_patient(patient.id)
     await uow.vault.destroy(patient.id)
     await uow.patients.delete(patient)
-    await uow.audit.record(actor, "patient.erase", "patient", patient.id, {"kept": []})
-    return False
+    await uow.audit.record(
+        actor, "patient.erase", "patient", patient.id, {"kept": [c.id for c in kept]}
+    )
+    return bool(kept)

@@ -6,6 +6,7 @@ from aiogram import F, Router
 
 from bot.settings import Settings
 from flows import checkback as flows_checkback
+from flows import retention
 from handlers.patient import case, checkback, commands, emergency, fallback, intake, onboarding
 from scheduler.sweeper import Handler
 
@@ -14,6 +15,7 @@ def scheduled(settings: Settings | None = None) -> dict[str, Handler]:
     """Scheduler handlers of the patient bot, by event kind."""
     return {
         flows_checkback.KIND: checkback.send_checkback,
+        retention.PURGE: retention.purge_event,
         **case.scheduled(settings or Settings()),
     }
 

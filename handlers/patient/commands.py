@@ -19,15 +19,15 @@ from aiogram.types import (
 
 from bot.settings import Settings
 from bot.telegram.reply import Replier
-from flows import privacy
+from flows import privacy, retention
 from flows.onboarding import CONSENT_VERSION, Step, step_of
 from handlers.common import cases as case_view
 from handlers.common.routes import RouteTable
 from handlers.patient import intake as intake_handlers
 from handlers.patient import keyboards as kb
 from handlers.patient.render import show_step
-from locales import Translator
-from storage.models import Patient
+from locales import Html, Translator
+from storage.models import Consultation, Doctor, Patient
 from storage.uow import UnitOfWork
 
 routes = RouteTable("patient.commands")
@@ -169,12 +169,6 @@ async def on_edit_cancel(
     await reply.text(tr("profile.edit_cancelled"), ReplyKeyboardRemove())
 
 
-def started(case: privacy.Consultation) -> datetime:
-    """When the case was requested, timezone-aware."""
-    at = case.requested_at
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
-
-
 def _case_text(tr: Translator, entry: privacy.CaseEntry) -> str:
     """One consultation of /history: number, department, date, state, doctor, advice, rating."""
     case = entry.case
@@ -183,7 +177,7 @@ def _case_text(tr: Translator, entry: privacy.CaseEntry) -> str:
             "history.case.item",
             number=case.number,
             department=case_view.department(tr, case),
-            date=started(case).strftime("%Y-%m-%d"),
+            date=retention.aware(case.requested_at).strftime("%Y-%m-%d"),
             state=tr.plain(f"history.case.state.{case.state}"),
         )
     ]
@@ -332,11 +326,39 @@ async def on_export(
     )
 
 
+def _policy(settings: Settings) -> retention.Policy:
+    return retention.Policy(
+        record_years=settings.record_retention_years, chat_years=settings.chat_retention_years
+    )
+
+
+def _numbers(numbers: list[int]) -> str:
+    return ", ".join(f"#{n}" for n in numbers)
+
+
+def _kept_text(tr: Translator, kept: list[int], policy: retention.Policy) -> Html:
+    """What is kept of the consultations, for how long and why."""
+    chat = (
+        tr("delete.kept.chat", chat_years=policy.chat_years)
+        if policy.chat_years > 0
+        else tr("delete.kept.no_chat")
+    )
+    return tr(
+        "delete.kept.what", cases=_numbers(kept), record_years=policy.record_years, chat=chat
+    )
+
+
 @routes.message(Command("delete"))
 async def on_delete(
-    message: Message, patient: Patient | None, tr: Translator, reply: Replier
+    message: Message,
+    uow: UnitOfWork,
+    patient: Patient | None,
+    tr: Translator,
+    reply: Replier,
+    settings: Settings,
 ) -> None:
-    """Asks the patient to confirm erasure."""
+    """Asks the patient to confirm erasure, saying which consultations are cancelled and
+    which records are kept (and why)."""
     if patient is None:
         await reply.text(
             tr(
@@ -350,7 +372,16 @@ async def on_delete(
             )
         )
         return
-    await reply.text(tr("delete.confirm"), kb.delete_confirm(tr))
+    policy = _policy(settings)
+    preview = await privacy.erasure_preview(uow, patient, policy)
+    parts = [
+        tr("delete.confirm_kept", kept=_kept_text(tr, preview.kept, policy))
+        if preview.kept
+        else tr("delete.confirm")
+    ]
+    if preview.cancelled:
+        parts.append(tr("delete.confirm.cancel_cases", cases=_numbers(preview.cancelled)))
+    await reply.text("\n\n".join(parts), kb.delete_confirm(tr))
 
 
 @routes.callback_query(kb.DeleteCB.filter())
@@ -362,8 +393,11 @@ async def on_delete_confirmed(
     patient: Patient | None,
     tr: Translator,
     reply: Replier,
+    settings: Settings,
 ) -> None:
-    """Erases the patient (crypto-shredding) or keeps everything, as they chose."""
+    """Erases the patient (crypto-shredding; records a doctor took part in are kept as the
+    law requires, and a doctor in an active case is told) or keeps everything, as they
+    chose."""
     await reply.answer_callback(query.id)
     if not callback_data.confirm:
         await reply.text(tr("delete.cancelled"))
@@ -372,8 +406,15 @@ async def on_delete_confirmed(
         await reply.text(tr("error.stale_button"))
         return
     await state.clear()
-    kept_records = await privacy.erase(uow, patient, bot=reply.bot)
-    await reply.text(
-        tr("delete.done", kept_records="" if kept_records else tr.plain("delete.no_records")),
-        ReplyKeyboardRemove(),
+
+    async def tell_doctor(case: Consultation, doctor: Doctor, name: str) -> None:
+        dtr, dreply = case_view.to_doctor(uow, doctor)
+        await dreply.text(dtr("erase.doctor_notice", number=case.number, name=name))
+
+    policy = _policy(settings)
+    preview = await privacy.erasure_preview(uow, patient, policy)
+    kept_records = await privacy.erase(
+        uow, patient, bot=reply.bot, policy=policy, notify=tell_doctor
     )
+    kept = _kept_text(tr, preview.kept, policy) if kept_records else tr("delete.no_records")
+    await reply.text(tr("delete.done", kept_records=kept), ReplyKeyboardRemove())
