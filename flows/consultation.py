@@ -360,6 +360,9 @@ async def doctor_case(
         raise NotAllowed("unverified")
     case = await uow.consultations.get(case_id) if case_id else None
     if case is None or case.doctor_id != doctor.id:
+        await uow.audit.record(
+            doctor_ref(doctor), "consultation.refused", "consultation", (case_id or "-")[:32], {}
+        )
         raise NotAllowed("not_yours")
     return case
 

@@ -21,8 +21,6 @@ def get_router() -> Router:
     # the fallback), e.g. root.include_routers(queue.routes.router(), cases.routes.router()).
     # Their handlers call flows.doctors.require_verified(doctor); the NotVerified it raises
     # is answered by the fallback's error handler with the reason, in the doctor's language.
-    root.include_routers(
-        queue.routes.router(), reports.routes.router(), cases.routes.router()
-    )
+    root.include_routers(queue.routes.router(), reports.routes.router(), cases.routes.router())
     root.include_routers(fallback.routes.router())
     return root

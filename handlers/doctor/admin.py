@@ -45,6 +45,18 @@ async def on_admin_start(
     await reply.text(tr("doctor.admin.welcome"))
 
 
+@routes.message(~ADMIN, Command("pending", "suspend", "reinstate"))
+async def on_not_admin(
+    message: Message, uow: UnitOfWork, doctor: Doctor | None, tr: Translator, reply: Replier
+) -> None:
+    """An admin command from someone who is not an admin: refused and audited."""
+    assert message.from_user is not None
+    actor = flow.doctor_ref(doctor) if doctor else f"tg:{message.from_user.id}"
+    command = (message.text or "/").split()[0].lstrip("/")[:16]
+    await flow.refused_attempt(uow, actor, "-", command)
+    await reply.text(tr("doctor.admin.not_admin"))
+
+
 @routes.message(ADMIN, Command("pending"))
 async def on_pending(message: Message, uow: UnitOfWork, tr: Translator, reply: Replier) -> None:
     """Every application waiting for a decision, each with its photo and buttons."""

@@ -52,7 +52,12 @@ async def _target(
         number = view.tag_of(replied.text or replied.caption)
         if number is not None:
             case = await uow.consultations.by_number(number)
-            return case if case is not None and case.doctor_id == doctor.id else None
+            if case is not None and case.doctor_id == doctor.id:
+                return case
+            await uow.audit.record(
+                flow.doctor_ref(doctor), "consultation.refused", "case_number", str(number), {}
+            )
+            return None
     chosen = (await state.get_data()).get("case")
     case = await uow.consultations.get(chosen) if chosen else None
     return case if case is not None and case.doctor_id == doctor.id else None
@@ -318,7 +323,10 @@ async def on_text(
     )
 
 
-@routes.message(F.photo | F.voice | F.document | F.audio | F.video | F.video_note, _verified)
+@routes.message(
+    F.photo | F.voice | F.document | F.audio | F.video | F.video_note | F.sticker | F.location,
+    _verified,
+)
 async def on_file(
     message: Message,
     uow: UnitOfWork,

@@ -10,6 +10,7 @@ from aiogram.types import CallbackQuery, ChatMemberUpdated, ErrorEvent, Message
 
 from bot.telegram.reply import Replier
 from flows import doctors as flow
+from handlers.common.cases import tag_of
 from handlers.common.routes import RouteTable
 from handlers.doctor import render
 from locales import Translator
@@ -17,6 +18,19 @@ from storage.models import Doctor
 from storage.uow import UnitOfWork
 
 routes = RouteTable("doctor.fallback")
+
+
+async def _audit_case_attempt(uow: UnitOfWork, doctor: Doctor | None, message: Message) -> None:
+    """A reply to a tagged case message by someone who may not work on cases: audited."""
+    replied = message.reply_to_message
+    if replied is None or replied.from_user is None or not replied.from_user.is_bot:
+        return
+    number = tag_of(replied.text or replied.caption)
+    if number is None:
+        return
+    user = message.from_user.id if message.from_user else "?"
+    actor = flow.doctor_ref(doctor) if doctor is not None else f"tg:{user}"
+    await uow.audit.record(actor, "consultation.refused", "case_number", str(number), {})
 
 
 @routes.callback_query()
@@ -34,6 +48,7 @@ async def on_text(
     message: Message, uow: UnitOfWork, doctor: Doctor | None, tr: Translator, reply: Replier
 ) -> None:
     """Unknown text or command: the help text, the open question, or the doctor's status."""
+    await _audit_case_attempt(uow, doctor, message)
     if doctor is None or flow.is_verified(doctor):
         await reply.text(tr("doctor.help"))
     elif doctor.status == flow.APPLYING:
@@ -48,6 +63,7 @@ async def on_unsupported(
     message: Message, uow: UnitOfWork, doctor: Doctor | None, tr: Translator, reply: Replier
 ) -> None:
     """Stickers, locations, voice and the like."""
+    await _audit_case_attempt(uow, doctor, message)
     if doctor is not None and doctor.status == flow.APPLYING:
         await reply.text(tr("doctor.error.unexpected"))
         await render.show_step(reply, tr, doctor, uow)

@@ -37,7 +37,7 @@ async def refuse(
     uow: UnitOfWork, doctor: Doctor | None, what: str, tr: Translator, reply: Replier
 ) -> None:
     """Someone who is not a verified doctor asked for cases: refused and audited."""
-    actor = flow.doctor_ref(doctor) if doctor is not None else "doctor:unknown"
+    actor = flow.doctor_ref(doctor) if doctor is not None else f"tg:{reply.chat_id}"
     await uow.audit.record(actor, "consultation.refused", "command", what, {})
     await reply.text(tr("consult.doctor.not_verified"))
 

@@ -413,7 +413,10 @@ async def _where_it_stands(reply: Replier, tr: Translator, case: Consultation) -
         await reply.text(tr("consult.closed_case", number=case.number), begin_keyboard(tr))
 
 
-@routes.message(F.photo | F.document | F.voice | F.video | F.audio | F.video_note, _case_filter)
+@routes.message(
+    F.photo | F.document | F.voice | F.video | F.audio | F.video_note | F.sticker | F.location,
+    _case_filter,
+)
 async def on_case_media(
     message: Message,
     case: Consultation,

@@ -406,7 +406,7 @@ async def test_forged_buttons_and_unverified_people(sqlite_clinic: Clinic) -> No
     actions = await audit_actions(clinic)
     refused = [actor for actor, a in actions if a == "consultation.refused"]
     assert len(refused) == 6
-    assert "doctor:unknown" in refused
+    assert f"tg:{stranger_uid}" in refused
     assert any(a == "consultation.accept_refused" for _, a in actions)
 
 
