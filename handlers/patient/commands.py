@@ -204,7 +204,7 @@ async def on_history(
 ) -> None:
     """Lists past intakes (each opens its summary), then the consultations, newest first,
     each with a button for its FHIR file."""
-    await intake_handlers.on_history(message, uow, patient, tr, reply, settings)
+    await intake_handlers.send_intake_history(message, uow, patient, tr, reply, settings)
     if patient is None or step_of(patient) is not Step.DONE:
         return  # the intake listing asked them to finish onboarding
     texts: list[str] = []

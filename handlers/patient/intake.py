@@ -229,8 +229,7 @@ def _outcome_label(tr: Translator, item: Intake) -> str:
     return tr.plain("intake.outcome.in_progress")
 
 
-@routes.message(Command("history"))
-async def on_history(
+async def send_intake_history(
     message: Message,
     uow: UnitOfWork,
     patient: Patient | None,
@@ -238,7 +237,8 @@ async def on_history(
     reply: Replier,
     settings: Settings,
 ) -> None:
-    """Lists the patient's past intakes with their outcomes; each opens its summary."""
+    """The first part of /history (handlers/patient/commands.py): the patient's past intakes
+    with their outcomes; each opens its summary."""
     if (p := await _ready(patient, tr, reply, settings)) is None:
         return
     items = await intake.history(uow, p)
