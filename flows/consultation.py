@@ -298,9 +298,14 @@ async def patient_cases(
 
 async def live_case(uow: UnitOfWork, patient: Patient) -> Consultation | None:
     """The patient's case that messages go to (active first, then the newest open one)."""
-    cases = await patient_cases(uow, patient)
-    active = [c for c in cases if c.state == State.ACTIVE]
-    return active[0] if active else (cases[0] if cases else None)
+    return live_of(await patient_cases(uow, patient))
+
+
+def live_of(cases: list[Consultation]) -> Consultation | None:
+    """:func:`live_case` among cases already loaded (any states, newest first)."""
+    open_cases = [c for c in cases if State(c.state) in OPEN]
+    active = [c for c in open_cases if c.state == State.ACTIVE]
+    return active[0] if active else (open_cases[0] if open_cases else None)
 
 
 async def attach_record(
@@ -394,7 +399,7 @@ async def patient_says(
         raise NotAllowed("not_yours")
     text = parse_message(raw)
     await _move(uow, case, "patient_message", Actor(patient.id).ref, "generic", now)
-    await uow.consultations.add_message(case, "patient", "text", text)
+    await uow.consultations.add_message(case, "patient", "text", text, at=now)
     return text
 
 
@@ -414,7 +419,9 @@ async def patient_file(
         raise NotAllowed("not_yours")
     await _move(uow, case, "patient_message", Actor(patient.id).ref, "generic", now, kind=kind)
     text = clean_text(caption or "")[:TEXT_MAX] or None
-    return await uow.consultations.add_message(case, "patient", kind, text, file_name=file_name)
+    return await uow.consultations.add_message(
+        case, "patient", kind, text, file_name=file_name, at=now
+    )
 
 
 async def doctor_file(
@@ -439,7 +446,9 @@ async def doctor_file(
     except NotAllowed:
         raise NotAllowed("followup_first") from None
     text = clean_text(caption or "")[:TEXT_MAX] or None
-    return await uow.consultations.add_message(case, "doctor", kind, text, file_name=file_name)
+    return await uow.consultations.add_message(
+        case, "doctor", kind, text, file_name=file_name, at=now
+    )
 
 
 async def doctor_says(
@@ -461,7 +470,7 @@ async def doctor_says(
         await _move(uow, case, "doctor_message", doctor_ref(doctor), jurisdiction, now)
     except NotAllowed:
         raise NotAllowed("followup_first") from None
-    await uow.consultations.add_message(case, "doctor", "text", text)
+    await uow.consultations.add_message(case, "doctor", "text", text, at=now)
     return text
 
 

@@ -114,8 +114,13 @@ class ConsultationRepository:
         text: str | None,
         *,
         file_name: str | None = None,
+        at: datetime | None = None,
     ) -> CaseMessage:
-        """Record one message of the case; its text is encrypted under the patient's key."""
+        """Record one message of the case; its text is encrypted under the patient's key.
+        ``at``: when it was written (the case's ``updated_at``; default now)."""
+        # Touched before the flush, so that the case's change goes out with this flush (one
+        # UPDATE, none when the caller's transition already set the same time).
+        case.updated_at = at or utcnow()
         row = CaseMessage(consultation_id=case.id, sender=sender, kind=kind, file_name=file_name)
         self._s.add(row)
         await self._s.flush()  # the row id is bound into the ciphertext
@@ -123,7 +128,6 @@ class ConsultationRepository:
             row.body_enc = await self._vault.seal(
                 owner(case), "case_messages", "body_enc", str(row.id), text
             )
-        case.updated_at = utcnow()
         return row
 
     async def message_text(self, case: Consultation, row: CaseMessage) -> str | None:

@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, literal, null, select, union_all, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import (
@@ -251,16 +253,41 @@ class InboxRepository:
         self._vault = vault
 
     async def store(self, bot: str, updates: Sequence[dict[str, Any]]) -> list[int]:
-        """Insert updates not seen before; returns the new inbox ids in update order."""
+        """Insert updates not seen before; returns the new inbox ids in update order.
+
+        One ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` in the usual case; only when an
+        update id is already stored does it look further (the one-week id reset below)."""
         if not updates:
             return []
-        ids = [int(u["update_id"]) for u in updates]
-        seen = await self._seen(bot, ids)
+        fresh: dict[int, dict[str, Any]] = {}
+        for upd in updates:
+            fresh.setdefault(int(upd["update_id"]), upd)
+        now = utcnow()
+        rows = []
+        for uid, upd in fresh.items():
+            blob = await self._vault.seal_bytes(
+                SYSTEM_OWNER,
+                "inbox",
+                "payload_enc",
+                f"{bot}:{uid}",
+                json.dumps(upd, separators=(",", ":")).encode("utf-8"),
+            )
+            rows.append(
+                {
+                    "bot": bot,
+                    "update_id": uid,
+                    "status": "pending",
+                    "payload_enc": blob,
+                    "received_at": now,
+                }
+            )
+        new = await self._insert_new(rows)
+        seen = [uid for uid in fresh if uid not in new]
         if seen:
             # Telegram picks update ids afresh after a week without updates, so a processed
             # row older than that with the same id is another update: clear it, don't drop.
             # https://core.telegram.org/bots/api#getting-updates
-            await self._s.execute(
+            res = await self._s.execute(
                 delete(InboxUpdate).where(
                     InboxUpdate.bot == bot,
                     InboxUpdate.update_id.in_(seen),
@@ -268,47 +295,20 @@ class InboxRepository:
                     InboxUpdate.received_at < utcnow() - REPLAY_WINDOW,
                 )
             )
-            seen = await self._seen(bot, list(seen))
-        fresh: list[dict[str, Any]] = []
-        for upd in updates:
-            uid = int(upd["update_id"])
-            if uid in seen:
-                continue
-            seen.add(uid)
-            fresh.append(upd)
-        if not fresh:
-            return []
-        now = utcnow()
-        rows = []
-        for upd in fresh:
-            blob = await self._vault.seal_bytes(
-                SYSTEM_OWNER,
-                "inbox",
-                "payload_enc",
-                f"{bot}:{upd['update_id']}",
-                json.dumps(upd, separators=(",", ":")).encode("utf-8"),
-            )
-            rows.append(
-                {
-                    "bot": bot,
-                    "update_id": int(upd["update_id"]),
-                    "status": "pending",
-                    "payload_enc": blob,
-                    "received_at": now,
-                }
-            )
-        new_ids = await self._s.scalars(
-            insert(InboxUpdate).returning(InboxUpdate.id, sort_by_parameter_order=True), rows
-        )
-        return list(new_ids)
+            if int(getattr(res, "rowcount", 0) or 0):
+                new.update(await self._insert_new([r for r in rows if r["update_id"] in seen]))
+        return [new[uid] for uid in fresh if uid in new]
 
-    async def _seen(self, bot: str, ids: Sequence[int]) -> set[int]:
-        found = await self._s.scalars(
-            select(InboxUpdate.update_id).where(
-                InboxUpdate.bot == bot, InboxUpdate.update_id.in_(list(ids))
-            )
+    async def _insert_new(self, rows: list[dict[str, Any]]) -> dict[int, int]:
+        """Insert the rows whose (bot, update_id) is not stored yet: {update_id: inbox id}."""
+        postgres = self._s.get_bind().dialect.name == "postgresql"
+        stmt = (
+            (pg_insert if postgres else sqlite_insert)(InboxUpdate)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["bot", "update_id"])
+            .returning(InboxUpdate.update_id, InboxUpdate.id)
         )
-        return set(found)
+        return {int(uid): int(row_id) for uid, row_id in (await self._s.execute(stmt)).all()}
 
     async def pending(self, limit: int, after_id: int = 0) -> list[InboxUpdate]:
         """Stored updates not yet processed, oldest first."""
@@ -425,6 +425,76 @@ class OutboxRepository:
         cols = [OutboxMessage.id, OutboxMessage.bot, OutboxMessage.chat_id, OutboxMessage.method]
         rows = (await self._s.execute(self._due(cols, now, limit, exclude))).all()
         return [OutboxKey(*r) for r in rows]
+
+    async def look(
+        self, now: datetime, limit: int, exclude: Sequence[int] = ()
+    ) -> tuple[list[OutboxKey], dict[tuple[str, int], int], datetime | None]:
+        """:meth:`due_keys`, :meth:`deferred_heads` and the earliest deferred ``not_before``
+        in one statement (one round trip for the sender's look)."""
+        due = self._due(
+            [
+                OutboxMessage.id,
+                OutboxMessage.bot,
+                OutboxMessage.chat_id,
+                OutboxMessage.method,
+                OutboxMessage.priority,
+                OutboxMessage.not_before,
+                literal(0).label("head"),
+            ],
+            now,
+            limit,
+            exclude,
+        ).subquery()
+        heads = (
+            select(
+                func.min(OutboxMessage.id),
+                OutboxMessage.bot,
+                OutboxMessage.chat_id,
+                null(),
+                null(),
+                func.min(OutboxMessage.not_before),
+                literal(1),
+            )
+            .where(
+                OutboxMessage.status.in_(("pending", "sending")),
+                OutboxMessage.not_before > now,
+            )
+            .group_by(OutboxMessage.bot, OutboxMessage.chat_id)
+        )
+        rows = (await self._s.execute(union_all(select(due), heads))).all()
+        keys: list[tuple[int, int, OutboxKey]] = []
+        firsts: dict[tuple[str, int], int] = {}
+        wakeup: datetime | None = None
+        for row_id, bot, chat_id, method, priority, not_before, head in rows:
+            if head:
+                firsts[(bot, chat_id)] = int(row_id)
+                if not_before is not None and (wakeup is None or not_before < wakeup):
+                    wakeup = not_before
+            else:
+                keys.append((int(priority), int(row_id), OutboxKey(row_id, bot, chat_id, method)))
+        keys.sort(key=lambda k: (k[0], k[1]))
+        return [k for *_, k in keys], firsts, wakeup
+
+    async def claim(self, row_id: int) -> tuple[int, bytes | None] | None:
+        """Mark a row ``sending`` and count the attempt: (attempts, payload), or None when the
+        row is no longer waiting (one statement)."""
+        res = await self._s.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == row_id, OutboxMessage.status.in_(("pending", "sending")))
+            .values(status="sending", attempts=OutboxMessage.attempts + 1)
+            .returning(OutboxMessage.attempts, OutboxMessage.payload_enc)
+            .execution_options(synchronize_session=False)
+        )
+        row = res.first()
+        return None if row is None else (int(row[0]), row[1])
+
+    async def open_payload(self, row_id: int, blob: bytes) -> dict[str, Any]:
+        """The decrypted call parameters of a row, from its ciphertext."""
+        raw = await self._vault.open_bytes(
+            SYSTEM_OWNER, "outbox", "payload_enc", str(row_id), blob
+        )
+        data: dict[str, Any] = json.loads(raw)
+        return data
 
     async def deferred_heads(self, now: datetime) -> dict[tuple[str, int], int]:
         """For each chat with a call waiting out a retry delay, the id of its earliest one.

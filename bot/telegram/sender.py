@@ -95,6 +95,9 @@ _RESPONSE_TYPES = [
 ]
 MAX_ATTEMPTS = 25  # with backoff capped at 5 min this is about two hours of retrying
 RELAY_TIMEOUT = 120  # seconds for one download or upload of a relayed file (up to 50 MB)
+# How long the "sent" marks of finished calls may wait for the transaction of the next call
+# when nothing else is waiting (then they are written on their own).
+MARK_LINGER = 0.25
 
 
 class RelayError(Exception):
@@ -197,6 +200,9 @@ class OutboxSender:
         }
         self._chats: dict[tuple[str, int], TokenBucket] = {}
         self._wake = asyncio.Event()
+        self._poke = asyncio.Event()  # new rows were committed (a subset of the wake-ups)
+        self._poked = False
+        self._more = False  # the last look saw more than the call it started
         self._stopping = False
         self._results: list[_Result] = []
         self._inflight: dict[int, OutboxKey] = {}
@@ -207,6 +213,8 @@ class OutboxSender:
 
     def poke(self) -> None:
         """New rows were committed: look now rather than at the next tick."""
+        self._poked = True
+        self._poke.set()
         self._wake.set()
 
     def _chat_bucket(self, bot: str, chat_id: int) -> TokenBucket:
@@ -225,6 +233,7 @@ class OutboxSender:
         while not self._stopping:
             # Clear before looking, so a poke() during step() is not lost.
             self._wake.clear()
+            self._poke.clear()
             try:
                 delay = await self.step()
                 backoff = 0.5
@@ -246,6 +255,7 @@ class OutboxSender:
     async def stop(self) -> None:
         """Ask :meth:`run` to return after the current calls."""
         self._stopping = True
+        self._poke.set()
         self._wake.set()
 
     async def _flush(self) -> None:
@@ -299,18 +309,19 @@ class OutboxSender:
         long to wait before the next look."""
         if len(self._tasks) >= self.limits.concurrency:
             await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+        await self._linger()
+        self._poked = self._more = False
         now_m = time.monotonic()
         async with self.db.uow() as uow:
             await self._apply_results(uow)
             now = utcnow()
-            rows = await uow.outbox.due_keys(now, 100, exclude=list(self._inflight))
+            rows, heads, nxt = await uow.outbox.look(now, 100, exclude=list(self._inflight))
             chosen: OutboxKey | None = None
             wait = 1.0
             # Keep per-chat order: nothing overtakes a call that is in flight or waiting out
             # a retry delay for the same chat (chat 0 holds unordered calls, e.g. callback
             # answers).
             blocked = {(k.bot, k.chat_id) for k in self._inflight.values() if k.chat_id}
-            heads = await uow.outbox.deferred_heads(now) if rows else {}
             for row in rows:
                 key = (row.bot, row.chat_id)
                 if key in blocked or row.bot not in self.bots:
@@ -327,23 +338,28 @@ class OutboxSender:
                 blocked.add(key)
                 wait = min(wait, max(gw, cw))
             if chosen is None:
-                nxt = await uow.outbox.next_wakeup()
                 await uow.commit()
                 return min(wait, self._seconds_until(nxt)) if rows else self._seconds_until(nxt)
-            msg = await uow.session.get(OutboxMessage, chosen.id)
-            assert msg is not None
-            params: dict[str, Any] | None = None
-            if msg.payload_enc is not None:
-                with contextlib.suppress(CryptoError):
-                    params = await uow.outbox.params(msg)
-            if params is None:
-                # No or unreadable payload (its key is gone): nothing sensible can be sent.
-                msg.status, msg.error, msg.payload_enc = "failed", "unreadable", None
+            # Anything else seen now is looked at again as soon as this call is done.
+            self._more = len(rows) > 1
+            claimed = await uow.outbox.claim(chosen.id)
+            if claimed is None:  # gone meanwhile (e.g. erased with its chat)
                 await uow.commit()
                 return 0.0
-            msg.status = "sending"
-            msg.attempts += 1
-            attempts = msg.attempts
+            attempts, blob = claimed
+            params: dict[str, Any] | None = None
+            if blob is not None:
+                with contextlib.suppress(CryptoError):
+                    params = await uow.outbox.open_payload(chosen.id, blob)
+            if params is None:
+                # No or unreadable payload (its key is gone): nothing sensible can be sent.
+                await uow.session.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.id == chosen.id)
+                    .values(status="failed", error="unreadable", payload_enc=None)
+                )
+                await uow.commit()
+                return 0.0
             await uow.commit()
         self._global[chosen.bot].take(now_m)
         if chosen.chat_id != 0:
@@ -355,6 +371,25 @@ class OutboxSender:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return 0.0
+
+    async def _linger(self) -> None:
+        """Calls just made, nothing else known to be waiting: keep their "sent" marks for a
+        moment, so that they go into the transaction that marks the next call "sending"
+        (new rows come with a poke) instead of a transaction of their own. The marks are
+        still written after the calls, and with concurrency 1 there is still at most one call
+        whose outcome is not in the database (the next call is only marked "sending" in the
+        transaction that records it): at most one duplicate per crash, as before."""
+        if (
+            not self._results
+            or self._poked
+            or self._more
+            or self._stopping
+            or self._tasks
+            or any(r.status != "sent" for r in self._results)
+        ):
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._poke.wait(), timeout=MARK_LINGER)
 
     @staticmethod
     def _seconds_until(when: datetime | None) -> float:

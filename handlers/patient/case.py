@@ -91,8 +91,7 @@ async def _case_filter(
     cases = await uow.consultations.for_patient(patient.id)
     if not cases:
         return False
-    live = await flow.live_case(uow, patient)
-    return {"case": live or cases[0]}
+    return {"case": flow.live_of(cases) or cases[0]}
 
 
 async def _cancellable(
