@@ -374,6 +374,24 @@ async def begin(uow: UnitOfWork, patient: Patient, q: Questionnaire) -> Outcome:
     return Outcome(intake, {})
 
 
+async def abandon(
+    uow: UnitOfWork, patient: Patient, actor: str, reason: str
+) -> Intake | None:
+    """End the patient's intake in progress without a triage (an admin blocked them): it is
+    cancelled and audited with ``reason``, so it can never open a case. None if none was open."""
+    intake = await open_intake(uow, patient)
+    if intake is None:
+        return None
+    answers = await uow.intakes.answers(intake)
+    intake.state = State.CANCELLED.value
+    intake.completed_at = utcnow()
+    await uow.intakes.save_answers(intake, answers)
+    await uow.audit.record(
+        actor, "intake.cancel", "intake", intake.id, {"state": "cancelled", "reason": reason}
+    )
+    return intake
+
+
 async def _move(
     uow: UnitOfWork,
     intake: Intake,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flows import consultation as cases
+from flows import intake as intake_flow
 from flows.consultation import NotAllowed, State
 from flows.onboarding import Actor, clean_text
 from storage.models import AbuseReport, Consultation, Doctor, Patient
@@ -185,6 +186,8 @@ async def uphold(uow: UnitOfWork, report_id: str, admin: str, *, now: datetime) 
     if patient is not None:
         if patient.blocked_at is None:
             patient.blocked_at = now
+        # An intake in progress would otherwise complete into a case nobody will take.
+        await intake_flow.abandon(uow, patient, admin, "patient_blocked")
         for case in await cases.patient_cases(uow, patient, cases.CANCELLABLE):
             await cases.cancel_by_admin(uow, case, admin, now=now)
             doctor = await uow.doctors.get(case.doctor_id) if case.doctor_id else None

@@ -170,15 +170,25 @@ async def _intake_gate(
         return False
     if await intake.open_intake(uow, patient) is not None:
         return False
+    refused = await intake_refusal(uow, patient, settings)
+    if refused is None:
+        return False
+    return {"refusal": refused[0], "open_cases": refused[1]}
+
+
+async def intake_refusal(
+    uow: UnitOfWork, patient: Patient, settings: Settings
+) -> tuple[str, list[Consultation]] | None:
+    """Why a new intake is refused ("blocked" or "limit", with the open cases), or None."""
     if trust.is_blocked(patient):
-        return {"refusal": "blocked", "open_cases": []}
+        return "blocked", []
     open_cases = await trust.open_cases(uow, patient)
     if len(open_cases) >= settings.max_open_cases:
-        return {"refusal": "limit", "open_cases": open_cases}
-    return False
+        return "limit", open_cases
+    return None
 
 
-async def _refuse_intake(
+async def refuse_intake(
     reply: Replier,
     tr: Translator,
     settings: Settings,
@@ -208,7 +218,7 @@ async def on_intake_refused(
     settings: Settings,
 ) -> None:
     """/intake by a blocked patient or one at the open-case limit."""
-    await _refuse_intake(reply, tr, settings, refusal, open_cases)
+    await refuse_intake(reply, tr, settings, refusal, open_cases)
 
 
 @routes.callback_query(IntakeCB.filter(F.action == "begin"), _intake_gate)
@@ -222,7 +232,7 @@ async def on_begin_refused(
 ) -> None:
     """The "start" button, pressed by a blocked patient or one at the open-case limit."""
     await reply.answer_callback(query.id)
-    await _refuse_intake(reply, tr, settings, refusal, open_cases)
+    await refuse_intake(reply, tr, settings, refusal, open_cases)
 
 
 @routes.message(Command("appeal"))

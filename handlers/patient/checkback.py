@@ -14,6 +14,7 @@ from flows.onboarding import Step, step_of
 from flows.questionnaire import load
 from handlers.common.routes import RouteTable
 from handlers.patient import intake_render as view
+from handlers.patient.case import intake_refusal, refuse_intake
 from locales import Translator
 from storage.models import Patient, ScheduledEvent, utcnow
 from storage.uow import UnitOfWork
@@ -67,6 +68,12 @@ async def on_checkback_button(
         await reply.text(tr("checkback.same"), view.begin_keyboard(tr))
     else:
         await reply.text(tr("checkback.worse"))
+        if await intake.open_intake(uow, patient) is None:
+            # The same gate as /intake: a blocked patient or one at the open-case limit.
+            refused = await intake_refusal(uow, patient, settings)
+            if refused is not None:
+                await refuse_intake(reply, tr, settings, *refused)
+                return
         out = await intake.begin(uow, patient, load())
         known = await uow.patients.history(patient)
         await view.show(reply, tr, load(), out, known, settings)

@@ -20,6 +20,7 @@ from flows.intake import State
 from flows.questionnaire import load
 from locales import Translator
 from storage.models import AuditRecord, Intake
+from storage.models import Patient as PatientRow
 from storage.uow import Database
 from tests.e2e.conftest import PATIENT_BOT, Clinic
 from tests.e2e.test_onboarding import onboard
@@ -532,6 +533,37 @@ async def test_self_care_check_back_and_a_worse_answer(clinic: Clinic) -> None:
     assert await clinic.app.sweeper.sweep_once(utcnow() + timedelta(days=9)) == 0
     async with clinic.app.db.uow() as uow:
         assert (await uow.intakes.answers(first))["checkback"]["answer"] == "worse"
+
+
+async def test_worse_at_a_check_back_is_gated_like_a_new_intake(clinic: Clinic) -> None:
+    """A patient blocked since their self-care advice answers "worse": they are told they are
+    blocked (with the emergency number and how to appeal), and no intake starts."""
+    from datetime import timedelta
+
+    from storage.models import utcnow
+
+    p = await new_patient(clinic, "en")
+    await p.to_red_flags("cough_cold", "days_1_3", 2)
+    await p.after_red_flags("cough_cold")
+    since = await clinic.seq(p.uid)
+    await clinic.client.click_button(p.uid, PATIENT_BOT, p.t("intake.summary.confirm"))
+    await clinic.client.wait_for(
+        p.uid, PATIENT_BOT, has_button(p.t("checkback.offer.tomorrow")), since=since
+    )
+    await p.press(p.t("checkback.offer.tomorrow"), lambda m: True)
+    async with clinic.app.db.uow() as uow:
+        [row] = list(await uow.session.scalars(select(PatientRow)))
+        row.blocked_at = utcnow()
+        await uow.commit()
+    since = await clinic.seq(p.uid)
+    assert await clinic.app.sweeper.sweep_once(utcnow() + timedelta(days=2)) == 1
+    await clinic.client.wait_for(
+        p.uid, PATIENT_BOT, has_button(p.t("checkback.answer.worse")), since=since
+    )
+    blocked = p.t("trust.blocked", emergency_number="112")
+    await p.press(p.t("checkback.answer.worse"), lambda m: m.get("text") == blocked)
+    [only] = await intakes_of(clinic)
+    assert only.state == State.TRIAGED
 
 
 async def test_stranger_in_danger_gets_instructions_before_any_consent(clinic: Clinic) -> None:

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from flows import consultation as cases
+from flows import intake as intake_flow
 from flows import trust
 from flows.consultation import NotAllowed, State
 from storage.models import AbuseReport, AuditRecord, Consultation, Doctor, Intake, Patient
@@ -146,8 +147,14 @@ async def test_report_uphold_blocks_and_cancels_open_cases_then_appeal_lifts(
             await trust.appeal(uow, patient, "why?", now=T0)
         assert no.value.reason == "not_blocked"
 
+        # an intake in progress when the block lands is cancelled, so it cannot open a case
+        midway = await uow.intakes.add(
+            Intake(patient_id=patient.id, state="severity", questionnaire_version="2"), {}
+        )
         decision = await trust.uphold(uow, report.id, ADMIN, now=T0)
         assert trust.is_blocked(patient) and patient.blocked_at == T0
+        assert midway.state == "cancelled" and midway.completed_at is not None
+        assert await intake_flow.open_intake(uow, patient) is None
         assert {c.id for c, _ in decision.cancelled} == {reported.id, waiting.id}
         assert reported.state == waiting.state == State.CANCELLED
         assert {c.id: d.id if d else None for c, d in decision.cancelled} == {
@@ -184,6 +191,7 @@ async def test_report_uphold_blocks_and_cancels_open_cases_then_appeal_lifts(
             await trust.keep_blocked(uow, report.id, ADMIN, now=T0)
         log = await _actions(uow)
         for entry in (
+            (ADMIN, "intake.cancel"),
             (f"doctor:{doctor.id}", "report.file"),
             (f"doctor:{other.id}", "report.refused"),
             (ADMIN, "report.uphold"),
