@@ -82,6 +82,9 @@ class Patient(Base):
     # Set when an admin upheld an abuse report: no new cases, nothing relayed (emergency
     # instructions still work); the patient may /appeal.
     blocked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Quiet hours, local "HH:MM" (routine prompts wait; dose reminders arrive silently).
+    quiet_start: Mapped[str | None] = mapped_column(String(5), nullable=True)
+    quiet_end: Mapped[str | None] = mapped_column(String(5), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
@@ -225,7 +228,7 @@ class ScheduledEvent(Base):
     for the scheduler's sweeper. Carries ids only, never health data."""
 
     __tablename__ = "scheduled_events"
-    __table_args__ = (Index("ix_scheduled_events_due", "status", "due_at"),)
+    __table_args__ = (Index("ix_scheduled_events_claim", "status", "priority", "due_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(32))
@@ -236,6 +239,14 @@ class ScheduledEvent(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # An occurrence key ("dose:<plan>:<local time>"): the same occurrence is never enqueued
+    # twice. 0 is urgent (escalations, red flags), claimed before routine work.
+    key: Mapped[str | None] = mapped_column(String(120), nullable=True, unique=True)
+    priority: Mapped[int] = mapped_column(Integer, default=5)
+    # The lease: a claimed row is ``leased`` to ``leased_by`` until ``lease_until``; a worker
+    # that dies leaves it to be claimed again once the lease runs out.
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    leased_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class Consent(Base):
@@ -314,3 +325,157 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger, default=0)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class MedicationPlan(Base):
+    """A doctor-entered medication plan (Careline never suggests medicines or doses).
+    ``status``: draft → proposed → active ⇄ paused → ended | declined | cancelled.
+    What the medicine is (name and strength, dose, food note) is ciphertext under the
+    patient's key; the timing (``schedule``, JSON: times or every_hours, days, start, end)
+    is plain so the scheduler can compute occurrences without decrypting. ``version`` goes up
+    whenever the plan changes, so buttons of an older version are recognised as stale."""
+
+    __tablename__ = "med_plans"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    patient_id: Mapped[str] = mapped_column(String(32), index=True)
+    doctor_id: Mapped[str] = mapped_column(String(32), index=True)
+    consultation_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="draft")
+    step: Mapped[str] = mapped_column(String(16), default="name")
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    details_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    schedule: Mapped[str] = mapped_column(Text, default="{}")
+    shift_minutes: Mapped[int] = mapped_column(Integer, default=0)
+    again_after_min: Mapped[int] = mapped_column(Integer, default=30)
+    caregiver_after_min: Mapped[int] = mapped_column(Integer, default=60)
+    doctor_after_min: Mapped[int] = mapped_column(Integer, default=120)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    paused_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Dose(Base):
+    """One occurrence of a plan's dose: ``pending`` → ``taken`` | ``skipped`` | ``missed``
+    (``snoozed`` keeps it pending with a later reminder). ``local`` is the patient's local
+    date and time of the dose ("YYYY-MM-DD HH:MM") and keys the occurrence with the plan, so
+    no dose is ever scheduled twice. ``step`` is how far up the escalation ladder it went
+    (0 patient, 1 reminded again, 2 caregivers, 3 doctor); ``acked_by`` stops the ladder."""
+
+    __tablename__ = "doses"
+    __table_args__ = (
+        UniqueConstraint("plan_id", "local", name="uq_doses_plan_local"),
+        Index("ix_doses_patient_due", "patient_id", "due_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    plan_id: Mapped[str] = mapped_column(String(32))
+    patient_id: Mapped[str] = mapped_column(String(32))
+    plan_version: Mapped[int] = mapped_column(Integer, default=1)
+    local: Mapped[str] = mapped_column(String(16))
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    late: Mapped[bool] = mapped_column(Boolean, default=False)
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    note_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    responded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    acked_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    acked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Caregiver(Base):
+    """A family caregiver the patient invited: ``invited`` → ``active`` → ``revoked`` (or the
+    invitation ``expired``). The invitation is a one-time token, stored only as its hash.
+    ``scope``: ``reminders`` (dose reminders) | ``missed`` (+ missed-dose alerts) |
+    ``checkins`` (+ check-in alerts); ``details`` lets messages name medicines and readings."""
+
+    __tablename__ = "caregivers"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    patient_id: Mapped[str] = mapped_column(String(32), index=True)
+    tg_user_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
+    name_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    scope: Mapped[str] = mapped_column(String(16), default="missed")
+    details: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), default="invited")
+    token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class FollowUpPlan(Base):
+    """A doctor's follow-up plan from a template (hypertension, diabetes, post-op, general):
+    check-ins on a schedule (``schedule`` JSON: time, days or every_days) until ``review_by``."""
+
+    __tablename__ = "followup_plans"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    patient_id: Mapped[str] = mapped_column(String(32), index=True)
+    doctor_id: Mapped[str] = mapped_column(String(32), index=True)
+    consultation_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    template: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    schedule: Mapped[str] = mapped_column(Text, default="{}")
+    review_by: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class CheckIn(Base):
+    """One scheduled check-in of a follow-up plan: ``pending`` (asked) → ``done`` | ``missed``
+    (recalled once after 3 days). ``state`` is the check-in questionnaire machine's state;
+    the answers are ciphertext. ``level``: none | alert | danger."""
+
+    __tablename__ = "checkins"
+    __table_args__ = (UniqueConstraint("plan_id", "local", name="uq_checkins_plan_local"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    plan_id: Mapped[str] = mapped_column(String(32))
+    patient_id: Mapped[str] = mapped_column(String(32), index=True)
+    plan_version: Mapped[int] = mapped_column(Integer, default=1)
+    local: Mapped[str] = mapped_column(String(16))
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    state: Mapped[str] = mapped_column(String(32), default="asked")
+    answers_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    level: Mapped[str] = mapped_column(String(16), default="none")
+    recalled: Mapped[bool] = mapped_column(Boolean, default=False)
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Reading(Base):
+    """A measurement (blood pressure, pulse, glucose, temperature, pain): the value is
+    ciphertext; ``kind`` and ``flag`` (none | high | low | danger) stay readable."""
+
+    __tablename__ = "readings"
+    __table_args__ = (Index("ix_readings_patient_taken", "patient_id", "taken_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    patient_id: Mapped[str] = mapped_column(String(32))
+    checkin_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    value_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    flag: Mapped[str] = mapped_column(String(8), default="none")
+    taken_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CareAlert(Base):
+    """Something a doctor must look at for a patient under their care (a reading over a
+    threshold, a side effect, a dose nobody answered): shown at the top of /queue until
+    acknowledged."""
+
+    __tablename__ = "care_alerts"
+    __table_args__ = (Index("ix_care_alerts_doctor_open", "doctor_id", "acked_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    patient_id: Mapped[str] = mapped_column(String(32), index=True)
+    doctor_id: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(24))
+    ref_id: Mapped[str] = mapped_column(String(32))
+    level: Mapped[str] = mapped_column(String(16), default="alert")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    acked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
