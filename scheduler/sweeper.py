@@ -1,19 +1,31 @@
-"""The sweeper: claims due rows of ``scheduled_events`` in batches and runs the handler of
-each event's kind in the same transaction, so the messages it writes to the outbox and the
-event's ``done`` mark commit together (a crash repeats the batch, never loses it).
+"""The sweeper: leases due rows of ``scheduled_events`` in batches and runs the handler of
+each event's kind in one transaction with the event's ``done`` mark, so the messages it
+writes to the outbox and the mark commit together (a crash repeats the batch, never loses it
+and never sends it twice).
 
-One sweeper per process; on PostgreSQL several processes share the queue (``SKIP LOCKED``).
-No APScheduler job per event: a few hundred thousand reminders would not survive its
-misfire handling (see the design brief).
+Two transactions per batch: the first leases up to ``batch`` due rows to this worker
+(``status='leased'``, ``lease_until``, ``leased_by``; ``FOR UPDATE SKIP LOCKED`` on
+PostgreSQL, so several processes share the queue), the second runs them, but only those
+still leased to this worker. A worker that dies between the two leaves its rows to be leased
+again once the lease runs out (on SQLite, a single process by design, at the next start).
+
+The sweep is an APScheduler job (``AsyncIOScheduler``, one interval job, never overlapping):
+a handful of jobs claim the rows; there is never one APScheduler job per reminder (with
+100,000 of them due in the same second, its misfire handling ran none; see the design brief).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import os
+import socket
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import update
 
 from storage.models import ScheduledEvent, utcnow
 from storage.uow import Database, UnitOfWork
@@ -22,6 +34,12 @@ log = logging.getLogger("careline.scheduler")
 
 Handler = Callable[[UnitOfWork, ScheduledEvent, datetime], Awaitable[None]]
 MAX_ATTEMPTS = 5
+LEASE = timedelta(seconds=60)
+
+
+def worker_name() -> str:
+    """A name for this process's leases (host, pid, and a random part for restarts)."""
+    return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class Sweeper:
@@ -32,35 +50,63 @@ class Sweeper:
         db: Database,
         handlers: Mapping[str, Handler],
         *,
-        batch: int = 100,
+        batch: int = 50,
         interval: float = 1.0,
+        lease: timedelta = LEASE,
         on_commit: Callable[[], None] | None = None,
         clock: Callable[[], datetime] = utcnow,
+        worker: str | None = None,
     ) -> None:
         self.db = db
         self.handlers = dict(handlers)
         self.batch = batch
         self.interval = interval
+        self.lease = lease
         self.on_commit = on_commit
         self.clock = clock
+        self.worker = worker or worker_name()
         self.ran = 0
         self.failed = 0
         self._stop = asyncio.Event()
+        self._scheduler: AsyncIOScheduler | None = None
+        self._draining: asyncio.Task[None] | None = None
+        self._retry_after: datetime | None = None
+        self._backoff = interval
 
     async def sweep_once(self, now: datetime | None = None) -> int:
-        """Run one batch of events due by ``now``; returns how many were claimed."""
+        """Lease and run one batch of events due by ``now``; returns how many were leased."""
         now = now or self.clock()
         async with self.db.uow() as uow:
-            events = await uow.events.claim_due(now, self.batch)
-            for event in events:
+            ids = await uow.events.lease_due(now, self.batch, self.worker, self.lease)
+            await uow.commit()
+        if not ids:
+            return 0
+        async with self.db.uow() as uow:
+            for event in await uow.events.leased(ids, self.worker):
                 await self._run_one(uow, event, now)
             await uow.commit()
-        if events and self.on_commit is not None:
+        if self.on_commit is not None:
             self.on_commit()
-        return len(events)
+        return len(ids)
+
+    async def release_leases(self) -> int:
+        """At start on SQLite (one process): leases left by a previous run go back to
+        pending at once instead of waiting for them to run out."""
+        if not self.db.sqlite:
+            return 0
+        async with self.db.uow() as uow:
+            res = await uow.session.execute(
+                update(ScheduledEvent)
+                .where(ScheduledEvent.status == "leased")
+                .values(status="pending", lease_until=None, leased_by=None)
+            )
+            await uow.commit()
+        return int(getattr(res, "rowcount", 0) or 0)
 
     async def _run_one(self, uow: UnitOfWork, event: ScheduledEvent, now: datetime) -> None:
         event.attempts += 1
+        event.lease_until = None
+        event.leased_by = None
         handler = self.handlers.get(event.kind)
         if handler is None:
             event.status = "failed"
@@ -85,6 +131,7 @@ class Sweeper:
                 },
             )
             if retry:
+                event.status = "pending"
                 event.due_at = now + timedelta(minutes=2**event.attempts)
             else:
                 event.status = "failed"
@@ -93,24 +140,53 @@ class Sweeper:
         event.done_at = now
         self.ran += 1
 
+    async def drain(self) -> None:
+        """Sweep batch after batch while they come back full (the APScheduler job)."""
+        now = utcnow()
+        if self._retry_after is not None and now < self._retry_after:
+            return
+        try:
+            while not self._stop.is_set():
+                if await self.sweep_once() < self.batch:
+                    break
+            self._retry_after = None
+            self._backoff = self.interval
+        except Exception as exc:  # noqa: BLE001 - keep sweeping once the database is back
+            log.error(
+                "sweep failed; retrying",
+                extra={"ctx": {"error": type(exc).__name__, "retry_in_s": self._backoff}},
+            )
+            self._retry_after = utcnow() + timedelta(seconds=self._backoff)
+            self._backoff = min(self._backoff * 2, 30.0)
+
     async def run(self) -> None:
-        """Sweep until :meth:`stop`: at once while batches are full, else every interval."""
-        backoff = self.interval
-        while not self._stop.is_set():
-            try:
-                claimed = await self.sweep_once()
-                backoff = self.interval
-            except Exception as exc:  # noqa: BLE001 - keep sweeping once the database is back
-                log.error(
-                    "sweep failed; retrying",
-                    extra={"ctx": {"error": type(exc).__name__, "retry_in_s": backoff}},
-                )
-                claimed = 0
-                backoff = min(backoff * 2, 30.0)
-            if claimed >= self.batch:
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=backoff)
+        """Run the sweep job every ``interval`` seconds until :meth:`stop`."""
+        await self.release_leases()
+        scheduler = AsyncIOScheduler(timezone="UTC")
+        scheduler.add_job(
+            self._tick,
+            "interval",
+            seconds=self.interval,
+            id="careline.sweep",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+            next_run_time=utcnow(),
+        )
+        self._scheduler = scheduler
+        scheduler.start()
+        try:
+            await self._stop.wait()
+        finally:
+            scheduler.shutdown(wait=False)
+            if self._draining is not None:
+                await asyncio.gather(self._draining, return_exceptions=True)
+
+    async def _tick(self) -> None:
+        if self._draining is not None and not self._draining.done():
+            return
+        self._draining = asyncio.current_task()
+        await self.drain()
 
     async def stop(self) -> None:
         """Ask :meth:`run` to return after the current batch."""

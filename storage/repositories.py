@@ -173,25 +173,132 @@ class EventRepository:
         self._postgres = postgres
 
     async def add(
-        self, kind: str, subject: str, patient_id: str, due_at: datetime
-    ) -> ScheduledEvent:
-        """Schedule one event."""
-        row = ScheduledEvent(
-            kind=kind, subject=subject, patient_id=patient_id, due_at=due_at, status="pending"
+        self,
+        kind: str,
+        subject: str,
+        patient_id: str,
+        due_at: datetime,
+        *,
+        key: str | None = None,
+        priority: int = 5,
+    ) -> ScheduledEvent | None:
+        """Schedule one event. With an occurrence ``key`` it is inserted only once, ever:
+        a second ``add`` with the same key (a retried handler, a re-plan, another process)
+        returns None and changes nothing."""
+        if key is None:
+            row = ScheduledEvent(
+                kind=kind,
+                subject=subject,
+                patient_id=patient_id,
+                due_at=due_at,
+                status="pending",
+                priority=priority,
+                attempts=0,
+                created_at=utcnow(),
+            )
+            self._s.add(row)
+            await self._s.flush()
+            return row
+        insert = pg_insert if self._postgres else sqlite_insert
+        stmt = (
+            insert(ScheduledEvent)
+            .values(
+                kind=kind,
+                subject=subject,
+                patient_id=patient_id,
+                due_at=due_at,
+                status="pending",
+                priority=priority,
+                attempts=0,
+                created_at=utcnow(),
+                key=key,
+            )
+            .on_conflict_do_nothing(index_elements=["key"])
+            .returning(ScheduledEvent.id)
         )
-        self._s.add(row)
-        await self._s.flush()
-        return row
+        new_id_ = await self._s.scalar(stmt)
+        if new_id_ is None:
+            return None
+        return await self._s.get(ScheduledEvent, new_id_)
+
+    async def by_key(self, key: str) -> ScheduledEvent | None:
+        """The event with this occurrence key (any status)."""
+        return await self._s.scalar(select(ScheduledEvent).where(ScheduledEvent.key == key))
+
+    async def cancel_for(self, kind: str, subject: str) -> int:
+        """Cancel the pending (or leased, not yet run) events of one kind for one subject."""
+        res = await self._s.execute(
+            update(ScheduledEvent)
+            .where(
+                ScheduledEvent.kind == kind,
+                ScheduledEvent.subject == subject,
+                ScheduledEvent.status.in_(("pending", "leased")),
+            )
+            .values(status="cancelled", done_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(res, "rowcount", 0) or 0)
+
+    async def lease_due(
+        self, now: datetime, limit: int, worker: str, lease: timedelta
+    ) -> list[int]:
+        """Lease up to ``limit`` due events to ``worker`` until ``now + lease``: first any
+        whose lease ran out (their worker died), then pending ones, most urgent first
+        (priority, then due time). On PostgreSQL rows locked by another worker's lease
+        transaction are skipped (``SKIP LOCKED``), so workers never lease the same row."""
+        ids: list[int] = []
+        for cond in (
+            (ScheduledEvent.status == "leased") & (ScheduledEvent.lease_until < now),
+            (ScheduledEvent.status == "pending") & (ScheduledEvent.due_at <= now),
+        ):
+            if len(ids) >= limit:
+                break
+            q = (
+                select(ScheduledEvent.id)
+                .where(cond)
+                .order_by(ScheduledEvent.priority, ScheduledEvent.due_at, ScheduledEvent.id)
+                .limit(limit - len(ids))
+            )
+            if self._postgres:
+                q = q.with_for_update(skip_locked=True)
+            ids.extend(await self._s.scalars(q))
+        if ids:
+            await self._s.execute(
+                update(ScheduledEvent)
+                .where(ScheduledEvent.id.in_(ids))
+                .values(status="leased", lease_until=now + lease, leased_by=worker)
+                .execution_options(synchronize_session=False)
+            )
+        return ids
+
+    async def leased(self, ids: Sequence[int], worker: str) -> list[ScheduledEvent]:
+        """The events of ``ids`` still leased to ``worker``, locked for this transaction (a
+        lease another worker took over after ours ran out is not ours to run)."""
+        if not ids:
+            return []
+        q = (
+            select(ScheduledEvent)
+            .where(
+                ScheduledEvent.id.in_(list(ids)),
+                ScheduledEvent.status == "leased",
+                ScheduledEvent.leased_by == worker,
+            )
+            .order_by(ScheduledEvent.priority, ScheduledEvent.due_at, ScheduledEvent.id)
+        )
+        if self._postgres:
+            q = q.with_for_update()
+        return list(await self._s.scalars(q))
 
     async def claim_due(self, now: datetime, limit: int) -> list[ScheduledEvent]:
-        """Pending events due by ``now``, oldest first, locked for this transaction.
+        """Pending events due by ``now``, most urgent first, locked for this transaction
+        (no lease: for callers that run them in the same transaction).
 
         PostgreSQL: ``FOR UPDATE SKIP LOCKED``, so several workers share the queue; SQLite
         has a single writer, so the transaction alone is enough."""
         q = (
             select(ScheduledEvent)
             .where(ScheduledEvent.status == "pending", ScheduledEvent.due_at <= now)
-            .order_by(ScheduledEvent.due_at, ScheduledEvent.id)
+            .order_by(ScheduledEvent.priority, ScheduledEvent.due_at, ScheduledEvent.id)
             .limit(limit)
         )
         if self._postgres:

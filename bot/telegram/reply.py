@@ -16,6 +16,8 @@ Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove
 # Replies to the person who just wrote go first; background work waits behind them.
 PRIORITY_URGENT = 0
 PRIORITY_REPLY = 3
+# Scheduled routine messages (reminders, check-ins) wait behind urgent messages and replies.
+PRIORITY_ROUTINE = 5
 
 # Media a file can be relayed as (one send method each: sendPhoto, sendVoice, ...).
 RELAY_KINDS = SUPPORTED_KINDS
