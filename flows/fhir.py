@@ -25,6 +25,7 @@ from typing import Any
 
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.communication import Communication
+from fhir.resources.R4B.medicationrequest import MedicationRequest
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 
 from flows.intake import HISTORY_STATES, State
@@ -345,6 +346,118 @@ def case_bundle(
         "type": "collection",
         "timestamp": _aware(now).isoformat(timespec="seconds"),
         "entry": [{"fullUrl": _full_url(c["id"]), "resource": c} for c in communications],
+    }
+    Bundle.model_validate(resource)  # raises if the bundle is not valid FHIR
+    return resource
+
+
+# -- medication plans as MedicationRequest resources -------------------------------------------
+
+PLAN_SYSTEM = "urn:careline:medication-plan"
+FOOD_TEXT = {
+    "with": "Take with food",
+    "before": "Take before food",
+    "after": "Take after food",
+}
+_DAY_CODES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_PLAN_STATUS = {
+    "draft": "draft",
+    "proposed": "draft",
+    "active": "active",
+    "paused": "on-hold",
+    "ended": "completed",
+    "declined": "cancelled",
+    "cancelled": "cancelled",
+}
+
+
+def medication_request(
+    plan: Any, doc: dict[str, Any], schedule: dict[str, Any], *, patient_ref: str
+) -> dict[str, Any]:
+    """A doctor's medication plan as a FHIR R4 MedicationRequest (a plain dict that validates).
+
+    ``doc`` holds the plan's decrypted texts (``name``, ``dose``, ``food``), ``schedule`` its
+    timing JSON (``times`` or ``every_hours``, ``days``, ``start``, ``end``). Times of day go to
+    ``timing.repeat.timeOfDay`` (with ``dayOfWeek`` unless every day), every N hours to
+    ``frequency``/``period``/``periodUnit``; the dates to ``boundsPeriod``. The dose stays the
+    doctor's free text (``dosageInstruction.text``): Careline never codes or changes it."""
+    repeat: dict[str, Any] = {}
+    if schedule.get("every_hours"):
+        repeat.update(frequency=1, period=int(schedule["every_hours"]), periodUnit="h")
+    else:
+        repeat["timeOfDay"] = [f"{t}:00" for t in schedule.get("times") or []]
+    days = [int(d) for d in schedule.get("days") or []]
+    if days and sorted(set(days)) != [1, 2, 3, 4, 5, 6, 7]:
+        repeat["dayOfWeek"] = [_DAY_CODES[d - 1] for d in sorted(set(days))]
+    bounds: dict[str, Any] = {}
+    if schedule.get("start"):
+        bounds["start"] = schedule["start"]
+    if schedule.get("end"):
+        bounds["end"] = schedule["end"]
+    if bounds:
+        repeat["boundsPeriod"] = bounds
+    food = doc.get("food") or "none"
+    dosage: dict[str, Any] = {
+        "sequence": 1,
+        "text": doc.get("dose") or "",
+        "timing": {"repeat": repeat},
+    }
+    if food in FOOD_TEXT:
+        dosage["additionalInstruction"] = [
+            {
+                "coding": [{"system": f"{PLAN_SYSTEM}:food", "code": food}],
+                "text": FOOD_TEXT[food],
+            }
+        ]
+        dosage["patientInstruction"] = FOOD_TEXT[food]
+    authored = plan.confirmed_at or plan.created_at
+    resource: dict[str, Any] = {
+        "resourceType": "MedicationRequest",
+        "id": plan.id,
+        "meta": {"versionId": str(plan.version)},
+        "identifier": [{"system": PLAN_SYSTEM, "value": f"{plan.id}/{plan.version}"}],
+        "status": _PLAN_STATUS.get(plan.status, "unknown"),
+        "intent": "order",
+        "medicationCodeableConcept": {"text": doc.get("name") or ""},
+        "subject": {"reference": f"Patient/{patient_ref}"},
+        "requester": {"reference": f"Practitioner/{plan.doctor_id}"},
+        "dosageInstruction": [dosage],
+    }
+    if authored is not None:
+        resource["authoredOn"] = _aware(authored).isoformat(timespec="seconds")
+    if plan.consultation_id:
+        resource["encounter"] = {
+            "identifier": {"system": CASE_SYSTEM, "value": plan.consultation_id}
+        }
+    if plan.shift_minutes:
+        resource["note"] = [
+            {
+                "text": f"The patient moved the reminder times by {plan.shift_minutes:+d} minutes"
+                " (travel); the prescribed times are above."
+            }
+        ]
+    MedicationRequest.model_validate(resource)  # raises if the resource is not valid FHIR
+    return resource
+
+
+def medication_bundle(
+    plan: Any,
+    doc: dict[str, Any],
+    schedule: dict[str, Any],
+    *,
+    patient_ref: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """One plan's MedicationRequest in a FHIR Bundle of type ``collection``."""
+    request = medication_request(plan, doc, schedule, patient_ref=patient_ref)
+    full_url = uuid.uuid5(uuid.NAMESPACE_URL, f"{PLAN_SYSTEM}:{plan.id}/{plan.version}")
+    resource: dict[str, Any] = {
+        "resourceType": "Bundle",
+        "id": f"{plan.id}-{plan.version}",
+        "identifier": {"system": PLAN_SYSTEM, "value": f"{plan.id}/{plan.version}"},
+        "type": "collection",
+        "timestamp": _aware(now).isoformat(timespec="seconds"),
+        "entry": [{"fullUrl": f"urn:uuid:{full_url}", "resource": request}],
     }
     Bundle.model_validate(resource)  # raises if the bundle is not valid FHIR
     return resource
