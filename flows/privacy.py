@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from flows import caregivers, retention
 from flows import consultation as cases
-from flows import retention
 from flows.fhir import (
     InlineBudget,
     RecordedMessage,
@@ -233,6 +233,7 @@ async def erase(
     kept = await retention.settle_cases(uow, patient, now=now, policy=policy)
     await uow.reports.delete_for_patient(patient.id)
     await uow.intakes.delete_for_patient(patient.id)
+    await caregivers.erase_for_patient(uow, patient, bot=bot)  # each active one is told
     await uow.vault.destroy(patient.id)
     await uow.patients.delete(patient)
     await uow.audit.record(
