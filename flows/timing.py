@@ -93,6 +93,25 @@ class Schedule:
     start: date = field(default_factory=lambda: datetime.now(UTC).date())
     end: date | None = None
 
+    def __post_init__(self) -> None:
+        """Times sorted and unique, days sorted and unique; ValueError for an impossible
+        schedule (a handler never shows this: the parsers refuse such input first)."""
+        times = tuple(sorted({_check_hhmm(t) for t in self.times}))
+        days = tuple(sorted(set(self.days)))
+        if not times:
+            raise ValueError("a schedule needs at least one time")
+        if not days or any(d not in ALL_DAYS for d in days):
+            raise ValueError(f"bad ISO weekdays {self.days!r}")
+        if self.every_hours is not None:
+            if not MIN_EVERY_HOURS <= self.every_hours <= MAX_EVERY_HOURS:
+                raise ValueError(f"every_hours out of range: {self.every_hours}")
+            if len(times) != 1:
+                raise ValueError("an interval schedule has exactly one anchor time")
+        if self.end is not None and self.end < self.start:
+            raise ValueError("a schedule cannot end before it starts")
+        object.__setattr__(self, "times", times)
+        object.__setattr__(self, "days", days)
+
     def to_json(self) -> str:
         """Compact JSON with ISO dates."""
         return json.dumps(
@@ -117,17 +136,15 @@ class Schedule:
             days = tuple(sorted({int(d) for d in raw.get("days") or ALL_DAYS}))
             start = date.fromisoformat(raw["start"])
             end = date.fromisoformat(raw["end"]) if raw.get("end") else None
+            return cls(
+                times=times,
+                every_hours=int(every) if every is not None else None,
+                days=days,
+                start=start,
+                end=end,
+            )
         except (TypeError, KeyError, ValueError, AttributeError) as exc:
             raise ValueError(f"not a schedule: {exc}") from exc
-        if not times or any(d not in ALL_DAYS for d in days):
-            raise ValueError("not a schedule: no times or bad days")
-        return cls(
-            times=times,
-            every_hours=int(every) if every is not None else None,
-            days=days,
-            start=start,
-            end=end,
-        )
 
     def per_day(self) -> int:
         """How many reminders a full day has (at most)."""
@@ -185,31 +202,70 @@ def _normalise(text: str) -> str:
 
 # --- times --------------------------------------------------------------------------------------
 
+_ZH_PM = ("下午", "傍晚", "晚上", "晚")
 _ZH_PERIODS = "早上|早晨|清早|上午|中午|下午|傍晚|晚上|夜里|夜间|半夜|凌晨|早|晚"
 _TIME = re.compile(
     rf"""
     (?P<pre>{_ZH_PERIODS}|в\s)?\s*
-    (?P<h>\d{{1,2}})
-    (?:\s*(?:[:.]|h(?=\d))\s*(?P<m>\d{{1,2}}))?
+    (?<!\d)(?P<h>\d{{1,2}})
+    (?:\s*(?:[:.]|h(?=\d))\s*(?P<m>\d{{2}}))?
     (?:\s*(?P<zh>[点點时時])\s*(?P<zhm>半|一刻|三刻|整|\d{{1,2}}\s*分?)?)?
-    (?:\s*(?P<suf>a\.?\s?m\.?|p\.?\s?m\.?|o'?clock|hrs?\b|h\b|часов|часа|час\b|ч\b\.?
-        |утра|дня|вечера|ночи|in\sthe\smorning|in\sthe\sevening|at\snight))?
+    (?:\s*(?P<unit>o'?clock|hrs?\b|h\b|часов|часа|час\b|ч\b\.?))?
+    (?:\s*(?P<suf>a\.?\s?m\b\.?|p\.?\s?m\b\.?|утра|дня|вечера|ночи
+        |in\sthe\smorning|in\sthe\safternoon|in\sthe\sevening|at\snight))?
+    (?!\d)(?![:.]\d)
     """,
     re.VERBOSE,
 )
-_WORD_TIMES = {
+# Words that stand for a time of day on their own ("morning and evening", "早晚", "вечером").
+# A word right after a number ("8 in the morning", "早上8点") is an am/pm marker instead.
+WORD_TIMES: dict[str, str] = {
     "noon": "12:00",
     "midday": "12:00",
     "midnight": "00:00",
+    "in the morning": "08:00",
+    "morning": "08:00",
+    "in the afternoon": "14:00",
+    "afternoon": "14:00",
+    "in the evening": "20:00",
+    "evening": "20:00",
+    "at bedtime": "22:00",
+    "bedtime": "22:00",
+    "before bed": "22:00",
+    "at night": "22:00",
     "полдень": "12:00",
+    "в полдень": "12:00",
     "полночь": "00:00",
+    "в полночь": "00:00",
+    "утром": "08:00",
+    "днём": "14:00",
+    "днем": "14:00",
+    "вечером": "20:00",
+    "перед сном": "22:00",
+    "на ночь": "22:00",
     "午夜": "00:00",
+    "早晚": "08:00 20:00",
+    "早上": "08:00",
+    "早晨": "08:00",
+    "上午": "08:00",
+    "中午": "12:00",
+    "下午": "14:00",
+    "傍晚": "18:00",
+    "晚上": "20:00",
+    "睡前": "22:00",
+    "夜里": "22:00",
 }
+_WORD_TIME = re.compile(
+    r"(?P<num>\d\s*(?:[:.]\s*\d{1,2}\s*)?(?:o'?clock\s*)?)?(?<![a-zа-яё])(?P<word>"
+    + "|".join(re.escape(w) for w in sorted(WORD_TIMES, key=len, reverse=True))
+    + r")(?![a-zа-яё])(?!\s*\d)"
+)
 _INTERVAL = re.compile(
     r"""
-    (?:every|each|q)\s*(?P<a>\d{1,3})\s*(?:h\b|hrs?\b|hours?\b)
+    (?<![a-z])(?:every|each|q)\s*(?P<a>\d{1,3})\s*(?:h\b|hrs?\b|hours?\b)
     | (?:每隔|每)\s*(?P<b>\d{1,3})\s*(?:个|個)?\s*(?:小时|小時|钟头|鐘頭)
-    | (?:кажды[еx]|каждые|раз\sв)\s*(?P<c>\d{1,3})\s*(?:часов|часа|час|ч\b)
+    | (?P<d>\d{1,3})\s*(?:个|個)?\s*(?:小时|小時)\s*(?:1次|一次)
+    | (?:кажды[еx]|каждые|каждый|раз\sв)\s*(?P<c>\d{1,3})\s*(?:часов|часа|час|ч\b)
     """,
     re.VERBOSE,
 )
@@ -221,10 +277,10 @@ _TIMES_PER_DAY = re.compile(
     """,
     re.VERBOSE,
 )
-# Words that may sit between times: separators in three languages and polite filler.
+# What may sit between times: separators in three languages and a little filler.
 _FILLER = re.compile(
-    r"""^(?:[\s,;、，；/&+]|and|at|и|в|和|及|与|跟|还有|以及|,|then|also|а\sтакже|also
-         |starting|from|с|从|开始|起|first|dose)*$""",
+    r"""^(?:[\s,;、，；/&+]|and|at|then|also|starting|from|first|dose|и|в|с|а\sтакже|затем
+         |和|及|与|跟|还有|以及|从|开始|起|各\s*1\s*次)*$""",
     re.VERBOSE,
 )
 _SPREAD = {
@@ -265,7 +321,7 @@ def _one_time(m: re.Match[str], raw: str) -> str:
         if hour > 12:
             raise TimingError("timing.error.bad_time", value=_shown(raw))
         hour = 0 if hour == 12 else hour
-    elif suf in ("pm", "intheevening", "вечера") or pre in ("下午", "傍晚", "晚上", "晚"):
+    elif suf in ("pm", "intheevening", "intheafternoon", "вечера") or pre in _ZH_PM:
         if hour > 12 or hour == 0:
             if hour < 12 or hour > 23:
                 raise TimingError("timing.error.bad_time", value=_shown(raw))
@@ -288,8 +344,9 @@ def _one_time(m: re.Match[str], raw: str) -> str:
     return f"{hour:02d}:{minute:02d}"
 
 
-def _scan_times(text: str) -> list[str]:
-    """Every time in ``text`` (normalised); anything between them must be a separator."""
+def _scan_times(text: str, original: str) -> list[str]:
+    """Every time in ``text`` (normalised); anything between them must be a separator.
+    Unreadable text is reported as the person's whole ``original`` message (shortened)."""
     found: list[str] = []
     pos = 0
     for m in _TIME.finditer(text):
@@ -297,12 +354,39 @@ def _scan_times(text: str) -> list[str]:
             continue
         gap = text[pos : m.start()]
         if not _FILLER.match(gap):
-            raise TimingError("timing.error.bad_time", value=_shown(gap))
+            raise TimingError("timing.error.bad_time", value=_shown(original))
         found.append(_one_time(m, m.group(0)))
         pos = m.end()
     if not _FILLER.match(text[pos:]):
-        raise TimingError("timing.error.bad_time", value=_shown(text[pos:]))
+        raise TimingError("timing.error.bad_time", value=_shown(original))
     return found
+
+
+# Prescription Latin: bis / ter / quater in die, quaque die.
+_LATIN = re.compile(r"(?<![a-zа-я])(?:b\.?i\.?d|t\.?i\.?d|q\.?i\.?d|q\.?d)\.?(?![a-z])")
+_LATIN_COUNTS = {"bid": 2, "tid": 3, "qid": 4, "qd": 1}
+
+
+def _word_time(m: re.Match[str]) -> str:
+    if m.group("num"):
+        return m.group(0)  # "8 in the morning": an am/pm marker, read by _TIME
+    return " " + WORD_TIMES[m.group("word")] + " "
+
+
+def _prepare_times(text: str) -> str:
+    """Normalised text with time words, counts and Latin abbreviations spelled as numbers;
+    TimingError(timing.error.empty) when nothing is left."""
+    norm = _normalise(text)
+    norm = _WORD_TIME.sub(_word_time, norm)
+    norm = re.sub(r"各\s*1\s*次", " ", norm)  # 早晚各一次: once each
+    norm = re.sub(r"(?<![a-zа-я])(once|twice|thrice)\s*(a|per|each)?\s*day", _word_count, norm)
+    norm = norm.replace("дважды", "2 раза").replace("трижды", "3 раза")
+    norm = re.sub(r"(?<![a-z])every\s+hour\b|каждый\s+час\b|每\s*小时", "every 1 hours", norm)
+    norm = _LATIN.sub(lambda m: f"{_LATIN_COUNTS[m.group(0).replace('.', '')]} times a day", norm)
+    norm = re.sub(r"\s+", " ", norm).strip()
+    if not norm.strip(" ,;、，；."):
+        raise TimingError("timing.error.empty")
+    return norm
 
 
 def _check_interval(hours: int) -> int:
@@ -322,23 +406,13 @@ def parse_times(text: str) -> tuple[tuple[str, ...], int | None]:
     Raises TimingError: timing.error.empty, .bad_time {value}, .too_many {max},
     .bad_interval {value}.
     """
-    norm = _normalise(text)
-    for word, hhmm in _WORD_TIMES.items():
-        norm = re.sub(rf"(?<![a-zа-я]){word}(?![a-zа-я])", hhmm, norm)
-    norm = re.sub(r"中午(?!\s*\d)", "12:00", norm)
-    norm = re.sub(r"(?<![a-zа-я])(once|twice|thrice)\s*(a|per|each)?\s*day", _word_count, norm)
-    norm = norm.replace("дважды", "2 раза").replace("трижды", "3 раза")
-    norm = re.sub(r"(?<![a-zа-я])(?:bid|b\.i\.d\.)(?![a-z])", "2 times a day", norm)
-    norm = re.sub(r"(?<![a-zа-я])(?:tid|t\.i\.d\.)(?![a-z])", "3 times a day", norm)
-    norm = re.sub(r"(?<![a-zа-я])(?:qid|q\.i\.d\.)(?![a-z])", "4 times a day", norm)
-    if not norm.strip(" ,;、，；."):
-        raise TimingError("timing.error.empty")
+    norm = _prepare_times(text)
     interval = _INTERVAL.search(norm)
     if interval:
-        hours = int(interval.group("a") or interval.group("b") or interval.group("c"))
+        hours = int(next(g for g in interval.group("a", "b", "c", "d") if g))
         _check_interval(hours)
         rest = (norm[: interval.start()] + " " + norm[interval.end() :]).strip()
-        anchors = _scan_times(rest) if rest else []
+        anchors = _scan_times(rest, text) if rest else []
         if len(set(anchors)) > 1:
             raise TimingError("timing.error.bad_time", value=_shown(text))
         return ((anchors[0] if anchors else DEFAULT_ANCHOR),), hours
@@ -351,7 +425,7 @@ def parse_times(text: str) -> tuple[tuple[str, ...], int | None]:
         if count < 1:
             raise TimingError("timing.error.bad_time", value=_shown(text))
         if rest:
-            explicit = tuple(sorted(set(_scan_times(rest))))
+            explicit = tuple(sorted(set(_scan_times(rest, text))))
             if explicit and len(explicit) != count:
                 raise TimingError("timing.error.bad_time", value=_shown(text))
             if explicit:
@@ -363,7 +437,7 @@ def parse_times(text: str) -> tuple[tuple[str, ...], int | None]:
         step = 14 * 60 / (count - 1)  # spread over the waking day, 08:00..22:00
         minutes = [8 * 60 + round(i * step / 30) * 30 for i in range(count)]
         return tuple(f"{m // 60:02d}:{m % 60:02d}" for m in minutes), None
-    times = _scan_times(norm)
+    times = _scan_times(norm, text)
     if not times:
         raise TimingError("timing.error.empty")
     unique = tuple(sorted(set(times)))
@@ -379,15 +453,10 @@ def _word_count(m: re.Match[str]) -> str:
 def parse_clock(text: str) -> str:
     """Exactly one local time ("22:00", "10 pm", "晚上十点", "в 22:00") as "HH:MM".
     Raises TimingError: timing.error.empty, .bad_time {value}, .one_time."""
-    norm = _normalise(text)
-    for word, hhmm in _WORD_TIMES.items():
-        norm = re.sub(rf"(?<![a-zа-я]){word}(?![a-zа-я])", hhmm, norm)
-    norm = re.sub(r"中午(?!\s*\d)", "12:00", norm)
-    if not norm.strip(" ,;、，；."):
-        raise TimingError("timing.error.empty")
+    norm = _prepare_times(text)
     if _INTERVAL.search(norm):
         raise TimingError("timing.error.one_time")
-    times = _scan_times(norm)
+    times = _scan_times(norm, text)
     if not times:
         raise TimingError("timing.error.empty")
     if len(set(times)) != 1:
@@ -501,31 +570,90 @@ def parse_days(text: str) -> tuple[int, ...]:
 
 # --- periods ------------------------------------------------------------------------------------
 
+_ONGOING_WORDS = (
+    "ongoing|indefinitely|indefinite|no end|no end date|forever|permanent|permanently"
+    "|long term|long-term|until further notice|continuous|continuously|lifelong|for life"
+    "|长期|一直|长期服用|持续服用|不停|终身"
+    "|постоянно|бессрочно|всегда|без срока|длительно|пожизненно|без окончания"
+)
 _ONGOING = re.compile(
-    r"^(?:ongoing|indefinitely|indefinite|no end|no end date|forever|permanent|permanently"
-    r"|long[- ]term|until further notice|continuous|continuously|长期|一直|长期服用|持续|不停"
-    r"|постоянно|бессрочно|всегда|без срока|длительно|пожизненно)$"
+    r"(?<![a-zа-яё])(?:"
+    + "|".join(re.escape(w) for w in sorted(_ONGOING_WORDS.split("|"), key=len, reverse=True))
+    + r")(?![a-zа-яё])"
 )
+_MONTHS: dict[str, int] = {}
+for _n, _names in enumerate(
+    (
+        "jan january января январь",
+        "feb february февраля февраль",
+        "mar march марта март",
+        "apr april апреля апрель",
+        "may мая май",
+        "jun june июня июнь",
+        "jul july июля июль",
+        "aug august августа август",
+        "sep sept september сентября сентябрь",
+        "oct october октября октябрь",
+        "nov november ноября ноябрь",
+        "dec december декабря декабрь",
+    ),
+    start=1,
+):
+    for _w in _names.split():
+        _MONTHS[_w] = _n
+_MONTH = "|".join(sorted(_MONTHS, key=len, reverse=True))
 _DATE = re.compile(
-    r"(?P<y>\d{4})\s*[-/.年]\s*(?P<m>\d{1,2})\s*[-/.月]\s*(?P<d>\d{1,2})\s*日?"
-    r"|(?P<d2>\d{1,2})\.(?P<m2>\d{1,2})\.(?P<y2>\d{4})"
+    rf"""
+    (?<!\d)(?P<y>\d{{4}})\s*[-/.年]\s*(?P<m>\d{{1,2}})\s*[-/.月]\s*(?P<d>\d{{1,2}})(?!\d)\s*[日号]?
+    | (?<![\d.])(?P<d2>\d{{1,2}})\.(?P<m2>\d{{1,2}})(?:\.(?P<y2>\d{{4}}))?(?![\d.])
+    | (?<!\d)(?P<m3>\d{{1,2}})\s*月\s*(?P<d3>\d{{1,2}})\s*[日号]
+    | (?<!\d)(?P<d4>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<mn4>{_MONTH})\.?
+        (?:,?\s*(?P<y4>\d{{4}}))?(?![a-zа-яё])
+    | (?<![a-zа-яё])(?P<mn5>{_MONTH})\.?\s+(?P<d5>\d{{1,2}})(?:st|nd|rd|th)?
+        (?:,?\s*(?P<y5>\d{{4}}))?(?!\d)
+    """,
+    re.VERBOSE,
 )
-_DURATION = re.compile(
-    r"(?P<n>\d{1,4})\s*(?:"
-    r"(?P<day>days?\b|d\b|天|日|дней|дня|день|сут(?:ок|ки)?)"
-    r"|(?P<week>weeks?\b|wks?\b|w\b|周|星期|个星期|недел[ьяиюе]\w*)"
-    r"|(?P<month>months?\b|mos?\b|个月|個月|月|месяц\w*)"
-    r")"
+_WORD_NUMBERS = {
+    "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
+    "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
+    "один": 1, "одна": 1, "одну": 1, "два": 2, "две": 2, "три": 3, "четыре": 4, "пять": 5,
+    "шесть": 6, "семь": 7, "восемь": 8, "девять": 9, "десять": 10,
+}  # fmt: skip
+_UNITS = (
+    r"(?P<day>days?|d|天|日|дней|дня|день|сутки|суток)"
+    r"|(?P<week>weeks?|wks?|w|个星期|個星期|星期|周|недел[ьяиюе]|недель)"
+    r"|(?P<month>months?|mos?|个月|個月|месяц|месяца|месяцев)"
+    r"|(?P<year>years?|yrs?|年|год|года|лет)"
 )
-_PERIOD_FILLER = re.compile(
-    r"^(?:[\s,;:.、，；]|for|from|starting|start|starts|beginning|on|until|till|til|to|through"
-    r"|thru|and|then|after|that|within|next|the|of|a|an|total|in|"
-    r"с|со|по|до|на|в|течение|от|начиная|и|всего|"
-    r"从|到|至|开始|起|为期|共|持续|连续|服用|吃|用|之后|以后|,)*$"
+_DURATION = re.compile(rf"(?<![\d.])(?P<n>\d{{1,4}})\s*(?:{_UNITS})(?![a-zа-яё])")
+# "неделю", "a month", "one year": a unit with a number word or none (Russian).
+_WORD_DURATION = re.compile(
+    r"(?<![a-zа-яё\d])(?:(?P<word>"
+    + "|".join(_WORD_NUMBERS)
+    + r")\s+)?(?P<unit>days?|weeks?|months?|years?|неделю|месяц|год)(?![a-zа-яё])"
 )
-_FROM_WORDS = re.compile(
-    r"(?:from|starting|start|beginning|начиная|с|со|от|从|开始|起)(?![a-zа-я])"
+_PERIOD_WORDS = {
+    "for", "from", "starting", "start", "starts", "beginning", "on", "until", "till", "til",
+    "to", "through", "thru", "and", "then", "within", "next", "the", "of", "total", "in",
+    "after", "up", "over", "ending", "end", "ends",
+    "с", "со", "по", "до", "на", "в", "течение", "от", "начиная", "и", "всего", "ближайшие",
+    "следующие", "включительно",
+}  # fmt: skip
+_PERIOD_ZH = re.compile(
+    r"(?:从|自|到|至|直到|截止|截至|开始|起|为期|共|持续|连续|服用|吃|用|之后|以后|的|止|内|期间)+"
 )
+_PERIOD_PUNCT = frozenset(",;:.-–—~、，；/")
+_FROM_WORDS = {"from", "starting", "start", "starts", "beginning", "с", "со", "от", "начиная"}
+_FROM_ZH = re.compile(r"从|自|开始|起(?!止)")
+
+
+_RELATIVE_DAY = re.compile(
+    r"(?<![a-zа-яё])(?:today|сегодня|сегодняшнего дня|(?:tomorrow|завтра"
+    r"|завтрашнего дня))(?![a-zа-яё])|今天|明天"
+)
+_TODAY = {"today", "сегодня", "сегодняшнего дня", "今天"}
+_AT = re.compile(r"@([01])")
 
 
 def _add_months(day: date, months: int) -> date:
@@ -538,92 +666,150 @@ def _add_years(day: date, years: int) -> date:
     return _add_months(day, 12 * years)
 
 
+def _match_date(m: re.Match[str], today: date) -> date:
+    """The date of one _DATE match; a date without a year is the next one from yesterday."""
+    groups = m.groupdict()
+    if groups["y"]:
+        return date(int(groups["y"]), int(groups["m"]), int(groups["d"]))
+    if groups["d2"]:
+        day, month, year = int(groups["d2"]), int(groups["m2"]), groups["y2"]
+    elif groups["m3"]:
+        day, month, year = int(groups["d3"]), int(groups["m3"]), None
+    elif groups["d4"]:
+        day, month, year = int(groups["d4"]), _MONTHS[groups["mn4"]], groups["y4"]
+    else:
+        day, month, year = int(groups["d5"]), _MONTHS[groups["mn5"]], groups["y5"]
+    if year:
+        return date(int(year), month, day)
+    guess = date(today.year, month, day) if (month, day) != (2, 29) else None
+    if guess is None or guess < today - PAST_GRACE:
+        for ahead in range(1, 9):  # the next year that has this day (29 February)
+            try:
+                guess = date(today.year + ahead, month, day)
+                break
+            except ValueError:
+                continue
+        else:
+            raise ValueError("no such day")
+    return guess
+
+
+def _leftover_ok(rest: str) -> bool:
+    """Whether what is left after dates and durations is only filler words."""
+    for word in re.findall(r"[a-zа-яё]+|[\u3400-\u9fff]+|[^\s]", rest):
+        if re.fullmatch(r"[a-zа-яё]+", word):
+            if word not in _PERIOD_WORDS:
+                return False
+        elif re.fullmatch(r"[\u3400-\u9fff]+", word):
+            if not _PERIOD_ZH.fullmatch(word):
+                return False
+        elif word not in _PERIOD_PUNCT:
+            return False
+    return True
+
+
 def parse_period(text: str, today: date) -> tuple[date, date | None]:
     """First and last local date (inclusive; None = ongoing) from what a person types.
 
-    "30 days", "2 weeks", "3 months", "30天", "2周", "30 дней" -> (today, today + n - 1);
-    "until 2026-12-31" / "到2026年12月31日" / "до 31.12.2026" -> (today, that day);
-    "2026-12-03 to 2026-12-31"; "from 2026-12-05 for 10 days"; "from 2026-12-05" (ongoing);
-    "ongoing" / "长期" / "постоянно" -> (today, None).
+    "30 days", "2 weeks", "3 months", "a year", "30天", "2周", "30 дней", "неделю" ->
+    (today, last day); "until 2026-12-31" / "到2026年12月31日" / "до 31.12.2026" /
+    "until 31 December" -> (today, that day); "2026-12-03 to 2026-12-31";
+    "from 2026-12-05 for 10 days"; "from 2026-12-05" or "starting tomorrow" (ongoing);
+    "ongoing" / "长期" / "постоянно" -> (today, None). A date without a year is its next
+    occurrence (from yesterday on).
     Raises TimingError: timing.error.empty, .bad_period {value}, .end_before_start,
     .start_past, .too_long {years}.
     """
     norm = _normalise(text).strip(" .!")
     if not norm:
         raise TimingError("timing.error.empty")
-    if _ONGOING.match(norm):
-        return today, None
-    norm = re.sub(r"(?<![a-zа-я])(today|сегодня)(?![a-zа-я])|今天", today.isoformat(), norm)
-    tomorrow = (today + timedelta(days=1)).isoformat()
-    norm = re.sub(r"(?<![a-zа-я])(tomorrow|завтра)(?![a-zа-я])|明天", tomorrow, norm)
-    dates: list[date] = []
-    rest = norm
-    for m in list(_DATE.finditer(norm)):
+    bad = TimingError("timing.error.bad_period", value=_shown(text))
+    norm = _RELATIVE_DAY.sub(lambda m: " @0 " if m.group(0) in _TODAY else " @1 ", norm)
+    found: list[tuple[int, date]] = []  # (position, date): the earlier one is the start
+    for m in _DATE.finditer(norm):
         try:
-            if m.group("y"):
-                dates.append(date(int(m.group("y")), int(m.group("m")), int(m.group("d"))))
-            else:
-                dates.append(date(int(m.group("y2")), int(m.group("m2")), int(m.group("d2"))))
+            found.append((m.start(), _match_date(m, today)))
         except ValueError:
-            raise TimingError("timing.error.bad_period", value=_shown(text)) from None
+            raise bad from None
+    found += [(m.start(), today + timedelta(days=int(m.group(1)))) for m in _AT.finditer(norm)]
+    dates = [day for _, day in sorted(found)]
+    rest = _AT.sub(" ", _DATE.sub(" ", norm))
+    ongoing = bool(_ONGOING.search(rest))
+    rest = _ONGOING.sub(" ", rest)
+    lengths: list[tuple[int, str]] = []
+    for m in list(_DURATION.finditer(rest)):
+        unit = next(u for u in ("day", "week", "month", "year") if m.group(u))
+        lengths.append((int(m.group("n")), unit))
         rest = rest.replace(m.group(0), " ", 1)
-    durations = list(_DURATION.finditer(rest))
-    ongoing_word = False
-    for m in durations:
+    for m in list(_WORD_DURATION.finditer(rest)):
+        unit = m.group("unit")
+        unit = {"неделю": "week", "месяц": "month", "год": "year"}.get(unit, unit.rstrip("s"))
+        lengths.append((_WORD_NUMBERS[m.group("word")] if m.group("word") else 1, unit))
         rest = rest.replace(m.group(0), " ", 1)
-    for word in ("ongoing", "indefinitely", "长期", "постоянно", "бессрочно"):
-        if word in rest:
-            ongoing_word = True
-            rest = rest.replace(word, " ")
-    starts_from = bool(_FROM_WORDS.search(rest))
-    if not _PERIOD_FILLER.match(rest) or len(durations) > 1 or len(dates) > 2:
-        raise TimingError("timing.error.bad_period", value=_shown(text))
-    length: int | None = None
-    if durations:
-        d = durations[0]
-        n = int(d.group("n"))
-        if n < 1:
-            raise TimingError("timing.error.bad_period", value=_shown(text))
-        if n > 366 * MAX_YEARS:
-            raise TimingError("timing.error.too_long", years=MAX_YEARS)
-        length = n * 7 if d.group("week") else n if d.group("day") else -n  # -n: months
-    start: date
+    starts_from = bool(_FROM_ZH.search(rest) or _FROM_WORDS & set(re.findall(r"[a-zа-яё]+", rest)))
+    if not _leftover_ok(rest) or len(lengths) > 1 or len(dates) > 2:
+        raise bad
     end: date | None
-    if len(dates) == 2:
-        if length is not None or ongoing_word:
-            raise TimingError("timing.error.bad_period", value=_shown(text))
-        start, end = dates
-    elif len(dates) == 1:
-        if length is not None:
-            start = dates[0]
-            end = _span_end(start, length)
-        elif starts_from or ongoing_word:
-            start, end = dates[0], None
-        else:
-            start, end = today, dates[0]
-    elif length is not None:
-        if ongoing_word:
-            raise TimingError("timing.error.bad_period", value=_shown(text))
-        start, end = today, _span_end(today, length)
-    elif ongoing_word:
-        start, end = today, None
-    else:
-        raise TimingError("timing.error.bad_period", value=_shown(text))
+    try:
+        start, end = _resolve_period(dates, lengths, ongoing, starts_from, today)
+    except TimingError:
+        raise
+    except ValueError:
+        raise bad from None
     if end is not None and end < start:
         raise TimingError("timing.error.end_before_start")
     if start < today - PAST_GRACE:
         raise TimingError("timing.error.start_past")
-    limit = _add_years(today, MAX_YEARS)
-    if start > limit or (end is not None and end > _add_years(start, MAX_YEARS)):
+    if start > _add_years(today, MAX_YEARS) or (
+        end is not None and end > _add_years(start, MAX_YEARS)
+    ):
         raise TimingError("timing.error.too_long", years=MAX_YEARS)
     return start, end
 
 
-def _span_end(start: date, length: int) -> date:
-    """Last day of a span of ``length`` days (negative: months) starting on ``start``."""
-    if length < 0:
-        return _add_months(start, -length) - timedelta(days=1)
-    return start + timedelta(days=length - 1)
+def _resolve_period(
+    dates: list[date],
+    lengths: list[tuple[int, str]],
+    ongoing: bool,
+    starts_from: bool,
+    today: date,
+) -> tuple[date, date | None]:
+    """(start, end) from what was found; ValueError for a combination that means nothing."""
+    if len(dates) == 2:
+        if lengths or ongoing:
+            raise ValueError("two dates and a length")
+        return dates[0], dates[1]
+    if len(dates) == 1:
+        if lengths:
+            return dates[0], _span_end(dates[0], *lengths[0])
+        if starts_from or ongoing:
+            return dates[0], None
+        return today, dates[0]
+    if lengths:
+        if ongoing:
+            raise ValueError("a length and ongoing")
+        return today, _span_end(today, *lengths[0])
+    if ongoing:
+        return today, None
+    raise ValueError("nothing found")
+
+
+def _span_end(start: date, n: int, unit: str) -> date:
+    """Last day of ``n`` days / weeks / months / years starting on ``start`` (inclusive);
+    a span too long for the calendar is refused as too long."""
+    if n < 1:
+        raise ValueError("an empty span")
+    if n > 400 * MAX_YEARS:
+        raise TimingError("timing.error.too_long", years=MAX_YEARS)
+    try:
+        if unit == "day":
+            return start + timedelta(days=n - 1)
+        if unit == "week":
+            return start + timedelta(days=7 * n - 1)
+        months = n if unit == "month" else 12 * n
+        return _add_months(start, months) - timedelta(days=1)
+    except (OverflowError, ValueError):
+        raise TimingError("timing.error.too_long", years=MAX_YEARS) from None
 
 
 # --- zones --------------------------------------------------------------------------------------
