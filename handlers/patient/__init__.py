@@ -8,6 +8,7 @@ from bot.settings import Settings
 from flows import checkback as flows_checkback
 from flows import retention
 from handlers.patient import case, checkback, commands, emergency, fallback, intake, onboarding
+from handlers.patient import doses as dose_handlers
 from scheduler.sweeper import Handler
 
 
@@ -17,6 +18,7 @@ def scheduled(settings: Settings | None = None) -> dict[str, Handler]:
         flows_checkback.KIND: checkback.send_checkback,
         retention.PURGE: retention.purge_event,
         **case.scheduled(settings or Settings()),
+        **dose_handlers.scheduled(settings or Settings()),
     }
 
 
@@ -30,6 +32,7 @@ def get_router() -> Router:
     # Red flags first: an emergency in any message wins over every other handler.
     root.include_routers(
         emergency.routes.router(),
+        dose_handlers.routes.router(),  # reminder buttons, typed skip reasons/side effects
         case.cancel_routes.router(),  # /cancel of a case, unless a profile edit is going on
         commands.routes.router(),
         case.routes.router(),
