@@ -527,6 +527,8 @@ def parse_days(text: str) -> tuple[int, ...]:
             items.append(_ZH_DAY[m.group("zhd")])
         elif m.group("word"):
             word = m.group("word")
+            if word not in _DAY_WORDS and word.endswith("s") and word[:-1] in _DAY_WORDS:
+                word = word[:-1]  # "mondays"
             if word in _DAY_WORDS:
                 items.append(_DAY_WORDS[word])
             elif word in _DAY_RANGE_WORDS and items and isinstance(items[-1], int):
@@ -834,12 +836,34 @@ _ZONE_WORDS = {
     "上海": "Asia/Shanghai",
     "香港": "Asia/Hong_Kong",
     "台北": "Asia/Taipei",
+    "伦敦": "Europe/London",
+    "莫斯科": "Europe/Moscow",
+    "纽约": "America/New_York",
+    "东京": "Asia/Tokyo",
+    "新加坡": "Asia/Singapore",
     "мск": "Europe/Moscow",
+    "санкт-петербург": "Europe/Moscow",
+    "петербург": "Europe/Moscow",
+    "лондон": "Europe/London",
+    "пекин": "Asia/Shanghai",
+    "шанхай": "Asia/Shanghai",
+    "калининград": "Europe/Kaliningrad",
+    "самара": "Europe/Samara",
+    "екатеринбург": "Asia/Yekaterinburg",
+    "омск": "Asia/Omsk",
+    "новосибирск": "Asia/Novosibirsk",
+    "красноярск": "Asia/Krasnoyarsk",
+    "иркутск": "Asia/Irkutsk",
+    "якутск": "Asia/Yakutsk",
+    "владивосток": "Asia/Vladivostok",
+    "магадан": "Asia/Magadan",
+    "камчатка": "Asia/Kamchatka",
     "msk": "Europe/Moscow",
     "москва": "Europe/Moscow",
     "московское время": "Europe/Moscow",
     "по москве": "Europe/Moscow",
     "utc": "UTC",
+    "utc+0": "UTC",
     "gmt": "UTC",
     "z": "UTC",
     "zulu": "UTC",
@@ -849,14 +873,21 @@ _OFFSET = re.compile(
 )
 
 
+_NOT_ZONES = ("posix/", "right/", "SystemV/")
+_NOT_ZONE_NAMES = frozenset({"localtime", "posixrules", "Factory", "leapseconds", "tzdata.zi"})
+
+
 @lru_cache(maxsize=1)
 def _zones() -> dict[str, str]:
     """Every IANA name by its lower-case form and by its city (``moscow`` -> Europe/Moscow)."""
-    names: dict[str, str] = {}
-    for name in sorted(available_timezones()):
-        names[name.lower()] = name
-    for name in sorted(available_timezones()):
-        if "/" in name and not name.startswith(("Etc/", "SystemV/", "posix/", "right/")):
+    usable = sorted(
+        name
+        for name in available_timezones()
+        if not name.startswith(_NOT_ZONES) and name not in _NOT_ZONE_NAMES
+    )
+    names = {name.lower(): name for name in usable}
+    for name in usable:
+        if "/" in name and not name.startswith("Etc/"):
             city = name.rsplit("/", 1)[1].lower()
             names.setdefault(city, name)
             names.setdefault(city.replace("_", " "), name)
