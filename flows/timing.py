@@ -48,6 +48,7 @@ ON_TIME = timedelta(minutes=2)
 CATCH_UP: dict[str, timedelta] = {
     "dose": timedelta(hours=2),
     "dose.again": timedelta(hours=1),
+    "dose.snooze": timedelta(hours=1),
     "dose.caregiver": timedelta(hours=2),
     "dose.doctor": timedelta(hours=12),
     "checkin": timedelta(hours=12),
@@ -95,7 +96,8 @@ class Schedule:
 
     def __post_init__(self) -> None:
         """Times sorted and unique, days sorted and unique; ValueError for an impossible
-        schedule (a handler never shows this: the parsers refuse such input first)."""
+        schedule (a handler never shows this: the parsers refuse such input first). An end
+        before the start is allowed and simply has no occurrences."""
         times = tuple(sorted({_check_hhmm(t) for t in self.times}))
         days = tuple(sorted(set(self.days)))
         if not times:
@@ -107,8 +109,6 @@ class Schedule:
                 raise ValueError(f"every_hours out of range: {self.every_hours}")
             if len(times) != 1:
                 raise ValueError("an interval schedule has exactly one anchor time")
-        if self.end is not None and self.end < self.start:
-            raise ValueError("a schedule cannot end before it starts")
         object.__setattr__(self, "times", times)
         object.__setattr__(self, "days", days)
 

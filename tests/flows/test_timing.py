@@ -437,7 +437,6 @@ def test_schedule_from_json_refuses(text: str) -> None:
         {"times": ("08:00",), "days": (0,)},
         {"times": ("08:00",), "every_hours": 1},
         {"times": ("08:00", "09:00"), "every_hours": 8},
-        {"times": ("08:00",), "end": date(2026, 11, 1)},
     ],
 )
 def test_schedule_refuses_impossible(kwargs: dict[str, object]) -> None:
@@ -660,6 +659,12 @@ def test_next_occurrence_agrees_with_occurrences_between() -> None:
             walked.append(item)
             after = item[1]
         assert walked == occurrences_between(schedule, tz, 15, utc(2026, 12, 1), walked[-1][1])
+
+
+def test_end_before_start_has_no_occurrences() -> None:
+    schedule = Schedule(times=("08:00",), start=TODAY, end=date(2026, 11, 30))
+    assert next_occurrence(schedule, "UTC", 0, utc(2026, 11, 1)) is None
+    assert occurrences_between(schedule, "UTC", 0, utc(2026, 11, 1), utc(2027, 1, 1)) == []
 
 
 def test_unknown_zone_is_a_programming_error() -> None:
