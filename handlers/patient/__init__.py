@@ -9,6 +9,7 @@ from flows import checkback as flows_checkback
 from flows import retention
 from handlers.patient import case, checkback, commands, emergency, fallback, intake, onboarding
 from handlers.patient import doses as dose_handlers
+from handlers.patient import meds as meds_handlers
 from scheduler.sweeper import Handler
 
 
@@ -32,6 +33,7 @@ def get_router() -> Router:
     # Red flags first: an emergency in any message wins over every other handler.
     root.include_routers(
         emergency.routes.router(),
+        meds_handlers.routes.router(),  # plan cards, /meds; typed answers before case relays
         dose_handlers.routes.router(),  # reminder buttons, typed skip reasons/side effects
         case.cancel_routes.router(),  # /cancel of a case, unless a profile edit is going on
         commands.routes.router(),
