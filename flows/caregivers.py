@@ -258,6 +258,13 @@ def parse_name(text: str) -> str:
     return name
 
 
+async def check_room(uow: UnitOfWork, patient: Patient, *, now: datetime) -> None:
+    """Refuse (``caregivers.error.limit``) when the patient already has :data:`MAX_ACTIVE`
+    caregivers and open invitations together."""
+    if len(await for_patient(uow, patient, now=now)) >= MAX_ACTIVE:
+        raise CaregiverError("caregivers.error.limit", max=MAX_ACTIVE)
+
+
 @dataclass(frozen=True)
 class Invitation:
     """A new invitation and its token (shown once, in the link; only its hash is kept)."""
@@ -281,8 +288,7 @@ async def invite(
     if scope not in SCOPES:
         raise CaregiverError("caregivers.error.state")
     clean = parse_name(name) if name is not None else None
-    if len(await for_patient(uow, patient, now=now)) >= MAX_ACTIVE:
-        raise CaregiverError("caregivers.error.limit", max=MAX_ACTIVE)
+    await check_room(uow, patient, now=now)
     token = new_token()
     cg = Caregiver(
         id=new_id(),
