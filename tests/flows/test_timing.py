@@ -10,6 +10,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flows import timing
 from flows.timing import (
@@ -798,3 +800,41 @@ def test_errors_render_in_every_language(locale: str) -> None:
         assert error.msgid not in rendered
         for value in error.params.values():
             assert str(value) in rendered
+
+
+# --- anything a person can type -----------------------------------------------------------------
+
+PIECES = [
+    *"0123456789:.,;、 -–+/amphAMPH点半刻早晚上下午中十一二两每小时次天周日月年至到：０\u200f",
+    *("утра", "вечера", "каждые", "пн", "days", "until", "ongoing", "UTC", "every", "weeks"),
+]
+TYPED = st.lists(st.sampled_from(PIECES), max_size=12).map("".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(TYPED)
+def test_parsers_answer_anything_with_a_timing_error_or_a_value(text: str) -> None:
+    """No input makes a parser fail with anything but TimingError (which a handler turns
+    into a friendly message); whatever is accepted is well formed."""
+    msgids = []
+    for parse in (parse_times, parse_clock, parse_days, parse_zone):
+        try:
+            parse(text)
+        except TimingError as error:
+            msgids.append(error.msgid)
+    assert all(m.startswith("timing.error.") for m in msgids)
+    try:
+        times, every = parse_times(text)
+    except TimingError:
+        pass
+    else:
+        assert times == tuple(sorted(set(times))) and 1 <= len(times) <= MAX_PER_DAY
+        assert all(re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", t) for t in times)
+        assert every is None or (len(times) == 1 and every in timing.ALLOWED_EVERY_HOURS)
+        Schedule(times=times, every_hours=every, start=TODAY)  # always a valid schedule
+    try:
+        start, end = parse_period(text, TODAY)
+    except TimingError:
+        pass
+    else:
+        assert start >= TODAY - timedelta(days=1) and (end is None or end >= start)
