@@ -46,6 +46,7 @@ routes = RouteTable("patient.caregivers")
 
 # FSM data key while the patient types the caregiver's name: {"scope": ..., "details": ...}.
 NAMING = "cg_invite"
+NAMING_TTL_S = 15 * 60
 # FSM data flag: the user picker keyboard was shown (so "Not now" is ours to answer).
 PICKER = "cg_picker"
 YES, NO = "yes", "no"
@@ -295,7 +296,12 @@ async def any_caregiver(
 async def typing_name(event: TelegramObject, state: FSMContext) -> dict[str, Any] | bool:
     """The patient is typing the caregiver's name: {"naming": {"scope", "details"}}."""
     data = (await state.get_data()).get(NAMING)
-    return {"naming": data} if isinstance(data, dict) and data.get("scope") else False
+    if not isinstance(data, dict) or not data.get("scope"):
+        return False
+    # A naming left unfinished long ago does not swallow later messages (e.g. to a doctor).
+    if utcnow().timestamp() - float(data.get("at") or 0) > NAMING_TTL_S:
+        return False
+    return {"naming": data}
 
 
 PICK_SKIP_LABELS = frozenset(
@@ -448,7 +454,8 @@ async def on_patient_button(
             await reply.text(tr("caregivers.invite.ask_details"), details_keyboard(tr, scope))
         elif action == "details" and scope in flow.SCOPES and callback_data.value in (YES, NO):
             details = callback_data.value == YES
-            await state.update_data({NAMING: {"scope": scope, "details": details}})
+            naming = {"scope": scope, "details": details, "at": now.timestamp()}
+            await state.update_data({NAMING: naming})
             await reply.text(tr("caregivers.invite.ask_name"), skip_keyboard(tr, scope, details))
         elif (
             action == "skip"

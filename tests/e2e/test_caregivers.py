@@ -15,9 +15,14 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.storage.base import StorageKey
+from aiogram.fsm.storage.memory import MemoryStorage
+from aiogram.types import Chat
 from sqlalchemy import select
 
 from flows import caregivers as flow
+from handlers.patient import caregivers as handlers
 from locales import Translator
 from storage.models import Caregiver, Consent, utcnow
 from tests.e2e.conftest import PATIENT_BOT, Clinic
@@ -426,3 +431,16 @@ async def test_languages(sqlite_clinic: Clinic, locale: str) -> None:
         ),
         since=0,
     )
+
+
+async def test_naming_expires() -> None:
+    """An invitation left at the name question does not take later messages as a name."""
+    state = FSMContext(MemoryStorage(), StorageKey(bot_id=1, chat_id=5, user_id=5))
+    event = Chat(id=5, type="private")
+    assert await handlers.typing_name(event, state) is False
+    fresh = {"scope": "missed", "details": False, "at": utcnow().timestamp()}
+    await state.update_data({handlers.NAMING: fresh})
+    assert await handlers.typing_name(event, state) == {"naming": fresh}
+    stale = {**fresh, "at": utcnow().timestamp() - handlers.NAMING_TTL_S - 1}
+    await state.update_data({handlers.NAMING: stale})
+    assert await handlers.typing_name(event, state) is False
