@@ -600,6 +600,23 @@ def zone_of(patient: Patient) -> str:
     return patient.timezone or "UTC"
 
 
+def _zoneinfo(patient: Patient) -> zoneinfo.ZoneInfo:
+    try:
+        return zoneinfo.ZoneInfo(zone_of(patient))
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return zoneinfo.ZoneInfo("UTC")
+
+
+def today_for(patient: Patient, now: datetime) -> date:
+    """The patient's local date."""
+    return now.astimezone(_zoneinfo(patient)).date()
+
+
+def local_time(patient: Patient, at: datetime) -> str:
+    """An instant as the patient's local "YYYY-MM-DD HH:MM"."""
+    return aware(at).astimezone(_zoneinfo(patient)).strftime("%Y-%m-%d %H:%M")
+
+
 def schedule_of(plan: FollowUpPlan) -> timing.Schedule:
     """An active plan's timing."""
     return timing.Schedule.from_json(plan.schedule)
@@ -639,6 +656,7 @@ class Enrolled:
     plan: FollowUpPlan
     patient: Patient
     first: tuple[str, datetime] | None
+    freq: str
 
 
 async def activate(
@@ -652,10 +670,7 @@ async def activate(
     patient = await uow.patients.get(plan.patient_id)
     if patient is None:
         raise NotAllowed("gone")
-    try:
-        zone = zoneinfo.ZoneInfo(zone_of(patient))
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        zone = zoneinfo.ZoneInfo("UTC")
+    zone = _zoneinfo(patient)
     today = now.astimezone(zone).date()
     days = FREQUENCIES[d["freq"]] or (today.isoweekday(),)
     sched = timing.Schedule(times=(d["time"],), days=days, start=today, end=review)
@@ -679,7 +694,7 @@ async def activate(
         alerts.doctor_ref(doctor.id), "followup.enrol", "followup_plan", plan.id,
         {"template": plan.template, "freq": d["freq"]},
     )  # fmt: skip
-    return Enrolled(plan, patient, first)
+    return Enrolled(plan, patient, first, d["freq"])
 
 
 async def end(uow: UnitOfWork, plan: FollowUpPlan, now: datetime) -> None:

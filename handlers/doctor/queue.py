@@ -79,6 +79,9 @@ async def on_queue(
     if doctor is None or not flow.is_verified(doctor, now):
         await refuse(uow, doctor, "queue", tr, reply)
         return
+    from handlers.doctor.care import queue_alerts  # care imports this module
+
+    await queue_alerts(uow, doctor, tr, reply)  # open care alerts first
     cases = await flow.queue_for(uow, doctor, now)
     if not cases:
         await reply.text(tr("consult.doctor.queue_empty"))

@@ -8,7 +8,16 @@ from bot.settings import Settings
 from flows import checkback as flows_checkback
 from flows import retention
 from handlers.patient import caregivers as caregiver_handlers
-from handlers.patient import case, checkback, commands, emergency, fallback, intake, onboarding
+from handlers.patient import (
+    case,
+    checkback,
+    checkins,
+    commands,
+    emergency,
+    fallback,
+    intake,
+    onboarding,
+)
 from handlers.patient import doses as dose_handlers
 from handlers.patient import meds as meds_handlers
 from scheduler.sweeper import Handler
@@ -20,6 +29,7 @@ def scheduled(settings: Settings | None = None) -> dict[str, Handler]:
         flows_checkback.KIND: checkback.send_checkback,
         retention.PURGE: retention.purge_event,
         **case.scheduled(settings or Settings()),
+        **checkins.scheduled(),
         **dose_handlers.scheduled(settings or Settings()),
     }
 
@@ -37,6 +47,7 @@ def get_router() -> Router:
         meds_handlers.routes.router(),  # plan cards, /meds; typed answers before case relays
         dose_handlers.routes.router(),  # reminder buttons, typed skip reasons/side effects
         caregiver_handlers.routes.router(),  # invitation links, /caregivers, /stop, home
+        checkins.routes.router(),  # follow-up check-in answers, /readings
         case.cancel_routes.router(),  # /cancel of a case, unless a profile edit is going on
         commands.routes.router(),
         case.routes.router(),

@@ -1,0 +1,408 @@
+"""Chronic care in the doctor bot: care alerts (/alerts and the Acknowledge button), enrolling
+a patient in a follow-up plan (/followup in a case or /followup <case number>: template ->
+frequency -> time of day -> review date) and reading charts (/chart)."""
+
+from __future__ import annotations
+
+from aiogram import F
+from aiogram.filters import Command, CommandObject, StateFilter
+from aiogram.filters.callback_data import CallbackData
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+
+from bot.settings import Settings
+from bot.telegram.reply import PRIORITY_REPLY, Replier
+from flows import alerts, charts, followup, timing
+from flows import consultation as flow
+from handlers.common.routes import RouteTable
+from handlers.doctor.cases import _target
+from handlers.doctor.queue import refuse
+from locales import Html, Translator
+from storage.models import Consultation, Doctor, FollowUpPlan, utcnow
+from storage.uow import UnitOfWork
+
+routes = RouteTable("doctor.care")
+ALERTS_SHOWN = 10
+
+
+class AlertCB(CallbackData, prefix=alerts.CB_PREFIX):
+    """Acknowledge one care alert (``alert``: its id); packs as ``ca:ack:<id>``."""
+
+    action: str
+    alert: str
+
+
+class FollowCB(CallbackData, prefix="fu"):
+    """A step of the /followup set-up of one draft plan."""
+
+    action: str  # tpl | freq | time | rev | x
+    plan: str
+    value: str = ""
+
+
+class Typing(StatesGroup):
+    """The doctor may type the time of day or the review date of a draft plan."""
+
+    followup = State()
+
+
+def _button(text: str, data: CallbackData) -> InlineKeyboardButton:
+    return InlineKeyboardButton(text=text[:64], callback_data=data.pack())
+
+
+# --- care alerts --------------------------------------------------------------------------------
+
+
+async def queue_alerts(uow: UnitOfWork, doctor: Doctor, tr: Translator, reply: Replier) -> None:
+    """The doctor's open care alerts, at the top of /queue (nothing when there are none)."""
+    open_ = await alerts.open_for(uow, doctor.id)
+    if not open_:
+        return
+    now = utcnow()
+    lines = [await alerts.describe(uow, tr, a, now) for a in open_[:ALERTS_SHOWN]]
+    await reply.text(tr("care.queue_alerts", n=len(open_), lines=Html("\n".join(lines))))
+
+
+@routes.message(Command("alerts"))
+async def on_alerts(
+    message: Message, uow: UnitOfWork, doctor: Doctor | None, tr: Translator, reply: Replier
+) -> None:
+    """Open care alerts, most urgent first, each with its Acknowledge button."""
+    now = utcnow()
+    if doctor is None or not flow.is_verified(doctor, now):
+        await refuse(uow, doctor, "alerts", tr, reply)
+        return
+    open_ = await alerts.open_for(uow, doctor.id)
+    if not open_:
+        await reply.text(tr("care.alerts_empty"))
+        return
+    await reply.text(tr("care.alerts_title", n=len(open_)))
+    for alert in open_[:ALERTS_SHOWN]:
+        markup = InlineKeyboardMarkup(
+            inline_keyboard=[
+                [_button(tr.plain("care.alert.ack"), AlertCB(action="ack", alert=alert.id))]
+            ]
+        )
+        await reply.text(await alerts.describe(uow, tr, alert, now), markup)
+
+
+@routes.callback_query(AlertCB.filter())
+async def on_ack(
+    query: CallbackQuery,
+    callback_data: AlertCB,
+    uow: UnitOfWork,
+    doctor: Doctor | None,
+    tr: Translator,
+    reply: Replier,
+) -> None:
+    """Acknowledge: the alert leaves /queue and /alerts (audited)."""
+    now = utcnow()
+    if doctor is None or not flow.is_verified(doctor, now):
+        await reply.answer_callback(query.id)
+        await refuse(uow, doctor, "care_ack", tr, reply)
+        return
+    if callback_data.action != "ack":
+        await reply.answer_callback(query.id, tr.plain("error.stale_button"))
+        return
+    try:
+        alert = await alerts.ack(uow, doctor, callback_data.alert, now)
+    except alerts.NotAllowed as no:
+        msgid = "care.already_acked" if no.reason == "acked" else "care.not_yours"
+        await reply.answer_callback(query.id, tr.plain(msgid), alert=True)
+        return
+    await reply.answer_callback(query.id)
+    if query.message is not None:
+        await reply.edit_markup(query.message.message_id, None)
+    tag = await alerts.patient_tag(uow, tr, doctor.id, alert.patient_id)
+    await reply.text(tr("care.acked", tag=tag))
+
+
+# --- /followup ---------------------------------------------------------------------------------
+
+
+async def _case_for(
+    uow: UnitOfWork,
+    doctor: Doctor,
+    message: Message,
+    state: FSMContext,
+    command: CommandObject,
+    tr: Translator,
+    reply: Replier,
+    usage: str,
+) -> Consultation | None:
+    """The case a /followup or /chart is about: ``<case number>``, else the replied-to or
+    chosen case (closed ones included). Answers and returns None when there is none."""
+    arg = (command.args or "").strip().lstrip("#")
+    if arg:
+        case = await uow.consultations.by_number(int(arg)) if arg.isdigit() else None
+        if case is None or case.doctor_id != doctor.id:
+            await uow.audit.record(
+                flow.doctor_ref(doctor), "consultation.refused", "case_number", arg[:32], {}
+            )
+            if not arg.isdigit():
+                await reply.text(tr(usage))
+            else:
+                await reply.text(tr("followup.doctor.not_yours", number=arg))
+            return None
+        return case
+    case = await _target(uow, doctor, message, state)
+    if case is None:
+        await reply.text(tr(usage))
+    return case
+
+
+def _templates_keyboard(tr: Translator, plan: FollowUpPlan) -> InlineKeyboardMarkup:
+    rows = [
+        [
+            _button(
+                tr.plain(f"followup.template.{t}"), FollowCB(action="tpl", plan=plan.id, value=t)
+            )
+        ]
+        for t in followup.load().templates
+    ]
+    rows.append([_button(tr.plain("followup.doctor.cancel"), FollowCB(action="x", plan=plan.id))])
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+async def _ask_next(
+    uow: UnitOfWork, tr: Translator, reply: Replier, plan: FollowUpPlan, settings: Settings
+) -> None:
+    step = followup.draft_step(plan)
+    cancel = [_button(tr.plain("followup.doctor.cancel"), FollowCB(action="x", plan=plan.id))]
+    if step == "frequency":
+        row = [
+            _button(tr.plain(f"followup.freq.{f}"), FollowCB(action="freq", plan=plan.id, value=f))
+            for f in followup.FREQUENCIES
+        ]
+        name = tr.plain(f"followup.template.{plan.template}")
+        await reply.text(
+            tr("followup.doctor.choose_frequency", template=name),
+            InlineKeyboardMarkup(inline_keyboard=[row, cancel]),
+        )
+    elif step == "time":
+        patient = await uow.patients.get(plan.patient_id)
+        zone = followup.zone_of(patient) if patient is not None else "UTC"
+        row = [
+            _button(t, FollowCB(action="time", plan=plan.id, value=t.replace(":", "")))
+            for t in followup.TIMES
+        ]
+        await reply.text(
+            tr("followup.doctor.choose_time", timezone=zone),
+            InlineKeyboardMarkup(inline_keyboard=[row, cancel]),
+        )
+    elif step == "review":
+        row = [
+            _button(
+                tr.plain("followup.doctor.days", n=n),
+                FollowCB(action="rev", plan=plan.id, value=str(n)),
+            )
+            for n in followup.REVIEW_DAYS
+        ]
+        await reply.text(
+            tr("followup.doctor.choose_review"),
+            InlineKeyboardMarkup(inline_keyboard=[row, cancel]),
+        )
+
+
+@routes.message(Command("followup"))
+async def on_followup(
+    message: Message,
+    command: CommandObject,
+    uow: UnitOfWork,
+    state: FSMContext,
+    doctor: Doctor | None,
+    tr: Translator,
+    reply: Replier,
+) -> None:
+    """Starts a follow-up plan for the patient of one of the doctor's cases."""
+    now = utcnow()
+    if doctor is None or not flow.is_verified(doctor, now):
+        await refuse(uow, doctor, "followup", tr, reply)
+        return
+    case = await _case_for(
+        uow, doctor, message, state, command, tr, reply, "followup.doctor.usage"
+    )
+    if case is None:
+        return
+    plan = await followup.start_draft(uow, doctor, case, now)
+    await state.update_data(fu_plan=plan.id)
+    await state.set_state(Typing.followup)
+    tag = await alerts.patient_tag(uow, tr, doctor.id, case.patient_id)
+    await reply.text(tr("followup.doctor.choose_template", tag=tag), _templates_keyboard(tr, plan))
+
+
+async def _review_set(
+    uow: UnitOfWork,
+    doctor: Doctor,
+    plan: FollowUpPlan,
+    raw: str,
+    state: FSMContext,
+    tr: Translator,
+    reply: Replier,
+) -> None:
+    """The last step: activate, tell the doctor and the patient."""
+    now = utcnow()
+    patient = await uow.patients.get(plan.patient_id)
+    if patient is None:
+        raise followup.NotAllowed("gone")
+    review = followup.review_date(raw, followup.today_for(patient, now))
+    done = await followup.activate(uow, doctor, plan, review, now)
+    await state.set_state(None)
+    await state.update_data(fu_plan=None)
+    d = followup.schedule_of(plan)
+    freq = done.freq
+    first = done.first[0] if done.first else None
+    tag = await alerts.patient_tag(uow, tr, doctor.id, plan.patient_id)
+    await reply.text(
+        tr(
+            "followup.doctor.enrolled", tag=tag,
+            template=tr.plain(f"followup.template.{plan.template}"),
+            frequency=tr.plain(f"followup.freq.{freq}"), time=d.times[0],
+            review=review.isoformat(), first=first or tr.plain("followup.doctor.no_first"),
+        )
+    )  # fmt: skip
+    ptr = Translator(done.patient.locale)
+    preply = Replier(uow, "patient", done.patient.tg_user_id)
+    await preply.text(
+        ptr(
+            "followup.enrolled", template=ptr.plain(f"followup.template.{plan.template}"),
+            frequency=ptr.plain(f"followup.freq.{freq}"), time=d.times[0],
+            review=review.isoformat(), first=first or ptr.plain("followup.doctor.no_first"),
+        )
+    )  # fmt: skip
+
+
+@routes.callback_query(FollowCB.filter())
+async def on_followup_button(
+    query: CallbackQuery,
+    callback_data: FollowCB,
+    uow: UnitOfWork,
+    state: FSMContext,
+    doctor: Doctor | None,
+    tr: Translator,
+    reply: Replier,
+    settings: Settings,
+) -> None:
+    """Template, frequency, time and review buttons of a draft plan; Cancel drops it."""
+    now = utcnow()
+    if doctor is None or not flow.is_verified(doctor, now):
+        await reply.answer_callback(query.id)
+        await refuse(uow, doctor, "followup_button", tr, reply)
+        return
+    try:
+        plan = await followup.draft_of(uow, doctor, callback_data.plan)
+        action, value = callback_data.action, callback_data.value
+        if action == "x":
+            await uow.session.delete(plan)
+            await state.set_state(None)
+            await reply.answer_callback(query.id)
+            await reply.text(tr("followup.doctor.cancelled"))
+            return
+        expected = {"tpl": "template", "freq": "frequency", "time": "time", "rev": "review"}
+        if expected.get(action) != followup.draft_step(plan):
+            raise followup.NotAllowed("order")
+        await reply.answer_callback(query.id)
+        if query.message is not None:
+            await reply.edit_markup(query.message.message_id, None)
+        await state.update_data(fu_plan=plan.id)
+        await state.set_state(Typing.followup)
+        if action == "tpl":
+            followup.set_template(plan, value)
+        elif action == "freq":
+            followup.set_frequency(plan, value)
+        elif action == "time":
+            followup.set_time(plan, f"{value[:2]}:{value[2:]}")
+        else:
+            await _review_set(uow, doctor, plan, value, state, tr, reply)
+            return
+        await _ask_next(uow, tr, reply, plan, settings)
+    except (followup.NotAllowed, followup.BadAnswer, timing.TimingError):
+        await reply.answer_callback(query.id, tr.plain("followup.doctor.stale"), alert=True)
+
+
+@routes.message(StateFilter(Typing.followup), F.text, ~F.text.startswith("/"))
+async def on_followup_text(
+    message: Message,
+    uow: UnitOfWork,
+    state: FSMContext,
+    doctor: Doctor | None,
+    tr: Translator,
+    reply: Replier,
+    settings: Settings,
+) -> None:
+    """A typed time of day or review date for the draft plan (buttons for the rest)."""
+    now = utcnow()
+    if doctor is None or not flow.is_verified(doctor, now):
+        await state.set_state(None)
+        await refuse(uow, doctor, "followup", tr, reply)
+        return
+    try:
+        plan = await followup.draft_of(uow, doctor, (await state.get_data()).get("fu_plan"))
+    except followup.NotAllowed:
+        await state.set_state(None)
+        await reply.text(tr("followup.doctor.stale"))
+        return
+    step = followup.draft_step(plan)
+    try:
+        if step == "time":
+            followup.set_time(plan, message.text or "")
+        elif step == "review":
+            await _review_set(uow, doctor, plan, message.text or "", state, tr, reply)
+            return
+        else:
+            await reply.text(tr("followup.bad.use_buttons"))
+            return
+    except timing.TimingError as bad:
+        await reply.text(tr(bad.msgid, **bad.params))
+        await _ask_next(uow, tr, reply, plan, settings)
+        return
+    except followup.BadAnswer as bad:
+        await reply.text(tr(bad.msgid, **bad.params))
+        return
+    await _ask_next(uow, tr, reply, plan, settings)
+
+
+# --- /chart ------------------------------------------------------------------------------------
+
+
+@routes.message(Command("chart"))
+async def on_chart(
+    message: Message,
+    command: CommandObject,
+    uow: UnitOfWork,
+    state: FSMContext,
+    doctor: Doctor | None,
+    tr: Translator,
+    reply: Replier,
+) -> None:
+    """The chart of a patient under the doctor's care (refused and audited otherwise)."""
+    now = utcnow()
+    if doctor is None or not flow.is_verified(doctor, now):
+        await refuse(uow, doctor, "chart", tr, reply)
+        return
+    arg = (command.args or "").strip().lstrip("#")
+    case: Consultation | None
+    if arg:
+        case = await uow.consultations.by_number(int(arg)) if arg.isdigit() else None
+        if case is None and not arg.isdigit():
+            await reply.text(tr("followup.chart.usage"))
+            return
+    else:
+        case = await _target(uow, doctor, message, state)
+        if case is None:
+            await reply.text(tr("followup.chart.usage"))
+            return
+    if case is None or not await alerts.under_care(uow, doctor.id, case.patient_id):
+        await uow.audit.record(
+            flow.doctor_ref(doctor), "care.chart.refused", "case_number", arg[:32] or "-", {}
+        )
+        await reply.text(tr("followup.chart.refused"))
+        return
+    png = await charts.chart_for(uow, case.patient_id, now)
+    await uow.audit.record(flow.doctor_ref(doctor), "care.chart", "patient", case.patient_id, {})
+    tag = await alerts.patient_tag(uow, tr, doctor.id, case.patient_id)
+    await charts.send(
+        uow, "doctor", doctor.tg_user_id, png, tr("followup.chart.caption_doctor", tag=tag),
+        priority=PRIORITY_REPLY,
+    )  # fmt: skip

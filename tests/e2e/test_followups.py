@@ -1,0 +1,144 @@
+"""Follow-up plans end to end over the Bot API emulator, both real bots, on SQLite and
+PostgreSQL, with the scheduler driven by a fake clock (``clinic.app.sweeper.sweep_once``):
+
+a doctor enrols the patient of a case in hypertension check-ins (/followup: template,
+frequency, time, review date) -> the patient is told -> the check-in comes due -> an
+implausible 400/20 is refused and the question stays -> 185/115, pulse, "none of these" ->
+the doctor gets the care alert, /queue shows it, Acknowledge clears it -> the next check-in
+goes unanswered: the recall 3 days later, then missed and the doctor alerted -> /readings
+and the chart (a PNG that decodes, 900 px wide) for the patient, /chart for the doctor and a
+refusal for a doctor who has no care of the patient.
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from PIL import Image
+from sqlalchemy import select
+
+from locales import Translator
+from storage.models import AuditRecord, CareAlert, CheckIn, Reading, ScheduledEvent
+from tests.e2e.conftest import DOCTOR_BOT, PATIENT_BOT, Clinic
+from tests.e2e.test_consultation import add_doctor, consult, contains
+from tests.e2e.test_intake import new_patient
+
+EN = Translator("en")
+
+
+def _aware(d: datetime) -> datetime:
+    return d if d.tzinfo else d.replace(tzinfo=UTC)
+
+
+async def _pending(clinic: Clinic, kind: str) -> list[ScheduledEvent]:
+    async with clinic.app.db.uow() as uow:
+        rows = list(
+            await uow.session.scalars(
+                select(ScheduledEvent)
+                .where(ScheduledEvent.kind == kind, ScheduledEvent.status == "pending")
+                .order_by(ScheduledEvent.due_at)
+            )
+        )
+        uow.session.expunge_all()
+        return rows
+
+
+async def _sweep(clinic: Clinic, now: datetime) -> None:
+    while await clinic.app.sweeper.sweep_once(now):
+        pass
+
+
+async def _photo(clinic: Clinic, uid: int, bot: str, since: int) -> tuple[int, int]:
+    msg = await clinic.client.wait_for(uid, bot, lambda m: bool(m.get("photo")), since=since)
+    data = await clinic.client.download(msg["photo"]["download_url"])
+    with Image.open(io.BytesIO(data)) as img:
+        img.load()
+        assert img.format == "PNG"
+        return img.size
+
+
+def _has(token: str) -> Any:
+    return lambda m: token in (m.get("text") or m.get("caption") or "")
+
+
+async def test_hypertension_followup_alert_recall_readings_and_chart(clinic: Clinic) -> None:
+    doc = await add_doctor(clinic, "Dr Lena Park")
+    other = await add_doctor(clinic, "Dr Omar Reyes")
+    p = await new_patient(clinic, "en")
+    number = await consult(p)
+    await doc.accept(number)
+
+    # /followup in the chosen case: template -> frequency -> time -> review date.
+    await doc.say("/followup", contains("Follow-up for"))
+    await doc.press(EN.plain("followup.template.hypertension"), contains("how often"))
+    await doc.press(EN.plain("followup.freq.weekly"), contains("time of day"))
+    await doc.say("25:00", contains("time of day"))  # refused, the question stays
+    await doc.press("08:00", contains("Review date"))
+    await doc.say("200 days", contains("within the next 90 days"))  # over the maximum
+    await doc.press(EN.plain("followup.doctor.days", n=90), contains("The patient has been told"))
+    await p.clinic.client.wait_for(p.uid, PATIENT_BOT, contains("check-ins for you"))
+
+    [event] = await _pending(clinic, "checkin")
+    due = _aware(event.due_at)
+    assert event.key is not None and event.key.startswith(f"checkin:{event.subject}:")
+    since = await clinic.seq(p.uid)
+    await _sweep(clinic, due + timedelta(minutes=1))
+    await clinic.client.wait_for(p.uid, PATIENT_BOT, _has("blood pressure now"), since=since)
+    # the next weekly occurrence is already scheduled, exactly one
+    [nxt] = await _pending(clinic, "checkin")
+    assert timedelta(days=6) < _aware(nxt.due_at) - due < timedelta(days=8)
+
+    await p.say("400/20", contains("cannot be a blood pressure reading"))
+    await p.say("185/115", contains("Your pulse"))
+    await p.say("80", contains("Do you have any of these now"))
+    await p.press(EN.plain("followup.button.none"), contains("your doctor has been told"))
+
+    alert = await doc.wait(contains("outside the thresholds"))
+    assert f"#{number} ·" in alert["text"] and "185/115" in alert["text"]
+    await doc.say("/queue", contains("Care alerts for your patients (1)"))
+    await doc.press(EN.plain("care.alert.ack"), contains("Acknowledged"))
+    async with clinic.app.db.uow() as uow:
+        alerts = list(await uow.session.scalars(select(CareAlert)))
+        assert [(a.kind, a.level, a.acked_at is not None) for a in alerts] == [
+            ("reading", "alert", True)
+        ]
+        [reading] = list(await uow.session.scalars(select(Reading).where(Reading.kind == "bp")))
+        assert reading.flag == "high" and b"185" not in reading.value_enc
+    await doc.say("/alerts", contains("No open care alerts"))
+
+    # The next check-in goes unanswered: one recall 3 days later, then missed.
+    due2 = _aware(nxt.due_at)
+    since = await clinic.seq(p.uid)
+    await _sweep(clinic, due2 + timedelta(minutes=1))
+    await clinic.client.wait_for(p.uid, PATIENT_BOT, _has("blood pressure now"), since=since)
+    await _sweep(clinic, due2 + timedelta(days=3, minutes=2))
+    await clinic.client.wait_for(p.uid, PATIENT_BOT, _has("still waiting"), since=since)
+    since_doc = await clinic.seq(doc.uid, DOCTOR_BOT)
+    await _sweep(clinic, due2 + timedelta(days=6, minutes=5))
+    await doc.wait(contains("got no answer"), since_doc)
+    async with clinic.app.db.uow() as uow:
+        rows = list(await uow.session.scalars(select(CheckIn).order_by(CheckIn.due_at)))
+        assert [(c.status, c.level, c.recalled) for c in rows] == [
+            ("done", "alert", False),
+            ("missed", "none", True),
+        ]
+
+    # /readings and the patient's chart.
+    shown = await p.say("/readings", contains("Your readings of the last 30 days"))
+    assert "185/115 mmHg ⚠️" in shown["text"] and "80 bpm" in shown["text"]
+    since = await clinic.seq(p.uid)
+    await clinic.client.click_button(p.uid, PATIENT_BOT, EN.plain("followup.readings.chart"))
+    width, height = await _photo(clinic, p.uid, PATIENT_BOT, since)
+    assert width == 900 and height > 300
+
+    # The doctor's chart; another doctor is refused (and it is audited).
+    since = await clinic.seq(doc.uid, DOCTOR_BOT)
+    await clinic.client.send(doc.uid, DOCTOR_BOT, f"/chart {number}")
+    assert (await _photo(clinic, doc.uid, DOCTOR_BOT, since))[0] == 900
+    await other.say(f"/chart {number}", contains("only for patients under your care"))
+    async with clinic.app.db.uow() as uow:
+        actions = [r.action for r in await uow.session.scalars(select(AuditRecord))]
+        assert "care.chart" in actions and "care.chart.refused" in actions
+        assert "followup.enrol" in actions and "care.alert.ack" in actions
