@@ -444,3 +444,27 @@ async def test_naming_expires() -> None:
     stale = {**fresh, "at": utcnow().timestamp() - handlers.NAMING_TTL_S - 1}
     await state.update_data({handlers.NAMING: stale})
     assert await handlers.typing_name(event, state) is False
+
+
+async def test_erasure_tells_caregiver(sqlite_clinic: Clinic) -> None:
+    """The patient deletes their data: the active caregiver is told and the rows are gone."""
+    clinic = sqlite_clinic
+    p = await new_patient(clinic, "ru")
+    tr = p.tr
+    payload = await invite(clinic, p.uid, tr, "missed", False, "Oskar")
+    carer = await clinic.person("Oskar", "en")
+    label = first("ru")
+    await open_link(clinic, carer, payload, is_text(offer_text(EN, label, "missed", False)))
+    await press(clinic, carer, EN.plain("caregivers.offer.accept"), starts("Thank you"))
+    stop = EN.plain("caregivers.home.stop_button", patient=label)
+    await say(clinic, carer, "hi", has_button(stop))
+    await say(clinic, p.uid, "/delete", has_button(tr.plain("delete.confirm.yes")))
+    since = await clinic.seq(carer)
+    await clinic.client.click_button(p.uid, PATIENT_BOT, tr.plain("delete.confirm.yes"))
+    # The caregiver is not a patient, so the message is in the patient's language.
+    await clinic.client.wait_for(
+        carer, PATIENT_BOT, is_text(tr.plain("caregivers.erased", patient=label)), since=since
+    )
+    assert await caregivers(clinic) == []
+    # Their old Stop button is refused politely (the patient is gone).
+    await press(clinic, carer, stop, is_text(EN.plain("caregivers.no_longer_anyone")))
