@@ -3,22 +3,26 @@ on SQLite and PostgreSQL with the real vault, outbox and audit chain."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
-from flows import alerts
+from flows import alerts, followup
 from flows import consultation as cases
+from flows.questionnaire import DataFileError
 from storage.models import (
     AuditRecord,
     CareAlert,
+    Caregiver,
     Consultation,
     Doctor,
     FollowUpPlan,
     Intake,
     OutboxMessage,
     Patient,
+    Reading,
+    ScheduledEvent,
 )
 from storage.uow import Database, UnitOfWork
 
@@ -183,4 +187,359 @@ async def test_ack_hook_runs_for_its_kind(db: Database) -> None:
         # without a case the tag is the first name and age band
         sent = await _sent(uow, "doctor", 100)
         assert sent[0][0]["text"].startswith("<b>Mira · ")
+        await uow.commit()
+
+
+# --- templates, parsing, thresholds ------------------------------------------------------------
+
+
+GOOD = """
+version = "1"
+[templates.t]
+questions = ["bp", "sym"]
+[questions.bp]
+type = "bp"
+reading = "bp"
+min = [60, 30]
+max = [260, 160]
+alert_high = [180, 110]
+[questions.sym]
+type = "checklist"
+options = ["a", "b"]
+danger_with = ["bp"]
+"""
+
+
+def test_the_shipped_templates_load() -> None:
+    t = followup.load()
+    assert set(t.templates) == {"hypertension", "diabetes", "postop", "general"}
+    assert [q.id for q in t.get("hypertension").questions] == ["bp", "pulse", "bp_symptoms"]
+
+
+@pytest.mark.parametrize(
+    ("edit", "problem"),
+    [
+        (lambda s: s.replace('version = "1"', ""), "missing 'version'"),
+        (lambda s: s.replace('type = "bp"', 'type = "slider"'), "type must be one of"),
+        (lambda s: s.replace('["bp", "sym"]', '["bp", "nope"]'), "unknown option"),
+        (lambda s: s.replace("max = [260, 160]", "max = [50, 160]"), "min must be below max"),
+        (lambda s: s.replace("alert_high = [180, 110]", "alert_high = [300, 110]"), "outside"),
+        (lambda s: s.replace("alert_high = [180, 110]", "alert_high = 180"), "[systolic"),
+        (lambda s: s.replace('reading = "bp"', 'reading = "bp"\ncolour = "red"'), "unknown key"),
+        (lambda s: s.replace('["bp", "sym"]', '["sym", "bp"]'), "not asked before it"),
+        (lambda s: s.replace('options = ["a", "b"]', 'options = ["a"]'), "2 to 8 options"),
+        (lambda s: s + '[questions.orphan]\ntype = "text"\n', "no template asks"),
+        (lambda s: s.replace("[templates.t]", "[templates.t]\nextra = 1"), "exactly 'questions'"),
+        (lambda s: s + "]]", "not valid TOML"),
+    ],
+)
+def test_bad_templates_are_refused(edit: object, problem: str) -> None:
+    followup.parse(GOOD, check_catalogs=False)  # the base is fine
+    with pytest.raises(DataFileError) as bad:
+        followup.parse(edit(GOOD), check_catalogs=False)  # type: ignore[operator]
+    assert problem in str(bad.value)
+
+
+def test_catalog_ids_are_checked() -> None:
+    with pytest.raises(DataFileError, match="missing from the en catalog"):
+        followup.parse(GOOD)  # followup.template.t is in no catalog
+
+
+def _q(template: str, qid: str) -> followup.Question:
+    return next(q for q in followup.load().get(template).questions if q.id == qid)
+
+
+@pytest.mark.parametrize(
+    ("template", "qid", "value", "flag"),
+    [
+        ("hypertension", "bp", (179, 109), "none"),
+        ("hypertension", "bp", (180, 90), "high"),
+        ("hypertension", "bp", (150, 110), "high"),
+        ("hypertension", "pulse", 40, "none"),
+        ("hypertension", "pulse", 39, "low"),
+        ("hypertension", "pulse", 130, "none"),
+        ("hypertension", "pulse", 131, "high"),
+        ("diabetes", "glucose", 16.6, "none"),
+        ("diabetes", "glucose", 16.7, "high"),
+        ("diabetes", "glucose", 4.0, "none"),
+        ("diabetes", "glucose", 3.9, "low"),
+        ("diabetes", "glucose", 3.1, "low"),
+        ("diabetes", "glucose", 3.0, "danger"),
+        ("postop", "temperature", 37.9, "none"),
+        ("postop", "temperature", 38.0, "high"),
+        ("postop", "temperature", 39.9, "high"),
+        ("postop", "temperature", 40.0, "danger"),
+        ("postop", "pain", 7, "none"),
+        ("postop", "pain", 8, "high"),
+    ],
+)
+def test_thresholds_both_sides(template: str, qid: str, value: object, flag: str) -> None:
+    assert followup.flag_of(_q(template, qid), value) == flag
+
+
+@pytest.mark.parametrize(
+    ("template", "qid", "raw", "value"),
+    [
+        ("hypertension", "bp", "150/95", (150, 95)),
+        ("hypertension", "bp", " 150 / 95 mmHg", (150, 95)),
+        ("hypertension", "bp", "１５０／９５", (150, 95)),
+        ("hypertension", "bp", "150 на 95", (150, 95)),
+        ("diabetes", "glucose", "7,8", 7.8),
+        ("diabetes", "glucose", "7.8 mmol/L", 7.8),
+        ("postop", "temperature", "37,5°C", 37.5),
+        ("postop", "pain", "8", 8.0),
+    ],
+)
+def test_answers_parse(template: str, qid: str, raw: str, value: object) -> None:
+    q = _q(template, qid)
+    got = followup.parse_bp(q, raw) if q.type == "bp" else followup.parse_number(q, raw)
+    assert got == value
+
+
+@pytest.mark.parametrize(
+    ("template", "qid", "raw", "msgid"),
+    [
+        ("hypertension", "bp", "400/20", "followup.bad.bp_range"),
+        ("hypertension", "bp", "90/150", "followup.bad.bp_range"),
+        ("hypertension", "bp", "high", "followup.bad.bp_format"),
+        ("hypertension", "bp", "150", "followup.bad.bp_format"),
+        ("diabetes", "glucose", "90", "followup.bad.range"),
+        ("diabetes", "glucose", "seven", "followup.bad.number"),
+        ("postop", "temperature", "25", "followup.bad.range"),
+        ("postop", "pain", "11", "followup.bad.range"),
+        ("postop", "pain", "7.5", "followup.bad.whole"),
+        ("hypertension", "pulse", "7 8", "followup.bad.whole"),
+    ],
+)
+def test_implausible_values_are_refused(template: str, qid: str, raw: str, msgid: str) -> None:
+    q = _q(template, qid)
+    with pytest.raises(followup.BadAnswer) as bad:
+        followup.parse_bp(q, raw) if q.type == "bp" else followup.parse_number(q, raw)
+    assert bad.value.msgid == msgid
+
+
+def test_machine_table() -> None:
+    S = followup.State
+    assert followup.next_state(S.Q1, "answer", more=True) is S.Q2
+    assert followup.next_state(S.Q2, "answer", more=False) is S.DONE
+    assert followup.next_state(S.Q1, "red_flag", more=True) is S.RED_FLAG
+    assert followup.next_state(S.Q3, "miss", more=True) is S.MISSED
+    for final in (S.DONE, S.RED_FLAG, S.MISSED):
+        for trigger in followup.TRIGGERS:
+            with pytest.raises(ValueError, match="not allowed"):
+                followup.next_state(final, trigger, more=True)
+    with pytest.raises(ValueError, match="not allowed"):
+        followup.next_state(S.Q8, "answer", more=True)  # no ninth question
+    with pytest.raises(ValueError, match="not allowed"):
+        followup.next_state(S.Q1, "jump", more=True)
+
+
+# --- plans, check-ins and who is told (database) ------------------------------------------------
+
+
+async def _enrol(
+    uow: UnitOfWork, patient: Patient, doctor: Doctor, template: str, freq: str = "daily"
+) -> FollowUpPlan:
+    case = await _case(uow, patient, doctor)
+    plan = await followup.start_draft(uow, doctor, case, T0)
+    assert followup.draft_step(plan) == "template"
+    with pytest.raises(followup.NotAllowed):
+        followup.set_time(plan, "08:00")  # out of order
+    followup.set_template(plan, template)
+    followup.set_frequency(plan, freq)
+    assert followup.set_time(plan, "8 pm") == "20:00"
+    review = followup.review_date("30", followup.today_for(patient, T0))
+    done = await followup.activate(uow, doctor, plan, review, T0)
+    assert done.first is not None
+    return plan
+
+
+async def _events(uow: UnitOfWork, kind: str) -> list[ScheduledEvent]:
+    rows = await uow.session.scalars(
+        select(ScheduledEvent)
+        .where(ScheduledEvent.kind == kind, ScheduledEvent.status == "pending")
+        .order_by(ScheduledEvent.due_at)
+    )
+    return list(rows)
+
+
+async def _fire(uow: UnitOfWork, now: datetime) -> followup.Prompt | None:
+    [event] = await _events(uow, followup.KIND)
+    event.status = "done"
+    return await followup.fire_checkin(uow, event, now)
+
+
+def test_review_date_limits() -> None:
+    today = date(2026, 11, 2)
+    assert followup.review_date("90", today) == date(2027, 1, 30)  # 90 days, today included
+    assert followup.review_date("2026-12-31", today) == date(2026, 12, 31)
+    for bad in ("92", "2027-06-01", "ongoing", "2026-11-01"):
+        with pytest.raises((followup.BadAnswer, ValueError)):
+            followup.review_date(bad, today)
+
+
+async def test_enrol_fire_answer_alert_and_caregiver_without_values(db: Database) -> None:
+    async with db.uow() as uow:
+        patient = await _patient(uow, 1)
+        doctor = await _doctor(uow, 100)
+        uow.session.add_all(
+            [
+                Caregiver(patient_id=patient.id, tg_user_id=501, scope="checkins", status="active",
+                          expires_at=T0, accepted_at=T0),
+                Caregiver(patient_id=patient.id, tg_user_id=502, scope="missed", status="active",
+                          expires_at=T0, accepted_at=T0),
+            ]
+        )  # fmt: skip
+        plan = await _enrol(uow, patient, doctor, "hypertension")
+        [event] = await _events(uow, followup.KIND)
+        # 20:00 in Berlin (UTC+1 in November) on the day of T0, plus jitter
+        assert event.key == f"checkin:{plan.id}:2026-11-02 20:00"
+        due = followup.aware(event.due_at)
+        assert (
+            datetime(2026, 11, 2, 19, 0, tzinfo=UTC)
+            <= due
+            < datetime(2026, 11, 2, 19, 1, tzinfo=UTC)
+        )
+        prompt = await _fire(uow, due)
+        assert prompt is not None and prompt.mode == "on_time" and prompt.question is not None
+        assert prompt.question.id == "bp"
+        # the next occurrence is scheduled in the same transaction, and a recall
+        [nxt] = await _events(uow, followup.KIND)
+        assert nxt.key == f"checkin:{plan.id}:2026-11-03 20:00"
+        [recall] = await _events(uow, followup.RECALL)
+        assert followup.aware(recall.due_at) == due + timedelta(days=3)
+        checkin = prompt.checkin
+        assert await followup.open_checkin(uow, patient, due) is checkin
+        with pytest.raises(followup.BadAnswer):
+            await followup.answer_text(uow, patient, checkin, "400/20", due)
+        assert checkin.state == "q1"  # the question stays
+        out = await followup.answer_text(uow, patient, checkin, "185/115", due)
+        assert out.question is not None and out.question.id == "pulse"
+        out = await followup.answer_text(uow, patient, checkin, "72", due)
+        with pytest.raises(followup.BadAnswer):
+            await followup.answer_text(uow, patient, checkin, "typed", due)  # buttons only
+        with pytest.raises(followup.Stale):
+            await followup.press(uow, patient, checkin.id, 0, "opt", "x", due)  # old question
+        with pytest.raises(followup.BadAnswer):
+            await followup.press(uow, patient, checkin.id, 2, "done", "", due)  # nothing ticked
+        out = await followup.press(uow, patient, checkin.id, 2, "none", "", due)
+        assert out.question is None and out.level == "alert"
+        assert checkin.status == "done" and checkin.state == "done"
+        await followup.notify(uow, out, patient, due, "112")
+        readings = list(await uow.session.scalars(select(Reading).order_by(Reading.kind)))
+        assert [(r.kind, r.flag) for r in readings] == [("bp", "high"), ("pulse", "none")]
+        assert all(b"185" not in r.value_enc for r in readings)
+        assert b"185" not in (checkin.answers_enc or b"")
+        [alert] = await alerts.open_for(uow, doctor.id)
+        assert alert.kind == "reading" and alert.level == "alert"
+        [(to_doctor, _)] = await _sent(uow, "doctor", 100)
+        assert "185/115 mmHg" in to_doctor["text"]
+        # the "checkins" caregiver is told, without the value; the "missed" one is not
+        [(to_cg, _)] = await _sent(uow, "patient", 501)
+        assert "Mira" in to_cg["text"] and "185" not in to_cg["text"]
+        assert await _sent(uow, "patient", 502) == []
+        # a pressed button of the finished check-in is stale
+        with pytest.raises(followup.Stale):
+            await followup.press(uow, patient, checkin.id, 2, "none", "", due)
+        await uow.commit()
+
+
+async def test_danger_stops_the_questions_caregiver_with_details_gets_values(
+    db: Database,
+) -> None:
+    async with db.uow() as uow:
+        patient = await _patient(uow, 1)
+        doctor = await _doctor(uow, 100)
+        uow.session.add(
+            Caregiver(patient_id=patient.id, tg_user_id=501, scope="checkins", details=True,
+                      status="active", expires_at=T0, accepted_at=T0)
+        )  # fmt: skip
+        await _enrol(uow, patient, doctor, "diabetes")
+        [event] = await _events(uow, followup.KIND)
+        prompt = await _fire(uow, followup.aware(event.due_at))
+        assert prompt is not None
+        checkin = prompt.checkin
+        now = followup.aware(event.due_at)
+        out = await followup.press(uow, patient, checkin.id, 0, "opt", "fasting", now)
+        out = await followup.answer_text(uow, patient, checkin, "2,9", now)
+        assert out.level == "danger" and checkin.state == "red_flag" and out.question is None
+        await followup.notify(uow, out, patient, now, "112")
+        [(to_doctor, prio)] = await _sent(uow, "doctor", 100)
+        assert prio == alerts.PRIORITY_URGENT and "URGENT" in to_doctor["text"]
+        [(to_cg, cg_prio)] = await _sent(uow, "patient", 501)
+        assert cg_prio == 0 and "112" in to_cg["text"]
+        assert (f"patient:{patient.id}", "redflag.raised") in await _actions(uow)
+        await uow.commit()
+
+
+async def test_bp_with_a_symptom_is_danger_symptom_alone_is_alert(db: Database) -> None:
+    tpl = followup.load().get("hypertension")
+    high = {"bp": [185, 115], "pulse": 80}
+    ok = {"bp": [130, 80], "pulse": 80}
+    assert followup._evaluate(tpl, {**high, "bp_symptoms": ["severe_headache"]})[0] == "danger"
+    assert followup._evaluate(tpl, {**ok, "bp_symptoms": ["severe_headache"]})[0] == "alert"
+    assert followup._evaluate(tpl, {**ok, "bp_symptoms": ["chest_pain"]})[0] == "danger"
+    assert followup._evaluate(tpl, {**high, "bp_symptoms": []})[0] == "alert"
+    assert followup._evaluate(tpl, {**ok, "bp_symptoms": []})[0] == "none"
+    post = followup.load().get("postop")
+    assert followup._evaluate(post, {"wound": "leaking", "pain": 2, "temperature": 36.6})[0] == (
+        "alert"
+    )
+    assert followup._evaluate(post, {"wound": "red", "pain": 2, "temperature": 36.6})[0] == "none"
+
+
+async def test_quiet_hours_catch_up_and_recall(db: Database) -> None:
+    async with db.uow() as uow:
+        patient = await _patient(uow, 1)
+        patient.quiet_start, patient.quiet_end = "19:30", "07:00"
+        doctor = await _doctor(uow, 100)
+        plan = await _enrol(uow, patient, doctor, "general", freq="weekly")
+        [event] = await _events(uow, followup.KIND)
+        # 20:00 local falls in quiet hours: the prompt waits until 07:00 local (06:00 UTC)
+        due = followup.aware(event.due_at)
+        assert (
+            datetime(2026, 11, 3, 6, 0, tzinfo=UTC)
+            <= due
+            < datetime(2026, 11, 3, 6, 1, tzinfo=UTC)
+        )
+        # after 12 h 10 min of downtime: recorded as missed, the patient told once, no question
+        prompt = await _fire(uow, due + timedelta(hours=12, minutes=10))
+        assert prompt is not None and prompt.mode == "missed" and prompt.question is None
+        assert prompt.checkin.status == "missed"
+        # the next weekly one, a little late: asked with late wording
+        [event] = await _events(uow, followup.KIND)
+        due = followup.aware(event.due_at)
+        assert due - datetime(2026, 11, 3, 6, 0, tzinfo=UTC) >= timedelta(days=6)
+        prompt = await _fire(uow, due + timedelta(hours=2))
+        assert prompt is not None and prompt.mode == "late" and prompt.question is not None
+        checkin = prompt.checkin
+        # recall 3 days later re-asks; 3 days after that: missed and the doctor alerted
+        [recall] = await _events(uow, followup.RECALL)
+        recall.status = "done"
+        now = followup.aware(recall.due_at)
+        again = await followup.fire_recall(uow, recall, now)
+        assert again is not None and again.mode == "recall" and checkin.recalled
+        [final] = await _events(uow, followup.RECALL)
+        final.status = "done"
+        assert await followup.fire_recall(uow, final, now + timedelta(days=3)) is None
+        assert checkin.status == "missed"
+        [alert] = await alerts.open_for(uow, doctor.id)
+        assert alert.kind == "checkin_missed"
+        # a new check-in supersedes an unanswered older one
+        await followup.end(uow, plan, now)
+        assert await _events(uow, followup.KIND) == []
+        await uow.commit()
+
+
+async def test_followup_refused_for_another_doctors_case(db: Database) -> None:
+    async with db.uow() as uow:
+        patient = await _patient(uow, 1)
+        doctor, other = await _doctor(uow, 100), await _doctor(uow, 101)
+        case = await _case(uow, patient, doctor)
+        with pytest.raises(followup.NotAllowed):
+            await followup.start_draft(uow, other, case, T0)
+        assert (f"doctor:{other.id}", "followup.refused") in await _actions(uow)
+        plan = await followup.start_draft(uow, doctor, case, T0)
+        with pytest.raises(followup.NotAllowed):
+            await followup.draft_of(uow, other, plan.id)
         await uow.commit()
