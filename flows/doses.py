@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from transitions import Machine
 
 from flows import alerts, caregivers, timing
@@ -885,13 +885,15 @@ class DoseLine:
 async def recent(
     uow: UnitOfWork, patient: Patient, now: datetime, days: int = RECENT_DAYS
 ) -> list[DoseLine]:
-    """Today's and recent doses (due by now), newest first, with their status."""
+    """Today's and recent doses (due by now, or answered), newest first, with their
+    status."""
     rows = await uow.session.scalars(
         select(Dose)
         .where(
             Dose.patient_id == patient.id,
             Dose.due_at >= now - timedelta(days=days),
-            Dose.due_at <= now,
+            # Doses due by now, and any answered already (a dose may be taken early).
+            or_(Dose.due_at <= now, Dose.status != PENDING),
         )
         .order_by(Dose.due_at.desc(), Dose.local.desc())
         .limit(60)
