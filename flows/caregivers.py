@@ -456,7 +456,7 @@ async def decline(
     cg.token_hash = None
     cg.revoked_at = now
     await uow.consents.record(patient.id, CONSENT_KIND, cg.scope, "declined")
-    await uow.audit.record(f"tg:{tg_user_id}", "caregiver.decline", "caregiver", cg.id)
+    await uow.audit.record(actor_ref(cg), "caregiver.decline", "caregiver", cg.id)
     return Offer(cg, patient, await patient_label(uow, patient))
 
 

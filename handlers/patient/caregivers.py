@@ -371,6 +371,8 @@ async def on_offer_answer(
     except CaregiverError as err:
         await reply.text(tr(err.msgid, **err.params))
         return
+    if query.message is not None:  # the terms' buttons are spent
+        await reply.edit_markup(query.message.message_id, None)
     cg = offer.caregiver
     ptr, preply = await _to_patient(uow, offer.patient)
     name = await flow.name_of(uow, cg) or ptr.plain("caregivers.unnamed")
