@@ -46,7 +46,7 @@ MSG_ASK = {
 class PlanCB(CallbackData, prefix="dp"):
     """A wizard or /plans button (``plan``: the plan's id)."""
 
-    action: str  # pick | send | steps | goto | keep | cancel | chg | end | endok
+    action: str  # pick | type | send | steps | goto | keep | cancel | chg | end | endok
     plan: str
     step: str = ""
     value: str = ""
@@ -93,6 +93,7 @@ async def show_step(uow: UnitOfWork, tr: Translator, reply: Replier, plan: Medic
                 _b(tr, "meds.days.weekdays", PlanCB(action="pick", value="weekdays", **pick)),
             ]
         )
+        rows.append([_b(tr, "meds.days.type", PlanCB(action="type", **pick))])
     elif step == "period":
         rows.append(
             [
@@ -101,6 +102,7 @@ async def show_step(uow: UnitOfWork, tr: Translator, reply: Replier, plan: Medic
                 _b(tr, "meds.period.ongoing", PlanCB(action="pick", value="ongoing", **pick)),
             ]
         )
+        rows.append([_b(tr, "meds.period.type", PlanCB(action="type", **pick))])
     elif step == "food":
         rows.extend(
             [
@@ -286,6 +288,14 @@ async def on_button(
             plan, _ = await flow.choose(uow, doctor, cb.plan, cb.step, cb.value, now)
             await reply.answer_callback(query.id)
             await show_step(uow, tr, reply, plan)
+            return
+        if cb.action == "type":
+            open_plan = await flow.wizard_of(uow, doctor)
+            if open_plan is None or open_plan.id != cb.plan or open_plan.step != cb.step:
+                raise NotAllowed("stale")
+            await reply.answer_callback(query.id)
+            hint = "meds.plan.type_days" if cb.step == "days" else "meds.plan.type_period"
+            await reply.text(tr(hint))
             return
         if cb.action == "keep":
             plan = await flow.keep(uow, doctor, cb.plan, now)

@@ -187,6 +187,40 @@ async def test_wizard_cancel_and_refusals(clinic: Clinic) -> None:
     await other.say("/plan 99999", is_text(other.t("meds.plan.not_your_case", number="99999")))
     # A patient of the patient bot has no doctor commands: /meds with no plans.
     await p.say("/meds", is_text(p.t("meds.none")))
+    # The "type them" buttons only explain; the typed answer is the step's answer.
+    await doc.say(f"/plan {number}", is_text(t("meds.plan.ask_name", number=number, name=FIRST)))
+    await doc.say(MEDICINE, is_text(t("meds.plan.ask_dose", number=number, name=FIRST)))
+    await doc.say(DOSE, is_text(t("meds.plan.ask_times", number=number, name=FIRST)))
+    await doc.say("50 times a day", is_text(t("timing.error.too_many", max=12)))
+    await doc.say("8 pm", is_text(t("meds.plan.ask_days", number=number, name=FIRST)))
+    await doc.press(t("meds.days.type"), is_text(t("meds.plan.type_days")))
+    await doc.say("Mon, Wed, Fri", is_text(t("meds.plan.ask_period", number=number, name=FIRST)))
+    await doc.say("until 2020-01-01", is_text(t("timing.error.end_before_start")))
+    await doc.say("14 days", is_text(t("meds.plan.ask_food", number=number, name=FIRST)))
+    await doc.say("with dinner", is_text(t("meds.plan.use_buttons")))
+    review = await doc.press(t("meds.food.after"), has_button(t("meds.plan.send")))
+    assert "20:00" in review["text"] and "Mon, Wed, Fri" in review["text"]
+    since_p = await clinic.seq(p.uid)
+    await doc.press(
+        t("meds.plan.send"), starts(t("meds.plan.sent", number=number, name=FIRST, version=1))
+    )
+    await clinic.client.wait_for(
+        p.uid, PATIENT_BOT, has_button(p.t("meds.card.decline")), since=since_p
+    )
+    # The patient declines with a reason; the doctor gets it.
+    await p.press(p.t("meds.card.decline"), is_text(p.t("meds.decline.ask")))
+    since_d = await clinic.seq(doc.uid, DOCTOR_BOT)
+    await p.say("I get dizzy with it", is_text(p.t("meds.declined", name=MEDICINE)))
+    told = await doc.wait(contains("I get dizzy with it"), since_d)
+    assert told["text"] == t(
+        "meds.doctor.declined_reason",
+        number=number, name=FIRST, medicine=MEDICINE, reason="I get dizzy with it",
+    )  # fmt: skip
+    plans = await plans_of(clinic)
+    assert [pl.status for pl in plans] == ["cancelled", "declined"]
+    # The declined card's buttons are stale; nothing was scheduled.
+    await p.press(p.t("meds.card.confirm"), is_text(p.t("meds.stale")))
+    assert await dose_events(clinic, plans[1].id) == []
 
 
 async def test_meds_pause_resume_quiet_zone_shift(clinic: Clinic) -> None:
