@@ -571,6 +571,12 @@ async def on_typed(
     await _after_effect(uow, step, patient, state, tr, reply, settings)
 
 
+@routes.message(~F.text, _typing_for)
+async def on_typed_other(message: Message, tr: Translator, reply: Replier) -> None:
+    """A photo, sticker or voice while a typed skip reason or side effect is expected."""
+    await reply.text(tr("doses.type_please"))
+
+
 # -- caregivers' buttons ----------------------------------------------------------------------
 
 

@@ -11,6 +11,7 @@ reason reaches the dose, not the doctor's chat; /doses lists it all.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 import zoneinfo
@@ -91,7 +92,7 @@ async def _remind(clinic: Clinic, p: Patient, plan_id: str) -> tuple[Dose, dict[
     since = await clinic.seq(p.uid)
     await _sweep(clinic, _aware(dose.due_at) + timedelta(minutes=1))
     msg = await clinic.client.wait_for(
-        p.uid, PATIENT_BOT, has_button(EN.plain("doses.btn.taken")), since=since
+        p.uid, PATIENT_BOT, has_button(p.t("doses.btn.taken")), since=since
     )
     return dose, msg
 
@@ -223,3 +224,83 @@ async def test_reminders_answers_and_the_escalation_ladder(clinic: Clinic) -> No
     listing = await p.say("/doses", contains(MEDICINE))
     for status in ("taken", "skipped"):
         assert p.t(f"doses.status.{status}") in listing["text"]
+
+
+async def _callback_answer(clinic: Clinic, uid: int, since: int) -> dict[str, Any]:
+    for _ in range(200):
+        answers = (await clinic.client.messages(uid, PATIENT_BOT, since=since))["callback_answers"]
+        if answers:
+            return dict(answers[0])
+        await asyncio.sleep(0.05)
+    raise TimeoutError("no callback answer")
+
+
+async def test_red_flag_side_effect_stale_buttons_and_the_doctors_ack(clinic: Clinic) -> None:
+    doc = await add_doctor(clinic, "Ada Example")
+    p = await new_patient(clinic, "ru")
+    carer = await _carer(clinic, p.uid)
+    plan_id = await _plan(clinic, p, doc.uid)
+    await clinic.client.wait_for(p.uid, PATIENT_BOT, has_button(p.t("meds.card.confirm")))
+    await p.press(p.t("meds.card.confirm"), contains(""))
+
+    # Taken, then the same button again: "already recorded", nothing changes.
+    dose, msg = await _remind(clinic, p, plan_id)
+    assert MEDICINE in msg["text"] and p.t("doses.btn.taken") == "✅ Принял(а)"
+    await p.press(p.t("doses.btn.taken"), contains(dose.local[-5:]))
+    since = await clinic.seq(p.uid)
+    await clinic.client.click(
+        p.uid, PATIENT_BOT, msg["message_id"], _data(msg, p.t("doses.btn.taken")), force=True
+    )
+    answer = await _callback_answer(clinic, p.uid, since)
+    assert answer.get("text") == p.t("doses.already")
+
+    # A side effect: trouble breathing -> emergency instructions at once, the doctor
+    # alerted urgently, the caregiver told (without the medicine's name).
+    dose, msg = await _remind(clinic, p, plan_id)
+    await p.press(p.t("doses.btn.effect"), has_button(p.t("doses.effect.breathing")))
+    doc_since = await clinic.seq(doc.uid, DOCTOR_BOT)
+    carer_since = await clinic.seq(carer)
+    await p.press(p.t("doses.effect.breathing"), contains("112"))
+    await clinic.client.wait_for(p.uid, PATIENT_BOT, contains(p.t("doses.effect.red_sent")))
+    await clinic.client.wait_for(doc.uid, DOCTOR_BOT, contains(MEDICINE), since=doc_since)
+    carer_msg = await clinic.client.wait_for(
+        carer, PATIENT_BOT, contains("112"), since=carer_since
+    )
+    assert MEDICINE not in carer_msg["text"]
+    async with clinic.app.db.uow() as uow:
+        [alert] = list(await uow.session.scalars(select(CareAlert)))
+        assert (alert.kind, alert.level) == ("side_effect", "danger")
+
+    # The doctor changes the plan (version 2): the old reminder's buttons say so.
+    async with clinic.app.db.uow() as uow:
+        plan = await uow.session.get(MedicationPlan, plan_id)
+        assert plan is not None
+        plan.version = 2
+        await uow.commit()
+    await p.press(p.t("doses.btn.skip"), contains(p.t("doses.changed", plan="")[:30]))
+    async with clinic.app.db.uow() as uow:
+        plan = await uow.session.get(MedicationPlan, plan_id)
+        assert plan is not None
+        plan.version = 1
+        await uow.commit()
+
+    # Silence up to the doctor; the doctor acknowledges: recorded on the dose.
+    dose, msg = await _remind(clinic, p, plan_id)
+    base = _aware(dose.due_at) + timedelta(minutes=1)
+    doc_since = await clinic.seq(doc.uid, DOCTOR_BOT)
+    await _sweep(clinic, base + timedelta(minutes=121))
+    ack_label = Translator("en").plain("care.alert.ack")
+    await clinic.client.wait_for(doc.uid, DOCTOR_BOT, has_button(ack_label), since=doc_since)
+    await clinic.press(doc.uid, ack_label, DOCTOR_BOT)
+    acked = next(d for d in await _doses(clinic, plan_id) if d.id == dose.id)
+    assert (acked.acked_by or "").startswith("doctor:") and acked.status == "pending"
+    # The caregiver's old alert button now answers "already answered".
+    since = await clinic.seq(carer)
+    await clinic.client.click_button(carer, PATIENT_BOT, EN.plain("doses.caregiver.btn.took"))
+    answer = await _callback_answer(clinic, carer, since)
+    assert answer.get("text") == EN.plain("doses.caregiver.already")
+
+
+def _data(msg: dict[str, Any], label: str) -> str:
+    rows = (msg.get("reply_markup") or {}).get("inline_keyboard") or []
+    return next(b["callback_data"] for row in rows for b in row if b["text"] == label)
