@@ -803,7 +803,7 @@ async def run_baseline(opts: Options, inline: bool, offsets: list[float]) -> dic
     link = Link("baseline", inline)
     await link.open()
     try:
-        lead = 2.0 if opts.quick else 10.0 + 40e-6 * len(offsets)
+        lead = 2.0 if opts.quick else 30.0 + 200e-6 * len(offsets)
         log(
             f"\n== baseline: {len(offsets)} APScheduler date jobs (AsyncIOScheduler, defaults: "
             f"misfire_grace_time 1 s, MemoryJobStore) due within "
@@ -1127,7 +1127,7 @@ async def run_careline(opts: Options, inline: bool) -> dict[str, Any]:
                 probe.delivered / (max(first) - min(first)) if len(first) > 1 else math.nan
             ),
         }
-        out["replies"] = _replies(probe, t0_mono, w1)
+        out["replies"] = _replies(probe, t0_mono, enqueued_m, w1)
         cpu_s = None if cpu0[0] is None or cpu1[0] is None else cpu1[0] - cpu0[0]
         span = cpu1[2] - cpu0[2]
         other = None
@@ -1158,18 +1158,27 @@ async def run_careline(opts: Options, inline: bool) -> dict[str, Any]:
     return out
 
 
-def _replies(probe: Probe, t0_mono: float, w1: float) -> dict[str, Any]:
-    before = sorted(
-        1000 * (s.replied_at - s.accepted_at)
-        for s in probe.samples
-        if s.replied_at is not None and s.accepted_at < t0_mono
-    )
-    during = sorted(
-        1000 * (s.replied_at - s.accepted_at)
-        for s in probe.samples
-        if s.replied_at is not None and t0_mono <= s.accepted_at < w1
-    )
+def _replies(probe: Probe, t0_mono: float, enqueued_m: float, w1: float) -> dict[str, Any]:
+    def between(a: float, b: float) -> list[float]:
+        return sorted(
+            1000 * (s.replied_at - s.accepted_at)
+            for s in probe.samples
+            if s.replied_at is not None and a <= s.accepted_at < b
+        )
+
+    before, during = between(0.0, t0_mono), between(t0_mono, w1)
+    sweeping, sending = between(t0_mono, enqueued_m), between(enqueued_m, w1)
     return {
+        "while_enqueueing": {
+            "n": len(sweeping),
+            "p50_ms": percentile(sweeping, 50),
+            "p99_ms": percentile(sweeping, 99),
+        },
+        "while_only_sending": {
+            "n": len(sending),
+            "p50_ms": percentile(sending, 50),
+            "p99_ms": percentile(sending, 99),
+        },
         "asked": len(probe.samples),
         "answered": sum(1 for s in probe.samples if s.replied_at is not None),
         "wrong": len(probe.talk_wrong),
@@ -1281,6 +1290,12 @@ def describe(opts: Options, care: dict[str, Any], line: dict[str, Any]) -> None:
         f"{rep['before']['p99_ms']:.0f} ms (n={rep['before']['n']}); during the burst and "
         f"window p50 {rep['during']['p50_ms']:.0f} ms p99 {rep['during']['p99_ms']:.0f} ms "
         f"(n={rep['during']['n']}); {rep['answered']} of {rep['asked']} answered"
+    )
+    a, b = rep["while_enqueueing"], rep["while_only_sending"]
+    log(
+        f"  of which while the sweeper was enqueueing: p50 {a['p50_ms']:.0f} ms p99 "
+        f"{a['p99_ms']:.0f} ms (n={a['n']}); in the window (sending only): p50 "
+        f"{b['p50_ms']:.0f} ms p99 {b['p99_ms']:.0f} ms (n={b['n']})"
     )
     rss = care["rss_kb"]
     log(
