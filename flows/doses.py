@@ -393,6 +393,19 @@ async def _occurrence_row(
     return dose
 
 
+async def _close_unanswered(
+    uow: UnitOfWork, plan: MedicationPlan, now: datetime, handled: set[str]
+) -> None:
+    window = timing.CATCH_UP.get(KIND, timing.DEFAULT_CATCH_UP)
+    cutoff = now - max(window, timedelta(minutes=plan.doctor_after_min + 60))
+    rows = await uow.session.scalars(
+        select(Dose).where(Dose.plan_id == plan.id, Dose.status == PENDING, Dose.due_at < cutoff)
+    )
+    for dose in list(rows):
+        if dose.id not in handled:
+            await _record_missed(uow, dose, now, "unanswered")
+
+
 async def fire_dose(uow: UnitOfWork, event: ScheduledEvent, now: datetime) -> Reminder | None:
     """The ``dose`` event: remind (on time, or with late wording within the catch-up
     window), record as missed what is beyond it (with every occurrence the downtime
@@ -438,7 +451,10 @@ async def fire_dose(uow: UnitOfWork, event: ScheduledEvent, now: datetime) -> Re
         out.silent = _quiet_now(patient, now)
         await _schedule_ladder(uow, plan, patient, row, now)
         out.caregivers = await caregivers.for_alert(uow, patient.id, "reminders")
-        await uow.audit.record("system", "dose.reminded", "dose", row.id, {"late": row.late})
+    # Earlier doses nobody ever answered, well past their whole ladder, count as missed
+    # (a late "Taken" on their old reminder still records them).
+    handled = {d.id for d in missed} | ({remind[0].id} if remind else set())
+    await _close_unanswered(uow, plan, now, handled)
     # The chain: the next occurrence strictly after now.
     nxt = timing.next_occurrence(sched, tz, plan.shift_minutes, now)
     if nxt is not None:

@@ -666,3 +666,34 @@ async def test_recent_doses_and_fhir_administrations(db: Database) -> None:
         assert parsed.request.reference == f"MedicationRequest/{plan_id}"
     assert resources[0]["medicationCodeableConcept"]["text"] == MEDICINE
     assert resources[1]["statusReason"][0]["coding"][0]["code"] == "missed"
+
+
+async def test_reminders_scope_caregiver_gets_copies_but_no_escalation(db: Database) -> None:
+    patient_id, _, plan_id = await _setup(db)
+    async with db.uow() as uow:
+        patient = await uow.patients.get(patient_id)
+        assert patient is not None
+        await _caregiver(uow, patient, "reminders")
+        await uow.commit()
+    sweeper = _sweeper(db)
+    await _sweep(sweeper, utc(2026, 12, 3, 8, 1))
+    [copy] = await _sent(db, CARER_TG)
+    assert "Nora" in copy["text"] and MEDICINE not in copy["text"]
+    assert "reply_markup" not in copy
+    await _sweep(sweeper, utc(2026, 12, 3, 10, 30))  # the whole ladder ran
+    assert len(await _sent(db, CARER_TG)) == 1  # no missed-dose alert for this scope
+    assert [a.kind for a in await _alerts(db)] == ["dose"]
+    assert (await _doses(db, plan_id))[0].step == 3
+
+
+async def test_an_unanswered_dose_becomes_missed_and_a_late_answer_still_counts(
+    db: Database,
+) -> None:
+    patient_id, plan_id, dose_id, sweeper = await _reminded(db)
+    await _sweep(sweeper, utc(2026, 12, 3, 10, 30))  # again, caregivers, doctor: silence
+    await _sweep(sweeper, utc(2026, 12, 4, 8, 1))  # the next day's reminder
+    first, second, _third = await _doses(db, plan_id)
+    assert first.id == dose_id and first.status == "missed"
+    assert second.status == "pending"
+    dose = await _answer(db, patient_id, flow.take, dose_id, 1, utc(2026, 12, 4, 8, 5))
+    assert dose.status == "taken"
