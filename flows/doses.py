@@ -569,7 +569,8 @@ async def fire_doctor(uow: UnitOfWork, event: ScheduledEvent, now: datetime) -> 
 class DoseError(Exception):
     """A button that does not fit: ``unknown`` (not this person's / forged), ``changed``
     (the plan changed, was paused or ended), ``answered`` (already recorded), ``limit``
-    (too many snoozes), ``not_caregiver`` (no longer a caregiver of this patient)."""
+    (too many snoozes), ``missed`` (too late to snooze: recorded missed; Taken still works),
+    ``not_caregiver`` (no longer a caregiver of this patient)."""
 
     def __init__(self, reason: str, plan: MedicationPlan | None = None) -> None:
         super().__init__(reason)
@@ -622,6 +623,8 @@ async def snooze(
     dose, _ = await check(uow, patient, dose_id, version)
     if minutes not in SNOOZE_MINUTES:
         raise DoseError("unknown")
+    if dose.status == MISSED:
+        raise DoseError("missed")
     n = await _rounds(uow, dose.id)
     if n >= MAX_SNOOZES:
         raise DoseError("limit")

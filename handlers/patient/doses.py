@@ -311,6 +311,9 @@ async def _refuse(
     if err.reason == "answered":
         await reply.answer_callback(query.id, tr.plain("doses.already"))
         return
+    if err.reason == "missed":
+        await reply.answer_callback(query.id, tr.plain("doses.snooze_missed"), alert=True)
+        return
     if err.reason == "limit":
         await reply.answer_callback(query.id, tr.plain("doses.snooze_limit"), alert=True)
         return

@@ -695,5 +695,8 @@ async def test_an_unanswered_dose_becomes_missed_and_a_late_answer_still_counts(
     first, second, _third = await _doses(db, plan_id)
     assert first.id == dose_id and first.status == "missed"
     assert second.status == "pending"
+    with pytest.raises(DoseError) as err:
+        await _answer(db, patient_id, flow.snooze, dose_id, 1, 10, utc(2026, 12, 4, 8, 5))
+    assert err.value.reason == "missed"
     dose = await _answer(db, patient_id, flow.take, dose_id, 1, utc(2026, 12, 4, 8, 5))
     assert dose.status == "taken"
