@@ -75,6 +75,8 @@ from benchmarks.inbound import (
 from bot.sandbox.emulator import BotApiEmulator
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
     from bot.sandbox.emulator_state import BotRecord, ChatState, SimUser, StoredMessage
     from storage.crypto import KeyRing
     from storage.uow import Database
@@ -776,6 +778,7 @@ class Options:
     talkers: int = 4
     talk_interval: float = 3.0
     enqueue_timeout: float = 3600.0
+    index_experiment: bool = False
     drain_all: bool = False
     seed: int = 1
     report: str | None = None
@@ -822,13 +825,13 @@ async def run_baseline(opts: Options, inline: bool, offsets: list[float]) -> dic
     return result
 
 
-async def _due_left(db: Database, t0: datetime) -> int:
+async def _due_left(engine: AsyncEngine, t0: datetime) -> int:
     """Due events of the burst not yet run."""
     from sqlalchemy import func, select
 
     from storage.models import ScheduledEvent
 
-    async with db.engine.connect() as conn:
+    async with engine.connect() as conn:
         return int(
             await conn.scalar(
                 select(func.count(ScheduledEvent.id)).where(
@@ -862,7 +865,7 @@ def _aware(at: datetime) -> datetime:
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
-async def verify(db: Database, seeded: Seeded) -> dict[str, Any]:
+async def verify(engine: AsyncEngine, seeded: Seeded) -> dict[str, Any]:
     """From the database after the run: the burst's events and doses by status, and per due
     dose its outbox rows (exactly one expected) and how long after the event's due time the
     first was created."""
@@ -873,7 +876,21 @@ async def verify(db: Database, seeded: Seeded) -> dict[str, Any]:
     assert seeded.t0 is not None
     t0 = seeded.t0
     n = len(seeded.patient_ids)
-    async with db.engine.connect() as conn:
+    index = {pid: i for i, pid in enumerate(seeded.patient_ids)}
+    async with engine.connect() as conn:
+        unrun = [
+            index[pid]
+            for (pid,) in (
+                await conn.execute(
+                    select(ScheduledEvent.patient_id).where(
+                        ScheduledEvent.status.in_(("pending", "leased")),
+                        ScheduledEvent.due_at >= t0,
+                        ScheduledEvent.due_at < t0 + timedelta(seconds=60),
+                    )
+                )
+            ).all()
+            if pid in index
+        ]
         events = dict(
             (
                 await conn.execute(
@@ -950,7 +967,9 @@ async def verify(db: Database, seeded: Seeded) -> dict[str, Any]:
         "outbox_rows": len(rows),
         "outbox_status": statuses,
         "sent_in_db": sent_db,
-        "dropped": sum(1 for c in per if c == 0),
+        # Not run yet when the run stopped (--enqueue-timeout): neither sent nor dropped.
+        "not_run": len(unrun),
+        "dropped": sum(1 for c in per if c == 0) - sum(1 for i in set(unrun) if per[i] == 0),
         "doubled": sum(1 for c in per if c > 1),
         "lag_p50_ms": percentile(lags, 50),
         "lag_p99_ms": percentile(lags, 99),
@@ -965,6 +984,7 @@ async def verify(db: Database, seeded: Seeded) -> dict[str, Any]:
 async def run_careline(opts: Options, inline: bool) -> dict[str, Any]:
     """Seed, start the app, add the burst, time it, verify it."""
     import aiohttp
+    from sqlalchemy.ext.asyncio import create_async_engine
 
     from bot.sandbox.client import EmulatorClient
     from bot.sandbox.emulator import RateLimits
@@ -999,12 +1019,20 @@ async def run_careline(opts: Options, inline: bool) -> dict[str, Any]:
             await conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
         await admin.dispose()
     db = await open_db(url, schema, ring)
+    # Progress and the checks read through an engine of their own: on SQLite without the
+    # app's BEGIN IMMEDIATE (a reader must not take the write lock from the bot).
+    reader = db.engine if schema else create_async_engine(url)
     link = Link("careline", inline)
     out: dict[str, Any] = {}
     stop_talk = asyncio.Event()
     try:
         open_task = asyncio.create_task(link.open())
         await upgrade(db.engine)
+        if opts.index_experiment:
+            async with db.engine.begin() as conn:
+                await conn.exec_driver_sql(
+                    "CREATE INDEX ix_bench_events_kind_subject ON scheduled_events (kind, subject)"
+                )
         log(
             f"\n== Careline: seeding {n} patients, {opts.stored} stored events "
             f"({'sqlite' if not schema else 'postgresql'}) =="
@@ -1057,7 +1085,7 @@ async def run_careline(opts: Options, inline: bool) -> dict[str, Any]:
             while time.monotonic() < deadline:
                 now_m = time.monotonic()
                 if now_m > t0_mono + 60 or opts.quick:
-                    left = await _due_left(db, t0)
+                    left = await _due_left(reader, t0)
                     if left == 0:
                         break
                 if now_m >= next_report:
@@ -1069,7 +1097,7 @@ async def run_careline(opts: Options, inline: bool) -> dict[str, Any]:
                     next_report = now_m + (2.0 if opts.quick else 15.0)
                 await asyncio.sleep(0.2 if opts.quick else 1.0)
             if now_m <= t0_mono + 60 and not opts.quick:
-                left = await _due_left(db, t0)
+                left = await _due_left(reader, t0)
             enqueued_m = time.monotonic()
             out["burst_not_run"] = left
             log(
@@ -1141,7 +1169,7 @@ async def run_careline(opts: Options, inline: bool) -> dict[str, Any]:
             "loadavg_before": load0,
             "loadavg_after": os.getloadavg(),
         }
-        out["verify"] = await verify(db, seeded)
+        out["verify"] = await verify(reader, seeded)
     finally:
         stop_talk.set()
         await link.close()
@@ -1153,6 +1181,7 @@ async def run_careline(opts: Options, inline: bool) -> dict[str, Any]:
                 await conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
             await admin.dispose()
         else:
+            await reader.dispose()
             await db.dispose()
         tmp.cleanup()
     return out
@@ -1218,6 +1247,7 @@ def summary_line(
         "enqueue_p99_ms": _r(v["lag_p99_ms"]),
         "enqueue_max_ms": _r(v["lag_max_ms"]),
         "dropped": v["dropped"],
+        "not_run": v["not_run"],
         "doubled": v["doubled"],
         "late_wording": v["late_doses"],
         "delivered": d["delivered"],
@@ -1230,6 +1260,7 @@ def summary_line(
         "reply_n": rep["during"]["n"],
         "peak_rss_mb": _r(peak_kb / 1024 if peak_kb else None),
         "seed_s": _r(sum(care["seed_s"].values())),
+        "index_experiment": opts.index_experiment,
     }
     if base is not None:
         line.update(
@@ -1276,7 +1307,8 @@ def describe(opts: Options, care: dict[str, Any], line: dict[str, Any]) -> None:
         f" last row {v['last_enqueued_after_t0_s']:.1f} s after T0"
     )
     log(
-        f"dropped {v['dropped']}, doubled {v['doubled']}, 'late' wording {v['late_doses']}; "
+        f"dropped {v['dropped']}, not run when stopped {v['not_run']}, doubled {v['doubled']}, "
+        f"'late' wording {v['late_doses']}; "
         f"outbox rows {v['outbox_rows']} {v['outbox_status']}"
     )
     log(
@@ -1394,6 +1426,19 @@ def parse_args(argv: list[str] | None) -> Options:
         "--quick", action="store_true", help="smoke size: 200 patients, 2000 stored, 3 s window"
     )
     ap.add_argument("--talkers", type=int, help="patients sending /help during the run (4)")
+    ap.add_argument(
+        "--enqueue-timeout",
+        type=float,
+        default=3600.0,
+        help="stop waiting for the burst this many seconds after T0 + 60 s (3600); what has "
+        "not run by then is reported as not run",
+    )
+    ap.add_argument(
+        "--index-experiment",
+        action="store_true",
+        help="experiment, not the app's schema: add an index on scheduled_events (kind, "
+        "subject) to the benchmark's database before the run",
+    )
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--report", help="write the full report as JSON to this file")
     a = ap.parse_args(argv)
@@ -1408,12 +1453,19 @@ def parse_args(argv: list[str] | None) -> Options:
         "baseline": not a.skip_baseline,
         "seed": a.seed,
         "report": a.report,
+        "index_experiment": a.index_experiment,
     }
     if a.talkers is not None:
         common["talkers"] = max(0, a.talkers)
     if a.quick:
         return quick_options(**common)
-    return Options(patients=a.patients, stored=a.stored, window=a.window, **common)
+    return Options(
+        patients=a.patients,
+        stored=a.stored,
+        window=a.window,
+        enqueue_timeout=a.enqueue_timeout,
+        **common,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
