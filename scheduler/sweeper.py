@@ -105,8 +105,7 @@ class Sweeper:
 
     async def _run_one(self, uow: UnitOfWork, event: ScheduledEvent, now: datetime) -> None:
         event.attempts += 1
-        event.lease_until = None
-        event.leased_by = None
+        event.lease_until = None  # ``leased_by`` stays: which worker ran it
         handler = self.handlers.get(event.kind)
         if handler is None:
             event.status = "failed"

@@ -168,7 +168,7 @@ async def test_a_dead_workers_lease_runs_out_and_another_worker_runs_it_once(
     assert sorted(seen) == [("alive", "s0"), ("alive", "s1")]
     async with db.uow() as uow:
         rows = {(r.status, r.leased_by) for r in await uow.session.scalars(select(ScheduledEvent))}
-    assert rows == {("done", None)}
+    assert rows == {("done", "alive")}
 
 
 async def test_two_workers_on_separate_connections_run_every_event_exactly_once(
