@@ -21,7 +21,7 @@ from bot.telegram.dispatchers import build_dispatcher, fsm_backends
 from bot.telegram.processor import BotRuntime, UpdateProcessor
 from bot.telegram.sender import Limits, OutboxSender
 from bot.telegram.sources import Poller, webhook_routes
-from flows import questionnaire
+from flows import followup, questionnaire
 from handlers import patient as patient_handlers
 from locales import Translator, validate_catalogs
 from scheduler.sweeper import Sweeper
@@ -92,6 +92,7 @@ class Careline:
         """Wire everything from settings; opens (and migrates) the database if not given."""
         validate_catalogs()
         questionnaire.use(settings.intake_file)
+        followup.validate()  # the follow-up templates (flows/questionnaires/followups.toml)
         tokens = dict(zip(ROLES, settings.require_tokens(), strict=True))
         db = db or await open_database(settings)
         api = TelegramAPIServer.from_base(settings.telegram_api_url)

@@ -302,11 +302,17 @@ def parse(text: str, file: str = FILE.name, *, check_catalogs: bool = True) -> T
 @cache
 def load() -> Templates:
     """The templates (read once)."""
-    return parse(FILE.read_text(encoding="utf-8"))
+    try:
+        text = FILE.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataFileError(f"{FILE.name}: cannot read it ({type(exc).__name__})") from None
+    return parse(text, FILE.name)
 
 
 def validate() -> None:
-    """Start-up check: a broken data file stops the bot with its name."""
+    """Start-up check (``Careline.build``, next to the intake questionnaire's): a broken data
+    file stops the bot with one line naming the file and the problem
+    (:class:`DataFileError`, printed by ``bot.cli``)."""
     load.cache_clear()
     load()
 

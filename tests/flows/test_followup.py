@@ -3,7 +3,9 @@ on SQLite and PostgreSQL with the real vault, outbox and audit chain."""
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -243,6 +245,57 @@ def test_bad_templates_are_refused(edit: object, problem: str) -> None:
 def test_catalog_ids_are_checked() -> None:
     with pytest.raises(DataFileError, match="missing from the en catalog"):
         followup.parse(GOOD)  # followup.template.t is in no catalog
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ('version = "1"\n[templates.t\n', "not valid TOML"),
+        (None, "type must be one of"),
+        ("", "cannot read it"),
+    ],
+)
+def test_broken_templates_stop_start_up_with_one_line(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    content: str | None,
+    problem: str,
+) -> None:
+    """Like a broken intake questionnaire (tests/test_cli.py): ``python bot.py run`` stops
+    before anything starts, with one line naming the file and the problem, exit 2."""
+    from bot import app, cli
+    from bot import logging as bot_logging
+
+    path = tmp_path / "followups.toml"
+    if content is None:
+        content = followup.FILE.read_text(encoding="utf-8").replace(
+            'type = "bp"', 'type = "slider"', 1
+        )
+    if content:
+        path.write_text(content, encoding="utf-8")  # "" leaves the file absent
+    monkeypatch.setattr(followup, "FILE", path)
+    started: list[bool] = []
+
+    async def run_until_signal(self: object) -> None:  # never reached when it stops
+        started.append(True)
+
+    monkeypatch.setattr(app.Careline, "run_until_signal", run_until_signal)
+    monkeypatch.setattr(bot_logging, "setup_logging", lambda *a, **k: None)
+    for name in [n for n in os.environ if n.startswith("CARELINE_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("CARELINE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("CARELINE_PATIENT_BOT_TOKEN", "100001:test-patient-token-0001")
+    monkeypatch.setenv("CARELINE_DOCTOR_BOT_TOKEN", "100002:test-doctor-token-0002")
+    try:
+        code = cli.main(["run"])
+    finally:
+        followup.load.cache_clear()
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip() and "BACK IT UP" not in ln]
+    assert code == 2 and not started, err
+    assert lines[-1].startswith("careline: data file error: followups.toml: "), err
+    assert problem in lines[-1] and "Traceback" not in err
 
 
 def _q(template: str, qid: str) -> followup.Question:
