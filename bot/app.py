@@ -35,6 +35,10 @@ ROLES = ("patient", "doctor")
 PATIENT_COMMANDS = (
     "intake",
     "history",
+    "meds",
+    "doses",
+    "readings",
+    "caregivers",
     "help",
     "profile",
     "language",

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import delete
+
 from flows import caregivers, retention
 from flows import consultation as cases
 from flows.fhir import (
@@ -19,7 +21,18 @@ from flows.fhir import (
 )
 from flows.onboarding import CONSENT_KIND, CONSENT_VERSION, Actor
 from flows.questionnaire import load
-from storage.models import Consent, Consultation, Patient, utcnow
+from storage.models import (
+    CareAlert,
+    CheckIn,
+    Consent,
+    Consultation,
+    Dose,
+    FollowUpPlan,
+    MedicationPlan,
+    Patient,
+    Reading,
+    utcnow,
+)
 from storage.uow import UnitOfWork
 
 
@@ -202,6 +215,14 @@ async def erasure_preview(
     )
 
 
+async def _delete_chronic_care(uow: UnitOfWork, patient_id: str) -> None:
+    """Medication plans and their doses, follow-up plans, check-ins, readings and the care
+    alerts about the patient go (their contents were under the key about to be destroyed;
+    their scheduled events are already deleted)."""
+    for model in (Dose, MedicationPlan, CheckIn, Reading, FollowUpPlan, CareAlert):
+        await uow.session.execute(delete(model).where(model.patient_id == patient_id))
+
+
 async def erase(
     uow: UnitOfWork,
     patient: Patient,
@@ -218,7 +239,8 @@ async def erase(
     years for the record and 3 for the chat), moved under a key of their own before the
     patient's key is destroyed (:mod:`flows.retention`); other cases are deleted. Also kept:
     consent decisions (proof, by random id only) and the audit chain. Intakes and abuse
-    reports are deleted (their texts were under the destroyed key anyway). Returns whether
+    reports, medication and follow-up plans, doses, check-ins, readings and care alerts are
+    deleted (their texts were under the destroyed key anyway). Returns whether
     any medical record was kept; the audit record lists the kept case ids.
     """
     policy = policy or retention.Policy()
@@ -233,6 +255,7 @@ async def erase(
     kept = await retention.settle_cases(uow, patient, now=now, policy=policy)
     await uow.reports.delete_for_patient(patient.id)
     await uow.intakes.delete_for_patient(patient.id)
+    await _delete_chronic_care(uow, patient.id)
     await caregivers.erase_for_patient(uow, patient, bot=bot)  # each active one is told
     await uow.vault.destroy(patient.id)
     await uow.patients.delete(patient)

@@ -9,14 +9,14 @@ from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
 
 from bot.settings import Settings
 from bot.telegram.reply import Replier
-from flows import onboarding
+from flows import medication, onboarding
 from flows.onboarding import BadInput, InvalidStep, Step, step_of
 from handlers.common.routes import RouteTable
 from handlers.patient import keyboards as kb
 from handlers.patient.intake_render import begin_keyboard
 from handlers.patient.render import show_step
 from locales import LOCALES, Translator
-from storage.models import Patient
+from storage.models import Patient, utcnow
 from storage.uow import UnitOfWork
 
 routes = RouteTable("patient.onboarding")
@@ -46,8 +46,8 @@ async def on_start(
     """Greets a new patient with the language choice, or picks up where they left off."""
     assert message.from_user is not None
     await state.clear()
-    # Deep-link payloads (caregiver invites) come with later features; any payload is ignored
-    # here, whatever its length or alphabet.
+    # Caregiver invitations (``/start cg_<token>``) are taken by handlers.patient.caregivers
+    # first; any other payload is ignored here, whatever its length or alphabet.
     patient, restarted = await onboarding.start(uow, message.from_user.id, tr.locale)
     if not restarted and step_of(patient) is not Step.DONE:
         await reply.text(tr("onboarding.resume"))
@@ -139,6 +139,8 @@ async def on_choice(
         except BadInput as bad:  # a forged button value
             await reply.text(tr(bad.msgid, **bad.params))
             return
+        if field == "timezone":
+            await medication.replan(uow, patient, utcnow())  # reminders follow the new zone
         await state.clear()
         await reply.text(tr("profile.updated", field=tr.plain(f"profile.field.{field}")))
         return
@@ -216,6 +218,8 @@ async def on_answer_text(
         except BadInput as bad:
             await reply.text(tr(bad.msgid, **bad.params), kb.cancel(tr))
             return
+        if field == "timezone":
+            await medication.replan(uow, patient, utcnow())  # reminders follow the new zone
         await state.clear()
         await reply.text(tr("profile.updated", field=tr.plain(f"profile.field.{field}")))
         return

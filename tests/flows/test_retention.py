@@ -296,3 +296,54 @@ def test_add_years_on_a_leap_day() -> None:
     assert add_years(T0, 3) == datetime(2027, 2, 28, 10, 0, tzinfo=UTC)
     assert add_years(T0, 4) == datetime(2028, 2, 29, 10, 0, tzinfo=UTC)
     assert add_years(datetime(2025, 6, 1, tzinfo=UTC), 15) == datetime(2040, 6, 1, tzinfo=UTC)
+
+
+async def test_erasure_removes_plans_doses_check_ins_readings_and_alerts(db: Database) -> None:
+    """Chronic care goes with the patient: medication and follow-up plans, doses, check-ins,
+    readings, care alerts and every reminder still scheduled."""
+    from flows import doses, timing
+    from storage.models import (
+        CareAlert,
+        CheckIn,
+        Dose,
+        FollowUpPlan,
+        MedicationPlan,
+        Reading,
+    )
+
+    async with db.uow() as uow:
+        patient, doctor, _ = await waiting_case(uow)
+        ids = Ids(patient.id, doctor.id, "")
+        plan = MedicationPlan(
+            patient_id=patient.id,
+            doctor_id=doctor.id,
+            status="active",
+            step="done",
+            schedule=timing.Schedule(times=("08:00",), start=T0.date()).to_json(),
+        )
+        uow.session.add(plan)
+        await uow.session.flush()
+        await doses.start(uow, plan, patient, T0)
+        follow = FollowUpPlan(patient_id=patient.id, doctor_id=doctor.id, template="general")
+        uow.session.add(follow)
+        await uow.session.flush()
+        uow.session.add(
+            CheckIn(plan_id=follow.id, patient_id=patient.id, local="2026-01-01 09:00", due_at=T0)
+        )
+        sealed = await uow.vault.seal(patient.id, "readings", "value_enc", "r1", "185/115")
+        uow.session.add(Reading(id="r1", patient_id=patient.id, kind="bp", value_enc=sealed))
+        uow.session.add(
+            CareAlert(patient_id=patient.id, doctor_id=doctor.id, kind="reading", ref_id="r1")
+        )
+        await uow.commit()
+    async with db.uow() as uow:
+        assert len(list(await uow.session.scalars(select(Dose)))) == 1
+    await _erase(db, ids.patient)
+    await _patient_gone(db, ids.patient, {"readings|value_enc|r1": sealed})
+    async with db.uow() as uow:
+        for model in (MedicationPlan, Dose, FollowUpPlan, CheckIn, Reading, CareAlert):
+            assert list(await uow.session.scalars(select(model))) == [], model.__name__
+        events = await uow.session.scalars(
+            select(ScheduledEvent).where(ScheduledEvent.patient_id == ids.patient)
+        )
+        assert list(events) == []
