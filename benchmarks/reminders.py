@@ -1107,20 +1107,34 @@ async def run_careline(opts: Options, inline: bool) -> dict[str, Any]:
             # The window: messages the emulator accepted from the patient bot, at its limits.
             w0 = time.monotonic()
             delivered0, limited0 = probe.delivered, emulator.rate_limited()
-            while time.monotonic() < w0 + opts.window:
-                await asyncio.sleep(min(5.0, max(0.0, w0 + opts.window - time.monotonic())))
-                if not opts.quick:
+            emptied = probe.delivered >= n
+            next_log = w0 + 15.0
+            while not emptied and time.monotonic() < w0 + opts.window:
+                probe.arrived.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(probe.arrived.wait(), 5.0)
+                if probe.delivered >= n:
+                    emptied = True  # nothing left to send: the window ends here
+                    break
+                if not opts.quick and time.monotonic() >= next_log:
+                    next_log += 15.0
                     log(
                         f"  window {time.monotonic() - w0:5.1f} s: "
                         f"{probe.delivered - delivered0} reminders delivered"
                     )
-            w1 = time.monotonic()
-            in_window = sum(1 for x in probe.delivered_times if w0 <= x < w1)
+            w1 = probe.delivered_times[-1] if emptied else time.monotonic()
+            in_window = sum(1 for x in probe.delivered_times if w0 <= x <= w1)
+            ran_out = " (the backlog ran out: the window ends at the last reminder)"
+            log(
+                f"window: {in_window} reminders delivered in {w1 - w0:.1f} s"
+                + (ran_out if emptied else "")
+            )
             cpu1 = (process_cpu(link.pid) if link.pid else None, machine_cpu(), time.monotonic())
             out["window"] = {
                 "seconds": w1 - w0,
                 "delivered": in_window,
-                "per_s": in_window / (w1 - w0),
+                "per_s": in_window / (w1 - w0) if w1 > w0 else math.nan,
+                "backlog_ran_out": emptied,
                 "rate_limited_429": emulator.rate_limited() - limited0,
             }
             stop_talk.set()
