@@ -9,8 +9,19 @@ Scheduling: an active plan has exactly one future ``checkin`` event (subject the
 ``checkin:{plan}:{local}``). Its handler creates the ``checkins`` row, asks the first question
 and schedules the next occurrence in the same transaction. Quiet hours move a prompt to their
 end; after downtime :func:`flows.timing.catch_up` decides (late wording, or recorded as missed
-and the patient told once — never a burst). An unanswered check-in gets one recall 3 days
-later (``checkin.recall``) and, 3 days after that, is ``missed`` and the doctor alerted.
+and the patient told once — never a burst).
+
+Missed check-ins, on every schedule (daily, twice a week, weekly): a check-in left unanswered
+is ``missed`` when the next one is asked (a weekly one also when the doctor is alerted). The
+first unanswered check-in after the last answered one is the *anchor* of a run of missed
+check-ins. When the run starts, two keyed ``checkin.recall`` events are scheduled
+(``recall:{anchor}:1`` at the anchor's time + 3 days, ``recall:{anchor}:2`` at + 6 days):
+the first sends ONE recall (the open check-in's question again, with recall wording; when a
+check-in prompt goes out within an hour of it, that prompt carries the recall wording
+instead, so the patient never gets the question twice), the second alerts the plan's doctor
+once. Both do nothing once any check-in of the run has been answered (a later missed run has
+its own anchor and keys) or the plan has ended. Check-ins closed without being asked (after a
+downtime) start no run.
 
 A check-in is a short questionnaire run by one module-level ``transitions`` machine over a
 question list (states Q1..Q8, done, red_flag, missed). Answers are one sealed JSON document
@@ -35,7 +46,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from transitions import Machine
 
 from flows import alerts, caregivers, timing
@@ -51,7 +62,9 @@ FILE = Path(__file__).parent / "questionnaires" / "followups.toml"
 # Event kinds (<= 32 chars).
 KIND = "checkin"
 RECALL = "checkin.recall"
-RECALL_AFTER = timedelta(days=3)
+RECALL_AFTER = timedelta(days=3)  # a run of missed check-ins this old: one recall
+ALERT_AFTER = timedelta(days=6)  # still nothing 3 days after the recall: the doctor, once
+FOLD = timedelta(hours=1)  # a check-in prompt this close to the recall carries its wording
 PRIORITY_ROUTINE = 5
 PRIORITY_URGENT = 0
 
@@ -433,11 +446,12 @@ class State(StrEnum):
     Q8 = "q8"
     DONE = "done"
     RED_FLAG = "red_flag"
-    MISSED = "missed"
+    MISSED = "missed"  # asked, never answered
+    CLOSED = "closed"  # never asked (not sent in time after a downtime, or its plan ended)
 
 
 QUESTION_STATES = tuple(State(f"q{i}") for i in range(1, MAX_QUESTIONS + 1))
-FINAL = (State.DONE, State.RED_FLAG, State.MISSED)
+FINAL = (State.DONE, State.RED_FLAG, State.MISSED, State.CLOSED)
 
 
 class _Model:
@@ -459,8 +473,9 @@ TRANSITIONS: list[dict[str, Any]] = [
      "unless": "has_more"},
     {"trigger": "red_flag", "source": list(QUESTION_STATES), "dest": State.RED_FLAG},
     {"trigger": "miss", "source": list(QUESTION_STATES), "dest": State.MISSED},
+    {"trigger": "close", "source": list(QUESTION_STATES), "dest": State.CLOSED},
 ]  # fmt: skip
-TRIGGERS = ("answer", "red_flag", "miss")
+TRIGGERS = ("answer", "red_flag", "miss", "close")
 
 _MACHINE = Machine(
     model=None,
@@ -751,16 +766,75 @@ async def _checkin_at(uow: UnitOfWork, plan_id: str, local: str) -> CheckIn | No
     )
 
 
+def _finish_unanswered(row: CheckIn, trigger: str, now: datetime) -> None:
+    """A pending check-in ends without its answers: ``miss`` (asked, never answered) or
+    ``close`` (never asked, or its plan ended)."""
+    try:
+        state = next_state(State(row.state), trigger, more=False)
+    except ValueError:
+        state = State.MISSED if trigger == "miss" else State.CLOSED
+    row.status, row.state, row.completed_at = "missed", state.value, now
+
+
 async def _supersede(uow: UnitOfWork, plan: FollowUpPlan, now: datetime) -> None:
-    """Older pending check-ins of the plan end as missed when a new one is asked."""
+    """Older pending check-ins of the plan end as missed when a new one is asked (their run
+    of missed check-ins, and its recall, carry on)."""
     rows = await uow.session.scalars(
         select(CheckIn).where(CheckIn.plan_id == plan.id, CheckIn.status == "pending")
     )
     for row in rows:
-        row.status = "missed"
-        row.state = State.MISSED.value
-        row.completed_at = now
-        await uow.events.cancel_for(RECALL, row.id)
+        _finish_unanswered(row, "miss", now)
+
+
+async def streak_anchor(uow: UnitOfWork, plan_id: str) -> CheckIn | None:
+    """The first check-in of the plan's current run of missed ones: asked (not closed),
+    not answered, and due after the last answered one. None when the last check-in asked
+    was answered (or none was asked)."""
+    last_done = (
+        select(func.max(CheckIn.due_at))
+        .where(CheckIn.plan_id == plan_id, CheckIn.status == "done")
+        .scalar_subquery()
+    )
+    return await uow.session.scalar(
+        select(CheckIn)
+        .where(
+            CheckIn.plan_id == plan_id,
+            CheckIn.status.in_(("pending", "missed")),
+            CheckIn.state != State.CLOSED.value,
+            or_(last_done.is_(None), CheckIn.due_at > last_done),
+        )
+        .order_by(CheckIn.due_at, CheckIn.id)
+        .limit(1)
+    )
+
+
+def recall_key(anchor_id: str, stage: int) -> str:
+    """The occurrence key of a run's recall (1) and doctor alert (2)."""
+    return f"recall:{anchor_id}:{stage}"
+
+
+async def _track_run(
+    uow: UnitOfWork, plan: FollowUpPlan, patient: Patient, checkin: CheckIn, now: datetime
+) -> bool:
+    """After a check-in is created: a new run of missed check-ins gets its recall and doctor
+    alert scheduled (keyed, once); True when this prompt should carry the run's recall
+    (its time is within :data:`FOLD`)."""
+    anchor = await streak_anchor(uow, plan.id)
+    if anchor is None:
+        return False
+    start = aware(anchor.due_at)
+    if anchor.id == checkin.id:
+        for stage, after in ((1, RECALL_AFTER), (2, ALERT_AFTER)):
+            await uow.events.add(
+                RECALL, anchor.id, patient.id, start + after,
+                key=recall_key(anchor.id, stage), priority=PRIORITY_ROUTINE,
+            )  # fmt: skip
+        return False
+    if checkin.status != "pending" or anchor.recalled or now < start + RECALL_AFTER - FOLD:
+        return False
+    anchor.recalled = True
+    await uow.audit.record("system", "followup.checkin.recall", "checkin", checkin.id, {})
+    return True
 
 
 async def fire_checkin(uow: UnitOfWork, event: Event, now: datetime) -> Prompt | None:
@@ -783,7 +857,7 @@ async def fire_checkin(uow: UnitOfWork, event: Event, now: datetime) -> Prompt |
         )
         return None
     due = aware(event.due_at)
-    mode = timing.catch_up(KIND, due, now)
+    mode: str = timing.catch_up(KIND, due, now)
     nxt = await schedule_next(uow, plan, patient, max(now, due))
     if await _checkin_at(uow, plan.id, local) is not None:
         return None  # this occurrence was handled already
@@ -793,10 +867,14 @@ async def fire_checkin(uow: UnitOfWork, event: Event, now: datetime) -> Prompt |
         plan_id=plan.id, patient_id=patient.id, plan_version=plan.version, local=local,
         due_at=due, status="pending", state=State.Q1.value, level="none", recalled=False,
     )  # fmt: skip
-    if mode == "missed" or patient.unreachable:
-        checkin.status, checkin.state, checkin.completed_at = "missed", State.MISSED.value, now
+    if mode == "missed":
+        _finish_unanswered(checkin, "close", now)  # never asked: starts no run of misses
+    elif patient.unreachable:
+        _finish_unanswered(checkin, "miss", now)
     uow.session.add(checkin)
     await uow.session.flush()
+    if await _track_run(uow, plan, patient, checkin, now):
+        mode = "recall"
     if nxt is None:
         plan.status = REVIEW
         await review_due(uow, plan, now)
@@ -805,10 +883,6 @@ async def fire_checkin(uow: UnitOfWork, event: Event, now: datetime) -> Prompt |
         if patient.unreachable:
             return None
         return Prompt(patient, plan, checkin, None, "missed", next_due=nxt[1] if nxt else None)
-    await uow.events.add(
-        RECALL, checkin.id, patient.id, due + RECALL_AFTER,
-        key=f"recall:{checkin.id}:1", priority=PRIORITY_ROUTINE,
-    )  # fmt: skip
     return Prompt(patient, plan, checkin, template.questions[0], mode)
 
 
@@ -831,46 +905,104 @@ def _template_name(tr: Translator, template_id: str) -> str:
     return tr.plain(f"followup.template.{template_id}")
 
 
+def _recall_stage(key: str | None) -> tuple[int, bool]:
+    """(stage, waited) from ``recall:{anchor}:{stage}[:w]``."""
+    parts = (key or "").split(":")
+    stage = int(parts[2]) if len(parts) > 2 and parts[2] in ("1", "2") else 1
+    return stage, len(parts) > 3
+
+
+async def _open_of(uow: UnitOfWork, plan_id: str, now: datetime) -> CheckIn | None:
+    return await uow.session.scalar(
+        select(CheckIn)
+        .where(
+            CheckIn.plan_id == plan_id,
+            CheckIn.status == "pending",
+            CheckIn.due_at >= now - OPEN_FOR,
+        )
+        .order_by(CheckIn.due_at.desc())
+        .limit(1)
+    )
+
+
 async def fire_recall(uow: UnitOfWork, event: Event, now: datetime) -> Prompt | None:
-    """A ``checkin.recall`` event: the first re-asks the open question (unless the next
-    check-in comes within a day); the second marks the check-in missed and alerts the
-    doctor."""
-    checkin = await uow.session.get(CheckIn, event.subject)
-    if checkin is None or checkin.status != "pending":
+    """A ``checkin.recall`` event of a run of missed check-ins (subject: its anchor). Stage 1
+    re-asks the open check-in's question once (recall wording; after quiet hours; left to a
+    check-in prompt due within the hour); stage 2 records the old unanswered ones missed and
+    alerts the plan's doctor once. Nothing when a check-in was answered since the anchor or
+    the plan has ended."""
+    anchor = await uow.session.get(CheckIn, event.subject)
+    if anchor is None:
         return None
-    plan = await uow.session.get(FollowUpPlan, checkin.plan_id)
-    patient = await uow.patients.get(checkin.patient_id)
-    idx = index_of(checkin)
-    if plan is None or patient is None or idx is None:
+    plan = await uow.session.get(FollowUpPlan, anchor.plan_id)
+    patient = await uow.patients.get(anchor.patient_id)
+    if plan is None or patient is None or plan.status not in (ACTIVE, REVIEW):
         return None
-    if not checkin.recalled:
-        checkin.recalled = True
+    current = await streak_anchor(uow, plan.id)
+    if current is None or current.id != anchor.id:
+        return None  # answered since: this run is over
+    stage, waited = _recall_stage(event.key)
+    if stage == 2:
+        await _missed_alert(uow, plan, anchor, now)
+        return None
+    if anchor.recalled:
+        return None  # a check-in prompt carried it
+    soon = await uow.session.scalar(
+        select(Event.id)
+        .where(
+            Event.kind == KIND,
+            Event.subject == plan.id,
+            Event.status.in_(("pending", "leased")),  # leased: in this very sweep
+            Event.due_at <= now + FOLD,
+        )
+        .limit(1)
+    )
+    if soon is not None or timing.catch_up(RECALL, aware(event.due_at), now) == "missed":
+        return None  # the next check-in prompt carries the recall
+    later = _quiet(patient, now)
+    if later > now and not waited:
         await uow.events.add(
-            RECALL, checkin.id, patient.id, now + RECALL_AFTER,
-            key=f"recall:{checkin.id}:2", priority=PRIORITY_ROUTINE,
-        )  # fmt: skip
-        soon = [
-            e for e in await uow.events.pending_for(KIND, plan.id)
-            if aware(e.due_at) <= now + timedelta(days=1)
-        ]  # fmt: skip
-        if soon or timing.catch_up(RECALL, aware(event.due_at), now) == "missed":
-            return None
-        await uow.audit.record("system", "followup.checkin.recall", "checkin", checkin.id, {})
-        question = load().get(plan.template).questions[idx]
-        ticks = tuple((await answers_of(uow, checkin)).get("_ticks", ()))
-        return Prompt(patient, plan, checkin, question, "recall", ticks=ticks)
-    checkin.status, checkin.state, checkin.completed_at = "missed", State.MISSED.value, now
-    await uow.audit.record("system", "followup.checkin.missed", "checkin", checkin.id, {})
-    if plan.status in (ACTIVE, REVIEW):
-        tr = await _doctor_tr(uow, plan.doctor_id)
-        await alerts.raise_alert(
-            uow, patient_id=patient.id, doctor_id=plan.doctor_id, kind="checkin_missed",
-            ref_id=checkin.id, level="alert", msgid="followup.alert.missed",
-            params={"template": _template_name(tr, plan.template),
-                    "local": checkin.local},
-            now=now,
-        )  # fmt: skip
-    return None
+            RECALL, anchor.id, patient.id, later, key=f"{event.key}:w", priority=PRIORITY_ROUTINE
+        )
+        return None
+    anchor.recalled = True
+    checkin = await _open_of(uow, plan.id, now)
+    idx = index_of(checkin) if checkin is not None else None
+    if checkin is None or idx is None or patient.unreachable:
+        return None
+    await uow.audit.record("system", "followup.checkin.recall", "checkin", checkin.id, {})
+    question = load().get(plan.template).questions[idx]
+    ticks = tuple((await answers_of(uow, checkin)).get("_ticks", ()))
+    return Prompt(patient, plan, checkin, question, "recall", ticks=ticks)
+
+
+async def _missed_alert(
+    uow: UnitOfWork, plan: FollowUpPlan, anchor: CheckIn, now: datetime
+) -> None:
+    """Stage 2 of a run of missed check-ins: the old unanswered ones are missed, the doctor
+    alerted (once: the event is keyed)."""
+    rows = list(
+        await uow.session.scalars(
+            select(CheckIn).where(
+                CheckIn.plan_id == plan.id,
+                CheckIn.due_at >= anchor.due_at,
+                CheckIn.status.in_(("pending", "missed")),
+                CheckIn.state != State.CLOSED.value,
+            )
+        )
+    )
+    for row in rows:
+        if row.status == "pending" and aware(row.due_at) <= now - RECALL_AFTER:
+            _finish_unanswered(row, "miss", now)
+            await uow.audit.record("system", "followup.checkin.missed", "checkin", row.id, {})
+    tr = await _doctor_tr(uow, plan.doctor_id)
+    await alerts.raise_alert(
+        uow, patient_id=plan.patient_id, doctor_id=plan.doctor_id, kind="checkin_missed",
+        ref_id=anchor.id, level="alert", msgid="followup.alert.missed",
+        params={"template": _template_name(tr, plan.template), "local": anchor.local,
+                "n": len(rows)},
+        now=now,
+    )  # fmt: skip
 
 
 # --- check-ins: the patient's answers -----------------------------------------------------------

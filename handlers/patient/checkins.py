@@ -125,8 +125,9 @@ async def send_checkin(uow: UnitOfWork, event: ScheduledEvent, now: datetime) ->
 
 
 async def send_recall(uow: UnitOfWork, event: ScheduledEvent, now: datetime) -> None:
-    """``checkin.recall`` event: the open question once more (or, the second time, the
-    check-in ends missed and the doctor is alerted by the flow)."""
+    """``checkin.recall`` event of a run of missed check-ins: the first re-asks the open
+    check-in's question once, with recall wording (or nothing when a check-in prompt due
+    within the hour carries it); the second alerts the doctor (the flow does it)."""
     prompt = await followup.fire_recall(uow, event, now)
     if prompt is None or prompt.question is None:
         return

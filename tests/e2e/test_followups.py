@@ -5,7 +5,7 @@ a doctor enrols the patient of a case in hypertension check-ins (/followup: temp
 frequency, time, review date) -> the patient is told -> the check-in comes due -> an
 implausible 400/20 is refused and the question stays -> 185/115, pulse, "none of these" ->
 the doctor gets the care alert, /queue shows it, Acknowledge clears it -> the next check-in
-goes unanswered: the recall 3 days later, then missed and the doctor alerted -> /readings
+goes unanswered: one recall 3 days later, then missed and the doctor alerted once -> /readings
 and the chart (a PNG that decodes, 900 px wide) for the patient, /chart for the doctor and a
 refusal for a doctor who has no care of the patient.
 """
@@ -114,10 +114,10 @@ async def test_hypertension_followup_alert_recall_readings_and_chart(clinic: Cli
     await _sweep(clinic, due2 + timedelta(minutes=1))
     await clinic.client.wait_for(p.uid, PATIENT_BOT, _has("blood pressure now"), since=since)
     await _sweep(clinic, due2 + timedelta(days=3, minutes=2))
-    await clinic.client.wait_for(p.uid, PATIENT_BOT, _has("still waiting"), since=since)
+    await clinic.client.wait_for(p.uid, PATIENT_BOT, _has("no check-in answers"), since=since)
     since_doc = await clinic.seq(doc.uid, DOCTOR_BOT)
     await _sweep(clinic, due2 + timedelta(days=6, minutes=5))
-    await doc.wait(contains("got no answer"), since_doc)
+    await doc.wait(contains("without an answer"), since_doc)
     async with clinic.app.db.uow() as uow:
         rows = list(await uow.session.scalars(select(CheckIn).order_by(CheckIn.due_at)))
         assert [(c.status, c.level, c.recalled) for c in rows] == [

@@ -17,6 +17,7 @@ from storage.models import (
     AuditRecord,
     CareAlert,
     Caregiver,
+    CheckIn,
     Consultation,
     Doctor,
     FollowUpPlan,
@@ -416,6 +417,13 @@ async def _events(uow: UnitOfWork, kind: str) -> list[ScheduledEvent]:
     return list(rows)
 
 
+async def _checkins(uow: UnitOfWork, plan_id: str) -> list[CheckIn]:
+    rows = await uow.session.scalars(
+        select(CheckIn).where(CheckIn.plan_id == plan_id).order_by(CheckIn.due_at)
+    )
+    return list(rows)
+
+
 async def _fire(uow: UnitOfWork, now: datetime) -> followup.Prompt | None:
     [event] = await _events(uow, followup.KIND)
     event.status = "done"
@@ -456,11 +464,13 @@ async def test_enrol_fire_answer_alert_and_caregiver_without_values(db: Database
         prompt = await _fire(uow, due)
         assert prompt is not None and prompt.mode == "on_time" and prompt.question is not None
         assert prompt.question.id == "bp"
-        # the next occurrence is scheduled in the same transaction, and a recall
+        # the next occurrence is scheduled in the same transaction, and this first
+        # unanswered check-in's recall (3 days) and doctor alert (6 days)
         [nxt] = await _events(uow, followup.KIND)
         assert nxt.key == f"checkin:{plan.id}:2026-11-03 20:00"
-        [recall] = await _events(uow, followup.RECALL)
+        recall, final = await _events(uow, followup.RECALL)
         assert followup.aware(recall.due_at) == due + timedelta(days=3)
+        assert followup.aware(final.due_at) == due + timedelta(days=6)
         checkin = prompt.checkin
         assert await followup.open_checkin(uow, patient, due) is checkin
         with pytest.raises(followup.BadAnswer):
@@ -566,19 +576,33 @@ async def test_quiet_hours_catch_up_and_recall(db: Database) -> None:
         prompt = await _fire(uow, due + timedelta(hours=2))
         assert prompt is not None and prompt.mode == "late" and prompt.question is not None
         checkin = prompt.checkin
-        # recall 3 days later re-asks; 3 days after that: missed and the doctor alerted
-        [recall] = await _events(uow, followup.RECALL)
+        # the downtime one was never asked: closed, it starts no run of missed check-ins;
+        # this one starts the run: a recall 3 days later, the doctor 3 days after that
+        [closed] = [c for c in await _checkins(uow, plan.id) if c.id != checkin.id]
+        assert (closed.status, closed.state) == ("missed", "closed")
+        assert (await followup.streak_anchor(uow, plan.id)) is checkin
+        recall, final = await _events(uow, followup.RECALL)
+        assert (recall.key, final.key) == (f"recall:{checkin.id}:1", f"recall:{checkin.id}:2")
+        assert followup.aware(recall.due_at) == due + timedelta(days=3)
+        assert followup.aware(final.due_at) == due + timedelta(days=6)
         recall.status = "done"
         now = followup.aware(recall.due_at)
-        again = await followup.fire_recall(uow, recall, now)
+        # quiet hours changed to 06:00-09:00: the recall (07:00 local) waits until 09:00
+        patient.quiet_start, patient.quiet_end = "06:00", "09:00"
+        assert await followup.fire_recall(uow, recall, now) is None
+        waited = next(e for e in await _events(uow, followup.RECALL) if e.key.endswith(":w"))
+        assert followup.aware(waited.due_at) == datetime(2026, 11, 13, 8, 0, tzinfo=UTC)
+        waited.status = "done"
+        now = followup.aware(waited.due_at)
+        again = await followup.fire_recall(uow, waited, now)
         assert again is not None and again.mode == "recall" and checkin.recalled
-        [final] = await _events(uow, followup.RECALL)
+        assert again.checkin is checkin and again.question is not None
+        assert await followup.fire_recall(uow, waited, now) is None  # once
         final.status = "done"
-        assert await followup.fire_recall(uow, final, now + timedelta(days=3)) is None
-        assert checkin.status == "missed"
+        assert await followup.fire_recall(uow, final, followup.aware(final.due_at)) is None
+        assert checkin.status == "missed" and checkin.state == "missed"
         [alert] = await alerts.open_for(uow, doctor.id)
-        assert alert.kind == "checkin_missed"
-        # a new check-in supersedes an unanswered older one
+        assert alert.kind == "checkin_missed" and alert.ref_id == checkin.id
         await followup.end(uow, plan, now)
         assert await _events(uow, followup.KIND) == []
         await uow.commit()
@@ -596,3 +620,128 @@ async def test_followup_refused_for_another_doctors_case(db: Database) -> None:
         with pytest.raises(followup.NotAllowed):
             await followup.draft_of(uow, other, plan.id)
         await uow.commit()
+
+
+# --- runs of missed check-ins, on every schedule, through the real sweeper (fake clock) ---------
+
+RECALL_TEXT = "no check-in answers from you"
+ALERT_TEXT = "without an answer"
+STEP = timedelta(minutes=30)
+
+
+class _Sim:
+    """The real sweeper with the check-in handlers, driven in 30-minute steps; every message
+    the outbox gets is kept with the step it appeared in."""
+
+    def __init__(self, db: Database) -> None:
+        from handlers.patient import checkins as checkin_handlers
+        from scheduler.sweeper import Sweeper
+
+        self.db = db
+        self.sweeper = Sweeper(db, checkin_handlers.scheduled())
+        self.now = T0
+        self.seen = 0
+        self.sent: list[tuple[datetime, str, int, str]] = []  # (when, bot, chat, text)
+
+    async def run_until(self, until: datetime, *, answer: set[int] = frozenset()) -> None:
+        """Step the clock to ``until``; the check-ins whose 0-based number is in ``answer``
+        are answered (general: "better", note skipped) as soon as they are asked."""
+        while self.now < until:
+            self.now += STEP
+            while await self.sweeper.sweep_once(self.now):
+                pass
+            async with self.db.uow() as uow:
+                rows = await uow.session.scalars(
+                    select(OutboxMessage)
+                    .where(OutboxMessage.id > self.seen)
+                    .order_by(OutboxMessage.id)
+                )
+                for row in rows:
+                    self.seen = row.id
+                    params = await uow.outbox.params(row)
+                    self.sent.append((self.now, row.bot, row.chat_id, params.get("text", "")))
+                patient = await uow.patients.by_tg_user(1)
+                assert patient is not None
+                open_ = await followup.open_checkin(uow, patient, self.now)
+                if open_ is not None and open_.state == "q1":
+                    number = len(await _checkins(uow, open_.plan_id)) - 1
+                    if number in answer:
+                        await followup.press(uow, patient, open_.id, 0, "opt", "better", self.now)
+                        await followup.press(uow, patient, open_.id, 1, "skip", "", self.now)
+                await uow.commit()
+
+    def texts(self, bot: str, chat: int, token: str) -> list[datetime]:
+        return [when for when, b, c, text in self.sent if b == bot and c == chat and token in text]
+
+
+@pytest.mark.parametrize(
+    ("freq", "standalone"),
+    [("daily", False), ("twice_weekly", True), ("weekly", True)],
+)
+async def test_a_run_of_missed_checkins_gets_one_recall_then_one_doctor_alert(
+    db: Database, freq: str, standalone: bool
+) -> None:
+    """The first check-in is answered, then nothing for 17 days: on every schedule ONE recall
+    3 days after the first unanswered one (on a daily plan the check-in prompt of that day
+    carries it, so the question does not come twice; twice a week (Mon/Thu) and weekly it
+    comes on its own), and 3 days later ONE alert to the doctor; nothing repeats."""
+    async with db.uow() as uow:
+        patient = await _patient(uow, 1, tz="UTC")
+        doctor = await _doctor(uow, 100)
+        plan = await _enrol(uow, patient, doctor, "general", freq=freq)
+        await uow.commit()
+    sim = _Sim(db)
+    await sim.run_until(T0 + timedelta(days=17), answer={0})
+    async with db.uow() as uow:
+        rows = await _checkins(uow, plan.id)
+        assert rows[0].status == "done" and len(rows) >= 3
+        anchor = rows[1]
+        start = followup.aware(anchor.due_at)
+        assert anchor.status == "missed" and anchor.recalled
+        assert all(r.status == "missed" for r in rows[1:-1])  # each missed when the next came
+        [alert] = list(await uow.session.scalars(select(CareAlert)))
+        assert (alert.kind, alert.ref_id) == ("checkin_missed", anchor.id)
+        audit = await _actions(uow)
+        assert audit.count(("system", "followup.checkin.recall")) == 1
+    [recall] = sim.texts("patient", 1, RECALL_TEXT)
+    assert start + timedelta(days=3) - followup.FOLD <= recall <= start + timedelta(days=3) + STEP
+    [to_doctor] = sim.texts("doctor", 100, ALERT_TEXT)
+    assert start + timedelta(days=6) <= to_doctor <= start + timedelta(days=6) + STEP
+    # the patient got one question per check-in asked, plus the recall only when on its own
+    questions = sim.texts("patient", 1, "How are you compared with last time?")
+    assert len(questions) == len(rows) + (1 if standalone else 0)
+    assert len(set(questions)) == len(questions)  # never two in the same half hour
+
+
+async def test_an_answer_ends_the_run_and_a_new_run_gets_its_own_recall(db: Database) -> None:
+    """Daily: answered on day 0, silent days 1-3 (the recall rides on day 4's prompt), day 4
+    answered -> no doctor alert for that run; silent again from day 5 -> a second recall on
+    day 8, still no alert (day 11 would be the second run's)."""
+    async with db.uow() as uow:
+        patient = await _patient(uow, 1, tz="UTC")
+        doctor = await _doctor(uow, 100)
+        plan = await _enrol(uow, patient, doctor, "general", freq="daily")
+        await uow.commit()
+    sim = _Sim(db)
+    await sim.run_until(T0 + timedelta(days=10), answer={0, 4})
+    recalls = sim.texts("patient", 1, RECALL_TEXT)
+    async with db.uow() as uow:
+        rows = await _checkins(uow, plan.id)
+        assert [r.status for r in rows[:6]] == ["done", "missed", "missed", "missed", "done",
+                                                "missed"]  # fmt: skip
+        first, second = followup.aware(rows[1].due_at), followup.aware(rows[5].due_at)
+        assert rows[1].recalled and rows[5].recalled and not rows[4].recalled
+        assert list(await uow.session.scalars(select(CareAlert))) == []
+        assert (await followup.streak_anchor(uow, plan.id)) is not None
+    assert len(recalls) == 2
+    assert (
+        first + timedelta(days=3) - followup.FOLD
+        <= recalls[0]
+        <= first + timedelta(days=3, minutes=30)
+    )
+    assert (
+        second + timedelta(days=3) - followup.FOLD
+        <= recalls[1]
+        <= second + timedelta(days=3, minutes=30)
+    )
+    assert sim.texts("doctor", 100, ALERT_TEXT) == []
