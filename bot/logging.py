@@ -47,3 +47,5 @@ def setup_logging(level: str = "INFO", stream: Any = None) -> None:
     logging.getLogger("aiogram.event").setLevel(logging.WARNING)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("transitions").setLevel(logging.WARNING)  # one line per state change
+    # APScheduler logs every run of the sweep job (once a second) at INFO.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)

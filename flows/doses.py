@@ -162,11 +162,20 @@ async def start(uow: UnitOfWork, plan: MedicationPlan, patient: Patient, now: da
     (plan, local) Dose row make a second call a no-op)."""
     if plan.status != "active":
         return
-    nxt = timing.next_occurrence(schedule_of(plan), zone_of(patient), plan.shift_minutes, now)
-    if nxt is None:
-        return
-    local, due = nxt
-    await schedule_occurrence(uow, plan, patient, local, due)
+    schedule, zone = schedule_of(plan), zone_of(patient)
+    after = now
+    for _ in range(8):
+        nxt = timing.next_occurrence(schedule, zone, plan.shift_minutes, after)
+        if nxt is None:
+            return
+        local, due = nxt
+        done = await dose_at(uow, plan.id, local)
+        if done is None or done.status in (PENDING, CANCELLED):
+            await schedule_occurrence(uow, plan, patient, local, due)
+            return
+        # Already answered (or missed) under this local time: a move west can bring the same
+        # wall-clock dose round again; the chain goes on to the following occurrence.
+        after = due
 
 
 async def _pending_doses(uow: UnitOfWork, plan_id: str) -> list[Dose]:

@@ -294,6 +294,33 @@ async def test_time_zone_move_replans_the_next_occurrence(db: Database) -> None:
     assert "08:00" in reminder["text"]
 
 
+async def test_a_move_west_does_not_bring_a_taken_dose_round_again(db: Database) -> None:
+    """08:00 taken in Shanghai (00:00 UTC); at 02:00 UTC the patient is in Moscow, where it
+    is 05:00 on the same date: that date's 08:00 was already taken, so the next reminder is
+    the following day's 08:00 in Moscow, and the chain is not broken."""
+    patient_id, _, plan_id = await _setup(db, tz="Asia/Shanghai", now=utc(2026, 12, 2, 12, 0))
+    sweeper = _sweeper(db)
+    await _sweep(sweeper, utc(2026, 12, 3, 0, 1))
+    [dose, _next] = await _doses(db, plan_id)
+    async with db.uow() as uow:
+        patient = await uow.patients.get(patient_id)
+        assert patient is not None
+        await flow.take(uow, patient, dose.id, dose.plan_version, utc(2026, 12, 3, 0, 5))
+        await uow.commit()
+    async with db.uow() as uow:  # what flows.medication does on a zone change
+        patient = await uow.patients.get(patient_id)
+        plan = await uow.session.get(MedicationPlan, plan_id)
+        assert patient is not None and plan is not None
+        patient.timezone = "Europe/Moscow"
+        await flow.stop(uow, plan, utc(2026, 12, 3, 2, 0))
+        await flow.start(uow, plan, patient, utc(2026, 12, 3, 2, 0))
+        await uow.commit()
+    [moved] = await _pending_events(db, "dose")
+    assert _aware(moved.due_at).replace(second=0) == utc(2026, 12, 4, 5, 0)  # 08:00 Moscow
+    statuses = {d.local: d.status for d in await _doses(db, plan_id)}
+    assert statuses == {"2026-12-03 08:00": "taken", "2026-12-04 08:00": "pending"}
+
+
 # -- catch-up after downtime ---------------------------------------------------------------------
 
 
