@@ -344,7 +344,12 @@ class BadAnswer(Exception):
 
 
 class Stale(Exception):
-    """A button of a check-in or question that is no longer open."""
+    """A button of a check-in or question that is no longer open (``reason``: ``ended``
+    when its plan was ended by the doctor)."""
+
+    def __init__(self, reason: str = "closed") -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 _UNITS = re.compile(
@@ -719,11 +724,73 @@ async def activate(
 
 
 async def end(uow: UnitOfWork, plan: FollowUpPlan, now: datetime) -> None:
-    """Stop a plan: no more check-ins (pending ones are left as they are)."""
+    """Stop a plan: its pending ``checkin`` events and its run's recall are cancelled, a
+    check-in still waiting for answers is closed (its buttons answer that the plan ended)."""
+    anchor = await streak_anchor(uow, plan.id)
+    if anchor is not None:
+        await uow.events.cancel_for(RECALL, anchor.id)
     plan.status = ENDED
     plan.ended_at = now
     plan.version += 1
     await uow.events.cancel_for(KIND, plan.id)
+    rows = await uow.session.scalars(
+        select(CheckIn).where(CheckIn.plan_id == plan.id, CheckIn.status == "pending")
+    )
+    for row in rows:
+        _finish_unanswered(row, "close", now)
+
+
+async def doctor_plans(uow: UnitOfWork, doctor_id: str, patient_id: str) -> list[FollowUpPlan]:
+    """The doctor's own running plans (active, or at their review date) for a patient."""
+    rows = await uow.session.scalars(
+        select(FollowUpPlan)
+        .where(
+            FollowUpPlan.patient_id == patient_id,
+            FollowUpPlan.doctor_id == doctor_id,
+            FollowUpPlan.status.in_((ACTIVE, REVIEW)),
+        )
+        .order_by(FollowUpPlan.created_at, FollowUpPlan.id)
+    )
+    return list(rows)
+
+
+def frequency_of(plan: FollowUpPlan) -> str:
+    """daily | twice_weekly | weekly, from a running plan's days."""
+    days = schedule_of(plan).days
+    for name, listed in FREQUENCIES.items():
+        if listed is not None and tuple(days) == listed:
+            return name
+    return "weekly"
+
+
+async def own_plan(uow: UnitOfWork, doctor: Doctor, plan_id: str) -> FollowUpPlan:
+    """A running plan of this doctor: NotAllowed ``stale`` (no such plan), ``not_yours``
+    (audited) or ``ended``."""
+    plan = await uow.session.get(FollowUpPlan, plan_id) if plan_id else None
+    if plan is None or plan.status == DRAFT:
+        raise NotAllowed("stale")
+    if plan.doctor_id != doctor.id:
+        await uow.audit.record(
+            alerts.doctor_ref(doctor.id), "followup.end.refused", "followup_plan", plan.id, {}
+        )
+        raise NotAllowed("not_yours")
+    if plan.status not in (ACTIVE, REVIEW):
+        raise NotAllowed("ended")
+    return plan
+
+
+async def end_by_doctor(
+    uow: UnitOfWork, doctor: Doctor, plan_id: str, now: datetime
+) -> FollowUpPlan:
+    """The doctor ends one of their running plans (confirmed): see :func:`end`. Audited
+    (the template only); refusals as in :func:`own_plan`."""
+    plan = await own_plan(uow, doctor, plan_id)
+    await end(uow, plan, now)
+    await uow.audit.record(
+        alerts.doctor_ref(doctor.id), "followup.end", "followup_plan", plan.id,
+        {"template": plan.template},
+    )  # fmt: skip
+    return plan
 
 
 async def plans_of(uow: UnitOfWork, patient_id: str) -> list[FollowUpPlan]:
@@ -1065,10 +1132,14 @@ async def _checkin_for(
     uow: UnitOfWork, patient: Patient, checkin_id: str, qidx: int
 ) -> tuple[CheckIn, FollowUpPlan, Template, Question]:
     checkin = await uow.session.get(CheckIn, checkin_id) if checkin_id else None
-    if checkin is None or checkin.patient_id != patient.id or checkin.status != "pending":
+    if checkin is None or checkin.patient_id != patient.id:
+        raise Stale()
+    plan = await uow.session.get(FollowUpPlan, checkin.plan_id)
+    if plan is not None and plan.status == ENDED and checkin.status != "done":
+        raise Stale("ended")
+    if checkin.status != "pending":
         raise Stale()
     idx = index_of(checkin)
-    plan = await uow.session.get(FollowUpPlan, checkin.plan_id)
     if idx is None or idx != qidx or plan is None:
         raise Stale()
     template = load().get(plan.template)

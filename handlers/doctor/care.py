@@ -1,6 +1,7 @@
 """Chronic care in the doctor bot: care alerts (/alerts and the Acknowledge button), enrolling
 a patient in a follow-up plan (/followup in a case or /followup <case number>: template ->
-frequency -> time of day -> review date) and reading charts (/chart)."""
+frequency -> time of day -> review date), listing and ending plans (/followups, End with a
+confirm step) and reading charts (/chart)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from handlers.common.routes import RouteTable
 from handlers.doctor.cases import _target
 from handlers.doctor.queue import refuse
 from locales import Html, Translator
-from storage.models import Consultation, Doctor, FollowUpPlan, utcnow
+from storage.models import Consultation, Doctor, FollowUpPlan, Patient, utcnow
 from storage.uow import UnitOfWork
 
 routes = RouteTable("doctor.care")
@@ -39,6 +40,13 @@ class FollowCB(CallbackData, prefix="fu"):
     action: str  # tpl | freq | time | rev | x
     plan: str
     value: str = ""
+
+
+class PlanCB(CallbackData, prefix="fe"):
+    """A running plan under /followups: ``end`` (asks to confirm), ``yes`` / ``no``."""
+
+    action: str
+    plan: str
 
 
 class Typing(StatesGroup):
@@ -361,6 +369,117 @@ async def on_followup_text(
         await reply.text(tr(bad.msgid, **bad.params))
         return
     await _ask_next(uow, tr, reply, plan, settings)
+
+
+# --- /followups: list and end plans -------------------------------------------------------------
+
+
+def _plan_line(tr: Translator, plan: FollowUpPlan, patient: Patient | None) -> Html:
+    sched = followup.schedule_of(plan)
+    since = followup.local_time(patient, plan.created_at)[:10] if patient else "-"
+    line = tr(
+        "followup.plans.line",
+        template=tr.plain(f"followup.template.{plan.template}"),
+        frequency=tr.plain(f"followup.freq.{followup.frequency_of(plan)}"),
+        time=sched.times[0] if sched.times else "-",
+        since=since,
+        review=sched.end.isoformat() if sched.end else "-",
+    )
+    if plan.status == followup.REVIEW:
+        return Html(f"{line}\n{tr('followup.plans.review_reached')}")
+    return line
+
+
+@routes.message(Command("followups"))
+async def on_followups(
+    message: Message,
+    command: CommandObject,
+    uow: UnitOfWork,
+    state: FSMContext,
+    doctor: Doctor | None,
+    tr: Translator,
+    reply: Replier,
+) -> None:
+    """The doctor's running follow-up plans for the patient of a case, each with End."""
+    now = utcnow()
+    if doctor is None or not flow.is_verified(doctor, now):
+        await refuse(uow, doctor, "followups", tr, reply)
+        return
+    case = await _case_for(uow, doctor, message, state, command, tr, reply, "followup.plans.usage")
+    if case is None:
+        return
+    tag = await alerts.patient_tag(uow, tr, doctor.id, case.patient_id)
+    plans = await followup.doctor_plans(uow, doctor.id, case.patient_id)
+    if not plans:
+        await reply.text(tr("followup.plans.none", tag=tag))
+        return
+    patient = await uow.patients.get(case.patient_id)
+    await reply.text(tr("followup.plans.title", tag=tag, n=len(plans)))
+    for plan in plans:
+        markup = InlineKeyboardMarkup(
+            inline_keyboard=[
+                [_button(tr.plain("followup.plans.end"), PlanCB(action="end", plan=plan.id))]
+            ]
+        )
+        await reply.text(_plan_line(tr, plan, patient), markup)
+
+
+@routes.callback_query(PlanCB.filter())
+async def on_plan_button(
+    query: CallbackQuery,
+    callback_data: PlanCB,
+    uow: UnitOfWork,
+    doctor: Doctor | None,
+    tr: Translator,
+    reply: Replier,
+) -> None:
+    """End (asks to confirm), then Yes: the plan ends and the patient is told; No keeps it."""
+    now = utcnow()
+    if doctor is None or not flow.is_verified(doctor, now):
+        await reply.answer_callback(query.id)
+        await refuse(uow, doctor, "followups_button", tr, reply)
+        return
+    action = callback_data.action
+    try:
+        if action == "yes":
+            plan = await followup.end_by_doctor(uow, doctor, callback_data.plan, now)
+        else:
+            plan = await followup.own_plan(uow, doctor, callback_data.plan)
+    except followup.NotAllowed as no:
+        msgid = {
+            "ended": "followup.plans.already_ended",
+            "not_yours": "followup.plans.not_yours",
+        }.get(no.reason, "error.stale_button")
+        await reply.answer_callback(query.id, tr.plain(msgid), alert=True)
+        if query.message is not None and no.reason == "ended":
+            await reply.edit_markup(query.message.message_id, None)
+        return
+    await reply.answer_callback(query.id)
+    template = tr.plain(f"followup.template.{plan.template}")
+    tag = await alerts.patient_tag(uow, tr, doctor.id, plan.patient_id)
+    if action == "end":
+        markup = InlineKeyboardMarkup(
+            inline_keyboard=[
+                [
+                    _button(tr.plain("followup.plans.yes"), PlanCB(action="yes", plan=plan.id)),
+                    _button(tr.plain("followup.plans.no"), PlanCB(action="no", plan=plan.id)),
+                ]
+            ]
+        )
+        await reply.text(tr("followup.plans.confirm", tag=tag, template=template), markup)
+        return
+    if query.message is not None:
+        await reply.edit_markup(query.message.message_id, None)
+    if action != "yes":
+        await reply.text(tr("followup.plans.kept", template=template))
+        return
+    await reply.text(tr("followup.plans.ended", tag=tag, template=template))
+    patient = await uow.patients.get(plan.patient_id)
+    if patient is not None and not patient.unreachable:
+        ptr = Translator(patient.locale)
+        await Replier(uow, "patient", patient.tg_user_id).text(
+            ptr("followup.ended", template=ptr.plain(f"followup.template.{plan.template}"))
+        )
 
 
 # --- /chart ------------------------------------------------------------------------------------

@@ -227,7 +227,12 @@ async def on_checkin_button(
             uow, patient, callback_data.checkin, callback_data.q,
             callback_data.action, callback_data.value, now,
         )  # fmt: skip
-    except followup.Stale:
+    except followup.Stale as stale:
+        if stale.reason == "ended":
+            await reply.answer_callback(query.id, tr.plain("followup.plan_ended"), alert=True)
+            if query.message is not None:
+                await reply.edit_markup(query.message.message_id, None)
+            return
         await reply.answer_callback(query.id, tr.plain("error.stale_button"))
         return
     except followup.BadAnswer as bad:

@@ -8,10 +8,15 @@ the doctor gets the care alert, /queue shows it, Acknowledge clears it -> the ne
 goes unanswered: one recall 3 days later, then missed and the doctor alerted once -> /readings
 and the chart (a PNG that decodes, 900 px wide) for the patient, /chart for the doctor and a
 refusal for a doctor who has no care of the patient.
+
+And a doctor lists and ends a plan (/followups, End, Keep it / Yes, end it): the patient is
+told, the check-in events are cancelled, the patient's old check-in button and the doctor's
+old End button get a clear answer, another doctor's /followups is refused and audited.
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,7 +25,7 @@ from PIL import Image
 from sqlalchemy import select
 
 from locales import Translator
-from storage.models import AuditRecord, CareAlert, CheckIn, Reading, ScheduledEvent
+from storage.models import AuditRecord, CareAlert, CheckIn, Doctor, Reading, ScheduledEvent
 from tests.e2e.conftest import DOCTOR_BOT, PATIENT_BOT, Clinic
 from tests.e2e.test_consultation import add_doctor, consult, contains
 from tests.e2e.test_intake import new_patient
@@ -142,3 +147,74 @@ async def test_hypertension_followup_alert_recall_readings_and_chart(clinic: Cli
         actions = [r.action for r in await uow.session.scalars(select(AuditRecord))]
         assert "care.chart" in actions and "care.chart.refused" in actions
         assert "followup.enrol" in actions and "care.alert.ack" in actions
+
+
+async def _callback_answer(clinic: Clinic, uid: int, bot: str, text: str) -> None:
+    for _ in range(200):
+        history = await clinic.client.messages(uid, bot)
+        if text in [a.get("text") or "" for a in history["callback_answers"]]:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no callback answer {text!r}")
+
+
+async def test_doctor_lists_and_ends_a_followup_plan(clinic: Clinic) -> None:
+    doc = await add_doctor(clinic, "Dr Lena Park")
+    other = await add_doctor(clinic, "Dr Omar Reyes")
+    p = await new_patient(clinic, "en")
+    number = await consult(p)
+    await doc.accept(number)
+    await doc.say("/followups", contains("no follow-up plans of yours"))
+
+    await doc.say("/followup", contains("Follow-up for"))
+    await doc.press(EN.plain("followup.template.general"), contains("how often"))
+    await doc.press(EN.plain("followup.freq.daily"), contains("time of day"))
+    await doc.press("20:00", contains("Review date"))
+    await doc.press(EN.plain("followup.doctor.days", n=30), contains("The patient has been told"))
+    [event] = await _pending(clinic, "checkin")
+    due = _aware(event.due_at)
+    since = await clinic.seq(p.uid)
+    await _sweep(clinic, due + timedelta(minutes=1))
+    await clinic.client.wait_for(p.uid, PATIENT_BOT, _has("compared with last time"), since=since)
+
+    # another doctor: refused, audited
+    await other.say(f"/followups {number}", contains(f"Case #{number} is not one of yours"))
+    # the doctor's list: one plan with End; End asks first, Keep it keeps it
+    since_doc = await clinic.seq(doc.uid, DOCTOR_BOT)
+    await doc.say(f"/followups {number}", contains("Your follow-up plans for"))
+    line = await doc.wait(contains("daily at 20:00"), since_doc)
+    assert EN.plain("followup.template.general") in line["text"]
+    await doc.press(EN.plain("followup.plans.end"), contains("End the"))
+    await doc.press(EN.plain("followup.plans.no"), contains("goes on"))
+    assert len(await _pending(clinic, "checkin")) == 1
+    await doc.press(EN.plain("followup.plans.end"), contains("End the"))
+    since = await clinic.seq(p.uid)
+    await doc.press(EN.plain("followup.plans.yes"), contains("has ended"))
+    await clinic.client.wait_for(p.uid, PATIENT_BOT, _has("ended your"), since=since)
+    assert await _pending(clinic, "checkin") == []
+    assert await _pending(clinic, "checkin.recall") == []
+
+    # old buttons: the patient's check-in question, the doctor's End
+    await clinic.client.click_button(p.uid, PATIENT_BOT, EN.plain("followup.q.feeling.better"))
+    await _callback_answer(clinic, p.uid, PATIENT_BOT, EN.plain("followup.plan_ended"))
+    await clinic.client.click_button(doc.uid, DOCTOR_BOT, EN.plain("followup.plans.end"))
+    await _callback_answer(clinic, doc.uid, DOCTOR_BOT, EN.plain("followup.plans.already_ended"))
+    await doc.say(f"/followups {number}", contains("no follow-up plans of yours"))
+
+    # days later: no check-in comes
+    since = await clinic.seq(p.uid)
+    await _sweep(clinic, due + timedelta(days=4))
+    await p.say("/readings", contains("No readings"))
+    history = await clinic.client.messages(p.uid, PATIENT_BOT, since)
+    assert not [
+        m for m in history["messages"] if "compared with last time" in (m.get("text") or "")
+    ]
+    async with clinic.app.db.uow() as uow:
+        [checkin] = list(await uow.session.scalars(select(CheckIn)))
+        assert (checkin.status, checkin.state) == ("missed", "closed")
+        actions = [(r.actor, r.action) for r in await uow.session.scalars(select(AuditRecord))]
+        assert [a for _, a in actions].count("followup.end") == 1
+        other_id = await uow.session.scalar(
+            select(Doctor.id).where(Doctor.tg_user_id == other.uid)
+        )
+        assert (f"doctor:{other_id}", "consultation.refused") in actions

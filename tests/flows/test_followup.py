@@ -745,3 +745,46 @@ async def test_an_answer_ends_the_run_and_a_new_run_gets_its_own_recall(db: Data
         <= second + timedelta(days=3, minutes=30)
     )
     assert sim.texts("doctor", 100, ALERT_TEXT) == []
+
+
+async def test_a_doctor_lists_and_ends_a_plan(db: Database) -> None:
+    """/followups: the doctor's running plans; ending one cancels its check-in events and
+    the run's recall, closes the check-in waiting for answers (its buttons say the plan
+    ended), audits; another doctor is refused (audited); a second end is refused."""
+    async with db.uow() as uow:
+        patient = await _patient(uow, 1)
+        doctor, other = await _doctor(uow, 100), await _doctor(uow, 101)
+        plan = await _enrol(uow, patient, doctor, "general", freq="twice_weekly")
+        assert await followup.doctor_plans(uow, doctor.id, patient.id) == [plan]
+        assert await followup.doctor_plans(uow, other.id, patient.id) == []
+        assert followup.frequency_of(plan) == "twice_weekly"
+        [event] = await _events(uow, followup.KIND)
+        prompt = await _fire(uow, followup.aware(event.due_at))
+        assert prompt is not None and prompt.checkin.status == "pending"
+        assert len(await _events(uow, followup.KIND)) == 1
+        assert len(await _events(uow, followup.RECALL)) == 2
+        now = followup.aware(event.due_at) + timedelta(hours=1)
+        with pytest.raises(followup.NotAllowed) as refused:
+            await followup.own_plan(uow, other, plan.id)
+        assert refused.value.reason == "not_yours"
+        with pytest.raises(followup.NotAllowed) as refused:
+            await followup.end_by_doctor(uow, other, plan.id, now)
+        assert refused.value.reason == "not_yours"
+        assert (await _actions(uow)).count((f"doctor:{other.id}", "followup.end.refused")) == 2
+        assert plan.status == followup.ACTIVE
+        ended = await followup.end_by_doctor(uow, doctor, plan.id, now)
+        assert ended is plan and plan.status == "ended" and plan.ended_at == now
+        assert await _events(uow, followup.KIND) == []
+        assert await _events(uow, followup.RECALL) == []
+        checkin = prompt.checkin
+        assert (checkin.status, checkin.state) == ("missed", "closed")
+        assert await followup.open_checkin(uow, patient, now) is None
+        with pytest.raises(followup.Stale) as stale:
+            await followup.press(uow, patient, checkin.id, 0, "opt", "better", now)
+        assert stale.value.reason == "ended"
+        assert (f"doctor:{doctor.id}", "followup.end") in await _actions(uow)
+        with pytest.raises(followup.NotAllowed) as again:
+            await followup.end_by_doctor(uow, doctor, plan.id, now)
+        assert again.value.reason == "ended"
+        assert await followup.doctor_plans(uow, doctor.id, patient.id) == []
+        await uow.commit()
