@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     # itself, and the advice summary with the intake and minimal identity (DESIGN.md §6).
     chat_retention_years: int = Field(default=3, ge=0, le=100)
     record_retention_years: int = Field(default=15, ge=0, le=100)
+    # A new medication plan's escalation ladder (minutes after the dose time, no answer):
+    # remind again, then alert the caregivers, then the doctor.
+    remind_again_minutes: int = Field(default=30, ge=5, le=240)
+    caregiver_after_minutes: int = Field(default=60, ge=10, le=1440)
+    doctor_after_minutes: int = Field(default=120, ge=15, le=2880)
     outbox_global_per_s: float = Field(default=30.0, gt=0)
     outbox_per_chat_per_s: float = Field(default=1.0, gt=0)
     outbox_per_chat_burst: int = Field(default=3, ge=1)
@@ -121,6 +126,17 @@ class Settings(BaseSettings):
         if value.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
         return value.upper()
+
+    @model_validator(mode="after")
+    def _ladder_in_order(self) -> Settings:
+        if not (
+            self.remind_again_minutes < self.caregiver_after_minutes < self.doctor_after_minutes
+        ):
+            raise ValueError(
+                "CARELINE_REMIND_AGAIN_MINUTES < CARELINE_CAREGIVER_AFTER_MINUTES < "
+                "CARELINE_DOCTOR_AFTER_MINUTES is required (the escalation ladder's order)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _webhook_needs_secret(self) -> Settings:

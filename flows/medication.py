@@ -281,7 +281,11 @@ def _check_doctor(doctor: Doctor, now: datetime) -> None:
 
 
 async def begin(
-    uow: UnitOfWork, doctor: Doctor, case: Consultation, now: datetime
+    uow: UnitOfWork,
+    doctor: Doctor,
+    case: Consultation,
+    now: datetime,
+    ladder: tuple[int, int, int] = (30, 60, 120),
 ) -> MedicationPlan:
     """A new draft for the patient of one of the doctor's cases (closed ones too: the patient
     is under their care). ``NotAllowed("draft_open")`` (with the plan) when a wizard is open."""
@@ -301,6 +305,10 @@ async def begin(
         version=1,
         schedule="{}",
         shift_minutes=0,
+        # minutes of silence before: the re-reminder, the caregivers' alert, the doctor's
+        again_after_min=ladder[0],
+        caregiver_after_min=ladder[1],
+        doctor_after_min=ladder[2],
         created_at=now,
     )
     plan.id = new_id()

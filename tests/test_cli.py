@@ -47,6 +47,8 @@ def test_help_lists_the_commands(tmp_path: Path) -> None:
         ({"CARELINE_JURISDICTION": "mars"}, "CARELINE_JURISDICTION"),
         ({"CARELINE_WEBHOOK_URL": "https://clinic.example"}, "CARELINE_WEBHOOK_SECRET"),
         ({"CARELINE_WEBHOOK_PORT": "http"}, "CARELINE_WEBHOOK_PORT"),
+        ({"CARELINE_REMIND_AGAIN_MINUTES": "90"}, "CARELINE_REMIND_AGAIN_MINUTES"),
+        ({"CARELINE_DOCTOR_AFTER_MINUTES": "5"}, "CARELINE_DOCTOR_AFTER_MINUTES"),
     ],
 )
 def test_bad_setting_stops_start_with_one_line(

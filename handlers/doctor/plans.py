@@ -20,6 +20,7 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
+from bot.settings import Settings
 from bot.telegram.reply import Replier
 from flows import consultation as cases
 from flows import medication as flow
@@ -158,6 +159,7 @@ async def on_plan(
     doctor: Doctor | None,
     tr: Translator,
     reply: Replier,
+    settings: Settings,
 ) -> None:
     """Starts a plan for the case's patient (or shows the open wizard's question again)."""
     if doctor is None or not _verified(doctor):
@@ -172,7 +174,12 @@ async def on_plan(
     if case is None:
         return
     try:
-        plan = await flow.begin(uow, doctor, case, utcnow())
+        ladder = (
+            settings.remind_again_minutes,
+            settings.caregiver_after_minutes,
+            settings.doctor_after_minutes,
+        )
+        plan = await flow.begin(uow, doctor, case, utcnow(), ladder)
     except NotAllowed:
         await reply.text(tr("meds.plan.which_case"))
         return

@@ -607,3 +607,21 @@ def test_local_today_uses_the_patient_zone() -> None:
     assert med.local_today(Patient(timezone="Asia/Shanghai"), late) == date(2026, 3, 3)
     assert med.local_today(Patient(timezone="Bad/Zone"), late) == date(2026, 3, 2)
     assert med.local_today(None, late) == date(2026, 3, 2)
+
+
+async def test_a_new_plan_takes_the_clinics_escalation_ladder(db: Database) -> None:
+    async with db.uow() as uow:
+        _, doctor, case = await people(uow)
+        default = await med.begin(uow, doctor, case, T0)
+        assert (
+            default.again_after_min,
+            default.caregiver_after_min,
+            default.doctor_after_min,
+        ) == (30, 60, 120)
+        await med.cancel_wizard(uow, doctor, T0)
+        custom = await med.begin(uow, doctor, case, T0, (10, 45, 90))
+        assert (custom.again_after_min, custom.caregiver_after_min, custom.doctor_after_min) == (
+            10,
+            45,
+            90,
+        )
