@@ -1067,7 +1067,7 @@ async def _missed_alert(
         uow, patient_id=plan.patient_id, doctor_id=plan.doctor_id, kind="checkin_missed",
         ref_id=anchor.id, level="alert", msgid="followup.alert.missed",
         params={"template": _template_name(tr, plan.template), "local": anchor.local,
-                "n": len(rows)},
+                "n": sum(1 for r in rows if aware(r.due_at) <= now - FOLD)},
         now=now,
     )  # fmt: skip
 

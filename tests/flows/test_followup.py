@@ -670,6 +670,9 @@ class _Sim:
                         await followup.press(uow, patient, open_.id, 1, "skip", "", self.now)
                 await uow.commit()
 
+    def texts_at(self, bot: str, chat: int, when: datetime) -> list[str]:
+        return [text for w, b, c, text in self.sent if (b, c, w) == (bot, chat, when)]
+
     def texts(self, bot: str, chat: int, token: str) -> list[datetime]:
         return [when for when, b, c, text in self.sent if b == bot and c == chat and token in text]
 
@@ -703,13 +706,18 @@ async def test_a_run_of_missed_checkins_gets_one_recall_then_one_doctor_alert(
         assert (alert.kind, alert.ref_id) == ("checkin_missed", anchor.id)
         audit = await _actions(uow)
         assert audit.count(("system", "followup.checkin.recall")) == 1
+        when_missed = [followup.aware(r.due_at) for r in rows if r.status == "missed"]
+        asked = len(rows)
     [recall] = sim.texts("patient", 1, RECALL_TEXT)
     assert start + timedelta(days=3) - followup.FOLD <= recall <= start + timedelta(days=3) + STEP
     [to_doctor] = sim.texts("doctor", 100, ALERT_TEXT)
+    # the count: the run's check-ins asked over an hour before the alert (not one just asked)
+    missed = sum(1 for due in when_missed if due <= to_doctor - followup.FOLD)
+    assert f"({missed} without an answer)" in sim.texts_at("doctor", 100, to_doctor)[0]
     assert start + timedelta(days=6) <= to_doctor <= start + timedelta(days=6) + STEP
     # the patient got one question per check-in asked, plus the recall only when on its own
     questions = sim.texts("patient", 1, "How are you compared with last time?")
-    assert len(questions) == len(rows) + (1 if standalone else 0)
+    assert len(questions) == asked + (1 if standalone else 0)
     assert len(set(questions)) == len(questions)  # never two in the same half hour
 
 
