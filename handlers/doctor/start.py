@@ -12,7 +12,7 @@ from flows import doctors as flow
 from handlers.common.routes import RouteTable
 from handlers.doctor import render
 from locales import LOCALES, Translator
-from storage.models import Doctor
+from storage.models import Doctor, utcnow
 from storage.uow import UnitOfWork
 
 routes = RouteTable("doctor.start")
@@ -52,8 +52,13 @@ async def on_status(
 
 
 @routes.message(Command("help"))
-async def on_help(message: Message, tr: Translator, reply: Replier) -> None:
-    """What the doctor bot is and how to start."""
+async def on_help(
+    message: Message, doctor: Doctor | None, tr: Translator, reply: Replier
+) -> None:
+    """What the doctor bot is and how to start; a verified doctor gets their commands."""
+    if doctor is not None and flow.is_verified(doctor, utcnow()):
+        await reply.text(tr("doctor.help.verified"))
+        return
     await reply.text(tr("doctor.help"))
 
 

@@ -57,6 +57,7 @@ async def _dose_event(clinic: Clinic, dose_id: str) -> ScheduledEvent:
 async def test_plan_caregiver_reminder_ladder_and_a_move(clinic: Clinic) -> None:
     doc, p, number = await with_case(clinic)
     t, tr = doc.t, p.tr
+    await doc.say("/help", is_text(t("doctor.help.verified")))  # the commands, /plan among them
     # The doctor's plan, once a day at 08:00 with food; the patient confirms it.
     await enter_plan(doc, number, times="08:00")
     since_p = await clinic.seq(p.uid)
