@@ -374,9 +374,7 @@ async def begin(uow: UnitOfWork, patient: Patient, q: Questionnaire) -> Outcome:
     return Outcome(intake, {})
 
 
-async def abandon(
-    uow: UnitOfWork, patient: Patient, actor: str, reason: str
-) -> Intake | None:
+async def abandon(uow: UnitOfWork, patient: Patient, actor: str, reason: str) -> Intake | None:
     """End the patient's intake in progress without a triage (an admin blocked them): it is
     cancelled and audited with ``reason``, so it can never open a case. None if none was open."""
     intake = await open_intake(uow, patient)

@@ -52,9 +52,7 @@ async def on_status(
 
 
 @routes.message(Command("help"))
-async def on_help(
-    message: Message, doctor: Doctor | None, tr: Translator, reply: Replier
-) -> None:
+async def on_help(message: Message, doctor: Doctor | None, tr: Translator, reply: Replier) -> None:
     """What the doctor bot is and how to start; a verified doctor gets their commands."""
     if doctor is not None and flow.is_verified(doctor, utcnow()):
         await reply.text(tr("doctor.help.verified"))
