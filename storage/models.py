@@ -479,3 +479,52 @@ class CareAlert(Base):
     level: Mapped[str] = mapped_column(String(16), default="alert")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     acked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Hospital(Base):
+    """A hospital in the clinic-managed referral directory (no patient data).
+    ``departments`` is a JSON list of department names; ``locale`` is the language its
+    desk reads (a slip is printed in it too, besides the patient's)."""
+
+    __tablename__ = "hospitals"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    city: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    locale: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    departments: Mapped[str] = mapped_column(Text, default="[]")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Referral(Base):
+    """A referral slip for an offline visit. ``status``: draft → issued → used | expired |
+    revoked. ``code`` is the short human-readable code on the slip and in the verify URL.
+    What the slip says (target, reason, findings, patient identification) is ciphertext
+    under the patient's key (``content_enc``, canonical JSON); ``content_hash`` is the SHA-256
+    of that canonical content, carried in the signed token; ``file_hash`` is the SHA-256 of
+    the issued PDF's bytes; ``key_id`` names the signing key. ``step`` is the doctor's wizard
+    step while a draft."""
+
+    __tablename__ = "referrals"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    code: Mapped[str | None] = mapped_column(String(16), nullable=True, unique=True)
+    patient_id: Mapped[str] = mapped_column(String(32), index=True)
+    doctor_id: Mapped[str] = mapped_column(String(32), index=True)
+    consultation_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    hospital_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    urgency: Mapped[str] = mapped_column(String(16), default="routine")
+    status: Mapped[str] = mapped_column(String(16), default="draft")
+    step: Mapped[str] = mapped_column(String(16), default="target")
+    content_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    content_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    file_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    outcome_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    issued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    valid_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    used_by: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
