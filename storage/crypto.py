@@ -26,7 +26,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 FORMAT = 1
 _FIELD_MAGIC = b"\x01"
@@ -58,14 +60,51 @@ class MasterKey:
     created: str
 
 
-class KeyRing:
-    """The master keys and the blind-index key, loaded from (and saved to) the keys file."""
+@dataclass(frozen=True)
+class SigningKey:
+    """One Ed25519 key for referral slips. ``private`` is kept only for the active key; retired
+    keys keep their public half so slips they signed verify until they expire. ``kid`` is the
+    first 8 bytes (hex) of the SHA-256 of the raw public key."""
 
-    def __init__(self, path: Path, keys: dict[int, MasterKey], active: int, blind: bytes) -> None:
+    kid: str
+    public: bytes
+    private: bytes | None
+    created: str
+
+
+def new_signing_key() -> SigningKey:
+    """A fresh Ed25519 signing key."""
+    priv = Ed25519PrivateKey.generate()
+    raw_priv = priv.private_bytes_raw()
+    raw_pub = priv.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return SigningKey(signing_kid(raw_pub), raw_pub, raw_priv, _now())
+
+
+def signing_kid(public: bytes) -> str:
+    """The id of a signing key: a fingerprint of its public half."""
+    return hashlib.sha256(public).hexdigest()[:16]
+
+
+class KeyRing:
+    """The master keys, the blind-index key and the slip signing keys, loaded from (and saved
+    to) the keys file. Files written before signing keys existed still load; a signing key is
+    added to them on load."""
+
+    def __init__(
+        self,
+        path: Path,
+        keys: dict[int, MasterKey],
+        active: int,
+        blind: bytes,
+        signing: dict[str, SigningKey] | None = None,
+        signing_active: str | None = None,
+    ) -> None:
         self.path = path
         self._keys = keys
         self.active_id = active
         self._blind = blind
+        self._signing = dict(signing or {})
+        self.signing_active_id = signing_active
         self._lock = threading.Lock()
         self._mtime = self._stat()
 
@@ -77,7 +116,8 @@ class KeyRing:
             return cls.load(path), False
         path.parent.mkdir(parents=True, exist_ok=True)
         key = MasterKey(1, AESGCM.generate_key(bit_length=256), _now())
-        ring = cls(path, {1: key}, 1, secrets.token_bytes(32))
+        sk = new_signing_key()
+        ring = cls(path, {1: key}, 1, secrets.token_bytes(32), {sk.kid: sk}, sk.kid)
         ring._write(exclusive=True)
         return ring, True
 
@@ -94,13 +134,39 @@ class KeyRing:
             }
             active = int(raw["active"])
             blind = _unb64(raw["blind_index_key"])
+            signing: dict[str, SigningKey] = {}
+            for kid, v in (raw.get("signing_keys") or {}).items():
+                pub = _unb64(v["public"])
+                priv = _unb64(v["private"]) if v.get("private") else None
+                signing[str(kid)] = SigningKey(str(kid), pub, priv, str(v.get("created", "")))
+            signing_active = raw.get("signing_active")
         except KeysFileError:
             raise
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise KeysFileError(f"keys file {path} is unreadable ({type(exc).__name__})") from None
         if active not in keys or any(len(k.key) != 32 for k in keys.values()):
             raise KeysFileError(f"keys file {path} is inconsistent")
-        return cls(path, keys, active, blind)
+        bad_key = any(
+            len(k.public) != 32
+            or signing_kid(k.public) != k.kid
+            or (k.private is not None and len(k.private) != 32)
+            for k in signing.values()
+        )
+        bad_active = bool(signing) and (
+            signing_active not in signing or not signing[signing_active].private
+        )
+        if bad_key or bad_active:
+            raise KeysFileError(f"keys file {path} has inconsistent signing keys")
+        ring = cls(path, keys, active, blind, signing, signing_active if signing else None)
+        if not signing:
+            # A keys file from before referral slips: add the first signing key, then read the
+            # file back (another process may have added its own at the same moment).
+            sk = new_signing_key()
+            with ring._lock:
+                ring._signing, ring.signing_active_id = {sk.kid: sk}, sk.kid
+                ring._write()
+            return cls.load(path)
+        return ring
 
     def _stat(self) -> float:
         try:
@@ -116,6 +182,15 @@ class KeyRing:
                 str(k.id): {"key": _b64(k.key), "created": k.created} for k in self._keys.values()
             },
             "blind_index_key": _b64(self._blind),
+            "signing_active": self.signing_active_id,
+            "signing_keys": {
+                k.kid: {
+                    "public": _b64(k.public),
+                    **({"private": _b64(k.private)} if k.private else {}),
+                    "created": k.created,
+                }
+                for k in self._signing.values()
+            },
             "note": "Careline master keys. Back this file up separately from the database; "
             "without it the encrypted data cannot be read.",
         }
@@ -147,6 +222,7 @@ class KeyRing:
         fresh = KeyRing.load(self.path)
         with self._lock:
             self._keys, self.active_id, self._blind = fresh._keys, fresh.active_id, fresh._blind
+            self._signing, self.signing_active_id = fresh._signing, fresh.signing_active_id
             self._mtime = fresh._mtime
         return True
 
@@ -158,6 +234,35 @@ class KeyRing:
             self.active_id = new_id
             self._write()
         return new_id
+
+    def add_signing_key(self) -> str:
+        """Add a new slip signing key and make it active; the previous keys keep only their
+        public half (old slips still verify). Saves the file; returns the new key's id."""
+        with self._lock:
+            sk = new_signing_key()
+            self._signing = {
+                kid: SigningKey(k.kid, k.public, None, k.created)
+                for kid, k in self._signing.items()
+            }
+            self._signing[sk.kid] = sk
+            self.signing_active_id = sk.kid
+            self._write()
+        return sk.kid
+
+    def signing_key(self, kid: str | None = None) -> SigningKey | None:
+        """A signing key by id (the active one when ``kid`` is None); reloads the file once
+        when the id is unknown (another process rotated)."""
+        kid = kid or self.signing_active_id
+        if kid is None:
+            return None
+        if kid not in self._signing:
+            self.reload_if_changed()
+        return self._signing.get(kid)
+
+    @property
+    def signing_key_ids(self) -> list[str]:
+        """Ids of all signing keys, active or retired."""
+        return sorted(self._signing)
 
     @property
     def key_ids(self) -> list[int]:

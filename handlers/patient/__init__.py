@@ -6,7 +6,7 @@ from aiogram import F, Router
 
 from bot.settings import Settings
 from flows import checkback as flows_checkback
-from flows import retention
+from flows import referrals, retention
 from handlers.patient import caregivers as caregiver_handlers
 from handlers.patient import (
     case,
@@ -31,6 +31,7 @@ def scheduled(settings: Settings | None = None) -> dict[str, Handler]:
         **case.scheduled(settings or Settings()),
         **checkins.scheduled(),
         **dose_handlers.scheduled(settings or Settings()),
+        **referrals.scheduled(),
     }
 
 
