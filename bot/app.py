@@ -21,6 +21,8 @@ from bot.telegram.dispatchers import build_dispatcher, fsm_backends
 from bot.telegram.processor import BotRuntime, UpdateProcessor
 from bot.telegram.sender import Limits, OutboxSender
 from bot.telegram.sources import Poller, webhook_routes
+from bot.verify_web import VerifyPage
+from bot.verify_web import serve as serve_verify
 from flows import followup, questionnaire
 from handlers import patient as patient_handlers
 from locales import Translator, validate_catalogs
@@ -141,6 +143,14 @@ class Careline:
             with contextlib.suppress(Exception):
                 await self.bots["patient"].set_my_commands(cmds, language_code=lang)
 
+    def verify_page(self) -> VerifyPage:
+        """The referral verify page over this app's database."""
+        return VerifyPage(
+            self.db,
+            per_minute=self.settings.verify_requests_per_minute,
+            trust_proxy=self.settings.verify_trust_proxy,
+        )
+
     async def start(self) -> None:
         """Start the processor, the sender and the update sources (polling or webhook)."""
         s = self.settings
@@ -153,6 +163,7 @@ class Careline:
             secret = s.webhook_secret.get_secret_value()
             app = web.Application()
             webhook_routes(app, self.processor, secret, list(ROLES))
+            self.verify_page().mount(app)  # /r/<code>: the referral slips' verify page
             self._web = web.AppRunner(app)
             await self._web.setup()
             await web.TCPSite(self._web, s.webhook_host, s.webhook_port).start()
@@ -175,6 +186,8 @@ class Careline:
                 poller = Poller(role, s.telegram_api_url, tokens[role], self.processor)
                 self.pollers.append(poller)
                 self._tasks.append(asyncio.create_task(poller.run(), name=f"poll-{role}"))
+            if s.verify_port is not None:
+                self._web = await serve_verify(self.verify_page(), s.verify_host, s.verify_port)
         log.info(
             "careline started", extra={"ctx": {"mode": "webhook" if s.webhook_url else "polling"}}
         )

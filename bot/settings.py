@@ -78,6 +78,15 @@ class Settings(BaseSettings):
     outbox_per_chat_burst: int = Field(default=3, ge=1)
     outbox_concurrency: int = Field(default=1, ge=1, le=64)
     log_level: str = "INFO"
+    # Referral slips: the address their QR opens (<public_url>/r/<code>?t=<token>), served by
+    # the webhook server (or the sandbox page); in polling mode by a small server of its own
+    # on verify_host:verify_port when a port is set. Requests per minute per client address;
+    # behind a reverse proxy, trust its X-Forwarded-For for that address.
+    public_url: str = "http://127.0.0.1:8080"
+    verify_host: str = "127.0.0.1"
+    verify_port: int | None = Field(default=None, ge=1, le=65535)
+    verify_requests_per_minute: int = Field(default=30, ge=1, le=10000)
+    verify_trust_proxy: bool = False
 
     @field_validator("admin_ids", mode="before")
     @classmethod
@@ -113,7 +122,7 @@ class Settings(BaseSettings):
             raise ValueError("is not an IANA time zone name such as Europe/London") from None
         return value
 
-    @field_validator("telegram_api_url", "webhook_url")
+    @field_validator("telegram_api_url", "webhook_url", "public_url")
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:
         if value is not None and not re.match(r"^https?://[^\s/]+", value):

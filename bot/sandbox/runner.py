@@ -20,6 +20,7 @@ from bot.sandbox.emulator import BotApiEmulator, RateLimits
 from bot.sandbox.emulator_state import SimUser
 from bot.sandbox.web import add_web_routes
 from bot.settings import Settings
+from bot.verify_web import VerifyPage
 
 log = logging.getLogger("careline.sandbox")
 
@@ -118,9 +119,17 @@ async def start_sandbox(
         DOCTOR_TOKEN, username=DOCTOR_USERNAME, first_name="Careline for doctors"
     )
     add_web_routes(emulator.app, title="Careline sandbox")
+    verify = VerifyPage(
+        None,
+        per_minute=settings.verify_requests_per_minute,
+        trust_proxy=settings.verify_trust_proxy,
+    )
+    verify.mount(emulator.app)  # /r/<code>: the referral verify page (database set below)
     url = await emulator.start(host, port)
     internal = url if host in ("127.0.0.1", "localhost") else f"http://127.0.0.1:{port}"
     local = sandbox_settings(settings, internal)
+    if "public_url" not in settings.model_fields_set:  # slips' QR codes open this sandbox
+        local = local.model_copy(update={"public_url": url.rstrip("/")})
     if fresh and local.data_dir.exists():
         shutil.rmtree(local.data_dir)
     local.data_dir.mkdir(parents=True, exist_ok=True)
@@ -135,6 +144,7 @@ async def start_sandbox(
             if last is not None:
                 record = emulator.find_bot(username)
                 record.next_update_id = max(record.next_update_id, last + 1)
+    verify.db = db
     app = await Careline.build(local, db)
     await app.start()
     sandbox = Sandbox(emulator, app, url, people_file)
