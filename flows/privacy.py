@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete
@@ -17,10 +17,8 @@ from flows.fhir import (
     RecordedMessage,
     case_bundle,
     case_communications,
-    questionnaire_response,
 )
 from flows.onboarding import CONSENT_KIND, CONSENT_VERSION, Actor
-from flows.questionnaire import load
 from storage.models import (
     CareAlert,
     CheckIn,
@@ -101,7 +99,7 @@ async def consultations(uow: UnitOfWork, patient: Patient) -> list[CaseEntry]:
     return out
 
 
-async def _case_resources(
+async def case_resources(
     uow: UnitOfWork, case: Consultation, budget: InlineBudget
 ) -> list[dict[str, Any]]:
     """Every message of a case (and its advice) as FHIR Communications, decrypted."""
@@ -146,54 +144,17 @@ async def export_case(
     if case is None or case.patient_id != patient.id:
         return None
     await uow.audit.record(Actor(patient.id).ref, "consultation.export", "consultation", case.id)
-    bundle = case_bundle(case, await _case_resources(uow, case, InlineBudget()), now=utcnow())
+    bundle = case_bundle(case, await case_resources(uow, case, InlineBudget()), now=utcnow())
     return case, json.dumps(bundle, ensure_ascii=False, indent=2).encode("utf-8")
 
 
-async def export(uow: UnitOfWork, patient: Patient) -> bytes:
-    """The patient's data as a JSON document; the export itself is audited."""
-    await uow.audit.record(Actor(patient.id).ref, "record.export", "patient", patient.id)
-    profile = await uow.patients.profile(patient)
-    now = datetime.now(UTC)
-    budget = InlineBudget()  # one budget for the whole document (see flows.fhir)
-    doc: dict[str, Any] = {
-        "format": "careline.patient-export/1",
-        "exported_at": now.isoformat(timespec="seconds"),
-        "patient": {
-            "id": patient.id,
-            **profile,
-            "timezone": patient.timezone,
-            "language": patient.locale,
-            "created_at": patient.created_at.isoformat(timespec="seconds"),
-        },
-        "consents": [
-            {
-                "kind": c.kind,
-                "version": c.version,
-                "decision": c.decision,
-                "at": c.at.isoformat(timespec="seconds"),
-            }
-            for c in await uow.consents.for_patient(patient.id)
-        ],
-        # Each intake as a FHIR R4 QuestionnaireResponse, which other providers can read.
-        "intakes": [
-            questionnaire_response(
-                load(), item, await uow.intakes.answers(item), patient_ref=patient.id
-            )
-            for item in await uow.intakes.for_patient(patient.id, limit=10_000)
-        ],
-        # Each consultation as a FHIR Bundle of Communication resources (one per message).
-        "consultations": [
-            case_bundle(case, await _case_resources(uow, case, budget), now=now)
-            for case in await uow.consultations.for_patient(patient.id)
-        ],
-        "history": await uow.patients.history(patient),
-        "access_log": [
-            {"at": a.at.isoformat(timespec="seconds"), "actor": a.actor, "action": a.action}
-            for a in await uow.audit.for_record("patient", patient.id)
-        ],
-    }
-    return json.dumps(doc, ensure_ascii=False, indent=2).encode("utf-8")
+async def export(uow: UnitOfWork, patient: Patient, now: datetime | None = None) -> bytes:
+    """The patient's whole record as a FHIR R4 Bundle (JSON, :mod:`flows.export`): profile,
+    intakes, consultations, medication plans and doses, follow-ups and readings, referrals,
+    consents and caregivers, and the access log; the export itself is audited."""
+    from flows import export as record  # it builds on this module's case_resources
+
+    return await record.export_for_patient(uow, patient, now=now)
 
 
 @dataclass(frozen=True)
