@@ -96,7 +96,7 @@ async def test_forged_and_unknown_reveal_nothing(
     resp = await client.get(f"/r/{code}", params={"t": tampered, "lang": "ru"})
     text = await resp.text()
     assert resp.status == 200 and "Не подлинное" in text
-    assert "Testpatient" not in text and "Mark" not in text and "<form method=\"post\"" not in text
+    assert "Testpatient" not in text and "Mark" not in text and '<form method="post"' not in text
     # A genuine token shown under another slip's code: forged.
     other = rf.new_code()
     text = await (await client.get(f"/r/{other}", params={"t": token})).text()
@@ -112,7 +112,7 @@ async def test_html_injection_is_escaped(
     db: Database, page: tuple[TestClient, VerifyPage]
 ) -> None:
     client, _ = page
-    rid, code, token, _ = await issued(db, Signer(db.ring))
+    rid, code, _token, _ = await issued(db, Signer(db.ring))
     async with db.uow() as uow:
         patient_id = (await uow.session.get(Referral, rid)).patient_id  # type: ignore[union-attr]
     # A slip whose patient name and target carry markup.
@@ -233,3 +233,29 @@ async def test_page_without_database_yet() -> None:
     async with TestClient(TestServer(app)) as client:
         resp = await client.get("/r/ABC-DEF-GHJ")
         assert resp.status == 503 and "not available yet" in await resp.text()
+
+
+async def test_token_after_hash_is_posted_and_checked(
+    db: Database, page: tuple[TestClient, VerifyPage]
+) -> None:
+    """The slip's QR is /r/<code>#<token>: the page (no token in the request) carries the
+    script that posts the fragment; its CSP allows exactly that script; the POST checks it."""
+    import base64
+    import hashlib
+
+    client, _ = page
+    _, code, token, _ = await issued(db, Signer(db.ring))
+    resp = await client.get(f"/r/{code}")
+    text = await resp.text()
+    script = re.search(r"<script>(.*?)</script>", text, re.S)
+    assert script is not None and 'id=tk method="post"' in text
+    digest = base64.b64encode(hashlib.sha256(script.group(1).encode()).digest()).decode()
+    assert f"'sha256-{digest}'" in resp.headers["Content-Security-Policy"]
+    resp = await client.post(f"/r/{code}?lang=en", data={"t": token})
+    text = await resp.text()
+    assert resp.status == 200 and "Valid referral" in text and "<script>" not in text
+    assert _form_fields(text)["t"] == token
+    head, sig = token.split(".")
+    resp = await client.post(f"/r/{code}", data={"t": head + "." + sig[::-1]})
+    text = await resp.text()
+    assert "Not genuine" in text and "Testpatient" not in text

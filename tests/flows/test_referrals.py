@@ -213,7 +213,7 @@ async def test_issue_then_token_and_code_are_valid(db: Database, signer: Signer)
 
 
 async def test_tampered_token_is_forged(db: Database, signer: Signer) -> None:
-    rid, _, token, _ = await issued(db, signer)
+    _rid, _, token, _ = await issued(db, signer)
     head, sig = token.split(".")
     raw = bytearray(unb64u(head))
     async with db.uow() as uow:
@@ -233,7 +233,7 @@ async def test_tampered_token_is_forged(db: Database, signer: Signer) -> None:
 async def test_token_from_another_system_is_not_trusted(
     db: Database, signer: Signer, tmp_path: Path
 ) -> None:
-    rid, _, token, _ = await issued(db, signer)
+    _rid, _, token, _ = await issued(db, signer)
     other_ring, _ = KeyRing.load_or_create(tmp_path / "other" / "keys.json")
     other = Signer(other_ring)
     payload = json.loads(unb64u(token.split(".")[0]))
@@ -250,7 +250,9 @@ async def test_token_from_another_system_is_not_trusted(
         claim = f"{b64u(raw)}.{b64u(sig)}"
         assert (await rf.verify_token(uow, claim, signer, T0)).status == "forged"
         # Our genuine signature over a referral we never issued: unknown, nothing revealed.
-        ghost = signer.sign(dict(rid="0" * 32, iss="2026-03-02", exp="2026-03-20", h="0" * 64))
+        ghost = signer.sign(
+            {"rid": "0" * 32, "iss": "2026-03-02", "exp": "2026-03-20", "h": "0" * 64}
+        )
         verdict = await rf.verify_token(uow, ghost, signer, T0)
         assert verdict.status == "unknown" and verdict.patient_name is None
 
@@ -319,7 +321,7 @@ async def test_expiry_event_marks_it_expired(db: Database, signer: Signer) -> No
 
 
 async def test_revoked_and_used(db: Database, signer: Signer) -> None:
-    rid, code, token, doctor_id = await issued(db, signer)
+    rid, _code, token, doctor_id = await issued(db, signer)
     async with db.uow() as uow:
         doctor = await uow.doctors.get(doctor_id)
         assert doctor is not None
@@ -412,7 +414,7 @@ async def test_issue_refuses_incomplete_or_foreign_drafts(db: Database, signer: 
 
 
 async def test_rotation_keeps_old_slips_valid(db: Database, signer: Signer) -> None:
-    rid, code, old_token, doctor_id = await issued(db, signer)
+    rid, _code, old_token, doctor_id = await issued(db, signer)
     old_kid = signer.active_kid
     new_kid = signer.ring.add_signing_key()
     assert new_kid != old_kid and signer.active_kid == new_kid
