@@ -47,7 +47,27 @@ def _parser() -> argparse.ArgumentParser:
     audit = sub.add_parser("audit", help="audit log tools")
     audit_sub = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
     audit_sub.add_parser("verify", help="check the audit hash chain; non-zero exit if broken")
+    _hospitals_parser(sub)
     return p
+
+
+def _hospitals_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    hosp = sub.add_parser("hospitals", help="the referral directory: hospitals and departments")
+    h_sub = hosp.add_subparsers(dest="hospitals_command", metavar="ACTION", required=True)
+    h_list = h_sub.add_parser("list", help="hospitals of the directory")
+    h_list.add_argument("--all", action="store_true", help="disabled ones too")
+    h_add = h_sub.add_parser("add", help="add a hospital")
+    h_add.add_argument("name", help="the hospital's name")
+    h_add.add_argument("--city", help="its city")
+    h_add.add_argument("--language", help="the language its desk reads: en, zh_Hans or ru")
+    h_add.add_argument("--departments", help='comma-separated, e.g. "Cardiology, Neurology"')
+    h_dep = h_sub.add_parser("department", help="add or remove a department of a hospital")
+    h_dep.add_argument("id", help="hospital id, or a unique prefix of at least 6 characters")
+    h_dep.add_argument("action", choices=("add", "remove"))
+    h_dep.add_argument("name", help="the department's name")
+    for name, text in (("disable", "stop offering a hospital"), ("enable", "offer it again")):
+        h_on = h_sub.add_parser(name, help=text)
+        h_on.add_argument("id", help="hospital id, or a unique prefix of at least 6 characters")
 
 
 async def _migrate(settings: Settings) -> int:
@@ -124,6 +144,65 @@ async def _doctors(settings: Settings, args: argparse.Namespace) -> int:
             await uow.commit()
             print(f"doctor {doctor.id[:8]}: {doctor.status}")
             return 0
+    finally:
+        await db.dispose()
+
+
+async def _hospitals(settings: Settings, args: argparse.Namespace) -> int:
+    """The operator's directory commands, audited as ``admin:cli``."""
+    from bot.app import open_database
+    from flows import directory
+    from locales import Translator
+
+    db = await open_database(settings)
+    actor = "admin:cli"
+    try:
+        async with db.uow() as uow:
+            try:
+                if args.hospitals_command == "list":
+                    rows = await directory.hospitals(uow, include_disabled=args.all)
+                    for h in rows:
+                        v = directory.view(h)
+                        state = "" if v.active else "  (disabled)"
+                        print(f"{v.id[:8]}  {v.name} · {v.city or '—'} · {v.locale or '—'}{state}")
+                        print(f"          departments: {', '.join(v.departments) or '—'}")
+                    print(f"{len(rows)} hospital(s)")
+                    return 0
+                if args.hospitals_command == "add":
+                    added = await directory.add(
+                        uow, actor, args.name, city=args.city, locale=args.language,
+                        departments=args.departments,
+                    )  # fmt: skip
+                    await uow.commit()
+                    print(f"hospital {added.id[:8]} added: {added.name}")
+                    return 0
+                hospital = await directory.find(uow, args.id)
+                if args.hospitals_command == "department":
+                    if args.action == "add":
+                        done = await directory.add_department(uow, actor, hospital, args.name)
+                    else:
+                        done = await directory.remove_department(uow, actor, hospital, args.name)
+                    await uow.commit()
+                    print(
+                        f"hospital {hospital.id[:8]}: departments now "
+                        f"{', '.join(directory.departments_of(hospital)) or '—'}"
+                        + ("" if done else " (nothing changed)")
+                    )
+                    return 0
+                changed = await directory.set_active(
+                    uow, actor, hospital, args.hospitals_command == "enable"
+                )
+                await uow.commit()
+                state = "active" if hospital.active else "disabled"
+                print(f"hospital {hospital.id[:8]}: {state}" + ("" if changed else " (already)"))
+                return 0
+            except directory.NotFound as exc:
+                print(f"careline: {exc}", file=sys.stderr)
+                return 2
+            except directory.BadInput as exc:
+                en = Translator("en").plain(exc.msgid, **exc.params)
+                print(f"careline: {en}", file=sys.stderr)
+                return 2
     finally:
         await db.dispose()
 
@@ -209,6 +288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_doctors(settings, args))
         if args.command == "audit":
             return asyncio.run(_audit_verify(settings))
+        if args.command == "hospitals":
+            return asyncio.run(_hospitals(settings, args))
     except (SettingsError, KeysFileError) as exc:
         print(f"careline: {exc}", file=sys.stderr)
         return 2

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from aiogram import F, Router
 
-from handlers.doctor import admin, apply, care, cases, fallback, plans, queue, reports, start
+from handlers.doctor import (
+    admin,
+    apply,
+    care,
+    cases,
+    fallback,
+    plans,
+    queue,
+    referrals,
+    reports,
+    start,
+)
 
 
 def get_router() -> Router:
@@ -22,6 +33,7 @@ def get_router() -> Router:
     # Their handlers call flows.doctors.require_verified(doctor); the NotVerified it raises
     # is answered by the fallback's error handler with the reason, in the doctor's language.
     root.include_routers(plans.routes.router())  # a typed plan answer is not a case message
+    root.include_routers(referrals.routes.router())  # nor a referral answer or a hospital
     root.include_routers(queue.routes.router(), reports.routes.router())
     root.include_routers(care.routes.router())  # alerts, /followup, /chart: before case texts
     root.include_routers(cases.routes.router())

@@ -216,6 +216,9 @@ async def on_terminate(
     await flow.terminate(uow, doctor, case, now=utcnow())
     await state.update_data(case=None, closing=None)
     await reply.text(tr("consult.doctor.terminated", number=case.number))
+    from handlers.doctor.referrals import offer_referral  # the referral wizard imports us
+
+    await offer_referral(tr, reply, case)
     found = await view.to_patient(uow, case)
     if found is not None:
         _, ptr, preply = found

@@ -20,6 +20,7 @@ from handlers.patient import (
 )
 from handlers.patient import doses as dose_handlers
 from handlers.patient import meds as meds_handlers
+from handlers.patient import referrals as referral_handlers
 from scheduler.sweeper import Handler
 
 
@@ -31,6 +32,7 @@ def scheduled(settings: Settings | None = None) -> dict[str, Handler]:
         **case.scheduled(settings or Settings()),
         **checkins.scheduled(),
         **dose_handlers.scheduled(settings or Settings()),
+        **referral_handlers.scheduled(),
         **referrals.scheduled(),
     }
 
@@ -49,6 +51,7 @@ def get_router() -> Router:
         dose_handlers.routes.router(),  # reminder buttons, typed skip reasons/side effects
         caregiver_handlers.routes.router(),  # invitation links, /caregivers, /stop, home
         checkins.routes.router(),  # follow-up check-in answers, /readings
+        referral_handlers.routes.router(),  # /referrals, a visit's outcome typed after "I went"
         case.cancel_routes.router(),  # /cancel of a case, unless a profile edit is going on
         commands.routes.router(),
         case.routes.router(),
