@@ -880,7 +880,7 @@ async def export_for_patient(
     """The patient's own /export: the record Bundle as JSON; audited (``record.export``)."""
     now = now or utcnow()
     await uow.audit.record(f"patient:{patient.id}", "record.export", "patient", patient.id)
-    return to_json(await record_bundle(uow, patient, now=now))
+    return to_json(await record_bundle(uow, patient, now=now))  # the export is in its own log
 
 
 class NotUnderCare(Exception):

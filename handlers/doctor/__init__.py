@@ -9,6 +9,7 @@ from handlers.doctor import (
     apply,
     care,
     cases,
+    export,
     fallback,
     plans,
     queue,
@@ -32,6 +33,7 @@ def get_router() -> Router:
     # the fallback), e.g. root.include_routers(queue.routes.router(), cases.routes.router()).
     # Their handlers call flows.doctors.require_verified(doctor); the NotVerified it raises
     # is answered by the fallback's error handler with the reason, in the doctor's language.
+    root.include_routers(export.routes.router())  # /export [case]: before typed answers
     root.include_routers(plans.routes.router())  # a typed plan answer is not a case message
     root.include_routers(referrals.routes.router())  # nor a referral answer or a hospital
     root.include_routers(queue.routes.router(), reports.routes.router())

@@ -3,6 +3,7 @@ and consultations), /mydata, /export, /delete, /cancel."""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 
 from aiogram import F
@@ -19,6 +20,7 @@ from aiogram.types import (
 
 from bot.settings import Settings
 from bot.telegram.reply import Replier
+from flows import export as record_export
 from flows import privacy, retention
 from flows.onboarding import CONSENT_VERSION, Step, step_of
 from handlers.common import cases as case_view
@@ -31,6 +33,7 @@ from storage.models import Consultation, Doctor, Patient
 from storage.uow import UnitOfWork
 
 routes = RouteTable("patient.commands")
+log = logging.getLogger(__name__)
 
 # One /history message holds at most this much text (Telegram's limit is 4096) and 50
 # buttons; more consultations continue in another message.
@@ -314,15 +317,21 @@ async def on_export(
     reply: Replier,
     settings: Settings,
 ) -> None:
-    """Sends the patient's data as a protected JSON file."""
+    """Sends the patient's whole record as a protected FHIR R4 Bundle (JSON; audited)."""
     if patient is None:
         await reply.text(tr("error.finish_onboarding"))
         await show_step(reply, tr, patient, settings)
         return
-    doc = await privacy.export(uow, patient)
-    today = datetime.now(UTC).date().isoformat()
+    now = datetime.now(UTC)
+    try:
+        doc = await privacy.export(uow, patient, now)
+    except ValueError:  # a record that does not make valid FHIR: a bug, never a traceback
+        log.exception("export of a patient record failed")
+        await reply.text(tr("export.failed"))
+        return
+    today = now.date().isoformat()
     await reply.document(
-        f"careline-export-{today}.json", doc, tr("export.caption", date=today), protect=True
+        record_export.file_name(now), doc, tr("export.record.caption", date=today), protect=True
     )
 
 
