@@ -11,9 +11,9 @@ to check it. Long findings flow onto a second page (with a continuation header);
 a footer with the code and the page number.
 
 The QR code (segno, error correction M, drawn as vector rectangles so it stays sharp at any
-zoom) carries ``verify_url + "#" + token``: a phone scan opens the verify page for the code
-(``/r/<code>``), and the fragment — which browsers never send in the request — hands the signed
-token to the page's check without putting it in server logs.
+zoom) carries ``verify_url + "?t=" + token`` (:func:`qr_payload`): a phone scan opens the
+verify page for the code (``/r/<code>``), which checks the signed token it brings; typing the
+printed code on the page checks the record without the token.
 
 Fonts are embedded TrueType subsets: DejaVu Sans (Latin, Cyrillic) from matplotlib's bundled
 mpl-data, and for Chinese a CJK font found by :func:`find_cjk_font` (``CARELINE_CJK_FONT``,
@@ -111,25 +111,43 @@ class SlipError(Exception):
 
 
 class SlipFields(Protocol):
-    """What the slip prints (``flows.referrals.SlipContent`` has these fields)."""
+    """What the slip prints, read-only (``flows.referrals.SlipContent`` fits it, frozen or
+    not)."""
 
-    code: str
-    patient_name: str
-    birth_year: int | str | None
-    sex: str | None
-    doctor_name: str
-    doctor_title: str | None
-    doctor_licence: str | None
-    doctor_hospital: str | None
-    target_hospital: str
-    target_department: str | None
-    reason: str
-    urgency: str
-    findings: str | None
-    issued_on: date
-    valid_until: date
-    locale: str
-    hospital_locale: str | None
+    @property
+    def code(self) -> str: ...
+    @property
+    def patient_name(self) -> str: ...
+    @property
+    def birth_year(self) -> int | str | None: ...
+    @property
+    def sex(self) -> str | None: ...
+    @property
+    def doctor_name(self) -> str: ...
+    @property
+    def doctor_title(self) -> str | None: ...
+    @property
+    def doctor_licence(self) -> str | None: ...
+    @property
+    def doctor_hospital(self) -> str | None: ...
+    @property
+    def target_hospital(self) -> str: ...
+    @property
+    def target_department(self) -> str | None: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def urgency(self) -> str: ...
+    @property
+    def findings(self) -> str | None: ...
+    @property
+    def issued_on(self) -> date: ...
+    @property
+    def valid_until(self) -> date: ...
+    @property
+    def locale(self) -> str: ...
+    @property
+    def hospital_locale(self) -> str | None: ...
 
 
 # --- fonts ------------------------------------------------------------------------------------
@@ -158,12 +176,10 @@ def find_cjk_font() -> Path | None:
 def _cmap(path: str) -> frozenset[int]:
     """The code points a font file can draw."""
     try:
-        font = TTFont(path, fontNumber=0, lazy=True)
-        try:
+        with open(path, "rb") as fh:
+            font = TTFont(fh, fontNumber=0, lazy=True)
             return frozenset(font.getBestCmap() or {})
-        finally:
-            font.close()
-    except (OSError, TTLibError, AssertionError) as exc:
+    except (OSError, TTLibError, AssertionError, KeyError, ValueError) as exc:
         raise SlipError(
             "slip.error.font", f"cannot read the font {Path(path).name}: {type(exc).__name__}"
         ) from None
@@ -216,12 +232,14 @@ class _Slip(FPDF):
     def __init__(self, code: str) -> None:
         super().__init__(orientation="P", unit="mm", format="A4")
         self.code = code
-        self.tr = Translator("en")
+        self.tr = Translator("en")  # the language of the version being laid out
+        self.page_tr: dict[int, Translator] = {}  # the language each page was started in
         self.version_start = 1
         self.set_margins(MARGIN, MARGIN, MARGIN)
         self.set_auto_page_break(True, margin=18)
 
     def header(self) -> None:
+        self.page_tr[self.page_no()] = self.tr
         if self.page_no() == self.version_start:
             return
         self.set_font(BASE, "", 8)
@@ -242,7 +260,8 @@ class _Slip(FPDF):
         self.set_y(-13)
         self.set_font(BASE, "", 8)
         _ink(self, GREY)
-        text = self.tr.plain("slip.footer", code=self.code, page=self.page_no(), pages="{nb}")
+        tr = self.page_tr.get(self.page_no(), self.tr)
+        text = tr.plain("slip.footer", code=self.code, page=self.page_no(), pages="{nb}")
         self.cell(0, 5, text, align="C")
 
     def _rule(self) -> None:
@@ -593,10 +612,16 @@ class _Content:
         return value
 
 
+def qr_payload(verify_url: str, token: str) -> str:
+    """What the QR carries: the slip's verify page with the token as ``?t=`` (the page checks
+    the token a phone scan brings; ``flows.referrals.token_from_text`` reads it back)."""
+    return f"{verify_url}{'&' if '?' in verify_url else '?'}t={token}"
+
+
 def render_slip(content: SlipFields, token: str, verify_url: str) -> bytes:
     """The slip's PDF bytes: one page, or more when the findings are long or a second language
-    is printed. The QR carries ``verify_url + "#" + token``. Raises :class:`SlipError` when a
-    needed font is missing."""
+    is printed. The QR carries :func:`qr_payload` (``verify_url?t=token``). Raises
+    :class:`SlipError` when a needed font is missing or unreadable."""
     fonts = _base_fonts()
     locales = _locales(content)
     base_cmap = _cmap(str(fonts["regular"]))
@@ -634,7 +659,7 @@ def render_slip(content: SlipFields, token: str, verify_url: str) -> bytes:
     pdf.set_creation_date(datetime.combine(content.issued_on, time(0), tzinfo=UTC))
 
     shown = cast(SlipFields, _Content(content, drawable))
-    qr_data = f"{verify_url}#{token}"
+    qr_data = qr_payload(verify_url, token)
     for loc in locales:
         _version(pdf, shown, loc, qr_data, _usable(verify_url, drawable), locales)
     return bytes(pdf.output())
