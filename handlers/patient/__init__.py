@@ -6,7 +6,8 @@ from aiogram import F, Router
 
 from bot.settings import Settings
 from flows import checkback as flows_checkback
-from flows import referrals, retention
+from flows import referrals as referral_flow  # not `referrals`: a handler module has that name
+from flows import retention
 from handlers.patient import caregivers as caregiver_handlers
 from handlers.patient import (
     case,
@@ -33,7 +34,7 @@ def scheduled(settings: Settings | None = None) -> dict[str, Handler]:
         **checkins.scheduled(),
         **dose_handlers.scheduled(settings or Settings()),
         **referral_handlers.scheduled(),
-        **referrals.scheduled(),
+        **referral_flow.scheduled(),
     }
 
 
