@@ -357,8 +357,9 @@ class MedicationPlan(Base):
 
 
 class Dose(Base):
-    """One occurrence of a plan's dose: ``pending`` → ``taken`` | ``skipped`` | ``missed``
-    (``snoozed`` keeps it pending with a later reminder). ``local`` is the patient's local
+    """One occurrence of a plan's dose: ``pending`` → ``taken`` | ``skipped`` | ``missed`` |
+    ``cancelled`` (the plan was paused, changed or ended after the reminder went out); a
+    snooze keeps it pending with a later reminder. ``local`` is the patient's local
     date and time of the dose ("YYYY-MM-DD HH:MM") and keys the occurrence with the plan, so
     no dose is ever scheduled twice. ``step`` is how far up the escalation ladder it went
     (0 patient, 1 reminded again, 2 caregivers, 3 doctor); ``acked_by`` stops the ladder."""
@@ -386,7 +387,7 @@ class Dose(Base):
 
 class Caregiver(Base):
     """A family caregiver the patient invited: ``invited`` → ``active`` → ``revoked`` (or the
-    invitation ``expired``). The invitation is a one-time token, stored only as its hash.
+    invitation ``expired`` or was ``declined``). The invitation is a one-time token, stored only as its hash.
     ``scope``: ``reminders`` (dose reminders) | ``missed`` (+ missed-dose alerts) |
     ``checkins`` (+ check-in alerts); ``details`` lets messages name medicines and readings."""
 
@@ -426,9 +427,10 @@ class FollowUpPlan(Base):
 
 
 class CheckIn(Base):
-    """One scheduled check-in of a follow-up plan: ``pending`` (asked) → ``done`` | ``missed``
-    (recalled once after 3 days). ``state`` is the check-in questionnaire machine's state;
-    the answers are ciphertext. ``level``: none | alert | danger."""
+    """One scheduled check-in of a follow-up plan: ``pending`` (asked) → ``done`` | ``missed``.
+    ``state`` is the check-in questionnaire machine's state (``closed`` for one skipped while
+    the bot was down); the answers are ciphertext. ``level``: none | alert | danger.
+    ``recalled``: the recall of the run of missed check-ins this one started was sent."""
 
     __tablename__ = "checkins"
     __table_args__ = (UniqueConstraint("plan_id", "local", name="uq_checkins_plan_local"),)
