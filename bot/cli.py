@@ -29,6 +29,13 @@ def _parser() -> argparse.ArgumentParser:
     keys = sub.add_parser("keys", help="master key management")
     keys_sub = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
     keys_sub.add_parser("rotate", help="add a new master key and re-wrap every data key")
+    keys_sub.add_parser(
+        "rotate-signing", help="new referral-slip signing key (old slips still verify)"
+    )
+    referral = sub.add_parser("referral", help="referral slip tools")
+    ref_sub = referral.add_subparsers(dest="referral_command", metavar="ACTION", required=True)
+    ref_verify = ref_sub.add_parser("verify", help="check a slip; exit 0 only when valid")
+    ref_verify.add_argument("target", metavar="FILE_OR_CODE", help="PDF/photo, QR text or code")
     doctors = sub.add_parser("doctors", help="list, approve, reject or suspend doctors")
     doc_sub = doctors.add_subparsers(dest="doctors_command", metavar="ACTION", required=True)
     listing = doc_sub.add_parser("list", help="doctors and applications (newest last)")
@@ -247,6 +254,30 @@ async def _rotate(settings: Settings) -> int:
     return 0
 
 
+def _rotate_signing(settings: Settings) -> int:
+    from bot.app import open_keyring
+
+    ring = open_keyring(settings)
+    kid = ring.add_signing_key()
+    print(
+        f"signing key {kid} is now active for new referral slips; "
+        f"{len(ring.signing_key_ids) - 1} older key(s) kept to verify slips already issued. "
+        "Back up the keys file again."
+    )
+    return 0
+
+
+async def _referral_verify(settings: Settings, target: str) -> int:
+    from bot.app import open_database
+    from bot.verify_web import verify_cli
+
+    db = await open_database(settings)
+    try:
+        return await verify_cli(db, target, settings.default_locale, print)
+    finally:
+        await db.dispose()
+
+
 async def _audit_verify(settings: Settings) -> int:
     from bot.app import open_database
     from storage.audit import verify_chain
@@ -282,8 +313,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_run(settings))
         if args.command == "migrate":
             return asyncio.run(_migrate(settings))
+        if args.command == "keys" and args.keys_command == "rotate-signing":
+            return _rotate_signing(settings)
         if args.command == "keys":
             return asyncio.run(_rotate(settings))
+        if args.command == "referral":
+            return asyncio.run(_referral_verify(settings, args.target))
         if args.command == "doctors":
             return asyncio.run(_doctors(settings, args))
         if args.command == "audit":

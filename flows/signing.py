@@ -58,6 +58,7 @@ class Signer:
     @property
     def active_kid(self) -> str:
         """The id of the key new slips are signed with."""
+        self.ring.reload_if_changed()
         key = self.ring.signing_key()
         if key is None or key.private is None:
             raise SigningError("the keys file has no active signing key")
@@ -65,6 +66,7 @@ class Signer:
 
     def sign(self, payload: dict[str, Any]) -> str:
         """A token for ``payload`` (its ``kid`` is set to the active key's)."""
+        self.ring.reload_if_changed()  # a `keys rotate-signing` by another process
         key = self.ring.signing_key()
         if key is None or key.private is None:
             raise SigningError("the keys file has no active signing key")

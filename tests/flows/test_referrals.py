@@ -59,7 +59,12 @@ async def people(uow: UnitOfWork, tg: int = 7100) -> tuple[Patient, Doctor]:
 
 
 async def issued(
-    db: Database, signer: Signer, *, urgency: str = "within_2w", valid: date | None = None
+    db: Database,
+    signer: Signer,
+    *,
+    urgency: str = "within_2w",
+    valid: date | None = None,
+    now: datetime = T0,
 ) -> tuple[str, str, str, str]:
     """Issue one slip; returns (referral id, code, token, doctor id)."""
     async with db.uow() as uow:
@@ -79,7 +84,7 @@ async def issued(
                 "valid_until": (valid or date(2026, 3, 20)).isoformat(),
             },
         )
-        ref, content, token = await rf.issue(uow, doctor, ref.id, T0, signer)
+        ref, content, token = await rf.issue(uow, doctor, ref.id, now, signer)
         await uow.commit()
         assert content.target_hospital == "Example City Hospital"
         assert content.hospital_locale == "zh_Hans"
