@@ -8,6 +8,7 @@ after erasure nothing is left to export. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -30,6 +31,7 @@ from storage.models import (
     Intake,
     MedicationPlan,
     Patient,
+    Referral,
 )
 from storage.uow import Database, UnitOfWork
 
@@ -417,3 +419,30 @@ def test_readings_map_to_loinc_with_units() -> None:
     # The patient is not in this bundle: the dangling references keep a display only.
     assert all("reference" not in r["subject"] for r in (e["resource"] for e in bundle["entry"]))
     Bundle.model_validate(bundle)
+
+
+def test_referral_lifecycle_maps_to_service_request_status() -> None:
+    content = referrals.SlipContent(
+        code="K7Q4-M9XD", patient_name=NAME, birth_year="1958", sex="female",
+        doctor_name="Dr Ines Probe", doctor_title="Cardiologist", doctor_licence="LIC-1",
+        doctor_hospital="Careline Online Clinic", target_hospital="Riverside General Hospital",
+        target_department="", reason="Chest pain on exertion", urgency="emergency",
+        findings="", issued_on=T0.date(), valid_until=(T0 + timedelta(days=2)).date(),
+        locale="en",
+    )  # fmt: skip
+    row = Referral(
+        id="r" * 32, patient_id="p", doctor_id="d", status="issued", urgency="emergency"
+    )
+    row.valid_until, row.issued_at = T0 + timedelta(days=2), T0
+    fresh = export.service_request(row, content, patient_ref="p", now=T0)
+    assert (fresh["status"], fresh["priority"]) == ("active", "stat")
+    assert fresh["performer"] == [{"display": "Riverside General Hospital"}]
+    late = export.service_request(row, content, patient_ref="p", now=T0 + timedelta(days=3))
+    assert late["status"] == "revoked" and "expired" in late["note"][-1]["text"]
+    row.status, row.used_at, row.used_by = "used", T0 + timedelta(hours=5), "desk"
+    used = export.service_request(row, content, patient_ref="p", now=T0 + timedelta(days=3))
+    assert used["status"] == "completed" and "hospital desk" in used["note"][-1]["text"]
+    for urgency, priority in (("within_24h", "asap"), ("within_2w", "urgent")):
+        other = dataclasses.replace(content, urgency=urgency)
+        assert export.service_request(row, other, patient_ref="p", now=T0)["priority"] == priority
+    Bundle.model_validate(export.assemble([fresh], bundle_id="b2", now=T0))
