@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from fhir.resources.R4B.bundle import Bundle
 
 from flows.onboarding import CONSENT_VERSION
 from locales import Translator
@@ -106,11 +107,17 @@ async def test_profile_edit_export_and_delete(clinic: Clinic) -> None:
     assert export["protect_content"] is True
     data = await clinic.client.download(export["document"]["download_url"])
     doc = json.loads(data)
-    assert doc["patient"]["name"] == "Alice Renamed"
-    assert doc["patient"]["sex"] == "other"
-    assert doc["patient"]["phone"] == "+15550100777"
-    assert [c["decision"] for c in doc["consents"]] == ["granted"]
-    assert any(a["action"] == "record.export" for a in doc["access_log"])
+    Bundle.model_validate(doc)  # the whole record as a FHIR R4 Bundle
+    res = [e["resource"] for e in doc["entry"]]
+    [person] = [r for r in res if r["resourceType"] == "Patient"]
+    assert person["name"] == [{"use": "usual", "text": "Alice Renamed"}]
+    assert person["gender"] == "other"
+    assert person["telecom"][0]["value"] == "+15550100777"
+    assert [r["status"] for r in res if r["resourceType"] == "Consent"] == ["active"]
+    assert any(
+        r["resourceType"] == "AuditEvent" and r["subtype"][0]["code"] == "record.export"
+        for r in res
+    )
 
     mydata = await clinic.say(uid, "/mydata")
     assert "Name" in mydata["text"]
