@@ -511,3 +511,36 @@ def test_old_keys_file_loads_and_gains_a_signing_key(tmp_path: Path) -> None:
     sk = again.signing_key()
     assert sk is not None and sk.private is not None
     assert base64.b64decode(json.loads(ring.path.read_text())["signing_keys"][sk.kid]["public"])
+
+
+async def test_real_slip_pdf_round_trip(db: Database, signer: Signer) -> None:
+    """Issue → the real slip PDF (flows/slip.py) → its QR decoded → valid; one byte of the
+    file changed → forged; past expiry → expired; revoked → revoked."""
+    from flows import slip
+
+    if slip.find_cjk_font() is None:
+        pytest.skip("no CJK font for the Chinese slip (install fonts-droid-fallback)")
+    rid, code, token, doctor_id = await issued(db, signer)
+    async with db.uow() as uow:
+        ref = await uow.session.get(Referral, rid)
+        assert ref is not None
+        content = await rf.content_of(uow, ref)
+        pdf = slip.render_slip(content, token, f"https://clinic.example/r/{code}")
+        await rf.attach_file(uow, ref, pdf)
+        await uow.commit()
+    texts = rf._qr_texts(pdf)
+    assert texts and rf.token_from_text(texts[0]) == token and rf.code_from_text(texts[0]) == code
+    async with db.uow() as uow:
+        assert (await rf.verify_file(uow, pdf, signer, T0)).status == "valid"
+        # One byte of the file changed (inside the document's metadata): forged.
+        at = pdf.index(code.encode()) if code.encode() in pdf else len(pdf) // 2
+        tampered = bytearray(pdf)
+        tampered[at] = ord("Z") if tampered[at] != ord("Z") else ord("Y")
+        v = await rf.verify_file(uow, bytes(tampered), signer, T0)
+        assert v.status == "forged" and v.reason == "file" and v.patient_name is None
+        later = datetime(2026, 3, 21, tzinfo=UTC)
+        assert (await rf.verify_file(uow, pdf, signer, later)).status == "expired"
+        doctor = await uow.doctors.get(doctor_id)
+        assert doctor is not None
+        assert await rf.revoke(uow, doctor, rid, T0) is not None
+        assert (await rf.verify_file(uow, pdf, signer, T0)).status == "revoked"
