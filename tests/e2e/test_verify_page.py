@@ -314,3 +314,50 @@ async def test_cli_verify_and_rotate_signing(tmp_path: Path) -> None:
     assert keys["signing_active"] != old_kid and "private" not in keys["signing_keys"][old_kid]
     again = run(["referral", "verify", str(tmp_path / "slip.pdf")], tmp_path)
     assert again.returncode == 0 and "VALID" in again.stdout
+
+
+# --- where the page is served --------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_sandbox_serves_the_page_and_polling_mode_its_own_port(tmp_path: Path) -> None:
+    import aiohttp
+
+    from bot.sandbox.runner import start_sandbox
+    from bot.settings import Settings
+    from bot.verify_web import serve
+
+    values = {**Settings().model_dump(), "data_dir": tmp_path}
+    values.pop("public_url")
+    settings = Settings.model_construct(**values)
+    sandbox = await start_sandbox(settings, port=_free_port())
+    try:
+        db = sandbox.app.db
+        assert sandbox.app.settings.public_url == sandbox.url.rstrip("/")
+        _, code, token, _ = await issued(
+            db,
+            Signer(db.ring),
+            valid=(datetime.now(UTC) + timedelta(days=5)).date(),
+            now=datetime.now(UTC),
+        )
+        async with aiohttp.ClientSession() as http:
+            url = rf.slip_url(sandbox.app.settings.public_url, code, token) + "&lang=en"
+            async with http.get(url) as resp:
+                assert resp.status == 200 and "Valid referral" in await resp.text()
+            # Polling mode: the page on a port of its own.
+            port = _free_port()
+            runner = await serve(VerifyPage(db), "127.0.0.1", port)
+            try:
+                async with http.get(f"http://127.0.0.1:{port}/r/{code}?lang=ru") as resp:
+                    assert resp.status == 200 and "Направление действительно" in await resp.text()
+            finally:
+                await runner.cleanup()
+    finally:
+        await sandbox.stop()
