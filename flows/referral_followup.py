@@ -125,7 +125,7 @@ async def due(uow: UnitOfWork, event: ScheduledEvent, now: datetime) -> Ask | No
         return None
     doc = await outcome(uow, referral)
     recall = (event.key or "").endswith(":2")
-    if _final(doc) or (recall and doc.get("answer")):
+    if _final(doc) or (recall and doc.get("answer") in ("went", "couldnt")):
         return None
     if not recall:
         await uow.events.add(
