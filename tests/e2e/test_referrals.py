@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from flows import referral_followup as followup
 from flows import referrals as core
+from flows import slip as slip_module
 from flows.signing import Signer
 from storage.models import AuditRecord, Hospital, Referral, ScheduledEvent
 from tests.conftest import BACKENDS
@@ -30,13 +31,15 @@ from tests.e2e.conftest import DOCTOR_BOT, PATIENT_BOT, Clinic, start_clinic, st
 from tests.e2e.test_consultation import (
     Doc,
     add_doctor,
+    consult,
     contains,
     is_text,
     starts,
     wait_answers,
 )
-from tests.e2e.test_intake import has_button
+from tests.e2e.test_intake import has_button, new_patient
 from tests.e2e.test_med_plans import FIRST, with_case
+from tests.e2e.test_onboarding import NAMES
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_ID = 700000001  # the emulator numbers users from 700000001: create the admin first
@@ -419,3 +422,39 @@ async def test_urgent_followup_asks_recalls_and_tells_the_doctor(rclinic: Clinic
     # The doctor's /referrals shows the outcome.
     item = await doc.say(f"/referrals {number}", contains(ref.code))
     assert "no fracture" in item["text"] and t("ref.status.used") in item["text"]
+
+
+async def test_chinese_slip_needs_a_cjk_font(
+    rsqlite: Clinic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Chinese-speaking patient's slip: without a CJK font on the server the doctor is told
+    and nothing is issued (the review card stays); with the font the slip goes out."""
+    clinic = rsqlite
+    doc = await add_doctor(clinic, "Dr Mira Holt")
+    p = await new_patient(clinic, "zh_Hans")
+    number = await consult(p)
+    name = NAMES["zh_Hans"].split()[0]
+    await doc.accept(number, name)
+    t = doc.t
+    await doc.say(
+        f"/referral {number}", is_text(t("ref.wiz.ask_target", number=number, name=name))
+    )
+    await doc.say("市第一人民医院", has_button(t("ref.wiz.any_department")))
+    await doc.say("心内科", contains(""))
+    await doc.say("胸痛待查", has_button(t("ref.urgency.routine")))
+    await doc.press(t("ref.urgency.routine"), has_button(t("ref.wiz.keep_findings")))
+    await doc.press(t("ref.wiz.keep_findings"), has_button(t("ref.wiz.days", n=30)))
+    await doc.press(t("ref.wiz.days", n=30), has_button(t("ref.wiz.issue")))
+    monkeypatch.setattr(slip_module, "find_cjk_font", lambda: None)
+    await doc.press(t("ref.wiz.issue"), is_text(t("ref.slip.no_font")))
+    [draft] = await _referrals(clinic)
+    assert draft.status == "draft" and draft.step == "review"
+    monkeypatch.undo()
+    await doc.say("/referral", has_button(t("ref.wiz.issue")))  # the open wizard's card
+    since_p = await clinic.seq(p.uid)
+    await doc.press(t("ref.wiz.issue"), starts(t("ref.wiz.issued", number=number, name=name,
+                    code="X", valid_until="")[:10]))  # fmt: skip
+    sent = await clinic.client.wait_for(p.uid, PATIENT_BOT, _doc_msg, since=since_p)
+    assert "市第一人民医院" in sent["caption"]
+    pdf = await clinic.client.download(sent["document"]["file_id"])
+    assert (await _verify(clinic, pdf)).status == "valid"
