@@ -544,3 +544,41 @@ async def test_real_slip_pdf_round_trip(db: Database, signer: Signer) -> None:
         assert doctor is not None
         assert await rf.revoke(uow, doctor, rid, T0) is not None
         assert (await rf.verify_file(uow, pdf, signer, T0)).status == "revoked"
+
+
+async def test_a_copy_from_before_a_resend_under_a_new_key_still_verifies(
+    db: Database, signer: Signer
+) -> None:
+    """The slip is sent again after a signing-key rotation (a new token, a new file, a new
+    stored hash): the copy the patient printed earlier still checks valid byte for byte,
+    and a changed byte in it is still forged."""
+    from flows import slip
+
+    if slip.find_cjk_font() is None:
+        pytest.skip("no CJK font for the Chinese slip (install fonts-droid-fallback)")
+    rid, code, token, _ = await issued(db, signer)
+    url = f"https://clinic.example/r/{code}"
+    async with db.uow() as uow:
+        ref = await uow.session.get(Referral, rid)
+        assert ref is not None
+        content = await rf.content_of(uow, ref)
+        first = slip.render_slip(content, token, url)
+        await rf.attach_file(uow, ref, first)
+        await uow.commit()
+    signer.ring.add_signing_key()
+    async with db.uow() as uow:
+        ref = await uow.session.get(Referral, rid)
+        assert ref is not None
+        again_token = await rf.slip_token(uow, ref, signer)
+        again = slip.render_slip(content, again_token, url)
+        assert again != first
+        await rf.attach_file(uow, ref, again)
+        await uow.commit()
+    async with db.uow() as uow:
+        assert (await rf.verify_file(uow, again, signer, T0)).status == "valid"
+        assert (await rf.verify_file(uow, first, signer, T0)).status == "valid"
+        tampered = bytearray(first)
+        at = len(first) // 2
+        tampered[at] = (tampered[at] + 1) % 256
+        v = await rf.verify_file(uow, bytes(tampered), signer, T0)
+        assert v.status in ("forged", "unknown"), v
