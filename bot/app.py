@@ -41,6 +41,7 @@ PATIENT_COMMANDS = (
     "doses",
     "readings",
     "caregivers",
+    "referrals",
     "help",
     "profile",
     "language",

@@ -164,8 +164,10 @@ async def on_queue_button(
 
 
 def followup_keyboard(tr: Translator, case: Consultation) -> InlineKeyboardMarkup:
-    """cn: the one button that accepts the case as a follow-up visit."""
+    """cn: accept the case as a follow-up visit, or (the record does not make it one: a
+    first visit) issue a referral to an in-person visit."""
     from handlers.doctor.cases import CaseCB  # the button belongs to the case workflow
+    from handlers.doctor.referrals import referral_button
 
     return InlineKeyboardMarkup(
         inline_keyboard=[
@@ -174,7 +176,8 @@ def followup_keyboard(tr: Translator, case: Consultation) -> InlineKeyboardMarku
                     text=tr.plain("consult.doctor.followup"),
                     callback_data=CaseCB(action="fu", case=case.id).pack(),
                 )
-            ]
+            ],
+            [referral_button(tr, case)],
         ]
     )
 

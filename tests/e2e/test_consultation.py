@@ -584,6 +584,18 @@ async def test_cn_record_and_follow_up_visit(tmp_path: Any, log_capture: Any) ->
         assert record["protect_content"] is True
         refused = await doc.say("Take this twice a day")
         assert refused["text"] == doc.t("consult.doctor.followup_first", number=number)
+        # Beside "accept as a follow-up": a referral to an in-person visit, for a first visit.
+        msgs = (await clinic.client.messages(doc.uid, DOCTOR_BOT))["messages"]
+        labels = [
+            [
+                b["text"]
+                for row in (m.get("reply_markup") or {}).get("inline_keyboard", [])
+                for b in row
+            ]
+            for m in msgs
+            if m["from"] == "bot"
+        ]
+        assert [doc.t("consult.doctor.followup"), doc.t("ref.wiz.offer_button")] in labels
         await doc.press(
             doc.t("consult.doctor.followup"),
             is_text(doc.t("consult.doctor.followup_confirmed", number=number)),
