@@ -1,7 +1,9 @@
 /*
- * Careline sandbox page: chat with the bots as a simulated Telegram user.
+ * Careline sandbox page: chat with the bots as simulated Telegram users.
  *
- * Talks to the Bot API emulator's client API under /client/ (same origin).
+ * Talks to the Bot API emulator's client API under /client/ and, when the sandbox
+ * serves them, to /sandbox/people (roles) and /sandbox/clock (time travel), all
+ * same origin. Up to three chat panes side by side, each one person with one bot.
  * SECURITY: everything a bot sends is put into the page as text (textContent,
  * createTextNode). Telegram's formatting (bold, italic, links, ...) is rebuilt
  * from a whitelist with createElement; no bot content ever reaches innerHTML.
@@ -11,22 +13,80 @@
 (() => {
   const $ = (id) => document.getElementById(id);
 
-  const STORAGE_USER = "careline.sandbox.user";
+  const STORAGE_PANES = "careline.sandbox.panes";
+  const STORAGE_USER = "careline.sandbox.user"; // before panes: one person, one bot
   const STORAGE_BOT = "careline.sandbox.bot";
+  const STORAGE_LANG = "careline.sandbox.lang";
   const POLL_TIMEOUT_S = 25;
+  const MAX_PANES = 3;
+  const DIRECTORY_REFRESH_MS = 8000;
+  const CLOCK_REFRESH_MS = 30000;
+  const ROLES = ["patient", "caregiver", "doctor", "admin"];
 
-  const state = {
+  const app = {
     users: [],
     bots: [],
-    userId: null,
-    bot: null,
-    messages: new Map(), // message_id -> message object, for the open chat
-    lastSeq: 0,
-    generation: 0, // bumped on every chat switch; stale async results check it
-    stream: null,
-    pollController: null,
-    replyKeyboard: null, // the reply keyboard markup the person currently sees
+    roles: new Map(), // user id -> role, from /sandbox/people
+    rolesKnown: false, // the sandbox answered /sandbox/people
+    panes: [],
+    active: null,
+    nextPaneId: 1,
+    lang: "en",
+    directoryKey: "",
+    clockBusy: false,
   };
+
+  // ---------------------------------------------------------------- page texts
+
+  const DICT = window.SANDBOX_I18N || { en: {} };
+  const LANGS = ["en", "zh_Hans", "ru"];
+  const HTML_LANG = { en: "en", zh_Hans: "zh-Hans", ru: "ru" };
+
+  /** The page text `key` in the page language, with {named} placeholders filled. */
+  function t(key, params) {
+    const table = DICT[app.lang] || {};
+    let text = Object.prototype.hasOwnProperty.call(table, key) ? table[key] : (DICT.en || {})[key];
+    if (typeof text !== "string") text = key;
+    if (!params) return text;
+    return text.replace(/\{([a-z_]+)\}/g, (m, name) => (name in params ? String(params[name]) : m));
+  }
+
+  /** Fill [data-i18n] texts and [data-i18n-attr="attr:key;..."] attributes under root. */
+  function applyI18n(root) {
+    const scope = root || document;
+    for (const el of scope.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+    for (const el of scope.querySelectorAll("[data-i18n-attr]")) {
+      for (const pair of el.dataset.i18nAttr.split(";")) {
+        const [attr, key] = pair.split(":");
+        if (attr && key) el.setAttribute(attr.trim(), t(key.trim()));
+      }
+    }
+  }
+
+  function initialLang() {
+    try {
+      const saved = localStorage.getItem(STORAGE_LANG);
+      if (LANGS.includes(saved)) return saved;
+    } catch (_err) { /* private mode */ }
+    const nav = (navigator.language || "en").toLowerCase();
+    if (nav.startsWith("zh")) return "zh_Hans";
+    if (nav.startsWith("ru")) return "ru";
+    return "en";
+  }
+
+  function setLang(lang) {
+    app.lang = LANGS.includes(lang) ? lang : "en";
+    try {
+      localStorage.setItem(STORAGE_LANG, app.lang);
+    } catch (_err) { /* private mode */ }
+    document.documentElement.lang = HTML_LANG[app.lang];
+    $("page-lang").value = app.lang;
+    applyI18n(document);
+    renderPeople();
+    for (const pane of app.panes) pane.relabel();
+    renderTabs();
+    renderClock(lastClock);
+  }
 
   // ---------------------------------------------------------------- client API
 
@@ -44,7 +104,7 @@
     try {
       response = await fetch(path, init);
     } catch (_err) {
-      throw new ApiError("Could not reach the sandbox server. Is it still running?");
+      throw new ApiError(t("error.unreachable"));
     }
     let data = null;
     try {
@@ -89,8 +149,8 @@
     const close = document.createElement("button");
     close.type = "button";
     close.className = "ghost";
-    close.textContent = alert ? "OK" : "×";
-    close.setAttribute("aria-label", "Dismiss");
+    close.textContent = alert ? t("toast.ok") : "×";
+    close.setAttribute("aria-label", t("toast.dismiss"));
     close.addEventListener("click", () => el.remove());
     el.append(close);
     $("toasts").append(el);
@@ -99,13 +159,6 @@
     } else {
       setTimeout(() => el.remove(), timeoutMs);
     }
-  }
-
-  function setConnection(kind) {
-    const labels = { live: "live", polling: "polling", reconnecting: "reconnecting…", off: "offline" };
-    const el = $("conn");
-    el.textContent = labels[kind] || kind;
-    el.className = `conn conn-${kind}`;
   }
 
   // ------------------------------------------------------------ safe rendering
@@ -154,7 +207,7 @@
     const span = document.createElement("span");
     span.className = "spoiler";
     span.tabIndex = 0;
-    span.title = "Spoiler: click to reveal";
+    span.title = t("msg.spoiler");
     const reveal = () => span.classList.add("revealed");
     span.addEventListener("click", reveal);
     span.addEventListener("keydown", (e) => {
@@ -328,16 +381,150 @@
     }
   }
 
+  // ---------------------------------------------------------------- deep links
+
+  /**
+   * {bot, payload} when url is a Telegram deep link that starts a bot
+   * (https://t.me/<bot>?start=<payload> or tg://resolve?domain=<bot>&start=<payload>), else null.
+   */
+  function parseDeepLink(raw) {
+    if (typeof raw !== "string") return null;
+    let url;
+    try {
+      url = new URL(raw.trim());
+    } catch (_err) {
+      return null;
+    }
+    let bot = null;
+    if ((url.protocol === "https:" || url.protocol === "http:") &&
+        /^(www\.)?(t\.me|telegram\.me)$/i.test(url.hostname)) {
+      const m = /^\/([A-Za-z0-9_]{3,64})\/?$/.exec(url.pathname);
+      bot = m ? m[1] : null;
+    } else if (url.protocol === "tg:" && /^\/{0,2}resolve$/i.test(url.hostname + url.pathname)) {
+      bot = url.searchParams.get("domain");
+    }
+    if (!bot || !url.searchParams.has("start")) return null;
+    const payload = url.searchParams.get("start") || "";
+    if (!/^[A-Za-z0-9_-]{0,64}$/.test(payload)) return null;
+    return { bot, payload };
+  }
+
+  const URL_IN_TEXT = /\b(?:https?:\/\/|tg:\/\/)[^\s<>"']+/g;
+
+  /** Turn bare URLs in body's text (outside links) into links, as Telegram clients do. */
+  function linkify(body) {
+    const walker = document.createTreeWalker(body, NodeFilter.SHOW_TEXT);
+    const nodes = [];
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+      if (!n.parentElement.closest("a, code, pre, .bad-link")) nodes.push(n);
+    }
+    for (const node of nodes) {
+      const text = node.nodeValue;
+      URL_IN_TEXT.lastIndex = 0;
+      if (!URL_IN_TEXT.test(text)) continue;
+      URL_IN_TEXT.lastIndex = 0;
+      const frag = document.createDocumentFragment();
+      let pos = 0;
+      let m;
+      while ((m = URL_IN_TEXT.exec(text)) !== null) {
+        const url = m[0].replace(/[.,;:!?)\]}»”'"]+$/, "");
+        if (!url) continue;
+        frag.append(document.createTextNode(text.slice(pos, m.index)));
+        frag.append(makeLink(url, url));
+        pos = m.index + url.length;
+        URL_IN_TEXT.lastIndex = pos;
+      }
+      frag.append(document.createTextNode(text.slice(pos)));
+      node.replaceWith(frag);
+    }
+    markDeepLinks(body);
+  }
+
+  /** Deep links open for a simulated person (a chooser), not in a new browser tab. */
+  function markDeepLinks(root) {
+    for (const a of root.querySelectorAll("a[href]")) {
+      if (!parseDeepLink(a.href)) continue;
+      a.classList.add("deep-link");
+      a.removeAttribute("target");
+      a.title = t("deeplink.hint");
+      if (!a.dataset.testid) a.dataset.testid = "deep-link";
+    }
+  }
+
+  const chooser = { link: null, returnFocus: null };
+
+  function openDeepLink(link, returnFocus) {
+    const bot = app.bots.find((b) => b.username.toLowerCase() === link.bot.toLowerCase());
+    if (!bot) {
+      showError(t("deeplink.failed"), new Error(t("deeplink.unknown_bot", { bot: link.bot })));
+      return;
+    }
+    chooser.link = { bot: bot.username, payload: link.payload };
+    chooser.returnFocus = returnFocus || document.activeElement;
+    $("deeplink-intro").textContent = t("deeplink.intro", { bot: bot.username });
+    $("deeplink-url").textContent = `https://t.me/${bot.username}?start=${link.payload}`;
+    const list = $("deeplink-people");
+    list.replaceChildren();
+    if (app.users.length === 0) {
+      const li = document.createElement("li");
+      li.className = "muted";
+      li.textContent = t("deeplink.none");
+      list.append(li);
+    }
+    for (const user of app.users) {
+      const li = document.createElement("li");
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "person";
+      button.dataset.testid = "deeplink-person";
+      button.dataset.userId = String(user.id);
+      const name = document.createElement("span");
+      name.className = "person-name";
+      name.textContent = userLabel(user);
+      button.append(name, roleBadge(user));
+      button.addEventListener("click", () => chooseDeepLinkPerson(user.id));
+      li.append(button);
+      list.append(li);
+    }
+    const dialog = $("deeplink-dialog");
+    if (typeof dialog.showModal === "function") dialog.showModal();
+    else dialog.setAttribute("open", "");
+    const first = list.querySelector("button");
+    if (first) first.focus();
+  }
+
+  async function chooseDeepLinkPerson(userId) {
+    const link = chooser.link;
+    $("deeplink-dialog").close();
+    if (!link) return;
+    chooser.link = null;
+    let pane = app.panes.find((p) => p.userId === userId && p.bot === link.bot)
+      || app.panes.find((p) => p.userId === userId)
+      || app.panes.find((p) => p.userId === null);
+    if (!pane) pane = app.panes.length < MAX_PANES ? addPane() : app.active;
+    pane.open(userId, link.bot);
+    setActive(pane);
+    pane.focusComposer();
+    await pane.sendStart(link.payload);
+  }
+
   // ------------------------------------------------------------------ messages
 
   function formatTime(date) {
     if (!Number.isFinite(date)) return "";
     const d = new Date(date * 1000);
-    return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    return d.toLocaleTimeString(HTML_LANG[app.lang], { hour: "2-digit", minute: "2-digit" });
   }
 
   function fileName(file, fallback) {
     return (file && (file.file_name || file.name)) || fallback;
+  }
+
+  function mediaLabel(text) {
+    const span = document.createElement("span");
+    span.className = "media-label";
+    span.textContent = `[${text}]`;
+    return span;
   }
 
   function renderMedia(msg) {
@@ -349,13 +536,13 @@
         const img = document.createElement("img");
         img.className = "media-photo";
         img.src = url;
-        img.alt = msg.caption ? `Photo: ${msg.caption}` : "Photo";
+        img.alt = msg.caption ? t("msg.photo_alt", { caption: msg.caption }) : t("msg.photo");
         img.loading = "lazy";
         img.draggable = !msg.protect_content;
         img.dataset.testid = "message-photo";
         frag.append(img);
       } else {
-        frag.append(mediaLabel("Photo"));
+        frag.append(mediaLabel(t("msg.photo")));
       }
     }
     if (msg.document) {
@@ -364,14 +551,23 @@
       const box = document.createElement("div");
       box.className = "media-document";
       box.dataset.testid = "message-document";
+      const icon = document.createElement("span");
+      icon.className = "doc-icon";
+      icon.setAttribute("aria-hidden", "true");
+      icon.textContent = /\.pdf$/i.test(name) ? "PDF" : /\.json$/i.test(name) ? "JSON" : "FILE";
+      box.append(icon);
       if (url && !msg.protect_content) {
         const a = document.createElement("a");
         a.href = url;
         a.download = name;
-        a.textContent = `Document: ${name}`;
+        a.textContent = t("msg.document", { name });
+        a.setAttribute("aria-label", t("msg.download", { name }));
+        a.dataset.testid = "document-download";
         box.append(a);
       } else {
-        box.textContent = `Document: ${name}`;
+        const label = document.createElement("span");
+        label.textContent = t("msg.document", { name });
+        box.append(label);
       }
       frag.append(box);
     }
@@ -382,45 +578,39 @@
         audio.controls = true;
         audio.preload = "none";
         audio.src = url;
-        audio.setAttribute("aria-label", "Voice message");
+        audio.setAttribute("aria-label", t("msg.voice"));
         audio.dataset.testid = "message-voice";
         frag.append(audio);
       } else {
-        frag.append(mediaLabel("Voice message"));
+        frag.append(mediaLabel(t("msg.voice")));
       }
     }
     return frag;
   }
 
-  function mediaLabel(text) {
-    const span = document.createElement("span");
-    span.className = "media-label";
-    span.textContent = `[${text}]`;
-    return span;
-  }
-
-  function renderInlineKeyboard(msg) {
+  function renderInlineKeyboard(pane, msg) {
     const rows = msg.reply_markup && msg.reply_markup.inline_keyboard;
     if (!Array.isArray(rows) || rows.length === 0) return null;
     const box = document.createElement("div");
     box.className = "inline-kb";
     box.dataset.testid = "inline-keyboard";
     box.setAttribute("role", "group");
-    box.setAttribute("aria-label", "Message buttons");
+    box.setAttribute("aria-label", t("kb.inline_aria"));
     for (const row of rows) {
       if (!Array.isArray(row)) continue;
       const rowEl = document.createElement("div");
       rowEl.className = "kb-row";
       for (const button of row) {
         if (!button || typeof button !== "object") continue;
-        rowEl.append(inlineButton(msg, button));
+        rowEl.append(inlineButton(pane, msg, button));
       }
       box.append(rowEl);
     }
+    markDeepLinks(box);
     return box;
   }
 
-  function inlineButton(msg, button) {
+  function inlineButton(pane, msg, button) {
     const label = String(button.text ?? "");
     if (typeof button.url === "string" || (button.login_url && button.login_url.url)) {
       const a = makeLink(button.url || button.login_url.url, `${label} ↗`);
@@ -434,12 +624,12 @@
     el.textContent = label;
     el.dataset.testid = "inline-button";
     if (typeof button.callback_data === "string") {
-      el.addEventListener("click", () => pressInline(msg.message_id, button.callback_data, el));
+      el.addEventListener("click", () => pane.pressInline(msg.message_id, button.callback_data, el));
     } else if (button.copy_text && typeof button.copy_text.text === "string") {
       el.addEventListener("click", () => copyText(button.copy_text.text));
     } else {
       el.disabled = true;
-      el.title = "This kind of button does not work in the sandbox";
+      el.title = t("kb.unsupported");
     }
     return el;
   }
@@ -447,13 +637,13 @@
   async function copyText(text) {
     try {
       await navigator.clipboard.writeText(text);
-      toast("Copied to the clipboard");
+      toast(t("toast.copied"));
     } catch (_err) {
-      toast(`Copy this: ${text}`);
+      toast(t("toast.copy_this", { text }));
     }
   }
 
-  function renderMessage(msg) {
+  function renderMessage(pane, msg) {
     const fromUser = msg.from === "user";
     const li = document.createElement("li");
     li.className = `msg ${fromUser ? "msg-user" : "msg-bot"}`;
@@ -463,12 +653,13 @@
     const bubble = document.createElement("div");
     bubble.className = "bubble";
     if (msg.protect_content) bubble.classList.add("protected");
-    const replied = msg.reply_to_message_id != null && state.messages.get(String(msg.reply_to_message_id));
+    const replied = msg.reply_to_message_id != null && pane.messages.get(String(msg.reply_to_message_id));
     if (replied) {
       const quote = document.createElement("div");
       quote.className = "reply-quote";
       quote.dataset.testid = "message-reply-quote";
-      const snippet = replied.text || replied.caption || (replied.photo ? "Photo" : replied.document ? "Document" : "Message");
+      const snippet = replied.text || replied.caption
+        || (replied.photo ? t("msg.photo") : replied.document ? fileName(replied.document, "document") : t("msg.message"));
       quote.textContent = snippet.length > 80 ? `${snippet.slice(0, 80)}…` : snippet;
       bubble.append(quote);
     }
@@ -477,7 +668,9 @@
     if (msg.location && Number.isFinite(msg.location.latitude) && Number.isFinite(msg.location.longitude)) {
       const loc = document.createElement("div");
       loc.className = "contact-card";
-      loc.textContent = `Location: ${msg.location.latitude.toFixed(5)}, ${msg.location.longitude.toFixed(5)}`;
+      loc.textContent = t("msg.location", {
+        lat: msg.location.latitude.toFixed(5), lon: msg.location.longitude.toFixed(5),
+      });
       bubble.append(loc);
     }
 
@@ -486,7 +679,7 @@
       c.className = "contact-card";
       c.dataset.testid = "message-contact";
       const name = [msg.contact.first_name, msg.contact.last_name].filter(Boolean).join(" ");
-      c.textContent = `Contact: ${name ? `${name}, ` : ""}${msg.contact.phone_number ?? ""}`;
+      c.textContent = t("msg.contact", { who: `${name ? `${name}, ` : ""}${msg.contact.phone_number ?? ""}` });
       bubble.append(c);
     }
 
@@ -498,22 +691,25 @@
     } else if (typeof msg.caption === "string" && msg.caption !== "") {
       renderFormatted(body, msg.caption, msg.caption_entities, msg.parse_mode);
     }
-    if (body.childNodes.length > 0) bubble.append(body);
+    if (body.childNodes.length > 0) {
+      linkify(body);
+      bubble.append(body);
+    }
 
     const meta = document.createElement("div");
     meta.className = "meta";
     if (msg.protect_content) {
       const lock = document.createElement("span");
       lock.className = "badge";
-      lock.textContent = "protected";
-      lock.title = "protect_content: the person cannot forward or save this";
+      lock.textContent = t("msg.protected");
+      lock.title = t("msg.protected_title");
       meta.append(lock);
     }
     if (msg.edited) {
       const edited = document.createElement("span");
       edited.className = "badge";
       edited.dataset.testid = "message-edited";
-      edited.textContent = "edited";
+      edited.textContent = t("msg.edited");
       meta.append(edited);
     }
     const time = document.createElement("span");
@@ -522,608 +718,680 @@
     bubble.append(meta);
     li.append(bubble);
 
-    const kb = renderInlineKeyboard(msg);
+    const kb = renderInlineKeyboard(pane, msg);
     if (kb) li.append(kb);
     return li;
   }
 
-  function messageList() {
-    return $("messages");
-  }
+  // --------------------------------------------------------------------- panes
 
-  function findMessageEl(id) {
-    for (const el of messageList().children) {
-      if (el.dataset.messageId === String(id)) return el;
+  /** One chat: a simulated person with one bot, followed live. */
+  class Pane {
+    constructor() {
+      this.id = app.nextPaneId++;
+      this.userId = null;
+      this.bot = null;
+      this.messages = new Map(); // message_id -> message object
+      this.lastSeq = 0;
+      this.generation = 0; // bumped on every chat switch; stale async results check it
+      this.stream = null;
+      this.pollController = null;
+      this.replyKeyboard = null; // the reply keyboard markup the person currently sees
+      this.contactOneTime = false;
+      this.connection = "off";
+
+      const fragment = $("pane-template").content.cloneNode(true);
+      this.root = fragment.querySelector(".pane");
+      this.root.dataset.paneId = String(this.id);
+      const suffix = this.id === 1 ? "" : `-${this.id}`;
+      this.root.id = `pane${suffix || "-1"}`;
+      const ids = {
+        title: `chat-title${suffix}`,
+        "composer-text": `composer-text${suffix}`,
+        "contact-phone": `contact-phone${suffix}`,
+        "contact-name": `contact-name${suffix}`,
+        "commands-menu": `commands-menu${suffix}`,
+        "attach-menu": `attach-menu${suffix}`,
+      };
+      for (const [part, id] of Object.entries(ids)) this.part(part).id = id;
+      this.part("composer-label").htmlFor = ids["composer-text"];
+      this.part("contact-phone-label").htmlFor = ids["contact-phone"];
+      this.part("contact-name-label").htmlFor = ids["contact-name"];
+      this.part("commands-btn").setAttribute("aria-controls", ids["commands-menu"]);
+      this.part("attach-btn").setAttribute("aria-controls", ids["attach-menu"]);
+      this.root.setAttribute("aria-labelledby", ids.title);
+      applyI18n(this.root);
+      this.wire();
     }
-    return null;
-  }
 
-  function nearBottom() {
-    const list = messageList();
-    return list.scrollHeight - list.scrollTop - list.clientHeight < 80;
-  }
-
-  function scrollToBottom() {
-    const list = messageList();
-    list.scrollTop = list.scrollHeight;
-  }
-
-  /** Insert or replace one message, keeping the list ordered by message_id. */
-  function upsertMessage(msg) {
-    if (!msg || msg.message_id === undefined || msg.message_id === null) return;
-    if (msg.deleted) {
-      removeMessage(msg.message_id);
-      return;
+    part(name) {
+      return this.root.querySelector(`[data-part="${name}"]`);
     }
-    const stick = nearBottom();
-    state.messages.set(String(msg.message_id), msg);
-    const el = renderMessage(msg);
-    const existing = findMessageEl(msg.message_id);
-    if (existing) {
-      existing.replaceWith(el);
-    } else {
-      let before = null;
-      for (const other of messageList().children) {
-        if (Number(other.dataset.messageId) > Number(msg.message_id)) {
-          before = other;
-          break;
-        }
-      }
-      messageList().insertBefore(el, before);
-      if (stick || msg.from === "user") scrollToBottom();
+
+    get user() {
+      return app.users.find((u) => u.id === this.userId) || null;
     }
-  }
 
-  function removeMessage(id) {
-    state.messages.delete(String(id));
-    const el = findMessageEl(id);
-    if (el) el.remove();
-  }
-
-  function clearMessages() {
-    state.messages.clear();
-    messageList().replaceChildren();
-  }
-
-  // ------------------------------------------------------------ reply keyboard
-
-  /** Follow the reply keyboard the person sees, as Telegram does: a bot message
-   * with a keyboard shows it, one with remove_keyboard hides it, and a one-time
-   * keyboard goes away once used. The chat history tells where we start. */
-  function trackReplyKeyboard(msg) {
-    if (!msg || msg.from === "user" || !msg.reply_markup || msg.deleted) return;
-    if (Array.isArray(msg.reply_markup.keyboard)) {
-      setReplyKeyboard(msg.reply_markup);
-    } else if (msg.reply_markup.remove_keyboard) {
-      setReplyKeyboard(null);
+    get botInfo() {
+      return app.bots.find((b) => b.username === this.bot) || null;
     }
-  }
 
-  function setReplyKeyboard(markup) {
-    state.replyKeyboard = markup && Array.isArray(markup.keyboard) ? markup : null;
-    updateReplyKeyboard();
-  }
+    // ---------------------------------------------------------------- chrome
 
-  function updateReplyKeyboard() {
-    const box = $("reply-keyboard");
-    const markup = state.replyKeyboard;
-    const input = $("composer-text");
-    if (!markup) {
-      box.hidden = true;
+    setConnection(kind) {
+      this.connection = kind;
+      const el = this.part("conn");
+      el.textContent = t(`conn.${kind}`);
+      el.className = `conn conn-${kind}`;
+    }
+
+    renderBots() {
+      const box = this.part("bots");
       box.replaceChildren();
-      box.dataset.shown = "";
-      input.placeholder = "Message";
-      return;
-    }
-    input.placeholder = typeof markup.input_field_placeholder === "string" && markup.input_field_placeholder
-      ? markup.input_field_placeholder
-      : "Message";
-    const key = JSON.stringify(markup);
-    if (box.dataset.shown === key && !box.hidden) return;
-    box.dataset.shown = key;
-    box.replaceChildren();
-    for (const row of markup.keyboard) {
-      if (!Array.isArray(row)) continue;
-      const rowEl = document.createElement("div");
-      rowEl.className = "kb-row";
-      for (const raw of row) {
-        const button = typeof raw === "string" ? { text: raw } : raw;
-        if (!button || typeof button !== "object") continue;
-        rowEl.append(replyButton(markup, button));
-      }
-      box.append(rowEl);
-    }
-    box.hidden = false;
-  }
-
-  function replyButton(markup, button) {
-    const el = document.createElement("button");
-    el.type = "button";
-    el.className = "kb-btn";
-    el.textContent = String(button.text ?? "");
-    el.dataset.testid = button.request_contact ? "reply-button-contact" : "reply-button";
-    const oneTime = Boolean(markup.one_time_keyboard);
-    if (button.request_contact) {
-      el.title = "Shares this person's phone number";
-      el.addEventListener("click", () => openContactForm(oneTime));
-    } else if (
-      button.request_location || button.request_poll || button.request_users ||
-      button.request_user || button.request_chat || button.web_app
-    ) {
-      el.disabled = true;
-      el.title = "This kind of button does not work in the sandbox";
-    } else {
-      el.addEventListener("click", () => pressReply(String(button.text ?? ""), oneTime));
-    }
-    return el;
-  }
-
-  // --------------------------------------------------------------- live events
-
-  function applyEvent(ev) {
-    if (!ev || typeof ev !== "object") return;
-    if (Number.isFinite(ev.seq)) {
-      if (ev.seq <= state.lastSeq) return;
-      state.lastSeq = ev.seq;
-    }
-    switch (ev.kind) {
-      case "message":
-        upsertMessage(ev.message);
-        trackReplyKeyboard(ev.message);
-        break;
-      case "edit":
-        upsertMessage(ev.message);
-        break;
-      case "delete": {
-        const id = ev.message ? ev.message.message_id : ev.message_id;
-        if (id !== undefined) removeMessage(id);
-        break;
-      }
-      case "callback_answer": {
-        const answer = ev.answer || {};
-        if (typeof answer.text === "string" && answer.text !== "") {
-          toast(answer.text, { alert: Boolean(answer.show_alert) });
-        }
-        break;
-      }
-      default:
-        if (ev.message) upsertMessage(ev.message);
-    }
-  }
-
-  /** Load the whole chat; later changes arrive as events newer than its seq. */
-  async function syncHistory(gen) {
-    const data = await api("GET", `/client/messages?${query({ user_id: state.userId, bot: state.bot, since: 0 })}`);
-    if (gen !== state.generation) return false;
-    clearMessages();
-    for (const msg of data.messages || []) upsertMessage(msg);
-    if ("reply_keyboard" in data) {
-      setReplyKeyboard(data.reply_keyboard);
-    } else {
-      for (const msg of data.messages || []) trackReplyKeyboard(msg);
-    }
-    if (Number.isFinite(data.seq)) state.lastSeq = Math.max(state.lastSeq, data.seq);
-    scrollToBottom();
-    return true;
-  }
-
-  function stopLive() {
-    if (state.stream) {
-      state.stream.close();
-      state.stream = null;
-    }
-    if (state.pollController) {
-      state.pollController.abort();
-      state.pollController = null;
-    }
-  }
-
-  /** Load the chat, then follow it: server-sent events, or long polling without them. */
-  async function startLive() {
-    stopLive();
-    const gen = state.generation;
-    if (state.userId === null || !state.bot) {
-      setConnection("off");
-      return;
-    }
-    try {
-      await syncHistory(gen);
-    } catch (err) {
-      if (gen !== state.generation) return;
-      showError("Could not load the chat", err);
-      startPolling(gen, false);
-      return;
-    }
-    if (gen !== state.generation) return;
-    if (typeof window.EventSource !== "function") {
-      startPolling(gen, true);
-      return;
-    }
-    // The stream resumes after `since` (and after Last-Event-ID when it reconnects).
-    const url = `/client/stream?${query({ user_id: state.userId, bot: state.bot, since: state.lastSeq })}`;
-    const stream = new EventSource(url);
-    state.stream = stream;
-    let opened = false;
-    const onEvent = (e) => {
-      if (gen !== state.generation) return;
-      let ev;
-      try {
-        ev = JSON.parse(e.data);
-      } catch (_err) {
+      if (app.bots.length === 0) {
+        const none = document.createElement("span");
+        none.className = "muted";
+        none.textContent = t("bots.none");
+        box.append(none);
         return;
       }
-      applyEvent(ev);
-    };
-    // Events may come unnamed ("message") or named after their kind; seq dedupes.
-    for (const name of ["message", "edit", "delete", "callback_answer"]) {
-      stream.addEventListener(name, onEvent);
-    }
-    stream.addEventListener("open", () => {
-      if (gen !== state.generation) return;
-      opened = true;
-      setConnection("live");
-    });
-    stream.addEventListener("error", () => {
-      if (gen !== state.generation) return;
-      // Never opened, or the browser gave up: use the long-poll endpoint instead.
-      if (!opened || stream.readyState === EventSource.CLOSED) {
-        stream.close();
-        if (state.stream === stream) state.stream = null;
-        startPolling(gen, true);
-      } else {
-        setConnection("reconnecting");
+      for (const bot of app.bots) {
+        const button = document.createElement("button");
+        button.type = "button";
+        button.className = "bot-btn";
+        button.dataset.testid = "bot-button";
+        button.dataset.bot = bot.username;
+        button.setAttribute("aria-pressed", String(bot.username === this.bot));
+        button.textContent = bot.first_name || `@${bot.username}`;
+        button.title = `@${bot.username}`;
+        button.addEventListener("click", () => this.selectBot(bot.username));
+        box.append(button);
       }
-    });
-  }
+    }
 
-  async function startPolling(gen, synced) {
-    if (state.pollController) return;
-    const controller = new AbortController();
-    state.pollController = controller;
-    setConnection("polling");
-    let delayMs = 0;
-    while (gen === state.generation && !controller.signal.aborted) {
-      if (delayMs) await new Promise((r) => setTimeout(r, delayMs));
-      if (gen !== state.generation || controller.signal.aborted) return;
-      try {
-        if (!synced) {
-          await syncHistory(gen);
-          synced = true;
+    updateHeader() {
+      const user = this.user;
+      const bot = this.botInfo;
+      const ready = Boolean(user && bot);
+      this.part("title").textContent = ready
+        ? t("pane.title", { person: userLabel(user), bot: `${bot.first_name || bot.username} (@${bot.username})` })
+        : user ? t("pane.pick_bot") : t("pane.pick");
+      for (const el of this.part("composer").elements) el.disabled = !ready;
+      this.root.classList.toggle("chat-ready", ready);
+      this.part("close").hidden = app.panes.length <= 1;
+    }
+
+    /** Page language changed: redo every text this pane drew itself. */
+    relabel() {
+      applyI18n(this.root);
+      this.setConnection(this.connection);
+      this.renderBots();
+      this.updateHeader();
+      this.updateReplyKeyboard(true);
+      for (const msg of this.messages.values()) {
+        const el = this.findMessageEl(msg.message_id);
+        if (el) el.replaceWith(renderMessage(this, msg));
+      }
+    }
+
+    focusComposer() {
+      this.part("composer-text").focus();
+    }
+
+    // -------------------------------------------------------------- messages
+
+    messageList() {
+      return this.part("messages");
+    }
+
+    findMessageEl(id) {
+      for (const el of this.messageList().children) {
+        if (el.dataset.messageId === String(id)) return el;
+      }
+      return null;
+    }
+
+    nearBottom() {
+      const list = this.messageList();
+      return list.scrollHeight - list.scrollTop - list.clientHeight < 80;
+    }
+
+    scrollToBottom() {
+      const list = this.messageList();
+      list.scrollTop = list.scrollHeight;
+    }
+
+    /** Insert or replace one message, keeping the list ordered by message_id. */
+    upsertMessage(msg) {
+      if (!msg || msg.message_id === undefined || msg.message_id === null) return;
+      if (msg.deleted) {
+        this.removeMessage(msg.message_id);
+        return;
+      }
+      const stick = this.nearBottom();
+      this.messages.set(String(msg.message_id), msg);
+      const el = renderMessage(this, msg);
+      const existing = this.findMessageEl(msg.message_id);
+      if (existing) {
+        existing.replaceWith(el);
+      } else {
+        let before = null;
+        for (const other of this.messageList().children) {
+          if (Number(other.dataset.messageId) > Number(msg.message_id)) {
+            before = other;
+            break;
+          }
         }
-        const params = query({ user_id: state.userId, bot: state.bot, since: state.lastSeq, timeout: POLL_TIMEOUT_S });
-        const response = await fetch(`/client/events?${params}`, { signal: controller.signal });
-        const data = await response.json();
-        if (!response.ok || data.ok === false) throw new ApiError(data.error || `${response.status}`);
-        if (gen !== state.generation) return;
-        const events = Array.isArray(data) ? data : data.events || [];
-        for (const ev of events) applyEvent(ev);
-        if (Number.isFinite(data.seq)) state.lastSeq = Math.max(state.lastSeq, data.seq);
-        setConnection("polling");
-        delayMs = 0;
-      } catch (err) {
-        if (controller.signal.aborted || gen !== state.generation) return;
-        setConnection("reconnecting");
-        delayMs = Math.min(delayMs ? delayMs * 2 : 1000, 10000);
+        this.messageList().insertBefore(el, before);
+        if (stick || msg.from === "user") this.scrollToBottom();
       }
     }
-  }
 
-  // ------------------------------------------------------------------- actions
-
-  /** POST a user action; show the person's own message at once (its event is a repeat). */
-  async function post(path, body) {
-    const gen = state.generation;
-    const data = await api("POST", path, body);
-    if (gen === state.generation && data.message && typeof data.message === "object") {
-      upsertMessage(data.message);
+    removeMessage(id) {
+      this.messages.delete(String(id));
+      const el = this.findMessageEl(id);
+      if (el) el.remove();
     }
-    return data;
-  }
 
-  function requireChat() {
-    if (state.userId === null || !state.bot) {
-      showError("Not ready", new Error("pick a person and a bot first"));
-      return false;
+    clearMessages() {
+      this.messages.clear();
+      this.messageList().replaceChildren();
     }
-    return true;
-  }
 
-  async function sendText(text) {
-    if (!requireChat()) return false;
-    const trimmed = text.trim();
-    try {
-      if (/^\/start(@\S+)?(\s|$)/.test(trimmed)) {
-        const payload = trimmed.replace(/^\/start(@\S+)?\s*/, "");
-        await post("/client/start", { user_id: state.userId, bot: state.bot, ...(payload ? { payload } : {}) });
+    // --------------------------------------------------------- reply keyboard
+
+    /** Follow the reply keyboard the person sees, as Telegram does: a bot message
+     * with a keyboard shows it, one with remove_keyboard hides it, and a one-time
+     * keyboard goes away once used. The chat history tells where we start. */
+    trackReplyKeyboard(msg) {
+      if (!msg || msg.from === "user" || !msg.reply_markup || msg.deleted) return;
+      if (Array.isArray(msg.reply_markup.keyboard)) {
+        this.setReplyKeyboard(msg.reply_markup);
+      } else if (msg.reply_markup.remove_keyboard) {
+        this.setReplyKeyboard(null);
+      }
+    }
+
+    setReplyKeyboard(markup) {
+      this.replyKeyboard = markup && Array.isArray(markup.keyboard) ? markup : null;
+      this.updateReplyKeyboard(false);
+    }
+
+    updateReplyKeyboard(force) {
+      const box = this.part("reply-keyboard");
+      const markup = this.replyKeyboard;
+      const input = this.part("composer-text");
+      if (!markup) {
+        box.hidden = true;
+        box.replaceChildren();
+        box.dataset.shown = "";
+        input.placeholder = t("composer.message");
+        return;
+      }
+      input.placeholder = typeof markup.input_field_placeholder === "string" && markup.input_field_placeholder
+        ? markup.input_field_placeholder
+        : t("composer.message");
+      const key = JSON.stringify(markup);
+      if (!force && box.dataset.shown === key && !box.hidden) return;
+      box.dataset.shown = key;
+      box.replaceChildren();
+      for (const row of markup.keyboard) {
+        if (!Array.isArray(row)) continue;
+        const rowEl = document.createElement("div");
+        rowEl.className = "kb-row";
+        for (const raw of row) {
+          const button = typeof raw === "string" ? { text: raw } : raw;
+          if (!button || typeof button !== "object") continue;
+          rowEl.append(this.replyButton(markup, button));
+        }
+        box.append(rowEl);
+      }
+      box.hidden = false;
+    }
+
+    replyButton(markup, button) {
+      const el = document.createElement("button");
+      el.type = "button";
+      el.className = "kb-btn";
+      el.textContent = String(button.text ?? "");
+      el.dataset.testid = button.request_contact ? "reply-button-contact" : "reply-button";
+      const oneTime = Boolean(markup.one_time_keyboard);
+      if (button.request_contact) {
+        el.title = t("kb.contact_title");
+        el.addEventListener("click", () => this.openContactForm(oneTime));
+      } else if (
+        button.request_location || button.request_poll || button.request_users ||
+        button.request_user || button.request_chat || button.web_app
+      ) {
+        el.disabled = true;
+        el.title = t("kb.unsupported");
       } else {
-        await post("/client/send", { user_id: state.userId, bot: state.bot, text });
+        el.addEventListener("click", () => this.pressReply(String(button.text ?? ""), oneTime));
       }
-      clearError();
+      return el;
+    }
+
+    // ------------------------------------------------------------ live events
+
+    applyEvent(ev) {
+      if (!ev || typeof ev !== "object") return;
+      if (Number.isFinite(ev.seq)) {
+        if (ev.seq <= this.lastSeq) return;
+        this.lastSeq = ev.seq;
+      }
+      switch (ev.kind) {
+        case "message":
+          this.upsertMessage(ev.message);
+          this.trackReplyKeyboard(ev.message);
+          break;
+        case "edit":
+          this.upsertMessage(ev.message);
+          break;
+        case "delete": {
+          const id = ev.message ? ev.message.message_id : ev.message_id;
+          if (id !== undefined) this.removeMessage(id);
+          break;
+        }
+        case "callback_answer": {
+          const answer = ev.answer || {};
+          if (typeof answer.text === "string" && answer.text !== "") {
+            toast(answer.text, { alert: Boolean(answer.show_alert) });
+          }
+          break;
+        }
+        default:
+          if (ev.message) this.upsertMessage(ev.message);
+      }
+    }
+
+    /** Load the whole chat; later changes arrive as events newer than its seq. */
+    async syncHistory(gen) {
+      const data = await api("GET", `/client/messages?${query({ user_id: this.userId, bot: this.bot, since: 0 })}`);
+      if (gen !== this.generation) return false;
+      this.clearMessages();
+      for (const msg of data.messages || []) this.upsertMessage(msg);
+      if ("reply_keyboard" in data) {
+        this.setReplyKeyboard(data.reply_keyboard);
+      } else {
+        for (const msg of data.messages || []) this.trackReplyKeyboard(msg);
+      }
+      if (Number.isFinite(data.seq)) this.lastSeq = Math.max(this.lastSeq, data.seq);
+      this.scrollToBottom();
       return true;
-    } catch (err) {
-      showError("Could not send the message", err);
-      return false;
     }
-  }
 
-  async function pressInline(messageId, data, el) {
-    if (!requireChat()) return;
-    el.disabled = true;
-    el.setAttribute("aria-busy", "true");
-    try {
-      await api("POST", "/client/click", { user_id: state.userId, bot: state.bot, message_id: messageId, data });
-      clearError();
-    } catch (err) {
-      showError("The button press failed", err);
-    } finally {
-      el.disabled = false;
-      el.removeAttribute("aria-busy");
+    stopLive() {
+      if (this.stream) {
+        this.stream.close();
+        this.stream = null;
+      }
+      if (this.pollController) {
+        this.pollController.abort();
+        this.pollController = null;
+      }
     }
-  }
 
-  async function pressReply(text, oneTime) {
-    if (!requireChat()) return;
-    try {
-      await post("/client/reply_button", { user_id: state.userId, bot: state.bot, text });
-      clearError();
-      if (oneTime) setReplyKeyboard(null);
-    } catch (err) {
-      showError("The button press failed", err);
+    /** Load the chat, then follow it: server-sent events, or long polling without them. */
+    async startLive() {
+      this.stopLive();
+      const gen = this.generation;
+      if (this.userId === null || !this.bot) {
+        this.setConnection("off");
+        return;
+      }
+      try {
+        await this.syncHistory(gen);
+      } catch (err) {
+        if (gen !== this.generation) return;
+        showError(t("error.load_chat"), err);
+        this.startPolling(gen, false);
+        return;
+      }
+      if (gen !== this.generation) return;
+      if (typeof window.EventSource !== "function") {
+        this.startPolling(gen, true);
+        return;
+      }
+      // The stream resumes after `since` (and after Last-Event-ID when it reconnects).
+      const url = `/client/stream?${query({ user_id: this.userId, bot: this.bot, since: this.lastSeq })}`;
+      const stream = new EventSource(url);
+      this.stream = stream;
+      let opened = false;
+      const onEvent = (e) => {
+        if (gen !== this.generation) return;
+        let ev;
+        try {
+          ev = JSON.parse(e.data);
+        } catch (_err) {
+          return;
+        }
+        this.applyEvent(ev);
+      };
+      // Events may come unnamed ("message") or named after their kind; seq dedupes.
+      for (const name of ["message", "edit", "delete", "callback_answer"]) {
+        stream.addEventListener(name, onEvent);
+      }
+      stream.addEventListener("open", () => {
+        if (gen !== this.generation) return;
+        opened = true;
+        this.setConnection("live");
+      });
+      stream.addEventListener("error", () => {
+        if (gen !== this.generation) return;
+        // Never opened, or the browser gave up: use the long-poll endpoint instead.
+        if (!opened || stream.readyState === EventSource.CLOSED) {
+          stream.close();
+          if (this.stream === stream) this.stream = null;
+          this.startPolling(gen, true);
+        } else {
+          this.setConnection("reconnecting");
+        }
+      });
     }
-  }
 
-  let contactOneTime = false;
-
-  function openContactForm(oneTime) {
-    contactOneTime = oneTime;
-    const user = state.users.find((u) => u.id === state.userId);
-    $("contact-name").value = (user && user.first_name) || "";
-    $("contact-phone").value = (user && user.phone_number) || "";
-    $("contact-form").hidden = false;
-    $("contact-phone").focus();
-  }
-
-  function closeContactForm() {
-    $("contact-form").hidden = true;
-    $("contact-phone").value = "";
-    contactOneTime = false;
-  }
-
-  async function shareContact(e) {
-    e.preventDefault();
-    if (!requireChat()) return;
-    const phone = $("contact-phone").value.trim();
-    if (!/^\+?[0-9][0-9 ()-]{2,30}$/.test(phone)) {
-      showError("Check the phone number", new Error("use digits, optionally starting with +"));
-      $("contact-phone").focus();
-      return;
+    async startPolling(gen, synced) {
+      if (this.pollController) return;
+      const controller = new AbortController();
+      this.pollController = controller;
+      this.setConnection("polling");
+      let delayMs = 0;
+      while (gen === this.generation && !controller.signal.aborted) {
+        if (delayMs) await new Promise((r) => setTimeout(r, delayMs));
+        if (gen !== this.generation || controller.signal.aborted) return;
+        try {
+          if (!synced) {
+            await this.syncHistory(gen);
+            synced = true;
+          }
+          const params = query({ user_id: this.userId, bot: this.bot, since: this.lastSeq, timeout: POLL_TIMEOUT_S });
+          const response = await fetch(`/client/events?${params}`, { signal: controller.signal });
+          const data = await response.json();
+          if (!response.ok || data.ok === false) throw new ApiError(data.error || `${response.status}`);
+          if (gen !== this.generation) return;
+          const events = Array.isArray(data) ? data : data.events || [];
+          for (const ev of events) this.applyEvent(ev);
+          if (Number.isFinite(data.seq)) this.lastSeq = Math.max(this.lastSeq, data.seq);
+          this.setConnection("polling");
+          delayMs = 0;
+        } catch (_err) {
+          if (controller.signal.aborted || gen !== this.generation) return;
+          this.setConnection("reconnecting");
+          delayMs = Math.min(delayMs ? delayMs * 2 : 1000, 10000);
+        }
+      }
     }
-    const body = { user_id: state.userId, bot: state.bot, phone_number: phone, own: true };
-    const firstName = $("contact-name").value.trim();
-    if (firstName) body.first_name = firstName;
-    try {
-      await post("/client/contact", body);
-      clearError();
-      if (contactOneTime) setReplyKeyboard(null);
-      closeContactForm();
-      $("composer-text").focus();
-    } catch (err) {
-      showError("Could not share the contact", err);
+
+    // ---------------------------------------------------------------- actions
+
+    /** POST a user action; show the person's own message at once (its event is a repeat). */
+    async post(path, body) {
+      const gen = this.generation;
+      const data = await api("POST", path, body);
+      if (gen === this.generation && data.message && typeof data.message === "object") {
+        this.upsertMessage(data.message);
+      }
+      return data;
     }
-  }
 
-  async function sendFile(kind, file) {
-    if (!requireChat() || !file) return;
-    const form = new FormData();
-    form.append("user_id", String(state.userId));
-    form.append("bot", state.bot);
-    form.append("file", file, file.name);
-    const input = $("composer-text");
-    const caption = input.value.trim();
-    if (caption && kind !== "voice") form.append("caption", caption);
-    try {
-      await post(`/client/${kind}`, form);
-      clearError();
-      if (caption && kind !== "voice") input.value = "";
-      autoGrow();
-    } catch (err) {
-      showError(`Could not send the ${kind}`, err);
+    requireChat() {
+      if (this.userId === null || !this.bot) {
+        showError(t("error.not_ready"), new Error(t("error.pick_first")));
+        return false;
+      }
+      return true;
     }
-  }
 
-  // --------------------------------------------------------- people and bots
-
-  function userLabel(user) {
-    return [user.first_name, user.last_name].filter(Boolean).join(" ") || `user ${user.id}`;
-  }
-
-  function renderPeople() {
-    const list = $("people-list");
-    list.replaceChildren();
-    $("people-empty").hidden = state.users.length > 0;
-    for (const user of state.users) {
-      const li = document.createElement("li");
-      const button = document.createElement("button");
-      button.type = "button";
-      button.className = "person";
-      button.dataset.testid = "person";
-      button.dataset.userId = String(user.id);
-      button.setAttribute("aria-pressed", String(user.id === state.userId));
-      const name = document.createElement("span");
-      name.className = "person-name";
-      name.textContent = userLabel(user);
-      const detail = document.createElement("span");
-      detail.className = "person-detail";
-      detail.textContent = `${user.language_code || "?"} · id ${user.id}${user.username ? ` · @${user.username}` : ""}`;
-      button.append(name, detail);
-      button.addEventListener("click", () => selectUser(user.id));
-      li.append(button);
-      list.append(li);
+    async sendText(text) {
+      if (!this.requireChat()) return false;
+      const trimmed = text.trim();
+      try {
+        if (/^\/start(@\S+)?(\s|$)/.test(trimmed)) {
+          const payload = trimmed.replace(/^\/start(@\S+)?\s*/, "");
+          await this.post("/client/start", { user_id: this.userId, bot: this.bot, ...(payload ? { payload } : {}) });
+        } else {
+          await this.post("/client/send", { user_id: this.userId, bot: this.bot, text });
+        }
+        clearError();
+        return true;
+      } catch (err) {
+        showError(t("error.send"), err);
+        return false;
+      }
     }
-  }
 
-  function renderBots() {
-    const box = $("bot-switch");
-    box.replaceChildren();
-    if (state.bots.length === 0) {
-      const none = document.createElement("span");
-      none.className = "muted";
-      none.textContent = "no bots yet";
-      box.append(none);
-      return;
+    async sendStart(payload) {
+      return this.sendText(payload ? `/start ${payload}` : "/start");
     }
-    for (const bot of state.bots) {
-      const button = document.createElement("button");
-      button.type = "button";
-      button.className = "bot-btn";
-      button.dataset.testid = "bot-button";
-      button.dataset.bot = bot.username;
-      button.setAttribute("aria-pressed", String(bot.username === state.bot));
-      button.textContent = bot.first_name || `@${bot.username}`;
-      button.title = `@${bot.username}`;
-      button.addEventListener("click", () => selectBot(bot.username));
-      box.append(button);
+
+    async pressInline(messageId, data, el) {
+      if (!this.requireChat()) return;
+      el.disabled = true;
+      el.setAttribute("aria-busy", "true");
+      try {
+        await api("POST", "/client/click", { user_id: this.userId, bot: this.bot, message_id: messageId, data });
+        clearError();
+      } catch (err) {
+        showError(t("error.press"), err);
+      } finally {
+        el.disabled = false;
+        el.removeAttribute("aria-busy");
+      }
     }
-  }
 
-  function updateChatHeader() {
-    const user = state.users.find((u) => u.id === state.userId);
-    const bot = state.bots.find((b) => b.username === state.bot);
-    const ready = Boolean(user && bot);
-    $("chat-title").textContent = ready
-      ? `${userLabel(user)} ↔ ${bot.first_name || bot.username} (@${bot.username})`
-      : user ? "Pick a bot above" : "Pick or create a person to start";
-    for (const el of $("composer").elements) el.disabled = !ready;
-    document.body.classList.toggle("chat-ready", ready);
-  }
-
-  function openChat() {
-    state.generation += 1;
-    state.lastSeq = 0;
-    state.replyKeyboard = null;
-    closeContactForm();
-    clearMessages();
-    renderPeople();
-    renderBots();
-    updateChatHeader();
-    startLive();
-  }
-
-  function selectUser(id) {
-    state.userId = id;
-    try {
-      localStorage.setItem(STORAGE_USER, String(id));
-    } catch (_err) { /* private mode */ }
-    showPeoplePanel(false);
-    openChat();
-    $("composer-text").focus();
-  }
-
-  function selectBot(username) {
-    state.bot = username;
-    try {
-      localStorage.setItem(STORAGE_BOT, username);
-    } catch (_err) { /* private mode */ }
-    openChat();
-  }
-
-  async function createPerson(e) {
-    e.preventDefault();
-    const first = $("np-first").value.trim();
-    if (!first) {
-      showError("Could not create the person", new Error("a first name is needed"));
-      $("np-first").focus();
-      return;
+    async pressReply(text, oneTime) {
+      if (!this.requireChat()) return;
+      try {
+        await this.post("/client/reply_button", { user_id: this.userId, bot: this.bot, text });
+        clearError();
+        if (oneTime) this.setReplyKeyboard(null);
+      } catch (err) {
+        showError(t("error.press"), err);
+      }
     }
-    const body = { first_name: first, language_code: $("np-lang").value };
-    const last = $("np-last").value.trim();
-    if (last) body.last_name = last;
-    try {
-      const data = await api("POST", "/client/users", body);
-      const user = data.user || data;
-      clearError();
-      $("np-first").value = "";
-      $("np-last").value = "";
-      if (!state.users.some((u) => u.id === user.id)) state.users.push(user);
-      selectUser(user.id);
-    } catch (err) {
-      showError("Could not create the person", err);
+
+    openContactForm(oneTime) {
+      this.contactOneTime = oneTime;
+      const user = this.user;
+      this.part("contact-name").value = (user && user.first_name) || "";
+      this.part("contact-phone").value = (user && user.phone_number) || "";
+      this.part("contact-form").hidden = false;
+      this.part("contact-phone").focus();
     }
-  }
 
-  async function loadDirectory() {
-    try {
-      const [bots, users] = await Promise.all([api("GET", "/client/bots"), api("GET", "/client/users")]);
-      state.bots = bots.bots || [];
-      state.users = users.users || [];
-      clearError();
-    } catch (err) {
-      showError("Could not load people and bots", err);
-      return;
+    closeContactForm() {
+      this.part("contact-form").hidden = true;
+      this.part("contact-phone").value = "";
+      this.contactOneTime = false;
     }
-    let savedUser = null;
-    let savedBot = null;
-    try {
-      savedUser = localStorage.getItem(STORAGE_USER);
-      savedBot = localStorage.getItem(STORAGE_BOT);
-    } catch (_err) { /* private mode */ }
-    const user = state.users.find((u) => String(u.id) === savedUser);
-    state.userId = user ? user.id : null;
-    const bot = state.bots.find((b) => b.username === savedBot) || state.bots[0];
-    state.bot = bot ? bot.username : null;
-    if (state.userId === null) showPeoplePanel(true);
-    openChat();
-    if (state.bots.length === 0) setTimeout(waitForBots, 2000);
-  }
 
-  /** Bots register with the emulator when they start: keep looking until one has. */
-  async function waitForBots() {
-    try {
-      const data = await api("GET", "/client/bots");
-      state.bots = data.bots || [];
-    } catch (_err) {
-      state.bots = [];
+    async shareContact(e) {
+      e.preventDefault();
+      if (!this.requireChat()) return;
+      const phone = this.part("contact-phone").value.trim();
+      if (!/^\+?[0-9][0-9 ()-]{2,30}$/.test(phone)) {
+        showError(t("error.phone"), new Error(t("error.phone_hint")));
+        this.part("contact-phone").focus();
+        return;
+      }
+      const body = { user_id: this.userId, bot: this.bot, phone_number: phone, own: true };
+      const firstName = this.part("contact-name").value.trim();
+      if (firstName) body.first_name = firstName;
+      try {
+        await this.post("/client/contact", body);
+        clearError();
+        if (this.contactOneTime) this.setReplyKeyboard(null);
+        this.closeContactForm();
+        this.focusComposer();
+      } catch (err) {
+        showError(t("error.contact"), err);
+      }
     }
-    if (state.bots.length === 0) {
-      setTimeout(waitForBots, 2000);
-      return;
+
+    async sendFile(kind, file) {
+      if (!this.requireChat() || !file) return;
+      const form = new FormData();
+      form.append("user_id", String(this.userId));
+      form.append("bot", this.bot);
+      form.append("file", file, file.name);
+      const input = this.part("composer-text");
+      const caption = input.value.trim();
+      if (caption && kind !== "voice") form.append("caption", caption);
+      try {
+        await this.post(`/client/${kind}`, form);
+        clearError();
+        if (caption && kind !== "voice") input.value = "";
+        this.autoGrow();
+      } catch (err) {
+        showError(t(`error.file.${kind}`), err);
+      }
     }
-    if (!state.bot) state.bot = state.bots[0].username;
-    openChat();
-  }
 
-  // ------------------------------------------------------------------ plumbing
+    // ------------------------------------------------------ person and bot
 
-  function showPeoplePanel(show) {
-    document.body.classList.toggle("people-open", show);
-    $("people-toggle").setAttribute("aria-expanded", String(show));
-  }
-
-  function autoGrow() {
-    const input = $("composer-text");
-    input.style.height = "auto";
-    input.style.height = `${Math.min(input.scrollHeight, 160)}px`;
-  }
-
-  const POPOVERS = [
-    { button: "attach-btn", menu: "attach-menu" },
-    { button: "commands-btn", menu: "commands-menu" },
-  ];
-
-  function setPopover(menuId, open) {
-    for (const p of POPOVERS) {
-      const show = open && p.menu === menuId;
-      $(p.menu).hidden = !show;
-      $(p.button).setAttribute("aria-expanded", String(show));
+    /** Show `userId` with `bot` here (either may stay as it is when undefined). */
+    open(userId, bot) {
+      if (userId !== undefined) this.userId = userId;
+      if (bot !== undefined) this.bot = bot;
+      this.generation += 1;
+      this.lastSeq = 0;
+      this.replyKeyboard = null;
+      this.closeContactForm();
+      this.clearMessages();
+      this.updateReplyKeyboard(false);
+      this.renderBots();
+      this.updateHeader();
+      renderPeople();
+      renderTabs();
+      savePanes();
+      this.startLive();
     }
-    if (open) {
-      const first = $(menuId).querySelector("button");
-      if (first) first.focus();
-    }
-  }
 
-  function openPopover() {
-    return POPOVERS.find((p) => !$(p.menu).hidden) || null;
+    selectBot(username) {
+      this.open(undefined, username);
+    }
+
+    close() {
+      this.generation += 1;
+      this.stopLive();
+      this.root.remove();
+    }
+
+    // ------------------------------------------------------- composer bits
+
+    autoGrow() {
+      const input = this.part("composer-text");
+      input.style.height = "auto";
+      input.style.height = `${Math.min(input.scrollHeight, 160)}px`;
+    }
+
+    popovers() {
+      return [
+        { button: this.part("attach-btn"), menu: this.part("attach-menu") },
+        { button: this.part("commands-btn"), menu: this.part("commands-menu") },
+      ];
+    }
+
+    setPopover(menu, open) {
+      for (const p of this.popovers()) {
+        const show = open && p.menu === menu;
+        p.menu.hidden = !show;
+        p.button.setAttribute("aria-expanded", String(show));
+      }
+      if (open) {
+        const first = menu.querySelector("button");
+        if (first) first.focus();
+      }
+    }
+
+    openPopover() {
+      return this.popovers().find((p) => !p.menu.hidden) || null;
+    }
+
+    async openCommands() {
+      try {
+        const data = await api("GET", "/client/bots"); // commands may have changed since load
+        app.bots = data.bots || app.bots;
+      } catch (_err) {
+        /* keep what we had */
+      }
+      const menu = this.part("commands-menu");
+      menu.replaceChildren();
+      const commands = commandsFor(this.botInfo, this.user);
+      if (commands.length === 0) {
+        const none = document.createElement("p");
+        none.className = "muted";
+        none.textContent = t("commands.none");
+        menu.append(none);
+      }
+      for (const cmd of commands) {
+        if (!cmd || typeof cmd.command !== "string") continue;
+        const button = document.createElement("button");
+        button.type = "button";
+        button.className = "command";
+        button.dataset.testid = "command";
+        const name = document.createElement("span");
+        name.className = "command-name";
+        name.textContent = `/${cmd.command}`;
+        const desc = document.createElement("span");
+        desc.className = "command-desc";
+        desc.textContent = String(cmd.description ?? "");
+        button.append(name, desc);
+        button.addEventListener("click", async () => {
+          this.setPopover(null, false);
+          this.focusComposer();
+          await this.sendText(`/${cmd.command}`);
+        });
+        menu.append(button);
+      }
+      this.setPopover(menu, true);
+    }
+
+    wire() {
+      const input = this.part("composer-text");
+      const composer = this.part("composer");
+      composer.addEventListener("submit", async (e) => {
+        e.preventDefault();
+        const text = input.value;
+        if (text.trim() === "") return;
+        input.value = "";
+        this.autoGrow();
+        if (!(await this.sendText(text))) input.value = text;
+        input.focus();
+      });
+      input.addEventListener("keydown", (e) => {
+        if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+          e.preventDefault();
+          composer.requestSubmit();
+        }
+      });
+      input.addEventListener("input", () => this.autoGrow());
+      this.part("contact-form").addEventListener("submit", (e) => this.shareContact(e));
+      this.part("contact-cancel").addEventListener("click", () => this.closeContactForm());
+      this.part("close").addEventListener("click", () => closePane(this));
+
+      const attachMenu = this.part("attach-menu");
+      this.part("attach-btn").addEventListener("click", () => this.setPopover(attachMenu, attachMenu.hidden));
+      this.part("commands-btn").addEventListener("click", () => {
+        if (this.part("commands-menu").hidden) this.openCommands();
+        else this.setPopover(null, false);
+      });
+      for (const button of attachMenu.querySelectorAll("button[data-kind]")) {
+        button.addEventListener("click", () => {
+          this.setPopover(null, false);
+          this.part(`file-${button.dataset.kind}`).click();
+        });
+      }
+      for (const kind of ["photo", "document", "voice"]) {
+        const fileInput = this.part(`file-${kind}`);
+        fileInput.addEventListener("change", async () => {
+          const file = fileInput.files && fileInput.files[0];
+          fileInput.value = "";
+          await this.sendFile(kind, file);
+        });
+      }
+      this.root.addEventListener("focusin", () => setActive(this));
+      this.root.addEventListener("pointerdown", () => setActive(this));
+    }
   }
 
   /** The bot's commands for this person's language, as setMyCommands left them. */
@@ -1137,45 +1405,351 @@
     return [];
   }
 
-  async function openCommands() {
+  function addPane() {
+    const pane = new Pane();
+    app.panes.push(pane);
+    $("panes").append(pane.root);
+    pane.setConnection("off");
+    pane.renderBots();
+    for (const p of app.panes) p.updateHeader();
+    document.body.dataset.panes = String(app.panes.length);
+    if (!app.active) setActive(pane);
+    renderTabs();
+    return pane;
+  }
+
+  function closePane(pane) {
+    if (app.panes.length <= 1) return;
+    const at = app.panes.indexOf(pane);
+    pane.close();
+    app.panes.splice(at, 1);
+    document.body.dataset.panes = String(app.panes.length);
+    for (const p of app.panes) p.updateHeader();
+    if (app.active === pane) {
+      app.active = null;
+      setActive(app.panes[Math.max(0, at - 1)]);
+    }
+    renderTabs();
+    renderPeople();
+    savePanes();
+    app.active.focusComposer();
+  }
+
+  function setActive(pane) {
+    if (!pane || app.active === pane) return;
+    app.active = pane;
+    for (const p of app.panes) p.root.classList.toggle("pane-active", p === pane);
+    renderTabs();
+    renderPeople();
+  }
+
+  /** Phone width shows one pane at a time; these tabs switch between them. */
+  function renderTabs() {
+    const box = $("pane-tabs");
+    box.replaceChildren();
+    box.hidden = app.panes.length < 2;
+    for (const pane of app.panes) {
+      const tab = document.createElement("button");
+      tab.type = "button";
+      tab.className = "pane-tab";
+      tab.dataset.testid = "pane-tab";
+      tab.setAttribute("role", "tab");
+      tab.setAttribute("aria-selected", String(pane === app.active));
+      tab.setAttribute("aria-controls", pane.root.id);
+      const user = pane.user;
+      const bot = pane.botInfo;
+      tab.textContent = user ? `${userLabel(user)}${bot ? ` · ${bot.first_name || bot.username}` : ""}` : t("pane.empty_tab");
+      tab.addEventListener("click", () => {
+        setActive(pane);
+        pane.focusComposer();
+      });
+      box.append(tab);
+    }
+  }
+
+  function savePanes() {
     try {
-      const data = await api("GET", "/client/bots"); // commands may have changed since load
-      state.bots = data.bots || state.bots;
+      const panes = app.panes.map((p) => ({ user: p.userId, bot: p.bot }));
+      localStorage.setItem(STORAGE_PANES, JSON.stringify(panes));
+    } catch (_err) { /* private mode */ }
+  }
+
+  function savedPanes() {
+    try {
+      const panes = JSON.parse(localStorage.getItem(STORAGE_PANES) || "null");
+      if (Array.isArray(panes) && panes.length > 0) return panes.slice(0, MAX_PANES);
+      const user = localStorage.getItem(STORAGE_USER);
+      const bot = localStorage.getItem(STORAGE_BOT);
+      return [{ user: user === null ? null : Number(user), bot }];
     } catch (_err) {
-      /* keep what we had */
+      return [{ user: null, bot: null }];
     }
-    const bot = state.bots.find((b) => b.username === state.bot);
-    const user = state.users.find((u) => u.id === state.userId);
-    const menu = $("commands-menu");
-    menu.replaceChildren();
-    const commands = commandsFor(bot, user);
-    if (commands.length === 0) {
-      const none = document.createElement("p");
-      none.className = "muted";
-      none.textContent = "This bot has no command menu.";
-      menu.append(none);
-    }
-    for (const cmd of commands) {
-      if (!cmd || typeof cmd.command !== "string") continue;
+  }
+
+  // --------------------------------------------------------- people and bots
+
+  function userLabel(user) {
+    return [user.first_name, user.last_name].filter(Boolean).join(" ") || `user ${user.id}`;
+  }
+
+  function roleOf(user) {
+    const role = app.roles.get(user.id);
+    return ROLES.includes(role) ? role : "patient";
+  }
+
+  function roleBadge(user) {
+    const role = roleOf(user);
+    const badge = document.createElement("span");
+    badge.className = `role role-${role}`;
+    badge.dataset.testid = "role-badge";
+    badge.dataset.role = role;
+    badge.textContent = t(`role.${role}`);
+    return badge;
+  }
+
+  /** Doctors and the admin talk to the doctor bot, everybody else to the patient bot. */
+  function preferredBot(user, current) {
+    if (app.bots.length === 0) return null;
+    const doctorBot = app.bots.find((b) => /doctor/i.test(b.username));
+    const patientBot = app.bots.find((b) => b !== doctorBot);
+    if (!app.rolesKnown || !user) return current || app.bots[0].username;
+    const role = roleOf(user);
+    const want = role === "doctor" || role === "admin" ? doctorBot : patientBot;
+    return (want || app.bots[0]).username;
+  }
+
+  function renderPeople() {
+    const list = $("people-list");
+    list.replaceChildren();
+    $("people-empty").hidden = app.users.length > 0;
+    const active = app.active;
+    for (const user of app.users) {
+      const li = document.createElement("li");
+      li.className = "person-row";
       const button = document.createElement("button");
       button.type = "button";
-      button.className = "command";
-      button.dataset.testid = "command";
+      button.className = "person";
+      button.dataset.testid = "person";
+      button.dataset.userId = String(user.id);
+      button.setAttribute("aria-pressed", String(Boolean(active && active.userId === user.id)));
+      const top = document.createElement("span");
+      top.className = "person-top";
       const name = document.createElement("span");
-      name.className = "command-name";
-      name.textContent = `/${cmd.command}`;
-      const desc = document.createElement("span");
-      desc.className = "command-desc";
-      desc.textContent = String(cmd.description ?? "");
-      button.append(name, desc);
-      button.addEventListener("click", async () => {
-        setPopover(null, false);
-        $("composer-text").focus();
-        await sendText(`/${cmd.command}`);
-      });
-      menu.append(button);
+      name.className = "person-name";
+      name.textContent = userLabel(user);
+      top.append(name, roleBadge(user));
+      const detail = document.createElement("span");
+      detail.className = "person-detail";
+      detail.textContent = `${t("people.detail", { lang: user.language_code || "?", id: user.id })}`
+        + `${user.username ? ` · @${user.username}` : ""}`;
+      button.append(top, detail);
+      if (app.panes.some((p) => p !== active && p.userId === user.id)) button.classList.add("person-open");
+      button.addEventListener("click", () => selectUser(user.id));
+      const beside = document.createElement("button");
+      beside.type = "button";
+      beside.className = "ghost beside-btn";
+      beside.dataset.testid = "open-beside";
+      beside.textContent = t("people.open_beside");
+      beside.setAttribute("aria-label", t("people.open_beside_aria", { name: userLabel(user) }));
+      beside.addEventListener("click", () => openBeside(user.id));
+      li.append(button, beside);
+      list.append(li);
     }
-    setPopover("commands-menu", true);
+  }
+
+  function selectUser(id) {
+    const pane = app.active || app.panes[0];
+    const user = app.users.find((u) => u.id === id);
+    showPeoplePanel(false);
+    pane.open(id, preferredBot(user, pane.bot));
+    pane.focusComposer();
+  }
+
+  function openBeside(id) {
+    if (app.panes.length >= MAX_PANES) {
+      toast(t("pane.limit"));
+      return;
+    }
+    const user = app.users.find((u) => u.id === id);
+    const pane = addPane();
+    pane.open(id, preferredBot(user, app.active && app.active.bot));
+    setActive(pane);
+    showPeoplePanel(false);
+    pane.focusComposer();
+  }
+
+  async function createPerson(e) {
+    e.preventDefault();
+    const first = $("np-first").value.trim();
+    if (!first) {
+      showError(t("np.failed"), new Error(t("np.first_needed")));
+      $("np-first").focus();
+      return;
+    }
+    const body = { first_name: first, language_code: $("np-lang").value };
+    const last = $("np-last").value.trim();
+    if (last) body.last_name = last;
+    try {
+      const data = await api("POST", "/client/users", body);
+      const user = data.user || data;
+      clearError();
+      $("np-first").value = "";
+      $("np-last").value = "";
+      if (!app.users.some((u) => u.id === user.id)) app.users.push(user);
+      await loadRoles();
+      selectUser(user.id);
+    } catch (err) {
+      showError(t("np.failed"), err);
+    }
+  }
+
+  /** Roles come from the sandbox (database + demo seed); without it everybody is a patient. */
+  async function loadRoles() {
+    let data;
+    try {
+      data = await api("GET", "/sandbox/people");
+    } catch (_err) {
+      return;
+    }
+    const people = Array.isArray(data) ? data : data.people || data.users || [];
+    const roles = new Map();
+    for (const person of people) {
+      if (!person || typeof person !== "object") continue;
+      const id = Number(person.id ?? person.user_id);
+      if (Number.isFinite(id) && typeof person.role === "string") roles.set(id, person.role.toLowerCase());
+    }
+    app.roles = roles;
+    app.rolesKnown = true;
+  }
+
+  /** People, roles and bots change under the page (scenarios, other tabs): keep up. */
+  async function refreshDirectory() {
+    try {
+      const [bots, users] = await Promise.all([api("GET", "/client/bots"), api("GET", "/client/users")]);
+      await loadRoles();
+      app.bots = bots.bots || [];
+      app.users = users.users || [];
+    } catch (_err) {
+      return false;
+    }
+    const key = JSON.stringify([
+      app.bots.map((b) => b.username), app.users.map((u) => [u.id, userLabel(u), u.language_code]), [...app.roles],
+    ]);
+    if (key !== app.directoryKey) {
+      app.directoryKey = key;
+      renderPeople();
+      for (const pane of app.panes) {
+        pane.renderBots();
+        pane.updateHeader();
+      }
+      renderTabs();
+    }
+    return true;
+  }
+
+  async function loadDirectory() {
+    try {
+      const [bots, users] = await Promise.all([api("GET", "/client/bots"), api("GET", "/client/users")]);
+      app.bots = bots.bots || [];
+      app.users = users.users || [];
+      clearError();
+    } catch (err) {
+      showError(t("error.load"), err);
+      return;
+    }
+    await loadRoles();
+    const restore = savedPanes();
+    const first = app.panes[0];
+    restore.forEach((saved, i) => {
+      const pane = i === 0 ? first : addPane();
+      const user = app.users.find((u) => u.id === saved.user);
+      const bot = app.bots.find((b) => b.username === saved.bot) || app.bots[0];
+      pane.open(user ? user.id : null, bot ? bot.username : null);
+    });
+    for (const pane of [...app.panes]) {
+      if (pane.userId === null && app.panes.length > 1) closePane(pane);
+    }
+    setActive(app.panes[0]);
+    if (app.panes[0].userId === null) showPeoplePanel(true);
+    if (app.bots.length === 0) setTimeout(waitForBots, 2000);
+    setInterval(refreshDirectory, DIRECTORY_REFRESH_MS);
+  }
+
+  /** Bots register with the emulator when they start: keep looking until one has. */
+  async function waitForBots() {
+    try {
+      const data = await api("GET", "/client/bots");
+      app.bots = data.bots || [];
+    } catch (_err) {
+      app.bots = [];
+    }
+    if (app.bots.length === 0) {
+      setTimeout(waitForBots, 2000);
+      return;
+    }
+    for (const pane of app.panes) pane.open(undefined, pane.bot || app.bots[0].username);
+  }
+
+  // --------------------------------------------------------------------- clock
+
+  let lastClock = null;
+
+  function formatClock(iso) {
+    const d = new Date(iso);
+    if (Number.isNaN(d.getTime())) return String(iso);
+    return d.toLocaleString(HTML_LANG[app.lang], {
+      year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit",
+    });
+  }
+
+  function renderClock(clock) {
+    if (!clock || typeof clock.now !== "string") return;
+    lastClock = clock;
+    const now = $("clock-now");
+    now.textContent = formatClock(clock.now);
+    now.dataset.iso = clock.now;
+    now.title = clock.now;
+    $("clock-next").textContent = typeof clock.next_due === "string" && clock.next_due
+      ? t("clock.next_due", { time: formatClock(clock.next_due) })
+      : t("clock.nothing_due");
+    $("clock").hidden = false;
+  }
+
+  /** The clock control shows only when the server has one (the sandbox, never the real bot). */
+  async function loadClock() {
+    try {
+      renderClock(await api("GET", "/sandbox/clock"));
+    } catch (_err) {
+      if (!lastClock) $("clock").hidden = true;
+    }
+  }
+
+  async function advanceClock(button) {
+    if (app.clockBusy) return;
+    app.clockBusy = true;
+    const buttons = $("clock").querySelectorAll("button");
+    for (const b of buttons) b.disabled = true;
+    button.setAttribute("aria-busy", "true");
+    try {
+      const clock = await api("POST", "/sandbox/clock", { advance: button.dataset.advance });
+      renderClock(clock);
+      clearError();
+      toast(t("clock.moved", { time: formatClock(clock.now) }));
+    } catch (err) {
+      showError(t("clock.failed"), err);
+    } finally {
+      for (const b of buttons) b.disabled = false;
+      button.removeAttribute("aria-busy");
+      app.clockBusy = false;
+      button.focus();
+    }
+  }
+
+  // ------------------------------------------------------------------ plumbing
+
+  function showPeoplePanel(show) {
+    document.body.classList.toggle("people-open", show);
+    $("people-toggle").setAttribute("aria-expanded", String(show));
   }
 
   function wire() {
@@ -1184,66 +1758,58 @@
       showPeoplePanel(!document.body.classList.contains("people-open"));
     });
     $("new-person").addEventListener("submit", createPerson);
-    $("contact-form").addEventListener("submit", shareContact);
-    $("contact-cancel").addEventListener("click", closeContactForm);
-
-    const input = $("composer-text");
-    $("composer").addEventListener("submit", async (e) => {
-      e.preventDefault();
-      const text = input.value;
-      if (text.trim() === "") return;
-      input.value = "";
-      autoGrow();
-      if (!(await sendText(text))) input.value = text;
-      input.focus();
-    });
-    input.addEventListener("keydown", (e) => {
-      if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
-        e.preventDefault();
-        $("composer").requestSubmit();
-      }
-    });
-    input.addEventListener("input", autoGrow);
-
-    $("attach-btn").addEventListener("click", () => setPopover("attach-menu", $("attach-menu").hidden));
-    $("commands-btn").addEventListener("click", () => {
-      if ($("commands-menu").hidden) openCommands();
-      else setPopover(null, false);
-    });
-    for (const button of $("attach-menu").querySelectorAll("button[data-kind]")) {
-      button.addEventListener("click", () => {
-        setPopover(null, false);
-        $(`file-${button.dataset.kind}`).click();
-      });
+    $("page-lang").addEventListener("change", (e) => setLang(e.target.value));
+    for (const button of $("clock").querySelectorAll("button[data-advance]")) {
+      button.addEventListener("click", () => advanceClock(button));
     }
-    for (const kind of ["photo", "document", "voice"]) {
-      const fileInput = $(`file-${kind}`);
-      fileInput.addEventListener("change", async () => {
-        const file = fileInput.files && fileInput.files[0];
-        fileInput.value = "";
-        await sendFile(kind, file);
-      });
-    }
+    $("deeplink-dialog").addEventListener("close", () => {
+      chooser.link = null;
+      const back = chooser.returnFocus;
+      chooser.returnFocus = null;
+      if (back && document.contains(back) && document.activeElement === document.body) back.focus();
+    });
+
     document.addEventListener("keydown", (e) => {
       if (e.key !== "Escape") return;
-      const popover = openPopover();
-      if (popover) {
-        setPopover(null, false);
-        $(popover.button).focus();
-      } else if (!$("contact-form").hidden) {
-        closeContactForm();
+      if ($("deeplink-dialog").open) return; // the dialog closes itself
+      const withPopover = app.panes.find((p) => p.openPopover());
+      if (withPopover) {
+        const popover = withPopover.openPopover();
+        withPopover.setPopover(null, false);
+        popover.button.focus();
+        return;
+      }
+      const withContact = app.panes.find((p) => !p.part("contact-form").hidden);
+      if (withContact) {
+        withContact.closeContactForm();
       } else if (document.body.classList.contains("people-open")) {
         showPeoplePanel(false);
       }
     });
     document.addEventListener("click", (e) => {
-      if (openPopover() && !e.target.closest(".popover-host")) setPopover(null, false);
+      for (const pane of app.panes) {
+        const open = pane.openPopover();
+        if (open && !(e.target.closest(".popover-host") && pane.root.contains(e.target))) {
+          pane.setPopover(null, false);
+        }
+      }
+      // Deep links open for a simulated person, not in a browser tab.
+      const a = e.target.closest("a[href]");
+      if (!a || !a.closest(".messages")) return;
+      const link = parseDeepLink(a.href);
+      if (!link) return;
+      e.preventDefault();
+      openDeepLink(link, a);
     });
   }
 
   document.addEventListener("DOMContentLoaded", () => {
+    app.lang = initialLang();
+    addPane();
     wire();
-    updateChatHeader();
+    setLang(app.lang);
     loadDirectory();
+    loadClock();
+    setInterval(loadClock, CLOCK_REFRESH_MS);
   });
 })();
