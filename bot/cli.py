@@ -14,6 +14,17 @@ from locales import CatalogError
 from storage.crypto import CryptoError, KeysFileError
 
 
+def _speed(value: str) -> float:
+    """``--speed``: a positive factor."""
+    try:
+        speed = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not 0.05 <= speed <= 100:
+        raise argparse.ArgumentTypeError("must be between 0.05 and 100")
+    return speed
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python bot.py",
@@ -25,6 +36,17 @@ def _parser() -> argparse.ArgumentParser:
     sb.add_argument("--host", default="127.0.0.1", help="address for the page (default loopback)")
     sb.add_argument("--port", type=int, default=8080, help="port for the page (default 8080)")
     sb.add_argument("--fresh", action="store_true", help="start from an empty sandbox data dir")
+    sb.add_argument(
+        "--play",
+        metavar="SCENARIO",
+        help="replay a scenario (a bundled name or a .toml file) for the page to watch",
+    )
+    sb.add_argument(
+        "--speed",
+        type=_speed,
+        default=1.0,
+        help="replay speed factor (2 = twice as fast; default 1)",
+    )
     sub.add_parser("migrate", help="apply database migrations")
     keys = sub.add_parser("keys", help="master key management")
     keys_sub = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
@@ -307,7 +329,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bot.sandbox.runner import run_sandbox
 
             return asyncio.run(
-                run_sandbox(settings, host=args.host, port=args.port, fresh=args.fresh)
+                run_sandbox(
+                    settings,
+                    host=args.host,
+                    port=args.port,
+                    fresh=args.fresh,
+                    play=args.play,
+                    speed=args.speed,
+                )
             )
         if args.command == "run":
             return asyncio.run(_run(settings))

@@ -12,10 +12,14 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from aiohttp import web
 from pydantic import SecretStr
 
 from bot.app import Careline, open_database
 from bot.logging import setup_logging
+from bot.sandbox.client import EmulatorClient
+from bot.sandbox.clock import ClockControl, SandboxClock, add_clock_routes
+from bot.sandbox.demo import DEMO_FILE, Demo, PeopleApi, create_demo_people, greet, seed_doctors
 from bot.sandbox.emulator import BotApiEmulator, RateLimits
 from bot.sandbox.emulator_state import SimUser
 from bot.sandbox.web import add_web_routes
@@ -32,6 +36,24 @@ DOCTOR_TOKEN = "100002:sandbox-doctor-bot-token"  # noqa: S105 - emulator-only t
 PATIENT_USERNAME = "careline_patient_bot"
 DOCTOR_USERNAME = "careline_doctor_bot"
 PEOPLE_FILE = "people.json"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def is_loopback(host: str) -> bool:
+    """Is ``host`` a loopback address (the sandbox's safe default)?"""
+    return host in LOOPBACK or host.startswith("127.")
+
+
+def host_warning(host: str) -> str | None:
+    """The warning printed when the sandbox listens beyond this machine (None on loopback)."""
+    if is_loopback(host):
+        return None
+    return (
+        f"WARNING: the sandbox is listening on {host}, not only on this machine. It has NO "
+        "authentication: anyone who can reach this address can read every simulated chat, "
+        "act as any simulated person (patients, doctors, the admin) and move the clock. Use "
+        "it only on a network you trust, with demo data only."
+    )
 
 
 def load_people(emulator: BotApiEmulator, path: Path) -> int:
@@ -73,7 +95,10 @@ class Sandbox:
     app: Careline
     url: str
     people_file: Path
+    clock: ClockControl
+    created: list[tuple[int, str, str]]
     _saver: asyncio.Task[None] | None = None
+    _site: web.AppRunner | None = None
 
     async def _keep_people(self) -> None:
         saved = -1
@@ -90,6 +115,8 @@ class Sandbox:
         save_people(self.emulator, self.people_file)
         await self.app.stop()
         await self.emulator.stop()
+        if self._site is not None:
+            await self._site.cleanup()
 
 
 def sandbox_settings(settings: Settings, base_url: str) -> Settings:
@@ -109,10 +136,28 @@ def sandbox_settings(settings: Settings, base_url: str) -> Settings:
     )
 
 
+async def _serve(
+    emulator: BotApiEmulator, host: str, port: int
+) -> tuple[str, web.AppRunner | None]:
+    """Serve the emulator app; beyond loopback (the emulator itself refuses) with a runner of
+    our own. Returns the base URL and that runner."""
+    if is_loopback(host):
+        return await emulator.start(host, port), None
+    runner = web.AppRunner(emulator.app, access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    bound = runner.addresses[0][1]
+    wildcard = host in ("0.0.0.0", "::", "")  # noqa: S104 - compared, not bound here
+    inside = "127.0.0.1" if wildcard else (f"[{host}]" if ":" in host else host)
+    emulator.base_url = f"http://{inside}:{bound}"
+    return emulator.base_url, runner
+
+
 async def start_sandbox(
     settings: Settings, *, host: str = "127.0.0.1", port: int = 8080, fresh: bool = False
 ) -> Sandbox:
-    """Start everything; returns once the page is being served."""
+    """Start everything; returns once the page is being served. A first start (new data
+    dir, or ``fresh``) creates the demo people (see bot/sandbox/demo.py)."""
     emulator = BotApiEmulator(limits=RateLimits())
     emulator.register_bot(PATIENT_TOKEN, username=PATIENT_USERNAME, first_name="Careline")
     emulator.register_bot(
@@ -125,17 +170,36 @@ async def start_sandbox(
         trust_proxy=settings.verify_trust_proxy,
     )
     verify.mount(emulator.app)  # /r/<code>: the referral verify page (database set below)
-    url = await emulator.start(host, port)
-    internal = url if host in ("127.0.0.1", "localhost") else f"http://127.0.0.1:{port}"
+    data_dir = settings.data_dir / "sandbox"
+    if fresh and data_dir.exists():
+        shutil.rmtree(data_dir)
+    first = not data_dir.exists()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    demo_file = data_dir / DEMO_FILE
+    demo = Demo() if first else Demo.load(demo_file)
+    clock = ClockControl(SandboxClock())
+    add_clock_routes(emulator.app, clock)
+    people_api = PeopleApi(emulator, settings, demo, demo_file, DOCTOR_USERNAME)
+    people_api.mount(emulator.app)
+    url, site = await _serve(emulator, host, port)
+    internal = emulator.base_url
     local = sandbox_settings(settings, internal)
     if "public_url" not in settings.model_fields_set:  # slips' QR codes open this sandbox
-        local = local.model_copy(update={"public_url": url.rstrip("/")})
-    if fresh and local.data_dir.exists():
-        shutil.rmtree(local.data_dir)
-    local.data_dir.mkdir(parents=True, exist_ok=True)
+        public = url if is_loopback(host) else f"http://{host}:{url.rsplit(':', 1)[1]}"
+        local = local.model_copy(update={"public_url": public.rstrip("/")})
     people_file = local.data_dir / PEOPLE_FILE
     load_people(emulator, people_file)
+    created: list[tuple[int, str, str]] = []
+    if first:
+        created = create_demo_people(emulator, demo)
+        demo.save(demo_file)
+        save_people(emulator, people_file)
+    admins = tuple(dict.fromkeys((*local.admin_ids, *demo.admins)))
+    local = local.model_copy(update={"admin_ids": admins})
+    people_api.settings = local
     db = await open_database(local)
+    if created:
+        await seed_doctors(db, local, created)
     # The emulator forgets its update counters on restart; continue after what the inbox
     # already holds so new updates are not mistaken for replays.
     async with db.uow() as uow:
@@ -146,33 +210,83 @@ async def start_sandbox(
                 record.next_update_id = max(record.next_update_id, last + 1)
     verify.db = db
     app = await Careline.build(local, db)
+    clock.attach(app)  # scheduled work runs at sandbox time (the real bot has no such clock)
     await app.start()
-    sandbox = Sandbox(emulator, app, url, people_file)
+    people_api.db = db
+    people_api.base_url = internal
+    if created:
+        async with EmulatorClient(internal) as client:
+            await greet(client, created, DOCTOR_USERNAME)
+    sandbox = Sandbox(emulator, app, url, people_file, clock, created, _site=site)
     sandbox._saver = asyncio.create_task(sandbox._keep_people())
     return sandbox
 
 
 async def run_sandbox(
-    settings: Settings, *, host: str = "127.0.0.1", port: int = 8080, fresh: bool = False
+    settings: Settings,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    fresh: bool = False,
+    play: str | None = None,
+    speed: float = 1.0,
 ) -> int:
-    """Run the sandbox until Ctrl-C / SIGTERM."""
+    """Run the sandbox until Ctrl-C / SIGTERM; with ``play``, replay that scenario at human
+    speed once the page is up (the sandbox keeps running afterwards)."""
+    from bot.sandbox.play import ScenarioError, load_scenario, replay
+
     setup_logging(settings.log_level)
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        print(  # noqa: T201 - operator warning
-            f"warning: the sandbox is listening on {host}; anyone who can reach it can act "
-            "as any simulated user.",
+    scenario = None
+    if play is not None:
+        try:
+            scenario = load_scenario(play)
+        except ScenarioError as exc:
+            print(f"careline: {exc}", file=sys.stderr)  # noqa: T201 - operator error
+            return 2
+    warning = host_warning(host)
+    try:
+        sandbox = await start_sandbox(settings, host=host, port=port, fresh=fresh)
+    except OSError as exc:
+        print(  # noqa: T201 - operator error
+            f"careline: cannot listen on {host}:{port} ({exc.strerror or exc}); "
+            "try another --port",
             file=sys.stderr,
         )
-    sandbox = await start_sandbox(settings, host=host, port=port, fresh=fresh)
+        return 2
+    if sandbox.created:
+        print("Demo data created:", file=sys.stderr)  # noqa: T201 - what a newcomer gets
+        for uid, role, text in sandbox.created:
+            print(f"  {role:8} {text} [id {uid}]", file=sys.stderr)  # noqa: T201
     print(  # noqa: T201 - the one line a newcomer needs
         f"Careline sandbox running: open {sandbox.url} in a browser (Ctrl-C to stop).",
         file=sys.stderr,
         flush=True,
     )
+    if warning:
+        print(warning, file=sys.stderr, flush=True)  # noqa: T201 - operator warning
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    result = 0
+    if scenario is not None:
+        player = asyncio.create_task(
+            replay(scenario, sandbox.emulator.base_url, speed=speed, out=sys.stderr)
+        )
+        stopper = asyncio.create_task(stop.wait())
+        await asyncio.wait({player, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if player.done():
+            ok = player.result()
+            result = 0 if ok else 1
+            print(  # noqa: T201 - the sandbox stays up for the visitor
+                "Replay done; the sandbox keeps running (Ctrl-C to stop).",
+                file=sys.stderr,
+                flush=True,
+            )
+        else:
+            player.cancel()
+        await stopper
+    else:
+        await stop.wait()
     await sandbox.stop()
-    return 0
+    return result
