@@ -26,8 +26,9 @@ say = "/start"                  # one action per step: say, press (inline button
                                 # upload ("photo" | "document" | "voice", optional file =
                                 # a path relative to the scenario), advance ("1h", "1d",
                                 # "next": the sandbox clock), or none (just expect)
-expect = "Welcome"              # optional: a bot message containing this (text, caption or
-                                # file name; case-insensitive) must arrive, in order
+expect = "Welcome"              # optional: a bot message containing this (text, caption,
+                                # file name or an inline button's label; case-insensitive)
+                                # must arrive after the action
 timeout = 20                    # seconds for expect (default 20)
 note = "shown to the visitor"   # optional
 ```
@@ -261,10 +262,10 @@ def _step(number: int, item: Any, people: dict[str, Person]) -> Step:
 def _has(message: dict[str, Any], needle: str) -> bool:
     needle = needle.casefold()
     doc = message.get("document") or {}
-    return any(
-        needle in (part or "").casefold()
-        for part in (message.get("text"), message.get("caption"), doc.get("file_name"))
-    )
+    parts = [message.get("text"), message.get("caption"), doc.get("file_name")]
+    for row in (message.get("reply_markup") or {}).get("inline_keyboard") or []:
+        parts += [b.get("text") for b in row]
+    return any(needle in (part or "").casefold() for part in parts)
 
 
 def _links(message: dict[str, Any]) -> list[tuple[str, str]]:
@@ -385,7 +386,7 @@ class Player:
         elif action == "say":
             await client.send(uid, bot, value)
         elif action == "press":
-            await client.click_button(uid, bot, value)
+            await self._press(client, uid, bot, value, step.timeout * self.timeout_factor)
         elif action == "reply":
             await client.reply_button(uid, bot, value)
         elif action == "contact":
@@ -397,6 +398,34 @@ class Player:
             await self._start_link(client, uid, self.ids[value])
         elif action == "upload":
             await self._upload(client, step, uid, bot)
+
+    async def _press(
+        self, client: EmulatorClient, uid: int, bot: str, label: str, timeout: float
+    ) -> None:
+        """Press the inline button labelled ``label`` (or, failing that, the one button whose
+        label contains it) on the newest bot message having it; waits for it to appear."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            history = await client.messages(uid, bot)
+            for exact in (True, False):
+                for msg in reversed(history["messages"]):
+                    if msg["from"] != "bot" or msg["deleted"]:
+                        continue
+                    rows = (msg.get("reply_markup") or {}).get("inline_keyboard") or []
+                    hits = [
+                        b
+                        for row in rows
+                        for b in row
+                        if "callback_data" in b
+                        and (b.get("text") == label if exact else label in (b.get("text") or ""))
+                    ]
+                    if len(hits) == 1 or (exact and hits):
+                        await client.click(uid, bot, msg["message_id"], hits[0]["callback_data"])
+                        return
+            if loop.time() >= deadline:
+                raise ReplayError(f"no button {label!r} appeared within {timeout:g}s")
+            await asyncio.sleep(0.2)
 
     async def _start_link(self, client: EmulatorClient, uid: int, holder: int) -> None:
         for bot in BOTS.values():
