@@ -15,7 +15,7 @@ from pathlib import Path
 from aiohttp import web
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-"""Where ``index.html``, ``app.js`` and ``style.css`` live."""
+"""Where ``index.html``, ``app.js``, ``i18n.js`` (the page's texts) and ``style.css`` live."""
 
 _TITLE_PLACEHOLDER = "{{title}}"
 
