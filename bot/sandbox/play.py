@@ -400,12 +400,12 @@ class Player:
             await self._upload(client, step, uid, bot)
 
     async def _press(
-        self, client: EmulatorClient, uid: int, bot: str, label: str, timeout: float
+        self, client: EmulatorClient, uid: int, bot: str, label: str, wait_s: float
     ) -> None:
         """Press the inline button labelled ``label`` (or, failing that, the one button whose
         label contains it) on the newest bot message having it; waits for it to appear."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + wait_s
         while True:
             history = await client.messages(uid, bot)
             for exact in (True, False):
@@ -424,7 +424,7 @@ class Player:
                         await client.click(uid, bot, msg["message_id"], hits[0]["callback_data"])
                         return
             if loop.time() >= deadline:
-                raise ReplayError(f"no button {label!r} appeared within {timeout:g}s")
+                raise ReplayError(f"no button {label!r} appeared within {wait_s:g}s")
             await asyncio.sleep(0.2)
 
     async def _start_link(self, client: EmulatorClient, uid: int, holder: int) -> None:
