@@ -15,20 +15,16 @@ import io
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.dates as mdates
-import matplotlib.pyplot as plt
-from matplotlib.figure import Figure
-from matplotlib.patches import Patch
 from sqlalchemy import select
 
 from flows import followup
 from storage.models import Dose
 from storage.uow import UnitOfWork
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 WIDTH_PX = 900
 PANEL_PX = 260
@@ -84,6 +80,15 @@ def render(
 ) -> bytes:
     """The chart as PNG bytes: one panel per kind of reading (an empty placeholder panel when
     there are none) and the adherence strip. Always WIDTH_PX wide."""
+    # matplotlib is imported on the first chart, not at start-up (~50-90 MB of the bot's
+    # memory that most processes never need; benchmarks/reminders.py)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
     points = _points(readings)
     kinds = [k for k in PANELS if points.get(k)] + sorted(k for k in points if k not in PANELS)
     panels = max(1, len(kinds))

@@ -50,7 +50,7 @@ class Sweeper:
         db: Database,
         handlers: Mapping[str, Handler],
         *,
-        batch: int = 50,
+        batch: int | None = None,
         interval: float = 1.0,
         lease: timedelta = LEASE,
         on_commit: Callable[[], None] | None = None,
@@ -59,7 +59,9 @@ class Sweeper:
     ) -> None:
         self.db = db
         self.handlers = dict(handlers)
-        self.batch = batch
+        # Small batches on SQLite: a batch holds the single writer, and patients' replies and
+        # the sender wait behind it (measured in benchmarks/reminders.py).
+        self.batch = batch or (10 if db.sqlite else 50)
         self.interval = interval
         self.lease = lease
         self.on_commit = on_commit
@@ -182,10 +184,11 @@ class Sweeper:
                 await asyncio.gather(self._draining, return_exceptions=True)
 
     async def _tick(self) -> None:
+        # The job only starts a drain and returns, so a long drain (a burst of reminders) never
+        # makes APScheduler skip runs and log it every second.
         if self._draining is not None and not self._draining.done():
             return
-        self._draining = asyncio.current_task()
-        await self.drain()
+        self._draining = asyncio.create_task(self.drain(), name="sweeper.drain")
 
     async def stop(self) -> None:
         """Ask :meth:`run` to return after the current batch."""

@@ -228,7 +228,11 @@ class ScheduledEvent(Base):
     for the scheduler's sweeper. Carries ids only, never health data."""
 
     __tablename__ = "scheduled_events"
-    __table_args__ = (Index("ix_scheduled_events_claim", "status", "priority", "due_at"),)
+    __table_args__ = (
+        Index("ix_scheduled_events_claim", "status", "priority", "due_at"),
+        # an occurrence's follow-ups by kind and subject (cancel a dose's ladder, count snoozes)
+        Index("ix_scheduled_events_kind_subject", "kind", "subject"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(32))
@@ -283,7 +287,11 @@ class OutboxMessage(Base):
     """A Bot API call waiting to be made. The payload is ciphertext and is wiped once sent."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "status", "priority", "id"),)
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "priority", "id"),
+        # the sender's deferred chat heads (rows waiting out a retry or a chat's pacing)
+        Index("ix_outbox_not_before", "not_before"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     bot: Mapped[str] = mapped_column(String(16))

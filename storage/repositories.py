@@ -508,16 +508,31 @@ class OutboxRepository:
 
     @staticmethod
     def _due(columns: Any, now: datetime, limit: int, exclude: Sequence[int]) -> Any:
-        q = (
-            select(*columns)
-            .where(
-                OutboxMessage.status.in_(("pending", "sending")),
-                (OutboxMessage.not_before.is_(None)) | (OutboxMessage.not_before <= now),
+        """Pending and interrupted ("sending") calls, most urgent first. The ids come from one
+        arm per status, each walking the (status, priority, id) index in order and stopping at
+        ``limit``, so a backlog of 100,000 reminders is not sorted on every look (an ``IN``
+        over both statuses made SQLite sort every waiting row: 75 ms a look at 100,000)."""
+        arms = []
+        for status in ("pending", "sending"):
+            q = (
+                select(OutboxMessage.id, OutboxMessage.priority)
+                .where(
+                    OutboxMessage.status == status,
+                    (OutboxMessage.not_before.is_(None)) | (OutboxMessage.not_before <= now),
+                )
+                .order_by(OutboxMessage.priority, OutboxMessage.id)
+                .limit(limit)
             )
+            if exclude:
+                q = q.where(OutboxMessage.id.not_in(list(exclude)))
+            arms.append(select(q.subquery()))
+        ids = union_all(*arms).subquery()
+        return (
+            select(*columns)
+            .join(ids, OutboxMessage.id == ids.c.id)
             .order_by(OutboxMessage.priority, OutboxMessage.id)
             .limit(limit)
         )
-        return q.where(OutboxMessage.id.not_in(list(exclude))) if exclude else q
 
     async def due(
         self, now: datetime, limit: int, exclude: Sequence[int] = ()
@@ -563,7 +578,9 @@ class OutboxRepository:
                 literal(1),
             )
             .where(
-                OutboxMessage.status.in_(("pending", "sending")),
+                # ``status || ''`` keeps the planner on the not_before index (few rows wait
+                # out a deferral) instead of walking every waiting row by status
+                (OutboxMessage.status + "").in_(("pending", "sending")),
                 OutboxMessage.not_before > now,
             )
             .group_by(OutboxMessage.bot, OutboxMessage.chat_id)
@@ -611,7 +628,9 @@ class OutboxRepository:
         rows = await self._s.execute(
             select(OutboxMessage.bot, OutboxMessage.chat_id, func.min(OutboxMessage.id))
             .where(
-                OutboxMessage.status.in_(("pending", "sending")),
+                # ``status || ''`` keeps the planner on the not_before index (few rows wait
+                # out a deferral) instead of walking every waiting row by status
+                (OutboxMessage.status + "").in_(("pending", "sending")),
                 OutboxMessage.not_before > now,
             )
             .group_by(OutboxMessage.bot, OutboxMessage.chat_id)

@@ -195,9 +195,11 @@ class OutboxSender:
         self.db = db
         self.bots = bots
         self.limits = limits or Limits()
-        self._global = {
-            role: TokenBucket(self.limits.global_per_s, self.limits.global_per_s) for role in bots
-        }
+        # No burst on the bot-wide bucket: calls are spaced evenly at the rate, so Telegram's
+        # own bucket never drains and jitter on the way cannot bunch them into a 429 (a full
+        # bucket of 30 at the start of a burst of reminders did: benchmarks/reminders.py).
+        burst = float(max(1, self.limits.concurrency))
+        self._global = {role: TokenBucket(self.limits.global_per_s, burst) for role in bots}
         self._chats: dict[tuple[str, int], TokenBucket] = {}
         self._wake = asyncio.Event()
         self._poke = asyncio.Event()  # new rows were committed (a subset of the wake-ups)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from aiogram import F
 from aiogram.filters import Command
@@ -19,7 +19,6 @@ from bot.settings import Settings
 from bot.telegram.reply import PRIORITY_ROUTINE, Replier
 from flows import referral_followup as followup
 from flows import referrals as core
-from flows import slip
 from flows.signing import Signer
 from handlers.common.routes import RouteTable
 from locales import Translator
@@ -50,6 +49,8 @@ async def font_problem(
 ) -> bool:
     """True when the slip needs Chinese glyphs and this server has no CJK font (checked
     before issuing, so a slip is never issued that can't be printed)."""
+    from flows import slip  # the PDF stack (~55 MB) is loaded on the first slip
+
     if slip.find_cjk_font() is not None:
         return False
     patient = await uow.patients.get(referral.patient_id)
@@ -86,10 +87,10 @@ async def send_slip(
     if content is None or token is None:
         content = await core.content_of(uow, referral)
         token = await core.slip_token(uow, referral, signer(uow))
+    from flows import slip  # the PDF stack (~55 MB) is loaded on the first slip
+
     try:
-        # SlipFields is a protocol of settable fields; the frozen SlipContent fits it at runtime.
-        fields = cast(slip.SlipFields, content)
-        pdf = slip.render_slip(fields, token, verify_url(settings, content.code))
+        pdf = slip.render_slip(content, token, verify_url(settings, content.code))
     except slip.SlipError:
         return "no_font"
     await core.attach_file(uow, referral, pdf)
