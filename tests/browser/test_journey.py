@@ -247,6 +247,7 @@ async def test_patient_and_doctor_journey(
     await shot("04-conversation")
     if os.environ.get("CARELINE_UPDATE_SCREENSHOT") == "1":
         README_SHOT.parent.mkdir(parents=True, exist_ok=True)
+        await page.evaluate("document.activeElement && document.activeElement.blur()")
         await page.screenshot(path=str(README_SHOT))
         print(f"README screenshot: {README_SHOT}")  # noqa: T201
 
@@ -256,6 +257,18 @@ async def test_patient_and_doctor_journey(
     await expect(slip).to_contain_text(f"referral-{code}.pdf", timeout=WAIT_MS)
     await expect(slip).to_contain_text(f"Referral slip {code} to Harbour Hospital")
     await shot("05-referral")
+    # The file behind it is the real slip (the page marks it protected: shown, not saved).
+    row = page.get_by_test_id("person").filter(has_text=" ".join(PATIENT))
+    uid = await row.get_attribute("data-user-id")
+    history = await page.request.get(
+        f"{sandbox.url.rstrip('/')}/client/messages?user_id={uid}&bot={PATIENT_BOT}"
+    )
+    [doc] = [m for m in (await history.json())["messages"] if "document" in m]
+    assert doc["document"]["file_name"] == f"referral-{code}.pdf" and doc["protect_content"]
+    pdf = await page.request.get(
+        f"{sandbox.url.rstrip('/')}/client/files/{doc['document']['file_id']}"
+    )
+    assert pdf.ok and (await pdf.body()).startswith(b"%PDF")
 
     # A medication plan: /plan, the patient confirms it.
     await plan(doctor, number)
