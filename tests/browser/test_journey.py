@@ -283,5 +283,14 @@ async def test_patient_and_doctor_journey(
     await expect(reminder).to_contain_text(MEDICINE)
     await expect(reminder.get_by_role("button", name=t("doses.btn.taken"))).to_be_visible()
     await shot("06-reminder")
+
+    # At phone width the two chats are tabs: the doctor's pane is one tap away.
+    await page.set_viewport_size({"width": 390, "height": 844})
+    tabs = page.get_by_test_id("pane-tab")
+    await expect(tabs).to_have_count(2)
+    await tabs.filter(has_text=f"{gp.first_name} {gp.last_name}").click()
+    await expect(doctor.root.get_by_test_id("composer-input")).to_be_visible()
+    await expect(patient.root.get_by_test_id("composer-input")).to_be_hidden()
+    await shot("07-phone-doctor")
     assert errors == []
     await context.close()
