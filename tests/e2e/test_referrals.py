@@ -8,6 +8,7 @@ and other people's buttons get clear answers."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import os
@@ -305,10 +306,14 @@ async def test_terminate_offers_referral_change_cancel_and_refusals(rsqlite: Cli
     assert await _referrals(clinic) == []
 
 
-def _cli(args: list[str], data_dir: Path) -> subprocess.CompletedProcess[str]:
+async def _cli(args: list[str], data_dir: Path) -> subprocess.CompletedProcess[str]:
+    """``python bot.py hospitals ...`` against the running clinic's database, in a thread: the
+    event loop (and the clinic's open transactions) keeps going while the command waits for
+    the SQLite write lock (a blocking call here deadlocked with the clinic's writer)."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("CARELINE_")}
     clean["CARELINE_DATA_DIR"] = str(data_dir)
-    return subprocess.run(
+    return await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "bot.py", "hospitals", *args],
         cwd=ROOT, env=clean, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
@@ -316,24 +321,24 @@ def _cli(args: list[str], data_dir: Path) -> subprocess.CompletedProcess[str]:
 
 async def test_directory_from_the_command_line(rsqlite: Clinic) -> None:
     clinic = rsqlite
-    added = _cli(
+    added = await _cli(
         ["add", "Northgate Hospital", "--city", "Eastport", "--language", "Chinese",
          "--departments", "心内科, 急诊科"],
         clinic.data_dir,
     )  # fmt: skip
     assert added.returncode == 0, added.stderr
     hid = added.stdout.split()[1]
-    listed = _cli(["list"], clinic.data_dir)
+    listed = await _cli(["list"], clinic.data_dir)
     assert "Northgate Hospital · Eastport · zh_Hans" in listed.stdout
     assert "心内科, 急诊科" in listed.stdout
-    dep = _cli(["department", hid, "add", "Neurology"], clinic.data_dir)
+    dep = await _cli(["department", hid, "add", "Neurology"], clinic.data_dir)
     assert dep.returncode == 0 and "心内科, 急诊科, Neurology" in dep.stdout
-    gone = _cli(["department", hid, "remove", "急诊科"], clinic.data_dir)
+    gone = await _cli(["department", hid, "remove", "急诊科"], clinic.data_dir)
     assert "心内科, Neurology" in gone.stdout
-    bad = _cli(["add", "Lakeside", "--language", "Klingon"], clinic.data_dir)
+    bad = await _cli(["add", "Lakeside", "--language", "Klingon"], clinic.data_dir)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert "language" in bad.stderr.lower()
-    unknown = _cli(["disable", "abcdef99"], clinic.data_dir)
+    unknown = await _cli(["disable", "abcdef99"], clinic.data_dir)
     assert unknown.returncode == 2 and "no hospital" in unknown.stderr
     # The doctor bot offers it, with its departments.
     doc, _p, number = await with_case(clinic)
@@ -342,7 +347,7 @@ async def test_directory_from_the_command_line(rsqlite: Clinic) -> None:
     await doc.say("/cancel", is_text(doc.t("ref.wiz.cancelled")))
     # Disabled while a doctor looks at its button: the button is refused, then not offered.
     await doc.say(f"/referral {number}", has_button("Northgate Hospital · Eastport"))
-    off = _cli(["disable", hid], clinic.data_dir)
+    off = await _cli(["disable", hid], clinic.data_dir)
     assert off.returncode == 0 and "disabled" in off.stdout
     await doc.press("Northgate Hospital · Eastport", is_text(doc.t("ref.wiz.unknown_hospital")))
     await doc.say("/cancel", is_text(doc.t("ref.wiz.cancelled")))
