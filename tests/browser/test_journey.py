@@ -4,11 +4,13 @@ takes on the page (issue 7's "prove it").
 The real sandbox (`bot.py sandbox`: emulator, both Careline bots, the page) runs in-process.
 A patient is created on the page, onboards and does an intake by clicking buttons; the
 doctor's chat receives the case, the doctor accepts it, they write to each other, the doctor
-issues a referral and the patient's chat shows the slip PDF as a download; the doctor
-prescribes a plan with /plan, the patient confirms, the sandbox clock moves forward and the
-dose reminder appears. Screenshots of the key screens go to $CARELINE_SCREENSHOT_DIR (or
-pytest's temp dir; the path is printed). With CARELINE_UPDATE_SCREENSHOT=1 the test also
-writes docs/img/sandbox.png, the README's picture of the sandbox.
+issues a referral and the patient's chat shows the slip PDF (a protected document: named in
+the chat, its file checked through the client API); the doctor prescribes a plan with /plan,
+the patient confirms, the page's clock control moves the sandbox a day forward and the dose
+reminder appears; at phone width the two chats are tabs. Screenshots of the key screens go
+to $CARELINE_SCREENSHOT_DIR (or pytest's temp dir; the path is printed). With
+CARELINE_UPDATE_SCREENSHOT=1 the test also writes docs/img/sandbox.png, the README's picture
+of the sandbox.
 """
 
 from __future__ import annotations
@@ -35,7 +37,6 @@ README_SHOT = ROOT / "docs" / "img" / "sandbox.png"
 PATIENT_BOT = "careline_patient_bot"
 DOCTOR_BOT = "careline_doctor_bot"
 PATIENT = ("Alice", "Testpatient")
-DOCTOR = ("Mira", "Holt")
 WAIT_MS = 20_000  # one bot answer; the whole journey stays well under 3 minutes
 MEDICINE = "Examplomycin 250 mg"
 tr = Translator("en")
