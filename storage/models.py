@@ -302,6 +302,9 @@ class OutboxMessage(Base):
     priority: Mapped[int] = mapped_column(Integer, default=5)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     not_before: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # While ``sending``: no other sender (another process on PostgreSQL) takes the row before
+    # this time; after it, the call is taken as interrupted and made again.
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     tg_message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     error: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -395,7 +398,8 @@ class Dose(Base):
 
 class Caregiver(Base):
     """A family caregiver the patient invited: ``invited`` → ``active`` → ``revoked`` (or the
-    invitation ``expired`` or was ``declined``). The invitation is a one-time token, stored only as its hash.
+    invitation ``expired`` or was ``declined``). The invitation is a one-time token, stored
+    only as its hash.
     ``scope``: ``reminders`` (dose reminders) | ``missed`` (+ missed-dose alerts) |
     ``checkins`` (+ check-in alerts); ``details`` lets messages name medicines and readings."""
 

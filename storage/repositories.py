@@ -525,6 +525,10 @@ class OutboxRepository:
             )
             if exclude:
                 q = q.where(OutboxMessage.id.not_in(list(exclude)))
+            if status == "sending":  # interrupted: only once no live sender holds its lease
+                q = q.where(
+                    (OutboxMessage.lease_until.is_(None)) | (OutboxMessage.lease_until < now)
+                )
             arms.append(select(q.subquery()))
         ids = union_all(*arms).subquery()
         return (
@@ -599,13 +603,35 @@ class OutboxRepository:
         keys.sort(key=lambda k: (k[0], k[1]))
         return [k for *_, k in keys], firsts, wakeup
 
-    async def claim(self, row_id: int) -> tuple[int, bytes | None] | None:
-        """Mark a row ``sending`` and count the attempt: (attempts, payload), or None when the
-        row is no longer waiting (one statement)."""
+    async def release_leases(self) -> int:
+        """At start of the one sender on SQLite: calls left ``sending`` by a previous run are
+        made again at once instead of after their lease (at most one duplicate per crash)."""
         res = await self._s.execute(
             update(OutboxMessage)
-            .where(OutboxMessage.id == row_id, OutboxMessage.status.in_(("pending", "sending")))
-            .values(status="sending", attempts=OutboxMessage.attempts + 1)
+            .where(OutboxMessage.status == "sending", OutboxMessage.lease_until.is_not(None))
+            .values(lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(res, "rowcount", 0) or 0)
+
+    async def claim(
+        self, row_id: int, now: datetime | None = None, lease: timedelta = timedelta(seconds=120)
+    ) -> tuple[int, bytes | None] | None:
+        """Mark a row ``sending`` under a lease until ``now + lease`` and count the attempt:
+        (attempts, payload), or None when the row is no longer waiting or another sender
+        holds it (one statement; two senders never both take a row)."""
+        now = now or utcnow()
+        res = await self._s.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.id == row_id,
+                (OutboxMessage.status == "pending")
+                | (
+                    (OutboxMessage.status == "sending")
+                    & ((OutboxMessage.lease_until.is_(None)) | (OutboxMessage.lease_until < now))
+                ),
+            )
+            .values(status="sending", attempts=OutboxMessage.attempts + 1, lease_until=now + lease)
             .returning(OutboxMessage.attempts, OutboxMessage.payload_enc)
             .execution_options(synchronize_session=False)
         )

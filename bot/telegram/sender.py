@@ -195,6 +195,9 @@ class OutboxSender:
         self.db = db
         self.bots = bots
         self.limits = limits or Limits()
+        # How long a call being made is ours: longer than any call takes (HTTP timeouts,
+        # a relayed file's download and upload), so no other process makes it twice.
+        self.lease = timedelta(seconds=120)
         # No burst on the bot-wide bucket: calls are spaced evenly at the rate, so Telegram's
         # own bucket never drains and jitter on the way cannot bunch them into a 429 (a full
         # bucket of 30 at the start of a burst of reminders did: benchmarks/reminders.py).
@@ -231,6 +234,13 @@ class OutboxSender:
 
     async def run(self) -> None:
         """Send until :meth:`stop`; on stop, finish the calls in flight and record them."""
+        if self.db.sqlite:
+            # One process per SQLite database: what a previous run left "sending" is made
+            # again at once (on PostgreSQL another live process may hold it: its lease rules).
+            with contextlib.suppress(Exception):
+                async with self.db.uow() as uow:
+                    await uow.outbox.release_leases()
+                    await uow.commit()
         backoff = 0.5
         while not self._stopping:
             # Clear before looking, so a poke() during step() is not lost.
@@ -344,7 +354,7 @@ class OutboxSender:
                 return min(wait, self._seconds_until(nxt)) if rows else self._seconds_until(nxt)
             # Anything else seen now is looked at again as soon as this call is done.
             self._more = len(rows) > 1
-            claimed = await uow.outbox.claim(chosen.id)
+            claimed = await uow.outbox.claim(chosen.id, now, self.lease)
             if claimed is None:  # gone meanwhile (e.g. erased with its chat)
                 await uow.commit()
                 return 0.0

@@ -61,3 +61,35 @@ async def test_claim_counts_the_attempt_and_returns_the_payload(db: Database) ->
     async with db.uow() as uow:
         assert await uow.outbox.claim(row.id) is None  # no longer waiting
         assert await uow.outbox.claim(987654) is None
+
+
+async def test_a_row_being_sent_is_not_taken_by_another_sender_until_its_lease_ends(
+    db: Database,
+) -> None:
+    """Two senders (two processes on PostgreSQL): the second neither sees nor claims a row
+    the first is sending; once the first's lease ran out (it died), the row is due again."""
+    from datetime import timedelta
+
+    from storage.models import utcnow
+
+    now = utcnow()
+    async with db.uow() as uow:
+        row = await uow.outbox.enqueue("patient", 10, "sendMessage", {"text": "Hi"})
+        await uow.commit()
+    async with db.uow() as uow:
+        assert await uow.outbox.claim(row.id, now, timedelta(seconds=60)) is not None
+        await uow.commit()
+    async with db.uow() as uow:
+        keys, _, _ = await uow.outbox.look(now + timedelta(seconds=5), 100)
+        assert keys == []
+        assert await uow.outbox.claim(row.id, now + timedelta(seconds=5)) is None
+        later = now + timedelta(seconds=61)
+        keys, _, _ = await uow.outbox.look(later, 100)
+        assert [k.id for k in keys] == [row.id]
+        claimed = await uow.outbox.claim(row.id, later)
+        assert claimed is not None and claimed[0] == 2  # the second attempt
+        await uow.commit()
+    async with db.uow() as uow:  # a restart of the one SQLite sender releases at once
+        assert await uow.outbox.release_leases() == 1
+        keys, _, _ = await uow.outbox.look(later, 100)
+        assert [k.id for k in keys] == [row.id]
