@@ -19,6 +19,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 import pytest
 from playwright.async_api import Browser, Locator, Page, expect
@@ -270,6 +271,12 @@ async def test_patient_and_doctor_journey(
         f"{sandbox.url.rstrip('/')}/client/files/{doc['document']['file_id']}"
     )
     assert pdf.ok and (await pdf.body()).startswith(b"%PDF")
+    # ... and the page offers to open it (not to save it: no download attribute).
+    view = slip.get_by_test_id("document-view")
+    href = await view.get_attribute("href")
+    assert href and await view.get_attribute("download") is None
+    opened = await page.request.get(urljoin(sandbox.url, href))
+    assert opened.ok and (await opened.body()).startswith(b"%PDF")
 
     # A medication plan: /plan, the patient confirms it.
     await plan(doctor, number)

@@ -564,6 +564,16 @@
         a.setAttribute("aria-label", t("msg.download", { name }));
         a.dataset.testid = "document-download";
         box.append(a);
+      } else if (url) {
+        // Protected (a referral slip): Telegram lets the person open it, not save or forward it.
+        const a = document.createElement("a");
+        a.href = url;
+        a.target = "_blank";
+        a.rel = "noopener";
+        a.textContent = t("msg.document", { name });
+        a.setAttribute("aria-label", t("msg.view", { name }));
+        a.dataset.testid = "document-view";
+        box.append(a);
       } else {
         const label = document.createElement("span");
         label.textContent = t("msg.document", { name });
