@@ -20,7 +20,7 @@ import signal
 import time
 import uuid
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +141,22 @@ async def dose_rows(db: Database) -> tuple[Counter[str], Counter[str], dict[int,
             ).all()
         )
     return dose_status, event_status, {int(k): int(v) for k, v in queued.items()}
+
+
+async def _set_dose_due(db: Database, start: datetime, spread_s: int = 0) -> None:
+    """Move the pending dose events to ``start`` (plus up to ``spread_s`` seconds by id)."""
+    async with db.uow() as uow:
+        events = list(
+            await uow.session.scalars(
+                select(ScheduledEvent).where(
+                    ScheduledEvent.kind == doses.KIND, ScheduledEvent.status == "pending"
+                )
+            )
+        )
+        for event in events:
+            offset = (event.id % (spread_s * 4)) / 4 if spread_s else 0
+            event.due_at = start + timedelta(seconds=offset)
+        await uow.commit()
 
 
 def open_chats(emulator: BotApiEmulator, uids: list[int]) -> None:
@@ -278,6 +294,9 @@ async def test_two_processes_on_postgres_deliver_each_reminder_exactly_once(
         uids = [int((await client.create_user(f"Tester {i}", "en"))["id"]) for i in range(150)]
         await seed(db, uids)
         open_chats(emulator, uids)
+        # Held back until both processes run (a seed late in a minute would otherwise be
+        # all due before the second one is up, and the first would rightly take it all).
+        await _set_dose_due(db, utcnow() + timedelta(days=1))
         for i in range(2):
             data_dir = tmp_path / f"p{i}"
             data_dir.mkdir()
@@ -294,6 +313,8 @@ async def test_two_processes_on_postgres_deliver_each_reminder_exactly_once(
             before = get_updates_calls(emulator)
             proc.start()
             await wait_polling(emulator, before, proc)
+        # Now due over the next ten seconds, while both sweep every second.
+        await _set_dose_due(db, utcnow() + timedelta(seconds=2), spread_s=10)
 
         async def all_delivered() -> bool:
             return all(n >= 1 for n in (await delivered_everywhere(client, uids)).values())
