@@ -56,6 +56,7 @@ class Sweeper:
         on_commit: Callable[[], None] | None = None,
         clock: Callable[[], datetime] = utcnow,
         worker: str | None = None,
+        max_backlog: int = 300,
     ) -> None:
         self.db = db
         self.handlers = dict(handlers)
@@ -67,6 +68,7 @@ class Sweeper:
         self.on_commit = on_commit
         self.clock = clock
         self.worker = worker or worker_name()
+        self.max_backlog = max_backlog
         self.ran = 0
         self.failed = 0
         self._stop = asyncio.Event()
@@ -75,11 +77,14 @@ class Sweeper:
         self._retry_after: datetime | None = None
         self._backoff = interval
 
-    async def sweep_once(self, now: datetime | None = None) -> int:
-        """Lease and run one batch of events due by ``now``; returns how many were leased."""
+    async def sweep_once(self, now: datetime | None = None, *, urgent_only: bool = False) -> int:
+        """Lease and run one batch of events due by ``now`` (only urgent ones with
+        ``urgent_only``); returns how many were leased."""
         now = now or self.clock()
         async with self.db.uow() as uow:
-            ids = await uow.events.lease_due(now, self.batch, self.worker, self.lease)
+            ids = await uow.events.lease_due(
+                now, self.batch, self.worker, self.lease, 0 if urgent_only else None
+            )
             await uow.commit()
         if not ids:
             return 0
@@ -148,7 +153,14 @@ class Sweeper:
             return
         try:
             while not self._stop.is_set():
-                if await self.sweep_once() < self.batch:
+                # Back-pressure: while the outbox already holds more routine messages than
+                # the sender can make in about ten seconds, only urgent events run. Routine
+                # reminders then go out when they can be sent, and say honestly that they
+                # are late, instead of sitting in the outbox for an hour "on time"; and the
+                # single writer is left to patients' replies.
+                async with self.db.uow() as uow:
+                    busy = await uow.outbox.backlog(self.max_backlog) >= self.max_backlog
+                if await self.sweep_once(urgent_only=busy) < self.batch:
                     break
             self._retry_after = None
             self._backoff = self.interval

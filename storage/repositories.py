@@ -240,7 +240,12 @@ class EventRepository:
         return int(getattr(res, "rowcount", 0) or 0)
 
     async def lease_due(
-        self, now: datetime, limit: int, worker: str, lease: timedelta
+        self,
+        now: datetime,
+        limit: int,
+        worker: str,
+        lease: timedelta,
+        max_priority: int | None = None,
     ) -> list[int]:
         """Lease up to ``limit`` due events to ``worker`` until ``now + lease``: first any
         whose lease ran out (their worker died), then pending ones, most urgent first
@@ -259,6 +264,8 @@ class EventRepository:
                 .order_by(ScheduledEvent.priority, ScheduledEvent.due_at, ScheduledEvent.id)
                 .limit(limit - len(ids))
             )
+            if max_priority is not None:
+                q = q.where(ScheduledEvent.priority <= max_priority)
             if self._postgres:
                 q = q.with_for_update(skip_locked=True)
             ids.extend(await self._s.scalars(q))
@@ -602,6 +609,13 @@ class OutboxRepository:
                 keys.append((int(priority), int(row_id), OutboxKey(row_id, bot, chat_id, method)))
         keys.sort(key=lambda k: (k[0], k[1]))
         return [k for *_, k in keys], firsts, wakeup
+
+    async def backlog(self, cap: int) -> int:
+        """Calls waiting to be made, counted up to ``cap`` (an index walk, not a full count)."""
+        sub = (
+            select(OutboxMessage.id).where(OutboxMessage.status == "pending").limit(cap).subquery()
+        )
+        return int(await self._s.scalar(select(func.count()).select_from(sub)) or 0)
 
     async def release_leases(self) -> int:
         """At start of the one sender on SQLite: calls left ``sending`` by a previous run are

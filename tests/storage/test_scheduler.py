@@ -209,3 +209,31 @@ async def test_two_workers_on_separate_connections_run_every_event_exactly_once(
     assert sorted(runs) == sorted(f"s{i}" for i in range(400))
     if not db.sqlite:
         assert all(c > 0 for c in counts), counts  # both took part
+
+
+async def test_a_full_outbox_holds_routine_events_back_but_not_urgent_ones(db: Database) -> None:
+    """Back-pressure: while the outbox holds ``max_backlog`` waiting calls the live sweep runs
+    only urgent events; routine ones run once the sender has caught up."""
+    from sqlalchemy import update
+
+    from storage.models import OutboxMessage
+
+    async with db.uow() as uow:
+        await uow.events.add("test", "routine", "p1", NOW)
+        await uow.events.add("test", "urgent", "p1", NOW, priority=0)
+        for chat in (1, 2):
+            await uow.outbox.enqueue("patient", chat, "sendMessage", {"text": "waiting"})
+        await uow.commit()
+    seen: list[str] = []
+
+    async def handler(uow: UnitOfWork, event: ScheduledEvent, now: datetime) -> None:
+        seen.append(event.subject)
+
+    sweeper = Sweeper(db, {"test": handler}, max_backlog=2)
+    await sweeper.drain()
+    assert seen == ["urgent"]
+    async with db.uow() as uow:  # the sender caught up
+        await uow.session.execute(update(OutboxMessage).values(status="sent"))
+        await uow.commit()
+    await sweeper.drain()
+    assert seen == ["urgent", "routine"]
