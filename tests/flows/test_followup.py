@@ -590,7 +590,9 @@ async def test_quiet_hours_catch_up_and_recall(db: Database) -> None:
         # quiet hours changed to 06:00-09:00: the recall (07:00 local) waits until 09:00
         patient.quiet_start, patient.quiet_end = "06:00", "09:00"
         assert await followup.fire_recall(uow, recall, now) is None
-        waited = next(e for e in await _events(uow, followup.RECALL) if e.key.endswith(":w"))
+        waited = next(
+            e for e in await _events(uow, followup.RECALL) if (e.key or "").endswith(":w")
+        )
         assert followup.aware(waited.due_at) == datetime(2026, 11, 13, 8, 0, tzinfo=UTC)
         waited.status = "done"
         now = followup.aware(waited.due_at)
@@ -643,7 +645,9 @@ class _Sim:
         self.seen = 0
         self.sent: list[tuple[datetime, str, int, str]] = []  # (when, bot, chat, text)
 
-    async def run_until(self, until: datetime, *, answer: set[int] = frozenset()) -> None:
+    async def run_until(
+        self, until: datetime, *, answer: frozenset[int] | set[int] = frozenset()
+    ) -> None:
         """Step the clock to ``until``; the check-ins whose 0-based number is in ``answer``
         are answered (general: "better", note skipped) as soon as they are asked."""
         while self.now < until:
