@@ -17,7 +17,7 @@ from bot.telegram.reply import PRIORITY_REPLY, Replier
 from flows import alerts, charts, followup, timing
 from flows import consultation as flow
 from handlers.common.routes import RouteTable
-from handlers.doctor.cases import _target
+from handlers.doctor.cases import _target, case_from_command
 from handlers.doctor.queue import refuse
 from locales import Html, Translator
 from storage.models import Consultation, Doctor, FollowUpPlan, Patient, utcnow
@@ -139,25 +139,13 @@ async def _case_for(
     reply: Replier,
     usage: str,
 ) -> Consultation | None:
-    """The case a /followup or /chart is about: ``<case number>``, else the replied-to or
+    """The case a /followup or /followups is about: ``<case number>``, else the replied-to or
     chosen case (closed ones included). Answers and returns None when there is none."""
-    arg = (command.args or "").strip().lstrip("#")
-    if arg:
-        case = await uow.consultations.by_number(int(arg)) if arg.isdigit() else None
-        if case is None or case.doctor_id != doctor.id:
-            await uow.audit.record(
-                flow.doctor_ref(doctor), "consultation.refused", "case_number", arg[:32], {}
-            )
-            if not arg.isdigit():
-                await reply.text(tr(usage))
-            else:
-                await reply.text(tr("followup.doctor.not_yours", number=arg))
-            return None
-        return case
-    case = await _target(uow, doctor, message, state)
-    if case is None:
-        await reply.text(tr(usage))
-    return case
+    return await case_from_command(
+        uow, doctor, message, command, state, tr, reply,
+        refused="consultation.refused", not_yours="followup.doctor.not_yours", which=usage,
+        bad_number=usage,
+    )  # fmt: skip
 
 
 def _templates_keyboard(tr: Translator, plan: FollowUpPlan) -> InlineKeyboardMarkup:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from aiogram import F
-from aiogram.filters import Command
+from aiogram.filters import Command, CommandObject
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
@@ -61,6 +61,41 @@ async def _target(
     chosen = (await state.get_data()).get("case")
     case = await uow.consultations.get(chosen) if chosen else None
     return case if case is not None and case.doctor_id == doctor.id else None
+
+
+async def case_from_command(
+    uow: UnitOfWork,
+    doctor: Doctor,
+    message: Message,
+    command: CommandObject,
+    state: FSMContext,
+    tr: Translator,
+    reply: Replier,
+    *,
+    refused: str,
+    not_yours: str,
+    which: str,
+    bad_number: str | None = None,
+) -> Consultation | None:
+    """The case a command like ``/plan 12`` is about: the number given (one of the doctor's
+    own cases, in any state; anything else is audited as ``refused`` and answered with
+    ``not_yours``, or ``bad_number`` for a non-number), else the replied-to tagged message or
+    the chosen case (``which`` when neither says)."""
+    arg = (command.args or "").strip().lstrip("#")
+    if arg:
+        case = await uow.consultations.by_number(int(arg)) if arg.isdigit() else None
+        if case is None or case.doctor_id != doctor.id:
+            await uow.audit.record(flow.doctor_ref(doctor), refused, "case_number", arg[:32], {})
+            if bad_number is not None and not arg.isdigit():
+                await reply.text(tr(bad_number))
+            else:
+                await reply.text(tr(not_yours, number=arg[:12]))
+            return None
+        return case
+    case = await _target(uow, doctor, message, state)
+    if case is None:
+        await reply.text(tr(which))
+    return case
 
 
 async def _active_target(

@@ -26,7 +26,7 @@ from flows import consultation as cases
 from flows import medication as flow
 from flows.medication import REVIEW, STEPS, BadInput, NotAllowed
 from handlers.common.routes import RouteTable
-from handlers.doctor.cases import _target as case_target
+from handlers.doctor.cases import case_from_command
 from handlers.doctor.queue import refuse
 from handlers.patient import meds as patient_meds
 from locales import Translator
@@ -134,20 +134,11 @@ async def _case_for(
     reply: Replier,
 ) -> Consultation | None:
     """The case named by ``/plan 12``, else the replied-to or chosen case (any state)."""
-    arg = (command.args or "").strip().lstrip("#")
-    if arg:
-        case = await uow.consultations.by_number(int(arg)) if arg.isdigit() else None
-        if case is None or case.doctor_id != doctor.id:
-            await uow.audit.record(
-                cases.doctor_ref(doctor), "medplan.refused", "case_number", arg[:32], {}
-            )
-            await reply.text(tr("meds.plan.not_your_case", number=arg[:12]))
-            return None
-        return case
-    case = await case_target(uow, doctor, message, state)
-    if case is None:
-        await reply.text(tr("meds.plan.which_case"))
-    return case
+    return await case_from_command(
+        uow, doctor, message, command, state, tr, reply,
+        refused="medplan.refused", not_yours="meds.plan.not_your_case",
+        which="meds.plan.which_case",
+    )  # fmt: skip
 
 
 @routes.message(Command("plan"))

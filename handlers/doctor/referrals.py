@@ -32,7 +32,7 @@ from flows import referrals as core
 from flows.questionnaire import load
 from flows.referral_wizard import REVIEW, STEPS, BadInput, NotAllowed
 from handlers.common.routes import RouteTable
-from handlers.doctor.cases import _target as case_target
+from handlers.doctor.cases import case_from_command
 from handlers.doctor.queue import refuse
 from handlers.patient.intake_render import summary_text
 from locales import LOCALES, Html, Translator
@@ -216,20 +216,10 @@ async def _case_for(
     reply: Replier,
 ) -> Consultation | None:
     """The case named by ``/referral 12``, else the replied-to or chosen case (any state)."""
-    arg = (command.args or "").strip().lstrip("#")
-    if arg:
-        case = await uow.consultations.by_number(int(arg)) if arg.isdigit() else None
-        if case is None or case.doctor_id != doctor.id:
-            await uow.audit.record(
-                cases.doctor_ref(doctor), "referral.refused", "case_number", arg[:32], {}
-            )
-            await reply.text(tr("ref.not_your_case", number=arg[:12]))
-            return None
-        return case
-    case = await case_target(uow, doctor, message, state)
-    if case is None:
-        await reply.text(tr("ref.which_case"))
-    return case
+    return await case_from_command(
+        uow, doctor, message, command, state, tr, reply,
+        refused="referral.refused", not_yours="ref.not_your_case", which="ref.which_case",
+    )  # fmt: skip
 
 
 async def start_wizard(
