@@ -123,25 +123,35 @@ async def _add_event(
     return old
 
 
+async def _dose_row(
+    uow: UnitOfWork, plan: MedicationPlan, patient: Patient, local: str, due: datetime
+) -> tuple[Dose, bool]:
+    """The plan's Dose row at ``local``, added (pending) when there is none; and whether it
+    was added now."""
+    dose = await dose_at(uow, plan.id, local)
+    if dose is not None:
+        return dose, False
+    dose = Dose(
+        plan_id=plan.id,
+        patient_id=patient.id,
+        plan_version=plan.version,
+        local=local,
+        due_at=due,
+        status=PENDING,
+        late=False,
+        step=0,
+    )
+    uow.session.add(dose)
+    await uow.session.flush()
+    return dose, True
+
+
 async def schedule_occurrence(
     uow: UnitOfWork, plan: MedicationPlan, patient: Patient, local: str, due: datetime
 ) -> Dose:
     """The Dose row of one occurrence and its reminder event (idempotent)."""
-    dose = await dose_at(uow, plan.id, local)
-    if dose is None:
-        dose = Dose(
-            plan_id=plan.id,
-            patient_id=patient.id,
-            plan_version=plan.version,
-            local=local,
-            due_at=due,
-            status=PENDING,
-            late=False,
-            step=0,
-        )
-        uow.session.add(dose)
-        await uow.session.flush()
-    elif dose.status == CANCELLED:
+    dose, added = await _dose_row(uow, plan, patient, local, due)
+    if not added and dose.status == CANCELLED:
         # Re-planned onto the same local time (zone move, resume): the occurrence lives again.
         dose.status = PENDING
         dose.step = 0
@@ -382,21 +392,8 @@ async def _record_missed(uow: UnitOfWork, dose: Dose, now: datetime, why: str) -
 async def _occurrence_row(
     uow: UnitOfWork, plan: MedicationPlan, patient: Patient, local: str, due: datetime
 ) -> Dose:
-    dose = await dose_at(uow, plan.id, local)
-    if dose is None:
-        dose = Dose(
-            plan_id=plan.id,
-            patient_id=patient.id,
-            plan_version=plan.version,
-            local=local,
-            due_at=due,
-            status=PENDING,
-            late=False,
-            step=0,
-        )
-        uow.session.add(dose)
-        await uow.session.flush()
-    else:
+    dose, added = await _dose_row(uow, plan, patient, local, due)
+    if not added:
         # Its own reminder (if one was ever scheduled) is superseded by this catch-up.
         await uow.events.cancel_for(KIND, dose.id)
     return dose
