@@ -1,10 +1,16 @@
 """Red-flag detector: confusion table over the labelled phrase set, and detect() timing.
 
-    python -m benchmarks.redflags [--phrases tests/data/redflag_phrases.tsv] [--repeat 5]
+    python -m benchmarks.redflags [--repeat 5]
+    python -m benchmarks.redflags --unseen NEW.tsv --record round-04   # a new round, first run
 
-Prints the confusion table per language and overall, per-flag recall, the phrases that were
-missed or wrongly flagged, and timings; the last stdout line is one JSON object (see
-benchmarks/README.md).
+The phrase set is the first development set (``tests/data/redflag_phrases.tsv``) plus every
+held-out round in ``tests/data/redflag_rounds/round-NN.tsv``. Each round was written from a
+brief that names only the flag kinds and languages, measured once before anyone looked at it
+(that first figure is kept in ``first_runs.json``, never overwritten), and only then merged.
+
+Prints the confusion table per language and overall and per-flag recall for the latest round
+and for the whole set, the phrases that were missed or wrongly flagged, and detect()'s p50/p99
+time; the last stdout line is one JSON object (see benchmarks/README.md).
 
 An emergency phrase counts as detected (TP) when detect() returns a flag at least as urgent
 as its label (crisis > emergency_ambulance > emergency); a phrase labelled self_harm must get
@@ -28,6 +34,8 @@ from flows import redflags
 
 ROOT = Path(__file__).resolve().parents[1]
 PHRASES = ROOT / "tests" / "data" / "redflag_phrases.tsv"
+ROUNDS = ROOT / "tests" / "data" / "redflag_rounds"
+FIRST_RUNS = ROUNDS / "first_runs.json"
 NONE = "none"
 
 
@@ -148,6 +156,39 @@ def evaluate(phrases: Iterable[Phrase]) -> Evaluation:
     return ev
 
 
+def round_files(folder: Path = ROUNDS) -> list[Path]:
+    """The held-out rounds, oldest first."""
+    return sorted(folder.glob("round-*.tsv"))
+
+
+def whole_set() -> list[Phrase]:
+    """The development set and every merged round."""
+    out = load_phrases(PHRASES)
+    for path in round_files():
+        out.extend(load_phrases(path))
+    return out
+
+
+def summary(ev: Evaluation) -> dict[str, object]:
+    """Recall and false-positive rate per language and overall, as a JSON-able dict."""
+    out: dict[str, object] = {}
+    for name, c in [*ev.by_lang.items(), ("overall", ev.overall)]:
+        out[name] = {
+            "tp": c.tp, "fn": c.fn, "fp": c.fp, "tn": c.tn,
+            "recall": round(c.recall, 4), "fpr": round(c.fpr, 4),
+        }  # fmt: skip
+    return out
+
+
+def record_first_run(name: str, ev: Evaluation, path: Path = FIRST_RUNS) -> None:
+    """Keep a round's first, unseen figure; refuses to overwrite one already recorded."""
+    runs: dict[str, object] = json.loads(path.read_text("utf-8")) if path.exists() else {}
+    if name in runs:
+        raise SystemExit(f"{path.name}: round {name!r} already has its first run; not replaced")
+    runs[name] = {"date": time.strftime("%Y-%m-%d"), **summary(ev)}
+    path.write_text(json.dumps(runs, ensure_ascii=False, indent=1) + "\n", "utf-8")
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:5.1f}%"
 
@@ -180,14 +221,16 @@ def format_table(ev: Evaluation) -> str:
     return "\n".join(lines)
 
 
-def _median_us(texts: Sequence[str], repeat: int) -> float:
+def _timings_us(texts: Sequence[str], repeat: int) -> tuple[float, float]:
+    """(p50, p99) of detect() per message, in microseconds."""
     per_call: list[float] = []
     for _ in range(repeat):
         for text in texts:
             t0 = time.perf_counter()
             redflags.detect(text)
             per_call.append(time.perf_counter() - t0)
-    return statistics.median(per_call) * 1e6
+    cuts = statistics.quantiles(per_call, n=100)
+    return statistics.median(per_call) * 1e6, cuts[98] * 1e6
 
 
 def long_paragraphs(size: int = 5000) -> dict[str, str]:
@@ -218,19 +261,45 @@ def long_paragraphs(size: int = 5000) -> dict[str, str]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print the table, timings and the JSON line."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--phrases", type=Path, default=PHRASES)
+    ap.add_argument("--unseen", type=Path, help="a new round's file, measured on its own")
+    ap.add_argument("--record", metavar="ROUND", help="with --unseen: keep this first figure")
     ap.add_argument("--repeat", type=int, default=5, help="timing passes over the phrase set")
     args = ap.parse_args(argv)
 
     t0 = time.perf_counter()
     redflags.validate()
     load_s = time.perf_counter() - t0
-    phrases = load_phrases(args.phrases)
+    if args.unseen is not None:
+        new = evaluate(load_phrases(args.unseen))
+        print(f"== unseen: {args.unseen.name} ==")
+        print(format_table(new))
+        if args.record:
+            record_first_run(args.record, new)
+        print(json.dumps({"unseen": summary(new)}, ensure_ascii=False))
+        return 0
+    rounds = round_files()
+    latest_ev = None
+    if rounds:
+        latest_ev = evaluate(load_phrases(rounds[-1]))
+        print(f"== latest round: {rounds[-1].name} (now, after merging) ==")
+        print(format_table(latest_ev))
+        print()
+    phrases = whole_set()
     ev = evaluate(phrases)
+    print(f"== whole set: {len(phrases)} phrases ==")
     print(format_table(ev))
+    if FIRST_RUNS.exists():
+        print()
+        print("first, unseen run of each round (recall / FPR per language):")
+        for name, run in json.loads(FIRST_RUNS.read_text("utf-8")).items():
+            cells = "  ".join(
+                f"{lang} {100 * run[lang]['recall']:.1f}% / {100 * run[lang]['fpr']:.1f}%"
+                for lang in (*redflags.LANGUAGES, "overall")
+            )
+            print(f"  {name} ({run['date']}): {cells}")
 
     texts = [p.text for p in phrases]
-    median_us = _median_us(texts, args.repeat)
+    median_us, p99_us = _timings_us(texts, args.repeat)
     long_ms: dict[str, float] = {}
     for name, text in long_paragraphs().items():
         runs = []
@@ -241,7 +310,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         long_ms[name] = min(runs) * 1e3
     print()
     print(f"load + compile: {load_s * 1e3:.0f} ms")
-    print(f"detect(): median {median_us:.0f} µs per phrase ({len(texts)} phrases x {args.repeat})")
+    print(
+        f"detect(): p50 {median_us:.0f} µs, p99 {p99_us:.0f} µs per phrase "
+        f"({len(texts)} phrases x {args.repeat})"
+    )
     for name, ms in long_ms.items():
         print(f"detect() on a 5,000-character input ({name}): {ms:.1f} ms")
     o = ev.overall
@@ -257,7 +329,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "by_lang": {
             k: {"tp": c.tp, "fn": c.fn, "fp": c.fp, "tn": c.tn} for k, c in ev.by_lang.items()
         },
+        "latest_round": summary(latest_ev) if latest_ev is not None else None,
         "median_us": round(median_us, 1),
+        "p99_us": round(p99_us, 1),
         "long_5000_max_ms": round(max(long_ms.values()), 2),
         "load_ms": round(load_s * 1e3, 1),
         "python": platform.python_version(),

@@ -79,6 +79,8 @@ _LANG_KEYS = frozenset(
         "history_window",
         "clause_breaks",
         "negation",
+        "post_negation",
+        "animals",
         "history",
         "acute",
         "idioms",
@@ -145,6 +147,11 @@ class LanguageLexicon:
     idioms: re.Pattern[str] | None
     clause_breaks: re.Pattern[str]
     negation: re.Pattern[str]
+    # A denial after the symptom that ends its clause ("одышки и боли в груди нет",
+    # "chest pain - no", "胸痛没有"); None when the language has none.
+    post_negation: re.Pattern[str] | None
+    # Animals in the clause: "my dog is having a seizure" is not a patient's emergency.
+    animals: re.Pattern[str] | None
     history: re.Pattern[str]
     acute: re.Pattern[str]
     negation_window: int
@@ -488,6 +495,8 @@ def _load_language(
         idioms=idioms,
         clause_breaks=required("clause_breaks"),
         negation=required("negation"),
+        post_negation=_post_negation(path, base, spec.get("post_negation"), macros),
+        animals=union("animals", required=False),
         history=required("history"),
         acute=required("acute"),
         negation_window=_int(path, f"{base} negation_window", spec.get("negation_window")),
@@ -499,6 +508,15 @@ def _load_language(
             sorted(((str(k), float(v)) for k, v in units.items()), key=lambda u: -len(u[0]))
         ),
     )
+
+
+def _post_negation(
+    path: Path, base: str, sources: Any, macros: Mapping[str, str]
+) -> re.Pattern[str] | None:
+    """The post-negation cues, anchored so that only non-word characters may follow the cue
+    before the end of the clause (the search's ``endpos``)."""
+    rx = _union(path, f"{base} post_negation", sources, macros, required=False)
+    return None if rx is None else re.compile(f"(?:{rx.pattern})[^\\w]*$")
 
 
 def load(path: Path | None = None) -> Lexicon:
@@ -604,6 +622,12 @@ class _Scan:
         if rules.negatable:
             w = max(lo, start - lang.negation_window)
             if lang.negation.search(self.text, w, start):
+                return True
+            post = lang.post_negation
+            if post is not None and hi - end <= lang.negation_window + 8:
+                if post.search(self.text, end, hi):
+                    return True
+            if lang.animals is not None and lang.animals.search(self.text, lo, hi):
                 return True
         if rules.history:
             w0 = max(lo, start - lang.history_window)
