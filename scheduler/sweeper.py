@@ -180,6 +180,10 @@ class Sweeper:
             self._tick,
             "interval",
             seconds=self.interval,
+            # A random delay of up to a quarter interval on each run, carried into the next:
+            # workers started together drift apart instead of sweeping in lock-step, where
+            # the one a few milliseconds ahead would lease every row as it falls due.
+            jitter=self.interval / 4,
             id="careline.sweep",
             max_instances=1,
             coalesce=True,

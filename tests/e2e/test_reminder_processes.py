@@ -154,7 +154,8 @@ async def _set_dose_due(db: Database, start: datetime, spread_s: int = 0) -> Non
             )
         )
         for event in events:
-            offset = (event.id % (spread_s * 4)) / 4 if spread_s else 0
+            # Spread to the millisecond, so rows fall due in every part of a sweep interval.
+            offset = (event.id * 7919 % (spread_s * 1000)) / 1000 if spread_s else 0
             event.due_at = start + timedelta(seconds=offset)
         await uow.commit()
 
