@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from bot.settings import Settings, SettingsError, load_settings
 from flows.questionnaire import DataFileError
 from flows.redflags import LexiconError
+from flows.understand import UnderstandDataError
 from locales import CatalogError
 from storage.crypto import CryptoError, KeysFileError
 
@@ -357,7 +358,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SettingsError, KeysFileError) as exc:
         print(f"careline: {exc}", file=sys.stderr)
         return 2
-    except (DataFileError, LexiconError, CatalogError) as exc:
+    except (DataFileError, LexiconError, UnderstandDataError, CatalogError) as exc:
         print(f"careline: data file error: {exc}", file=sys.stderr)
         return 2
     except CryptoError as exc:

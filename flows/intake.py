@@ -19,7 +19,7 @@ from typing import Any
 
 from transitions import Machine
 
-from flows import consultation, redflags
+from flows import consultation, redflags, understand
 from flows.machines import fire
 from flows.onboarding import SEX_VALUES, Actor, clean_text
 from flows.questionnaire import Facts, Questionnaire
@@ -28,6 +28,7 @@ from storage.models import Intake, Patient, utcnow
 from storage.uow import UnitOfWork
 
 TEXT_MAX = 1000  # one answer; longer paragraphs get a polite "please shorten"
+NOTES_MAX = 20  # words typed beside the questions, kept for the doctor
 ATTACHMENTS_MAX = 10
 
 
@@ -308,6 +309,7 @@ class Outcome:
     notice: str | None = None  # a message id to show before the step (e.g. "noted")
     notice_params: dict[str, Any] = field(default_factory=dict)
     edited_keyboard: bool = False  # only the current keyboard changed (a symptom toggled)
+    ask_safety: bool = False  # words not understood: ask "is this an emergency?" first
 
     @property
     def state(self) -> State:
@@ -414,8 +416,38 @@ async def _move(
         count = len(category.questions) if category else 0
         # Back from the symptoms lands on the last question; forward starts at the first.
         answers["question_index"] = count - 1 if trigger == "back" else 0
+    new = _skip_prefilled(q, new, answers, jurisdiction)
     intake.state = new.value
     await uow.intakes.save_answers(intake, answers)
+
+
+# What a typed first message already answered: the step, the trigger that leaves it, and the
+# answer's key. Each prefilled answer is used once, so Back shows the question again.
+_PREFILL_STEPS = {
+    State.COMPLAINT: ("choose_complaint", "category"),
+    State.ONSET: ("give_onset", "duration"),
+    State.SEVERITY: ("give_severity", "severity"),
+}
+
+
+def _skip_prefilled(
+    q: Questionnaire, new: State, answers: dict[str, Any], jurisdiction: str
+) -> State:
+    """Move past the steps the patient's own words already answered (category, onset,
+    severity), each through the machine's own trigger."""
+    prefill: dict[str, Any] = answers.get("prefill") or {}
+    while new in _PREFILL_STEPS and _PREFILL_STEPS[new][1] in prefill:
+        trigger, key = _PREFILL_STEPS[new]
+        value = prefill.pop(key)
+        if key == "category":
+            chosen = q.categories.get(str(value))
+            if chosen is None or not chosen.offered_for(_age_band(answers)):
+                break  # e.g. "cough" for a child: the patient picks from the child's list
+        answers[key] = value
+        new = next_state(new, trigger, snapshot(q, answers, jurisdiction=jurisdiction))
+    if not prefill:
+        answers.pop("prefill", None)
+    return new
 
 
 def _check(intake: Intake, expected: State | tuple[State, ...]) -> None:
@@ -468,6 +500,14 @@ async def press(
             if band is not None:
                 answers["age_band"] = band
         return await move("choose_subject")
+    if action == "pre":
+        # "Change": the patient's words stay as their own description; nothing is prefilled.
+        _check(intake, State.SUBJECT)
+        if value != "change" or "prefill" not in answers:
+            raise StaleButton("nothing prefilled")
+        answers.pop("prefill", None)
+        await uow.intakes.save_answers(intake, answers)
+        return out
     if action == "age":
         _check(intake, State.AGE_BAND)
         if value not in q.age_bands:
@@ -673,13 +713,48 @@ async def text(
     answers = await uow.intakes.answers(intake)
     out = Outcome(intake, answers)
     state = State(intake.state)
-    if state is State.COMPLAINT:
-        answers["complaint_text"] = parse_free_text(raw)
+    if state in (State.SUBJECT, State.COMPLAINT):
+        said = parse_free_text(raw)
+        answers["complaint_text"] = said
+        seen = understand.understand(said)
+        prefill = prefill_of(seen)
+        if state is State.SUBJECT:
+            # Typed instead of choosing "me / someone else": shown back for one-tap confirm.
+            if prefill:
+                answers["prefill"] = prefill
+            await uow.intakes.save_answers(intake, answers)
+            if not prefill:
+                out.ask_safety = understand.health_related(said)
+                out.notice = None if out.ask_safety else "intake.complaint.noted"
+            return out
+        chosen = q.categories.get(str(prefill.pop("category", "")))
+        if chosen is not None and chosen.offered_for(_age_band(answers)):
+            if answers.get("category") != chosen.id:
+                for key in ("red_flags_cleared", "followup", "associated", "question_index"):
+                    answers.pop(key, None)
+            answers["category"] = chosen.id
+            answers["prefill"] = prefill
+            await _move(uow, intake, answers, "choose_complaint", q, jurisdiction)
+            return out
         await uow.intakes.save_answers(intake, answers)
         out.notice = "intake.complaint.noted"
         return out
+    if state is State.ONSET:
+        duration = understand.parse_duration(raw)
+        if duration is not None and duration in q.durations:
+            answers["duration"] = duration
+            await _move(uow, intake, answers, "give_onset", q, jurisdiction)
+            return out
     if state is State.SEVERITY:
-        answers["severity"] = parse_severity(raw)
+        try:
+            answers["severity"] = parse_severity(raw)
+        except BadAnswer:
+            level = understand.parse_severity_phrase(raw)
+            if level is None:
+                if understand.health_related(clean_text(raw)):
+                    return await _extra_words(uow, intake, answers, raw, out)
+                raise  # "a lot", "11": the severity question's own hint
+            answers["severity"] = level
         await _move(uow, intake, answers, "give_severity", q, jurisdiction)
         return out
     if state in HISTORY_STATES:
@@ -689,7 +764,61 @@ async def text(
         return out
     if state is State.ATTACHMENTS:
         raise BadAnswer("intake.error.attachments_expected")
-    raise BadAnswer("intake.error.use_buttons")
+    return await _extra_words(uow, intake, answers, raw, out)
+
+
+async def _extra_words(
+    uow: UnitOfWork, intake: Intake, answers: dict[str, Any], raw: str, out: Outcome
+) -> Outcome:
+    """Words typed at a button question that are not its answer: health words are kept for
+    the doctor (encrypted with the answers) and the patient is asked whether it is an
+    emergency; anything else gets "please use the buttons"."""
+    said = clean_text(raw)
+    if not understand.health_related(said):
+        raise BadAnswer("intake.error.use_buttons")
+    notes: list[str] = list(answers.get("notes", []))
+    if len(notes) < NOTES_MAX:
+        notes.append(said[:TEXT_MAX])
+    answers["notes"] = notes
+    await uow.intakes.save_answers(intake, answers)
+    out.ask_safety = True
+    return out
+
+
+def prefill_of(seen: understand.Understood) -> dict[str, Any]:
+    """What an intake can take from the patient's words: the category (not "other", which
+    says nothing), the onset and the severity."""
+    prefill: dict[str, Any] = {}
+    if seen.category and seen.category != "other":
+        prefill["category"] = seen.category
+        if seen.duration:
+            prefill["duration"] = seen.duration
+        if seen.severity is not None:
+            prefill["severity"] = seen.severity
+    return prefill
+
+
+async def begin_from_text(
+    uow: UnitOfWork, patient: Patient, q: Questionnaire, raw: str
+) -> Outcome | None:
+    """A first message in the patient's own words, with no intake open: an intake starts
+    with those words kept as the complaint (encrypted) and, when they name a complaint, the
+    category, onset and severity prefilled for the patient to confirm. None when the words
+    are not health-related (nothing is stored)."""
+    said = clean_text(raw)
+    if not said or not understand.health_related(said):
+        return None
+    out = await begin(uow, patient, q)
+    if out.resumed:
+        return await text(uow, patient, q, said)
+    prefill = prefill_of(understand.understand(said))
+    out.answers["complaint_text"] = said[:TEXT_MAX]
+    if prefill:
+        out.answers["prefill"] = prefill
+    else:
+        out.ask_safety = True
+    await uow.intakes.save_answers(out.intake, out.answers)
+    return out
 
 
 async def media(

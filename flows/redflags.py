@@ -624,9 +624,9 @@ class _Scan:
             if lang.negation.search(self.text, w, start):
                 return True
             post = lang.post_negation
-            if post is not None and hi - end <= lang.negation_window + 8:
-                if post.search(self.text, end, hi):
-                    return True
+            near_end = hi - end <= lang.negation_window + 8
+            if post is not None and near_end and post.search(self.text, end, hi):
+                return True
             if lang.animals is not None and lang.animals.search(self.text, lo, hi):
                 return True
         if rules.history:

@@ -523,10 +523,12 @@ def _expired_keyboard(tr: Translator, case: Consultation) -> InlineKeyboardMarku
 
 
 async def alert_doctor(
-    uow: UnitOfWork, patient: Patient, flag: str, text: str | None, settings: Settings
-) -> None:
+    uow: UnitOfWork, patient: Patient, flag: str | None, text: str | None, settings: Settings
+) -> int:
     """A red flag while the patient has an active case: the doctor is alerted at once, in
-    their language, also off duty."""
+    their language, also off duty. ``flag`` None: the patient answered "yes, it is an
+    emergency" without naming one. Returns how many doctors were alerted."""
+    alerted = 0
     for case in await flow.patient_cases(uow, patient, (State.ACTIVE,)):
         doctor = await uow.doctors.get(case.doctor_id) if case.doctor_id else None
         if doctor is None:
@@ -540,7 +542,7 @@ async def alert_doctor(
                 "consult.doctor.emergency",
                 number=case.number,
                 name=name,
-                what=tr(f"redflag.{flag}"),
+                what=tr(f"redflag.{flag}") if flag else tr("safety.what"),
                 emergency_number=settings.local_emergency_number,
                 text=text or "",
             ),
@@ -550,6 +552,8 @@ async def alert_doctor(
         await uow.audit.record(
             "system", "consultation.emergency_alert", "consultation", case.id, {}
         )
+        alerted += 1
+    return alerted
 
 
 # -- scheduled notices ---------------------------------------------------------------------

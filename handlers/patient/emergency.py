@@ -9,15 +9,16 @@ from __future__ import annotations
 from typing import Any
 
 from aiogram import F
-from aiogram.types import Message
+from aiogram.types import CallbackQuery, Message
 
 from bot.settings import Settings
-from bot.telegram.reply import Replier
-from flows import intake, redflags
+from bot.telegram.reply import PRIORITY_URGENT, Replier
+from flows import caregivers, intake, medication, redflags
 from flows.questionnaire import load
+from handlers.common import cases as view
 from handlers.common.routes import RouteTable
 from handlers.patient import case
-from handlers.patient.intake_render import show_emergency
+from handlers.patient.intake_render import SafetyCB, show_emergency
 from locales import Translator
 from storage.models import Patient
 from storage.uow import UnitOfWork
@@ -55,3 +56,59 @@ async def on_red_flag_text(
     await show_emergency(reply, tr, hit.flag, settings)
     if patient is not None:  # a doctor with a live case of this patient is alerted at once
         await case.alert_doctor(uow, patient, hit.flag, message.text or message.caption, settings)
+    if message.from_user is not None:
+        await alert_for_caregiver(uow, message.from_user.id, hit.flag, settings)
+
+
+async def alert_for_caregiver(
+    uow: UnitOfWork, tg_user_id: int, flag: str | None, settings: Settings
+) -> None:
+    """A caregiver reports an emergency ("she collapsed"): the doctors of the people they care
+    for are alerted — the doctor of a live case, else the doctor of an active medication
+    plan. The caregiver's words are not stored in the patient's record."""
+    for cg in await caregivers.by_user(uow, tg_user_id):
+        cared = await uow.patients.get(cg.patient_id)
+        if cared is None:
+            continue
+        await uow.audit.record(
+            caregivers.actor_ref(cg), "redflag.caregiver", "patient", cared.id, {"flag": flag}
+        )
+        if await case.alert_doctor(uow, cared, flag, None, settings):
+            continue
+        label = await caregivers.patient_label(uow, cared)
+        plans = await medication.plans_of_patient(uow, cared.id, (medication.Status.ACTIVE,))
+        for doctor_id in dict.fromkeys(p.doctor_id for p in plans):
+            doctor = await uow.doctors.get(doctor_id)
+            if doctor is None:
+                continue
+            dtr, dreply = view.to_doctor(uow, doctor)
+            await dreply.text(
+                dtr(
+                    "emergency.doctor.caregiver",
+                    name=label,
+                    what=dtr(f"redflag.{flag}") if flag else dtr("safety.what"),
+                    emergency_number=settings.local_emergency_number,
+                ),
+                priority=PRIORITY_URGENT,
+                protect=True,
+            )
+
+
+@routes.callback_query(SafetyCB.filter(F.answer == "yes"))
+async def on_safety_yes(
+    query: CallbackQuery,
+    uow: UnitOfWork,
+    patient: Patient | None,
+    tr: Translator,
+    reply: Replier,
+    settings: Settings,
+) -> None:
+    """ "Yes, it is an emergency": what to do now (the emergency number first), the doctor of a
+    live case (or a caregiver's patient's doctor) alerted, audited."""
+    await reply.answer_callback(query.id)
+    ref = f"patient:{patient.id}" if patient is not None else "patient:unknown"
+    await uow.audit.record(ref, "redflag.confirmed", "patient", patient.id if patient else "-")
+    await show_emergency(reply, tr, None, settings)
+    if patient is not None:
+        await case.alert_doctor(uow, patient, None, None, settings)
+    await alert_for_caregiver(uow, query.from_user.id, None, settings)

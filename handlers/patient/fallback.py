@@ -1,6 +1,8 @@
-"""Anything the other patient routers did not take: stale or forged buttons, stickers,
-locations, polls, voice before intake exists. The patient gets a short answer and the
-current question again; nothing is stored."""
+"""Anything the other patient routers did not take: stale or forged buttons, unknown commands,
+words in the patient's own terms, stickers, locations, polls, voice before intake exists. The
+patient gets a short answer and the current question again; words that describe a problem
+start an intake (after consent), and anything not understood is met with "is this an
+emergency?" and the emergency number."""
 
 from __future__ import annotations
 
@@ -9,12 +11,16 @@ from aiogram.types import CallbackQuery, ChatMemberUpdated, Message
 
 from bot.settings import Settings
 from bot.telegram.reply import Replier
+from flows import intake, understand
 from flows.onboarding import Step, step_of
+from flows.questionnaire import load
 from handlers.common.routes import RouteTable
+from handlers.patient import intake_render as view
 from handlers.patient.intake_render import begin_keyboard
 from handlers.patient.render import show_step
 from locales import Translator
 from storage.models import Patient
+from storage.uow import UnitOfWork
 
 routes = RouteTable("patient.fallback")
 
@@ -33,17 +39,48 @@ async def on_stale_button(
         await show_step(reply, tr, patient, settings)
 
 
-@routes.message(F.text)
-async def on_unknown_text(
+@routes.message(F.text.startswith("/"))
+async def on_unknown_command(
     message: Message, patient: Patient | None, tr: Translator, reply: Replier, settings: Settings
 ) -> None:
-    """An unknown command or text nobody expected (an onboarded patient is offered the intake)."""
+    """A command Careline does not have: what it can do (an onboarded patient is offered the
+    intake), or the current onboarding question again."""
     if step_of(patient) is Step.DONE:
         await reply.text(tr("error.not_understood"), begin_keyboard(tr))
         return
     await reply.text(tr("error.not_understood"))
-    if step_of(patient) is not Step.DONE:
-        await show_step(reply, tr, patient, settings)
+    await show_step(reply, tr, patient, settings)
+
+
+@routes.message(F.text)
+async def on_own_words(
+    message: Message,
+    uow: UnitOfWork,
+    patient: Patient | None,
+    tr: Translator,
+    reply: Replier,
+    settings: Settings,
+) -> None:
+    """Words no other step expected (the red-flag check has already run): a greeting gets a
+    greeting; a complaint starts an intake with what it names prefilled; anything else asks
+    "is this an emergency?" with the emergency number. Never "I didn't understand"."""
+    assert message.text is not None
+    onboarded = step_of(patient) is Step.DONE
+    kind = understand.small_talk(message.text)
+    if kind is not None:
+        await reply.text(tr(f"freetext.{kind}"), begin_keyboard(tr) if onboarded else None)
+        if not onboarded:
+            await show_step(reply, tr, patient, settings)
+        return
+    if onboarded and patient is not None:
+        # Consent given: the words are kept (encrypted, in the intake) so they need not be
+        # typed again. Before consent nothing is stored.
+        out = await intake.begin_from_text(uow, patient, load(), message.text)
+        if out is not None:
+            known = await uow.patients.history(patient)
+            await view.show(reply, tr, load(), out, known, settings)
+            return
+    await view.ask_safety(reply, tr, settings)
 
 
 @routes.message()

@@ -170,7 +170,7 @@ async def on_intake_text(
         await _reshow_open(uow, patient, tr, reply, settings)
         return
     if out is None:  # the intake ended meanwhile
-        await reply.text(tr("error.not_understood"))
+        await view.ask_safety(reply, tr, settings)
         return
     if out.notice:
         await reply.text(tr(out.notice, **out.notice_params))

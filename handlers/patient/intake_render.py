@@ -40,6 +40,13 @@ class CheckbackCB(CallbackData, prefix="chk"):
     value: str = ""
 
 
+class SafetyCB(CallbackData, prefix="sf"):
+    """The answer to "is this an emergency?" (only "yes" is a callback of its own; "no" starts
+    or resumes the intake)."""
+
+    answer: str
+
+
 def _cb_button(text: str, data: CallbackData) -> InlineKeyboardButton:
     return InlineKeyboardButton(text=text, callback_data=data.pack())
 
@@ -123,6 +130,45 @@ def _age_band(answers: dict[str, Any]) -> str | None:
     return str(band) if band else None
 
 
+def _prefill_view(
+    tr: Translator, q: Questionnaire, intake: Intake, answers: dict[str, Any]
+) -> tuple[str, InlineKeyboardMarkup]:
+    """What Careline read in the patient's own words, to confirm (about me / someone else)
+    or change with one tap."""
+    prefill: dict[str, Any] = answers["prefill"]
+    parts = [tr.plain(f"intake.category.{prefill['category']}")]
+    if prefill.get("duration") in q.durations:
+        parts.append(tr.plain(f"intake.duration.{prefill['duration']}"))
+    if prefill.get("severity") is not None:
+        parts.append(tr.plain("intake.prefill.severity", severity=prefill["severity"]))
+    said = str(answers.get("complaint_text", ""))
+    buttons = [
+        _button(tr.plain("intake.prefill.self"), intake, "subj", "self"),
+        _button(tr.plain("intake.prefill.other"), intake, "subj", "other"),
+        _button(tr.plain("intake.prefill.change"), intake, "pre", "change"),
+    ]
+    text = tr("intake.prefill.ask", said=said[:300], summary=" · ".join(parts))
+    return text, _keyboard(tr, intake, buttons, 1, back=False)
+
+
+def safety_keyboard(tr: Translator) -> InlineKeyboardMarkup:
+    """Is this an emergency? [Yes — what to do now] [No — describe my problem]."""
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [_cb_button(tr.plain("safety.yes"), SafetyCB(answer="yes"))],
+            [_button(tr.plain("safety.no"), None, "begin")],
+        ]
+    )
+
+
+async def ask_safety(reply: Replier, tr: Translator, settings: Settings) -> None:
+    """When Careline is not sure what the words mean: ask whether it is an emergency, with
+    the emergency number in the question itself."""
+    await reply.text(
+        tr("safety.ask", emergency_number=settings.local_emergency_number), safety_keyboard(tr)
+    )
+
+
 def step_view(
     tr: Translator,
     q: Questionnaire,
@@ -133,6 +179,8 @@ def step_view(
     """The question and keyboard of the intake's current step."""
     state = State(intake.state)
     category = q.categories.get(str(answers.get("category", "")))
+    if state is State.SUBJECT and answers.get("prefill"):
+        return _prefill_view(tr, q, intake, answers)
     if state is State.SUBJECT:
         buttons = [
             _button(tr.plain("intake.subject.self"), intake, "subj", "self"),
@@ -316,6 +364,9 @@ async def show(
 ) -> None:
     """Send what the patient should see now: the next question, or the result."""
     state = out.state
+    if out.ask_safety and state not in (State.TRIAGED, State.CANCELLED, State.EMERGENCY):
+        await ask_safety(reply, tr, settings)
+        return
     if state is State.TRIAGED:
         await show_result(reply, tr, q, out.answers, settings)
         if out.answers.get("triage", {}).get("disposition") == "self_care":

@@ -9,11 +9,11 @@ from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
 
 from bot.settings import Settings
 from bot.telegram.reply import Replier
-from flows import medication, onboarding
+from flows import medication, onboarding, understand
 from flows.onboarding import BadInput, InvalidStep, Step, step_of
 from handlers.common.routes import RouteTable
 from handlers.patient import keyboards as kb
-from handlers.patient.intake_render import begin_keyboard
+from handlers.patient.intake_render import ask_safety, begin_keyboard
 from handlers.patient.render import show_step
 from locales import LOCALES, Translator
 from storage.models import Patient, utcnow
@@ -198,7 +198,20 @@ async def on_contact(
     await _done_or_next(new, reply, tr, patient, uow, settings)
 
 
-@routes.message(F.text, ~F.text.startswith("/"))
+async def _expects_text(message: Message, patient: Patient | None, state: FSMContext) -> bool:
+    """Onboarding and profile edits take typed words; an onboarded patient's other words go on
+    to the routers after this one (the fallback reads them as their own words)."""
+    if step_of(patient) is not Step.DONE:
+        return True
+    return (await state.get_data()).get("field") in ("name", "birth_year", "timezone")
+
+
+def _reads_as_complaint(step: Step, text: str) -> bool:
+    """A sentence about health typed where a name is asked ("my throat hurts since Monday")."""
+    return step is Step.NAME and len(text.split()) >= 3 and understand.health_related(text)
+
+
+@routes.message(F.text, ~F.text.startswith("/"), _expects_text)
 async def on_answer_text(
     message: Message,
     uow: UnitOfWork,
@@ -223,7 +236,7 @@ async def on_answer_text(
         await state.clear()
         await reply.text(tr("profile.updated", field=tr.plain(f"profile.field.{field}")))
         return
-    if patient is not None and step in TEXT_STEPS:
+    if patient is not None and step in TEXT_STEPS and not _reads_as_complaint(step, message.text):
         try:
             new = await onboarding.answer_step(uow, patient, message.text)
         except BadInput as bad:
@@ -234,11 +247,10 @@ async def on_answer_text(
     if step is Step.PHONE:
         await reply.text(tr("error.phone_use_button"), kb.share_phone(tr))
         return
-    if step is Step.DONE:
-        await reply.text(tr("error.not_understood"))
-        return
-    if step in (Step.NEW, Step.DECLINED):
+    if understand.small_talk(message.text) is not None:
         await show_step(reply, tr, patient, settings)
         return
-    await reply.text(tr("error.use_buttons"))
+    # Before consent nothing is stored: the words are answered with "is this an emergency?"
+    # and the emergency number, then the step Careline is waiting for.
+    await ask_safety(reply, tr, settings)
     await show_step(reply, tr, patient, settings)

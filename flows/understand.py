@@ -1,0 +1,1235 @@
+"""Read a patient's free-text message and guess what the symptom intake asks first.
+
+``understand(text)`` returns the complaint category, how long, how bad (0-10, only when a number
+on that scale is stated), who it is about and their age. The intake shows these guesses as
+pre-selected answers; the patient still confirms each one, so a wrong guess costs a tap.
+
+All the words live in ``flows/questionnaires/understand.toml`` (English, Simplified Chinese and
+Russian; patients mix them in one message), which clinic staff can edit; that file also says how
+the main complaint is chosen when several are named. This module is pure Python: no aiogram and
+no I/O except reading that file once. Every regex in it has bounded quantifiers (the loader
+refuses others), so the work is linear in the length of the message.
+
+A complaint is ignored when it is denied: a denial cue shortly before it in the same clause
+("no fever", "没有发烧", "не кашляю") or right after it ("температуры нет", "体温正常").
+"""
+
+from __future__ import annotations
+
+import bisect
+import importlib
+import re
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from flows.redflags import normalize
+
+DEFAULT_PATH = Path(__file__).parent / "questionnaires" / "understand.toml"
+
+# The contract with the intake (flows/questionnaires/intake.toml): its complaint categories and
+# duration answers, in its order. A test checks that the two files agree.
+CATEGORY_IDS: tuple[str, ...] = (
+    "chronic_review",
+    "cough_cold",
+    "fever",
+    "back_joint",
+    "dizziness",
+    "headache",
+    "chest_pain",
+    "breathing",
+    "abdominal_pain",
+    "urinary",
+    "eye",
+    "skin",
+    "sore_throat_ear",
+    "injury",
+    "mental_health",
+    "womens_health",
+    "child_illness",
+    "other",
+)
+DURATION_IDS: tuple[str, ...] = (
+    "minutes",
+    "hours",
+    "today",
+    "days_1_3",
+    "days_4_7",
+    "weeks_1_4",
+    "months",
+)
+LANGUAGES: tuple[str, ...] = ("en", "zh", "ru")
+SMALL_TALK_KINDS: tuple[str, ...] = ("greeting", "thanks", "ok")
+WHO: tuple[str, ...] = ("self", "other", "any")
+
+# Past this many complaint phrases per language the rest of a message is not read: no real
+# message names a hundred complaints, and it keeps "cough cough cough…" cheap.
+MAX_CANDIDATES = 100
+# Small talk is short; a longer message is never small talk (and is not cleaned up to check).
+SMALL_TALK_SCAN = 400
+
+_MACRO = re.compile(r"%([a-z_][a-z0-9_]*)%")
+_NAMED = re.compile(r"\(\?P<([A-Za-z_][A-Za-z0-9_]{0,30})>")
+_BACKREF = re.compile(r"\(\?P=|\\[1-9]")
+_NOT_WORD = re.compile(r"[^\w\s']")
+_SPACES = re.compile(r"\s{1,100}")
+_NUMBER_GROUPS = frozenset({"n", "u", "plus", "minus", "half"})
+
+
+class UnderstandDataError(ValueError):
+    """The understanding data file is missing or wrong; the message names the file and place."""
+
+
+@dataclass(frozen=True)
+class Understood:
+    """What a free-text message says, as far as the words tell; None where it does not say."""
+
+    category: str | None  # one of CATEGORY_IDS
+    duration: str | None  # one of DURATION_IDS
+    severity: int | None  # 0..10, only when stated as a number on that scale
+    subject: str | None  # "self" | "other"
+    age_years: float | None  # the age of the person it is about, when stated
+
+
+NOTHING = Understood(None, None, None, None, None)
+
+
+# --- fast alternations ------------------------------------------------------------------------
+# Python's re tries every branch of an alternation at every position. Knowing which characters
+# each branch can start with (read from re's parse tree; a private module, so any surprise just
+# means "unknown") lets an alternation skip most branches, or most positions, at once.
+
+try:
+    _PARSER: Any = importlib.import_module("re._parser")
+    _CONST: Any = importlib.import_module("re._constants")
+except ImportError:  # pragma: no cover - other Python versions: no guards, no bound check
+    _PARSER = _CONST = None
+
+_MAX_CHARS = 600  # a larger first-character set is not worth a guard
+_MAX_GROUPS = 48  # more groups than this: one guard over a plain alternation instead
+
+
+def _unbounded(source: str) -> bool:
+    """Does the regex contain a quantifier without an upper bound (*, +, {n,})?"""
+    if _PARSER is None:  # pragma: no cover
+        return False
+    repeats = {
+        getattr(_CONST, name)
+        for name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT")
+        if hasattr(_CONST, name)
+    }
+
+    def walk(node: Any) -> bool:
+        if isinstance(node, _PARSER.SubPattern):
+            return any(
+                (op in repeats and av[1] == _CONST.MAXREPEAT) or walk(av) for op, av in node
+            )
+        if isinstance(node, list | tuple):
+            return any(walk(x) for x in node)
+        return False
+
+    try:
+        return walk(_PARSER.parse(source))
+    except Exception:  # noqa: BLE001 - private API: re.compile reports real errors
+        return False
+
+
+def _first_chars(source: str) -> set[str] | None:
+    """The characters a match of ``source`` can start with, or None when unknown."""
+    if _PARSER is None:  # pragma: no cover
+        return None
+    c = _CONST
+
+    def first(seq: Any) -> tuple[set[str] | None, bool]:
+        out: set[str] = set()
+        for op, av in seq:
+            if op is c.LITERAL:
+                out.add(chr(av))
+                return out, False
+            if op is c.IN:
+                for o, a in av:
+                    if o is c.LITERAL:
+                        out.add(chr(a))
+                    elif o is c.RANGE and a[1] - a[0] <= _MAX_CHARS:
+                        out.update(chr(x) for x in range(a[0], a[1] + 1))
+                    elif o is c.CATEGORY and a is c.CATEGORY_DIGIT:
+                        out.update("0123456789")
+                    else:  # negated sets, \w, huge ranges
+                        return None, False
+                return out, False
+            if op in (c.AT, c.ASSERT, c.ASSERT_NOT):
+                continue  # consumes nothing: the next item decides
+            if op is c.SUBPATTERN or op is c.BRANCH:
+                alternatives = [av[3]] if op is c.SUBPATTERN else av[1]
+                empty = False
+                for alt in alternatives:
+                    chars, alt_empty = first(alt)
+                    if chars is None:
+                        return None, False
+                    out |= chars
+                    empty = empty or alt_empty
+                if not empty:
+                    return out, False
+                continue
+            if op is c.MAX_REPEAT or op is c.MIN_REPEAT:
+                low, _, sub = av
+                chars, sub_empty = first(sub)
+                if chars is None:
+                    return None, False
+                out |= chars
+                if low > 0 and not sub_empty:
+                    return out, False
+                continue
+            return None, False
+        return out, True
+
+    try:
+        chars, empty = first(_PARSER.parse(source))
+    except Exception:  # noqa: BLE001 - private API: any failure only means "unknown"
+        return None
+    return None if chars is None or empty or len(chars) > _MAX_CHARS else chars
+
+
+def _charset(chars: Iterable[str]) -> str:
+    return "[" + "".join(re.escape(ch) for ch in sorted(chars)) + "]"
+
+
+def _guard(sources: Iterable[str]) -> str:
+    """A lookahead for the characters any of ``sources`` can start with ("" when unknown)."""
+    chars: set[str] = set()
+    for source in sources:
+        found = _first_chars(source)
+        if found is None:
+            return ""
+        chars |= found
+    return f"(?={_charset(chars)})" if chars and len(chars) <= _MAX_CHARS else ""
+
+
+def _fast(
+    parts: Sequence[str], bounds: tuple[str, str], *, starts_only: bool = False
+) -> re.Pattern[str]:
+    """``bounds[0] (?:part1|part2|…) bounds[1]`` (parts without named groups), arranged so that
+    each position tries only the parts that can start with its character. Same matches; with
+    ``starts_only`` the same start positions, but a match may be one character or empty."""
+    by_char: dict[str, list[int]] = {}
+    unknown: list[int] = []
+    for i, part in enumerate(parts):
+        chars = _first_chars(part)
+        if chars is None:
+            unknown.append(i)
+            continue
+        for ch in chars:
+            by_char.setdefault(ch, []).append(i)
+    by_parts: dict[tuple[int, ...], set[str]] = {}
+    for ch, idx in by_char.items():
+        by_parts.setdefault(tuple(idx), set()).add(ch)
+    guard = f"(?={_charset(by_char)})" if by_char and not unknown else ""
+    if starts_only:
+        # re skips a branch that starts with a character (or a class) without entering it, and
+        # when every branch starts with a plain character it jumps over positions that cannot
+        # start a match. The character is consumed, so a lookbehind steps back to check the
+        # parts from there. Without a word-start bound (Chinese) one branch per character gives
+        # that jump; otherwise one branch per set of parts keeps the branches few.
+        end = bounds[1]
+
+        def branch(first: str, idx: Sequence[int]) -> str:
+            alts = "|".join(f"(?:{parts[i]})" for i in idx)
+            return rf"{first}(?<=(?=(?:{alts}){end})[\s\S])"
+
+        if bounds[0]:
+            groups = [branch(_charset(chars), idx) for idx, chars in by_parts.items()]
+        else:
+            groups = [branch(re.escape(ch), idx) for ch, idx in by_char.items()]
+        body = "|".join([*groups, *(f"(?=(?:{parts[i]}){end})" for i in unknown)])
+        return re.compile(f"{bounds[0]}(?:{body})")
+    if len(by_parts) > _MAX_GROUPS:
+        body = "|".join(f"(?:{p})" for p in parts)
+    else:
+        groups = [
+            f"(?={_charset(chars)})(?:{'|'.join(f'(?:{parts[i]})' for i in idx)})"
+            for idx, chars in by_parts.items()
+        ]
+        body = "|".join([*groups, *(f"(?:{parts[i]})" for i in unknown)])
+    return re.compile(f"{bounds[0]}{guard}(?:{body}){bounds[1]}")
+
+
+@dataclass(frozen=True)
+class _Combined:
+    """Several patterns in one regex, so one scan finds them all (leftmost first, earlier
+    patterns first at the same place). Each pattern sits in a group named by its tag; its own
+    named groups are renamed ``<tag>_<name>``."""
+
+    rx: re.Pattern[str]
+    tags: tuple[str, ...]
+    info: Mapping[str, str]  # tag → what the pattern means (a who, a duration id, a kind)
+    names: Mapping[str, tuple[str, ...]]  # tag → its own group names, renamed
+    starts: re.Pattern[str]  # where a match can start (found much faster than by rx)
+
+    def tag(self, m: re.Match[str]) -> str:
+        return next(t for t in self.tags if m.start(t) >= 0)
+
+    def scan(self, text: str, limit: int = 64) -> Iterable[tuple[str, re.Match[str]]]:
+        """Like ``rx.finditer``, at most ``limit`` matches."""
+        pos, found = 0, 0
+        while found < limit and (s := self.starts.search(text, pos)):
+            m = self.rx.match(text, s.start())
+            if m is None:
+                pos = s.start() + 1
+                continue
+            found += 1
+            yield self.tag(m), m
+            pos = m.end() if m.end() > m.start() else m.start() + 1
+
+
+def _combine(items: Sequence[tuple[str, str, str]], bounds: tuple[str, str]) -> _Combined:
+    """``items``: (tag, meaning, expanded source)."""
+    alternatives = []
+    names: dict[str, tuple[str, ...]] = {}
+    for tag, _, source in items:
+        names[tag] = tuple(f"{tag}_{m.group(1)}" for m in _NAMED.finditer(source))
+        renamed = _NAMED.sub(f"(?P<{tag}_\\1>", source)
+        alternatives.append(f"(?P<{tag}>{renamed})")
+    guard = _guard(source for _, _, source in items)
+    rx = re.compile(f"{bounds[0]}{guard}(?:{'|'.join(alternatives)}){bounds[1]}")
+    info = {t: meaning for t, meaning, _ in items}
+    starts = _fast([_NAMED.sub("(?:", source) for _, _, source in items], bounds, starts_only=True)
+    return _Combined(rx, tuple(t for t, _, _ in items), info, names, starts)
+
+
+def _group(m: re.Match[str], tag: str, name: str) -> str | None:
+    key = f"{tag}_{name}"
+    return m.group(key) if key in m.re.groupindex else None
+
+
+def _any_group(c: _Combined, m: re.Match[str], tag: str, prefix: str) -> bool:
+    start = f"{tag}_{prefix}"
+    return any(k.startswith(start) and m.start(k) >= 0 for k in c.names[tag])
+
+
+# --- the compiled data -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Term:
+    """One category's phrases in one language, at one strength."""
+
+    category: str
+    also: bool  # an accompanying symptom: decides only when no main phrase is found
+    rx: re.Pattern[str]
+    first: frozenset[str] | None  # characters a phrase can start with (None: unknown)
+
+
+@dataclass(frozen=True)
+class _Unit:
+    rx: re.Pattern[str]
+    size: float  # hours (durations) or units per year (ages)
+
+
+@dataclass(frozen=True)
+class _Language:
+    """One language's compiled words."""
+
+    code: str
+    gate: re.Pattern[str]
+    terms: tuple[_Term, ...]
+    candidates: re.Pattern[str] | None  # any phrase of any category
+    negation_before: re.Pattern[str]
+    negation_after: re.Pattern[str]
+    negation_window: int
+    numbers: Mapping[str, float]
+    stems: tuple[tuple[str, float], ...]
+    multipliers: Mapping[str, float]
+    health: re.Pattern[str] | None
+    subject: _Combined  # tags: not_about, other, not_child, child, self
+    durations: _Combined  # tags → "not", a duration id (a phrase) or "number"
+    duration_units: tuple[_Unit, ...]
+    history: re.Pattern[str] | None
+    ages: _Combined  # tags → who
+    age_units: tuple[_Unit, ...]
+    self_before: re.Pattern[str] | None
+    severity: _Combined
+    severity_bare: tuple[re.Pattern[str], ...]
+
+
+@dataclass(frozen=True)
+class _SmallTalk:
+    tokens: re.Pattern[str]  # one named group per kind, and "filler"
+    order: tuple[str, ...]
+    symbols: Mapping[str, str]
+    max_length: int
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    """The loaded and compiled data file."""
+
+    path: Path
+    version: str
+    languages: tuple[_Language, ...]
+    rank: Mapping[str, tuple[int, int]]  # category → (tier, position in the priority list)
+    child_category: str
+    child_below_years: float
+    fallback: str
+    bands: tuple[tuple[str, float | None], ...]
+    more_than: float
+    less_than: float
+    clause_breaks: re.Pattern[str]
+    measurements: re.Pattern[str] | None
+    small_talk: _SmallTalk
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+
+class _Loader:
+    """Reads the data file strictly; every error names the file and the place."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, where: str, what: str) -> UnderstandDataError:
+        return UnderstandDataError(f"{self.path.name}: {where}: {what}")
+
+    def table(self, where: str, value: Any, keys: Sequence[str] = ()) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(where, "missing or not a table")
+        unknown = sorted(set(value) - set(keys)) if keys else []
+        if unknown:
+            raise self.fail(where, f"unknown keys {unknown} (expected some of {sorted(keys)})")
+        return value
+
+    def strings(self, where: str, value: Any, *, required: bool = False) -> list[str]:
+        if value is None and not required:
+            return []
+        if not isinstance(value, list) or not all(isinstance(s, str) and s for s in value):
+            raise self.fail(where, "expected a list of non-empty strings")
+        if required and not value:
+            raise self.fail(where, "expected a non-empty list")
+        return value
+
+    def number(self, where: str, value: Any, *, low: float = 0.0) -> float:
+        if not isinstance(value, int | float) or isinstance(value, bool) or value < low:
+            raise self.fail(where, f"expected a number ≥ {low:g}, got {value!r}")
+        return float(value)
+
+    def integer(self, where: str, value: Any, low: int, high: int) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise self.fail(where, f"expected a whole number from {low} to {high}, got {value!r}")
+        return value
+
+    def expand(self, where: str, source: str, macros: Mapping[str, str]) -> str:
+        def sub(m: re.Match[str]) -> str:
+            name = m.group(1)
+            if name not in macros:
+                raise self.fail(where, f"unknown macro %{name}% in {source!r}")
+            return macros[name]
+
+        return _MACRO.sub(sub, source)
+
+    def regex(
+        self,
+        where: str,
+        source: Any,
+        macros: Mapping[str, str],
+        *,
+        groups: frozenset[str] = frozenset(),
+        need: frozenset[str] = frozenset(),
+        empty_ok: bool = False,
+    ) -> str:
+        """Check one regex and return its expanded source."""
+        if not isinstance(source, str) or not source:
+            raise self.fail(where, f"expected a non-empty regex string, got {source!r}")
+        expanded = self.expand(where, source, macros)
+        try:
+            rx = re.compile(expanded)
+        except re.error as exc:
+            raise self.fail(where, f"invalid regex {source!r}: {exc}") from None
+        if _unbounded(expanded):
+            raise self.fail(
+                where, f"unbounded quantifier (*, + or {{n,}}) in {source!r}; write {{0,6}}"
+            )
+        if _BACKREF.search(expanded):
+            raise self.fail(where, f"back-references are not allowed: {source!r}")
+        names = set(rx.groupindex)
+        stray = sorted(n for n in names if not any(n.startswith(g) for g in groups))
+        if stray:
+            raise self.fail(where, f"named groups {stray} are not allowed here in {source!r}")
+        missing = sorted(g for g in need if not any(n.startswith(g) for n in names))
+        if missing:
+            raise self.fail(where, f"needs named groups {missing} in {source!r}")
+        if not empty_ok and rx.search("") is not None:
+            raise self.fail(where, f"regex matches the empty string: {source!r}")
+        return expanded
+
+    def parts(self, where: str, sources: list[str], macros: Mapping[str, str]) -> list[str]:
+        """Checked and expanded plain regexes (no named groups)."""
+        return [self.regex(f"{where}[{i}]", s, macros) for i, s in enumerate(sources)]
+
+    def union(
+        self, where: str, sources: list[str], macros: Mapping[str, str], bounds: tuple[str, str]
+    ) -> re.Pattern[str] | None:
+        """One fast alternation of plain regexes, bounded (None for an empty list)."""
+        return _fast(self.parts(where, sources, macros), bounds) if sources else None
+
+
+_TOP_KEYS = ("version", "choose", "duration", "text", "small_talk", "health", "lang", "category")
+_LANG_KEYS = (
+    "gate",
+    "word_start",
+    "word_end",
+    "negation_window",
+    "negation_before",
+    "negation_after",
+    "number",
+    "age_number",
+    "severity_number",
+    "numbers",
+    "number_stems",
+    "multipliers",
+    "macros",
+    "duration",
+    "age",
+    "severity",
+    "subject",
+    "health",
+)
+_SUBJECT_KEYS = ("not_about", "other", "not_child", "child", "self")  # in matching order
+
+
+def _units(ld: _Loader, where: str, value: Any, size_key: str) -> tuple[_Unit, ...]:
+    if not isinstance(value, list) or not value:
+        raise ld.fail(where, "expected a non-empty array of tables")
+    out: list[_Unit] = []
+    for i, entry in enumerate(value):
+        at = f"{where}[{i}]"
+        entry = ld.table(at, entry, ("match", size_key))
+        source = ld.regex(at, entry.get("match"), {})
+        size = ld.number(f"{at} {size_key}", entry.get(size_key))
+        if size <= 0:
+            raise ld.fail(f"{at} {size_key}", "expected a positive number")
+        out.append(_Unit(re.compile(source), size))
+    return tuple(out)
+
+
+def _load_numbers(
+    ld: _Loader, code: str, spec: dict[str, Any]
+) -> tuple[dict[str, float], tuple[tuple[str, float], ...], dict[str, float], dict[str, str]]:
+    """The number tables and the built-in macros %num%, %agenum%, %sev%."""
+    base = f"[lang.{code}]"
+    numbers = {
+        " ".join(key.split()): ld.number(f"[lang.{code}.numbers] {key}", value)
+        for key, value in ld.table(f"[lang.{code}.numbers]", spec.get("numbers")).items()
+    }
+    raw_stems = ld.table(f"[lang.{code}.number_stems]", spec.get("number_stems", {}))
+    stems = tuple(
+        sorted(
+            ((k, ld.number(f"[lang.{code}.number_stems] {k}", v)) for k, v in raw_stems.items()),
+            key=lambda kv: -len(kv[0]),
+        )
+    )
+    raw_multipliers = ld.table(f"[lang.{code}.multipliers]", spec.get("multipliers", {}))
+    multipliers = {
+        k: ld.number(f"[lang.{code}.multipliers] {k}", v, low=1)
+        for k, v in raw_multipliers.items()
+    }
+    macros: dict[str, str] = {}
+    for key, name in (("number", "num"), ("age_number", "agenum"), ("severity_number", "sev")):
+        macros[name] = f"(?:{ld.regex(f'{base} {key}', spec.get(key), {})})"
+    written = [re.compile(macros[k]) for k in ("num", "agenum", "sev")]
+    for key in numbers:
+        if key not in multipliers and not any(rx.fullmatch(key) for rx in written):
+            raise ld.fail(
+                f"[lang.{code}.numbers] {key}",
+                "matched by none of number, age_number, severity_number",
+            )
+    return numbers, stems, multipliers, macros
+
+
+def _load_language(
+    ld: _Loader, code: str, spec: Any, terms: list[tuple[str, bool, list[str]]]
+) -> _Language:
+    base = f"[lang.{code}]"
+    spec = ld.table(base, spec, _LANG_KEYS)
+
+    def text(key: str) -> str:
+        value = spec.get(key)
+        if not isinstance(value, str):
+            raise ld.fail(f"{base} {key}", "expected a string")
+        return value
+
+    bounds = (text("word_start"), text("word_end"))
+    for key, bound in zip(("word_start", "word_end"), bounds, strict=True):
+        if bound:
+            ld.regex(f"{base} {key}", bound, {}, empty_ok=True)
+    gate = re.compile(ld.regex(f"{base} gate", text("gate"), {}))
+    numbers, stems, multipliers, macros = _load_numbers(ld, code, spec)
+    for name, value in ld.table(f"[lang.{code}.macros]", spec.get("macros", {})).items():
+        where = f"[lang.{code}.macros] {name}"
+        if not isinstance(value, str) or not _MACRO.fullmatch(f"%{name}%"):
+            raise ld.fail(where, "expected name = regex string")
+        # Earlier macros may be used in later ones (tables keep their order).
+        macros[name] = f"(?:{ld.regex(where, value, macros, empty_ok=True)})"
+
+    window = ld.integer(f"{base} negation_window", spec.get("negation_window"), 1, 200)
+    neg_before = re.compile(ld.regex(f"{base} negation_before", text("negation_before"), macros))
+    neg_after = re.compile(ld.regex(f"{base} negation_after", text("negation_after"), macros))
+
+    # How long.
+    where = f"[lang.{code}.duration]"
+    dur = ld.table(where, spec.get("duration"), ("patterns", "phrases", "not", "history", "units"))
+    duration_units = _units(ld, f"{where} units", dur.get("units"), "hours")
+    unit_macros = {**macros, "unit": "(?:" + "|".join(u.rx.pattern for u in duration_units) + ")"}
+    items: list[tuple[str, str, str]] = []
+    for i, s in enumerate(ld.strings(f"{where} not", dur.get("not"))):
+        items.append((f"x{i}", "not", ld.regex(f"{where} not[{i}]", s, unit_macros)))
+    phrases = ld.table(f"[lang.{code}.duration.phrases]", dur.get("phrases", {}), DURATION_IDS)
+    for did, sources in phrases.items():
+        at = f"[lang.{code}.duration.phrases] {did}"
+        parts = ld.parts(at, ld.strings(at, sources, required=True), macros)
+        items.append((f"p_{did}", did, "|".join(f"(?:{p})" for p in parts)))
+    patterns = ld.strings(f"{where} patterns", dur.get("patterns"), required=True)
+    for i, s in enumerate(patterns):
+        source = ld.regex(
+            f"{where} patterns[{i}]", s, unit_macros, groups=_NUMBER_GROUPS, need=frozenset("u")
+        )
+        items.append((f"d{i}", "number", source))
+    durations = _combine(items, bounds)
+    history = ld.union(
+        f"{where} history", ld.strings(f"{where} history", dur.get("history")), macros, ("", "")
+    )
+
+    # Ages.
+    where = f"[lang.{code}.age]"
+    age = ld.table(where, spec.get("age"), ("patterns", "units", "self_before"))
+    age_units = _units(ld, f"{where} units", age.get("units"), "per_year")
+    age_macros = {**macros, "ageunit": "(?:" + "|".join(u.rx.pattern for u in age_units) + ")"}
+    raw_ages = age.get("patterns")
+    if not isinstance(raw_ages, list) or not raw_ages:
+        raise ld.fail(f"{where} patterns", "expected a non-empty array of tables")
+    items = []
+    for i, entry in enumerate(raw_ages):
+        at = f"{where} patterns[{i}]"
+        entry = ld.table(at, entry, ("match", "who"))
+        who = entry.get("who")
+        if who not in WHO:
+            raise ld.fail(at, f"who must be one of {WHO}, got {who!r}")
+        items.append(
+            (f"a{i}", who, ld.regex(at, entry.get("match"), age_macros, groups=_NUMBER_GROUPS))
+        )
+    ages = _combine(items, bounds)
+    raw_self = age.get("self_before")
+    self_before = (
+        re.compile(ld.regex(f"{where} self_before", raw_self, macros)) if raw_self else None
+    )
+
+    # How bad.
+    where = f"[lang.{code}.severity]"
+    sev = ld.table(where, spec.get("severity"), ("patterns", "bare"))
+    n_only = frozenset({"n"})
+    severity = _combine(
+        [
+            (
+                f"s{i}",
+                "severity",
+                ld.regex(f"{where} patterns[{i}]", s, macros, groups=n_only, need=n_only),
+            )
+            for i, s in enumerate(
+                ld.strings(f"{where} patterns", sev.get("patterns"), required=True)
+            )
+        ],
+        bounds,
+    )
+    severity_bare = tuple(
+        re.compile(ld.regex(f"{where} bare[{i}]", s, macros, groups=n_only, need=n_only))
+        for i, s in enumerate(ld.strings(f"{where} bare", sev.get("bare")))
+    )
+
+    # Who it is about. A "not_about"/"not_child" phrase is matched before the cues inside it.
+    where = f"[lang.{code}.subject]"
+    subj = ld.table(where, spec.get("subject"), _SUBJECT_KEYS)
+    items = []
+    for key in _SUBJECT_KEYS:
+        parts = ld.parts(f"{where} {key}", ld.strings(f"{where} {key}", subj.get(key)), macros)
+        if parts:
+            items.append((key, key, "|".join(f"(?:{p})" for p in parts)))
+    if not items:
+        raise ld.fail(where, "no subject words at all")
+    subject = _combine(items, bounds)
+
+    where = f"[lang.{code}.health]"
+    health_spec = ld.table(where, spec.get("health", {}), ("terms",))
+    health_terms = ld.strings(f"{where} terms", health_spec.get("terms"))
+    health = (
+        _fast(ld.parts(f"{where} terms", health_terms, macros), bounds, starts_only=True)
+        if health_terms
+        else None
+    )
+
+    compiled_terms: list[_Term] = []
+    every: list[str] = []
+    for category, also, sources in terms:
+        at = f"[category.{category}] {'also.' if also else ''}{code}"
+        parts = ld.parts(at, sources, macros)
+        firsts = [_first_chars(p) for p in parts]
+        first = (
+            frozenset().union(*(f for f in firsts if f is not None))
+            if all(f is not None for f in firsts)
+            else None
+        )
+        rx = re.compile(f"{bounds[0]}(?:{'|'.join(f'(?:{p})' for p in parts)}){bounds[1]}")
+        compiled_terms.append(_Term(category, also, rx, first))
+        every += parts
+    return _Language(
+        code=code,
+        gate=gate,
+        terms=tuple(compiled_terms),
+        candidates=_fast(every, bounds, starts_only=True) if every else None,
+        negation_before=neg_before,
+        negation_after=neg_after,
+        negation_window=window,
+        numbers=numbers,
+        stems=stems,
+        multipliers=multipliers,
+        health=health,
+        subject=subject,
+        durations=durations,
+        duration_units=duration_units,
+        history=history,
+        ages=ages,
+        age_units=age_units,
+        self_before=self_before,
+        severity=severity,
+        severity_bare=severity_bare,
+    )
+
+
+def _load_terms(ld: _Loader, data: dict[str, Any]) -> dict[str, list[tuple[str, bool, list[str]]]]:
+    """Category phrases per language: code → [(category, also, sources)], in the file's order."""
+    table = ld.table("[category]", data.get("category"))
+    per_lang: dict[str, list[tuple[str, bool, list[str]]]] = {c: [] for c in LANGUAGES}
+    for cid, spec in table.items():
+        where = f"[category.{cid}]"
+        if cid not in CATEGORY_IDS:
+            raise ld.fail(where, f"unknown category id {cid!r} (the intake's are {CATEGORY_IDS})")
+        spec = ld.table(where, spec, (*LANGUAGES, "also"))
+        also = ld.table(f"{where} also", spec.get("also", {}), LANGUAGES)
+        for code in LANGUAGES:
+            for is_also, sources in ((False, spec.get(code)), (True, also.get(code))):
+                found = ld.strings(f"{where} {'also.' if is_also else ''}{code}", sources)
+                if found:
+                    per_lang[code].append((cid, is_also, found))
+    return per_lang
+
+
+def _load_choose(ld: _Loader, data: dict[str, Any], with_terms: set[str]) -> dict[str, Any]:
+    where = "[choose]"
+    spec = ld.table(
+        where, data.get("choose"), ("child_category", "child_below_years", "fallback", "priority")
+    )
+    for key in ("child_category", "fallback"):
+        if spec.get(key) not in CATEGORY_IDS:
+            raise ld.fail(f"{where} {key}", f"unknown category id {spec.get(key)!r}")
+        if spec[key] in with_terms:
+            raise ld.fail(f"{where} {key}", f"{spec[key]!r} must not have phrases of its own")
+    tiers = spec.get("priority")
+    if not isinstance(tiers, list) or not all(isinstance(t, list) for t in tiers):
+        raise ld.fail(f"{where} priority", "expected a list of lists of category ids")
+    rank: dict[str, tuple[int, int]] = {}
+    for t, tier in enumerate(tiers):
+        for cid in tier:
+            if cid not in CATEGORY_IDS:
+                raise ld.fail(f"{where} priority", f"unknown category id {cid!r}")
+            if cid in rank:
+                raise ld.fail(f"{where} priority", f"{cid!r} is listed twice")
+            rank[cid] = (t, len(rank))
+    missing = sorted(with_terms - set(rank))
+    if missing:
+        raise ld.fail(f"{where} priority", f"categories with phrases are not ranked: {missing}")
+    return {
+        "rank": rank,
+        "child_category": spec["child_category"],
+        "fallback": spec["fallback"],
+        "child_below_years": ld.number(
+            f"{where} child_below_years", spec.get("child_below_years"), low=1
+        ),
+    }
+
+
+def _load_bands(ld: _Loader, data: dict[str, Any]) -> dict[str, Any]:
+    where = "[duration]"
+    spec = ld.table(where, data.get("duration"), ("bands", "more_than", "less_than"))
+    more = ld.number(f"{where} more_than", spec.get("more_than"), low=1)
+    less = ld.number(f"{where} less_than", spec.get("less_than"))
+    if not 0 < less <= 1:
+        raise ld.fail(f"{where} less_than", f"expected a number in (0, 1], got {less:g}")
+    raw = spec.get("bands")
+    if not isinstance(raw, list) or not raw:
+        raise ld.fail(f"{where} bands", "expected a non-empty list of tables")
+    bands: list[tuple[str, float | None]] = []
+    previous = 0.0
+    for i, entry in enumerate(raw):
+        at = f"{where} bands[{i}]"
+        entry = ld.table(at, entry, ("id", "below_hours"))
+        did = entry.get("id")
+        if did not in DURATION_IDS:
+            raise ld.fail(at, f"unknown duration id {did!r} (expected one of {DURATION_IDS})")
+        below = entry.get("below_hours")
+        if below is None:
+            if i != len(raw) - 1:
+                raise ld.fail(at, "only the last band may have no below_hours")
+            bands.append((did, None))
+            continue
+        limit = ld.number(f"{at} below_hours", below)
+        if limit <= previous:
+            raise ld.fail(at, "below_hours must grow from band to band")
+        previous = limit
+        bands.append((did, limit))
+    if bands[-1][1] is not None:
+        raise ld.fail(f"{where} bands", "the last band must have no below_hours (open-ended)")
+    return {"bands": tuple(bands), "more_than": more, "less_than": less}
+
+
+def _load_small_talk(ld: _Loader, data: dict[str, Any]) -> _SmallTalk:
+    where = "[small_talk]"
+    keys = (*SMALL_TALK_KINDS, "filler", "order", "symbols", "max_length")
+    spec = ld.table(where, data.get("small_talk"), keys)
+    order = ld.strings(f"{where} order", spec.get("order"), required=True)
+    if sorted(order) != sorted(SMALL_TALK_KINDS):
+        raise ld.fail(f"{where} order", f"must list each of {SMALL_TALK_KINDS} once")
+    groups = []
+    for key in (*SMALL_TALK_KINDS, "filler"):
+        parts = ld.parts(
+            f"{where} {key}", ld.strings(f"{where} {key}", spec.get(key), required=True), {}
+        )
+        groups.append(f"(?P<{key}>{'|'.join(f'(?:{p})' for p in parts)})")
+    symbols: dict[str, str] = {}
+    for sym, kind in ld.table("[small_talk.symbols]", spec.get("symbols", {})).items():
+        if kind not in SMALL_TALK_KINDS:
+            raise ld.fail(f"[small_talk.symbols] {sym}", f"unknown kind {kind!r}")
+        symbols[sym] = kind
+    max_length = ld.integer(f"{where} max_length", spec.get("max_length"), 1, SMALL_TALK_SCAN)
+    # A token ends where a Latin or Cyrillic word ends (Chinese has no spaces between words).
+    tokens = re.compile(f"(?:{'|'.join(groups)})(?![a-z0-9а-я])")
+    return _SmallTalk(tokens, tuple(order), symbols, max_length)
+
+
+def load(path: Path | None = None) -> Lexicon:
+    """Read, validate and compile the data file; raises ``UnderstandDataError`` naming the
+    file and the place."""
+    path = path or DEFAULT_PATH
+    ld = _Loader(path)
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise ld.fail("file", f"cannot read: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ld.fail("TOML", str(exc)) from None
+    ld.table("top level", data, _TOP_KEYS)
+    version = data.get("version")
+    if not isinstance(version, str) or not version:
+        raise ld.fail("version", "expected a non-empty string")
+    terms = _load_terms(ld, data)
+    choose = _load_choose(ld, data, {cid for lst in terms.values() for cid, _, _ in lst})
+    bands = _load_bands(ld, data)
+    text_spec = ld.table("[text]", data.get("text"), ("clause_breaks",))
+    breaks = ld.union(
+        "[text] clause_breaks",
+        ld.strings("[text] clause_breaks", text_spec.get("clause_breaks"), required=True),
+        {},
+        ("", ""),
+    )
+    assert breaks is not None  # required=True: never empty
+    health_spec = ld.table("[health]", data.get("health"), ("any",))
+    measurements = ld.union(
+        "[health] any", ld.strings("[health] any", health_spec.get("any")), {}, ("", "")
+    )
+    small_talk = _load_small_talk(ld, data)
+    langs = ld.table("[lang]", data.get("lang"))
+    for code in langs:
+        if code not in LANGUAGES:
+            raise ld.fail(f"[lang.{code}]", f"unknown language (expected {LANGUAGES})")
+    languages = []
+    for code in LANGUAGES:
+        if code not in langs:
+            raise ld.fail(f"[lang.{code}]", "language section missing")
+        languages.append(_load_language(ld, code, langs[code], terms[code]))
+    return Lexicon(
+        path=path,
+        version=version,
+        languages=tuple(languages),
+        rank=choose["rank"],
+        child_category=choose["child_category"],
+        child_below_years=choose["child_below_years"],
+        fallback=choose["fallback"],
+        bands=bands["bands"],
+        more_than=bands["more_than"],
+        less_than=bands["less_than"],
+        clause_breaks=breaks,
+        measurements=measurements,
+        small_talk=small_talk,
+    )
+
+
+@cache
+def _default() -> Lexicon:
+    return load()
+
+
+def validate() -> None:
+    """Start-up check: load and compile the default data file once per process; raises
+    ``UnderstandDataError``."""
+    _default()
+
+
+# --- reading one message ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Hit:
+    category: str
+    also: bool
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class _FoundAge:
+    start: int
+    end: int
+    who: str  # "self" | "other" | "any"
+    years: float
+
+
+class _Message:
+    """One normalised message and the languages that occur in it."""
+
+    def __init__(self, lex: Lexicon, text: str) -> None:
+        self.lex = lex
+        self.text = normalize(text)
+        self.langs = tuple(lang for lang in lex.languages if lang.gate.search(self.text))
+        self.window = max((lang.negation_window for lang in self.langs), default=0)
+        self._breaks: tuple[list[int], list[int]] | None = None
+
+    def clause(self, start: int, end: int) -> tuple[int, int]:
+        """The clause around text[start:end]: from the last break before to the next after."""
+        if self._breaks is None:
+            found = list(self.lex.clause_breaks.finditer(self.text))
+            self._breaks = ([b.start() for b in found], [b.end() for b in found])
+        starts, ends = self._breaks
+        i = bisect.bisect_right(ends, start)
+        lo = ends[i - 1] if i else 0
+        j = bisect.bisect_left(starts, end)
+        hi = starts[j] if j < len(starts) else len(self.text)
+        return lo, max(hi, end)
+
+    def negated(self, start: int, end: int) -> bool:
+        """Is the phrase at text[start:end] denied (by a cue in any language present)?"""
+        lo, hi = self.clause(start, end)
+        before = self.text[max(lo, start - self.window) : start]
+        after = self.text[end : min(hi, end + self.window)]
+        return any(
+            bool(before and lang.negation_before.search(before))
+            or bool(after and lang.negation_after.match(after))
+            for lang in self.langs
+        )
+
+    def hits(self) -> tuple[list[_Hit], bool]:
+        """The first undenied phrase of each (category, strength), and whether any phrase at
+        all (even a denied one) was found."""
+        found: dict[tuple[str, bool], _Hit] = {}
+        any_phrase = False
+        text = self.text
+        for lang in self.langs:
+            if lang.candidates is None:
+                continue
+            pos, seen = 0, 0
+            while seen < MAX_CANDIDATES and (m := lang.candidates.search(text, pos)):
+                start = m.start()
+                seen += 1
+                any_phrase = True
+                ch = text[start]
+                for term in lang.terms:
+                    key = (term.category, term.also)
+                    if key in found or (term.first is not None and ch not in term.first):
+                        continue
+                    tm = term.rx.match(text, start)
+                    if tm and not self.negated(start, tm.end()):
+                        found[key] = _Hit(term.category, term.also, start, tm.end())
+                pos = start + 1
+        return list(found.values()), any_phrase
+
+    def number(self, lang: _Language, raw: str | None) -> float | None:
+        """A number as written: digits, a word from the table, a stem, or Chinese numerals."""
+        if raw is None:
+            return None
+        s = " ".join(raw.split())
+        if s in lang.numbers:
+            return lang.numbers[s]
+        try:
+            return float(s.replace(",", "."))
+        except ValueError:
+            pass
+        for stem, value in lang.stems:
+            if s.startswith(stem):
+                return value
+        parts = re.split(r"[ -]", s)
+        if len(parts) > 1 and all(p in lang.numbers for p in parts):
+            return sum(lang.numbers[p] for p in parts)  # twenty five, двадцать пять
+        if lang.multipliers and all(ch in lang.numbers or ch in lang.multipliers for ch in s):
+            total, current = 0.0, 0.0
+            for ch in s:
+                if ch in lang.multipliers:
+                    total += (current or 1.0) * lang.multipliers[ch]
+                    current = 0.0
+                else:
+                    current = lang.numbers[ch]  # a second digit (两三) is the range's end
+            return total + current
+        return None
+
+
+def _unit_size(
+    units: Sequence[_Unit], m: re.Match[str], tag: str, default: float | None
+) -> float | None:
+    """The size of the unit in the pattern's group u (matched in place: a unit may look back)."""
+    key = f"{tag}_u"
+    if key not in m.re.groupindex or m.start(key) < 0:
+        return default
+    start, end = m.span(key)
+    for unit in units:
+        if unit.rx.fullmatch(m.string, start, end):
+            return unit.size
+    return None
+
+
+def _ages(msg: _Message) -> list[_FoundAge]:
+    out: list[_FoundAge] = []
+    for lang in msg.langs:
+        for tag, m in lang.ages.scan(msg.text):
+            per_year = _unit_size(lang.age_units, m, tag, 1.0)
+            raw = _group(m, tag, "n")
+            n = msg.number(lang, raw) if raw is not None else 1.0
+            if per_year is None or n is None:
+                continue
+            years = (n + (0.5 if _any_group(lang.ages, m, tag, "half") else 0.0)) / per_year
+            if not 0 < years <= 120:
+                continue
+            who = lang.ages.info[tag]
+            before = msg.text[max(0, m.start() - 12) : m.start()]
+            if who == "any" and lang.self_before is not None and lang.self_before.search(before):
+                who = "self"
+            out.append(_FoundAge(m.start(), m.end(), who, years))
+    out.sort(key=lambda a: a.start)
+    return out
+
+
+def _band(lex: Lexicon, hours: float) -> str:
+    for did, below in lex.bands:
+        if below is None or hours < below:
+            return did
+    return lex.bands[-1][0]  # pragma: no cover - the last band is open-ended
+
+
+def _duration(msg: _Message, ages: Sequence[_FoundAge]) -> str | None:
+    """The first duration stated (one in a clause about the past only if it is the only one)."""
+    lex = msg.lex
+    found: list[tuple[bool, int, str]] = []  # (in a history clause, start, id)
+    for lang in msg.langs:
+        c = lang.durations
+        for tag, m in c.scan(msg.text):
+            kind = c.info[tag]
+            if kind == "not" or any(a.start < m.end() and m.start() < a.end for a in ages):
+                continue  # a frequency ("twice a day") or an age ("3 months old")
+            if kind == "number":
+                raw = _group(m, tag, "n")
+                n = msg.number(lang, raw) if raw is not None else 1.0
+                size = _unit_size(lang.duration_units, m, tag, None)
+                if n is None or size is None:
+                    continue
+                hours = (n + (0.5 if _any_group(c, m, tag, "half") else 0.0)) * size
+                if _any_group(c, m, tag, "plus"):
+                    hours *= lex.more_than
+                elif _any_group(c, m, tag, "minus"):
+                    hours *= lex.less_than
+                if hours <= 0:
+                    continue
+                kind = _band(lex, hours)
+            past = False
+            if lang.history is not None:
+                lo, hi = msg.clause(m.start(), m.end())
+                past = lang.history.search(msg.text, lo, hi) is not None
+            found.append((past, m.start(), kind))
+            if not past:
+                break  # later ones in this language cannot come first
+    return min(found)[2] if found else None
+
+
+def _rating(msg: _Message, lang: _Language, raw: str | None) -> int | None:
+    value = msg.number(lang, raw)
+    if value is None or value != int(value) or not 0 <= value <= 10:
+        return None
+    return int(value)
+
+
+def _severity(msg: _Message, *, bare: bool) -> int | None:
+    best: tuple[int, int] | None = None  # (start, rating)
+    for lang in msg.langs:
+        for tag, m in lang.severity.scan(msg.text):
+            rating = _rating(msg, lang, _group(m, tag, "n"))
+            if rating is not None:
+                if best is None or m.start() < best[0]:
+                    best = (m.start(), rating)
+                break
+    if best is not None:
+        return best[1]
+    if bare:
+        answer = msg.text.strip(" .!?,。！？~")
+        for lang in msg.langs:
+            for rx in lang.severity_bare:
+                bare_match = rx.fullmatch(answer)
+                if (
+                    bare_match
+                    and (rating := _rating(msg, lang, bare_match.group("n"))) is not None
+                ):
+                    return rating
+    return None
+
+
+def _subject(msg: _Message, ages: Sequence[_FoundAge]) -> tuple[str | None, bool]:
+    """(who the message is about, whether a child word names the person)."""
+    seen: set[str] = set()
+    for lang in msg.langs:
+        for tag, _ in lang.subject.scan(msg.text, limit=256):
+            seen.add(tag)
+    child = "child" in seen
+    if "other" in seen or child or any(a.who == "other" for a in ages):
+        return "other", child
+    if "self" in seen or any(a.who == "self" for a in ages):
+        return "self", child
+    return None, child
+
+
+def _pick_age(subject: str | None, ages: Sequence[_FoundAge]) -> float | None:
+    if subject == "other":
+        mine = [a for a in ages if a.who != "self"]
+    elif subject == "self":
+        mine = [a for a in ages if a.who != "other"]
+    else:
+        mine = list(ages)
+    return mine[0].years if mine else None
+
+
+def _small_talk(lex: Lexicon, text: str) -> str | None:
+    st = lex.small_talk
+    if len(text) > SMALL_TALK_SCAN:
+        return None
+    kinds: set[str] = set()
+    for sym, kind in st.symbols.items():
+        if sym in text:
+            kinds.add(kind)
+            text = text.replace(sym, " ")
+    cleaned = _SPACES.sub(" ", _NOT_WORD.sub(" ", text)).strip()
+    if len(cleaned) > st.max_length:
+        return None
+    pos = 0
+    while pos < len(cleaned):
+        if cleaned[pos] == " ":
+            pos += 1
+            continue
+        m = st.tokens.match(cleaned, pos)
+        if m is None or m.end() == pos:
+            return None
+        if m.lastgroup in SMALL_TALK_KINDS:
+            kinds.add(m.lastgroup)
+        pos = m.end()
+    return next((k for k in st.order if k in kinds), None)
+
+
+def _health(msg: _Message, any_phrase: bool | None = None) -> bool:
+    if not msg.text or _small_talk(msg.lex, msg.text) is not None:
+        return False
+    if msg.lex.measurements is not None and msg.lex.measurements.search(msg.text):
+        return True
+    if any(lang.health is not None and lang.health.search(msg.text) for lang in msg.langs):
+        return True
+    if any_phrase is not None:
+        return any_phrase
+    return any(
+        lang.candidates is not None and lang.candidates.search(msg.text) for lang in msg.langs
+    )
+
+
+def _choose(lex: Lexicon, hits: Sequence[_Hit]) -> str | None:
+    """Main before "also", then the priority tier, then the first named, then the shorter."""
+    if not hits:
+        return None
+
+    def key(h: _Hit) -> tuple[int, int, int, int, int]:
+        tier, order = lex.rank[h.category]
+        return (int(h.also), tier, h.start, h.end - h.start, order)
+
+    return min(hits, key=key).category
+
+
+# --- the API ---------------------------------------------------------------------------------
+
+
+def understand(text: str, *, lexicon: Lexicon | None = None) -> Understood:
+    """What a patient's free-text message says: complaint category, duration, 0-10 severity,
+    who it is about and their age; None for whatever it does not say. Never raises on a str."""
+    lex = lexicon or _default()
+    msg = _Message(lex, text)
+    if not msg.text or not msg.langs:
+        return NOTHING
+    ages = _ages(msg)
+    subject, child_word = _subject(msg, ages)
+    age = _pick_age(subject, ages)
+    hits, any_phrase = msg.hits()
+    health = _health(msg, any_phrase)
+    is_child = age < lex.child_below_years if age is not None else child_word
+    if is_child and (hits or health):
+        category: str | None = lex.child_category
+    else:
+        category = _choose(lex, hits) or (lex.fallback if health else None)
+    return Understood(
+        category=category,
+        duration=_duration(msg, ages),
+        severity=_severity(msg, bare=False),
+        subject=subject,
+        age_years=age,
+    )
+
+
+def parse_duration(text: str, *, lexicon: Lexicon | None = None) -> str | None:
+    """A typed answer to "since when?" ("3 days", "since yesterday", "两周了", "с весны") as a
+    duration id, or None."""
+    msg = _Message(lexicon or _default(), text)
+    if not msg.text or not msg.langs:
+        return None
+    return _duration(msg, _ages(msg))
+
+
+def parse_severity_phrase(text: str, *, lexicon: Lexicon | None = None) -> int | None:
+    """A 0-10 rating in a typed answer ("7/10", "about 5 out of 10", "六分", "на семерку", or a
+    bare "7"), or None."""
+    msg = _Message(lexicon or _default(), text)
+    if not msg.text or not msg.langs:
+        return None
+    return _severity(msg, bare=True)
+
+
+def health_related(text: str, *, lexicon: Lexicon | None = None) -> bool:
+    """Does the text mention a body part, symptom, illness, medicine, distress, a measurement or
+    a clinic thing? Broad on purpose; small talk, emoji and random letters are not."""
+    return _health(_Message(lexicon or _default(), text))
+
+
+def small_talk(text: str, *, lexicon: Lexicon | None = None) -> str | None:
+    """The kind of small talk ("greeting", "thanks" or "ok") when the message is only that
+    (hi, 谢谢, ок, 👍), else None."""
+    lex = lexicon or _default()
+    norm = normalize(text)
+    return _small_talk(lex, norm) if norm else None

@@ -1,0 +1,644 @@
+"""Free-text understanding: what a first message says (category, duration, severity, who, age)
+in English, Chinese and Russian; the typed-answer parsers; health and small talk; the data
+loader; robustness on arbitrary and adversarial text. All example texts are made up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from flows import understand as u
+from flows.questionnaire import INTAKE_FILE
+from flows.questionnaire import load as load_questionnaire
+from flows.understand import (
+    CATEGORY_IDS,
+    DURATION_IDS,
+    UnderstandDataError,
+    Understood,
+    health_related,
+    parse_duration,
+    parse_severity_phrase,
+    small_talk,
+    understand,
+)
+
+
+def _u(
+    category: str | None = None,
+    duration: str | None = None,
+    severity: int | None = None,
+    subject: str | None = None,
+    age: float | None = None,
+) -> Understood:
+    return Understood(category, duration, severity, subject, age)
+
+
+NOTHING = _u()
+
+# --- understand(): English --------------------------------------------------------------------
+
+ENGLISH = [
+    # several complaints: an accompanying symptom (fever) gives way; otherwise the first named
+    ("cough and fever for three days", _u("cough_cold", "days_1_3")),
+    ("sore throat and temperature 38", _u("sore_throat_ear")),
+    ("headache and dizzy", _u("headache")),
+    ("fever and body aches for 2 days", _u("fever", "days_1_3")),
+    ("dizzy since lunch and some chest pain", _u("chest_pain", "today")),
+    ("hit my head yesterday, now headache 6/10", _u("injury", "days_1_3", 6, "self")),
+    ("my asthma is playing up and I'm wheezing", _u("breathing", subject="self")),
+    ("I have diabetes and my feet are numb", _u("chronic_review", subject="self")),
+    # categories
+    ("need a repeat prescription for my metformin", _u("chronic_review", subject="self")),
+    ("my back hurts when I bend, started a week ago", _u("back_joint", "days_4_7", None, "self")),
+    ("I fell off my bike and hurt my knee", _u("injury", subject="self")),
+    ("burning when I pee and going a lot", _u("urinary", subject="self")),
+    ("something in my eye, it is red and watering", _u("eye", subject="self")),
+    ("my wife has had a rash on her arm for two weeks", _u("skin", "weeks_1_4", None, "other")),
+    ("heavy periods for more than a month", _u("womens_health", "months")),
+    (
+        "I've been feeling really down and can't sleep for a month",
+        _u("mental_health", "weeks_1_4", None, "self"),
+    ),
+    (
+        "stomach ache and vomiting since last night, 8 out of 10",
+        _u("abdominal_pain", "days_1_3", 8),
+    ),
+    # negation
+    ("no fever but a bad cough", _u("cough_cold")),
+    ("not coughing, just a sore throat", _u("sore_throat_ear")),
+    ("I don't have a fever", _u("other", subject="self")),
+    ("I don't think it's a fever but my head hurts", _u("headache", subject="self")),
+    # durations in context
+    ("chest pain and short of breath since this morning", _u("chest_pain", "today")),
+    ("twice a day I get a headache for about 2 hours", _u("headache", "hours", None, "self")),
+    (
+        "I was diagnosed with hypertension 5 years ago, my bp has been high for 3 days",
+        _u("chronic_review", "days_1_3", None, "self"),
+    ),
+    # who and how old
+    ("my 7 week old has a fever", _u("child_illness", subject="other", age=7 / 52)),
+    (
+        "my 5-year-old son has had diarrhoea for 2 days",
+        _u("child_illness", "days_1_3", None, "other", 5.0),
+    ),
+    ("my son is 16 and has a headache", _u("headache", subject="other", age=16.0)),
+    ("my daughter has a sore throat", _u("child_illness", subject="other")),
+    (
+        "I'm 30 and my baby is 3 months old, she has a cough",
+        _u("child_illness", subject="other", age=0.25),
+    ),
+    (
+        "my mum is 80 and she's been dizzy for a few days",
+        _u("dizziness", "days_1_3", None, "other", 80.0),
+    ),
+    (
+        "I'm 45, my blood pressure is 160/100 this morning",
+        _u("chronic_review", "today", None, "self", 45.0),
+    ),
+    ("since having my baby I've been very depressed", _u("mental_health", subject="self")),
+    ("my husband says I snore and I'm tired all the time", _u("other", subject="self")),
+    ("baby not feeding well and very sleepy", _u("child_illness", subject="other")),
+    # health without a category; not health at all
+    ("I feel awful", _u("other", subject="self")),
+    ("help", _u("other")),
+    ("hello", NOTHING),
+    ("thanks doctor", NOTHING),
+]
+
+# --- understand(): Simplified Chinese ---------------------------------------------------------
+
+CHINESE = [
+    ("头疼两天了", _u("headache", "days_1_3")),
+    ("我发烧三天了，咳嗽", _u("cough_cold", "days_1_3", None, "self")),
+    ("嗓子疼，发烧38度", _u("sore_throat_ear")),
+    ("头晕头疼", _u("dizziness")),
+    ("腰疼一个多月了", _u("back_joint", "months")),
+    ("我摔倒了，膝盖疼", _u("injury", subject="self")),
+    ("胸口疼，喘不过气", _u("chest_pain")),
+    ("血压150/95，头晕", _u("chronic_review")),
+    ("我妈妈血压高，想开药", _u("chronic_review", subject="other")),
+    ("小便疼，尿频", _u("urinary")),
+    ("我老公皮肤起疹子，很痒，两周了", _u("skin", "weeks_1_4", None, "other")),
+    ("最近心情不好，失眠", _u("mental_health")),
+    ("月经推迟了一周", _u("womens_health", "days_4_7")),
+    ("眼睛红，痒", _u("eye")),
+    ("刚才突然头晕", _u("dizziness", "minutes")),
+    ("咳嗽十几天了", _u("cough_cold", "weeks_1_4")),
+    ("耳朵疼得厉害，七分", _u("sore_throat_ear", severity=7)),
+    ("疼痛大概6分", _u("other", severity=6)),
+    # negation
+    ("没有发烧，就是咳嗽", _u("cough_cold")),
+    ("我头不疼，就是咳嗽", _u("cough_cold", subject="self")),
+    ("不知道是不是发烧，头很疼", _u("headache")),
+    ("不发烧", _u("other")),
+    # who and how old
+    ("宝宝3个月大，发烧", _u("child_illness", subject="other", age=0.25)),
+    ("我儿子5岁，拉肚子一天了", _u("child_illness", "days_1_3", None, "other", 5.0)),
+    ("我5岁的儿子肚子疼", _u("child_illness", subject="other", age=5.0)),
+    ("孩子两岁半，耳朵疼", _u("child_illness", subject="other", age=2.5)),
+    ("我今年67岁，关节疼", _u("back_joint", subject="self", age=67.0)),
+    ("我妈妈80岁，头晕", _u("dizziness", subject="other", age=80.0)),
+    ("宝宝不吃奶，没精神", _u("child_illness", subject="other")),
+    # health without a category; not health at all
+    ("我难受", _u("other", subject="self")),
+    ("救命", _u("other")),
+    ("你好", NOTHING),
+    ("谢谢", NOTHING),
+]
+
+# --- understand(): Russian --------------------------------------------------------------------
+
+RUSSIAN = [
+    ("кашель и температура три дня", _u("cough_cold", "days_1_3")),
+    ("болит горло, температура 38", _u("sore_throat_ear")),
+    ("голова кружится и болит", _u("dizziness")),
+    ("болит спина уже неделю", _u("back_joint", "days_4_7")),
+    ("упал и ударил колено", _u("injury")),
+    ("болит в груди, тяжело дышать с утра", _u("chest_pain", "today")),
+    ("давление 160 на 100 с утра", _u("chronic_review", "today")),
+    ("нужен рецепт на таблетки от давления", _u("chronic_review")),
+    ("больно писать и часто бегаю в туалет", _u("urinary")),
+    ("у мужа сыпь на руке две недели", _u("skin", "weeks_1_4", None, "other")),
+    ("плохое настроение, не могу уснуть, больше месяца", _u("mental_health", "months")),
+    ("задержка месячных", _u("womens_health")),
+    ("глаз красный и слезится", _u("eye")),
+    ("кашляю неделю", _u("cough_cold", "days_4_7")),
+    ("с весны болят суставы", _u("back_joint", "months")),
+    (
+        "болит живот, рвота со вчерашнего дня, на семерку",
+        _u("abdominal_pain", "days_1_3", 7),
+    ),
+    # negation
+    ("температуры нет, но сильный кашель", _u("cough_cold")),
+    ("кашля нет, болит горло", _u("sore_throat_ear")),
+    ("голова не болит, но тошнит", _u("abdominal_pain")),
+    ("кашель не проходит уже две недели", _u("cough_cold", "weeks_1_4")),
+    ("не кашляю", _u("other")),
+    # who and how old
+    ("дочке семь недель, температура", _u("child_illness", subject="other", age=7 / 52)),
+    ("сыну 5 лет, понос второй день", _u("child_illness", "days_1_3", None, "other", 5.0)),
+    ("ребенку 2 года, болит ухо", _u("child_illness", subject="other", age=2.0)),
+    ("сыну 15 лет, болит голова", _u("headache", subject="other", age=15.0)),
+    ("мама упала, болит бедро", _u("injury", subject="other")),
+    ("мне 45 лет, болит колено на 6 из 10", _u("back_joint", None, 6, "self", 45.0)),
+    (
+        "маме 80 лет, у нее головокружение пару дней",
+        _u("dizziness", "days_1_3", None, "other", 80.0),
+    ),
+    ("малыш вялый, не ест", _u("child_illness", subject="other")),
+    # health without a category; not health at all
+    ("мне плохо", _u("other", subject="self")),
+    ("помогите", _u("other")),
+    ("привет", NOTHING),
+    ("спасибо", NOTHING),
+]
+
+MIXED = [
+    ("我头疼 since yesterday", _u("headache", "days_1_3", None, "self")),
+    ("my son 发烧 38.5 两天了", _u("child_illness", "days_1_3", None, "other")),
+    ("у меня headache 3 дня", _u("headache", "days_1_3", None, "self")),
+    ("I have 咳嗽 for a week, no fever", _u("cough_cold", "days_4_7", None, "self")),
+    ("мой сын 7 лет, 肚子疼", _u("child_illness", subject="other", age=7.0)),
+    ("ＭＹ ＢＡＣＫ ＨＵＲＴＳ", _u("back_joint", subject="self")),  # full-width letters
+    (
+        "у дочки температура 38,5 со вчерашнего вечера",
+        _u("child_illness", "days_1_3", None, "other"),
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), ENGLISH)
+def test_understand_english(text: str, expected: Understood) -> None:
+    assert understand(text) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), CHINESE)
+def test_understand_chinese(text: str, expected: Understood) -> None:
+    assert understand(text) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), RUSSIAN)
+def test_understand_russian(text: str, expected: Understood) -> None:
+    assert understand(text) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), MIXED)
+def test_understand_mixed_languages(text: str, expected: Understood) -> None:
+    assert understand(text) == expected
+
+
+def test_each_language_has_enough_cases() -> None:
+    assert min(len(ENGLISH), len(CHINESE), len(RUSSIAN)) >= 25
+    covered = {e.category for e in (*(e for _, e in ENGLISH), *(e for _, e in RUSSIAN))}
+    covered |= {e.category for _, e in CHINESE}
+    assert covered >= set(CATEGORY_IDS)
+
+
+# --- parse_duration ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # the brief's examples
+        ("three days", "days_1_3"),
+        ("3 days", "days_1_3"),
+        ("since yesterday", "days_1_3"),
+        ("三天", "days_1_3"),
+        ("两周了", "weeks_1_4"),
+        ("一个多月", "months"),
+        ("три дня", "days_1_3"),
+        ("с прошлой недели", "days_4_7"),
+        ("2 часа", "hours"),
+        ("just now", "minutes"),
+        ("today", "today"),
+        # boundaries (documented in understand.toml)
+        ("30 minutes", "minutes"),
+        ("half an hour", "minutes"),
+        ("an hour ago", "hours"),
+        ("2 hours", "hours"),
+        ("since this morning", "today"),
+        ("a day", "days_1_3"),
+        ("24 hours", "days_1_3"),
+        ("a couple of days", "days_1_3"),
+        ("4 days", "days_4_7"),
+        ("a week", "days_4_7"),
+        ("almost a week", "days_4_7"),
+        ("over a week", "weeks_1_4"),
+        ("8 days", "weeks_1_4"),
+        ("two weeks", "weeks_1_4"),
+        ("a fortnight", "weeks_1_4"),
+        ("a month", "weeks_1_4"),
+        ("5 weeks", "months"),
+        ("more than a month", "months"),
+        ("a month and a half", "months"),
+        ("for years", "months"),
+        ("last night", "days_1_3"),
+        ("since last week", "days_4_7"),
+        # Chinese numbers
+        ("刚才", "minutes"),
+        ("三个小时", "hours"),
+        ("今天早上", "today"),
+        ("昨天", "days_1_3"),
+        ("两三天", "days_1_3"),
+        ("一周", "days_4_7"),
+        ("一个星期", "days_4_7"),
+        ("十几天", "weeks_1_4"),
+        ("半个月", "weeks_1_4"),
+        ("半年", "months"),
+        # Russian numbers and cases
+        ("полчаса", "minutes"),
+        ("час", "hours"),
+        ("с утра", "today"),
+        ("вчера", "days_1_3"),
+        ("сутки", "days_1_3"),
+        ("пару дней", "days_1_3"),
+        ("неделю", "days_4_7"),
+        ("больше недели", "weeks_1_4"),
+        ("месяц", "weeks_1_4"),
+        ("почти месяц", "weeks_1_4"),
+        ("полтора месяца", "months"),
+        ("с весны", "months"),
+        ("давно", "months"),
+        # not a duration
+        ("3", None),
+        ("hello", None),
+        ("twice a day", None),
+        ("", None),
+    ],
+)
+def test_parse_duration(text: str, expected: str | None) -> None:
+    assert parse_duration(text) == expected
+
+
+# --- parse_severity_phrase --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("about 5 out of 10", 5),
+        ("7/10", 7),
+        ("pain is a 6", 6),
+        ("pain 8", 8),
+        ("ten out of ten", 10),
+        ("7", 7),
+        ("seven", 7),
+        ("about 5", 5),
+        ("0", 0),
+        ("6分", 6),
+        ("七分", 7),
+        ("疼痛大概6分", 6),
+        ("我打8分", 8),
+        ("满分10分我打7分", 7),
+        ("十分", 10),
+        ("на 4 из 10", 4),
+        ("на семерку", 7),
+        ("8 баллов", 8),
+        ("около 5", 5),
+        # not a rating
+        ("11", None),
+        ("3 days", None),
+        ("6 weeks", None),
+        ("I'm 6", None),
+        ("150/95", None),
+        ("十分疼", None),  # 十分 here means "very"
+        ("5分钟", None),  # five minutes
+        ("", None),
+    ],
+)
+def test_parse_severity_phrase(text: str, expected: int | None) -> None:
+    assert parse_severity_phrase(text) == expected
+
+
+# --- health_related and small_talk ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "мне плохо",
+        "help",
+        "我难受",
+        "ibuprofen",
+        "bp 150/95",
+        "температура 38",
+        "血压150",
+        "I feel awful",
+        "my knee",
+        "appointment",
+        "救命",
+        "помогите",
+        "scared",
+        "70 kg",
+        "95%",
+        "120 bpm",
+        "no fever",
+        "baby not feeding",
+        "муж говорит что я храплю",
+    ],
+)
+def test_health_related(text: str) -> None:
+    assert health_related(text) is True
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ok",
+        "спасибо",
+        "谢谢",
+        "👍",
+        "😀😀",
+        "asdfgh",
+        "qwerty",
+        "hello",
+        "thanks doctor",
+        "good morning",
+        "ok thanks",
+        "hmm",
+        "???",
+        "большое спасибо",
+        "你好",
+        "привет, как дела?",
+        "the weather is nice",
+        "",
+    ],
+)
+def test_not_health_related(text: str) -> None:
+    assert health_related(text) is False
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("hi", "greeting"),
+        ("hello!", "greeting"),
+        ("good morning doctor", "greeting"),
+        ("你好", "greeting"),
+        ("您好医生", "greeting"),
+        ("привет", "greeting"),
+        ("здравствуйте", "greeting"),
+        ("thanks", "thanks"),
+        ("thank you so much", "thanks"),
+        ("谢谢医生", "thanks"),
+        ("большое спасибо", "thanks"),
+        ("ok thanks", "thanks"),
+        ("🙏", "thanks"),
+        ("ok", "ok"),
+        ("okay 👍", "ok"),
+        ("👍", "ok"),
+        ("好的", "ok"),
+        ("ок", "ok"),
+        ("хорошо", "ok"),
+        ("hi, I have a cough", None),
+        ("help", None),
+        ("", None),
+    ],
+)
+def test_small_talk(text: str, expected: str | None) -> None:
+    assert small_talk(text) == expected
+
+
+# --- the contract with the intake -------------------------------------------------------------
+
+
+def test_ids_match_the_intake_questionnaire() -> None:
+    q = load_questionnaire(INTAKE_FILE, catalogs=False)
+    assert tuple(q.categories) == CATEGORY_IDS
+    assert q.durations == DURATION_IDS
+
+
+def test_bundled_data_loads() -> None:
+    u.validate()
+    lex = u.load()
+    assert lex.child_category == "child_illness"
+    assert lex.fallback == "other"
+    # "today" is only ever a phrase ("since this morning"), never a number of hours.
+    assert [b for b, _ in lex.bands] == [d for d in DURATION_IDS if d != "today"]
+
+
+# --- broken data ------------------------------------------------------------------------------
+
+
+def _broken(tmp_path: Path, old: str, new: str) -> Path:
+    text = u.DEFAULT_PATH.read_text(encoding="utf-8")
+    assert old in text, f"test fixture out of date: {old!r} not in understand.toml"
+    path = tmp_path / "understand.toml"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            "[category.eye]\n",
+            "[category.eyes]\n",
+            r"\[category\.eyes\]: unknown category id 'eyes'",
+        ),
+        (
+            "'''sciatica'''",
+            "'''sciatica('''",
+            r"\[category\.back_joint\] en\[\d+\]: invalid regex 'sciatica\('",
+        ),
+        (
+            "[category.eye]\nen = [",
+            "[category.eye]\nfr = ['''oeil''']\nen = [",
+            r"\[category\.eye\]: unknown keys \['fr'\]",
+        ),
+        ("negation_window = 12", "negation_windw = 12", r"\[lang\.zh\]: unknown keys"),
+        ("'''gout'''", r"'''gout\w*'''", r"\[category\.back_joint\] en\[\d+\]: unbounded"),
+        ("'''gout'''", "'''%nosuch%'''", r"unknown macro %nosuch%"),
+        ("'''gout'''", "'''(?P<x>gout)'''", r"named groups \['x'\] are not allowed"),
+        ("'''gout'''", "'''(?:gout)?'''", r"matches the empty string"),
+        ("'''gout'''", r"'''(g)out\1'''", r"back-references are not allowed"),
+        (
+            '"back_joint", "eye", "skin"',
+            '"back_joint", "skin"',
+            r"\[choose\] priority: categories with phrases are not ranked: \['eye'\]",
+        ),
+        ('fallback = "other"', 'fallback = "misc"', r"\[choose\] fallback: unknown category"),
+        (
+            '{ id = "days_4_7", below_hours = 169 }',
+            '{ id = "days_4_7", below_hours = 50 }',
+            r"\[duration\] bands\[3\]: below_hours must grow",
+        ),
+        (
+            "phrases.minutes = [\n    '''just now'''",
+            "phrases.instant = [\n    '''just now'''",
+            r"\[lang\.en\.duration\.phrases\]: unknown keys \['instant'\]",
+        ),
+        ('{ who = "any", match', '{ who = "anyone", match', r"who must be one of"),
+        ("[lang.ru]\n", "[lang.ru_old]\n", r"\[lang\.ru_old\]: unknown language"),
+        ('order = ["thanks", "greeting", "ok"]', 'order = ["thanks", "ok"]', r"\[small_talk\]"),
+    ],
+)
+def test_broken_data_is_refused(tmp_path: Path, old: str, new: str, expected: str) -> None:
+    path = _broken(tmp_path, old, new)
+    with pytest.raises(UnderstandDataError, match=rf"^understand\.toml: .*{expected}"):
+        u.load(path)
+
+
+def test_unreadable_and_invalid_toml(tmp_path: Path) -> None:
+    with pytest.raises(UnderstandDataError, match=r"^nothere\.toml: file: cannot read"):
+        u.load(tmp_path / "nothere.toml")
+    bad = tmp_path / "understand.toml"
+    bad.write_text("[choose\n", encoding="utf-8")
+    with pytest.raises(UnderstandDataError, match=r"^understand\.toml: TOML: "):
+        u.load(bad)
+
+
+def test_loaded_copy_behaves_like_default(tmp_path: Path) -> None:
+    path = tmp_path / "understand.toml"
+    path.write_text(u.DEFAULT_PATH.read_text(encoding="utf-8"), encoding="utf-8")
+    lex = u.load(path)
+    text = "my 5-year-old son has had diarrhoea for 2 days, 7/10"
+    assert understand(text, lexicon=lex) == understand(text)
+
+
+# --- robustness -------------------------------------------------------------------------------
+
+_WORDS = st.lists(
+    st.sampled_from(
+        [
+            "cough",
+            "no",
+            "not",
+            "fever",
+            "3",
+            "days",
+            "a",
+            "week",
+            "my",
+            "son",
+            "is",
+            "7",
+            "/10",
+            "pain",
+            "out of",
+            "years",
+            "old",
+            "I'm",
+            "38.5°",
+            "150/95",
+            "and",
+            "but",
+            "咳嗽",
+            "没有",
+            "发烧",
+            "三天",
+            "岁",
+            "个月",
+            "分",
+            "十",
+            "宝宝",
+            "头疼",
+            "，",
+            "кашель",
+            "нет",
+            "температура",
+            "дня",
+            "лет",
+            "сыну",
+            "на",
+            "семерку",
+            "не",
+            ",",
+            "\n",
+            "ё",
+            "\u200f",
+            "👍",
+            "hi",
+            "спасибо",
+            "",
+            " ",
+        ]
+    ),
+    max_size=600,
+).map(" ".join)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(_WORDS, st.text(max_size=5000)))
+def test_never_raises(text: str) -> None:
+    result = understand(text)
+    assert result.category is None or result.category in CATEGORY_IDS
+    assert result.duration is None or result.duration in DURATION_IDS
+    assert result.severity is None or 0 <= result.severity <= 10
+    assert result.subject in (None, "self", "other")
+    assert result.age_years is None or 0 < result.age_years <= 120
+    assert parse_duration(text) in (None, *DURATION_IDS)
+    severity = parse_severity_phrase(text)
+    assert severity is None or 0 <= severity <= 10
+    assert health_related(text) in (True, False)
+    assert small_talk(text) in (None, "greeting", "thanks", "ok")
+
+
+ADVERSARIAL = {
+    "one long word": "a" * 4096,
+    "repeated words": ("cough " * 700)[:4096],
+    "repeated denials": ("no cough and no fever " * 200)[:4096],
+    "words that start phrases": ("and a back knee pain in my " * 200)[:4096],
+    "number words": ("one two three a couple of " * 200)[:4096],
+    "digits and units": ("2d 3h 38.5° 150/95 7/10 " * 200)[:4096],
+    "chinese run": "咳" * 4096,
+    "chinese numerals": "十几" * 2048,
+    "russian stems": ("не кашляю болит голова " * 200)[:4096],
+    "three scripts": ("my 3 year old 头疼 болит 38.5° " * 150)[:4096],
+    "punctuation": "(((([[[%%%///" * 316,
+    "emoji": "👍😀" * 2048,
+}
+
+
+@pytest.mark.parametrize("name", list(ADVERSARIAL))
+def test_adversarial_input_completes(name: str) -> None:
+    text = ADVERSARIAL[name]
+    assert len(text) >= 4096
+    assert isinstance(understand(text), Understood)
+    assert parse_duration(text) in (None, *DURATION_IDS)
+    assert parse_severity_phrase(text) in (None, *range(11))
+    assert health_related(text) in (True, False)
