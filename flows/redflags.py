@@ -30,7 +30,7 @@ import re
 import tomllib
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -182,13 +182,17 @@ class Lexicon:
 
 def _strip_table() -> dict[int, str | None]:
     """Code points removed or mapped by ``normalize``: control and format characters (Cc, Cf,
-    which include RTL marks and zero-width joiners), Cyrillic ё, typographic apostrophes."""
+    which include RTL marks and zero-width joiners), decimal digits of every script (to ASCII),
+    Cyrillic ё, typographic apostrophes."""
     table: dict[int, str | None] = {}
     # Cc/Cf only occur in these planes; scanning them once is cheaper than the whole range.
     for lo, hi in ((0, 0x20000), (0xE0000, 0xE1000)):
         for cp in range(lo, hi):
-            if unicodedata.category(chr(cp)) in ("Cc", "Cf"):
+            kind = unicodedata.category(chr(cp))
+            if kind in ("Cc", "Cf"):
                 table[cp] = None
+            elif kind == "Nd" and cp > 0x7F:
+                table[cp] = str(unicodedata.decimal(chr(cp)))  # ٣ → 3: patterns see ASCII
     for ch in "\t\n\x0b\x0c\x1c\x1d\x1e\x85":
         table[ord(ch)] = " "
     table[ord("\n")] = "\n"
@@ -207,8 +211,9 @@ _NEWLINES = re.compile(r" ?\n[\n ]*")
 
 
 def normalize(text: str) -> str:
-    """NFKC, casefold, control/format characters removed, ё→е, apostrophes straightened,
-    runs of spaces folded to one space and runs of line breaks to one line break."""
+    """NFKC, casefold, control/format characters removed, digits to ASCII, ё→е, apostrophes
+    straightened, runs of spaces folded to one space and runs of line breaks to one line
+    break."""
     t = unicodedata.normalize("NFKC", text).casefold().translate(_TABLE)
     t = _SPACES.sub(" ", t)
     if "\n" in t:
@@ -245,6 +250,8 @@ def _first_chars(seq: Any) -> tuple[set[str] | None, bool]:
                     out.add(chr(a))
                 elif o is c.RANGE and a[1] - a[0] <= _MAX_GUARD:
                     out.update(chr(x) for x in range(a[0], a[1] + 1))
+                elif o is c.CATEGORY and a is c.CATEGORY_DIGIT:
+                    out.update("0123456789")  # normalize() maps every decimal digit to ASCII
                 else:  # negated sets, categories (\w), huge ranges
                     return None, False
             return out, False
@@ -586,6 +593,23 @@ class _Scan:
     text: str
     starts: list[int]  # start of each clause break
     ends: list[int]  # end of each clause break
+    # Per-clause answers, so a word repeated through a long message without clause breaks
+    # costs one search of its clause, not one per repetition.
+    _memo: dict[tuple[str, int, int], bool] = field(default_factory=dict)
+    _stated: list[float | None] = field(default_factory=list)
+
+    def _in_clause(self, key: str, rx: re.Pattern[str], lo: int, hi: int) -> bool:
+        k = (key, lo, hi)
+        hit = self._memo.get(k)
+        if hit is None:
+            hit = self._memo[k] = rx.search(self.text, lo, hi) is not None
+        return hit
+
+    def stated_hours(self) -> float | None:
+        """The longest duration stated anywhere in the message (computed once)."""
+        if not self._stated:
+            self._stated.append(self.hours(0, len(self.text)))
+        return self._stated[0]
 
     def clause(self, start: int, end: int) -> tuple[int, int]:
         i = bisect.bisect_right(self.ends, start)
@@ -627,7 +651,7 @@ class _Scan:
             near_end = hi - end <= lang.negation_window + 8
             if post is not None and near_end and post.search(self.text, end, hi):
                 return True
-            if lang.animals is not None and lang.animals.search(self.text, lo, hi):
+            if lang.animals is not None and self._in_clause("animals", lang.animals, lo, hi):
                 return True
         if rules.history:
             w0 = max(lo, start - lang.history_window)
@@ -635,12 +659,12 @@ class _Scan:
             if (
                 lang.history.search(self.text, w0, start)
                 or lang.history.search(self.text, end, w1)
-            ) and not lang.acute.search(self.text, lo, hi):
+            ) and not self._in_clause("acute", lang.acute, lo, hi):
                 return True
         if rules.min_hours is not None:
             # Durations anywhere in the message count ("can't pee, it's been 10 hours"); only
             # when the longest is below the threshold is the match cancelled.
-            stated = self.hours(0, len(self.text))
+            stated = self.stated_hours()
             if stated is not None and stated < rules.min_hours:
                 return True
         return False
