@@ -251,6 +251,8 @@ async def on_answer_text(
         await show_step(reply, tr, patient, settings)
         return
     # Before consent nothing is stored: the words are answered with "is this an emergency?"
-    # and the emergency number, then the step Careline is waiting for.
-    await ask_safety(reply, tr, settings)
+    # and the emergency number, then the step Careline is waiting for. After a refusal the
+    # step itself names the emergency number, so only health words get the question first.
+    if step is not Step.DECLINED or understand.health_related(message.text):
+        await ask_safety(reply, tr, settings)
     await show_step(reply, tr, patient, settings)

@@ -77,6 +77,14 @@ async def test_declining_consent_stores_only_the_refusal(clinic: Clinic) -> None
     # Typing a name now is not taken as a name: nothing is stored.
     again = await clinic.say(uid, "Dana Declines")
     assert again["text"] == tr.plain("onboarding.declined", emergency_number="112")
+    # Health words still get "is this an emergency?" with the number, then the same step.
+    since = await clinic.seq(uid)
+    worried = await clinic.say(uid, "болит горло")
+    assert worried["text"] == tr.plain("safety.ask", emergency_number="112")
+    declined_text = tr.plain("onboarding.declined", emergency_number="112")
+    await clinic.client.wait_for(
+        uid, PATIENT_BOT, lambda m: m.get("text") == declined_text, since=since
+    )
     async with clinic.app.db.uow() as uow:
         patient = await uow.patients.by_tg_user(uid)
         assert patient is not None
