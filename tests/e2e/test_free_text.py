@@ -17,7 +17,7 @@ from flows.onboarding import Step
 from locales import Translator
 from storage.models import AuditRecord, Intake
 from tests.e2e.conftest import DOCTOR_BOT, PATIENT_BOT, Clinic
-from tests.e2e.test_bad_input import advance, state_of
+from tests.e2e.test_bad_input import PNG, advance, state_of
 from tests.e2e.test_caregivers import invite, offer_text, open_link
 from tests.e2e.test_caregivers import press as press_as
 from tests.e2e.test_consultation import add_doctor, consult, starts
@@ -268,4 +268,21 @@ async def test_a_caregivers_emergency_reaches_the_patients_doctor(sqlite_clinic:
         emergency_number="112",
         text="",
     )
+    assert clinic.app.processor.failed == 0
+
+
+async def test_an_emergency_in_a_photo_caption_is_caught(sqlite_clinic: Clinic) -> None:
+    """A photo sent mid-intake whose caption describes an emergency: instructions, in the
+    patient's language, and the intake stops."""
+    clinic = sqlite_clinic
+    p = await new_patient(clinic, "zh_Hans")
+    await p.start()
+    since = await clinic.seq(p.uid)
+    await clinic.client.send_photo(
+        p.uid, PATIENT_BOT, PNG, "arm.png", caption="孩子被开水烫了，整条胳膊都起泡了"
+    )
+    call_now = p.t("emergency.call_now", emergency_number="112", what="")[:12]
+    await clinic.client.wait_for(p.uid, PATIENT_BOT, starts(call_now), since=since)
+    found = await open_intake(clinic, p.uid)
+    assert found is not None and found[0].state == "emergency"
     assert clinic.app.processor.failed == 0
