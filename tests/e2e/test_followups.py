@@ -218,3 +218,35 @@ async def test_doctor_lists_and_ends_a_followup_plan(clinic: Clinic) -> None:
             select(Doctor.id).where(Doctor.tg_user_id == other.uid)
         )
         assert (f"doctor:{other_id}", "consultation.refused") in actions
+
+
+async def test_an_emergency_typed_as_a_checkin_answer_is_caught(sqlite_clinic: Clinic) -> None:
+    """A check-in asks for a blood pressure; the patient types an emergency instead: the
+    emergency instructions come first, the doctor is alerted, no "not a reading" answer."""
+    clinic = sqlite_clinic
+    doc = await add_doctor(clinic, "Dr Lena Park")
+    p = await new_patient(clinic, "en")
+    number = await consult(p)
+    await doc.accept(number)
+    await doc.say("/followup", contains("Follow-up for"))
+    await doc.press(EN.plain("followup.template.hypertension"), contains("how often"))
+    await doc.press(EN.plain("followup.freq.weekly"), contains("time of day"))
+    await doc.press("08:00", contains("Review date"))
+    await doc.press(EN.plain("followup.doctor.days", n=90), contains("The patient has been told"))
+    [event] = await _pending(clinic, "checkin")
+    since = await clinic.seq(p.uid)
+    await _sweep(clinic, _aware(event.due_at) + timedelta(minutes=1))
+    await clinic.client.wait_for(p.uid, PATIENT_BOT, _has("blood pressure now"), since=since)
+    since = await clinic.seq(p.uid)
+    since_doc = await clinic.seq(doc.uid, DOCTOR_BOT)
+    await clinic.client.send(
+        p.uid, PATIENT_BOT, "cant do the reading my chest is crushing and my left arm hurts"
+    )
+    first = await clinic.client.wait_for(p.uid, PATIENT_BOT, since=since)
+    assert first["text"].startswith(
+        EN.plain("emergency.call_now", emergency_number="112", what="")[:30]
+    )
+    await doc.wait(contains(EN.plain("redflag.chest_pain")), since_doc)
+    texts = await clinic.bot_texts(p.uid)
+    assert not any("cannot be a blood pressure reading" in t for t in texts)
+    assert clinic.app.processor.failed == 0
