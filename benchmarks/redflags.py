@@ -15,6 +15,15 @@ time; the last stdout line is one JSON object (see benchmarks/README.md).
 An emergency phrase counts as detected (TP) when detect() returns a flag at least as urgent
 as its label (crisis > emergency_ambulance > emergency); a phrase labelled self_harm must get
 a crisis hit. A ``none`` phrase with any hit is a false positive.
+
+Beside them, the second-opinion model (flows/redflag_model.py): "+asked recall" also counts
+the misses it meets with "is this an emergency?" and the emergency number, and "asked benign"
+is the share of benign phrases asked that question needlessly. The model is trained on the
+merged sets, so only an unseen round's figure for it means anything.
+
+Timing: detect() per phrase, and per message (detect(), then the model when detect() found
+nothing), p50/p99 over the whole set; and per message on 4,096-character inputs (Telegram's
+longest message).
 """
 
 from __future__ import annotations
@@ -26,11 +35,11 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flows import redflags
+from flows import redflag_model, redflags
 
 ROOT = Path(__file__).resolve().parents[1]
 PHRASES = ROOT / "tests" / "data" / "redflag_phrases.tsv"
@@ -57,6 +66,8 @@ class Counts:
     fp: int = 0
     tn: int = 0
     same_flag: int = 0  # true positives whose detected flag is the labelled one
+    asked: int = 0  # misses the second-opinion model flags: "is this an emergency?"
+    asked_benign: int = 0  # benign phrases, no lexicon hit, the model flags (asked needlessly)
 
     @property
     def recall(self) -> float:
@@ -67,6 +78,17 @@ class Counts:
     def fpr(self) -> float:
         """FP / (FP + TN); 0.0 for an empty slice."""
         return self.fp / (self.fp + self.tn) if self.fp + self.tn else 0.0
+
+    @property
+    def recall_or_asked(self) -> float:
+        """(TP + misses the model asks about) / emergencies: the patient sees the emergency
+        number either way, as instructions or as the question."""
+        return (self.tp + self.asked) / (self.tp + self.fn) if self.tp + self.fn else 1.0
+
+    @property
+    def asked_rate(self) -> float:
+        """Benign phrases with no lexicon hit that are asked about, / benign phrases."""
+        return self.asked_benign / (self.fp + self.tn) if self.fp + self.tn else 0.0
 
     @property
     def flag_match(self) -> float:
@@ -130,11 +152,13 @@ def evaluate(phrases: Iterable[Phrase]) -> Evaluation:
     )
     for phrase in phrases:
         hit = redflags.detect(phrase.text)
+        asked = hit is None and redflag_model.possible(phrase.text)
         slices = [ev.by_lang[phrase.lang], ev.overall]
         if phrase.label == NONE:
             for c in slices:
                 if hit is None:
                     c.tn += 1
+                    c.asked_benign += asked
                 else:
                     c.fp += 1
             if hit is not None:
@@ -152,6 +176,7 @@ def evaluate(phrases: Iterable[Phrase]) -> Evaluation:
         else:
             for c in slices:
                 c.fn += 1
+                c.asked += asked
             ev.misses.append((phrase, hit))
     return ev
 
@@ -176,6 +201,7 @@ def summary(ev: Evaluation) -> dict[str, object]:
         out[name] = {
             "tp": c.tp, "fn": c.fn, "fp": c.fp, "tn": c.tn,
             "recall": round(c.recall, 4), "fpr": round(c.fpr, 4),
+            "recall_or_asked": round(c.recall_or_asked, 4), "asked_benign": round(c.asked_rate, 4),
         }  # fmt: skip
     return out
 
@@ -196,13 +222,18 @@ def _pct(x: float) -> str:
 def format_table(ev: Evaluation) -> str:
     """The confusion table, per language and overall, and per-flag recall, as text."""
     lines = [
-        "language   TP   FN   FP   TN   recall     FPR  same flag",
+        "language   TP   FN   FP   TN   recall     FPR  same flag  +asked recall  asked benign",
     ]
     for name, c in [*ev.by_lang.items(), ("overall", ev.overall)]:
         lines.append(
             f"{name:<8} {c.tp:4} {c.fn:4} {c.fp:4} {c.tn:4}  {_pct(c.recall)}  {_pct(c.fpr)}"
-            f"     {_pct(c.flag_match)}"
+            f"     {_pct(c.flag_match)}         {_pct(c.recall_or_asked)}        "
+            f"{_pct(c.asked_rate)}"
         )
+    lines.append(
+        "(+asked: misses the second-opinion model meets with 'is this an emergency?' and the "
+        "emergency number)"
+    )
     lines.append("")
     lines.append("flag                    phrases  recall  same flag")
     for fid, c in ev.by_flag.items():
@@ -221,19 +252,27 @@ def format_table(ev: Evaluation) -> str:
     return "\n".join(lines)
 
 
-def _timings_us(texts: Sequence[str], repeat: int) -> tuple[float, float]:
-    """(p50, p99) of detect() per message, in microseconds."""
+def _per_message(text: str) -> None:
+    """What every patient message costs: the lexicon, then (on no hit) the model."""
+    if redflags.detect(text) is None:
+        redflag_model.possible(text)
+
+
+def _timings_us(
+    texts: Sequence[str], repeat: int, fn: Callable[[str], object] = redflags.detect
+) -> tuple[float, float]:
+    """(p50, p99) of ``fn`` per message, in microseconds."""
     per_call: list[float] = []
     for _ in range(repeat):
         for text in texts:
             t0 = time.perf_counter()
-            redflags.detect(text)
+            fn(text)
             per_call.append(time.perf_counter() - t0)
     cuts = statistics.quantiles(per_call, n=100)
     return statistics.median(per_call) * 1e6, cuts[98] * 1e6
 
 
-def long_paragraphs(size: int = 5000) -> dict[str, str]:
+def long_paragraphs(size: int = 4096) -> dict[str, str]:
     """Long inputs: ordinary prose in each language, and inputs built to provoke backtracking."""
 
     def fill(unit: str) -> str:
@@ -300,12 +339,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     texts = [p.text for p in phrases]
     median_us, p99_us = _timings_us(texts, args.repeat)
+    msg_median_us, msg_p99_us = _timings_us(texts, args.repeat, _per_message)
     long_ms: dict[str, float] = {}
     for name, text in long_paragraphs().items():
         runs = []
         for _ in range(3):
             t = time.perf_counter()
-            redflags.detect(text)
+            _per_message(text)
             runs.append(time.perf_counter() - t)
         long_ms[name] = min(runs) * 1e3
     print()
@@ -314,8 +354,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"detect(): p50 {median_us:.0f} µs, p99 {p99_us:.0f} µs per phrase "
         f"({len(texts)} phrases x {args.repeat})"
     )
+    print(
+        f"per message (detect() + the model on no hit): p50 {msg_median_us:.0f} µs, "
+        f"p99 {msg_p99_us:.0f} µs"
+    )
     for name, ms in long_ms.items():
-        print(f"detect() on a 5,000-character input ({name}): {ms:.1f} ms")
+        print(f"per message, a 4,096-character input ({name}): {ms:.1f} ms")
     o = ev.overall
     result = {
         "phrases": len(phrases),
@@ -332,7 +376,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "latest_round": summary(latest_ev) if latest_ev is not None else None,
         "median_us": round(median_us, 1),
         "p99_us": round(p99_us, 1),
-        "long_5000_max_ms": round(max(long_ms.values()), 2),
+        "message_p99_us": round(msg_p99_us, 1),
+        "long_4096_max_ms": round(max(long_ms.values()), 2),
         "load_ms": round(load_s * 1e3, 1),
         "python": platform.python_version(),
     }

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from bot.settings import Settings, SettingsError, load_settings
 from flows.questionnaire import DataFileError
+from flows.redflag_model import ModelError
 from flows.redflags import LexiconError
 from flows.understand import UnderstandDataError
 from locales import CatalogError
@@ -358,7 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SettingsError, KeysFileError) as exc:
         print(f"careline: {exc}", file=sys.stderr)
         return 2
-    except (DataFileError, LexiconError, UnderstandDataError, CatalogError) as exc:
+    except (DataFileError, LexiconError, ModelError, UnderstandDataError, CatalogError) as exc:
         print(f"careline: data file error: {exc}", file=sys.stderr)
         return 2
     except CryptoError as exc:

@@ -19,7 +19,7 @@ from typing import Any
 
 from transitions import Machine
 
-from flows import consultation, redflags, understand
+from flows import consultation, redflag_model, redflags, understand
 from flows.machines import fire
 from flows.onboarding import SEX_VALUES, Actor, clean_text
 from flows.questionnaire import Facts, Questionnaire
@@ -723,10 +723,14 @@ async def text(
             if prefill:
                 answers["prefill"] = prefill
             await uow.intakes.save_answers(intake, answers)
-            if not prefill:
-                out.ask_safety = understand.health_related(said)
-                out.notice = None if out.ask_safety else "intake.complaint.noted"
+            out.ask_safety = redflag_model.possible(said) or (
+                not prefill and understand.health_related(said)
+            )
+            if not prefill and not out.ask_safety:
+                out.notice = "intake.complaint.noted"
             return out
+        # Words the lexicon did not flag but that read like an emergency: asked first.
+        out.ask_safety = redflag_model.possible(said)
         chosen = q.categories.get(str(prefill.pop("category", "")))
         if chosen is not None and chosen.offered_for(_age_band(answers)):
             if answers.get("category") != chosen.id:
@@ -737,7 +741,7 @@ async def text(
             await _move(uow, intake, answers, "choose_complaint", q, jurisdiction)
             return out
         await uow.intakes.save_answers(intake, answers)
-        out.notice = "intake.complaint.noted"
+        out.notice = None if out.ask_safety else "intake.complaint.noted"
         return out
     if state is State.ONSET:
         duration = understand.parse_duration(raw)
@@ -815,8 +819,9 @@ async def begin_from_text(
     out.answers["complaint_text"] = said[:TEXT_MAX]
     if prefill:
         out.answers["prefill"] = prefill
-    else:
-        out.ask_safety = True
+    # Nothing named, or words that read like an emergency the lexicon did not flag: "is this
+    # an emergency?" first; "No" shows the intake with what was understood.
+    out.ask_safety = not prefill or redflag_model.possible(said)
     await uow.intakes.save_answers(out.intake, out.answers)
     return out
 

@@ -286,3 +286,41 @@ async def test_an_emergency_in_a_photo_caption_is_caught(sqlite_clinic: Clinic) 
     found = await open_intake(clinic, p.uid)
     assert found is not None and found[0].state == "emergency"
     assert clinic.app.processor.failed == 0
+
+
+# Emergencies in wordings the lexicon may not know. When the lexicon learns them all, add
+# another: the test needs one the model alone flags.
+SECOND_OPINION = [
+    "can't feel my legs after the fall and my back hurts so much",
+    "after the fall my legs feel like cotton wool and my back hurts a lot",
+    "since the fall i can't feel my legs properly and my back aches",
+]
+
+
+def _second_opinion_phrase() -> str:
+    """A phrase the lexicon does not flag, that names a complaint, and that the second-opinion
+    model reads as a possible emergency."""
+    from flows import redflag_model, redflags, understand
+    from flows.intake import prefill_of
+
+    for text in SECOND_OPINION:
+        if (
+            redflags.detect(text) is None
+            and prefill_of(understand.understand(text))
+            and redflag_model.possible(text)
+        ):
+            return text
+    raise AssertionError("every SECOND_OPINION phrase is now a lexicon hit: add a new one")
+
+
+async def test_words_the_model_reads_as_an_emergency_are_asked_first(clinic: Clinic) -> None:
+    """The lexicon did not flag it, the model did: "is this an emergency?" comes before the
+    prefilled intake; "No" shows what was understood."""
+    text = _second_opinion_phrase()
+    p = await new_patient(clinic, "en")
+    msg = await p.say(text, has_button(p.t("safety.yes")))
+    assert msg["text"] == p.t("safety.ask", emergency_number="112")
+    await p.press(p.t("safety.no"), has_button(p.t("intake.prefill.self")))
+    found = await open_intake(clinic, p.uid)
+    assert found is not None and found[1]["complaint_text"] == text
+    assert clinic.app.processor.failed == 0
