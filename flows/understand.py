@@ -11,7 +11,9 @@ no I/O except reading that file once. Every regex in it has bounded quantifiers 
 refuses others), so the work is linear in the length of the message.
 
 A complaint is ignored when it is denied: a denial cue shortly before it in the same clause
-("no fever", "没有发烧", "не кашляю") or right after it ("температуры нет", "体温正常").
+("no fever", "没有发烧", "не кашляю") or right after it ("температуры нет", "体温正常"). A cue
+just before it or inside it can also say it is secondary ("also a headache", "头也疼", "голова
+тоже болит") or the main one ("mainly the fever", "主要是发烧", "в основном жар").
 """
 
 from __future__ import annotations
@@ -339,6 +341,9 @@ class _Language:
     negation_before: re.Pattern[str]
     negation_after: re.Pattern[str]
     negation_window: int
+    also_cue: re.Pattern[str] | None  # "also", "也", "тоже": the phrase is secondary
+    main_cue: re.Pattern[str] | None  # "mainly", "主要", "в основном": the phrase is the main one
+    cue_window: int
     numbers: Mapping[str, float]
     stems: tuple[tuple[str, float], ...]
     multipliers: Mapping[str, float]
@@ -372,6 +377,7 @@ class Lexicon:
     rank: Mapping[str, tuple[int, int]]  # category → (tier, position in the priority list)
     child_category: str
     child_below_years: float
+    child_keeps: frozenset[str]  # categories a child's message keeps (an injury is no illness)
     fallback: str
     bands: tuple[tuple[str, float | None], ...]
     more_than: float
@@ -483,6 +489,9 @@ _LANG_KEYS = (
     "negation_window",
     "negation_before",
     "negation_after",
+    "also_cue",
+    "main_cue",
+    "cue_window",
     "number",
     "age_number",
     "severity_number",
@@ -576,6 +585,15 @@ def _load_language(
     window = ld.integer(f"{base} negation_window", spec.get("negation_window"), 1, 200)
     neg_before = re.compile(ld.regex(f"{base} negation_before", text("negation_before"), macros))
     neg_after = re.compile(ld.regex(f"{base} negation_after", text("negation_after"), macros))
+    cues: dict[str, re.Pattern[str] | None] = {}
+    for key in ("also_cue", "main_cue"):
+        raw_cue = spec.get(key)
+        cues[key] = re.compile(ld.regex(f"{base} {key}", raw_cue, macros)) if raw_cue else None
+    cue_window = (
+        ld.integer(f"{base} cue_window", spec.get("cue_window"), 1, 200)
+        if "cue_window" in spec or any(cues.values())
+        else 0
+    )
 
     # How long.
     where = f"[lang.{code}.duration]"
@@ -690,6 +708,9 @@ def _load_language(
         negation_before=neg_before,
         negation_after=neg_after,
         negation_window=window,
+        also_cue=cues["also_cue"],
+        main_cue=cues["main_cue"],
+        cue_window=cue_window,
         numbers=numbers,
         stems=stems,
         multipliers=multipliers,
@@ -727,7 +748,9 @@ def _load_terms(ld: _Loader, data: dict[str, Any]) -> dict[str, list[tuple[str, 
 def _load_choose(ld: _Loader, data: dict[str, Any], with_terms: set[str]) -> dict[str, Any]:
     where = "[choose]"
     spec = ld.table(
-        where, data.get("choose"), ("child_category", "child_below_years", "fallback", "priority")
+        where,
+        data.get("choose"),
+        ("child_category", "child_below_years", "child_keeps", "fallback", "priority"),
     )
     for key in ("child_category", "fallback"):
         if spec.get(key) not in CATEGORY_IDS:
@@ -745,12 +768,17 @@ def _load_choose(ld: _Loader, data: dict[str, Any], with_terms: set[str]) -> dic
             if cid in rank:
                 raise ld.fail(f"{where} priority", f"{cid!r} is listed twice")
             rank[cid] = (t, len(rank))
+    keeps = ld.strings(f"{where} child_keeps", spec.get("child_keeps"))
+    for cid in keeps:
+        if cid not in CATEGORY_IDS:
+            raise ld.fail(f"{where} child_keeps", f"unknown category id {cid!r}")
     missing = sorted(with_terms - set(rank))
     if missing:
         raise ld.fail(f"{where} priority", f"categories with phrases are not ranked: {missing}")
     return {
         "rank": rank,
         "child_category": spec["child_category"],
+        "child_keeps": frozenset(keeps),
         "fallback": spec["fallback"],
         "child_below_years": ld.number(
             f"{where} child_below_years", spec.get("child_below_years"), low=1
@@ -864,6 +892,7 @@ def load(path: Path | None = None) -> Lexicon:
         rank=choose["rank"],
         child_category=choose["child_category"],
         child_below_years=choose["child_below_years"],
+        child_keeps=choose["child_keeps"],
         fallback=choose["fallback"],
         bands=bands["bands"],
         more_than=bands["more_than"],
@@ -894,6 +923,7 @@ class _Hit:
     also: bool
     start: int
     end: int
+    focus: bool = False  # a cue says it is the main complaint
 
 
 @dataclass(frozen=True)
@@ -912,6 +942,7 @@ class _Message:
         self.text = normalize(text)
         self.langs = tuple(lang for lang in lex.languages if lang.gate.search(self.text))
         self.window = max((lang.negation_window for lang in self.langs), default=0)
+        self.last_tier = max((tier for tier, _ in lex.rank.values()), default=0)
         self._breaks: tuple[list[int], list[int]] | None = None
 
     def clause(self, start: int, end: int) -> tuple[int, int]:
@@ -937,12 +968,27 @@ class _Message:
             for lang in self.langs
         )
 
+    def cued(self, start: int, end: int) -> tuple[bool, bool]:
+        """(secondary, main): does a cue in the few characters before the phrase at
+        text[start:end], or inside it, say it is an accompanying or the main complaint?"""
+        also = main = False
+        for lang in self.langs:
+            if lang.cue_window:
+                lo = max(0, start - lang.cue_window)
+                also = also or bool(lang.also_cue and lang.also_cue.search(self.text, lo, end))
+                main = main or bool(lang.main_cue and lang.main_cue.search(self.text, lo, end))
+        return also, main
+
     def hits(self) -> tuple[list[_Hit], bool]:
-        """The first undenied phrase of each (category, strength), and whether any phrase at
-        all (even a denied one) was found."""
-        found: dict[tuple[str, bool], _Hit] = {}
+        """The best undenied phrase of each category (main before "also", one said to be the
+        main before the others, then the first), and whether any phrase at all (even a denied
+        one) was found. A main phrase with an "also" cue counts as an accompanying one; any
+        phrase with a "mainly" cue counts as a main one."""
+        found: dict[str, _Hit] = {}
         any_phrase = False
         text = self.text
+        # Without a "mainly" cue anywhere, a category's first main phrase cannot be bettered.
+        focus_possible = any(lang.main_cue and lang.main_cue.search(text) for lang in self.langs)
         for lang in self.langs:
             if lang.candidates is None:
                 continue
@@ -953,12 +999,28 @@ class _Message:
                 any_phrase = True
                 ch = text[start]
                 for term in lang.terms:
-                    key = (term.category, term.also)
-                    if key in found or (term.first is not None and ch not in term.first):
+                    best = found.get(term.category)
+                    if best is not None and (
+                        best.focus or not (focus_possible or (best.also and not term.also))
+                    ):
+                        continue
+                    if term.first is not None and ch not in term.first:
                         continue
                     tm = term.rx.match(text, start)
-                    if tm and not self.negated(start, tm.end()):
-                        found[key] = _Hit(term.category, term.also, start, tm.end())
+                    if tm is None or self.negated(start, tm.end()):
+                        continue
+                    also, main = self.cued(start, tm.end())
+                    # A cue never makes an injury or chest pain secondary (the first tiers).
+                    also = also and self.lex.rank[term.category][0] == self.last_tier
+                    hit = _Hit(
+                        term.category, (term.also or also) and not main, start, tm.end(), main
+                    )
+                    if best is None or (hit.also, not hit.focus, hit.start) < (
+                        best.also,
+                        not best.focus,
+                        best.start,
+                    ):
+                        found[term.category] = hit
                 pos = start + 1
         return list(found.values()), any_phrase
 
@@ -1163,13 +1225,14 @@ def _health(msg: _Message, any_phrase: bool | None = None) -> bool:
 
 
 def _choose(lex: Lexicon, hits: Sequence[_Hit]) -> str | None:
-    """Main before "also", then the priority tier, then the first named, then the shorter."""
+    """Main before "also", then the priority tier, then one said to be the main, then the first
+    named, then the shorter."""
     if not hits:
         return None
 
-    def key(h: _Hit) -> tuple[int, int, int, int, int]:
+    def key(h: _Hit) -> tuple[int, int, int, int, int, int]:
         tier, order = lex.rank[h.category]
-        return (int(h.also), tier, h.start, h.end - h.start, order)
+        return (int(h.also), tier, int(not h.focus), h.start, h.end - h.start, order)
 
     return min(hits, key=key).category
 
@@ -1190,10 +1253,11 @@ def understand(text: str, *, lexicon: Lexicon | None = None) -> Understood:
     hits, any_phrase = msg.hits()
     health = _health(msg, any_phrase)
     is_child = age < lex.child_below_years if age is not None else child_word
-    if is_child and (hits or health):
+    chosen = _choose(lex, hits)
+    if is_child and (hits or health) and chosen not in lex.child_keeps:
         category: str | None = lex.child_category
     else:
-        category = _choose(lex, hits) or (lex.fallback if health else None)
+        category = chosen or (lex.fallback if health else None)
     return Understood(
         category=category,
         duration=_duration(msg, ages),

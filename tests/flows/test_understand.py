@@ -71,6 +71,7 @@ ENGLISH = [
     ("not coughing, just a sore throat", _u("sore_throat_ear")),
     ("I don't have a fever", _u("other", subject="self")),
     ("I don't think it's a fever but my head hurts", _u("headache", subject="self")),
+    ("throat isn't sore, just a cough", _u("cough_cold")),
     # durations in context
     ("chest pain and short of breath since this morning", _u("chest_pain", "today")),
     ("twice a day I get a headache for about 2 hours", _u("headache", "hours", None, "self")),
@@ -101,6 +102,31 @@ ENGLISH = [
     ("since having my baby I've been very depressed", _u("mental_health", subject="self")),
     ("my husband says I snore and I'm tired all the time", _u("other", subject="self")),
     ("baby not feeding well and very sleepy", _u("child_illness", subject="other")),
+    # an injury is no illness, even a child's
+    (
+        "my daughter tripped on the stairs and her ankle is swollen",
+        _u("injury", subject="other"),
+    ),
+    # "also" makes a complaint secondary, "mostly" the main one; never for chest pain
+    ("temperature since last night, also a headache", _u("fever", "days_1_3")),
+    ("headache and a temperature, but mostly the fever", _u("fever")),
+    ("cough for a week, also my chest hurts", _u("chest_pain", "days_4_7", None, "self")),
+    # wordings: no determiner, two place words, "pass water", "mood has been low"
+    ("sharp pain in chest for 20 minutes", _u("chest_pain", "minutes")),
+    ("ache on the right side of my chest", _u("chest_pain", subject="self")),
+    ("it burns when I pass water", _u("urinary", subject="self")),
+    ("my mood has been really low lately", _u("mental_health", subject="self")),
+    ("cold for a fortnight", _u("cough_cold", "weeks_1_4")),
+    # a pregnancy's weeks, screen time and sleep are not how long it has lasted
+    ("I'm 14 weeks pregnant and have heartburn", _u("womens_health", subject="self")),
+    ("sore eyes from 9 hours on the computer", _u("eye")),
+    ("headache, only had 4 hours sleep", _u("headache")),
+    # a long-standing condition's age is history when the complaint's own time is stated
+    (
+        "I've had asthma for 20 years, wheezy for the last 2 days",
+        _u("breathing", "days_1_3", None, "self"),
+    ),
+    ("pain 4/10, worse at night", _u("other", severity=4)),
     # health without a category; not health at all
     ("I feel awful", _u("other", subject="self")),
     ("help", _u("other")),
@@ -134,6 +160,7 @@ CHINESE = [
     ("我头不疼，就是咳嗽", _u("cough_cold", subject="self")),
     ("不知道是不是发烧，头很疼", _u("headache")),
     ("不发烧", _u("other")),
+    ("嗓子也不疼 就是咳嗽", _u("cough_cold")),
     # who and how old
     ("宝宝3个月大，发烧", _u("child_illness", subject="other", age=0.25)),
     ("我儿子5岁，拉肚子一天了", _u("child_illness", "days_1_3", None, "other", 5.0)),
@@ -142,6 +169,25 @@ CHINESE = [
     ("我今年67岁，关节疼", _u("back_joint", subject="self", age=67.0)),
     ("我妈妈80岁，头晕", _u("dizziness", subject="other", age=80.0)),
     ("宝宝不吃奶，没精神", _u("child_illness", subject="other")),
+    ("儿子骑车摔了 膝盖擦破了", _u("injury", subject="other")),
+    # 也 makes a complaint secondary, 主要 the main one
+    ("发烧两天了 嗓子也有点疼", _u("fever", "days_1_3")),
+    ("头疼 咳嗽 主要是发烧", _u("fever")),
+    # body part, where, when, then how it hurts
+    ("胸口左边像针扎一样疼", _u("chest_pain")),
+    ("肋骨这里一按就疼", _u("chest_pain")),
+    ("膝盖早上起来又僵又疼", _u("back_joint")),
+    ("小肚子坠胀 尿不干净", _u("abdominal_pain")),
+    ("右眼进了沙子", _u("eye")),
+    ("记性越来越不好", _u("mental_health")),
+    ("手上割了个口子", _u("injury")),
+    ("要不要打破伤风针", _u("injury")),
+    # 早上起来 is a habit unless something happened (了); a pregnancy's weeks are no onset
+    ("早上起来嗓子都很干", _u("sore_throat_ear")),
+    ("早上起来眼睛肿了", _u("eye", "today")),
+    ("怀孕十二周 最近三天一直吐", _u("womens_health", "days_1_3")),
+    ("有高血压好多年了 这两天头晕", _u("dizziness", "days_1_3")),
+    ("头疼 满分10分的话有5分", _u("headache", severity=5)),
     # health without a category; not health at all
     ("我难受", _u("other", subject="self")),
     ("救命", _u("other")),
@@ -177,6 +223,7 @@ RUSSIAN = [
     ("голова не болит, но тошнит", _u("abdominal_pain")),
     ("кашель не проходит уже две недели", _u("cough_cold", "weeks_1_4")),
     ("не кашляю", _u("other")),
+    ("горло тоже не болит, только кашель", _u("cough_cold")),
     # who and how old
     ("дочке семь недель, температура", _u("child_illness", subject="other", age=7 / 52)),
     ("сыну 5 лет, понос второй день", _u("child_illness", "days_1_3", None, "other", 5.0)),
@@ -189,6 +236,29 @@ RUSSIAN = [
         _u("dizziness", "days_1_3", None, "other", 80.0),
     ),
     ("малыш вялый, не ест", _u("child_illness", subject="other")),
+    ("сын упал с качелей, разбил губу", _u("injury", subject="other")),
+    # "тоже" makes a complaint secondary, "в основном" the main one
+    ("температура второй день, горло тоже немного болит", _u("fever", "days_1_3")),
+    ("болит голова, но в основном температура", _u("fever")),
+    # the unit first means "about": "дня 2", "минут 40", "недели полторы"
+    ("болит живот минут 40", _u("abdominal_pain", "minutes")),
+    ("кашель уже недели три", _u("cough_cold", "weeks_1_4")),
+    ("голова кружится дня 2", _u("dizziness", "days_1_3")),
+    ("сыпь неделю-две", _u("skin", "weeks_1_4")),
+    # words
+    ("побаливает в груди слева", _u("chest_pain")),
+    ("покалывает в области сердца", _u("chest_pain")),
+    ("шея не поворачивается, продуло", _u("back_joint")),
+    ("стала хуже видеть, все расплывается", _u("eye")),
+    ("болит грудь перед месячными", _u("womens_health")),
+    ("чуть не потеряла сознание в метро", _u("dizziness")),
+    # a pregnancy's weeks and a long-standing condition are no onset
+    ("срок 16 недель, болит поясница", _u("back_joint")),
+    (
+        "диабет у меня 10 лет, а сахар высокий третий день",
+        _u("chronic_review", "days_1_3", None, "self"),
+    ),
+    ("болит плечо, по шкале от 0 до 10 примерно 6", _u("back_joint", severity=6)),
     # health without a category; not health at all
     ("мне плохо", _u("other", subject="self")),
     ("помогите", _u("other")),
@@ -278,8 +348,22 @@ def test_each_language_has_enough_cases() -> None:
         ("for years", "months"),
         ("last night", "days_1_3"),
         ("since last week", "days_4_7"),
+        ("the last half hour", "minutes"),
+        ("a week or so", "days_4_7"),
+        ("a week or two", "weeks_1_4"),
+        ("a day or two", "days_1_3"),
+        ("all morning", "today"),
+        ("since 5am", "today"),
+        ("8 weeks pregnant", None),
+        ("at a desk all day", None),
         # Chinese numbers
         ("刚才", "minutes"),
+        ("个把月", "weeks_1_4"),
+        ("俩礼拜", "weeks_1_4"),
+        ("十来天", "weeks_1_4"),
+        ("好几个星期", "weeks_1_4"),
+        ("吃完午饭以后", "today"),
+        ("怀孕十周", None),
         ("三个小时", "hours"),
         ("今天早上", "today"),
         ("昨天", "days_1_3"),
@@ -303,6 +387,15 @@ def test_each_language_has_enough_cases() -> None:
         ("полтора месяца", "months"),
         ("с весны", "months"),
         ("давно", "months"),
+        ("полторы недели", "weeks_1_4"),
+        ("две с половиной недели", "weeks_1_4"),
+        ("дня три", "days_1_3"),
+        ("часа 2 назад", "hours"),
+        ("день-два", "days_1_3"),
+        ("уже недельку", "days_4_7"),
+        ("с 6 утра", "today"),
+        ("беременность 20 недель", None),
+        ("утром хуже", None),
         # not a duration
         ("3", None),
         ("hello", None),
@@ -339,8 +432,13 @@ def test_parse_duration(text: str, expected: str | None) -> None:
         ("на семерку", 7),
         ("8 баллов", 8),
         ("около 5", 5),
+        ("about 5/10, worse when I bend", 5),
+        ("i'd give it a 6", 6),
+        ("10分的话有6分", 6),
+        ("по шкале от 0 до 10 где-то 7", 7),
         # not a rating
         ("11", None),
+        ("болит ухо дней пять", None),
         ("3 days", None),
         ("6 weeks", None),
         ("I'm 6", None),
@@ -502,6 +600,12 @@ def _broken(tmp_path: Path, old: str, new: str) -> Path:
             r"\[choose\] priority: categories with phrases are not ranked: \['eye'\]",
         ),
         ('fallback = "other"', 'fallback = "misc"', r"\[choose\] fallback: unknown category"),
+        (
+            'child_keeps = ["injury"]',
+            'child_keeps = ["injuries"]',
+            r"\[choose\] child_keeps: unknown category id 'injuries'",
+        ),
+        ("cue_window = 4\n", "", r"\[lang\.zh\] cue_window: expected a whole number"),
         (
             '{ id = "days_4_7", below_hours = 169 }',
             '{ id = "days_4_7", below_hours = 50 }',
