@@ -23,7 +23,7 @@ from bot.telegram.sender import Limits, OutboxSender
 from bot.telegram.sources import Poller, webhook_routes
 from bot.verify_web import VerifyPage
 from bot.verify_web import serve as serve_verify
-from flows import followup, questionnaire, redflag_model, understand
+from flows import followup, questionnaire, redflag_model, routing, understand
 from handlers import patient as patient_handlers
 from locales import Translator, validate_catalogs
 from scheduler.sweeper import Sweeper
@@ -100,6 +100,7 @@ class Careline:
         validate_catalogs()
         questionnaire.use(settings.intake_file)
         followup.validate()  # the follow-up templates (flows/questionnaires/followups.toml)
+        routing.validate()  # fallbacks and waiting limits (flows/questionnaires/routing.toml)
         understand.validate()  # the free-text lexicon (flows/questionnaires/understand.toml)
         redflag_model.validate()  # the second-opinion weights (redflag_model.json.gz)
         tokens = dict(zip(ROLES, settings.require_tokens(), strict=True))

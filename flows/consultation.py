@@ -21,7 +21,7 @@ from typing import Any
 
 from transitions import Machine
 
-from flows import doctors
+from flows import doctors, routing
 from flows.machines import fire
 from flows.onboarding import Actor, clean_text
 from storage.models import CaseMessage, Consultation, Doctor, Intake, Patient
@@ -31,6 +31,7 @@ from storage.uow import UnitOfWork
 OPENED = "consult.opened"  # tell the patient the case number, notify the department
 EXPIRE = "consult.expire"  # nobody accepted in time
 REQUEUED = "consult.requeued"  # the doctor became unavailable: back in the queue
+FALLBACK = "consult.fallback"  # nobody of the department accepted in time: down the chain
 
 TEXT_MAX = 3500  # one relayed message (the tag and header must still fit Telegram's 4096)
 RANKS = ("emergency_ambulance", "emergency", "consultation_24", "consultation", "self_care")
@@ -72,6 +73,7 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "terminate", "source": S.ACTIVE, "dest": S.TERMINATED},
     {"trigger": "transfer", "source": S.ACTIVE, "dest": S.WAITING},
     {"trigger": "requeue", "source": S.ACTIVE, "dest": S.WAITING},
+    {"trigger": "fall_back", "source": S.WAITING, "dest": S.WAITING},
     {"trigger": "expire", "source": S.WAITING, "dest": S.EXPIRED},
     {"trigger": "keep_waiting", "source": S.EXPIRED, "dest": S.WAITING},
     {"trigger": "cancel", "source": list(CANCELLABLE), "dest": S.CANCELLED},
@@ -246,6 +248,116 @@ async def _schedule_expiry(
     await uow.events.add(EXPIRE, case.id, case.patient_id, case.expires_at)
 
 
+async def staffing(uow: UnitOfWork, now: datetime, clinic_tz: str) -> tuple[set[str], set[str]]:
+    """(departments with a verified doctor, departments with one on duty and reachable now)."""
+    staffed: set[str] = set()
+    on_duty: set[str] = set()
+    for d in await uow.doctors.with_status("verified"):
+        if not is_verified(d, now):
+            continue
+        depts = departments_of(d)
+        staffed.update(depts)
+        if available(d, now, clinic_tz) and not d.unreachable:
+            on_duty.update(depts)
+    return staffed, on_duty
+
+
+def disposition_of(case: Consultation) -> str:
+    """The case's triage disposition (from its queue priority)."""
+    return RANKS[case.priority] if 0 <= case.priority < len(RANKS) else "consultation"
+
+
+async def _schedule_fallback(uow: UnitOfWork, case: Consultation, now: datetime) -> None:
+    """The limit of the case's disposition starts in its department (none at the chain's end)."""
+    rules = routing.current()
+    if rules.next_of(case.department) is None:
+        return
+    due = now + rules.limit(disposition_of(case))
+    await uow.events.add(FALLBACK, case.id, case.patient_id, due)
+
+
+async def _into_queue(uow: UnitOfWork, case: Consultation, now: datetime, hours: float) -> None:
+    await _schedule_expiry(uow, case, now, hours)
+    await _schedule_fallback(uow, case, now)
+
+
+async def fallback_due(
+    uow: UnitOfWork, case_id: str, now: datetime, clinic_tz: str
+) -> tuple[Consultation, str] | None:
+    """The fallback event: a case still waiting in the department it entered a limit ago
+    moves to the next staffed department of its chain; returns (case, department it left).
+    None when it was accepted, moved or requeued meanwhile, or is at the chain's end."""
+    case = await uow.consultations.get(case_id)
+    if case is None or State(case.state) is not State.WAITING:
+        return None
+    rules = routing.current()
+    entered = case.updated_at if case.updated_at.tzinfo else case.updated_at.replace(tzinfo=UTC)
+    if entered + rules.limit(disposition_of(case)) > now + timedelta(seconds=1):
+        return None  # it entered this department later: a later event covers it
+    staffed, _ = await staffing(uow, now, clinic_tz)
+    new = rules.fall_back(case.department, staffed.__contains__)
+    if new is None:
+        return None
+    left = case.department
+    await _move(
+        uow, case, "fall_back", "system", "generic", now, department_from=left, department_to=new
+    )
+    case.department = new
+    await _schedule_fallback(uow, case, now)
+    return case, left
+
+
+RECENT_WAITS = timedelta(days=7)  # acceptance times older than this say nothing of today
+MIN_SAMPLES = 3  # fewer recent acceptances than this: no estimate
+
+
+@dataclass(frozen=True)
+class Wait:
+    """What a waiting patient is told: their place and an honest estimate."""
+
+    place: int  # 1: the next case a doctor of the department takes
+    estimate: timedelta | None  # the median recent wait of this queue (else the clinic's)
+    on_duty: bool  # a doctor of the department is on duty and within hours now
+    next_start: datetime | None  # off duty: when the next doctor's hours start (UTC)
+
+
+def _aware(d: datetime) -> datetime:
+    return d if d.tzinfo else d.replace(tzinfo=UTC)
+
+
+def next_shift(doctor: Doctor, now: datetime, clinic_tz: str) -> datetime | None:
+    """When the doctor's working hours next start (UTC); None without set hours."""
+    if not doctor.work_hours:
+        return None
+    hour, minute = (int(x) for x in doctor.work_hours.split("-")[0].split(":"))
+    local = now.astimezone(_zone(doctor.timezone, clinic_tz))
+    start = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    if start <= local:
+        start += timedelta(days=1)
+    return start.astimezone(UTC)
+
+
+async def wait_of(uow: UnitOfWork, case: Consultation, now: datetime, clinic_tz: str) -> Wait:
+    """The patient's place in their queue, the typical wait there, and whether anyone of the
+    department is on duty (if not, when the next one starts)."""
+    ahead = await uow.consultations.ahead_of(case)
+    waits = await uow.consultations.recent_waits(now - RECENT_WAITS, case.department)
+    if len(waits) < MIN_SAMPLES:
+        waits = await uow.consultations.recent_waits(now - RECENT_WAITS)
+    estimate = None
+    if len(waits) >= MIN_SAMPLES:
+        seconds = sorted((_aware(a) - _aware(r)).total_seconds() for r, a in waits)
+        estimate = timedelta(seconds=max(60.0, seconds[len(seconds) // 2]))
+    team = [
+        d
+        for d in await uow.doctors.with_status("verified")
+        if case.department in departments_of(d) and is_verified(d, now) and not d.unreachable
+    ]
+    on_duty = any(available(d, now, clinic_tz) for d in team)
+    starts = [t for d in team if d.on_duty and (t := next_shift(d, now, clinic_tz)) is not None]
+    return Wait(ahead + 1, estimate, on_duty, min(starts) if starts else None)
+
+
 def priority_of(disposition: str | None) -> int:
     """The queue priority: the disposition's rank, 0 most urgent."""
     return RANKS.index(disposition) if disposition in RANKS else RANKS.index("consultation")
@@ -259,10 +371,12 @@ async def request_for_intake(
     *,
     now: datetime,
     expiry_hours: float = 24,
+    clinic_tz: str = "UTC",
 ) -> Consultation | None:
     """A triaged intake that needs a doctor becomes a case (None when it does not: other
-    dispositions, or a cn first visit sent to an in-person visit). The patient is told and
-    the department notified by the ``consult.opened`` event."""
+    dispositions, or a cn first visit sent to an in-person visit). It waits in the first
+    department of the triage's chain that someone can see it in (``flows.routing``). The
+    patient is told and the department notified by the ``consult.opened`` event."""
     if intake.disposition not in ("consultation", "consultation_24"):
         return None
     if patient.blocked_at is not None:  # blocked after an upheld abuse report
@@ -279,12 +393,23 @@ async def request_for_intake(
         state=State.REQUESTED.value,
         requested_at=now,
     )
+    preferred = case.department
+    staffed, on_duty = await staffing(uow, now, clinic_tz)
+    case.department = routing.current().place(
+        preferred, intake.disposition, staffed.__contains__, on_duty.__contains__
+    )
+    case.preferred_department = preferred
     await uow.consultations.add(case)
     await uow.audit.record(
         Actor(patient.id).ref, "consultation.request", "consultation", case.id, {}
     )
+    if case.department != preferred:
+        await uow.audit.record(
+            "system", "consultation.routed", "consultation", case.id,
+            {"preferred": preferred, "department": case.department},
+        )  # fmt: skip
     if await _move(uow, case, "submit", "system", jurisdiction, now) is State.WAITING:
-        await _schedule_expiry(uow, case, now, expiry_hours)
+        await _into_queue(uow, case, now, expiry_hours)
     await uow.events.add(OPENED, case.id, patient.id, now)
     return case
 
@@ -328,7 +453,7 @@ async def attach_record(
     if file_id:
         await uow.consultations.set_source_file(case, row, file_id)
     case.requested_at = now
-    await _schedule_expiry(uow, case, now, expiry_hours)
+    await _into_queue(uow, case, now, expiry_hours)
 
 
 async def accept(
@@ -528,7 +653,7 @@ async def transfer(
     )  # fmt: skip
     _back_to_queue(case, now)
     case.department = department
-    await _schedule_expiry(uow, case, now, expiry_hours)
+    await _into_queue(uow, case, now, expiry_hours)
 
 
 def _back_to_queue(case: Consultation, now: datetime) -> None:
@@ -590,7 +715,7 @@ async def keep_waiting(
     if case.patient_id != patient.id:
         raise NotAllowed("not_yours")
     await _move(uow, case, "keep_waiting", Actor(patient.id).ref, "generic", now)
-    await _schedule_expiry(uow, case, now, expiry_hours)
+    await _into_queue(uow, case, now, expiry_hours)
 
 
 async def requeue_for_doctor(
@@ -602,7 +727,7 @@ async def requeue_for_doctor(
     for case in await uow.consultations.active_for_doctor(doctor.id):
         await _move(uow, case, "requeue", "system", "generic", now, doctor=doctor.id)
         _back_to_queue(case, now)
-        await _schedule_expiry(uow, case, now, expiry_hours)
+        await _into_queue(uow, case, now, expiry_hours)
         await uow.events.add(REQUEUED, case.id, case.patient_id, now)
         moved.append(case)
     return moved

@@ -466,6 +466,7 @@ async def press(
     *,
     jurisdiction: str = "generic",
     case_expiry_hours: float = 24.0,
+    clinic_tz: str = "UTC",
 ) -> Outcome:
     """A button of the intake: ``tag`` names the intake it was shown for."""
     intake = await open_intake(uow, patient)
@@ -606,7 +607,7 @@ async def press(
         answers["pending_disposition"] = result.disposition
         await move("confirm")
         if State(intake.state) is State.TRIAGED:
-            await _complete(uow, patient, intake, answers, result, case_expiry_hours)
+            await _complete(uow, patient, intake, answers, result, case_expiry_hours, clinic_tz)
         else:
             await uow.intakes.save_answers(intake, answers)
         return out
@@ -622,7 +623,7 @@ async def press(
         answers["offline_diagnosis"] = value == "yes"
         result = decide(q, answers)
         await move("answer_diagnosis")
-        await _complete(uow, patient, intake, answers, result, case_expiry_hours)
+        await _complete(uow, patient, intake, answers, result, case_expiry_hours, clinic_tz)
         return out
     raise StaleButton(f"unknown action {action}")
 
@@ -665,6 +666,7 @@ async def _complete(
     answers: dict[str, Any],
     result: Triage,
     case_expiry_hours: float = 24.0,
+    clinic_tz: str = "UTC",
 ) -> None:
     answers.pop("pending_disposition", None)
     answers["triage"] = {
@@ -682,8 +684,9 @@ async def _complete(
                 await uow.patients.set_field(patient, name, value)
     await _finish(uow, patient, intake, answers, "intake.complete")
     await consultation.request_for_intake(
-        uow, patient, intake, answers, now=utcnow(), expiry_hours=case_expiry_hours
-    )
+        uow, patient, intake, answers, now=utcnow(), expiry_hours=case_expiry_hours,
+        clinic_tz=clinic_tz,
+    )  # fmt: skip
 
 
 async def _finish(

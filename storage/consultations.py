@@ -76,6 +76,43 @@ class ConsultationRepository:
         )
         return list(rows)
 
+    async def ahead_of(self, case: Consultation) -> int:
+        """Waiting cases of the same department that come before this one in the queue."""
+        earlier = (Consultation.priority < case.priority) | (
+            (Consultation.priority == case.priority)
+            & (
+                (Consultation.requested_at < case.requested_at)
+                | (
+                    (Consultation.requested_at == case.requested_at)
+                    & (Consultation.number < case.number)
+                )
+            )
+        )
+        count = await self._s.scalar(
+            select(func.count())
+            .select_from(Consultation)
+            .where(
+                Consultation.state == "waiting",
+                Consultation.department == case.department,
+                Consultation.id != case.id,
+                earlier,
+            )
+        )
+        return int(count or 0)
+
+    async def recent_waits(
+        self, since: datetime, department: str | None = None, limit: int = 50
+    ) -> list[tuple[datetime, datetime]]:
+        """(requested_at, accepted_at) of the latest cases accepted since ``since``, of one
+        department or of all; newest first."""
+        query = select(Consultation.requested_at, Consultation.accepted_at).where(
+            Consultation.accepted_at.is_not(None), Consultation.accepted_at >= since
+        )
+        if department is not None:
+            query = query.where(Consultation.department == department)
+        rows = await self._s.execute(query.order_by(Consultation.accepted_at.desc()).limit(limit))
+        return [(r[0], r[1]) for r in rows if r[1] is not None]
+
     async def active_for_doctor(self, doctor_id: str) -> list[Consultation]:
         """A doctor's active cases, oldest first."""
         rows = await self._s.scalars(

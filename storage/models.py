@@ -159,7 +159,9 @@ class Consultation(Base):
     number: Mapped[int] = mapped_column(Integer, unique=True)
     patient_id: Mapped[str] = mapped_column(String(32), index=True)
     intake_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
-    department: Mapped[str] = mapped_column(String(32))
+    department: Mapped[str] = mapped_column(String(32))  # the queue it waits in now
+    # The triage's department when routing sent the case elsewhere (flows/routing.py).
+    preferred_department: Mapped[str | None] = mapped_column(String(32), nullable=True)
     priority: Mapped[int] = mapped_column(Integer, default=3)  # disposition rank, 0 = urgent
     state: Mapped[str] = mapped_column(String(24))
     doctor_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)

@@ -9,7 +9,11 @@ phone: every cross-person message goes through the outbox of the other bot.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+import zoneinfo
+from datetime import datetime, timedelta
+
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.settings import Settings
 from bot.telegram.reply import PRIORITY_REPLY, Replier
@@ -18,6 +22,76 @@ from flows import trust
 from locales import Html, Translator
 from storage.models import Consultation, Doctor, Patient
 from storage.uow import UnitOfWork
+
+
+class QueueCB(CallbackData, prefix="cq"):
+    """Accept or skip one waiting case (``case``: its id); handled in handlers.doctor.queue."""
+
+    action: str  # acc | skip
+    case: str
+
+
+def accept_keyboard(
+    tr: Translator, case: Consultation, *, skip: bool = False
+) -> InlineKeyboardMarkup:
+    """Accept (and Skip, in /queue) for one waiting case."""
+    row = [
+        InlineKeyboardButton(
+            text=tr.plain("consult.doctor.accept"),
+            callback_data=QueueCB(action="acc", case=case.id).pack(),
+        )
+    ]
+    if skip:
+        row.append(
+            InlineKeyboardButton(
+                text=tr.plain("consult.doctor.skip"),
+                callback_data=QueueCB(action="skip", case=case.id).pack(),
+            )
+        )
+    return InlineKeyboardMarkup(inline_keyboard=[row])
+
+
+def duration(tr: Translator, span: timedelta) -> str:
+    """A wait in words: minutes under two hours, else hours."""
+    minutes = max(1, round(span.total_seconds() / 60))
+    if minutes < 120:
+        return tr.plain("consult.minutes", n=minutes)
+    return tr.plain("consult.hours", n=round(minutes / 60))
+
+
+def _local_time(when: datetime, patient: Patient, clinic_tz: str) -> str:
+    for name in (patient.timezone, clinic_tz, "UTC"):
+        try:
+            return when.astimezone(zoneinfo.ZoneInfo(name or "UTC")).strftime("%H:%M")
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            continue
+    return when.strftime("%H:%M")
+
+
+def wait_text(
+    tr: Translator, case: Consultation, wait: flow.Wait, patient: Patient, clinic_tz: str
+) -> Html:
+    """The honest part of the "your case is in the queue" message."""
+    if not wait.on_duty and wait.next_start is not None:
+        text = tr(
+            "consult.wait.off_duty_at", time=_local_time(wait.next_start, patient, clinic_tz)
+        )
+    elif not wait.on_duty:
+        text = tr("consult.wait.off_duty")
+    elif wait.estimate is not None:
+        text = tr("consult.wait.estimate", place=wait.place, estimate=duration(tr, wait.estimate))
+    else:
+        text = tr("consult.wait.place", place=wait.place)
+    preferred = case.preferred_department
+    if preferred and preferred != case.department:
+        routed = tr(
+            "consult.wait.routed",
+            preferred=tr.plain(f"dept.{preferred}"),
+            department=department(tr, case),
+        )
+        text = Html(f"{routed}\n{text}")
+    return text
+
 
 _TAG = re.compile(r"^\s*#(\d{1,9})\b")
 
@@ -70,19 +144,27 @@ def to_doctor(uow: UnitOfWork, doctor: Doctor) -> tuple[Translator, Replier]:
 
 
 async def notify_department(
-    uow: UnitOfWork, case: Consultation, settings: Settings, now: datetime
+    uow: UnitOfWork,
+    case: Consultation,
+    settings: Settings,
+    now: datetime,
+    *,
+    left: str | None = None,
 ) -> int:
-    """One short notice (tag and triage level, no health details) to each doctor of the
-    case's department who is on duty and within working hours; returns how many."""
+    """One short notice (tag and triage level, no health details) with an Accept button to
+    each doctor of the case's department who is on duty and within working hours; ``left``:
+    the department the case fell back from. Returns how many were told."""
     doctors = await flow.doctors_for(uow, case.department, now, settings.timezone)
     for doctor in doctors:
         tr, reply = to_doctor(uow, doctor)
-        await reply.text(
-            tr(
-                "consult.doctor.new_case",
-                number=case.number,
-                department=department(tr, case),
-                level=level(tr, case),
-            )
-        )
+        common = {
+            "number": case.number,
+            "department": department(tr, case),
+            "level": level(tr, case),
+        }
+        if left is None:
+            text = tr("consult.doctor.new_case", **common)
+        else:
+            text = tr("consult.doctor.fell_back", left=tr.plain(f"dept.{left}"), **common)
+        await reply.text(text, accept_keyboard(tr, case))
     return len(doctors)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from aiogram.filters import Command, CommandObject
-from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
@@ -16,6 +15,7 @@ from flows import consultation as flow
 from flows.intake import age_band_for
 from flows.questionnaire import load
 from handlers.common import cases as view
+from handlers.common.cases import QueueCB, accept_keyboard
 from handlers.common.routes import RouteTable
 from handlers.patient.intake_render import summary_text
 from locales import Html, Translator
@@ -24,13 +24,6 @@ from storage.uow import UnitOfWork
 
 routes = RouteTable("doctor.queue")
 QUEUE_SHOWN = 10
-
-
-class QueueCB(CallbackData, prefix="cq"):
-    """Accept or skip one waiting case (``case``: its id)."""
-
-    action: str  # acc | skip
-    case: str
 
 
 async def refuse(
@@ -57,7 +50,7 @@ async def case_view(
     answers, who = await flow.view_intake(uow, doctor, case)
     q = load()
     band = age_band_for(who["birth_year"], q.age_bands)
-    return tr(
+    text = tr(
         "consult.doctor.case",
         number=case.number,
         name=who["name"] or "—",
@@ -68,6 +61,13 @@ async def case_view(
         waited=_waited(tr, case.requested_at, now),
         summary=Html(summary_text(tr, q, answers)),
     )
+    preferred = case.preferred_department
+    if preferred and preferred != case.department:
+        # After the first line: a doctor's message must start with the case tag (#N).
+        came = tr("consult.doctor.from", left=tr.plain(f"dept.{preferred}"))
+        head, _, rest = text.partition("\n")
+        text = Html(f"{head}\n{came}\n{rest}")
+    return text
 
 
 @routes.message(Command("queue"))
@@ -87,20 +87,7 @@ async def on_queue(
         await reply.text(tr("consult.doctor.queue_empty"))
         return
     for case in cases[:QUEUE_SHOWN]:
-        markup = InlineKeyboardMarkup(
-            inline_keyboard=[
-                [
-                    InlineKeyboardButton(
-                        text=tr.plain("consult.doctor.accept"),
-                        callback_data=QueueCB(action="acc", case=case.id).pack(),
-                    ),
-                    InlineKeyboardButton(
-                        text=tr.plain("consult.doctor.skip"),
-                        callback_data=QueueCB(action="skip", case=case.id).pack(),
-                    ),
-                ]
-            ]
-        )
+        markup = accept_keyboard(tr, case, skip=True)
         await reply.text(await case_view(uow, tr, doctor, case, now), markup, protect=True)
     if len(cases) > QUEUE_SHOWN:
         await reply.text(tr("consult.doctor.queue_more", n=len(cases) - QUEUE_SHOWN))

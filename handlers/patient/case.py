@@ -567,16 +567,18 @@ def scheduled(settings: Settings) -> dict[str, Callable[..., Awaitable[None]]]:
         found = await view.to_patient(uow, case) if case is not None else None
         if case is None or found is None:
             return
-        _, tr, reply = found
+        patient, tr, reply = found
         state = State(case.state)
         if state is State.AWAITING_RECORD:
             await reply.text(tr("consult.opened.record", number=case.number))
         elif state is State.WAITING:
+            wait = await flow.wait_of(uow, case, now, settings.timezone)
             await reply.text(
                 tr(
                     "consult.opened",
                     number=case.number,
                     department=view.department(tr, case),
+                    wait=view.wait_text(tr, case, wait, patient, settings.timezone),
                     emergency_number=settings.local_emergency_number,
                 )
             )
@@ -607,4 +609,30 @@ def scheduled(settings: Settings) -> dict[str, Callable[..., Awaitable[None]]]:
         await reply.text(tr("consult.requeued", number=case.number, department=department))
         await view.notify_department(uow, case, settings, now)
 
-    return {flow.OPENED: opened, flow.EXPIRE: expire, flow.REQUEUED: requeued}
+    async def fell_back(uow: UnitOfWork, event: ScheduledEvent, now: datetime) -> None:
+        moved = await flow.fallback_due(uow, event.subject, now, settings.timezone)
+        if moved is None:
+            return
+        case, left = moved
+        found = await view.to_patient(uow, case)
+        if found is not None:
+            _, tr, reply = found
+            wait = await flow.wait_of(uow, case, now, settings.timezone)
+            await reply.text(
+                tr(
+                    "consult.fell_back",
+                    number=case.number,
+                    left=tr.plain(f"dept.{left}"),
+                    department=view.department(tr, case),
+                    place=wait.place,
+                    emergency_number=settings.local_emergency_number,
+                )
+            )
+        await view.notify_department(uow, case, settings, now, left=left)
+
+    return {
+        flow.OPENED: opened,
+        flow.EXPIRE: expire,
+        flow.REQUEUED: requeued,
+        flow.FALLBACK: fell_back,
+    }

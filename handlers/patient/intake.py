@@ -124,6 +124,7 @@ async def on_intake_button(
             callback_data.value,
             jurisdiction=settings.jurisdiction.value,
             case_expiry_hours=settings.case_expiry_hours,
+            clinic_tz=settings.timezone,
         )
     except StaleButton:
         await reply.answer_callback(query.id, tr.plain("error.stale_button"))

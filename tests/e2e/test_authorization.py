@@ -51,8 +51,8 @@ import pytest_asyncio
 from sqlalchemy import func, select
 
 from flows import doctors as doctors_flow
+from handlers.common.cases import QueueCB
 from handlers.doctor.cases import CaseCB
-from handlers.doctor.queue import QueueCB
 from handlers.doctor.render import AdminCB
 from handlers.doctor.reports import ReportCB
 from locales import Translator

@@ -159,15 +159,13 @@ async def consult(p: Patient, category: str = "cough_cold", urgent: bool = False
     await p.confirm()
     case = await case_of(p.clinic, p.uid)
     department = p.t(f"dept.{case.department}")
+    opened = p.t(
+        "consult.opened", number=case.number, department=department, wait="",
+        emergency_number="112",
+    )  # fmt: skip
+    first_line = opened.split("\n")[0]
     await p.clinic.client.wait_for(
-        p.uid,
-        PATIENT_BOT,
-        is_text(
-            p.t(
-                "consult.opened", number=case.number, department=department, emergency_number="112"
-            )
-        ),
-        since=since,
+        p.uid, PATIENT_BOT, lambda m: (m.get("text") or "").startswith(first_line), since=since
     )
     return case.number
 

@@ -291,9 +291,9 @@ async def test_an_emergency_in_a_photo_caption_is_caught(sqlite_clinic: Clinic) 
 # Emergencies in wordings the lexicon may not know. When the lexicon learns them all, add
 # another: the test needs one the model alone flags.
 SECOND_OPINION = [
-    "can't feel my legs after the fall and my back hurts so much",
-    "after the fall my legs feel like cotton wool and my back hurts a lot",
-    "since the fall i can't feel my legs properly and my back aches",
+    "my eye went blurry all of a sudden and it hurts",
+    "i have a really bad pain in my lower belly on the right side since today",
+    "my head is pounding worse than ever since an hour",
 ]
 
 

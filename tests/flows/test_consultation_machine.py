@@ -51,6 +51,7 @@ EXPECTED: dict[tuple[State, str], Rule] = {
     (S.ACTIVE, "terminate"): fixed(S.TERMINATED),
     (S.ACTIVE, "transfer"): fixed(S.WAITING),
     (S.ACTIVE, "requeue"): fixed(S.WAITING),
+    (S.WAITING, "fall_back"): fixed(S.WAITING),
     (S.WAITING, "expire"): fixed(S.EXPIRED),
     (S.EXPIRED, "keep_waiting"): fixed(S.WAITING),
     (S.AWAITING_RECORD, "cancel"): fixed(S.CANCELLED),
