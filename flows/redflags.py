@@ -17,7 +17,11 @@ A pattern match is cancelled when
 * a history cue is near it in the same clause ("in 2015", "5年前", "3 года назад") and no
   acute cue ("just now", "刚才", "только что") is in that clause;
 * the flag has a minimum duration (``min_hours``) and every duration the message states is
-  shorter.
+  shorter;
+* a denial follows it later in the same sentence ("chest pain, dizziness - none of that",
+  "头疼 发烧 这些都没有"), or a statement that it is over ("fainted yesterday, all fine since",
+  "已经好了", "всё прошло") and the flag is ``resolvable``; neither applies to a flag that is
+  not negatable.
 
 Idioms ("dying of boredom", "笑死我了", "умираю от скуки") are blanked out before matching.
 """
@@ -29,7 +33,7 @@ import importlib
 import re
 import tomllib
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -80,6 +84,9 @@ _LANG_KEYS = frozenset(
         "clause_breaks",
         "negation",
         "post_negation",
+        "after_denial",
+        "after_resolved",
+        "after_window",
         "animals",
         "history",
         "acute",
@@ -124,6 +131,8 @@ class FlagRules:
     negatable: bool
     history: bool
     min_hours: float | None
+    # Whether "fine now", "已经好了", "всё прошло" after it cancels it (not for chest pain).
+    resolvable: bool = True
 
 
 @dataclass(frozen=True)
@@ -135,6 +144,19 @@ class Combo:
 
 
 @dataclass(frozen=True)
+class Dispatch:
+    """An alternation of named groups split by the character a match can start with: at a
+    candidate position (``starts``: a word start holding one of those characters) holding
+    character c, only ``table[c]`` is tried. It holds the same alternatives in the same order
+    as the whole alternation, minus those that cannot start with c, so it finds the same
+    matches; on a long message it is several times faster than the whole alternation."""
+
+    starts: re.Pattern[str]
+    table: Mapping[str, re.Pattern[str]]
+    members: Mapping[str, tuple[str, ...]]  # group names in table[c], in order
+
+
+@dataclass(frozen=True)
 class LanguageLexicon:
     """One language's compiled lexicon."""
 
@@ -142,14 +164,27 @@ class LanguageLexicon:
     gate: re.Pattern[str] | None
     patterns: re.Pattern[str]
     group_flags: Mapping[str, str]
+    # ``patterns`` split by first character (None when a first character cannot be read).
+    dispatch: Dispatch | None
     combos: tuple[Combo, ...]
     combo_gate: re.Pattern[str] | None  # any combo's first part; no match means no combo
+    # Every distinct first part of a combo, and all of them split by first character in
+    # groups g0, g1... (the other parts are searched only when the first one is found).
+    combo_parts: tuple[re.Pattern[str], ...]
+    combo_dispatch: Dispatch | None
+    combo_index: Mapping[re.Pattern[str], int]  # combo_parts[i] -> i
     idioms: re.Pattern[str] | None
     clause_breaks: re.Pattern[str]
     negation: re.Pattern[str]
     # A denial after the symptom that ends its clause ("одышки и боли в груди нет",
     # "chest pain - no", "胸痛没有"); None when the language has none.
     post_negation: re.Pattern[str] | None
+    # Later in the same sentence, within after_window characters: a denial that takes back
+    # what came before it ("chest pain, dizziness - none of that", "这些都没有") or a statement
+    # that it is over ("all fine since", "已经好了", "всё прошло"); None if the language has none.
+    after_denial: re.Pattern[str] | None
+    after_resolved: re.Pattern[str] | None
+    after_window: int
     # Animals in the clause: "my dog is having a seizure" is not a patient's emergency.
     animals: re.Pattern[str] | None
     history: re.Pattern[str]
@@ -206,6 +241,8 @@ def _strip_table() -> dict[int, str | None]:
 
 
 _TABLE = _strip_table()
+# The end of a sentence: an after-denial cue does not reach back across one.
+_SENTENCE_END = re.compile(r"[!?\n\u3002\uff01\uff1f]|\.(?!\d)")
 _SPACES = re.compile(r"[^\S\n]+")
 _NEWLINES = re.compile(r" ?\n[\n ]*")
 
@@ -282,19 +319,71 @@ def _first_chars(seq: Any) -> tuple[set[str] | None, bool]:
     return out, True
 
 
-def _guarded(source: str) -> str:
-    """``source`` behind a lookahead of its possible first characters, when that is known."""
+@cache
+def _starts(source: str) -> frozenset[str] | None:
+    """The characters a match of ``source`` can start with; None when unknown or when it can
+    match the empty string. Cached: parsing is the slow part of loading."""
     if _PARSER is None:
-        return source
+        return None
     try:
         chars, empty = _first_chars(_PARSER.parse(source))
-    except Exception:  # noqa: BLE001 - private API: any failure only means no guard
-        return source
-    if chars is None or empty or len(chars) > _MAX_GUARD:
+    except Exception:  # noqa: BLE001 - private API: any failure only means "unknown"
+        return None
+    return None if chars is None or empty else frozenset(chars)
+
+
+def _guarded(source: str, alternatives: list[str] | None = None) -> str:
+    """``source`` behind a lookahead of its possible first characters, when that is known.
+    When ``source`` is the alternation of ``alternatives``, their (cached) sets are used."""
+    if alternatives is None:
+        found = _starts(source)
+    else:
+        sets = [_starts(x) for x in alternatives]
+        found = None if None in sets else frozenset(c for x in sets if x for c in x)
+    if found is None or len(found) > _MAX_GUARD:
         return source
     # Both cases, in case a pattern uses (?i): the guard must never be stricter than the regex.
-    chars |= {x.upper() for x in chars if len(x.upper()) == 1} | {x.lower() for x in chars}
+    chars = set(found) | {x.upper() for x in found if len(x.upper()) == 1}
+    chars |= {x.lower() for x in found}
     return f"(?=[{''.join(re.escape(x) for x in sorted(chars))}])(?:{source})"
+
+
+def _dispatch(word_start: str, groups: list[tuple[str, list[str]]]) -> Dispatch | None:
+    """``groups`` (name, regex sources) split by first character, or None when the first
+    characters of a source cannot be read (then the whole alternation is used)."""
+    if _PARSER is None:
+        return None
+    firsts: list[tuple[str, list[tuple[str, frozenset[str]]]]] = []
+    every: set[str] = set()
+    for name, sources in groups:
+        entry: list[tuple[str, frozenset[str]]] = []
+        for source in sources:
+            chars = _starts(source)
+            if chars is None:
+                return None
+            entry.append((source, chars))
+            every |= chars
+        firsts.append((name, entry))
+    if not every:
+        return None
+    table: dict[str, re.Pattern[str]] = {}
+    members: dict[str, tuple[str, ...]] = {}
+    compiled: dict[str, re.Pattern[str]] = {}  # characters with the same alternatives share one
+    for ch in every:
+        alternatives: list[str] = []
+        names: list[str] = []
+        for name, entry in firsts:
+            sources = [source for source, chars in entry if ch in chars]
+            if sources:
+                alternatives.append(f"(?P<{name}>{'|'.join(f'(?:{x})' for x in sources)})")
+                names.append(name)
+        source = "|".join(alternatives)
+        if source not in compiled:
+            compiled[source] = re.compile(source)
+        table[ch] = compiled[source]
+        members[ch] = tuple(names)
+    starts = re.compile(word_start + "[" + "".join(re.escape(x) for x in sorted(every)) + "]")
+    return Dispatch(starts, table, members)
 
 
 # --- loading ----------------------------------------------------------------------------------
@@ -340,7 +429,7 @@ def _union(
     if not sources:
         return None
     parts = [_compile(path, f"{where}[{i}]", s, macros).pattern for i, s in enumerate(sources)]
-    return re.compile(_guarded("|".join(f"(?:{p})" for p in parts)))
+    return re.compile(_guarded("|".join(f"(?:{p})" for p in parts), parts))
 
 
 def _int(path: Path, where: str, value: Any) -> int:
@@ -361,12 +450,20 @@ def _load_flags(
     table = _table(path, "[flags]", data.get("flags"))
     flags: dict[str, RedFlag] = {}
     rules: dict[str, FlagRules] = {}
+    interned: dict[FlagRules, FlagRules] = {}
     for fid, spec in table.items():
         where = f"[flags.{fid}]"
         if fid not in RED_FLAG_IDS:
             raise _err(path, where, f"unknown flag id {fid!r} (the registry is {RED_FLAG_IDS})")
         spec = _table(path, where, spec)
-        unknown = set(spec) - {"disposition", "crisis", "negatable", "history", "min_hours"}
+        unknown = set(spec) - {
+            "disposition",
+            "crisis",
+            "negatable",
+            "history",
+            "min_hours",
+            "resolvable",
+        }
         if unknown:
             raise _err(path, where, f"unknown keys {sorted(unknown)}")
         disposition = spec.get("disposition")
@@ -378,6 +475,7 @@ def _load_flags(
             )
         booleans = {k: spec.get(k, d) for k, d in (("crisis", False), ("negatable", True))}
         booleans["history"] = spec.get("history", True)
+        booleans["resolvable"] = spec.get("resolvable", True)
         for key, value in booleans.items():
             if not isinstance(value, bool):
                 raise _err(path, f"{where} {key}", f"expected true or false, got {value!r}")
@@ -389,11 +487,14 @@ def _load_flags(
                 path, f"{where} min_hours", f"expected a positive number, got {min_hours!r}"
             )
         flags[fid] = RedFlag(fid, disposition, booleans["crisis"])
-        rules[fid] = FlagRules(
+        rule = FlagRules(
             booleans["negatable"],
             booleans["history"],
             float(min_hours) if min_hours is not None else None,
+            booleans["resolvable"],
         )
+        # Flags with the same rules share one object: a scan caches results by identity.
+        rules[fid] = interned.setdefault(rule, rule)
     return flags, rules
 
 
@@ -428,6 +529,7 @@ def _load_language(
     patterns = _table(path, f"[lang.{code}.patterns]", spec.get("patterns"))
     combos: list[Combo] = []
     shared: dict[str, re.Pattern[str]] = {}
+    first_sources: dict[str, str] = {}  # compiled first part -> its source, in order
     raw_combos = spec.get("combos", [])
     if not isinstance(raw_combos, list):
         raise _err(path, f"[[lang.{code}.combos]]", "expected an array of tables")
@@ -440,10 +542,13 @@ def _load_language(
         parts = combo.get("all")
         if not isinstance(parts, list) or len(parts) < 2:
             raise _err(path, where, "'all' must list at least two regexes")
-        compiled = tuple(
-            re.compile(_guarded(_compile(path, f"{where} all[{j}]", p, macros).pattern))
-            for j, p in enumerate(parts)
-        )
+        sources = [
+            _compile(path, f"{where} all[{j}]", p, macros).pattern for j, p in enumerate(parts)
+        ]
+        # Like patterns, a part starts at a word start (word_start), so a long message is not
+        # tried at every character.
+        compiled = tuple(re.compile(word_start + _guarded(x)) for x in sources)
+        first_sources.setdefault(compiled[0].pattern, sources[0])
         # Identical parts (a fever regex used by several combos) share one compiled object, so
         # a scan searches each distinct part once.
         combos.append(Combo(fid, tuple(shared.setdefault(rx.pattern, rx) for rx in compiled)))
@@ -460,13 +565,25 @@ def _load_language(
 
     alternatives: list[str] = []
     group_flags: dict[str, str] = {}
+    groups: list[tuple[str, list[str]]] = []
     for n, fid in enumerate(sorted(patterns, key=urgency)):
-        rx = _union(path, f"[lang.{code}.patterns] {fid}", patterns[fid], macros)
-        assert rx is not None  # required=True never returns None
+        where = f"[lang.{code}.patterns] {fid}"
+        raw = patterns[fid]
+        if not isinstance(raw, list) or not raw:
+            raise _err(path, where, "expected a non-empty list of regex strings")
+        # Each pattern is compiled once, to check it; the flag's alternation is compiled as part
+        # of the language's (and of its dispatch tables).
+        sources = [_compile(path, f"{where}[{i}]", x, macros).pattern for i, x in enumerate(raw)]
         group_flags[f"f{n}"] = fid
-        alternatives.append(f"(?P<f{n}>{rx.pattern})")
+        alternatives.append(
+            f"(?P<f{n}>{_guarded('|'.join(f'(?:{x})' for x in sources), sources)})"
+        )
+        groups.append((f"f{n}", sources))
     try:
-        combined = re.compile(word_start + _guarded("|".join(alternatives)))
+        combined = re.compile(
+            word_start
+            + _guarded("|".join(alternatives), [x for _, sources in groups for x in sources])
+        )
     except re.error as exc:
         raise _err(path, f"[lang.{code}.patterns]", f"patterns do not combine: {exc}") from None
 
@@ -493,16 +610,28 @@ def _load_language(
         gate=gate_rx,
         patterns=combined,
         group_flags=group_flags,
+        dispatch=_dispatch(word_start, groups),
         combos=tuple(sorted(combos, key=lambda c: urgency(c.flag))),
         combo_gate=re.compile(
-            _guarded("|".join(dict.fromkeys(f"(?:{c.parts[0].pattern})" for c in combos)))
+            _guarded(
+                "|".join(dict.fromkeys(f"(?:{c.parts[0].pattern})" for c in combos)),
+                list(first_sources.values()),
+            )
         )
         if combos
         else None,
+        combo_parts=tuple(shared[x] for x in first_sources),
+        combo_index={shared[x]: i for i, x in enumerate(first_sources)},
+        combo_dispatch=_dispatch(
+            word_start, [(f"g{i}", [x]) for i, x in enumerate(first_sources.values())]
+        ),
         idioms=idioms,
         clause_breaks=required("clause_breaks"),
         negation=required("negation"),
         post_negation=_post_negation(path, base, spec.get("post_negation"), macros),
+        after_denial=union("after_denial", required=False),
+        after_resolved=union("after_resolved", required=False),
+        after_window=_int(path, f"{base} after_window", spec.get("after_window", 80)),
         animals=union("animals", required=False),
         history=required("history"),
         acute=required("acute"),
@@ -597,6 +726,20 @@ class _Scan:
     # costs one search of its clause, not one per repetition.
     _memo: dict[tuple[str, int, int], bool] = field(default_factory=dict)
     _stated: list[float | None] = field(default_factory=list)
+    _after: dict[str, list[int]] = field(default_factory=dict)
+
+    def taken_back(self, key: str, rx: re.Pattern[str] | None, end: int) -> bool:
+        """Whether a cue of ``rx`` (after_denial or after_resolved) starts after ``end``, within
+        after_window characters and in the same sentence."""
+        if rx is None:
+            return False
+        starts = self._after.get(key)
+        if starts is None:
+            starts = self._after[key] = [m.start() for m in rx.finditer(self.text)]
+        i = bisect.bisect_left(starts, end)
+        if i == len(starts) or starts[i] - end > self.lang.after_window:
+            return False
+        return _SENTENCE_END.search(self.text, end, starts[i]) is None
 
     def _in_clause(self, key: str, rx: re.Pattern[str], lo: int, hi: int) -> bool:
         k = (key, lo, hi)
@@ -640,7 +783,10 @@ class _Scan:
             best = max(best or 0.0, value * factor)
         return best
 
-    def cancelled(self, rules: FlagRules, start: int, end: int) -> bool:
+    def cancelled(self, rules: FlagRules, start: int, end: int, *, part: bool = False) -> bool:
+        """Whether the match text[start:end] of a flag with ``rules`` is cancelled. For a combo
+        ``part`` (often context: a child, a pregnancy, back pain), "fine now" or "for years"
+        later in the sentence does not cancel it."""
         lang = self.lang
         lo, hi = self.clause(start, end)
         if rules.negatable:
@@ -652,6 +798,14 @@ class _Scan:
             if post is not None and near_end and post.search(self.text, end, hi):
                 return True
             if lang.animals is not None and self._in_clause("animals", lang.animals, lo, hi):
+                return True
+            if self.taken_back("denial", lang.after_denial, end):
+                return True
+            if (
+                rules.resolvable
+                and not part
+                and self.taken_back("resolved", lang.after_resolved, end)
+            ):
                 return True
         if rules.history:
             w0 = max(lo, start - lang.history_window)
@@ -675,6 +829,50 @@ def _blank(m: re.Match[str]) -> str:
     return " " * (m.end() - m.start())
 
 
+def _matches(lang: LanguageLexicon, text: str) -> Iterator[re.Match[str]]:
+    """Every match of the language's patterns, one per start position (the most urgent flag's
+    pattern when several start there)."""
+    d = lang.dispatch
+    if d is not None:
+        table = d.table
+        for c in d.starts.finditer(text):
+            at = c.start()
+            m = table[text[at]].match(text, at)
+            if m is not None:
+                yield m
+        return
+    pos = 0
+    rx = lang.patterns
+    while (m := rx.search(text, pos)) is not None:
+        pos = m.start() + 1
+        yield m
+
+
+def _part_spans(lang: LanguageLexicon, text: str) -> list[list[tuple[int, int]]] | None:
+    """(start, end) of every match of every combo's first part (index as in ``combo_parts``),
+    from one scan; None when the parts could not be split by first character."""
+    d = lang.combo_dispatch
+    if d is None:
+        return None
+    spans: list[list[tuple[int, int]]] = [[] for _ in lang.combo_parts]
+    parts = lang.combo_parts
+    for c in d.starts.finditer(text):
+        at = c.start()
+        ch = text[at]
+        m = d.table[ch].match(text, at)
+        if m is None:
+            continue
+        hit = m.lastgroup or ""
+        spans[int(hit[1:])].append((at, m.end()))
+        # A later part may match at the same place too (the alternation reports the first one
+        # only; the ones before it did not match here).
+        names = d.members[ch]
+        for name in names[names.index(hit) + 1 :]:
+            if (other := parts[int(name[1:])].match(text, at)) is not None:
+                spans[int(name[1:])].append((at, other.end()))
+    return spans
+
+
 def _scan_language(lex: Lexicon, lang: LanguageLexicon, text: str) -> dict[str, int]:
     """Flags found by one language's lexicon → position of their first uncancelled match."""
     if lang.gate is not None and not lang.gate.search(text):
@@ -684,27 +882,37 @@ def _scan_language(lex: Lexicon, lang: LanguageLexicon, text: str) -> dict[str, 
     breaks = list(lang.clause_breaks.finditer(text))
     scan = _Scan(lang, text, [b.start() for b in breaks], [b.end() for b in breaks])
     found: dict[str, int] = {}
-    pos = 0
-    rx = lang.patterns
-    while (m := rx.search(text, pos)) is not None:
-        pos = m.start() + 1
+    for m in _matches(lang, text):
         fid = lang.group_flags.get(m.lastgroup or "")
         if fid is None or fid in found:
             continue
         if not scan.cancelled(lex.rules[fid], m.start(), m.end()):
             found[fid] = m.start()
-    if lang.combo_gate is None or not lang.combo_gate.search(text):
+    if not lang.combos or all(c.flag in found for c in lang.combos):
         return found
-    seen: dict[tuple[re.Pattern[str], FlagRules], int | None] = {}
+    spans = _part_spans(lang, text)
+    if spans is None and (lang.combo_gate is None or not lang.combo_gate.search(text)):
+        return found
+    index = lang.combo_index
+    # By identity: hashing the regex and the rules on every lookup is slow.
+    seen: dict[tuple[int, int], int | None] = {}
     for combo in lang.combos:
         if combo.flag in found:
             continue
         rules = lex.rules[combo.flag]
         first: int | None = None
         for part in combo.parts:
-            key = (part, rules)
+            key = (id(part), id(rules))
             if key not in seen:
-                seen[key] = _first_uncancelled(scan, rules, part)
+                i = index.get(part)
+                seen[key] = (
+                    _first_uncancelled(scan, rules, part)
+                    if spans is None or i is None
+                    else next(
+                        (a for a, b in spans[i] if not scan.cancelled(rules, a, b, part=True)),
+                        None,
+                    )
+                )
             at = seen[key]
             if at is None:
                 break
@@ -718,7 +926,7 @@ def _scan_language(lex: Lexicon, lang: LanguageLexicon, text: str) -> dict[str, 
 def _first_uncancelled(scan: _Scan, rules: FlagRules, rx: re.Pattern[str]) -> int | None:
     pos = 0
     while (m := rx.search(scan.text, pos)) is not None:
-        if not scan.cancelled(rules, m.start(), m.end()):
+        if not scan.cancelled(rules, m.start(), m.end(), part=True):
             return m.start()
         pos = m.start() + 1
     return None

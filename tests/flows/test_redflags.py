@@ -157,6 +157,55 @@ NORMALISATION = [
     ("喘不上气！！", "breathing"),
     ("c\u0336a\u0336n\u0336'\u0336t breathe", None),  # strikethrough combining marks: no hit
 ]
+DENIED_OR_OVER_AFTERWARDS = [
+    # a denial later in the sentence takes back a list of symptoms
+    "stiff neck, fever, rash - none of these, only a runny nose",
+    "胸痛 气短 头晕 这些都没有 就是咳嗽",
+    "боль в груди, одышка, слабость - ничего из этого, просто кашель",
+    # answered like a form
+    "chest pain? no. short of breath? nope",
+    "胸痛？没有。气短？也没有",
+    # over: "fine since", "已经好了", "всё прошло"
+    "fainted at work last week, been fine ever since",
+    "昨天晕倒过一次 今天一点事都没有",
+    "вчера в метро упала в обморок, сейчас всё хорошо",
+    "choked on a crisp but coughed it up straight away",
+    # said to be minor, or going on for weeks
+    "burnt my hand on the iron, small blister",
+    "my shoulder hurts and I can't lift my arm above my head",
+]
+NOT_TAKEN_BACK = [
+    # chest pain and stroke signs that came and went are still emergencies (not resolvable)
+    ("crushing chest pain an hour ago, fine now", "chest_pain"),
+    ("his face drooped on one side for ten minutes, it's fine now", "stroke"),
+    # "never had this before" is not a denial
+    ("у мужа судороги, никогда такого не было", "seizure"),
+    ("老公突然抽搐 口吐白沫 以前从来没这样过", "seizure"),
+    # a later symptom is not taken back by an earlier "fine"
+    ("he was fine all week but now he collapsed and won't wake up", "unconscious"),
+    # context parts of a combo are not "over" because they are old
+    ("had back trouble for years, now numb between my legs and wet myself", "cauda_equina"),
+]
+FICTION_HYPOTHETICAL_INFORMATIONAL = [
+    "in the film the hero had a heart attack, is that realistic?",
+    "电视剧里主角突然心梗了 真实吗",
+    "в сериале у героини случился инсульт, так бывает?",
+    "what temperature is a fever in a newborn?",
+    "if someone is having a seizure should you hold them down?",
+    "can anxiety cause chest tightness?",
+    "怎么判断是不是中风",
+    "中风疫苗有吗",
+    "если вдруг у папы будет инфаркт, куда звонить?",
+    "can you explain what a TIA is?",
+    "my boss is going to have a stroke when he sees this",
+    "这首歌好听到窒息",
+    "加班加到吐血",
+    "цены такие, что инфаркт можно получить",
+    "задыхаться не задыхаюсь, просто устаю",
+    "i cant breathe lol this video",
+    "the heat is suffocating today",
+    "choking hazard: not for under 3s",
+]
 MIXED = [
     ("我爸爸 can't breathe", "breathing"),
     ("my mum 中风了", "stroke"),
@@ -195,6 +244,46 @@ def test_acute_time_words_beat_history(text: str, flag: str) -> None:
 def test_self_harm_is_crisis_even_negated_or_past(text: str) -> None:
     hit = detect(text)
     assert hit is not None and hit.flag == "self_harm" and hit.crisis, detect_all(text)
+
+
+@pytest.mark.parametrize("text", DENIED_OR_OVER_AFTERWARDS)
+def test_denied_or_over_afterwards(text: str) -> None:
+    assert detect(text) is None, detect_all(text)
+
+
+@pytest.mark.parametrize(("text", "flag"), NOT_TAKEN_BACK)
+def test_not_taken_back(text: str, flag: str) -> None:
+    assert flag_of(text) == flag, detect_all(text)
+
+
+@pytest.mark.parametrize("text", FICTION_HYPOTHETICAL_INFORMATIONAL)
+def test_fiction_hypothetical_informational_figurative(text: str) -> None:
+    assert detect(text) is None, detect_all(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "flag"),
+    [
+        # euphemisms and indirect statements of self-harm
+        ("thinking about unaliving myself", "self_harm"),
+        ("everyone would be better off if I wasn't here", "self_harm"),
+        ("the pills are lined up, tonight is the night", "self_harm"),
+        ("我把猫送人了 想安安静静地走", "self_harm"),
+        ("我现在站在天台上", "self_harm"),
+        ("лучше бы меня не было", "self_harm"),
+        ("сижу на подоконнике девятого этажа", "self_harm"),
+        # Russian morphology and word order, Chinese synonyms
+        ("пописать не могу с утра, живот распирает", "urinary_retention"),
+        ("яйцо болит адски и опухло", "testicular_pain"),
+        ("头像被雷劈了一样 突然剧痛", "thunderclap_headache"),
+        ("肚子疼 硬得像木板一样", "abdominal_emergency"),
+        # concepts in either order, anywhere in the message
+        ("my chest is killing me", "chest_pain"),
+        ("a car hit my son on his bike", "trauma"),
+    ],
+)
+def test_indirect_wordings(text: str, flag: str) -> None:
+    assert flag_of(text) == flag, detect_all(text)
 
 
 @pytest.mark.parametrize(("text", "flag"), [*NORMALISATION, *MIXED])
@@ -302,6 +391,31 @@ def test_detect_never_raises(text: str) -> None:
         assert hit.language in redflags.LANGUAGES
 
 
+def _search_loop(rx: re.Pattern[str], text: str) -> list[tuple[int, int, str | None]]:
+    out = []
+    pos = 0
+    while (m := rx.search(text, pos)) is not None:
+        out.append((m.start(), m.end(), m.lastgroup))
+        pos = m.start() + 1
+    return out
+
+
+def test_dispatch_finds_what_the_whole_alternation_finds() -> None:
+    """The split-by-first-character scan is only an optimisation: same matches, same flags."""
+    lex = redflags._default()
+    texts = [redflags.normalize(p.text) for p in load_phrases()[::3]]
+    texts += [redflags.normalize(t) for t in long_paragraphs().values()]
+    for lang in lex.languages.values():
+        assert lang.dispatch is not None and lang.combo_dispatch is not None, lang.code
+        for text in texts:
+            got = [(m.start(), m.end(), m.lastgroup) for m in redflags._matches(lang, text)]
+            assert got == _search_loop(lang.patterns, text), (lang.code, text)
+            spans = redflags._part_spans(lang, text)
+            assert spans is not None
+            for part, found in zip(lang.combo_parts, spans, strict=True):
+                assert found == [(a, b) for a, b, _ in _search_loop(part, text)], part.pattern
+
+
 @pytest.mark.parametrize("name", list(long_paragraphs()))
 def test_long_input_is_not_pathological(name: str) -> None:
     text = long_paragraphs()[name]
@@ -360,6 +474,12 @@ def _broken(tmp_path: Path, old: str, new: str, count: int = 1) -> Path:
             r"matches the empty string",
         ),
         ("negation_window = 32", "negation_window = 0", r"negation_window: expected a positive"),
+        ("after_window = 90", "after_window = -1", r"after_window: expected a positive"),
+        (
+            "resolvable = false  # symptoms",
+            'resolvable = "no"  # symptoms',
+            r"\[flags\.stroke\] resolvable: expected true or false",
+        ),
         ("[lang.en.units]", "[lang.en.unitz]", r"unknown keys"),
     ],
 )
