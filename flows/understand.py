@@ -13,7 +13,10 @@ refuses others), so the work is linear in the length of the message.
 A complaint is ignored when it is denied: a denial cue shortly before it in the same clause
 ("no fever", "没有发烧", "не кашляю") or right after it ("температуры нет", "体温正常"). A cue
 just before it or inside it can also say it is secondary ("also a headache", "头也疼", "голова
-тоже болит") or the main one ("mainly the fever", "主要是发烧", "в основном жар").
+тоже болит") or the main one ("mainly the fever", "主要是发烧", "в основном жар"). Some phrases
+give way to another category ("tight chest" is chest pain, "tight chest and wheezy" a breathing
+complaint). A child named only around the writer ("new dad, baby's 4 months", "kids brought it
+home and now it's my turn") does not make the message about a child.
 """
 
 from __future__ import annotations
@@ -320,6 +323,7 @@ class _Term:
 
     category: str
     also: bool  # an accompanying symptom: decides only when no main phrase is found
+    gives_way: str | None  # a category whose phrase, when found too, makes this one not count
     rx: re.Pattern[str]
     first: frozenset[str] | None  # characters a phrase can start with (None: unknown)
 
@@ -348,7 +352,7 @@ class _Language:
     stems: tuple[tuple[str, float], ...]
     multipliers: Mapping[str, float]
     health: re.Pattern[str] | None
-    subject: _Combined  # tags: not_about, other, not_child, child, self
+    subject: _Combined  # tags: me_too, not_about, not_child, other, child, self
     durations: _Combined  # tags → "not", a duration id (a phrase) or "number"
     duration_units: tuple[_Unit, ...]
     history: re.Pattern[str] | None
@@ -382,6 +386,7 @@ class Lexicon:
     bands: tuple[tuple[str, float | None], ...]
     more_than: float
     less_than: float
+    counts_within: Mapping[str, float]  # phrase id → a stated number under so many hours wins
     clause_breaks: re.Pattern[str]
     measurements: re.Pattern[str] | None
     small_talk: _SmallTalk
@@ -505,7 +510,7 @@ _LANG_KEYS = (
     "subject",
     "health",
 )
-_SUBJECT_KEYS = ("not_about", "other", "not_child", "child", "self")  # in matching order
+_SUBJECT_KEYS = ("me_too", "not_about", "not_child", "other", "child", "self")  # matching order
 
 
 def _units(ld: _Loader, where: str, value: Any, size_key: str) -> tuple[_Unit, ...]:
@@ -558,7 +563,7 @@ def _load_numbers(
 
 
 def _load_language(
-    ld: _Loader, code: str, spec: Any, terms: list[tuple[str, bool, list[str]]]
+    ld: _Loader, code: str, spec: Any, terms: list[tuple[str, bool, str | None, list[str]]]
 ) -> _Language:
     base = f"[lang.{code}]"
     spec = ld.table(base, spec, _LANG_KEYS)
@@ -665,7 +670,8 @@ def _load_language(
         for i, s in enumerate(ld.strings(f"{where} bare", sev.get("bare")))
     )
 
-    # Who it is about. A "not_about"/"not_child" phrase is matched before the cues inside it.
+    # Who it is about. A "me_too"/"not_about"/"not_child" phrase is matched before the cues
+    # inside it.
     where = f"[lang.{code}.subject]"
     subj = ld.table(where, spec.get("subject"), _SUBJECT_KEYS)
     items = []
@@ -688,8 +694,9 @@ def _load_language(
 
     compiled_terms: list[_Term] = []
     every: list[str] = []
-    for category, also, sources in terms:
-        at = f"[category.{category}] {'also.' if also else ''}{code}"
+    for category, also, gives_way, sources in terms:
+        kind = f"gives_way.{gives_way}." if gives_way else "also." if also else ""
+        at = f"[category.{category}] {kind}{code}"
         parts = ld.parts(at, sources, macros)
         firsts = [_first_chars(p) for p in parts]
         first = (
@@ -698,7 +705,7 @@ def _load_language(
             else None
         )
         rx = re.compile(f"{bounds[0]}(?:{'|'.join(f'(?:{p})' for p in parts)}){bounds[1]}")
-        compiled_terms.append(_Term(category, also, rx, first))
+        compiled_terms.append(_Term(category, also, gives_way, rx, first))
         every += parts
     return _Language(
         code=code,
@@ -727,21 +734,35 @@ def _load_language(
     )
 
 
-def _load_terms(ld: _Loader, data: dict[str, Any]) -> dict[str, list[tuple[str, bool, list[str]]]]:
-    """Category phrases per language: code → [(category, also, sources)], in the file's order."""
+def _load_terms(
+    ld: _Loader, data: dict[str, Any]
+) -> dict[str, list[tuple[str, bool, str | None, list[str]]]]:
+    """Category phrases per language: code → [(category, also, gives way to, sources)], in the
+    file's order."""
     table = ld.table("[category]", data.get("category"))
-    per_lang: dict[str, list[tuple[str, bool, list[str]]]] = {c: [] for c in LANGUAGES}
+    per_lang: dict[str, list[tuple[str, bool, str | None, list[str]]]] = {c: [] for c in LANGUAGES}
     for cid, spec in table.items():
         where = f"[category.{cid}]"
         if cid not in CATEGORY_IDS:
             raise ld.fail(where, f"unknown category id {cid!r} (the intake's are {CATEGORY_IDS})")
-        spec = ld.table(where, spec, (*LANGUAGES, "also"))
+        spec = ld.table(where, spec, (*LANGUAGES, "also", "gives_way"))
         also = ld.table(f"{where} also", spec.get("also", {}), LANGUAGES)
-        for code in LANGUAGES:
-            for is_also, sources in ((False, spec.get(code)), (True, also.get(code))):
-                found = ld.strings(f"{where} {'also.' if is_also else ''}{code}", sources)
-                if found:
-                    per_lang[code].append((cid, is_also, found))
+        # (language, also, gives way to, where, sources)
+        lists: list[tuple[str, bool, str | None, str, Any]] = [
+            (code, is_also, None, f"{where} {'also.' if is_also else ''}{code}", sources)
+            for code in LANGUAGES
+            for is_also, sources in ((False, spec.get(code)), (True, also.get(code)))
+        ]
+        for other, by_lang in ld.table(f"{where} gives_way", spec.get("gives_way", {})).items():
+            at = f"{where} gives_way.{other}"
+            if other not in CATEGORY_IDS or other == cid:
+                raise ld.fail(at, f"unknown or same category id {other!r}")
+            by_lang = ld.table(at, by_lang, LANGUAGES)
+            lists += [(c, False, other, f"{at}.{c}", by_lang.get(c)) for c in LANGUAGES]
+        for code, is_also, gives_way, at, sources in lists:
+            found = ld.strings(at, sources)
+            if found:
+                per_lang[code].append((cid, is_also, gives_way, found))
     return per_lang
 
 
@@ -788,7 +809,9 @@ def _load_choose(ld: _Loader, data: dict[str, Any], with_terms: set[str]) -> dic
 
 def _load_bands(ld: _Loader, data: dict[str, Any]) -> dict[str, Any]:
     where = "[duration]"
-    spec = ld.table(where, data.get("duration"), ("bands", "more_than", "less_than"))
+    spec = ld.table(
+        where, data.get("duration"), ("bands", "more_than", "less_than", "counts_within")
+    )
     more = ld.number(f"{where} more_than", spec.get("more_than"), low=1)
     less = ld.number(f"{where} less_than", spec.get("less_than"))
     if not 0 < less <= 1:
@@ -817,7 +840,18 @@ def _load_bands(ld: _Loader, data: dict[str, Any]) -> dict[str, Any]:
         bands.append((did, limit))
     if bands[-1][1] is not None:
         raise ld.fail(f"{where} bands", "the last band must have no below_hours (open-ended)")
-    return {"bands": tuple(bands), "more_than": more, "less_than": less}
+    within = ld.table(f"{where} counts_within", spec.get("counts_within", {}))
+    counts_within: dict[str, float] = {}
+    for did, limit in within.items():
+        if did not in DURATION_IDS:
+            raise ld.fail(f"{where} counts_within", f"unknown duration id {did!r}")
+        counts_within[did] = ld.number(f"{where} counts_within {did}", limit)
+    return {
+        "bands": tuple(bands),
+        "more_than": more,
+        "less_than": less,
+        "counts_within": counts_within,
+    }
 
 
 def _load_small_talk(ld: _Loader, data: dict[str, Any]) -> _SmallTalk:
@@ -861,7 +895,7 @@ def load(path: Path | None = None) -> Lexicon:
     if not isinstance(version, str) or not version:
         raise ld.fail("version", "expected a non-empty string")
     terms = _load_terms(ld, data)
-    choose = _load_choose(ld, data, {cid for lst in terms.values() for cid, _, _ in lst})
+    choose = _load_choose(ld, data, {cid for lst in terms.values() for cid, _, _, _ in lst})
     bands = _load_bands(ld, data)
     text_spec = ld.table("[text]", data.get("text"), ("clause_breaks",))
     breaks = ld.union(
@@ -897,6 +931,7 @@ def load(path: Path | None = None) -> Lexicon:
         bands=bands["bands"],
         more_than=bands["more_than"],
         less_than=bands["less_than"],
+        counts_within=bands["counts_within"],
         clause_breaks=breaks,
         measurements=measurements,
         small_talk=small_talk,
@@ -924,6 +959,7 @@ class _Hit:
     start: int
     end: int
     focus: bool = False  # a cue says it is the main complaint
+    gives_way: str | None = None  # does not count when this category is found too
 
 
 @dataclass(frozen=True)
@@ -980,11 +1016,11 @@ class _Message:
         return also, main
 
     def hits(self) -> tuple[list[_Hit], bool]:
-        """The best undenied phrase of each category (main before "also", one said to be the
-        main before the others, then the first), and whether any phrase at all (even a denied
-        one) was found. A main phrase with an "also" cue counts as an accompanying one; any
+        """The best undenied phrase of each category and kind (main before "also", one said to
+        be the main before the others, then the first), and whether any phrase at all (even a
+        denied one) was found. A main phrase with an "also" cue counts as an accompanying one; any
         phrase with a "mainly" cue counts as a main one."""
-        found: dict[str, _Hit] = {}
+        found: dict[tuple[str, str | None], _Hit] = {}
         any_phrase = False
         text = self.text
         # Without a "mainly" cue anywhere, a category's first main phrase cannot be bettered.
@@ -999,9 +1035,13 @@ class _Message:
                 any_phrase = True
                 ch = text[start]
                 for term in lang.terms:
-                    best = found.get(term.category)
-                    if best is not None and (
-                        best.focus or not (focus_possible or (best.also and not term.also))
+                    key = (term.category, term.gives_way)
+                    best = found.get(key)
+                    # (Another language present may have found one further on.)
+                    if (
+                        best is not None
+                        and best.start <= start
+                        and (best.focus or not (focus_possible or (best.also and not term.also)))
                     ):
                         continue
                     if term.first is not None and ch not in term.first:
@@ -1013,14 +1053,19 @@ class _Message:
                     # A cue never makes an injury or chest pain secondary (the first tiers).
                     also = also and self.lex.rank[term.category][0] == self.last_tier
                     hit = _Hit(
-                        term.category, (term.also or also) and not main, start, tm.end(), main
+                        term.category,
+                        (term.also or also) and not main,
+                        start,
+                        tm.end(),
+                        main,
+                        term.gives_way,
                     )
                     if best is None or (hit.also, not hit.focus, hit.start) < (
                         best.also,
                         not best.focus,
                         best.start,
                     ):
-                        found[term.category] = hit
+                        found[key] = hit
                 pos = start + 1
         return list(found.values()), any_phrase
 
@@ -1096,15 +1141,18 @@ def _band(lex: Lexicon, hours: float) -> str:
 
 
 def _duration(msg: _Message, ages: Sequence[_FoundAge]) -> str | None:
-    """The first duration stated (one in a clause about the past only if it is the only one)."""
+    """The first duration stated (one in a clause about the past only if it is the only one).
+    A phrase listed in ``counts_within`` ("this morning") gives way to a number stated later
+    that is under its limit ("since lunch, about 3 hours now" → hours)."""
     lex = msg.lex
-    found: list[tuple[bool, int, str]] = []  # (in a history clause, start, id)
+    found: list[tuple[bool, int, str, float | None]] = []  # (history clause, start, id, hours)
     for lang in msg.langs:
         c = lang.durations
         for tag, m in c.scan(msg.text):
             kind = c.info[tag]
             if kind == "not" or any(a.start < m.end() and m.start() < a.end for a in ages):
                 continue  # a frequency ("twice a day") or an age ("3 months old")
+            hours: float | None = None
             if kind == "number":
                 raw = _group(m, tag, "n")
                 n = msg.number(lang, raw) if raw is not None else 1.0
@@ -1123,10 +1171,18 @@ def _duration(msg: _Message, ages: Sequence[_FoundAge]) -> str | None:
             if lang.history is not None:
                 lo, hi = msg.clause(m.start(), m.end())
                 past = lang.history.search(msg.text, lo, hi) is not None
-            found.append((past, m.start(), kind))
-            if not past:
+            found.append((past, m.start(), kind, hours))
+            if not past and kind not in lex.counts_within:
                 break  # later ones in this language cannot come first
-    return min(found)[2] if found else None
+    if not found:
+        return None
+    first = min(found, key=lambda f: (f[0], f[1]))
+    limit = lex.counts_within.get(first[2]) if first[3] is None else None
+    if limit is not None:
+        counted = [f for f in found if not f[0] and f[3] is not None and f[3] < limit]
+        if counted:
+            return min(counted, key=lambda f: f[1])[2]
+    return first[2]
 
 
 def _rating(msg: _Message, lang: _Language, raw: str | None) -> int | None:
@@ -1160,18 +1216,26 @@ def _severity(msg: _Message, *, bare: bool) -> int | None:
     return None
 
 
-def _subject(msg: _Message, ages: Sequence[_FoundAge]) -> tuple[str | None, bool]:
-    """(who the message is about, whether a child word names the person)."""
+def _subject(msg: _Message, ages: Sequence[_FoundAge]) -> tuple[str | None, bool, list[_FoundAge]]:
+    """(who the message is about, whether a child word names the person, the ages that may be
+    the patient's: not one inside a phrase naming a child who is not the patient, as in "new
+    dad, baby's 4 months" or "в декрете, ребенку полгода")."""
     seen: set[str] = set()
+    aside: list[tuple[int, int]] = []
     for lang in msg.langs:
-        for tag, _ in lang.subject.scan(msg.text, limit=256):
+        for tag, m in lang.subject.scan(msg.text, limit=256):
             seen.add(tag)
+            if tag == "not_child":
+                aside.append(m.span())
+    mine = [a for a in ages if not any(s < a.end and a.start < e for s, e in aside)]
+    if "me_too" in seen:  # "now it's my turn": about the writer, whoever passed it on
+        return "self", False, [a for a in mine if a.who != "other"]
     child = "child" in seen
-    if "other" in seen or child or any(a.who == "other" for a in ages):
-        return "other", child
-    if "self" in seen or any(a.who == "self" for a in ages):
-        return "self", child
-    return None, child
+    if "other" in seen or child or any(a.who == "other" for a in mine):
+        return "other", child, mine
+    if "self" in seen or any(a.who == "self" for a in mine):
+        return "self", child, mine
+    return None, child, mine
 
 
 def _pick_age(subject: str | None, ages: Sequence[_FoundAge]) -> float | None:
@@ -1226,7 +1290,9 @@ def _health(msg: _Message, any_phrase: bool | None = None) -> bool:
 
 def _choose(lex: Lexicon, hits: Sequence[_Hit]) -> str | None:
     """Main before "also", then the priority tier, then one said to be the main, then the first
-    named, then the shorter."""
+    named, then the shorter. A phrase that gives way to a category found too does not count."""
+    named = {h.category for h in hits}
+    hits = [h for h in hits if h.gives_way not in named]
     if not hits:
         return None
 
@@ -1248,8 +1314,8 @@ def understand(text: str, *, lexicon: Lexicon | None = None) -> Understood:
     if not msg.text or not msg.langs:
         return NOTHING
     ages = _ages(msg)
-    subject, child_word = _subject(msg, ages)
-    age = _pick_age(subject, ages)
+    subject, child_word, theirs = _subject(msg, ages)
+    age = _pick_age(subject, theirs)
     hits, any_phrase = msg.hits()
     health = _health(msg, any_phrase)
     is_child = age < lex.child_below_years if age is not None else child_word

@@ -127,6 +127,59 @@ ENGLISH = [
         _u("breathing", "days_1_3", None, "self"),
     ),
     ("pain 4/10, worse at night", _u("other", severity=4)),
+    # symptoms described, not named: sensations, metaphors, a body part and what it does
+    (
+        "feels like a vice squeezing my temples since yesterday",
+        _u("headache", "days_1_3", None, "self"),
+    ),
+    ("head's been thumping all afternoon", _u("headache", "today")),
+    ("a stitch in my chest whenever I take a deep breath", _u("chest_pain", subject="self")),
+    ("my chest rattles when I breathe out", _u("breathing", subject="self")),
+    ("I need a rest halfway up the hill to catch my breath", _u("breathing", subject="self")),
+    ("getting up every night to wee, and it only dribbles out", _u("urinary")),
+    ("feels like swallowing broken glass, 8/10", _u("sore_throat_ear", severity=8)),
+    ("slammed my thumb in the car door", _u("injury", subject="self")),
+    ("my back went while I was gardening", _u("back_joint", subject="self")),
+    (
+        "nagging pain under my shoulder blade, it's a 5 most evenings",
+        _u("back_joint", severity=5, subject="self"),
+    ),
+    ("can't switch my mind off at night and I feel on edge", _u("mental_health", subject="self")),
+    ("the thermometer read 38.6, shivery", _u("fever")),
+    ("lost half a stone without trying", _u("other")),
+    # heartburn is no chest pain; a tight chest with wheezing is a breathing complaint
+    ("burning behind my breastbone after meals, sour taste", _u("abdominal_pain", subject="self")),
+    ("burning behind my breastbone when I climb stairs", _u("chest_pain", subject="self")),
+    ("tight chest and wheezy since this morning", _u("breathing", "today")),
+    ("tightness across my chest, comes and goes", _u("chest_pain", subject="self")),
+    # covid is a cold unless another symptom is named
+    (
+        "covid last week and now I can't take a deep breath",
+        _u("breathing", "days_4_7", None, "self"),
+    ),
+    # children around the writer do not make it a child's complaint
+    ("new mum to a 6 week old, crying all the time and not coping", _u("mental_health")),
+    (
+        "the kids brought a bug home from school and now I've got it too, coughing",
+        _u("cough_cold", subject="self"),
+    ),
+    ("my son says I should get this rash looked at", _u("skin", subject="self")),
+    ("my son said his ear hurts", _u("child_illness", subject="other")),
+    ("carrying my son to the car, he has a high fever", _u("child_illness", subject="other")),
+    ("mother of two kids, my back aches", _u("back_joint", subject="self")),
+    # a tickly throat comes with a cough; an illness being got over is context
+    ("a tickly throat and coughing all night", _u("cough_cold")),
+    ("after the flu I get breathless on the stairs", _u("breathing", subject="self")),
+    # not how long: work shifts, a late period; the meal before is the cause, not the onset
+    ("I work 12 hour shifts and my feet ache", _u("back_joint", subject="self")),
+    ("my period is a week late", _u("womens_health", subject="self")),
+    ("ate a dodgy curry last night and been sick since 5am", _u("abdominal_pain", "today")),
+    ("not slept well in weeks", _u("mental_health", "weeks_1_4")),
+    # a count of hours is finer than "since lunch"
+    (
+        "since lunch, about 3 hours now, my head is pounding",
+        _u("headache", "hours", None, "self"),
+    ),
     # health without a category; not health at all
     ("I feel awful", _u("other", subject="self")),
     ("help", _u("other")),
@@ -138,6 +191,35 @@ ENGLISH = [
 
 CHINESE = [
     ("头疼两天了", _u("headache", "days_1_3")),
+    # symptoms described, not named
+    ("头像被箍住一样疼 两天了", _u("headache", "days_1_3")),
+    ("吸气的时候右边胸口扯着疼", _u("chest_pain")),
+    ("喘气的时候嗓子里有呼噜声", _u("breathing")),
+    ("小便有泡沫 好几天不散", _u("urinary", "days_4_7")),
+    ("被邻居家的狗咬了一口 刚刚", _u("injury", "minutes", None, "other")),
+    ("被开水烫了手背 起了两个泡", _u("injury")),
+    ("脖子就没好过 三年多了", _u("back_joint", "months")),
+    ("整天担心这个担心那个 睡不踏实", _u("mental_health")),
+    # a tight chest with breathlessness is a breathing complaint; "就是" names the main one
+    ("胸闷 喘不上气 两天了", _u("breathing", "days_1_3")),
+    ("胸口发闷 一阵一阵的", _u("chest_pain")),
+    ("鼻塞还好 就是头疼得厉害", _u("headache")),
+    # not how long: how often, hours a day, a trip, a school year; the meal is the cause
+    ("一个月得犯两三回偏头痛 这次昨天开始的", _u("headache", "days_1_3")),
+    ("一天对着电脑十几个小时 眼睛干", _u("eye")),
+    ("坐了一天车 腿肿了", _u("back_joint")),
+    ("女儿读三年级 发烧两天了", _u("child_illness", "days_1_3", None, "other")),
+    ("前天吃了海鲜 今天起了一身疹子", _u("skin", "today")),
+    ("总是半夜两点就醒 一个多月了", _u("mental_health", "months")),
+    ("上午十点左右开始拉肚子 已经四个小时了", _u("abdominal_pain", "hours")),
+    ("嗓子发痒 一直干咳", _u("cough_cold")),
+    ("三个孩子的妈 这几天腰疼", _u("back_joint", "days_4_7")),
+    # the class a teacher speaks of is no patient
+    (
+        "我是小学老师 班里一半学生都在咳嗽 今天我也被传上了",
+        _u("cough_cold", "today", None, "self"),
+    ),
+    ("在托儿所上班 现在轮到我了 咳嗽", _u("cough_cold", subject="self")),
     ("我发烧三天了，咳嗽", _u("cough_cold", "days_1_3", None, "self")),
     ("嗓子疼，发烧38度", _u("sore_throat_ear")),
     ("头晕头疼", _u("dizziness")),
@@ -259,6 +341,37 @@ RUSSIAN = [
         _u("chronic_review", "days_1_3", None, "self"),
     ),
     ("болит плечо, по шкале от 0 до 10 примерно 6", _u("back_joint", severity=6)),
+    # symptoms described, not named
+    ("голову как обручем стянуло с утра", _u("headache", "today")),
+    ("в висках стучит второй день", _u("headache", "days_1_3")),
+    ("будто иголкой колет в сердце", _u("chest_pain")),
+    ("воздуха не хватает, хочется вдохнуть поглубже", _u("breathing")),
+    ("по ночам встаю в туалет раза три, струя слабая", _u("urinary")),
+    ("больно, когда хожу по маленькому", _u("urinary")),
+    ("к вечеру под 39, второй день", _u("fever", "days_1_3")),
+    ("меня штормит, будто на лодке", _u("dizziness", subject="self")),
+    ("мне все безразлично, ничего не хочется", _u("mental_health", subject="self")),
+    ("после обеда скрутило желудок", _u("abdominal_pain")),
+    ("утром потянул спину на даче", _u("back_joint", "today")),
+    # "просто" ends a denial; itching gives way to the complaint it comes with
+    ("горло не болит просто знобит", _u("fever")),
+    ("сильный зуд, выделения белые", _u("womens_health")),
+    # heartburn is no chest pain; tightness with breathlessness is a breathing complaint
+    ("печет за грудиной, особенно после жирного", _u("abdominal_pain")),
+    ("жжет за грудиной при ходьбе", _u("chest_pain")),
+    ("стеснение в груди и одышка", _u("breathing")),
+    # a Russian message with digits: the English pass must not hide an earlier Russian phrase
+    ("знобит, температура 38,2", _u("fever")),
+    ("першит в горле и кашляю", _u("cough_cold")),
+    ("после гриппа задыхаюсь на лестнице", _u("breathing")),
+    ("отец троих детей, болит голова", _u("headache")),
+    # children around the writer; a job or an age is no duration
+    ("я в декрете, сыну 3 месяца, постоянно плачу без причины", _u("mental_health")),
+    ("носила внучку на руках, теперь ноет поясница", _u("back_joint")),
+    ("внуки заразили, теперь и я заболела, кашель", _u("cough_cold", subject="self")),
+    ("дочка говорит, что я бледная, голова кружится", _u("dizziness", subject="self")),
+    ("по 10 часов за компьютером, глаза красные", _u("eye")),
+    ("пенсионер 70 лет, колено болит", _u("back_joint", age=70.0)),
     # health without a category; not health at all
     ("мне плохо", _u("other", subject="self")),
     ("помогите", _u("other")),
@@ -619,6 +732,16 @@ def _broken(tmp_path: Path, old: str, new: str) -> Path:
         ('{ who = "any", match', '{ who = "anyone", match', r"who must be one of"),
         ("[lang.ru]\n", "[lang.ru_old]\n", r"\[lang\.ru_old\]: unknown language"),
         ('order = ["thanks", "greeting", "ok"]', 'order = ["thanks", "ok"]', r"\[small_talk\]"),
+        (
+            "gives_way.breathing.en = [",
+            "gives_way.breath.en = [",
+            r"\[category\.chest_pain\] gives_way\.breath: unknown or same category id",
+        ),
+        (
+            "counts_within = { today = 24 }",
+            "counts_within = { tomorrow = 24 }",
+            r"\[duration\] counts_within: unknown duration id 'tomorrow'",
+        ),
     ],
 )
 def test_broken_data_is_refused(tmp_path: Path, old: str, new: str, expected: str) -> None:
