@@ -145,10 +145,23 @@ def probability(text: str) -> float:
     return _default().probability(text)
 
 
+MIN_WEIGHT = 12  # characters (a Chinese character counts two): shorter texts are not judged
+
+
+def long_enough(text: str) -> bool:
+    """Enough text for the model to mean anything: "eleven" or "help" are a handful of
+    n-grams whose weights say little; the lexicon and the intake's own rules handle them."""
+    weight = 0
+    for ch in normalize(text[:64]):
+        if not ch.isspace():
+            weight += 2 if "\u3400" <= ch <= "\u9fff" else 1
+    return weight >= MIN_WEIGHT
+
+
 def possible(text: str) -> bool:
     """Should Careline ask "is this an emergency?" (the lexicon did not flag it)."""
     model = _default()
-    return model.probability(text) >= model.threshold
+    return long_enough(text) and model.probability(text) >= model.threshold
 
 
 # --- training ---------------------------------------------------------------------------------

@@ -68,10 +68,19 @@ FORGED = st.sampled_from(
 )
 
 
+def _intake_cb(data: str) -> IntakeCB | None:
+    """The intake's own buttons (the safety question's "Yes" is another kind)."""
+    return IntakeCB.unpack(data) if data.startswith("ik:") else None
+
+
 def _forward(data: str) -> bool:
     """A button that moves on: not back, cancel, a correction or a symptom tick (those loop),
     not a ticked red flag (that ends the walk at once). The others come as "any" button."""
-    cb = IntakeCB.unpack(data)
+    cb = _intake_cb(data)
+    if cb is None:
+        return False
+    if cb.action == "begin":
+        return True  # "No, describe my problem" after the safety question: back to the step
     if cb.action in ("back", "cancel", "fix"):
         return False
     if cb.action == "flag":
@@ -205,7 +214,12 @@ def test_random_walks_through_the_intake_end_cleanly(tmp_path: Path) -> None:
         intake, answers = await current(uid)
         assert intake is not None
         if State(intake.state) not in FINAL:
-            cancel = [b for b in await last_buttons(uid) if IntakeCB.unpack(b).action == "cancel"]
+            shown = await last_buttons(uid)
+            resume = [b for b in shown if (cb := _intake_cb(b)) and cb.action == "begin"]
+            if resume:  # the safety question was last: "No" shows the open step again
+                await send(uid, press(uid, resume[0]))
+                shown = await last_buttons(uid)
+            cancel = [b for b in shown if (cb := _intake_cb(b)) and cb.action == "cancel"]
             assert cancel, "every open step offers Cancel"
             await send(uid, press(uid, cancel[0]))
             intake, answers = await current(uid)
