@@ -27,6 +27,17 @@ def _speed(value: str) -> float:
     return speed
 
 
+def _interval(value: str) -> float:
+    """``--watch``: seconds between refreshes, 1 to 3600."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not 1 <= seconds <= 3600:
+        raise argparse.ArgumentTypeError("must be between 1 and 3600 seconds")
+    return seconds
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python bot.py",
@@ -79,6 +90,13 @@ def _parser() -> argparse.ArgumentParser:
     audit_sub = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
     audit_sub.add_parser("verify", help="check the audit hash chain; non-zero exit if broken")
     _hospitals_parser(sub)
+    ops = sub.add_parser("ops", help="queues, doctors on duty, waits and SLA breaches")
+    ops.add_argument(
+        "--watch",
+        metavar="SECONDS",
+        type=_interval,
+        help="print the table again every SECONDS until Ctrl-C",
+    )
     return p
 
 
@@ -238,6 +256,46 @@ async def _hospitals(settings: Settings, args: argparse.Namespace) -> int:
         await db.dispose()
 
 
+async def _ops(settings: Settings, watch: float | None) -> int:
+    """The operator's view as plain text in the clinic's default language; with ``watch``,
+    again every ``watch`` seconds (the screen cleared first on a terminal) until Ctrl-C."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.app import open_database
+    from flows import ops, questionnaire, routing
+    from handlers.doctor.ops_render import report
+    from locales import Translator, validate_catalogs
+    from storage.models import utcnow
+
+    validate_catalogs()
+    questionnaire.use(settings.intake_file)  # the clinic's departments, as the bots see them
+    routing.validate()
+    tr = Translator(settings.default_locale)
+    try:
+        db = await open_database(settings)
+    except (SQLAlchemyError, OSError) as exc:
+        print(f"careline: cannot open the database: {type(exc).__name__}", file=sys.stderr)
+        return 1
+    try:
+        while True:
+            try:
+                async with db.uow() as uow:
+                    view = await ops.overview(uow, utcnow(), settings.timezone)
+            except (SQLAlchemyError, OSError) as exc:
+                print(f"careline: database error: {type(exc).__name__}", file=sys.stderr)
+                return 1
+            if watch is not None and sys.stdout.isatty():
+                print("\x1b[H\x1b[2J", end="")  # clear the terminal: the table stays on top
+            print(report(tr, view, settings.timezone, rich=False), flush=True)
+            if watch is None:
+                return 0
+            await asyncio.sleep(watch)
+            if not sys.stdout.isatty():
+                print(flush=True)  # a blank line between tables in a log
+    finally:
+        await db.dispose()
+
+
 async def _run(settings: Settings) -> int:
     from bot.app import Careline
     from bot.logging import setup_logging
@@ -356,6 +414,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_audit_verify(settings))
         if args.command == "hospitals":
             return asyncio.run(_hospitals(settings, args))
+        if args.command == "ops":
+            try:
+                return asyncio.run(_ops(settings, args.watch))
+            except KeyboardInterrupt:  # how --watch ends: quietly, and successfully
+                print()
+                return 0 if args.watch is not None else 130
     except (SettingsError, KeysFileError) as exc:
         print(f"careline: {exc}", file=sys.stderr)
         return 2

@@ -262,9 +262,14 @@ async def staffing(uow: UnitOfWork, now: datetime, clinic_tz: str) -> tuple[set[
     return staffed, on_duty
 
 
+def disposition_at(priority: int) -> str:
+    """The triage disposition of a queue priority (its rank)."""
+    return RANKS[priority] if 0 <= priority < len(RANKS) else "consultation"
+
+
 def disposition_of(case: Consultation) -> str:
     """The case's triage disposition (from its queue priority)."""
-    return RANKS[case.priority] if 0 <= case.priority < len(RANKS) else "consultation"
+    return disposition_at(case.priority)
 
 
 async def _schedule_fallback(uow: UnitOfWork, case: Consultation, now: datetime) -> None:

@@ -2,14 +2,39 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import CaseMessage, Consultation, new_id, utcnow
 from storage.vault import Vault
+
+
+class CaseTimes(NamedTuple):
+    """When a case entered its queue and when it left it (the operator's view): ``ended`` is
+    the acceptance or the expiry, None while it waits. Datetimes are aware (UTC)."""
+
+    department: str
+    priority: int
+    requested_at: datetime
+    ended: datetime | None
+
+
+def _utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every stored time is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _ended(rows: Iterable[Sequence[Any]]) -> list[CaseTimes]:
+    """Rows of (department, priority, requested_at, ended) as :class:`CaseTimes`."""
+    return [
+        CaseTimes(dept, int(prio), _utc(req), _utc(end))
+        for dept, prio, req, end in rows
+        if end is not None
+    ]
 
 
 def owner(case: Consultation) -> str:
@@ -112,6 +137,35 @@ class ConsultationRepository:
             query = query.where(Consultation.department == department)
         rows = await self._s.execute(query.order_by(Consultation.accepted_at.desc()).limit(limit))
         return [(r[0], r[1]) for r in rows if r[1] is not None]
+
+    async def waiting_times(self) -> list[CaseTimes]:
+        """Every waiting case's department, priority and queue entry time (``ended`` None)."""
+        c = Consultation
+        rows = await self._s.execute(
+            select(c.department, c.priority, c.requested_at).where(c.state == "waiting")
+        )
+        return [CaseTimes(dept, int(prio), _utc(req), None) for dept, prio, req in rows]
+
+    async def accepted_times(self, since: datetime, until: datetime) -> list[CaseTimes]:
+        """Cases accepted in ``[since, until]`` (in any state since), ``ended`` = accepted."""
+        c = Consultation
+        rows = await self._s.execute(
+            select(c.department, c.priority, c.requested_at, c.accepted_at).where(
+                c.accepted_at.is_not(None), c.accepted_at >= since, c.accepted_at <= until
+            )
+        )
+        return _ended(rows)
+
+    async def expired_times(self, since: datetime, until: datetime) -> list[CaseTimes]:
+        """Cases still expired that expired in ``[since, until]`` (nobody took them in time),
+        ``ended`` = the expiry (the case's last change)."""
+        c = Consultation
+        rows = await self._s.execute(
+            select(c.department, c.priority, c.requested_at, c.updated_at).where(
+                c.state == "expired", c.updated_at >= since, c.updated_at <= until
+            )
+        )
+        return _ended(rows)
 
     async def active_for_doctor(self, doctor_id: str) -> list[Consultation]:
         """A doctor's active cases, oldest first."""

@@ -239,3 +239,108 @@ def test_doctors_bad_id_is_one_line(tmp_path: Path, ref: str) -> None:
     lines = [ln for ln in out.stderr.splitlines() if ln.startswith("careline:")]
     assert len(lines) == 1, out.stderr
     assert "Traceback" not in out.stderr
+
+
+def _seed_clinic(data_dir: Path) -> None:
+    """A migrated data dir with a GP on duty, a case she took after 50 minutes and one that
+    has waited five hours (over its 4-hour limit)."""
+    import asyncio
+    from datetime import timedelta
+
+    from bot.app import open_database
+    from bot.settings import Settings
+    from storage.models import Consultation, Doctor, utcnow
+
+    assert run(["migrate"], data_dir).returncode == 0
+
+    async def seed() -> None:
+        settings = Settings(_env_file=None, data_dir=data_dir)
+        db = await open_database(settings)
+        try:
+            async with db.uow() as uow:
+                now = utcnow()
+                gp = await uow.doctors.add(
+                    Doctor(
+                        tg_user_id=5550001, locale="en", status="verified",
+                        verified_until=now + timedelta(days=30), departments="general",
+                    )
+                )  # fmt: skip
+                for requested, accepted in ((timedelta(minutes=55), timedelta(minutes=5)),
+                                            (timedelta(hours=5, seconds=5), None)):  # fmt: skip
+                    await uow.consultations.add(
+                        Consultation(
+                            patient_id="p" * 32, department="general", priority=3,
+                            state="active" if accepted else "waiting",
+                            doctor_id=gp.id if accepted else None,
+                            requested_at=now - requested,
+                            accepted_at=now - accepted if accepted else None,
+                        )
+                    )  # fmt: skip
+                await uow.commit()
+        finally:
+            await db.dispose()
+
+    asyncio.run(seed())
+
+
+def _table(stdout: str) -> dict[str, list[str]]:
+    return {ln.split()[0]: ln.split()[1:] for ln in stdout.splitlines() if ln.strip()}
+
+
+def test_ops_prints_the_operators_table(tmp_path: Path) -> None:
+    _seed_clinic(tmp_path)
+    out = run(["ops"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("Queues and waits · ") and lines[0].endswith(" UTC")
+    assert lines[1].split() == ["Department", "Drs", "Duty", "Wait", "Oldest", "p50", "p90",
+                                "SLA", "Strand"]  # fmt: skip
+    assert len({len(ln) for ln in lines[1:4]}) == 1  # aligned columns
+    rows = _table(out.stdout)
+    assert rows["GP"] == ["1", "1", "1", "5h00m", "50m", "50m", "1", "0"]
+    assert rows["Total"] == ["1", "1", "1", "5h00m", "50m", "50m", "1", "0"]
+    assert "No doctors and no cases: Cardiology," in out.stdout
+    ru = run(["ops"], tmp_path, CARELINE_DEFAULT_LOCALE="ru")
+    assert ru.returncode == 0 and _table(ru.stdout)["Терапия"][3] == "5ч00м", ru.stdout
+
+
+def test_ops_watch_refreshes_until_ctrl_c(tmp_path: Path) -> None:
+    import selectors
+    import signal
+    import time
+
+    assert run(["migrate"], tmp_path).returncode == 0
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CARELINE_")}
+    proc = subprocess.Popen(
+        [sys.executable, "bot.py", "ops", "--watch", "1"],
+        cwd=ROOT,
+        env={**clean, "CARELINE_DATA_DIR": str(tmp_path)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    titles = 0
+    deadline = time.monotonic() + 60
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        while titles < 2 and time.monotonic() < deadline and sel.select(timeout=1) is not None:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            titles += line.startswith("Queues and waits")
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=30)
+    assert titles == 2, stderr
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+
+
+def test_ops_without_a_database_is_one_line(tmp_path: Path) -> None:
+    out = run(["ops"], tmp_path, CARELINE_DATABASE_URL="postgresql+asyncpg://nobody@127.0.0.1:1/x")
+    assert out.returncode == 1
+    lines = [ln for ln in out.stderr.splitlines() if ln.startswith("careline:")]
+    assert lines == ["careline: cannot open the database: ConnectionRefusedError"], out.stderr
+    assert "Traceback" not in out.stderr
+    bad = run(["ops", "--watch", "0"], tmp_path)
+    assert bad.returncode == 2 and "between 1 and 3600" in bad.stderr

@@ -77,6 +77,27 @@ class Replier:
             params["reply_markup"] = markup_json(markup)
         await self.call("editMessageReplyMarkup", params, chat_id=target, priority=PRIORITY_REPLY)
 
+    async def edit_text(
+        self,
+        message_id: int,
+        text: str,
+        markup: InlineKeyboardMarkup | None = None,
+        *,
+        chat_id: int | None = None,
+    ) -> None:
+        """Replace the HTML text of a message the bot sent; its buttons go unless ``markup``
+        is given again. An unchanged text is fine (the sender counts "not modified" as sent)."""
+        target = self._chat(chat_id)
+        params: dict[str, Any] = {
+            "chat_id": target,
+            "message_id": message_id,
+            "text": text,
+            "parse_mode": "HTML",
+        }
+        if markup is not None:
+            params["reply_markup"] = markup_json(markup)
+        await self.call("editMessageText", params, chat_id=target, priority=PRIORITY_REPLY)
+
     async def document(
         self,
         filename: str,

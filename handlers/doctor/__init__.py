@@ -11,6 +11,7 @@ from handlers.doctor import (
     cases,
     export,
     fallback,
+    ops,
     plans,
     queue,
     referrals,
@@ -25,6 +26,9 @@ def get_router() -> Router:
     root.message.filter(F.chat.type == "private", ~F.from_user.is_bot)
     root.callback_query.filter(~F.from_user.is_bot)
     root.include_routers(
+        # /ops before the admin's typed answers: while a rejection reason is asked for,
+        # "/ops" is the operator's view, not the reason.
+        ops.routes.router(),
         admin.routes.router(),  # admins first: a typed rejection reason is not an answer
         start.routes.router(),
         apply.routes.router(),
