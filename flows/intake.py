@@ -22,7 +22,7 @@ from transitions import Machine
 from flows import consultation, redflag_model, redflags, understand
 from flows.machines import fire
 from flows.onboarding import SEX_VALUES, Actor, clean_text
-from flows.questionnaire import Facts, Questionnaire
+from flows.questionnaire import EVERYONE, Facts, Question, Questionnaire, Who
 from flows.triage import Triage, for_red_flag, triage
 from storage.models import Intake, Patient, utcnow
 from storage.uow import UnitOfWork
@@ -337,16 +337,43 @@ def has_history(answers: dict[str, Any]) -> bool:
     return bool(value) and value != "none"
 
 
+def who_of(answers: dict[str, Any]) -> Who:
+    """Whom the intake is about: the sex and age band in the answers (the patient's own from
+    their profile, or what they said about someone else); None where not known."""
+    sex = answers.get("sex")
+    return Who(sex=str(sex) if sex else None, age_band=_age_band(answers))
+
+
+def questions_of(q: Questionnaire, answers: dict[str, Any]) -> tuple[Question, ...]:
+    """The follow-up questions of the chosen complaint that can apply to this person."""
+    category = q.categories.get(str(answers.get("category", "")))
+    return category.questions_for(who_of(answers)) if category else ()
+
+
+def _prune(q: Questionnaire, answers: dict[str, Any]) -> None:
+    """Forget answers that cannot apply to the person any more (the patient corrected whom
+    the intake is about: a pregnancy answer given for a woman does not stay for a man)."""
+    who = who_of(answers)
+    followup: dict[str, str] = answers.get("followup") or {}
+    for qid in list(followup):
+        question = q.question(qid)
+        if question is not None and not question.applies.to(who):
+            del followup[qid]
+    if answers.get("associated"):
+        answers["associated"] = [
+            s for s in answers["associated"] if q.symptom_applies.get(s, EVERYONE).to(who)
+        ]
+
+
 def snapshot(
     q: Questionnaire, answers: dict[str, Any], *, jurisdiction: str = "generic"
 ) -> Snapshot:
     """The machine's view of the answers."""
-    category = q.categories.get(str(answers.get("category", "")))
     pending = answers.get("pending_disposition")
     return Snapshot(
         proxy=answers.get("subject") == "other",
         returning=bool(answers.get("returning")),
-        question_count=len(category.questions) if category else 0,
+        question_count=len(questions_of(q, answers)),
         question_index=int(answers.get("question_index", 0)),
         needs_diagnosis_check=jurisdiction == "cn"
         and pending in ("consultation", "consultation_24"),
@@ -412,11 +439,11 @@ async def _move(
     elif trigger == "answer_question" and new is State.FOLLOW_UP:
         answers["question_index"] = int(answers.get("question_index", 0)) + 1
     elif new is State.FOLLOW_UP and was is not State.FOLLOW_UP:
-        category = q.categories.get(str(answers.get("category", "")))
-        count = len(category.questions) if category else 0
+        count = len(questions_of(q, answers))
         # Back from the symptoms lands on the last question; forward starts at the first.
         answers["question_index"] = count - 1 if trigger == "back" else 0
     new = _skip_prefilled(q, new, answers, jurisdiction)
+    _prune(q, answers)
     intake.state = new.value
     await uow.intakes.save_answers(intake, answers)
 
@@ -441,7 +468,7 @@ def _skip_prefilled(
         value = prefill.pop(key)
         if key == "category":
             chosen = q.categories.get(str(value))
-            if chosen is None or not chosen.offered_for(_age_band(answers)):
+            if chosen is None or not chosen.offered_for(who_of(answers)):
                 break  # e.g. "cough" for a child: the patient picks from the child's list
         answers[key] = value
         new = next_state(new, trigger, snapshot(q, answers, jurisdiction=jurisdiction))
@@ -495,11 +522,15 @@ async def press(
         answers.pop("age_band", None)
         answers.pop("sex", None)
         if value == "self":
-            # The rules (and the categories offered) depend on age: take it from the profile.
+            # The rules, and what is offered and asked, depend on age and sex: both come from
+            # the profile (unknown ones rule nothing out).
             birth_year = await uow.patients.get_field(patient, "birth_year")
             band = age_band_for(birth_year, q.age_bands)
             if band is not None:
                 answers["age_band"] = band
+            sex = await uow.patients.get_field(patient, "sex")
+            if sex in SEX_VALUES:
+                answers["sex"] = sex
         return await move("choose_subject")
     if action == "pre":
         # "Change": the patient's words stay as their own description; nothing is prefilled.
@@ -524,7 +555,7 @@ async def press(
     if action == "cat":
         _check(intake, State.COMPLAINT)
         chosen = q.categories.get(value)
-        if chosen is None or not chosen.offered_for(_age_band(answers)):
+        if chosen is None or not chosen.offered_for(who_of(answers)):
             raise StaleButton("bad category")
         if answers.get("category") != value:
             # A new complaint: its checklist, questions and symptoms start afresh.
@@ -549,6 +580,8 @@ async def press(
         if value == "none":
             answers["red_flags_cleared"] = True
             return await move("no_red_flags")
+        # Any item of the complaint's checklist is taken, even one no longer shown to this
+        # person (an older message's button): a warning sign someone ticks is never refused.
         if category is None or value not in category.red_flags:
             raise StaleButton("bad red flag")
         await stop_for_red_flag(uow, patient, value, source="checklist", q=q, intake=intake)
@@ -559,7 +592,8 @@ async def press(
         index = int(action[1:])
         if category is None or index != int(answers.get("question_index", 0)):
             raise StaleButton("another question")
-        question = category.questions[index] if index < len(category.questions) else None
+        questions = questions_of(q, answers)
+        question = questions[index] if index < len(questions) else None
         if question is None or value not in question.options:
             raise StaleButton("bad option")
         answers.setdefault("followup", {})[question.id] = value
@@ -572,7 +606,7 @@ async def press(
                 chosen_syms = []
             answers["associated"] = chosen_syms
             return await move("give_associated")
-        if category is None or value not in category.associated:
+        if category is None or value not in q.symptoms_for(category, who_of(answers)):
             raise StaleButton("bad symptom")
         if value in chosen_syms:
             chosen_syms.remove(value)
@@ -735,7 +769,7 @@ async def text(
         # Words the lexicon did not flag but that read like an emergency: asked first.
         out.ask_safety = redflag_model.possible(said)
         chosen = q.categories.get(str(prefill.pop("category", "")))
-        if chosen is not None and chosen.offered_for(_age_band(answers)):
+        if chosen is not None and chosen.offered_for(who_of(answers)):
             if answers.get("category") != chosen.id:
                 for key in ("red_flags_cleared", "followup", "associated", "question_index"):
                     answers.pop(key, None)

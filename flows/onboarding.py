@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-import zoneinfo
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -16,6 +15,7 @@ from typing import Any
 
 from transitions import Machine
 
+from flows import timing
 from flows.machines import fire
 from storage.models import Patient
 from storage.uow import UnitOfWork
@@ -136,53 +136,28 @@ def normalize_phone(raw: str) -> str:
     return "+" + digits
 
 
-_OFFSET = re.compile(r"^(?:utc|gmt)?\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?$", re.IGNORECASE)
+class ZoneChoice(BadInput):
+    """A country with several time zones was typed: ``zones`` are the ones to offer."""
+
+    def __init__(self, value: str, zones: tuple[str, ...]) -> None:
+        super().__init__("error.timezone_country", value=value)
+        self.zones = zones
 
 
 def parse_timezone(text: str) -> str:
-    """An IANA zone name (case-insensitive) or a whole-hour UTC offset like ``+3``."""
+    """A time zone from what the patient typed or pressed: an IANA name, a city or country in
+    any of our languages, or a UTC offset (:func:`flows.timing.parse_zone`, the same lookup
+    as /meds). A country with several zones raises :class:`ZoneChoice`."""
     value = clean_text(text)
     if not value or len(value) > 64:
         raise BadInput("error.timezone_invalid")
-    lower = {z.lower(): z for z in _zones()}
-    if value.lower() in lower:
-        return lower[value.lower()]
-    if value.upper() in ("UTC", "GMT"):
-        return "UTC"
-    match = _OFFSET.match(value.replace(" ", ""))
-    if match:
-        sign, hours, minutes = match.group(1), int(match.group(2)), int(match.group(3) or 0)
-        if minutes == 0 and 0 <= hours <= 14:
-            if hours == 0:
-                return "UTC"
-            # Etc/GMT signs are inverted by POSIX convention: UTC+3 is Etc/GMT-3.
-            zone = f"Etc/GMT{'-' if sign == '+' else '+'}{hours}"
-            if zone in _zones():  # there is no UTC-13 or UTC-14 (Etc/GMT+13, +14)
-                return zone
-        for zone in _FRACTIONAL.get(f"{sign}{hours:02d}:{minutes:02d}", ()):
-            return zone
-    raise BadInput("error.timezone_invalid")
+    try:
+        return timing.parse_zone(value)
+    except timing.ZoneChoice as choice:
+        raise ZoneChoice(str(choice.params["value"]), choice.zones) from None
+    except timing.TimingError:
+        raise BadInput("error.timezone_invalid") from None
 
-
-_FRACTIONAL = {
-    "+05:30": ("Asia/Kolkata",),
-    "+05:45": ("Asia/Kathmandu",),
-    "+03:30": ("Asia/Tehran",),
-    "+04:30": ("Asia/Kabul",),
-    "+06:30": ("Asia/Yangon",),
-    "+09:30": ("Australia/Darwin",),
-    "-03:30": ("America/St_Johns",),
-}
-
-
-def _zones() -> set[str]:
-    global _ZONES
-    if _ZONES is None:
-        _ZONES = set(zoneinfo.available_timezones())
-    return _ZONES
-
-
-_ZONES: set[str] | None = None
 
 SUGGESTED_ZONES = {
     "en": ("Europe/London", "America/New_York", "America/Los_Angeles", "Asia/Singapore"),

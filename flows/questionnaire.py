@@ -26,6 +26,9 @@ MIN_CATEGORIES = 12
 DISPOSITIONS = ("emergency_ambulance", "emergency", "consultation_24", "consultation", "self_care")
 SUBJECTS = ("self", "other")
 BUTTON_MAX = 32
+# The sexes applicability data may name. Anyone else (other, undisclosed, not asked) is shown
+# everything: nothing can be ruled out for them.
+SEXES = ("female", "male")
 
 
 class DataFileError(ValueError):
@@ -38,11 +41,38 @@ def more_urgent(a: str, b: str) -> str:
 
 
 @dataclass(frozen=True)
+class Who:
+    """Whom an intake is about, as far as it is known (None: not known)."""
+
+    sex: str | None = None
+    age_band: str | None = None
+
+
+@dataclass(frozen=True)
+class Applies:
+    """Who a category, question, checklist item or symptom can apply to: one of ``sexes``
+    and one of ``age_bands`` (an empty list: anyone)."""
+
+    sexes: tuple[str, ...] = ()
+    age_bands: tuple[str, ...] = ()
+
+    def to(self, who: Who) -> bool:
+        """Could it apply to ``who``? An unknown sex or age never rules anything out."""
+        if self.sexes and who.sex in SEXES and who.sex not in self.sexes:
+            return False
+        return not self.age_bands or who.age_band is None or who.age_band in self.age_bands
+
+
+EVERYONE = Applies()
+
+
+@dataclass(frozen=True)
 class Question:
     """A follow-up question with button answers (``intake.q.<id>`` and ``.<option>``)."""
 
     id: str
     options: tuple[str, ...]
+    applies: Applies = EVERYONE
 
 
 @dataclass(frozen=True)
@@ -54,14 +84,16 @@ class Category:
     red_flags: tuple[str, ...]
     associated: tuple[str, ...]
     default_disposition: str
-    age_bands: tuple[str, ...] = ()
+    applies: Applies = EVERYONE
     questions: tuple[Question, ...] = ()
 
-    def offered_for(self, age_band: str | None) -> bool:
-        """Is this category offered for someone in ``age_band`` (None: unknown age)?"""
-        if not self.age_bands or age_band is None:
-            return True
-        return age_band in self.age_bands
+    def offered_for(self, who: Who) -> bool:
+        """Is this category offered for ``who``?"""
+        return self.applies.to(who)
+
+    def questions_for(self, who: Who) -> tuple[Question, ...]:
+        """The follow-up questions that can apply to ``who``, in order."""
+        return tuple(q for q in self.questions if q.applies.to(who))
 
 
 @dataclass(frozen=True)
@@ -134,10 +166,29 @@ class Questionnaire:
     categories: Mapping[str, Category]
     rules: tuple[Rule, ...]
     department_rules: tuple[Rule, ...]
+    # Checklist items and symptoms that only some people can have (by id; absent: anyone).
+    red_flag_applies: Mapping[str, Applies] = field(default_factory=dict)
+    symptom_applies: Mapping[str, Applies] = field(default_factory=dict)
 
     def category(self, category_id: str) -> Category:
         """A category by id (KeyError if unknown)."""
         return self.categories[category_id]
+
+    def offered(self, who: Who) -> tuple[Category, ...]:
+        """The complaint categories offered for ``who``, in order."""
+        return tuple(c for c in self.categories.values() if c.offered_for(who))
+
+    def checklist(self, category: Category, who: Who) -> tuple[str, ...]:
+        """The category's red-flag checklist items that can apply to ``who``, in order."""
+        return tuple(
+            f for f in category.red_flags if self.red_flag_applies.get(f, EVERYONE).to(who)
+        )
+
+    def symptoms_for(self, category: Category, who: Who) -> tuple[str, ...]:
+        """The category's associated symptoms that can apply to ``who``, in order."""
+        return tuple(
+            s for s in category.associated if self.symptom_applies.get(s, EVERYONE).to(who)
+        )
 
     def question(self, question_id: str) -> Question | None:
         """A follow-up question by id, whichever category it belongs to."""
@@ -243,6 +294,45 @@ def _members(r: _Reader, what: str, values: Sequence[str] | None, allowed: Seque
         _member(r, what, v, allowed)
 
 
+def _applies(r: _Reader, ages: Sequence[str]) -> Applies:
+    """Optional ``sexes`` and ``age_bands`` keys: who the item can apply to."""
+    sexes = r.ids("sexes", False)
+    bands = r.ids("age_bands", False)
+    for key, values in (("sexes", sexes), ("age_bands", bands)):
+        if values == ():
+            r.fail(f"{r.where}.{key} must not be empty (leave it out to mean anyone)")
+    _members(r, "sex", sexes, SEXES)
+    _members(r, "age band", bands, ages)
+    return Applies(sexes or (), bands or ())
+
+
+def _applies_table(
+    top: _Reader, kind: str, known: Sequence[str], ages: Sequence[str]
+) -> dict[str, Applies]:
+    """``[applies.<kind>]``: ``<id> = { sexes = [...], age_bands = [...] }`` per item."""
+    section = _Reader(top.file, "applies", top.table.get("applies", {}))
+    section.seen.update(("red_flag", "symptom"))
+    section.done()
+    table = _Reader(top.file, f"applies.{kind}", section.table.get(kind, {}))
+    out: dict[str, Applies] = {}
+    for item_id, spec in table.table.items():
+        table.seen.add(item_id)
+        what = kind.replace("_", " ")
+        _member(table, what, item_id, known)
+        r = _Reader(top.file, f"applies.{kind}.{item_id}", spec)
+        applies = _applies(r, ages)
+        r.done()
+        if applies == EVERYONE:
+            r.fail(f"{r.where}: give sexes or age_bands (or leave the item out)")
+        out[item_id] = applies
+    return out
+
+
+def _everyone(ages: Sequence[str]) -> list[Who]:
+    """Every kind of person the intake can be about, known or not."""
+    return [Who(sex, band) for sex in (*SEXES, None) for band in (*ages, None)]
+
+
 def _condition(r: _Reader, q: dict[str, Any]) -> Condition:
     cats = r.ids("categories", False)
     not_cats = r.ids("not_categories", False) or ()
@@ -320,8 +410,7 @@ def parse(data: Any, file: str, flag_ids: Sequence[str]) -> Questionnaire:
         _members(r, "symptom", assoc, symptoms)
         default = r.text("default_disposition")
         _member(r, "default_disposition", default, DISPOSITIONS[2:])
-        bands = r.ids("age_bands", False) or ()
-        _members(r, "age band", bands, ages)
+        applies = _applies(r, ages)
         questions: list[Question] = []
         for j, qraw in enumerate(r.tables("question")):
             qr = _Reader(file, f"{r.where} question #{j + 1}", qraw)
@@ -332,16 +421,30 @@ def parse(data: Any, file: str, flag_ids: Sequence[str]) -> Questionnaire:
             opts = qr.ids("options") or ()
             if not 2 <= len(opts) <= 8:
                 qr.fail(f"question '{qid}' needs 2 to 8 options")
+            qr.where = f"{r.where} question '{qid}'"
+            question_applies = _applies(qr, ages)
             qr.done()
-            question = Question(qid, opts)
+            question = Question(qid, opts, question_applies)
             questions.append(question)
             ctx["questions"][qid] = question
         r.done()
         assert dept is not None and default is not None
-        categories[cid] = Category(cid, dept, flags, assoc, default, bands, tuple(questions))
+        categories[cid] = Category(cid, dept, flags, assoc, default, applies, tuple(questions))
     ctx["categories"] = categories
     if len(categories) < MIN_CATEGORIES:
         top.fail(f"at least {MIN_CATEGORIES} categories are needed, found {len(categories)}")
+    top.seen.add("applies")
+    flag_applies = _applies_table(top, "red_flag", flag_ids, ages)
+    symptom_applies = _applies_table(top, "symptom", symptoms, ages)
+    for cat in categories.values():
+        for who in _everyone(ages):
+            checklist = [f for f in cat.red_flags if flag_applies.get(f, EVERYONE).to(who)]
+            if cat.offered_for(who) and not checklist:
+                top.fail(
+                    f"category '{cat.id}': no checklist item applies to "
+                    f"{who.sex or 'any sex'}, {who.age_band or 'any age'} "
+                    "(every checklist needs one)"
+                )
 
     def rules(key: str, kind: str) -> tuple[Rule, ...]:
         out: list[Rule] = []
@@ -370,7 +473,16 @@ def parse(data: Any, file: str, flag_ids: Sequence[str]) -> Questionnaire:
     top.done()
     assert version is not None
     return Questionnaire(
-        version, durations, ages, departments, symptoms, categories, triage_rules, dept_rules
+        version,
+        durations,
+        ages,
+        departments,
+        symptoms,
+        categories,
+        triage_rules,
+        dept_rules,
+        flag_applies,
+        symptom_applies,
     )
 
 

@@ -34,6 +34,8 @@ from functools import lru_cache
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from flows.zones import find as find_zone
+
 MAX_PER_DAY = 12  # reminders a day a plan may have
 MIN_EVERY_HOURS = 2
 MAX_EVERY_HOURS = 72
@@ -825,49 +827,11 @@ _HALF_HOUR_ZONES = {
     (6, 30): "Asia/Yangon",
     (8, 45): "Australia/Eucla",
     (9, 30): "Australia/Darwin",
+    (-3, -30): "America/St_Johns",
     (-9, -30): "Pacific/Marquesas",
 }
-_ZONE_WORDS = {
-    "北京时间": "Asia/Shanghai",
-    "北京": "Asia/Shanghai",
-    "中国": "Asia/Shanghai",
-    "china": "Asia/Shanghai",
-    "beijing": "Asia/Shanghai",
-    "上海": "Asia/Shanghai",
-    "香港": "Asia/Hong_Kong",
-    "台北": "Asia/Taipei",
-    "伦敦": "Europe/London",
-    "莫斯科": "Europe/Moscow",
-    "纽约": "America/New_York",
-    "东京": "Asia/Tokyo",
-    "新加坡": "Asia/Singapore",
-    "мск": "Europe/Moscow",
-    "санкт-петербург": "Europe/Moscow",
-    "петербург": "Europe/Moscow",
-    "лондон": "Europe/London",
-    "пекин": "Asia/Shanghai",
-    "шанхай": "Asia/Shanghai",
-    "калининград": "Europe/Kaliningrad",
-    "самара": "Europe/Samara",
-    "екатеринбург": "Asia/Yekaterinburg",
-    "омск": "Asia/Omsk",
-    "новосибирск": "Asia/Novosibirsk",
-    "красноярск": "Asia/Krasnoyarsk",
-    "иркутск": "Asia/Irkutsk",
-    "якутск": "Asia/Yakutsk",
-    "владивосток": "Asia/Vladivostok",
-    "магадан": "Asia/Magadan",
-    "камчатка": "Asia/Kamchatka",
-    "msk": "Europe/Moscow",
-    "москва": "Europe/Moscow",
-    "московское время": "Europe/Moscow",
-    "по москве": "Europe/Moscow",
-    "utc": "UTC",
-    "utc+0": "UTC",
-    "gmt": "UTC",
-    "z": "UTC",
-    "zulu": "UTC",
-}
+# Names of UTC itself (cities and countries are looked up in flows.zones).
+_UTC_WORDS = frozenset({"utc", "gmt", "ut", "z", "zulu"})
 _OFFSET = re.compile(
     r"^(?:utc|gmt|ut|z|utc時間|utc时间)?\s*(?P<sign>[+-])\s*(?P<h>\d{1,2})(?::?(?P<m>\d{2}))?$"
 )
@@ -894,20 +858,32 @@ def _zones() -> dict[str, str]:
     return names
 
 
+class ZoneChoice(TimingError):
+    """A country with several time zones was named: ``zones`` are its zones (west to east),
+    for the person to choose from; the message asks for the nearest city."""
+
+    def __init__(self, value: str, zones: tuple[str, ...]) -> None:
+        super().__init__("timing.error.zone_country", value=value)
+        self.zones = zones
+
+
 def parse_zone(text: str) -> str:
     """An IANA time zone name from what a person types.
 
-    "Europe/Moscow", "asia/shanghai", "Moscow", "UTC" -> as named; "UTC+3", "GMT-5",
-    "+08:00" -> "Etc/GMT-3", "Etc/GMT+5", "Etc/GMT-8" (POSIX signs: Etc/GMT-3 is three hours
-    ahead of UTC); "+05:30" -> a zone with that fixed offset (Asia/Kolkata).
-    Raises TimingError: timing.error.empty, timing.error.bad_zone {value}.
+    "Europe/Moscow", "asia/shanghai", "UTC" -> as named; a city or a country in English,
+    Chinese or Russian ("Moscow", "Москва", "上海", "New York", "Germany") -> its zone
+    (:func:`flows.zones.find`); "UTC+3", "GMT-5", "+08:00" -> "Etc/GMT-3", "Etc/GMT+5",
+    "Etc/GMT-8" (POSIX signs: Etc/GMT-3 is three hours ahead of UTC); "+05:30" -> a zone with
+    that fixed offset (Asia/Kolkata).
+    Raises TimingError: timing.error.empty, timing.error.bad_zone {value}, and
+    :class:`ZoneChoice` (timing.error.zone_country {value}) for a country with several zones.
     """
     norm = unicodedata.normalize("NFKC", text).strip().lower()
     norm = re.sub(r"\s+", " ", norm).replace("−", "-")
     if not norm:
         raise TimingError("timing.error.empty")
-    if norm in _ZONE_WORDS:
-        return _ZONE_WORDS[norm]
+    if norm in _UTC_WORDS:
+        return "UTC"
     m = _OFFSET.match(norm)
     if m:
         sign = 1 if m.group("sign") == "+" else -1
@@ -925,7 +901,12 @@ def parse_zone(text: str) -> str:
         return f"Etc/GMT{'-' if sign > 0 else '+'}{hours}"
     key = norm.replace(" / ", "/")
     zones = _zones()
-    name = zones.get(key) or zones.get(key.replace(" ", "_"))
+    name = zones.get(key) if "/" in key else None
+    if name is None:
+        named = find_zone(text)
+        if len(named) > 1:
+            raise ZoneChoice(_shown(text), named)
+        name = named[0] if named else zones.get(key) or zones.get(key.replace(" ", "_"))
     if name is None:
         raise TimingError("timing.error.bad_zone", value=_shown(text))
     try:

@@ -10,7 +10,7 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from bot.settings import Settings
 from bot.telegram.reply import PRIORITY_URGENT, Replier
 from flows import redflags
-from flows.intake import HISTORY_STATES, SECTIONS, Outcome, State
+from flows.intake import HISTORY_STATES, SECTIONS, Outcome, State, questions_of, who_of
 from flows.onboarding import SEX_VALUES
 from flows.questionnaire import Questionnaire
 from locales import Html, Translator
@@ -125,11 +125,6 @@ def _keyboard(
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
-def _age_band(answers: dict[str, Any]) -> str | None:
-    band = answers.get("age_band")
-    return str(band) if band else None
-
-
 def _prefill_view(
     tr: Translator, q: Questionnaire, intake: Intake, answers: dict[str, Any]
 ) -> tuple[str, InlineKeyboardMarkup]:
@@ -193,12 +188,11 @@ def step_view(
     if state is State.SEX:
         buttons = [_button(tr.plain(f"sex.{v}"), intake, "sex", v) for v in SEX_VALUES]
         return tr("intake.ask_sex"), _keyboard(tr, intake, buttons, 2)
+    who = who_of(answers)
     if state is State.COMPLAINT:
-        band = _age_band(answers)
         buttons = [
             _button(tr.plain(f"intake.category.{c.id}"), intake, "cat", c.id)
-            for c in q.categories.values()
-            if c.offered_for(band)
+            for c in q.offered(who)
         ]
         return tr("intake.ask_complaint"), _keyboard(tr, intake, buttons, 2)
     if state is State.ONSET:
@@ -211,21 +205,21 @@ def step_view(
         return tr("intake.ask_severity"), _keyboard(tr, intake, buttons, 6)
     if state is State.RED_FLAGS:
         assert category is not None
-        items = Html(
-            "\n".join(f"{i}. {tr(f'redflag.{f}')}" for i, f in enumerate(category.red_flags, 1))
-        )
+        flags = q.checklist(category, who)
+        items = Html("\n".join(f"{i}. {tr(f'redflag.{f}')}" for i, f in enumerate(flags, 1)))
         buttons = [
             _button(f"{i}. {tr.plain(f'redflag.{f}.button')}", intake, "flag", f)
-            for i, f in enumerate(category.red_flags, 1)
+            for i, f in enumerate(flags, 1)
         ]
         none = [[_button(tr.plain("intake.red_flags.none"), intake, "flag", "none")]]
         return tr("intake.ask_red_flags", items=items), _keyboard(
             tr, intake, buttons, 1, extra=none
         )
     if state is State.FOLLOW_UP:
-        assert category is not None
-        index = int(answers.get("question_index", 0))
-        question = category.questions[min(index, len(category.questions) - 1)]
+        questions = questions_of(q, answers)
+        assert questions
+        index = min(int(answers.get("question_index", 0)), len(questions) - 1)
+        question = questions[index]
         buttons = [
             _button(tr.plain(f"intake.q.{question.id}.{o}"), intake, f"q{index}", o)
             for o in question.options
@@ -238,7 +232,7 @@ def step_view(
             _button(
                 ("✓ " if s in ticked else "") + tr.plain(f"intake.symptom.{s}"), intake, "sym", s
             )
-            for s in category.associated
+            for s in q.symptoms_for(category, who)
         ]
         finish = [
             [

@@ -11,6 +11,7 @@ from aiogram.types import (
 )
 
 from flows.onboarding import SEX_VALUES, SUGGESTED_ZONES
+from flows.zones import label
 from locales import LOCALES, Translator
 
 
@@ -94,19 +95,35 @@ def sexes(tr: Translator) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(inline_keyboard=_rows(buttons, 2))
 
 
+def _zone_button(text: str, zone: str) -> InlineKeyboardButton:
+    return InlineKeyboardButton(text=text, callback_data=StepCB(action="tz", value=zone).pack())
+
+
 def timezones(tr: Translator, clinic_zone: str) -> InlineKeyboardMarkup:
-    """Likely zones for the patient's language, and the clinic's own."""
+    """Likely zones for the patient's language, and the clinic's own, by city name."""
     zones = [z for z in SUGGESTED_ZONES.get(tr.locale, SUGGESTED_ZONES["en"]) if z != clinic_zone]
-    buttons = [
-        InlineKeyboardButton(
-            text=tr.plain("button.clinic_timezone", timezone=clinic_zone),
-            callback_data=StepCB(action="tz", value=clinic_zone).pack(),
-        )
-    ] + [
-        InlineKeyboardButton(text=z, callback_data=StepCB(action="tz", value=z).pack())
-        for z in zones
-    ]
+    clinic = tr.plain("button.clinic_timezone", timezone=label(tr.locale, clinic_zone))
+    buttons = [_zone_button(clinic, clinic_zone)]
+    buttons += [_zone_button(label(tr.locale, z), z) for z in zones]
     return InlineKeyboardMarkup(inline_keyboard=_rows(buttons, 2))
+
+
+def zone_choices(
+    tr: Translator, zones: tuple[str, ...], *, cancel: bool = False
+) -> InlineKeyboardMarkup:
+    """The zones of a country that has several, by city name, west to east (and Cancel when
+    a profile edit can be abandoned)."""
+    rows = _rows([_zone_button(label(tr.locale, z), z) for z in zones], 2)
+    if cancel:
+        rows.append(
+            [
+                InlineKeyboardButton(
+                    text=tr.plain("button.cancel"),
+                    callback_data=StepCB(action="cancel").pack(),
+                )
+            ]
+        )
+    return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
 def share_phone(tr: Translator) -> ReplyKeyboardMarkup:

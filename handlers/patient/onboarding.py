@@ -10,7 +10,7 @@ from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
 from bot.settings import Settings
 from bot.telegram.reply import Replier
 from flows import medication, onboarding, understand
-from flows.onboarding import BadInput, InvalidStep, Step, step_of
+from flows.onboarding import BadInput, InvalidStep, Step, ZoneChoice, step_of
 from handlers.common.routes import RouteTable
 from handlers.patient import keyboards as kb
 from handlers.patient.intake_render import ask_safety, begin_keyboard
@@ -228,6 +228,10 @@ async def on_answer_text(
     if patient is not None and step is Step.DONE and field in ("name", "birth_year", "timezone"):
         try:
             await onboarding.set_profile_field(uow, patient, field, message.text, trigger=None)
+        except ZoneChoice as choice:
+            choices = kb.zone_choices(tr, choice.zones, cancel=True)
+            await reply.text(tr(choice.msgid, **choice.params), choices)
+            return
         except BadInput as bad:
             await reply.text(tr(bad.msgid, **bad.params), kb.cancel(tr))
             return
@@ -239,6 +243,9 @@ async def on_answer_text(
     if patient is not None and step in TEXT_STEPS and not _reads_as_complaint(step, message.text):
         try:
             new = await onboarding.answer_step(uow, patient, message.text)
+        except ZoneChoice as choice:
+            await reply.text(tr(choice.msgid, **choice.params), kb.zone_choices(tr, choice.zones))
+            return
         except BadInput as bad:
             await reply.text(tr(bad.msgid, **bad.params))
             return

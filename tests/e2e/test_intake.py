@@ -16,8 +16,8 @@ from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from sqlalchemy import select
 
 from bot.app import Careline
-from flows.intake import State
-from flows.questionnaire import load
+from flows.intake import State, age_band_for
+from flows.questionnaire import Who, load
 from locales import Translator
 from storage.models import AuditRecord, Intake
 from storage.models import Patient as PatientRow
@@ -44,10 +44,12 @@ def has_button(label: str) -> Any:
 
 
 class Patient:
-    """One simulated patient doing an intake, in one language."""
+    """One simulated patient doing an intake, in one language (onboarded with ``sex`` and the
+    year of birth 1968)."""
 
-    def __init__(self, clinic: Clinic, uid: int, locale: str) -> None:
+    def __init__(self, clinic: Clinic, uid: int, locale: str, sex: str = "female") -> None:
         self.clinic, self.uid, self.tr = clinic, uid, Translator(locale)
+        self.who = Who(sex, age_band_for("1968", Q.age_bands))
 
     async def press(self, label: str, then: Any) -> dict[str, Any]:
         """Press a button and wait for the bot message matching ``then``."""
@@ -79,10 +81,15 @@ class Patient:
         return await self.press(str(severity), has_button(self.t("intake.red_flags.none")))
 
     async def after_red_flags(
-        self, category: str, followups: dict[str, str] | None = None, photo: bool = False
+        self,
+        category: str,
+        followups: dict[str, str] | None = None,
+        photo: bool = False,
+        who: Who | None = None,
     ) -> dict[str, Any]:
-        """None of these -> follow-up answers -> no symptoms -> no history -> summary."""
-        questions = Q.category(category).questions
+        """None of these -> follow-up answers -> no symptoms -> no history -> summary (the
+        questions asked about ``who``, by default the patient)."""
+        questions = Q.category(category).questions_for(who or self.who)
         first = (
             self.t(f"intake.q.{questions[0].id}") if questions else self.t("intake.ask_associated")
         )
@@ -129,10 +136,10 @@ class Patient:
         return await self.clinic.client.wait_for(self.uid, PATIENT_BOT, since=since)
 
 
-async def new_patient(clinic: Clinic, locale: str) -> Patient:
+async def new_patient(clinic: Clinic, locale: str, sex: str = "female") -> Patient:
     uid = await clinic.person("Tester", "en")
-    await onboard(clinic, uid, locale)
-    return Patient(clinic, uid, locale)
+    await onboard(clinic, uid, locale, sex=sex)
+    return Patient(clinic, uid, locale, sex)
 
 
 async def intakes_of(clinic: Clinic) -> list[Intake]:
@@ -309,7 +316,9 @@ async def test_proxy_intake_for_a_child(sqlite_clinic: Clinic) -> None:
     await p.press(p.t("intake.duration.today"), has_button("10"))
     await p.press("5", has_button(p.t("intake.red_flags.none")))
     summary = await p.after_red_flags(
-        "child_illness", {"child_temperature": "t38_39", "child_drinking": "a_bit_less"}
+        "child_illness",
+        {"child_temperature": "t38_39", "child_drinking": "a_bit_less"},
+        who=Who("male", "child_1_5"),
     )
     assert (
         p.t("intake.summary.who_other", age=p.t("intake.age.child_1_5"), sex=p.t("sex.male"))
@@ -587,3 +596,40 @@ async def test_stranger_in_danger_gets_instructions_before_any_consent(clinic: C
         assert await uow.patients.by_tg_user(uid) is None
         rows = (await uow.session.execute(select(AuditRecord.actor, AuditRecord.action))).all()
     assert ("patient:unknown", "redflag.raised") in [tuple(r) for r in rows]
+
+
+def flag_values(message: dict[str, Any]) -> list[str]:
+    """The red-flag ids a checklist message offers (from its buttons' callback data)."""
+    rows = message["reply_markup"]["inline_keyboard"]
+    return [
+        b["callback_data"].rsplit(":", 1)[1]
+        for row in rows
+        for b in row
+        if b["callback_data"].split(":")[2] == "flag"
+    ]
+
+
+@pytest.mark.parametrize("sex", ["male", "female"])
+async def test_abdominal_pain_asks_about_pregnancy_only_where_it_can_apply(
+    sqlite_clinic: Clinic, sex: str
+) -> None:
+    """A man's abdominal-pain checklist has no pregnancy item and he is not asked whether he
+    could be pregnant; a woman's has both. Neither adult sees the children's items."""
+    p = await new_patient(sqlite_clinic, "en", sex=sex)
+    checklist = await p.to_red_flags("abdominal_pain", "today", 5)
+    flags = flag_values(checklist)
+    pregnancy = p.t("redflag.pregnancy_bleeding")
+    if sex == "male":
+        assert flags == ["abdominal_emergency", "bleeding", "sepsis", "none"]
+        assert pregnancy not in checklist["text"]
+    else:
+        assert flags == ["abdominal_emergency", "bleeding", "pregnancy_bleeding", "sepsis", "none"]
+        assert pregnancy in checklist["text"]
+    assert p.t("redflag.child_dehydration") not in checklist["text"]
+    await p.press(p.t("intake.red_flags.none"), has_text(p.t("intake.q.abdominal_pain_where")))
+    then = p.t("intake.q.abdominal_pregnancy") if sex == "female" else p.t("intake.ask_associated")
+    await p.press(p.t("intake.q.abdominal_pain_where.upper"), has_text(then))
+    [intake] = await intakes_of(sqlite_clinic)
+    async with sqlite_clinic.app.db.uow() as uow:
+        answers = await uow.intakes.answers(intake)
+    assert (answers["sex"], answers["age_band"]) == (sex, "adult_18_64")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 
-from flows.onboarding import CONSENT_VERSION
+from flows.onboarding import CONSENT_VERSION, SUGGESTED_ZONES
+from flows.zones import label
 from locales import Translator
 from tests.e2e.conftest import DOCTOR_BOT, PATIENT_BOT, Clinic
 
@@ -16,9 +18,30 @@ NAMES = {"en": "Alice Testpatient", "zh_Hans": "王测试", "ru": "Алиса Т
 
 
 async def onboard(
-    clinic: Clinic, uid: int, locale: str, *, phone: str = "+15550100777", emergency: str = "112"
+    clinic: Clinic,
+    uid: int,
+    locale: str,
+    *,
+    phone: str = "+15550100777",
+    emergency: str = "112",
+    sex: str = "female",
 ) -> None:
     """Complete onboarding with buttons and typed answers, checking each question."""
+    await to_timezone_step(clinic, uid, locale, phone=phone, emergency=emergency, sex=sex)
+    done = await clinic.say(uid, "+3")
+    assert done["text"] == Translator(locale).plain("onboarding.done", name=NAMES[locale])
+
+
+async def to_timezone_step(
+    clinic: Clinic,
+    uid: int,
+    locale: str,
+    *,
+    phone: str = "+15550100777",
+    emergency: str = "112",
+    sex: str = "female",
+) -> dict[str, Any]:
+    """Onboarding up to the time-zone question; returns that question's message."""
     tr = Translator(locale)
     first = await clinic.say(uid, "/start")
     assert first["text"] == tr.plain("onboarding.choose_language")
@@ -30,19 +53,17 @@ async def onboard(
     assert ask_name["text"] == tr.plain("onboarding.ask_name")
     assert (await clinic.say(uid, NAMES[locale]))["text"] == tr.plain("onboarding.ask_birth_year")
     assert (await clinic.say(uid, "1968"))["text"] == tr.plain("onboarding.ask_sex")
-    ask_phone = await clinic.press(uid, tr.plain("sex.female"))
+    ask_phone = await clinic.press(uid, tr.plain(f"sex.{sex}"))
     assert ask_phone["text"] == tr.plain("onboarding.ask_phone")
     assert ask_phone["reply_markup"]["keyboard"][0][0]["request_contact"] is True
     since = await clinic.seq(uid)
     await clinic.client.share_contact(uid, PATIENT_BOT, phone)
-    await clinic.client.wait_for(
+    return await clinic.client.wait_for(
         uid,
         PATIENT_BOT,
         since=since,
         predicate=lambda m: m.get("text") == tr.plain("onboarding.ask_timezone"),
     )
-    done = await clinic.say(uid, "+3")
-    assert done["text"] == tr.plain("onboarding.done", name=NAMES[locale])
 
 
 @pytest.mark.parametrize("locale", ["en", "zh_Hans", "ru"])
@@ -211,3 +232,49 @@ async def test_doctor_bot_says_what_it_is(clinic: Clinic) -> None:
     await clinic.client.wait_for(uid, DOCTOR_BOT, tr.plain("doctor.apply.ask_name"))
     other = await clinic.say(uid, "/help", bot=DOCTOR_BOT)
     assert other["text"] == Translator("zh_Hans").plain("doctor.help")
+
+
+def _labels(message: dict[str, Any]) -> list[str]:
+    return [b["text"] for row in message["reply_markup"]["inline_keyboard"] for b in row]
+
+
+async def _timezone_of(clinic: Clinic, uid: int) -> str | None:
+    async with clinic.app.db.uow() as uow:
+        patient = await uow.patients.by_tg_user(uid)
+        assert patient is not None
+        return patient.timezone
+
+
+@pytest.mark.parametrize(
+    ("locale", "typed", "zone"),
+    [("ru", "Москва", "Europe/Moscow"), ("zh_Hans", "上海", "Asia/Shanghai")],
+)
+async def test_a_typed_city_sets_the_time_zone(
+    clinic: Clinic, locale: str, typed: str, zone: str
+) -> None:
+    """The zone buttons name cities in the patient's language, and a city typed in that
+    language is understood (the same lookup as /meds)."""
+    uid = await clinic.person("Tester", "en")
+    tr = Translator(locale)
+    ask = await to_timezone_step(clinic, uid, locale)
+    labels = _labels(ask)
+    assert labels[0] == tr.plain("button.clinic_timezone", timezone="UTC")
+    assert labels[1:] == [label(locale, z) for z in SUGGESTED_ZONES[locale]]
+    assert not any("/" in text for text in labels), labels  # no raw ids like Europe/Moscow
+    done = await clinic.say(uid, typed)
+    assert done["text"] == tr.plain("onboarding.done", name=NAMES[locale])
+    assert await _timezone_of(clinic, uid) == zone
+
+
+async def test_a_country_with_several_zones_asks_for_the_city(clinic: Clinic) -> None:
+    """A country with several zones (Russia has eleven): the patient picks the nearest city."""
+    uid = await clinic.person("Tester", "ru")
+    tr = Translator("ru")
+    await to_timezone_step(clinic, uid, "ru")
+    choose = await clinic.say(uid, "Россия")
+    assert choose["text"] == tr.plain("error.timezone_country", value="Россия")
+    labels = _labels(choose)
+    assert labels[0] == "Калининград" and "Москва" in labels and labels[-1] == "Камчатка"
+    done = await clinic.press(uid, "Владивосток")
+    assert done["text"] == tr.plain("onboarding.done", name=NAMES["ru"])
+    assert await _timezone_of(clinic, uid) == "Asia/Vladivostok"

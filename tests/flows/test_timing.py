@@ -778,6 +778,7 @@ ERROR_SAMPLES = [
     (parse_period, ("2026-11-01 to 2026-11-05", TODAY)),
     (parse_period, ("10 years", TODAY)),
     (parse_zone, ("Mars/Base",)),
+    (parse_zone, ("Россия",)),
 ]
 
 
