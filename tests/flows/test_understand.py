@@ -4,6 +4,10 @@ loader; robustness on arbitrary and adversarial text. All example texts are made
 
 from __future__ import annotations
 
+import dataclasses
+import re
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -708,6 +712,11 @@ def _broken(tmp_path: Path, old: str, new: str) -> Path:
         ("'''gout'''", "'''(?:gout)?'''", r"matches the empty string"),
         ("'''gout'''", r"'''(g)out\1'''", r"back-references are not allowed"),
         (
+            "'''gout'''",
+            "'''(?<=a|bc)gout'''",
+            r"\[category\.back_joint\] en\[\d+\]: invalid regex '\(\?<=a\|bc\)gout': look-behind",
+        ),
+        (
             '"back_joint", "eye", "skin"',
             '"back_joint", "skin"',
             r"\[choose\] priority: categories with phrases are not ranked: \['eye'\]",
@@ -757,6 +766,112 @@ def test_unreadable_and_invalid_toml(tmp_path: Path) -> None:
     bad.write_text("[choose\n", encoding="utf-8")
     with pytest.raises(UnderstandDataError, match=r"^understand\.toml: TOML: "):
         u.load(bad)
+
+
+def _regexes(value: object) -> Iterator[re.Pattern[str]]:
+    if isinstance(value, re.Pattern):
+        yield value
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for field in dataclasses.fields(value):
+            yield from _regexes(getattr(value, field.name))
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _regexes(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _regexes(item)
+
+
+def _same_as_compiled_text(rx: re.Pattern[str]) -> bool:
+    again = re.compile(rx.pattern)
+    # Pattern equality compares the flags and the byte code.
+    return rx == again and rx.groupindex == again.groupindex and rx.groups == again.groups
+
+
+def test_regexes_are_their_text_compiled() -> None:
+    # The loader puts the big regexes together from their sources' parse trees and byte code;
+    # each must be exactly what re.compile makes of its text.
+    if (3, 11) <= sys.version_info[:2] <= (3, 13):
+        assert u._layout_works()
+    found = list(_regexes(u.load()))
+    assert len(found) > 100
+    assert [rx.pattern[:80] for rx in found if not _same_as_compiled_text(rx)] == []
+
+
+# Parts that exercise each rule of re's parser the loader mirrors: shared prefixes, the same
+# source twice, single characters and sets merged, an alternative left empty, scoped flags,
+# assertions, atomic groups. With a capturing group, or a bound with a top-level "|", the
+# regexes are compiled from their text.
+_PARTS = [
+    "gout",
+    "gout",
+    "gouty",
+    "go",
+    "g",
+    "[gh]",
+    "[^x]y",
+    "(?i:sciatica)",
+    "(?:a|b)c",
+    r"\d{1,3} ?days?",
+    r"\bknee",
+    "(?>hip)",
+    "(?<=a)b",
+    "é{1,2}?",
+    "x|y",
+]
+
+
+@pytest.mark.parametrize("bounds", [("(?<![a-z])", "(?![a-z])"), ("", "")])
+def test_regexes_put_together_are_their_text_compiled(
+    bounds: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not u._layout_works():
+        pytest.skip("regexes are compiled from their text on this Python")
+    rx = u._Regexes()
+    compiled: list[str] = []
+    compile_text = re.compile
+
+    def compile_spy(text: str) -> re.Pattern[str]:
+        compiled.append(text)
+        return compile_text(text)
+
+    monkeypatch.setattr(u.re, "compile", compile_spy)
+    duration = r"(?P<minus>about )?(?P<n>\d{1,2}) ?(?P<u>days?|weeks?)"
+    items = [("d0", "number", duration), ("p_days", "days_1_3", rx.join(_PARTS[:5]))]
+    combined = u._combine(rx, items, bounds)
+    found = [
+        u._fast(rx, _PARTS, bounds),
+        u._fast(rx, _PARTS, bounds, starts_only=True),
+        # more than _MAX_GROUPS sets of parts
+        u._fast(rx, [*_PARTS, *(f"{chr(0x4E00 + i)}痛" for i in range(60))], bounds),
+        rx.either(_PARTS, bounds),
+        rx.either(_PARTS[:5], bounds),  # "g" moves out, leaving one alternative empty
+        rx.either(["a", "[bc]", "é"], bounds),  # one set
+        combined.rx,
+        combined.starts,
+    ]
+    monkeypatch.undo()
+    assert compiled == []  # all put together
+    assert combined.rx.groupindex == {"d0": 1, "d0_minus": 2, "d0_n": 3, "d0_u": 4, "p_days": 5}
+    assert [r.pattern[:80] for r in found if not _same_as_compiled_text(r)] == []
+
+
+@pytest.mark.parametrize(
+    ("parts", "bounds"),
+    [
+        ([*_PARTS, "(k)nee"], ("(?<![a-z])", "(?![a-z])")),
+        (_PARTS, ("(?<![a-z])|^", "(?![a-z])")),
+        (_PARTS, ("(?<![a-z])", "(?![a-z])(x)")),
+    ],
+)
+def test_regexes_compiled_from_text(parts: list[str], bounds: tuple[str, str]) -> None:
+    rx = u._Regexes()
+    found = [
+        u._fast(rx, parts, bounds),
+        u._fast(rx, parts, bounds, starts_only=True),
+        rx.either(parts, bounds),
+    ]
+    assert [r.pattern[:80] for r in found if not _same_as_compiled_text(r)] == []
 
 
 def test_loaded_copy_behaves_like_default(tmp_path: Path) -> None:
