@@ -20,21 +20,34 @@ A pattern match is cancelled when
   shorter;
 * a denial follows it later in the same sentence ("chest pain, dizziness - none of that",
   "头疼 发烧 这些都没有"), or a statement that it is over ("fainted yesterday, all fine since",
-  "已经好了", "всё прошло") and the flag is ``resolvable``; neither applies to a flag that is
-  not negatable.
+  "已经好了", "всё прошло") and the flag is ``resolvable``;
+* it is about an animal: one is named in its clause ("my dog had a seizure"), or earlier in
+  its sentence with no person named in between ("my dog cut his paw and it's bleeding");
+* a hypothetical precedes it in its clause ("what if he has a seizure", "如果晚上胸口疼"),
+  whatever acute words the clause holds;
+* the message is framed as fiction, study or a question asked in advance ("in the film ...,
+  how realistic is that", "急救课上", "пишу курсовую про инсульт");
+
+none of these applies to a flag that is not negatable (self-harm). A combo part that only
+sets the context (a child, a pregnancy, back trouble; ``context`` in the data) is not
+cancelled by history or by what follows it.
 
 Idioms ("dying of boredom", "笑死我了", "умираю от скуки") are blanked out before matching.
+
+Loading parses each regular expression source once and lays the regexes that use it out from
+that parse (see ``_Regexes``), which keeps start-up well under a second.
 """
 
 from __future__ import annotations
 
 import bisect
+import gc
 import importlib
 import re
 import tomllib
 import unicodedata
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -88,6 +101,9 @@ _LANG_KEYS = frozenset(
         "after_resolved",
         "after_window",
         "animals",
+        "humans",
+        "frames",
+        "hypothetical",
         "history",
         "acute",
         "idioms",
@@ -141,19 +157,38 @@ class Combo:
 
     flag: str
     parts: tuple[re.Pattern[str], ...]
+    # Per part: whether it only sets the context (a child, a pregnancy, back trouble, chemo):
+    # it stands however long ago it started, so a history cue does not cancel it.
+    context: tuple[bool, ...] = ()
+    # Per part: its index in LanguageLexicon.combo_parts when it is a first part, else -1.
+    slots: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
 class Dispatch:
-    """An alternation of named groups split by the character a match can start with: at a
-    candidate position (``starts``: a word start holding one of those characters) holding
-    character c, only ``table[c]`` is tried. It holds the same alternatives in the same order
-    as the whole alternation, minus those that cannot start with c, so it finds the same
+    """An alternation of named groups split by the first two characters a match can start
+    with: at a candidate position (``starts``: a word start holding one of the first
+    characters) where the text reads c1 c2, only ``table[c1 + c2]`` is tried, or, when there is
+    no such key, ``table[c1]``, which holds the alternatives whose second character is not
+    known (any, or a set too large to list). Each holds the same alternatives in the same
+    order as the whole alternation, minus those that cannot start there, so it finds the same
     matches; on a long message it is several times faster than the whole alternation."""
 
     starts: re.Pattern[str]
     table: Mapping[str, re.Pattern[str]]
-    members: Mapping[str, tuple[str, ...]]  # group names in table[c], in order
+    members: Mapping[str, tuple[str, ...]]  # group names in table[key], in order
+    pairs: bool = True  # False: every key is one character, and every first character has one
+
+    def key(self, text: str, at: int) -> str | None:
+        """The key of the table to try at ``at`` (None: nothing can match there)."""
+        if not self.pairs:
+            return text[at]
+        table = self.table
+        k = text[at : at + 2]
+        if k in table:
+            return k
+        k = text[at]
+        return k if k in table else None
 
 
 @dataclass(frozen=True)
@@ -162,7 +197,10 @@ class LanguageLexicon:
 
     code: str
     gate: re.Pattern[str] | None
-    patterns: re.Pattern[str]
+    # The whole alternation (word start, then each flag's patterns in a named group, most urgent
+    # first), as regex text: compiled on first use (``patterns``), as ``dispatch`` does the
+    # matching when it can be built.
+    patterns_source: str
     group_flags: Mapping[str, str]
     # ``patterns`` split by first character (None when a first character cannot be read).
     dispatch: Dispatch | None
@@ -172,8 +210,10 @@ class LanguageLexicon:
     # groups g0, g1... (the other parts are searched only when the first one is found).
     combo_parts: tuple[re.Pattern[str], ...]
     combo_dispatch: Dispatch | None
-    combo_index: Mapping[re.Pattern[str], int]  # combo_parts[i] -> i
     idioms: re.Pattern[str] | None
+    # The idioms split by first character, each tried only where a match can start (at a word
+    # boundary when every idiom starts with \b); None when that cannot be read.
+    idioms_dispatch: Dispatch | None
     clause_breaks: re.Pattern[str]
     negation: re.Pattern[str]
     # A denial after the symptom that ends its clause ("одышки и боли в груди нет",
@@ -185,8 +225,18 @@ class LanguageLexicon:
     after_denial: re.Pattern[str] | None
     after_resolved: re.Pattern[str] | None
     after_window: int
-    # Animals in the clause: "my dog is having a seizure" is not a patient's emergency.
+    # Animals in the clause: "my dog is having a seizure" is not a patient's emergency. In the
+    # same sentence they count too when the clause names no person ("my dog cut his paw and it's
+    # bleeding a lot"): ``humans`` are the words that name one.
     animals: re.Pattern[str] | None
+    humans: re.Pattern[str] | None
+    # Anywhere in the message: the message is about fiction, a course or an exam, or asks in
+    # advance ("in the film", "my exam is on sepsis", "我想提前知道"). Acute words do not
+    # override it ("just watched an episode where a guy had a stroke").
+    frames: re.Pattern[str] | None
+    # Before the match in its clause: what might happen is not happening ("what if he has a
+    # seizure tonight", "如果晚上突然胸口疼"), even with an acute word in the clause.
+    hypothetical: re.Pattern[str] | None
     history: re.Pattern[str]
     acute: re.Pattern[str]
     negation_window: int
@@ -194,6 +244,11 @@ class LanguageLexicon:
     duration: re.Pattern[str] | None
     numbers: Mapping[str, float]
     units: tuple[tuple[str, float], ...]
+
+    @property
+    def patterns(self) -> re.Pattern[str]:
+        """The whole alternation, compiled once per process when first needed."""
+        return _compiled(self.patterns_source)
 
 
 @dataclass(frozen=True)
@@ -258,17 +313,43 @@ def normalize(text: str) -> str:
     return t.strip()
 
 
-# --- start-character guards -------------------------------------------------------------------
+# --- compiling ----------------------------------------------------------------------------------
 # Python's re tries every branch of a large alternation at every position. A lookahead listing
 # the characters a match can start with lets it skip most positions at once: about 30 times
 # faster on chat messages, same matches. The set is read from re's parse tree (a private
 # module, so any surprise means "no guard", never a wrong one).
+#
+# re.compile parses its whole source every time, and the same pattern sources appear in many
+# regexes (each flag's alternation, and the split-by-first-character tables below, which hold
+# several copies of most sources). ``_Regexes`` parses and translates each distinct source to
+# re's byte code once, and lays an alternation of sources out exactly as re's compiler lays out
+# the parse tree of the equivalent regex text, then hands it to re's engine (which checks the
+# code). Where that is not possible (another Python, a source with capturing groups) the regex
+# text is compiled as usual: same matches, slower loading.
 
 try:
     _PARSER: Any = importlib.import_module("re._parser")
     _CONST: Any = importlib.import_module("re._constants")
 except ImportError:  # pragma: no cover - other Python versions
     _PARSER = _CONST = None
+try:
+    _COMPILER: Any = importlib.import_module("re._compiler")
+    _SRE: Any = importlib.import_module("_sre")
+    _UNICODE: int = re.UNICODE.value
+    _LAYOUT = all(
+        hasattr(x, name)
+        for x, name in (
+            (_COMPILER, "_compile"),
+            (_COMPILER, "_compile_info"),
+            (_PARSER, "SubPattern"),
+            (_PARSER, "State"),
+            (_SRE, "compile"),
+        )
+    )
+except (ImportError, AttributeError):  # pragma: no cover - other Python versions
+    _COMPILER = _SRE = None
+    _UNICODE = 0
+    _LAYOUT = False
 
 _MAX_GUARD = 600  # characters; a larger set is not worth a lookahead
 
@@ -319,71 +400,405 @@ def _first_chars(seq: Any) -> tuple[set[str] | None, bool]:
     return out, True
 
 
-@cache
-def _starts(source: str) -> frozenset[str] | None:
-    """The characters a match of ``source`` can start with; None when unknown or when it can
-    match the empty string. Cached: parsing is the slow part of loading."""
-    if _PARSER is None:
-        return None
-    try:
-        chars, empty = _first_chars(_PARSER.parse(source))
-    except Exception:  # noqa: BLE001 - private API: any failure only means "unknown"
-        return None
-    return None if chars is None or empty else frozenset(chars)
+def _at_boundary(seq: Any) -> bool:
+    """Whether a match of the parsed ``seq`` must start with \\b."""
+    c = _CONST
+    for op, av in seq:
+        if op is c.AT:
+            return av is c.AT_BOUNDARY
+        if op is c.SUBPATTERN:
+            return _at_boundary(av[3])
+        if op is c.BRANCH:
+            return all(_at_boundary(alt) for alt in av[1])
+        return False
+    return False
 
 
-def _guarded(source: str, alternatives: list[str] | None = None) -> str:
-    """``source`` behind a lookahead of its possible first characters, when that is known.
-    When ``source`` is the alternation of ``alternatives``, their (cached) sets are used."""
-    if alternatives is None:
-        found = _starts(source)
-    else:
-        sets = [_starts(x) for x in alternatives]
-        found = None if None in sets else frozenset(c for x in sets if x for c in x)
-    if found is None or len(found) > _MAX_GUARD:
-        return source
+_MAX_PAIRS = 4000  # first-two-character strings of one source; more means "second one unknown"
+
+
+def _class_chars(op: Any, av: Any) -> set[str] | None:
+    """The characters a LITERAL or IN item matches (None: unknown or too many)."""
+    c = _CONST
+    if op is c.LITERAL:
+        return {chr(av)}
+    if op is not c.IN:
+        return None
+    out: set[str] = set()
+    for o, a in av:
+        if o is c.LITERAL:
+            out.add(chr(a))
+        elif o is c.RANGE and a[1] - a[0] <= _MAX_GUARD:
+            out.update(chr(x) for x in range(a[0], a[1] + 1))
+        elif o is c.CATEGORY and a is c.CATEGORY_DIGIT:
+            out.update("0123456789")
+        else:
+            return None
+    return out
+
+
+def _first_pairs(seq: Any) -> set[tuple[str | None, ...]]:
+    """The first two characters a match of the parsed ``seq`` can start with, as tuples: a
+    tuple of one character means the match can end after it, None stands for a character
+    that is not known; raises ValueError when there are too many."""
+    c = _CONST
+    cur: set[tuple[str | None, ...]] = {()}
+
+    def done(p: tuple[str | None, ...]) -> bool:
+        return len(p) >= 2 or (bool(p) and p[-1] is None)
+
+    def then(a: set[tuple[str | None, ...]], b: set[tuple[str | None, ...]]) -> set[Any]:
+        out = {x if done(x) else (x + y)[:2] for x in a for y in (b if not done(x) else [()])}
+        if len(out) > _MAX_PAIRS:
+            raise ValueError("too many")
+        return out
+
+    for op, av in seq:
+        if all(done(p) for p in cur):
+            break
+        if op is c.AT or op is c.ASSERT or op is c.ASSERT_NOT:
+            continue  # consumes nothing
+        if op is c.LITERAL or op is c.IN:
+            chars = _class_chars(op, av)
+            nxt: set[tuple[str | None, ...]] = (
+                {(None,)} if chars is None else {(x,) for x in chars}
+            )
+        elif op is c.SUBPATTERN:
+            nxt = _first_pairs(av[3])
+        elif op is c.BRANCH:
+            nxt = set()
+            for alt in av[1]:
+                nxt |= _first_pairs(alt)
+        elif op is c.MAX_REPEAT or op is c.MIN_REPEAT:
+            low, high, sub = av
+            once = _first_pairs(sub)
+            nxt = {()} if low == 0 else set()
+            reps: set[tuple[str | None, ...]] = {()}
+            for i in range(1, min(high, 2) + 1):
+                reps = then(reps, once)
+                if i >= low:
+                    nxt |= reps
+            if low > 2:
+                nxt = reps
+        else:
+            nxt = {(None,)}
+        cur = then(cur, nxt)
+    return cur
+
+
+def _guard(sets: list[frozenset[str] | None]) -> str | None:
+    """A lookahead for the characters a match of any of the alternatives with these first
+    characters can start with; None when one of them is unknown or there are too many."""
+    if not sets or None in sets:
+        return None
+    found = {x for s in sets if s for x in s}
+    if not found or len(found) > _MAX_GUARD:
+        return None
     # Both cases, in case a pattern uses (?i): the guard must never be stricter than the regex.
-    chars = set(found) | {x.upper() for x in found if len(x.upper()) == 1}
+    chars = found | {x.upper() for x in found if len(x.upper()) == 1}
     chars |= {x.lower() for x in found}
-    return f"(?=[{''.join(re.escape(x) for x in sorted(chars))}])(?:{source})"
+    return f"(?=[{''.join(re.escape(x) for x in sorted(chars))}])"
 
 
-def _dispatch(word_start: str, groups: list[tuple[str, list[str]]]) -> Dispatch | None:
-    """``groups`` (name, regex sources) split by first character, or None when the first
-    characters of a source cannot be read (then the whole alternation is used)."""
-    if _PARSER is None:
+def _text(prefix: list[str], groups: list[tuple[str | None, list[str]]]) -> str:
+    """The regex text of ``prefix`` followed by the alternation of ``groups``: each a named
+    group (or, for a lone unnamed one, no group) around the alternation of its sources."""
+    if not prefix and len(groups) == 1 and groups[0][0] is None and len(groups[0][1]) == 1:
+        return groups[0][1][0]  # a lone pattern, as it is
+    alternatives = []
+    for name, sources in groups:
+        inner = "|".join(f"(?:{x})" for x in sources)
+        alternatives.append(inner if name is None else f"(?P<{name}>{inner})")
+    body = "|".join(alternatives)
+    return "".join(prefix) + (f"(?:{body})" if prefix else body)
+
+
+class _Regexes:
+    """Validates and compiles the regular expressions of one data file, parsing each distinct
+    source once (see the comment above)."""
+
+    def __init__(self) -> None:
+        self._trees: dict[str, Any] = {}
+        self._code: dict[str, list[int]] = {}
+        self._starts: dict[str, frozenset[str] | None] = {}
+
+    def _tree(self, source: str) -> Any:
+        tree = self._trees.get(source)
+        if tree is None:
+            tree = self._trees[source] = _PARSER.parse(source)
+        return tree
+
+    def _fragment(self, source: str) -> list[int]:
+        """The byte code of ``source`` inside a larger pattern (no info block, no SUCCESS)."""
+        code = self._code.get(source)
+        if code is None:
+            tree = self._tree(source)
+            code = []
+            _COMPILER._compile(code, tree.data, tree.state.flags)
+            self._code[source] = code
+        return code
+
+    def check(self, source: str) -> str | None:
+        """What is wrong with ``source`` as a pattern: "named group" (reserved), "empty" (it
+        matches the empty string, so it would match every message) or None. Raises re.error
+        when it is not a regular expression."""
+        if _PARSER is None or not _LAYOUT:
+            rx = re.compile(source)
+            if rx.groupindex:
+                return "named group"
+            return "empty" if rx.search("") is not None else None
+        tree = self._tree(source)
+        self._fragment(source)  # some errors (look-behind width) are found only here
+        if tree.state.groupdict:
+            return "named group"
+        if tree.getwidth()[0] == 0 and self.build([], [(None, [source])]).search("") is not None:
+            return "empty"
         return None
-    firsts: list[tuple[str, list[tuple[str, frozenset[str]]]]] = []
+
+    def starts(self, source: str) -> frozenset[str] | None:
+        """The characters a match of ``source`` can start with; None when unknown or when it
+        can match the empty string."""
+        if source in self._starts:
+            return self._starts[source]
+        found: frozenset[str] | None = None
+        if _PARSER is not None:
+            try:
+                chars, empty = _first_chars(self._tree(source))
+            except Exception:  # noqa: BLE001 - private API: any failure only means "unknown"
+                chars, empty = None, True
+            found = None if chars is None or empty else frozenset(chars)
+        self._starts[source] = found
+        return found
+
+    def pairs(self, source: str, chars: frozenset[str]) -> tuple[frozenset[str], frozenset[str]]:
+        """(the first two characters of a match of ``source``, the first characters whose
+        second one is not known), given ``chars``, its first characters. When in doubt every
+        first character is in the second set: that only costs speed."""
+        try:
+            found = _first_pairs(self._tree(source))
+        except Exception:  # noqa: BLE001 - private API: any failure only means "unknown"
+            return frozenset(), chars
+        pairs = {f"{p[0]}{p[1]}" for p in found if len(p) == 2 and None not in p}
+        open_ = {p[0] for p in found if p and p[0] is not None and (len(p) == 1 or p[1] is None)}
+        if None in {p[0] for p in found if p} or () in found:
+            return frozenset(), chars
+        if {x[0] for x in pairs} | open_ != chars:  # must agree with the first characters
+            return frozenset(), chars
+        return frozenset(pairs), frozenset(open_)
+
+    def at_boundary(self, source: str) -> bool:
+        """Whether every match of ``source`` starts with \\b (so only word boundaries need to be
+        tried); False when unknown."""
+        if _PARSER is None:
+            return False
+        try:
+            return _at_boundary(self._tree(source))
+        except Exception:  # noqa: BLE001 - private API: any failure only means "unknown"
+            return False
+
+    def guard(self, sources: list[str]) -> str | None:
+        """The lookahead for the first characters of an alternation of ``sources``, if known."""
+        return _guard([self.starts(x) for x in sources])
+
+    def union(self, prefix: list[str], sources: list[str]) -> re.Pattern[str]:
+        """``prefix`` and the alternation of ``sources``, behind a guard when one is known."""
+        guard = self.guard(sources)
+        return self.build([*prefix, guard] if guard else prefix, [(None, sources)])
+
+    def can_assemble(self, prefix: list[str], groups: list[tuple[str | None, list[str]]]) -> bool:
+        """Whether ``build`` lays the regex out from parsed pieces: re's private modules are
+        there, no source has inline global flags (re places or refuses those itself) and the
+        only source with capturing groups, if any, comes before every other group (so its
+        groups keep their numbers and what refers to them stays right)."""
+        if _PARSER is None or not _LAYOUT:
+            return False
+        opened = 0  # capturing groups before the current source, in the regex text
+        try:
+            for name, sources in [(None, prefix), *groups]:
+                opened += name is not None
+                for x in sources:
+                    tree = self._tree(x)
+                    if tree.state.flags != _UNICODE or (tree.state.groups > 1 and opened):
+                        return False
+                    opened += tree.state.groups - 1
+        except re.error:
+            return False
+        return True
+
+    def build(
+        self, prefix: list[str], groups: list[tuple[str | None, list[str]]]
+    ) -> re.Pattern[str]:
+        """The compiled ``_text(prefix, groups)``; raises re.error."""
+        text = _text(prefix, groups)
+        if not self.can_assemble(prefix, groups):
+            return re.compile(text)
+        try:
+            return self._assemble(text, prefix, groups)
+        except (re.error, RuntimeError, TypeError, AttributeError, IndexError):  # pragma: no cover
+            return re.compile(text)
+
+    def _assemble(
+        self, text: str, prefix: list[str], groups: list[tuple[str | None, list[str]]]
+    ) -> re.Pattern[str]:
+        tree, code = self.layout(prefix, groups)
+        state = tree.state
+        index = [None] * state.groups
+        for name, gid in state.groupdict.items():
+            index[gid] = name
+        # re._compiler.compile's last step; _sre checks the code and refuses a malformed one.
+        compiled: re.Pattern[str] = _SRE.compile(
+            text, _UNICODE, code, state.groups - 1, state.groupdict, tuple(index)
+        )
+        return compiled
+
+    def layout(
+        self, prefix: list[str], groups: list[tuple[str | None, list[str]]]
+    ) -> tuple[Any, list[int]]:
+        """The parse tree of ``_text(prefix, groups)`` (without the parser's optional merging
+        of prefixes that all alternatives share), put together from the sources' trees, and
+        its byte code as re._compiler lays it out, put together from the sources' byte code:
+        nothing is parsed or translated twice. The tree is needed for the info block (match
+        widths and literal prefix); a test checks the code against re._compiler's for it."""
+        c, parser = _CONST, _PARSER
+        state = parser.State()
+        state.flags = _UNICODE
+        items: list[Any] = []
+        body: list[int] = []
+        for x in prefix:
+            tree = self._tree(x)
+            for width in tree.state.groupwidths[1:]:  # as for the sources below
+                state.groupwidths[state.opengroup()] = width
+            items.extend(tree.data)
+            body.extend(self._fragment(x))
+        if len(groups) > 1 and any(name is None for name, _ in groups):
+            raise TypeError("only a lone group may be unnamed")
+        nodes: list[Any] = []
+        gids: list[int | None] = []
+        for name, sources in groups:
+            trees = [self._tree(x) for x in sources]
+            for tree in trees:  # the groups of the first source (see can_assemble)
+                for width in tree.state.groupwidths[1:]:
+                    state.groupwidths[state.opengroup()] = width
+            node = (
+                trees[0]
+                if len(trees) == 1
+                else parser.SubPattern(state, [(c.BRANCH, (None, trees))])
+            )
+            gid = None
+            if name is not None:
+                gid = state.opengroup(name)
+                state.closegroup(gid, node)
+                node = parser.SubPattern(state, [(c.SUBPATTERN, (gid, 0, 0, node))])
+            nodes.append(node)
+            gids.append(gid)
+        if len(nodes) == 1:
+            items.extend(nodes[0].data)
+        else:
+            items.append((c.BRANCH, (None, nodes)))
+        tree = parser.SubPattern(state, items)
+        code: list[int] = []
+        _COMPILER._compile_info(code, tree, _UNICODE)
+        code.extend(body)
+
+        def group(g: int) -> None:
+            gid, sources = gids[g], groups[g][1]
+            if gid is not None:
+                code.extend((c.MARK, 2 * gid - 2))
+            _branch(code, len(sources), lambda i: code.extend(self._fragment(sources[i])))
+            if gid is not None:
+                code.extend((c.MARK, 2 * gid - 1))
+
+        _branch(code, len(groups), group)
+        code.append(c.SUCCESS)
+        return tree, code
+
+
+def _branch(code: list[int], n: int, emit: Callable[[int], None]) -> None:
+    """Append to ``code`` an alternation of ``n`` pieces, piece i written by ``emit(i)``, as
+    re._compiler lays out a BRANCH (a lone piece is written as it is)."""
+    if n == 1:
+        emit(0)
+        return
+    c = _CONST
+    code.append(c.BRANCH)
+    tails = []
+    for i in range(n):
+        skip = len(code)
+        code.append(0)
+        emit(i)
+        code.append(c.JUMP)
+        tails.append(len(code))
+        code.append(0)
+        code[skip] = len(code) - skip
+    code.append(c.FAILURE)
+    for tail in tails:
+        code[tail] = len(code) - tail
+
+
+def _dispatch(
+    rx: _Regexes,
+    word_start: str,
+    groups: list[tuple[str, list[str]]],
+    *,
+    named: bool = True,
+    pairs: bool = True,
+) -> Dispatch | None:
+    """``groups`` (name, regex sources) split by their first two characters (see
+    ``Dispatch``; by the first one only without ``pairs``), or None when the first characters
+    of a source cannot be read (then the whole alternation is used). Without ``named``, a
+    table is the plain alternation of its sources (a source may then refer to its own group 1,
+    if it is the first one)."""
+    entries: list[tuple[str, str, frozenset[str], frozenset[str]]] = []
     every: set[str] = set()
     for name, sources in groups:
-        entry: list[tuple[str, frozenset[str]]] = []
         for source in sources:
-            chars = _starts(source)
+            chars = rx.starts(source)
             if chars is None:
                 return None
-            entry.append((source, chars))
+            two, one = rx.pairs(source, chars) if pairs else (frozenset(), chars)
+            entries.append((name, source, two, one))
             every |= chars
-        firsts.append((name, entry))
     if not every:
         return None
+    # Which entries each key holds, in order: those with the pair, and those whose second
+    # character is not known, for every pair that starts with their first character.
+    by_pair: dict[str, list[int]] = {}
+    by_char: dict[str, list[int]] = {}
+    for i, (_, _, two, one) in enumerate(entries):
+        for k in two:
+            by_pair.setdefault(k, []).append(i)
+        for k in one:
+            by_char.setdefault(k, []).append(i)
     table: dict[str, re.Pattern[str]] = {}
     members: dict[str, tuple[str, ...]] = {}
-    compiled: dict[str, re.Pattern[str]] = {}  # characters with the same alternatives share one
-    for ch in every:
-        alternatives: list[str] = []
-        names: list[str] = []
-        for name, entry in firsts:
-            sources = [source for source, chars in entry if ch in chars]
-            if sources:
-                alternatives.append(f"(?P<{name}>{'|'.join(f'(?:{x})' for x in sources)})")
-                names.append(name)
-        source = "|".join(alternatives)
-        if source not in compiled:
-            compiled[source] = re.compile(source)
-        table[ch] = compiled[source]
-        members[ch] = tuple(names)
+    # Keys with the same alternatives share one regex.
+    compiled: dict[tuple[int, ...], tuple[re.Pattern[str], tuple[str, ...]]] = {}
+    for k, own in [*by_pair.items(), *by_char.items()]:
+        held = tuple(sorted({*own, *by_char.get(k[0], ())})) if len(k) == 2 else tuple(own)
+        if held not in compiled:
+            alternatives: list[tuple[str | None, list[str]]] = []
+            for i in held:
+                name, source = entries[i][0], entries[i][1]
+                if alternatives and alternatives[-1][0] == name:
+                    alternatives[-1][1].append(source)
+                else:
+                    alternatives.append((name, [source]))
+            rx_k = rx.build(
+                [],
+                alternatives
+                if named
+                else [(None, [x for _, found in alternatives for x in found])],
+            )
+            compiled[held] = (rx_k, tuple(name or "" for name, _ in alternatives))
+        table[k], members[k] = compiled[held]
     starts = re.compile(word_start + "[" + "".join(re.escape(x) for x in sorted(every)) + "]")
-    return Dispatch(starts, table, members)
+    return Dispatch(starts, table, members, pairs)
+
+
+@cache
+def _compiled(source: str) -> re.Pattern[str]:
+    """A regex compiled once per process (the whole alternation of a language, when needed)."""
+    return re.compile(source)
 
 
 # --- loading ----------------------------------------------------------------------------------
@@ -403,33 +818,58 @@ def _expand(path: Path, where: str, source: str, macros: Mapping[str, str]) -> s
     return _MACRO.sub(sub, source)
 
 
-def _compile(path: Path, where: str, source: str, macros: Mapping[str, str]) -> re.Pattern[str]:
+def _source(path: Path, where: str, source: Any, macros: Mapping[str, str], rx: _Regexes) -> str:
+    """``source`` with its macros expanded, once it is known to be a usable pattern."""
     if not isinstance(source, str) or not source:
         raise _err(path, where, f"expected a non-empty regex string, got {source!r}")
     expanded = _expand(path, where, source, macros)
     try:
-        rx = re.compile(expanded)
+        problem = rx.check(expanded)
     except re.error as exc:
         raise _err(path, where, f"invalid regex {source!r}: {exc}") from None
-    if rx.groupindex:
+    if problem == "named group":
         raise _err(path, where, f"named groups are reserved: {source!r}")
-    if rx.search("") is not None:
+    if problem == "empty":
         # A pattern that matches the empty string would match every message.
         raise _err(path, where, f"regex matches the empty string: {source!r}")
-    return rx
+    return expanded
 
 
-def _union(
-    path: Path, where: str, sources: Any, macros: Mapping[str, str], *, required: bool = True
-) -> re.Pattern[str] | None:
+def _sources(
+    path: Path,
+    where: str,
+    sources: Any,
+    macros: Mapping[str, str],
+    rx: _Regexes,
+    *,
+    required: bool = True,
+) -> list[str] | None:
+    """A list of patterns, each checked; None when it is optional and absent or empty."""
     if sources is None and not required:
         return None
     if not isinstance(sources, list) or (required and not sources):
         raise _err(path, where, "expected a non-empty list of regex strings")
     if not sources:
         return None
-    parts = [_compile(path, f"{where}[{i}]", s, macros).pattern for i, s in enumerate(sources)]
-    return re.compile(_guarded("|".join(f"(?:{p})" for p in parts), parts))
+    return [_source(path, f"{where}[{i}]", s, macros, rx) for i, s in enumerate(sources)]
+
+
+def _union(
+    path: Path,
+    where: str,
+    sources: Any,
+    macros: Mapping[str, str],
+    rx: _Regexes,
+    *,
+    required: bool = True,
+) -> re.Pattern[str] | None:
+    parts = _sources(path, where, sources, macros, rx, required=required)
+    if parts is None:
+        return None
+    try:
+        return rx.union([], parts)
+    except re.error as exc:
+        raise _err(path, where, f"patterns do not combine: {exc}") from None
 
 
 def _int(path: Path, where: str, value: Any) -> int:
@@ -499,7 +939,7 @@ def _load_flags(
 
 
 def _load_language(
-    path: Path, code: str, spec: dict[str, Any], flags: Mapping[str, RedFlag]
+    path: Path, code: str, spec: dict[str, Any], flags: Mapping[str, RedFlag], rx: _Regexes
 ) -> LanguageLexicon:
     base = f"[lang.{code}]"
     unknown = set(spec) - _LANG_KEYS
@@ -513,18 +953,27 @@ def _load_language(
         macros[name] = f"(?:{_expand(path, f'[lang.{code}.macros] {name}', value, macros)})"
 
     def union(key: str, *, required: bool = True) -> re.Pattern[str] | None:
-        return _union(path, f"{base} {key}", spec.get(key), macros, required=required)
+        return _union(path, f"{base} {key}", spec.get(key), macros, rx, required=required)
 
     def required(key: str) -> re.Pattern[str]:
-        rx = union(key)
-        assert rx is not None  # required=True never returns None
-        return rx
+        found = union(key)
+        assert found is not None  # required=True never returns None
+        return found
 
     gate = spec.get("gate")
-    gate_rx = _compile(path, f"{base} gate", gate, macros) if gate is not None else None
+    gate_rx = (
+        rx.build([], [(None, [_source(path, f"{base} gate", gate, macros, rx)])])
+        if gate is not None
+        else None
+    )
     word_start = spec.get("word_start", "")
     if not isinstance(word_start, str):
         raise _err(path, f"{base} word_start", "expected a regex string")
+    try:
+        rx.check(word_start) if word_start else None
+    except re.error as exc:
+        raise _err(path, f"{base} word_start", f"invalid regex: {exc}") from None
+    lead = [word_start] if word_start else []
 
     patterns = _table(path, f"[lang.{code}.patterns]", spec.get("patterns"))
     combos: list[Combo] = []
@@ -542,16 +991,28 @@ def _load_language(
         parts = combo.get("all")
         if not isinstance(parts, list) or len(parts) < 2:
             raise _err(path, where, "'all' must list at least two regexes")
-        sources = [
-            _compile(path, f"{where} all[{j}]", p, macros).pattern for j, p in enumerate(parts)
-        ]
+        unknown_keys = set(combo) - {"flag", "all", "context"}
+        if unknown_keys:
+            raise _err(path, where, f"unknown keys {sorted(unknown_keys)}")
+        context = combo.get("context", [])
+        if not isinstance(context, list) or not all(
+            isinstance(j, int) and not isinstance(j, bool) and 0 <= j < len(parts) for j in context
+        ):
+            raise _err(path, f"{where} context", "expected a list of indexes into 'all'")
+        sources = [_source(path, f"{where} all[{j}]", p, macros, rx) for j, p in enumerate(parts)]
         # Like patterns, a part starts at a word start (word_start), so a long message is not
-        # tried at every character.
-        compiled = tuple(re.compile(word_start + _guarded(x)) for x in sources)
+        # tried at every character. Identical parts (a fever regex used by several combos)
+        # share one compiled object, so a scan searches each distinct part once.
+        compiled: list[re.Pattern[str]] = []
+        for j, x in enumerate(sources):
+            if x not in shared:
+                try:
+                    shared[x] = rx.union(lead, [x])
+                except re.error as exc:
+                    raise _err(path, f"{where} all[{j}]", f"invalid regex: {exc}") from None
+            compiled.append(shared[x])
         first_sources.setdefault(compiled[0].pattern, sources[0])
-        # Identical parts (a fever regex used by several combos) share one compiled object, so
-        # a scan searches each distinct part once.
-        combos.append(Combo(fid, tuple(shared.setdefault(rx.pattern, rx) for rx in compiled)))
+        combos.append(Combo(fid, tuple(compiled), tuple(j in context for j in range(len(parts)))))
     covered = set(patterns) | {c.flag for c in combos}
     missing = [fid for fid in RED_FLAG_IDS if fid not in covered]
     if missing:
@@ -571,19 +1032,25 @@ def _load_language(
         raw = patterns[fid]
         if not isinstance(raw, list) or not raw:
             raise _err(path, where, "expected a non-empty list of regex strings")
-        # Each pattern is compiled once, to check it; the flag's alternation is compiled as part
-        # of the language's (and of its dispatch tables).
-        sources = [_compile(path, f"{where}[{i}]", x, macros).pattern for i, x in enumerate(raw)]
+        # Each pattern is parsed and translated once (which checks it); the regexes that use it
+        # are put together from those pieces.
+        sources = [_source(path, f"{where}[{i}]", x, macros, rx) for i, x in enumerate(raw)]
         group_flags[f"f{n}"] = fid
-        alternatives.append(
-            f"(?P<f{n}>{_guarded('|'.join(f'(?:{x})' for x in sources), sources)})"
-        )
+        inner = "|".join(f"(?:{x})" for x in sources)
+        guard = rx.guard(sources)
+        alternatives.append(f"(?P<f{n}>{guard}(?:{inner}))" if guard else f"(?P<f{n}>{inner})")
         groups.append((f"f{n}", sources))
+    guard = rx.guard([x for _, sources in groups for x in sources])
+    body = "|".join(alternatives)
+    combined = word_start + (
+        f"{guard}(?:{body})" if guard else f"(?:{body})" if word_start else body
+    )
     try:
-        combined = re.compile(
-            word_start
-            + _guarded("|".join(alternatives), [x for _, sources in groups for x in sources])
-        )
+        # Two characters where matches start at word starts (a word's first letter says
+        # little); in Chinese the first character is selective enough.
+        dispatch = _dispatch(rx, word_start, groups, pairs=bool(word_start))
+        if dispatch is None:
+            _compiled(combined)  # the whole alternation does the matching: compile it now
     except re.error as exc:
         raise _err(path, f"[lang.{code}.patterns]", f"patterns do not combine: {exc}") from None
 
@@ -604,35 +1071,63 @@ def _load_language(
         if not units:
             raise _err(path, f"{base} units", "a duration regex needs a units table")
 
-    idioms = union("idioms", required=False)
+    firsts = list(first_sources.values())
+    slots = {id(shared[x]): i for i, x in enumerate(firsts)}
+    try:
+        combo_dispatch = _dispatch(
+            rx, word_start, [(f"g{i}", [x]) for i, x in enumerate(firsts)], pairs=bool(word_start)
+        )
+    except re.error as exc:  # pragma: no cover - each part compiled above
+        raise _err(path, f"[[lang.{code}.combos]]", f"parts do not combine: {exc}") from None
+    combo_gate = None
+    if combos and combo_dispatch is None:
+        # Only needed when the first parts cannot be split by first character.
+        found = rx.guard(firsts)
+        gate_body = "|".join(f"(?:{x})" for x in first_sources)
+        combo_gate = re.compile(f"{found}(?:{gate_body})" if found else gate_body)
+
+    where = f"{base} idioms"
+    idiom_sources = _sources(path, where, spec.get("idioms"), macros, rx, required=False)
+    try:
+        idioms = rx.union([], idiom_sources) if idiom_sources else None
+        idioms_dispatch = (
+            _dispatch(
+                rx,
+                r"\b" if all(rx.at_boundary(x) for x in idiom_sources) else "",
+                [(f"i{i}", [x]) for i, x in enumerate(idiom_sources)],
+                named=False,
+                pairs=False,
+            )
+            if idiom_sources
+            else None
+        )
+    except re.error as exc:
+        raise _err(path, where, f"patterns do not combine: {exc}") from None
     return LanguageLexicon(
         code=code,
         gate=gate_rx,
-        patterns=combined,
+        patterns_source=combined,
         group_flags=group_flags,
-        dispatch=_dispatch(word_start, groups),
-        combos=tuple(sorted(combos, key=lambda c: urgency(c.flag))),
-        combo_gate=re.compile(
-            _guarded(
-                "|".join(dict.fromkeys(f"(?:{c.parts[0].pattern})" for c in combos)),
-                list(first_sources.values()),
-            )
-        )
-        if combos
-        else None,
-        combo_parts=tuple(shared[x] for x in first_sources),
-        combo_index={shared[x]: i for i, x in enumerate(first_sources)},
-        combo_dispatch=_dispatch(
-            word_start, [(f"g{i}", [x]) for i, x in enumerate(first_sources.values())]
+        dispatch=dispatch,
+        combos=tuple(
+            replace(c, slots=tuple(slots.get(id(x), -1) for x in c.parts))
+            for c in sorted(combos, key=lambda c: urgency(c.flag))
         ),
+        combo_gate=combo_gate,
+        combo_parts=tuple(shared[x] for x in firsts),
+        combo_dispatch=combo_dispatch,
         idioms=idioms,
+        idioms_dispatch=idioms_dispatch,
         clause_breaks=required("clause_breaks"),
         negation=required("negation"),
-        post_negation=_post_negation(path, base, spec.get("post_negation"), macros),
+        post_negation=_post_negation(path, base, spec.get("post_negation"), macros, rx),
         after_denial=union("after_denial", required=False),
         after_resolved=union("after_resolved", required=False),
         after_window=_int(path, f"{base} after_window", spec.get("after_window", 80)),
         animals=union("animals", required=False),
+        humans=union("humans", required=False),
+        frames=union("frames", required=False),
+        hypothetical=union("hypothetical", required=False),
         history=required("history"),
         acute=required("acute"),
         negation_window=_int(path, f"{base} negation_window", spec.get("negation_window")),
@@ -647,17 +1142,37 @@ def _load_language(
 
 
 def _post_negation(
-    path: Path, base: str, sources: Any, macros: Mapping[str, str]
+    path: Path, base: str, sources: Any, macros: Mapping[str, str], rx: _Regexes
 ) -> re.Pattern[str] | None:
     """The post-negation cues, anchored so that only non-word characters may follow the cue
     before the end of the clause (the search's ``endpos``)."""
-    rx = _union(path, f"{base} post_negation", sources, macros, required=False)
-    return None if rx is None else re.compile(f"(?:{rx.pattern})[^\\w]*$")
+    where = f"{base} post_negation"
+    parts = _sources(path, where, sources, macros, rx, required=False)
+    if parts is None:
+        return None
+    guard = rx.guard(parts)
+    body = "|".join(f"(?:{x})" for x in parts)
+    try:
+        inner = f"{guard}(?:{body})" if guard else body
+        return re.compile(f"(?:{inner})[^\\w]*$")
+    except re.error as exc:
+        raise _err(path, where, f"patterns do not combine: {exc}") from None
 
 
 def load(path: Path | None = None) -> Lexicon:
     """Read, validate and compile the data file; raises ``LexiconError`` naming the problem."""
-    path = path or DEFAULT_PATH
+    # Loading allocates many small objects and keeps most of them until it ends, so the cyclic
+    # garbage collector would only rescan them, over and over (a quarter of the loading time).
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _load(path or DEFAULT_PATH)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _load(path: Path) -> Lexicon:
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
@@ -685,11 +1200,12 @@ def load(path: Path | None = None) -> Lexicon:
     if missing_flags:
         raise _err(path, "[flags]", f"registry flags missing: {missing_flags}")
     languages: dict[str, LanguageLexicon] = {}
+    rx = _Regexes()  # dropped after loading: its parse trees are large
     for code in LANGUAGES:
         if code not in langs:
             raise _err(path, f"[lang.{code}]", "language section missing")
         languages[code] = _load_language(
-            path, code, _table(path, f"[lang.{code}]", langs[code]), flags
+            path, code, _table(path, f"[lang.{code}]", langs[code]), flags, rx
         )
     return Lexicon(path, flags, rules, languages)
 
@@ -727,6 +1243,42 @@ class _Scan:
     _memo: dict[tuple[str, int, int], bool] = field(default_factory=dict)
     _stated: list[float | None] = field(default_factory=list)
     _after: dict[str, list[int]] = field(default_factory=dict)
+    _sentences: list[int] = field(default_factory=list)  # ends of sentences, then len(text)
+    _framed: list[bool] = field(default_factory=list)
+
+    def sentence(self, start: int, end: int) -> tuple[int, int]:
+        """The bounds of the sentence holding text[start:end]."""
+        ends = self._sentences
+        if not ends:
+            ends.extend(m.end() for m in _SENTENCE_END.finditer(self.text))
+            ends.append(len(self.text))
+        i = bisect.bisect_right(ends, start)
+        lo = ends[i - 1] if i else 0
+        j = bisect.bisect_left(ends, end)
+        return lo, ends[min(j, len(ends) - 1)]
+
+    def framed(self) -> bool:
+        """Whether the message is framed as fiction, study or a question asked in advance."""
+        rx = self.lang.frames
+        if rx is None:
+            return False
+        if not self._framed:
+            self._framed.append(rx.search(self.text) is not None)
+        return self._framed[0]
+
+    def about_animal(self, lo: int, hi: int, start: int, end: int) -> bool:
+        """Whether the clause text[lo:hi] of a match is about an animal: one is named in it, or
+        earlier in its sentence with no person named since (and none in the clause)."""
+        lang = self.lang
+        if lang.animals is None:
+            return False
+        if self._in_clause("animals", lang.animals, lo, hi):
+            return True
+        if lang.humans is None or self._in_clause("humans", lang.humans, lo, hi):
+            return False
+        s0, _ = self.sentence(start, end)
+        ends = [m.end() for m in lang.animals.finditer(self.text, s0, start)]
+        return bool(ends) and lang.humans.search(self.text, ends[-1], start) is None
 
     def taken_back(self, key: str, rx: re.Pattern[str] | None, end: int) -> bool:
         """Whether a cue of ``rx`` (after_denial or after_resolved) starts after ``end``, within
@@ -783,10 +1335,19 @@ class _Scan:
             best = max(best or 0.0, value * factor)
         return best
 
-    def cancelled(self, rules: FlagRules, start: int, end: int, *, part: bool = False) -> bool:
-        """Whether the match text[start:end] of a flag with ``rules`` is cancelled. For a combo
-        ``part`` (often context: a child, a pregnancy, back pain), "fine now" or "for years"
-        later in the sentence does not cancel it."""
+    def cancelled(
+        self,
+        rules: FlagRules,
+        start: int,
+        end: int,
+        *,
+        context: bool = False,
+    ) -> bool:
+        """Whether the match text[start:end] of a flag with ``rules`` is cancelled. A combo part
+        that only sets the ``context`` (a child, a pregnancy, back trouble) is cancelled only by
+        a negation before it, an animal, a hypothetical or a frame: not by history ("had back
+        trouble for years") nor by what follows it ("took the baby for his jabs, all normal",
+        "back pain for years")."""
         lang = self.lang
         lo, hi = self.clause(start, end)
         if rules.negatable:
@@ -795,19 +1356,24 @@ class _Scan:
                 return True
             post = lang.post_negation
             near_end = hi - end <= lang.negation_window + 8
-            if post is not None and near_end and post.search(self.text, end, hi):
+            if post is not None and near_end and not context and post.search(self.text, end, hi):
                 return True
-            if lang.animals is not None and self._in_clause("animals", lang.animals, lo, hi):
+            if self.about_animal(lo, hi, start, end):
                 return True
-            if self.taken_back("denial", lang.after_denial, end):
+            hypothetical = lang.hypothetical
+            if hypothetical is not None and hypothetical.search(self.text, lo, start):
+                return True
+            if self.framed():
+                return True
+            if not context and self.taken_back("denial", lang.after_denial, end):
                 return True
             if (
                 rules.resolvable
-                and not part
+                and not context
                 and self.taken_back("resolved", lang.after_resolved, end)
             ):
                 return True
-        if rules.history:
+        if rules.history and not context:
             w0 = max(lo, start - lang.history_window)
             w1 = min(hi, end + lang.history_window)
             if (
@@ -829,16 +1395,41 @@ def _blank(m: re.Match[str]) -> str:
     return " " * (m.end() - m.start())
 
 
+def _blank_idioms(lang: LanguageLexicon, idioms: re.Pattern[str], text: str) -> str:
+    """``text`` with every idiom blanked out, as ``idioms.sub(_blank, text)`` would: the leftmost
+    match, then the next one after it; the split tables only spare the positions and the
+    idioms that cannot match."""
+    d = lang.idioms_dispatch
+    if d is None:
+        return idioms.sub(_blank, text)
+    pieces: list[str] = []
+    done = 0
+    table, key, two = d.table, d.key, d.pairs
+    for c in d.starts.finditer(text):
+        at = c.start()
+        if at < done or (k := key(text, at) if two else text[at]) is None:
+            continue
+        m = table[k].match(text, at)
+        if m is not None:
+            pieces.append(text[done:at])
+            pieces.append(" " * (m.end() - at))
+            done = m.end()
+    if not pieces:
+        return text
+    pieces.append(text[done:])
+    return "".join(pieces)
+
+
 def _matches(lang: LanguageLexicon, text: str) -> Iterator[re.Match[str]]:
     """Every match of the language's patterns, one per start position (the most urgent flag's
     pattern when several start there)."""
     d = lang.dispatch
     if d is not None:
-        table = d.table
+        table, key, two = d.table, d.key, d.pairs
         for c in d.starts.finditer(text):
             at = c.start()
-            m = table[text[at]].match(text, at)
-            if m is not None:
+            k = key(text, at) if two else text[at]
+            if k is not None and (m := table[k].match(text, at)) is not None:
                 yield m
         return
     pos = 0
@@ -856,17 +1447,17 @@ def _part_spans(lang: LanguageLexicon, text: str) -> list[list[tuple[int, int]]]
         return None
     spans: list[list[tuple[int, int]]] = [[] for _ in lang.combo_parts]
     parts = lang.combo_parts
+    table, key, two = d.table, d.key, d.pairs
     for c in d.starts.finditer(text):
         at = c.start()
-        ch = text[at]
-        m = d.table[ch].match(text, at)
-        if m is None:
+        k = key(text, at) if two else text[at]
+        if k is None or (m := table[k].match(text, at)) is None:
             continue
         hit = m.lastgroup or ""
         spans[int(hit[1:])].append((at, m.end()))
         # A later part may match at the same place too (the alternation reports the first one
         # only; the ones before it did not match here).
-        names = d.members[ch]
+        names = d.members[k]
         for name in names[names.index(hit) + 1 :]:
             if (other := parts[int(name[1:])].match(text, at)) is not None:
                 spans[int(name[1:])].append((at, other.end()))
@@ -878,7 +1469,7 @@ def _scan_language(lex: Lexicon, lang: LanguageLexicon, text: str) -> dict[str, 
     if lang.gate is not None and not lang.gate.search(text):
         return {}
     if lang.idioms is not None:
-        text = lang.idioms.sub(_blank, text)
+        text = _blank_idioms(lang, lang.idioms, text)
     breaks = list(lang.clause_breaks.finditer(text))
     scan = _Scan(lang, text, [b.start() for b in breaks], [b.end() for b in breaks])
     found: dict[str, int] = {}
@@ -893,23 +1484,25 @@ def _scan_language(lex: Lexicon, lang: LanguageLexicon, text: str) -> dict[str, 
     spans = _part_spans(lang, text)
     if spans is None and (lang.combo_gate is None or not lang.combo_gate.search(text)):
         return found
-    index = lang.combo_index
     # By identity: hashing the regex and the rules on every lookup is slow.
-    seen: dict[tuple[int, int], int | None] = {}
+    seen: dict[tuple[int, int, bool], int | None] = {}
     for combo in lang.combos:
-        if combo.flag in found:
-            continue
+        if combo.flag in found or (spans is not None and not spans[combo.slots[0]]):
+            continue  # found already, or its first part is nowhere in the message
         rules = lex.rules[combo.flag]
         first: int | None = None
-        for part in combo.parts:
-            key = (id(part), id(rules))
+        for part, context, i in zip(combo.parts, combo.context, combo.slots, strict=True):
+            key = (id(part), id(rules), context)
             if key not in seen:
-                i = index.get(part)
                 seen[key] = (
-                    _first_uncancelled(scan, rules, part)
-                    if spans is None or i is None
+                    _first_uncancelled(scan, rules, part, context)
+                    if spans is None or i < 0
                     else next(
-                        (a for a, b in spans[i] if not scan.cancelled(rules, a, b, part=True)),
+                        (
+                            a
+                            for a, b in spans[i]
+                            if not scan.cancelled(rules, a, b, context=context)
+                        ),
                         None,
                     )
                 )
@@ -923,10 +1516,12 @@ def _scan_language(lex: Lexicon, lang: LanguageLexicon, text: str) -> dict[str, 
     return found
 
 
-def _first_uncancelled(scan: _Scan, rules: FlagRules, rx: re.Pattern[str]) -> int | None:
+def _first_uncancelled(
+    scan: _Scan, rules: FlagRules, rx: re.Pattern[str], context: bool
+) -> int | None:
     pos = 0
     while (m := rx.search(scan.text, pos)) is not None:
-        if not scan.cancelled(rules, m.start(), m.end(), part=True):
+        if not scan.cancelled(rules, m.start(), m.end(), context=context):
             return m.start()
         pos = m.start() + 1
     return None

@@ -14,7 +14,14 @@ from babel.messages.pofile import read_po
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from benchmarks.redflags import NONE, evaluate, format_table, load_phrases, long_paragraphs
+from benchmarks.redflags import (
+    NONE,
+    evaluate,
+    format_table,
+    is_detected,
+    load_phrases,
+    long_paragraphs,
+)
 from flows import redflags
 from flows.redflags import RED_FLAG_IDS, Hit, LexiconError, detect, detect_all
 from locales import LOCALES, catalog_files
@@ -286,6 +293,95 @@ def test_indirect_wordings(text: str, flag: str) -> None:
     assert flag_of(text) == flag, detect_all(text)
 
 
+SCOPES = [
+    # a negation or "but" inside a gap of a pattern
+    ("her face is not swollen", None),
+    ("my chest does not hurt at all", None),
+    ("sore throat but no swelling of the tongue", None),
+    # an animal earlier in the sentence, no person named in between
+    ("our cat scratched his eye on a branch and it's bleeding a lot", None),
+    ("我家的猫从柜子上摔下来了 一动不动", None),
+    ("собака порезала лапу, кровь хлещет", None),
+    # ... but a person hurt by the animal, or an animal in a simile, is the patient
+    ("the neighbour's dog bit my son and he's bleeding heavily", "bleeding"),
+    ("his cough sounds like a seal barking and now he can't breathe", "breathing"),
+    # hypotheticals, whatever acute words they hold
+    ("what if he suddenly collapses tonight, who do I call?", None),
+    ("万一半夜突然抽搐了 该怎么办", None),
+    ("если вдруг сейчас начнется приступ судорог, что делать?", None),
+    # fiction, study and questions asked in advance, anywhere in the message
+    ("just read a thriller where the detective has a stroke, how realistic is that", None),
+    ("my exam tomorrow is on anaphylaxis and sepsis", None),
+    ("孩子误吞了纽扣电池要怎么处理？想提前了解一下", None),
+    ("в новом сериале героиня потеряла сознание, интересно снято", None),
+    # a context part stands however long ago it began, or whatever follows it
+    (
+        "took the baby for her jabs this morning, all normal, now she's floppy and won't wake",
+        "child_unresponsive",
+    ),
+    ("腰疼好多年了 今天下面没有感觉了 尿也控制不住", "cauda_equina"),
+]
+
+
+# Wordings written after round 04, beyond the phrase set (the flags the round missed most).
+BEYOND_THE_SET = [
+    ("our toddler pulled a pan of boiling pasta water off the stove onto himself", "burns"),
+    ("my mate touched the electric fence and now his hand is burnt and numb", "burns"),
+    ("back went last week, now I can't feel when I'm weeing", "cauda_equina"),
+    ("he took way more of his sleeping tablets than he should have", "overdose"),
+    ("I'm bursting for a wee but it won't come, it's been 10 hours", "urinary_retention"),
+    (
+        "haven't pooed or passed wind in 3 days, belly is bloated and I'm vomiting",
+        "abdominal_emergency",
+    ),
+    ("grandma woke up and has no idea what day it is or where she lives", "confusion"),
+    ("her arm just flopped down and she can't move it", "stroke"),
+    ("I can only see shadows out of my left eye since this morning", "vision_loss"),
+    ("my baby feels like a rag doll and only whimpers", "child_unresponsive"),
+    ("I'm standing on the bridge", "self_harm"),
+    ("孩子把一壶开水打翻在身上 胸口起了好多大水泡", "burns"),
+    ("腰痛三天 今天大便拉在裤子上自己都没感觉", "cauda_equina"),
+    ("宝宝吃了几颗奶奶的安眠药", "overdose"),
+    ("孩子肚子疼 一碰就哭 还发烧", "abdominal_emergency"),
+    ("我爸今天突然说话前言不搭后语", "confusion"),
+    ("我妈突然视物重影 眼皮也耷拉下来了", "vision_loss"),
+    ("宝宝发烧 囟门鼓起来了", "meningitis"),
+    ("我现在在楼顶 不想下去了", "self_harm"),
+    ("в глаза попала известь", "burns"),
+    ("спина болит и стул стал непроизвольным", "cauda_equina"),
+    ("парень наглотался обезболивающих и запил пивом", "overdose"),
+    ("у деда аденома, целый день не мочился, живот надулся", "urinary_retention"),
+    ("папа внезапно начал говорить бессвязно и не узнает улицу", "confusion"),
+    ("перед глазом как будто опустилась штора, половины не видно", "vision_loss"),
+    ("я больше не могу, хочу со всем покончить", "self_harm"),
+    # and benign look-alikes
+    ("my son fell off his scooter and grazed his knee", None),
+    ("my husband snores and sometimes stops breathing for a second", None),
+    ("my vision went blurry for a second when I rubbed my eyes", None),
+    ("he fainted at the sight of blood during his jab, fine after a minute", None),
+    ("考试太难了 差点心梗", None),
+    ("压力大会胸闷吗", None),
+    ("宝宝早上尿不湿是干的 后来又尿了好几次", None),
+    ("сколько можно выпить таблеток от давления за раз?", None),
+    ("бабушка после инсульта много лет, нужна лфк", None),
+    ("обожгла руку утюгом, небольшое покраснение", None),
+]
+
+
+@pytest.mark.parametrize(("text", "flag"), BEYOND_THE_SET)
+def test_wordings_beyond_the_phrase_set(text: str, flag: str | None) -> None:
+    hit = detect(text)
+    if flag is None:
+        assert hit is None, detect_all(text)
+    else:
+        assert hit is not None and is_detected(flag, hit), detect_all(text)
+
+
+@pytest.mark.parametrize(("text", "flag"), SCOPES)
+def test_scopes(text: str, flag: str | None) -> None:
+    assert flag_of(text) == flag, detect_all(text)
+
+
 @pytest.mark.parametrize(("text", "flag"), [*NORMALISATION, *MIXED])
 def test_normalisation_and_mixed_language(text: str, flag: str | None) -> None:
     assert flag_of(text) == flag, detect_all(text)
@@ -416,6 +512,90 @@ def test_dispatch_finds_what_the_whole_alternation_finds() -> None:
                 assert found == [(a, b) for a, b, _ in _search_loop(part, text)], part.pattern
 
 
+def _built_regexes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> list[
+    tuple[redflags._Regexes, list[str], list[tuple[str | None, list[str]]], re.Pattern[str]]
+]:
+    """Every regex a load puts together from parsed pieces, with what it was built from."""
+    built = []
+    build = redflags._Regexes.build
+
+    def spy(
+        self: redflags._Regexes, prefix: list[str], groups: list[tuple[str | None, list[str]]]
+    ) -> re.Pattern[str]:
+        rx = build(self, prefix, groups)
+        built.append((self, prefix, groups, rx))
+        return rx
+
+    monkeypatch.setattr(redflags._Regexes, "build", spy)
+    redflags.load()
+    return built
+
+
+def test_assembled_code_is_what_re_compiles(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loading lays out byte code from each source's code, parsed and translated once: it must be
+    exactly what re's compiler produces for the same parse tree, and match like the regex
+    text compiled by re.compile."""
+    re_compiler = pytest.importorskip("re._compiler")
+    assert redflags._LAYOUT, "this Python's re should allow the fast loading path"
+    built = _built_regexes(monkeypatch)
+    assert len(built) > 300
+    texts = [redflags.normalize(p.text) for p in load_phrases()[::25]]
+    assembled = [x for x in built if x[0].can_assemble(x[1], x[2])]
+    assert len(assembled) > 0.95 * len(built)
+    for n, (regexes, prefix, groups, rx) in enumerate(assembled):
+        tree, code = regexes.layout(prefix, groups)
+        assert re_compiler._code(tree, 0) == code, rx.pattern[:200]
+        if n % 10:
+            continue
+        plain = re.compile(rx.pattern)
+        for text in texts:
+            for at in range(len(text)):
+                a, b = rx.match(text, at), plain.match(text, at)
+                assert (a and (a.span(), a.lastgroup)) == (b and (b.span(), b.lastgroup))
+
+
+@pytest.mark.parametrize(
+    ("prefix", "groups"),
+    [
+        ([], [(None, [r"\b([a-z]{2,5})-\1\b", "foo"])]),  # a back reference in the first source
+        (["(?<![a-z])"], [(None, [r"(ab|cd)\1", "x+y"])]),
+        ([], [(None, ["a", r"(b)c\1"])]),
+        ([], [("f0", ["ab", "a"]), ("f1", ["b(?=c)"])]),
+    ],
+)
+def test_assembly_matches_like_the_text(
+    prefix: list[str], groups: list[tuple[str | None, list[str]]]
+) -> None:
+    re_compiler = pytest.importorskip("re._compiler")
+    regexes = redflags._Regexes()
+    assert regexes.can_assemble(prefix, groups)
+    built, plain = regexes.build(prefix, groups), re.compile(redflags._text(prefix, groups))
+    tree, code = regexes.layout(prefix, groups)
+    assert re_compiler._code(tree, 0) == code
+    for text in ["haha-haha foo", "abab cdcd xy xxy", "aab ab ac", "bcb bcc", "abc bc"]:
+        for at in range(len(text)):
+            a, b = built.match(text, at), plain.match(text, at)
+            assert (a and (a.span(), a.groups(), a.lastgroup)) == (
+                b and (b.span(), b.groups(), b.lastgroup)
+            )
+    # a group that would be renumbered: left to re.compile
+    assert not regexes.can_assemble([], [("f0", ["(a)b"])])
+    assert not regexes.can_assemble([], [(None, ["(a)", "(b)c"])])
+
+
+@pytest.mark.parametrize("missing", ["_LAYOUT", "_PARSER"])
+def test_slow_paths_match_the_same(monkeypatch: pytest.MonkeyPatch, missing: str) -> None:
+    """Without re's private modules (another Python), loading is slower, matching the same."""
+    monkeypatch.setattr(redflags, missing, None if missing == "_PARSER" else False)
+    slow = redflags.load()
+    if missing == "_PARSER":
+        assert all(lang.dispatch is None for lang in slow.languages.values())
+    for phrase in load_phrases()[::7]:
+        assert detect_all(phrase.text, slow) == detect_all(phrase.text), phrase.text
+
+
 @pytest.mark.parametrize("name", list(long_paragraphs()))
 def test_long_input_is_not_pathological(name: str) -> None:
     text = long_paragraphs()[name]
@@ -481,6 +661,22 @@ def _broken(tmp_path: Path, old: str, new: str, count: int = 1) -> Path:
             r"\[flags\.stroke\] resolvable: expected true or false",
         ),
         ("[lang.en.units]", "[lang.en.unitz]", r"unknown keys"),
+        (
+            # found only when translated, not when parsed
+            "meningitis = ['meningitis', 'meningococcal']",
+            "meningitis = ['meningitis', '(?<=a+)meningococcal']",
+            r"\[lang\.en\.patterns\] meningitis\[1\]: invalid regex .*look-behind",
+        ),
+        (
+            "meningitis = ['meningitis', 'meningococcal']",
+            "meningitis = ['meningitis', 'meningococcal', '(?P<x>mening)']",
+            r"\[lang\.en\.patterns\] meningitis\[2\]: named groups are reserved",
+        ),
+        (
+            "meningitis = ['meningitis', 'meningococcal']",
+            "meningitis = ['meningitis', '(?i)meningococcal']",
+            r"\[lang\.en\.patterns\]: patterns do not combine: global flags",
+        ),
     ],
 )
 def test_broken_data_is_refused(tmp_path: Path, old: str, new: str, expected: str) -> None:
