@@ -98,12 +98,22 @@ class BadInput(Exception):
 # -- pure validators ------------------------------------------------------------------------
 
 
+_ZWJ = "\u200d"
+
+
+def _emoji_part(ch: str) -> bool:
+    """Format characters that build emoji: the zero-width joiner (👨‍👩‍👧) and tag characters
+    (the flags of England or Scotland)."""
+    return ch == _ZWJ or "\U000e0020" <= ch <= "\U000e007f"
+
+
 def clean_text(text: str) -> str:
-    """Drop control and formatting characters (incl. RTL marks), fold whitespace."""
+    """Drop control and formatting characters (incl. RTL marks), fold whitespace. The joiner
+    and tags inside emoji sequences stay, so a family or a flag arrives whole."""
     kept = "".join(
         " " if ch.isspace() else ch
         for ch in text
-        if ch.isspace() or unicodedata.category(ch)[0] != "C"
+        if ch.isspace() or unicodedata.category(ch)[0] != "C" or _emoji_part(ch)
     )
     return re.sub(r"\s+", " ", kept).strip()
 

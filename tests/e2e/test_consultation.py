@@ -222,6 +222,12 @@ async def test_consultation_from_intake_to_advice(clinic: Clinic) -> None:
     relayed = await doc.wait(starts(f"#{number} ·"), since_d)
     first = NAMES["en"].split()[0]
     assert relayed["text"] == f"#{number} · {first}\nThe cough is worse at night"
+    # Emoji sequences (a joiner, tag characters) arrive whole.
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
+    since_doc = await clinic.seq(doc.uid, DOCTOR_BOT)
+    await clinic.client.send(p.uid, PATIENT_BOT, f"all of us {family} are ill")
+    emoji = await doc.wait(starts(f"#{number}"), since_doc)
+    assert f"all of us {family} are ill" in emoji["text"]
     # Doctor -> patient, replying to the relayed message.
     since_p = await clinic.seq(p.uid)
     await clinic.client.send(

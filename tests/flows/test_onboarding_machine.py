@@ -121,3 +121,10 @@ def test_phone_normalisation() -> None:
 
 def test_clean_text_folds_whitespace_and_controls() -> None:
     assert clean_text("a\tb\n\nc\x07") == "a b c"
+
+
+def test_clean_text_keeps_emoji_sequences_and_drops_direction_marks() -> None:
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
+    scotland = "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f"
+    assert clean_text(f"my {family} and {scotland}") == f"my {family} and {scotland}"
+    assert clean_text("a\u202eb\u200fc\u2066d") == "abcd"
