@@ -354,8 +354,9 @@ except (ImportError, AttributeError):  # pragma: no cover - other Python version
 _MAX_GUARD = 600  # characters; a larger set is not worth a lookahead
 
 
-def _first_chars(seq: Any) -> tuple[set[str] | None, bool]:
-    """(characters a match of ``seq`` can start with, or None if unknown; can it be empty)."""
+def first_chars(seq: Any) -> tuple[set[str] | None, bool]:
+    """(characters a match of the parse tree ``seq`` can start with, or None if unknown; can
+    it be empty). Also used by flows.understand for its guards."""
     c = _CONST
     out: set[str] = set()
     for op, av in seq:
@@ -379,7 +380,7 @@ def _first_chars(seq: Any) -> tuple[set[str] | None, bool]:
             alternatives = [av[3]] if op is c.SUBPATTERN else av[1]
             empty = False
             for alt in alternatives:
-                chars, alt_empty = _first_chars(alt)
+                chars, alt_empty = first_chars(alt)
                 if chars is None:
                     return None, False
                 out |= chars
@@ -389,7 +390,7 @@ def _first_chars(seq: Any) -> tuple[set[str] | None, bool]:
             continue
         if op is c.MAX_REPEAT or op is c.MIN_REPEAT:
             low, _, sub = av
-            chars, sub_empty = _first_chars(sub)
+            chars, sub_empty = first_chars(sub)
             if chars is None:
                 return None, False
             out |= chars
@@ -563,7 +564,7 @@ class _Regexes:
         found: frozenset[str] | None = None
         if _PARSER is not None:
             try:
-                chars, empty = _first_chars(self._tree(source))
+                chars, empty = first_chars(self._tree(source))
             except Exception:  # noqa: BLE001 - private API: any failure only means "unknown"
                 chars, empty = None, True
             found = None if chars is None or empty else frozenset(chars)

@@ -33,7 +33,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from flows.redflags import normalize
+from flows.redflags import first_chars, normalize
 
 DEFAULT_PATH = Path(__file__).parent / "questionnaires" / "understand.toml"
 
@@ -160,52 +160,7 @@ def _unbounded_tree(tree: Any) -> bool:
 
 def _first_chars_tree(tree: Any) -> set[str] | None:
     """The characters a match of the parse tree can start with, or None when unknown."""
-    c = _CONST
-
-    def first(seq: Any) -> tuple[set[str] | None, bool]:
-        out: set[str] = set()
-        for op, av in seq:
-            if op is c.LITERAL:
-                out.add(chr(av))
-                return out, False
-            if op is c.IN:
-                for o, a in av:
-                    if o is c.LITERAL:
-                        out.add(chr(a))
-                    elif o is c.RANGE and a[1] - a[0] <= _MAX_CHARS:
-                        out.update(chr(x) for x in range(a[0], a[1] + 1))
-                    elif o is c.CATEGORY and a is c.CATEGORY_DIGIT:
-                        out.update("0123456789")
-                    else:  # negated sets, \w, huge ranges
-                        return None, False
-                return out, False
-            if op in (c.AT, c.ASSERT, c.ASSERT_NOT):
-                continue  # consumes nothing: the next item decides
-            if op is c.SUBPATTERN or op is c.BRANCH:
-                alternatives = [av[3]] if op is c.SUBPATTERN else av[1]
-                empty = False
-                for alt in alternatives:
-                    chars, alt_empty = first(alt)
-                    if chars is None:
-                        return None, False
-                    out |= chars
-                    empty = empty or alt_empty
-                if not empty:
-                    return out, False
-                continue
-            if op is c.MAX_REPEAT or op is c.MIN_REPEAT:
-                low, _, sub = av
-                chars, sub_empty = first(sub)
-                if chars is None:
-                    return None, False
-                out |= chars
-                if low > 0 and not sub_empty:
-                    return out, False
-                continue
-            return None, False
-        return out, True
-
-    chars, empty = first(tree)
+    chars, empty = first_chars(tree)
     return None if chars is None or empty or len(chars) > _MAX_CHARS else chars
 
 
