@@ -24,7 +24,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -32,6 +32,7 @@ from aiohttp import web
 from flows import referrals as rf
 from flows.signing import Signer
 from locales import LOCALES, Translator, normalize_locale
+from storage.models import utcnow
 from storage.uow import Database
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ class VerifyPage:
     db: Database | None
     per_minute: int = 30
     trust_proxy: bool = False
-    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    now: Callable[[], datetime] = field(default=utcnow)
     limiter: RateLimiter = field(init=False)
 
     def __post_init__(self) -> None:
@@ -385,7 +386,7 @@ async def verify_cli(db: Database, target: str, locale: str, out: Callable[[str]
 
     tr = Translator(locale)
     signer = Signer(db.ring)
-    now = datetime.now(UTC)
+    now = utcnow()
     try:
         data = await asyncio.to_thread(_read_file, target)
     except OSError as exc:

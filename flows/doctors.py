@@ -21,7 +21,7 @@ from transitions import Machine
 from flows import consultation, onboarding
 from flows.machines import fire
 from flows.onboarding import BadInput, clean_text, normalize_phone
-from storage.models import Doctor
+from storage.models import Doctor, utcnow
 from storage.uow import UnitOfWork
 
 YEARS_MAX = 70
@@ -214,7 +214,7 @@ def is_verified(doctor: Doctor | None, now: datetime | None = None) -> bool:
     if doctor is None or doctor.status != VERIFIED:
         return False
     until = _aware(doctor.verified_until)
-    return until is not None and until > (now or datetime.now(UTC))
+    return until is not None and until > (now or utcnow())
 
 
 def verification_problem(doctor: Doctor | None, now: datetime | None = None) -> str | None:
@@ -471,7 +471,7 @@ async def approve(
             actor, "doctor.approve_refused", "doctor", doctor.id, {"rule": "cn_min_years"}
         )
         raise Refused("doctor.admin.cn_years", years=doctor.years_practice or 0, min=CN_MIN_YEARS)
-    moment = now or datetime.now(UTC)
+    moment = now or utcnow()
     doctor.status = VERIFIED
     doctor.verified_until = moment + timedelta(days=days)
     doctor.decided_at = moment
@@ -495,7 +495,7 @@ async def reject(
     if doctor.status != PENDING:
         raise AlreadyDecided(doctor.status)
     doctor.status = REJECTED
-    doctor.decided_at = now or datetime.now(UTC)
+    doctor.decided_at = now or utcnow()
     await uow.doctors.set_field(doctor, "decision_reason", text)
     await uow.audit.record(actor, "doctor.reject", "doctor", doctor.id, {"reason_given": True})
     return doctor
@@ -510,10 +510,10 @@ async def suspend(
     if doctor.status != VERIFIED:
         raise Refused("doctor.admin.not_verified")
     doctor.status = SUSPENDED
-    doctor.decided_at = now or datetime.now(UTC)
+    doctor.decided_at = now or utcnow()
     await uow.doctors.set_field(doctor, "decision_reason", text)
     await uow.audit.record(actor, "doctor.suspend", "doctor", doctor.id, {"reason_given": True})
-    await consultation.requeue_for_doctor(uow, doctor, doctor.decided_at or datetime.now(UTC))
+    await consultation.requeue_for_doctor(uow, doctor, doctor.decided_at or utcnow())
     return doctor
 
 
@@ -524,7 +524,7 @@ async def reinstate(
     doctor = await _locked(uow, doctor_id)
     if doctor.status != SUSPENDED:
         raise Refused("doctor.admin.not_suspended")
-    moment = now or datetime.now(UTC)
+    moment = now or utcnow()
     doctor.status = VERIFIED
     until = _aware(doctor.verified_until)
     if until is None or until <= moment:

@@ -678,7 +678,7 @@ def age_band_for(
     """The patient's own age band from their year of birth (None if unknown)."""
     if not birth_year or not birth_year.isdigit():
         return None
-    age = (year or datetime.now(UTC).year) - int(birth_year)
+    age = (year or utcnow().year) - int(birth_year)
     for low, band in _BANDS_BY_AGE:
         if age >= low and band in bands:
             return band

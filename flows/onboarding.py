@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -17,7 +17,7 @@ from transitions import Machine
 
 from flows import timing
 from flows.machines import fire
-from storage.models import Patient
+from storage.models import Patient, utcnow
 from storage.uow import UnitOfWork
 
 CONSENT_KIND = "health_data"
@@ -130,7 +130,7 @@ def parse_name(text: str) -> str:
 
 def parse_birth_year(text: str, today: datetime | None = None) -> int:
     """A four-digit year, no older than 120 years and not in the future."""
-    now = today or datetime.now(UTC)
+    now = today or utcnow()
     low, high = now.year - 120, now.year
     digits = unicodedata.normalize("NFKC", clean_text(text))
     if not re.fullmatch(r"\d{4}", digits) or not low <= int(digits) <= high:

@@ -35,6 +35,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from flows.zones import find as find_zone
+from storage.models import utcnow
 
 MAX_PER_DAY = 12  # reminders a day a plan may have
 MIN_EVERY_HOURS = 2
@@ -93,7 +94,7 @@ class Schedule:
     times: tuple[str, ...]
     every_hours: int | None = None
     days: tuple[int, ...] = ALL_DAYS
-    start: date = field(default_factory=lambda: datetime.now(UTC).date())
+    start: date = field(default_factory=lambda: utcnow().date())
     end: date | None = None
 
     def __post_init__(self) -> None:

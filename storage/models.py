@@ -5,7 +5,7 @@ to its table, column, row id and key version."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
@@ -21,6 +21,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from storage import clock
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -31,8 +33,9 @@ NAMING = {
 
 
 def utcnow() -> datetime:
-    """Timezone-aware UTC now, set in Python so every dialect stores the same value."""
-    return datetime.now(UTC)
+    """Timezone-aware UTC now from Careline's one clock (storage/clock.py), set in Python so
+    every dialect stores the same value."""
+    return clock.now()
 
 
 def new_id() -> str:

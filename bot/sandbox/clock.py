@@ -1,16 +1,18 @@
 """The sandbox clock: time travel for demos, only in ``bot.py sandbox``.
 
-The clock is an offset added to the real clock. The sweeper (scheduler/sweeper.py) reads it
-through its ``clock`` callable, so scheduled work (dose reminders, escalations, check-ins,
-case expiry) runs at "sandbox now". Advancing the clock runs the scheduler up to the new time
-at once, event by event at each one's own due time, so a reminder, its escalation steps and
-the next day's dose go out in order as if the time had passed.
+The clock is an offset added to the real clock. While the sandbox runs it is Careline's one
+clock (storage/clock.py): handlers, flows, the sweeper, the timing words and stored
+timestamps, and the emulator's message dates all read it, so pressing "Taken" after "+1 day"
+records a sandbox-time dose and a 10-minute snooze is 10 minutes after sandbox now. Advancing
+the clock runs the scheduler up to the new time at once, event by event at each one's own due
+time, so a reminder, its escalation steps and the next day's dose go out in order as if the
+time had passed.
 
-Simplification (documented): only scheduled work sees sandbox time. What people do (pressing
-"Taken", typing a reading) is handled with the real clock, as in production.
+Intervals that guard something (rate limits, form-token lifetimes, retry back-off) stay on
+real time, as storage/clock.py explains.
 
 The real bot (``bot.py run``) never builds a :class:`ClockControl`; the routes exist only on
-the sandbox server.
+the sandbox server, and nothing else can move the clock.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from storage.models import utcnow
+from storage import clock as one_clock
 
 if TYPE_CHECKING:
     from bot.app import Careline
@@ -55,7 +57,7 @@ class ClockError(ValueError):
 class SandboxClock:
     """The real UTC clock plus an offset that only grows."""
 
-    def __init__(self, real: Callable[[], datetime] = utcnow) -> None:
+    def __init__(self, real: Callable[[], datetime] = one_clock.real_now) -> None:
         self.real = real
         self.offset = timedelta(0)
 
@@ -96,11 +98,20 @@ class ClockControl:
         self.clock = clock
         self.app = app
         self._lock = asyncio.Lock()
+        self._restore: Callable[[], None] | None = None
 
     def attach(self, app: Careline) -> None:
-        """Point the app's sweeper at the sandbox clock."""
+        """Make the sandbox clock Careline's one clock (storage/clock.py) and the sweeper's."""
         self.app = app
         app.sweeper.clock = self.clock.now
+        if self._restore is None:
+            self._restore = one_clock.use(self.clock.now)
+
+    def detach(self) -> None:
+        """Give the process back its real clock (the sandbox is stopping)."""
+        if self._restore is not None:
+            self._restore()
+            self._restore = None
 
     def _app(self) -> Careline:
         if self.app is None:

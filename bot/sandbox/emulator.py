@@ -51,6 +51,7 @@ from bot.sandbox.emulator_state import (
     message_to_client,
     update_type,
 )
+from storage import clock as one_clock
 
 __all__ = ["BotApiEmulator", "RateLimits", "command_entities"]
 
@@ -300,7 +301,7 @@ class BotApiEmulator:
 
     def mark_edited(self, bot: BotRecord, chat: ChatState, msg: StoredMessage) -> None:
         """Record an edit (bot side or user side)."""
-        msg.edit_date = int(time.time())
+        msg.edit_date = int(one_clock.now().timestamp())
         self._message_event(chat, msg, "edit")
 
     def mark_deleted(self, chat: ChatState, msg: StoredMessage) -> None:
@@ -491,7 +492,7 @@ class BotApiEmulator:
                 backoff = self.webhook_retry_base_s
                 continue
             bot.stats["webhook_failures"] += 1
-            cfg.last_error_date = int(time.time())
+            cfg.last_error_date = int(one_clock.now().timestamp())
             cfg.last_error_message = error
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self.webhook_retry_max_s)
@@ -579,7 +580,7 @@ class BotApiEmulator:
                 "my_chat_member": {
                     "chat": user.chat_api(),
                     "from": user.to_api(),
-                    "date": int(time.time()),
+                    "date": int(one_clock.now().timestamp()),
                     "old_chat_member": member_old,
                     "new_chat_member": member_new,
                 }

@@ -10,7 +10,6 @@ import json
 import mimetypes
 import re
 import struct
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -29,6 +28,7 @@ from bot.sandbox.emulator_state import (
     inline_keyboard_of,
     message_to_api,
 )
+from storage import clock as one_clock
 
 if TYPE_CHECKING:
     from bot.sandbox.emulator import BotApiEmulator
@@ -426,7 +426,7 @@ class BotApiMethods:
         msg = StoredMessage(
             message_id=0,
             sender="bot",
-            date=int(time.time()),
+            date=int(one_clock.now().timestamp()),
             text=text,
             entities=ents or None,
             reply_markup=markup,
@@ -470,7 +470,7 @@ class BotApiMethods:
         msg = StoredMessage(
             message_id=0,
             sender="bot",
-            date=int(time.time()),
+            date=int(one_clock.now().timestamp()),
             caption=caption,
             caption_entities=cap_ents or None,
             media_kind=kind,

@@ -13,7 +13,6 @@ import contextlib
 import json
 import logging
 import math
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
@@ -27,6 +26,7 @@ from bot.sandbox.emulator_state import (
     command_entities,
     message_to_client,
 )
+from storage import clock as one_clock
 
 if TYPE_CHECKING:
     from bot.sandbox.emulator import BotApiEmulator
@@ -194,7 +194,7 @@ class ClientApi:
         return StoredMessage(
             message_id=0,
             sender="user",
-            date=int(time.time()),
+            date=int(one_clock.now().timestamp()),
             text=text,
             entities=command_entities(text) or None,
             reply_to=reply_to,
@@ -312,7 +312,9 @@ class ClientApi:
             if contact_user_id == user.id:
                 raise ClientApiError("a foreign contact needs a user_id other than the sender's")
             contact["user_id"] = contact_user_id
-        return StoredMessage(message_id=0, sender="user", date=int(time.time()), contact=contact)
+        return StoredMessage(
+            message_id=0, sender="user", date=int(one_clock.now().timestamp()), contact=contact
+        )
 
     async def contact(self, request: web.Request) -> web.Response:
         """POST /client/contact: share the own phone number (or someone else's card)."""
@@ -341,7 +343,7 @@ class ClientApi:
         msg = StoredMessage(
             message_id=0,
             sender="user",
-            date=int(time.time()),
+            date=int(one_clock.now().timestamp()),
             location={"latitude": lat, "longitude": lon},
         )
         return self._sent(bot, user, msg)
@@ -379,7 +381,7 @@ class ClientApi:
         msg = StoredMessage(
             message_id=0,
             sender="user",
-            date=int(time.time()),
+            date=int(one_clock.now().timestamp()),
             media_kind=kind,
             media=stored,
             caption=caption,

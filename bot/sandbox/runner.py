@@ -117,6 +117,7 @@ class Sandbox:
         await self.emulator.stop()
         if self._site is not None:
             await self._site.cleanup()
+        self.clock.detach()  # the process gets its real clock back
 
 
 def sandbox_settings(settings: Settings, base_url: str) -> Settings:
@@ -210,7 +211,7 @@ async def start_sandbox(
                 record.next_update_id = max(record.next_update_id, last + 1)
     verify.db = db
     app = await Careline.build(local, db)
-    clock.attach(app)  # scheduled work runs at sandbox time (the real bot has no such clock)
+    clock.attach(app)  # Careline's one clock is now the sandbox's (the real bot has no such clock)
     await app.start()
     people_api.db = db
     people_api.base_url = internal

@@ -4,7 +4,6 @@ and consultations), /mydata, /export, /delete, /cancel."""
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 
 from aiogram import F
 from aiogram.filters import Command
@@ -29,7 +28,7 @@ from handlers.patient import intake as intake_handlers
 from handlers.patient import keyboards as kb
 from handlers.patient.render import show_step
 from locales import Html, Translator
-from storage.models import Consultation, Doctor, Patient
+from storage.models import Consultation, Doctor, Patient, utcnow
 from storage.uow import UnitOfWork
 
 routes = RouteTable("patient.commands")
@@ -322,7 +321,7 @@ async def on_export(
         await reply.text(tr("error.finish_onboarding"))
         await show_step(reply, tr, patient, settings)
         return
-    now = datetime.now(UTC)
+    now = utcnow()
     try:
         doc = await privacy.export(uow, patient, now)
     except ValueError:  # a record that does not make valid FHIR: a bug, never a traceback
