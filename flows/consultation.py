@@ -32,6 +32,10 @@ OPENED = "consult.opened"  # tell the patient the case number, notify the depart
 EXPIRE = "consult.expire"  # nobody accepted in time
 REQUEUED = "consult.requeued"  # the doctor became unavailable: back in the queue
 FALLBACK = "consult.fallback"  # nobody of the department accepted in time: down the chain
+PLACE = "consult.place"  # a waiting patient's place, looked at again (told when it moved)
+
+PLACE_EVERY = timedelta(minutes=15)  # a waiting patient hears of their place at most this often
+WAITING_NOTES_MAX = 20  # messages and files a patient may add to one waiting case
 
 TEXT_MAX = 3500  # one relayed message (the tag and header must still fit Telegram's 4096)
 RANKS = ("emergency_ambulance", "emergency", "consultation_24", "consultation", "self_care")
@@ -282,6 +286,10 @@ async def _schedule_fallback(uow: UnitOfWork, case: Consultation, now: datetime)
 
 
 async def _into_queue(uow: UnitOfWork, case: Consultation, now: datetime, hours: float) -> None:
+    case.queued_at = now
+    case.told_place = None
+    case.told_at = None
+    await _schedule_place(uow, case, now)
     await _schedule_expiry(uow, case, now, hours)
     await _schedule_fallback(uow, case, now)
 
@@ -296,7 +304,7 @@ async def fallback_due(
     if case is None or State(case.state) is not State.WAITING:
         return None
     rules = routing.current()
-    entered = case.updated_at if case.updated_at.tzinfo else case.updated_at.replace(tzinfo=UTC)
+    entered = _aware(case.queued_at or case.updated_at)  # a message added meanwhile keeps it
     if entered + rules.limit(disposition_of(case)) > now + timedelta(seconds=1):
         return None  # it entered this department later: a later event covers it
     staffed, _ = await staffing(uow, now, clinic_tz)
@@ -308,8 +316,99 @@ async def fallback_due(
         uow, case, "fall_back", "system", "generic", now, department_from=left, department_to=new
     )
     case.department = new
+    case.queued_at = now
     await _schedule_fallback(uow, case, now)
     return case, left
+
+
+async def _schedule_place(uow: UnitOfWork, case: Consultation, now: datetime) -> None:
+    """Look at the waiting patient's place again in :data:`PLACE_EVERY`."""
+    due = now + PLACE_EVERY
+    key = f"{PLACE}:{case.id}:{int(due.timestamp())}"
+    await uow.events.add(PLACE, case.id, case.patient_id, due, key=key)
+
+
+def moved_meaningfully(told: int | None, place: int) -> bool:
+    """A new place worth a message: one or more places forward near the front (5th or
+    closer), at least a fifth of the queue further back."""
+    if told is None or place >= told:
+        return False
+    return place <= 5 or (told - place) >= max(1, told // 5)
+
+
+async def place_due(
+    uow: UnitOfWork, case_id: str, now: datetime, clinic_tz: str
+) -> tuple[Consultation, Wait] | None:
+    """The place event: while the case waits, look again in 15 minutes; returns the case and
+    its wait when the patient should hear of a new place (it moved forward meaningfully since
+    they were last told, at least :data:`PLACE_EVERY` ago), else None."""
+    case = await uow.consultations.get(case_id)
+    if case is None or State(case.state) is not State.WAITING:
+        return None
+    await _schedule_place(uow, case, now)
+    wait = await wait_of(uow, case, now, clinic_tz)
+    told_at = _aware(case.told_at) if case.told_at is not None else None
+    if told_at is not None and now - told_at < PLACE_EVERY - timedelta(seconds=1):
+        return None
+    if not moved_meaningfully(case.told_place, wait.place):
+        return None
+    told(case, wait.place, now)
+    return case, wait
+
+
+def told(case: Consultation, place: int, now: datetime) -> None:
+    """Remember the place the patient was just told."""
+    case.told_place = place
+    case.told_at = now
+
+
+async def waiting_notes(uow: UnitOfWork, case: Consultation) -> list[CaseMessage]:
+    """What the patient added while the case waited this time (texts and files), in order."""
+    since = _aware(case.requested_at)
+    return [
+        row
+        for row in await uow.consultations.messages(case)
+        if row.sender == "patient" and _aware(row.created_at) > since
+    ]
+
+
+async def add_while_waiting(
+    uow: UnitOfWork,
+    patient: Patient,
+    case: Consultation,
+    raw: str | None,
+    *,
+    now: datetime,
+    kind: str = "text",
+    file_name: str | None = None,
+    file_id: str | None = None,
+) -> int:
+    """The patient adds a message or a file to their waiting case: kept encrypted and given
+    to the doctor who accepts it. Returns how many they have added this time.
+    ``NotAllowed``: not theirs, not waiting, empty or too long, or too many."""
+    if case.patient_id != patient.id:
+        raise NotAllowed("not_yours")
+    if State(case.state) is not State.WAITING:
+        raise NotAllowed("state")
+    if kind == "text":
+        text: str | None = parse_message(raw or "")
+    else:
+        text = clean_text(raw or "")[:TEXT_MAX] or None
+    added = await waiting_notes(uow, case)
+    if len(added) >= WAITING_NOTES_MAX:
+        raise NotAllowed("too_many")
+    entered = case.queued_at or case.updated_at  # adding words does not restart the limit
+    row = await uow.consultations.add_message(
+        case, "patient", kind, text, file_name=file_name, at=now
+    )
+    case.queued_at = entered
+    row.created_at = now
+    if file_id:
+        await uow.consultations.set_source_file(case, row, file_id)
+    await uow.audit.record(
+        Actor(patient.id).ref, "consultation.added", "consultation", case.id, {"kind": kind}
+    )
+    return len(added) + 1
 
 
 RECENT_WAITS = timedelta(days=7)  # acceptance times older than this say nothing of today
@@ -455,6 +554,7 @@ async def attach_record(
         raise NotAllowed("not_yours")
     await _move(uow, case, "attach_record", Actor(patient.id).ref, "cn", now)
     row = await uow.consultations.add_message(case, "patient", kind, caption, file_name=file_name)
+    row.created_at = now  # part of the request: what is added later is a waiting note
     if file_id:
         await uow.consultations.set_source_file(case, row, file_id)
     case.requested_at = now
@@ -705,7 +805,10 @@ async def pending_record_files(
     """cn: the offline record's files (message, the patient bot's file id), passed to each
     doctor who accepts the case."""
     out = []
+    since = _aware(case.requested_at)
     for row in await uow.consultations.messages(case):
+        if _aware(row.created_at) > since:
+            continue  # added while waiting: see waiting_notes
         if row.sender == "patient" and row.source_file_enc is not None:
             file_id = await uow.consultations.source_file(case, row)
             if file_id:

@@ -177,6 +177,11 @@ class Consultation(Base):
     rating_comment_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     followup_visit: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # When it entered the queue it waits in now (the department's time limit counts from it).
+    queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # The place in the queue the patient was last told, and when (updates ≥ 15 min apart).
+    told_place: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    told_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # Retention after the patient's erasure: the record moves under a key of its own
     # (``key_owner``, the case id) with a snapshot of the intake and the patient's minimal
     # identity (``record_enc``); messages go at ``chat_until``, the rest at ``record_until``.

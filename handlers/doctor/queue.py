@@ -4,6 +4,7 @@ Accept / Skip), /duty on|off and /hours 09:00-18:00."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from html import escape
 
 from aiogram.filters import Command, CommandObject
 from aiogram.fsm.context import FSMContext
@@ -143,6 +144,27 @@ async def on_queue_button(
             "patient", file_id, row.kind, caption=caption, protect=True, record=row.id,
             filename=row.file_name if row.kind == "document" else None,
         )  # fmt: skip
+    notes = await flow.waiting_notes(uow, case)
+    texts = []
+    for row in notes:
+        words = await uow.consultations.message_text(case, row)
+        source = await uow.consultations.source_file(case, row)
+        if source:
+            caption = tr("consult.doctor.waiting_file", number=case.number, name=name)
+            if words:
+                caption = Html(f"{caption}\n{escape(words)}")
+            await reply.relay_file(
+                "patient", source, row.kind, caption=caption, protect=True, record=row.id,
+                filename=row.file_name if row.kind == "document" else None,
+            )  # fmt: skip
+        elif words:
+            texts.append(f"• {words}")
+    if texts:
+        notes_text = "\n".join(texts)
+        await reply.text(
+            tr("consult.doctor.waiting_notes", number=case.number, name=name, notes=notes_text),
+            protect=True,
+        )
     found = await view.to_patient(uow, case)
     if found is not None:
         _, ptr, preply = found

@@ -107,6 +107,10 @@ async def _cancellable(
 @cancel_routes.message(Command("cancel"), _cancellable)
 async def on_cancel(message: Message, case: Consultation, tr: Translator, reply: Replier) -> None:
     """Asks whether to cancel the waiting or active consultation."""
+    await _ask_cancel(tr, reply, case)
+
+
+async def _ask_cancel(tr: Translator, reply: Replier, case: Consultation) -> None:
     markup = InlineKeyboardMarkup(
         inline_keyboard=[
             [_button(tr, "consult.cancel.yes", "cancel", case)],
@@ -141,6 +145,12 @@ async def on_case_button(
                 dtr, dreply = view.to_doctor(uow, doctor)
                 name = await flow.patient_first_name(uow, case)
                 await dreply.text(dtr("consult.doctor.cancelled", number=case.number, name=name))
+            return
+        if callback_data.action == "ask_cancel":
+            if State(case.state) not in flow.CANCELLABLE:
+                raise NotAllowed("state")
+            await reply.answer_callback(query.id)
+            await _ask_cancel(tr, reply, case)
             return
         if callback_data.action == "keep":
             if State(case.state) not in flow.CANCELLABLE:
@@ -464,6 +474,19 @@ async def on_case_media(
             return
         await _relay_to_doctor(uow, patient, case, message, tr, reply)
         return
+    if where is State.WAITING:
+        found = file_of(message)
+        if found is None:
+            await reply.text(tr(relay.MSG_UNSUPPORTED))
+            return
+        problem = relay.check_size(found[0], found[2])
+        if problem is not None:
+            await reply.text(tr(problem))
+            return
+        if await _throttled(uow, patient, state, tr, reply, settings):
+            return
+        await _add_while_waiting(uow, patient, case, tr, reply, settings, message.caption, found)
+        return
     await _where_it_stands(reply, tr, case)
 
 
@@ -580,8 +603,10 @@ def scheduled(settings: Settings) -> dict[str, Callable[..., Awaitable[None]]]:
                     department=view.department(tr, case),
                     wait=view.wait_text(tr, case, wait, patient, settings.timezone),
                     emergency_number=settings.local_emergency_number,
-                )
+                ),
+                _waiting_keyboard(tr, case),
             )
+            flow.told(case, wait.place, now)
             await view.notify_department(uow, case, settings, now)
 
     async def expire(uow: UnitOfWork, event: ScheduledEvent, now: datetime) -> None:
@@ -628,11 +653,28 @@ def scheduled(settings: Settings) -> dict[str, Callable[..., Awaitable[None]]]:
                     emergency_number=settings.local_emergency_number,
                 )
             )
+            flow.told(case, wait.place, now)
         await view.notify_department(uow, case, settings, now, left=left)
+
+    async def place(uow: UnitOfWork, event: ScheduledEvent, now: datetime) -> None:
+        moved = await flow.place_due(uow, event.subject, now, settings.timezone)
+        found = await view.to_patient(uow, moved[0]) if moved is not None else None
+        if moved is None or found is None:
+            return
+        (case, wait), (patient, tr, reply) = moved, found
+        await reply.text(
+            tr(
+                "consult.place_update",
+                number=case.number,
+                wait=view.wait_text(tr, case, wait, patient, settings.timezone),
+            ),
+            _waiting_keyboard(tr, case),
+        )
 
     return {
         flow.OPENED: opened,
         flow.EXPIRE: expire,
         flow.REQUEUED: requeued,
         flow.FALLBACK: fell_back,
+        flow.PLACE: place,
     }
