@@ -266,6 +266,22 @@ async def staffing(uow: UnitOfWork, now: datetime, clinic_tz: str) -> tuple[set[
     return staffed, on_duty
 
 
+async def reachable(uow: UnitOfWork, now: datetime, clinic_tz: str, within: timedelta) -> set[str]:
+    """Departments with a verified, reachable doctor on duty now or whose working hours start
+    within ``within`` (a doctor who switched duty off does not count)."""
+    out: set[str] = set()
+    for d in await uow.doctors.with_status("verified"):
+        if not is_verified(d, now) or d.unreachable or not d.on_duty:
+            continue
+        if within_hours(d, now, clinic_tz):
+            out.update(departments_of(d))
+            continue
+        start = next_shift(d, now, clinic_tz)
+        if start is not None and start - now <= within:
+            out.update(departments_of(d))
+    return out
+
+
 def disposition_at(priority: int) -> str:
     """The triage disposition of a queue priority (its rank)."""
     return RANKS[priority] if 0 <= priority < len(RANKS) else "consultation"
@@ -308,7 +324,8 @@ async def fallback_due(
     if entered + rules.limit(disposition_of(case)) > now + timedelta(seconds=1):
         return None  # it entered this department later: a later event covers it
     staffed, _ = await staffing(uow, now, clinic_tz)
-    new = rules.fall_back(case.department, staffed.__contains__)
+    soon = await reachable(uow, now, clinic_tz, rules.limit(disposition_of(case)))
+    new = rules.fall_back(case.department, staffed.__contains__, soon.__contains__)
     if new is None:
         return None
     left = case.department
@@ -498,9 +515,11 @@ async def request_for_intake(
         requested_at=now,
     )
     preferred = case.department
-    staffed, on_duty = await staffing(uow, now, clinic_tz)
-    case.department = routing.current().place(
-        preferred, intake.disposition, staffed.__contains__, on_duty.__contains__
+    rules = routing.current()
+    staffed, _ = await staffing(uow, now, clinic_tz)
+    soon = await reachable(uow, now, clinic_tz, rules.limit(intake.disposition))
+    case.department = rules.place(
+        preferred, intake.disposition, staffed.__contains__, soon.__contains__
     )
     case.preferred_department = preferred
     await uow.consultations.add(case)

@@ -54,27 +54,37 @@ class Routing:
         department: str,
         disposition: str | None,
         staffed: Callable[[str], bool],
-        on_duty: Callable[[str], bool],
+        reachable: Callable[[str], bool],
     ) -> str:
-        """Where a new case waits: the first department of the chain with a verified doctor;
-        for a 24-hour case, the first with a doctor on duty now, if any department has one."""
+        """Where a new case waits: the first department of the chain with a doctor who is on
+        duty now or starts within the disposition's limit (``reachable``); else the first
+        with a verified doctor; else the chain's end (where an admin can see it). So a
+        24-hour case never waits for tomorrow's shift, and a routine one waits for its own
+        department only when one of its doctors will be there in time."""
         chain = self.chain(department)
-        if disposition == "consultation_24":
-            for dept in chain:
-                if on_duty(dept):
-                    return dept
+        for dept in chain:
+            if reachable(dept):
+                return dept
         for dept in chain:
             if staffed(dept):
                 return dept
         return chain[-1]
 
-    def fall_back(self, department: str, staffed: Callable[[str], bool]) -> str | None:
-        """Where a case that waited too long goes: the next staffed department down the chain
-        (the last one even if unstaffed), or None at the end of the chain."""
+    def fall_back(
+        self,
+        department: str,
+        staffed: Callable[[str], bool],
+        reachable: Callable[[str], bool] | None = None,
+    ) -> str | None:
+        """Where a case that waited too long goes: the next department down the chain with a
+        doctor on duty or starting soon (``reachable``), else the next staffed one (the last
+        one even if unstaffed); None at the end of the chain."""
         rest = self.chain(department)[1:]
-        for dept in rest:
-            if staffed(dept):
-                return dept
+        tests = [staffed] if reachable is None else [reachable, staffed]
+        for test in tests:
+            for dept in rest:
+                if test(dept):
+                    return dept
         return rest[-1] if rest else None
 
 

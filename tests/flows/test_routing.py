@@ -40,14 +40,17 @@ def test_an_unstaffed_department_is_skipped_at_submit_time() -> None:
     assert rules.place("urology", "consultation", nobody, nobody) == "general"
 
 
-def test_an_urgent_case_goes_where_someone_is_on_duty() -> None:
+def test_a_case_goes_where_someone_is_on_duty_or_starts_within_its_limit() -> None:
     rules = routing.load()
     staffed = {"general", "cardiology"}.__contains__
-    on_duty = {"general"}.__contains__
-    assert rules.place("cardiology", "consultation_24", staffed, on_duty) == "general"
-    # a routine case waits for its own department's doctor
-    assert rules.place("cardiology", "consultation", staffed, on_duty) == "cardiology"
-    # nobody on duty anywhere: the first staffed department
+    soon = {"general"}.__contains__  # reachable within the disposition's limit
+    assert rules.place("cardiology", "consultation_24", staffed, soon) == "general"
+    # a routine case too: its own department's doctor is not back within 4 hours
+    assert rules.place("cardiology", "consultation", staffed, soon) == "general"
+    # ... and waits for them when they are (the caller's reachable set says so)
+    both = {"general", "cardiology"}.__contains__
+    assert rules.place("cardiology", "consultation", staffed, both) == "cardiology"
+    # nobody reachable anywhere: the first staffed department
     assert rules.place("cardiology", "consultation_24", staffed, set().__contains__) == (
         "cardiology"
     )
@@ -59,6 +62,9 @@ def test_falling_back_goes_to_the_next_staffed_department() -> None:
     assert rules.fall_back("urology", {"surgery", "general"}.__contains__) == "surgery"
     assert rules.fall_back("general", {"general"}.__contains__) is None
     assert rules.fall_back("neurology", set().__contains__) == "general"
+    # a department with someone on duty (or starting soon) beats one only staffed
+    on = {"general"}.__contains__
+    assert rules.fall_back("urology", {"surgery", "general"}.__contains__, on) == "general"
 
 
 def _data(**over: Any) -> dict[str, Any]:
