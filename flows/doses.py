@@ -24,7 +24,7 @@ from transitions import Machine
 
 from flows import alerts, caregivers, timing
 from flows.machines import fire
-from locales import Translator
+from locales import Html, Translator
 from storage.models import (
     CareAlert,
     Caregiver,
@@ -559,12 +559,7 @@ async def fire_doctor(uow: UnitOfWork, event: ScheduledEvent, now: datetime) -> 
         ref_id=dose.id,
         level="alert",
         msgid="doses.doctor.unanswered",
-        params={
-            "medicine": details["name"] or "—",
-            "dose": details["dose"] or "—",
-            "time": dose.local,
-            "minutes": int((now - aware(dose.due_at)).total_seconds() // 60),
-        },
+        params=_unanswered_params(details, dose, now),
         now=now,
     )
 
@@ -612,12 +607,14 @@ async def _acknowledge(uow: UnitOfWork, dose: Dose, actor: str, now: datetime) -
 async def take(
     uow: UnitOfWork, patient: Patient, dose_id: str, version: int, now: datetime
 ) -> Dose:
-    """The patient took it."""
-    dose, _ = await check(uow, patient, dose_id, version)
+    """The patient took it (late too: a dose recorded missed still takes it); the doctor's
+    alert about this dose going unanswered, if one is open, is resolved."""
+    dose, plan = await check(uow, patient, dose_id, version)
     dose.status = TAKEN
     dose.responded_at = now
     await _acknowledge(uow, dose, patient_ref(patient.id), now)
     await uow.audit.record(patient_ref(patient.id), "dose.taken", "dose", dose.id, {})
+    await _resolve_unanswered(uow, dose, plan, patient, patient_ref(patient.id), "patient", now)
     return dose
 
 
@@ -832,12 +829,7 @@ async def effect_answer(
         ref_id=dose.id,
         level="danger" if step.red else "alert",
         msgid="doses.doctor.effect",
-        params={
-            "medicine": details["name"] or "—",
-            "time": dose.local,
-            "what": current.get("text") or dtr.plain(f"doses.effect.{current['what']}"),
-            "severity": dtr.plain(f"doses.severity.{current['severity']}"),
-        },
+        params=_effect_params(dtr, details, dose, current),
         now=now,
     )
     action = "dose.side_effect.red_flag" if step.red else "dose.side_effect"
@@ -862,7 +854,8 @@ async def caregiver_answer(
     uow: UnitOfWork, tg_user_id: int, dose_id: str, action: str, now: datetime
 ) -> tuple[Dose, Caregiver, Patient]:
     """A caregiver's button on an escalation: "I've checked on them" (acknowledged) or "They
-    took it" (recorded as taken). Either stops the ladder; audited."""
+    took it" (recorded as taken: the doctor's open alert about the dose is resolved). Either
+    stops the ladder; audited."""
     dose = await get_dose(uow, dose_id) if dose_id else None
     if dose is None or action not in CAREGIVER_ACTIONS:
         raise DoseError("unknown")
@@ -881,6 +874,9 @@ async def caregiver_answer(
         dose.status = TAKEN
         dose.responded_at = now
     await uow.audit.record(actor, f"dose.ack.{action}", "dose", dose.id, {})
+    plan = await get_plan(uow, dose.plan_id)
+    if action == "took" and plan is not None:
+        await _resolve_unanswered(uow, dose, plan, patient, actor, "caregiver", now)
     return dose, cg, patient
 
 
@@ -893,6 +889,100 @@ async def _doctor_acked(uow: UnitOfWork, alert: CareAlert, doctor: Doctor, now: 
         return
     await _acknowledge(uow, dose, alerts.doctor_ref(doctor.id), now)
     await uow.audit.record(alerts.doctor_ref(doctor.id), "dose.ack.doctor", "dose", dose.id, {})
+
+
+async def _resolve_unanswered(
+    uow: UnitOfWork,
+    dose: Dose,
+    plan: MedicationPlan,
+    patient: Patient,
+    actor: str,
+    by: str,
+    now: datetime,
+) -> None:
+    """The dose was taken after all: an open "not answered" alert about it is resolved and the
+    doctor told once ("Resolved: Nora took Examplol at 09:40 (the 08:00 dose)")."""
+    if not await alerts.any_open(uow, patient.id, ALERT_DOSE, [dose.id]):
+        return
+    details = await details_of(uow, plan)
+    await alerts.resolve(
+        uow,
+        patient_id=patient.id,
+        kind=ALERT_DOSE,
+        ref_ids=[dose.id],
+        resolution=alerts.Resolution(
+            actor=actor,
+            by=by,
+            cause="dose.taken",
+            msgid=f"doses.doctor.resolved.{by}",
+            at=now,
+            zone=zone_of(patient),
+            params={"medicine": details["name"] or "—", "due": time_of(dose)},
+        ),
+    )
+
+
+def _unanswered_params(details: dict[str, str], dose: Dose, at: datetime) -> dict[str, Any]:
+    """The "not answered" alert's placeholders, as it was raised at ``at``."""
+    return {
+        "medicine": details["name"] or "—",
+        "dose": details["dose"] or "—",
+        "time": dose.local,
+        "minutes": int((aware(at) - aware(dose.due_at)).total_seconds() // 60),
+    }
+
+
+def _effect_params(
+    tr: Translator, details: dict[str, str], dose: Dose, effect: dict[str, Any]
+) -> dict[str, Any]:
+    """A side-effect alert's placeholders in ``tr``'s language."""
+    what = str(effect.get("what") or "other")
+    severity = str(effect.get("severity") or "mild")
+    return {
+        "medicine": details["name"] or "—",
+        "time": dose.local,
+        "what": effect.get("text") or tr.plain(f"doses.effect.{what}"),
+        "severity": tr.plain(f"doses.severity.{severity}"),
+    }
+
+
+@alerts.on_describe(ALERT_DOSE)
+async def _describe_unanswered(uow: UnitOfWork, tr: Translator, alert: CareAlert) -> Html | None:
+    """A dose nobody answered: the medicine, its dose and time, how long it went unanswered."""
+    dose = await get_dose(uow, alert.ref_id)
+    plan = await get_plan(uow, dose.plan_id) if dose is not None else None
+    if dose is None or plan is None:
+        return None
+    details = await details_of(uow, plan)
+    return tr("doses.doctor.unanswered", **_unanswered_params(details, dose, alert.created_at))
+
+
+@alerts.on_describe(ALERT_EFFECT)
+async def _describe_effect(uow: UnitOfWork, tr: Translator, alert: CareAlert) -> Html | None:
+    """A side effect: the report of this alert (the one finished when it was raised)."""
+    dose = await get_dose(uow, alert.ref_id)
+    plan = await get_plan(uow, dose.plan_id) if dose is not None else None
+    if dose is None or plan is None:
+        return None
+    done = [
+        e
+        for e in (await _note(uow, dose)).get("effects", [])
+        if isinstance(e, dict) and e.get("state") == Effect.DONE.value and e.get("at")
+    ]
+    if not done:
+        return None
+    raised = aware(alert.created_at)
+
+    def distance(effect: dict[str, Any]) -> float:
+        try:
+            at = aware(datetime.fromisoformat(str(effect["at"])))
+        except ValueError:
+            return float("inf")
+        return abs((at - raised).total_seconds())
+
+    effect = min(done, key=distance)
+    details = await details_of(uow, plan)
+    return tr("doses.doctor.effect", **_effect_params(tr, details, dose, effect))
 
 
 # -- the patient's views -----------------------------------------------------------------------

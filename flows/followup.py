@@ -53,7 +53,16 @@ from flows import alerts, caregivers, timing
 from flows.machines import fire
 from flows.questionnaire import DataFileError
 from locales import LOCALES, Html, Translator, catalog
-from storage.models import CheckIn, Consultation, Doctor, FollowUpPlan, Patient, Reading, new_id
+from storage.models import (
+    CareAlert,
+    CheckIn,
+    Consultation,
+    Doctor,
+    FollowUpPlan,
+    Patient,
+    Reading,
+    new_id,
+)
 from storage.models import ScheduledEvent as Event
 from storage.uow import UnitOfWork
 
@@ -67,6 +76,7 @@ ALERT_AFTER = timedelta(days=6)  # still nothing 3 days after the recall: the do
 FOLD = timedelta(hours=1)  # a check-in prompt this close to the recall carries its wording
 PRIORITY_ROUTINE = 5
 PRIORITY_URGENT = 0
+ALERT_MISSED = "checkin_missed"  # care alert kind of a run of missed check-ins
 
 MAX_QUESTIONS = 8
 TYPES = ("bp", "number", "choice", "checklist", "text")
@@ -1064,12 +1074,90 @@ async def _missed_alert(
             await uow.audit.record("system", "followup.checkin.missed", "checkin", row.id, {})
     tr = await _doctor_tr(uow, plan.doctor_id)
     await alerts.raise_alert(
-        uow, patient_id=plan.patient_id, doctor_id=plan.doctor_id, kind="checkin_missed",
+        uow, patient_id=plan.patient_id, doctor_id=plan.doctor_id, kind=ALERT_MISSED,
         ref_id=anchor.id, level="alert", msgid="followup.alert.missed",
         params={"template": _template_name(tr, plan.template), "local": anchor.local,
                 "n": sum(1 for r in rows if aware(r.due_at) <= now - FOLD)},
         now=now,
     )  # fmt: skip
+
+
+async def _resolve_missed(
+    uow: UnitOfWork, plan: FollowUpPlan, checkin: CheckIn, now: datetime
+) -> None:
+    """A check-in of the plan answered: the run of missed ones is over, so the doctor's open
+    "no check-in answered" alert about it is resolved (the doctor told once)."""
+    refs = []
+    for alert in await alerts.open_about(uow, ALERT_MISSED, plan.patient_id):
+        anchor = await uow.session.get(CheckIn, alert.ref_id)
+        if anchor is not None and anchor.plan_id == plan.id:
+            refs.append(alert.ref_id)
+    if not refs:
+        return
+    patient = await uow.patients.get(plan.patient_id)
+    await alerts.resolve(
+        uow,
+        patient_id=plan.patient_id,
+        kind=ALERT_MISSED,
+        ref_ids=refs,
+        resolution=alerts.Resolution(
+            actor=f"patient:{plan.patient_id}", by="patient", cause="checkin.answered",
+            msgid="followup.alert.resolved", at=now,
+            zone=zone_of(patient) if patient is not None else None,
+            labels={"template": f"followup.template.{plan.template}"},
+        ),
+    )  # fmt: skip
+
+
+async def _alert_subject(
+    uow: UnitOfWork, alert: CareAlert
+) -> tuple[CheckIn, FollowUpPlan, Template] | None:
+    checkin = await uow.session.get(CheckIn, alert.ref_id)
+    plan = await uow.session.get(FollowUpPlan, checkin.plan_id) if checkin else None
+    if checkin is None or plan is None or plan.template not in load().templates:
+        return None
+    return checkin, plan, load().get(plan.template)
+
+
+@alerts.on_describe("reading")
+async def _describe_reading(uow: UnitOfWork, tr: Translator, alert: CareAlert) -> Html | None:
+    """A check-in outside the thresholds: its flagged answers."""
+    found = await _alert_subject(uow, alert)
+    if found is None:
+        return None
+    checkin, plan, template = found
+    _, flagged = _evaluate(template, await answers_of(uow, checkin))
+    return tr("followup.alert.doctor", template=_template_name(tr, plan.template),
+              lines=flagged_lines(tr, flagged))  # fmt: skip
+
+
+@alerts.on_describe(ALERT_MISSED)
+async def _describe_missed(uow: UnitOfWork, tr: Translator, alert: CareAlert) -> Html | None:
+    """A run of missed check-ins: since when, and how many went unanswered."""
+    found = await _alert_subject(uow, alert)
+    if found is None:
+        return None
+    anchor, plan, _ = found
+    n = await uow.session.scalar(
+        select(func.count()).select_from(CheckIn).where(
+            CheckIn.plan_id == plan.id,
+            CheckIn.due_at >= anchor.due_at,
+            CheckIn.due_at <= aware(alert.created_at) - FOLD,
+            CheckIn.status.in_(("pending", "missed")),
+            CheckIn.state != State.CLOSED.value,
+        )
+    )  # fmt: skip
+    return tr("followup.alert.missed", template=_template_name(tr, plan.template),
+              local=anchor.local, n=int(n or 0))  # fmt: skip
+
+
+@alerts.on_describe("review")
+async def _describe_review(uow: UnitOfWork, tr: Translator, alert: CareAlert) -> Html | None:
+    """A plan at its review date."""
+    plan = await uow.session.get(FollowUpPlan, alert.ref_id)
+    if plan is None:
+        return None
+    return tr("followup.alert.review", template=_template_name(tr, plan.template))
 
 
 # --- check-ins: the patient's answers -----------------------------------------------------------
@@ -1224,6 +1312,7 @@ async def _advance(
             f"patient:{checkin.patient_id}", "followup.checkin.done", "checkin", checkin.id,
             {"level": level},
         )  # fmt: skip
+        await _resolve_missed(uow, plan, checkin, now)
         return Outcome(checkin, plan, None, (), level, flagged)
     return Outcome(checkin, plan, template.questions[QUESTION_STATES.index(state)], (), level)
 

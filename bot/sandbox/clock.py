@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("careline.sandbox")
 
+# Periodic checks that usually say nothing: a waiting patient's place (every 15 minutes) and
+# the admins' staffing check. "next" skips them to the next reminder, check-in or escalation.
+HOUSEKEEPING = ("consult.place", "ops.staffing")
 MAX_ADVANCE = timedelta(days=60)
 MAX_STEPS = 2000  # events run one due time after another per advance, at most
 _SPEC = re.compile(r"^\+?\s*(\d{1,5})\s*(s|sec|m|min|h|hour|hours|d|day|days)$")
@@ -118,17 +121,19 @@ class ClockControl:
             raise ClockError("the sandbox is still starting; try again in a moment")
         return self.app
 
-    async def next_due(self) -> datetime | None:
-        """When the earliest pending scheduled event is due (None: nothing scheduled)."""
+    async def next_due(self, *, noticed: bool = False) -> datetime | None:
+        """When the earliest pending scheduled event is due (None: nothing scheduled); with
+        ``noticed``, the earliest that someone would notice: the periodic checks in
+        :data:`HOUSEKEEPING` still run on the way but are not where "next event" stops."""
         async with self._app().db.uow() as uow:
-            due = await uow.events.next_due()
+            due = await uow.events.next_due(exclude=HOUSEKEEPING if noticed else ())
         if due is not None and due.tzinfo is None:  # SQLite hands back naive UTC
             due = due.replace(tzinfo=self.clock.now().tzinfo)
         return due
 
     async def state(self) -> dict[str, Any]:
-        """``{"now": ISO, "offset_s": n, "next_due": ISO | None}``."""
-        due = await self.next_due()
+        """``{"now": ISO, "offset_s": n, "next_due": ISO | None}`` (the next noticed one)."""
+        due = await self.next_due(noticed=True)
         return {
             "now": self.clock.now().isoformat(),
             "offset_s": round(self.clock.offset.total_seconds()),
@@ -148,7 +153,7 @@ class ClockControl:
         async with self._lock:
             await self._sweep()  # what is already due first
             if delta is None:
-                due = await self.next_due()
+                due = await self.next_due(noticed=True)
                 if due is None:
                     raise ClockError("nothing is scheduled yet: there is no next event")
                 target_offset = max(self.clock.offset, due - self.clock.real())

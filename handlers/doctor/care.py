@@ -74,9 +74,15 @@ async def queue_alerts(uow: UnitOfWork, doctor: Doctor, tr: Translator, reply: R
 
 @routes.message(Command("alerts"))
 async def on_alerts(
-    message: Message, uow: UnitOfWork, doctor: Doctor | None, tr: Translator, reply: Replier
+    message: Message,
+    uow: UnitOfWork,
+    doctor: Doctor | None,
+    tr: Translator,
+    reply: Replier,
+    settings: Settings,
 ) -> None:
-    """Open care alerts, most urgent first, each with its Acknowledge button."""
+    """Open care alerts, most urgent first, each with what happened, the patient, since when
+    and its Acknowledge button (alerts whose cause went away are closed and not shown)."""
     now = utcnow()
     if doctor is None or not flow.is_verified(doctor, now):
         await refuse(uow, doctor, "alerts", tr, reply)
@@ -85,14 +91,20 @@ async def on_alerts(
     if not open_:
         await reply.text(tr("care.alerts_empty"))
         return
-    await reply.text(tr("care.alerts_title", n=len(open_)))
-    for alert in open_[:ALERTS_SHOWN]:
+    shown = open_[:ALERTS_SHOWN]
+    await reply.text(
+        tr("care.alerts_title", n=len(open_))
+        if len(shown) == len(open_)
+        else tr("care.alerts_title_some", n=len(open_), shown=len(shown))
+    )
+    zone = doctor.timezone or settings.timezone
+    for alert in shown:
         markup = InlineKeyboardMarkup(
             inline_keyboard=[
                 [_button(tr.plain("care.alert.ack"), AlertCB(action="ack", alert=alert.id))]
             ]
         )
-        await reply.text(await alerts.describe(uow, tr, alert, now), markup)
+        await reply.text(await alerts.card(uow, tr, alert, now, zone), markup)
 
 
 @routes.callback_query(AlertCB.filter())
@@ -116,8 +128,12 @@ async def on_ack(
     try:
         alert = await alerts.ack(uow, doctor, callback_data.alert, now)
     except alerts.NotAllowed as no:
-        msgid = "care.already_acked" if no.reason == "acked" else "care.not_yours"
+        msgid = {"acked": "care.already_acked", "resolved": "care.already_resolved"}.get(
+            no.reason, "care.not_yours"
+        )
         await reply.answer_callback(query.id, tr.plain(msgid), alert=True)
+        if no.reason != "not_yours" and query.message is not None:
+            await reply.edit_markup(query.message.message_id, None)  # nothing left to press
         return
     await reply.answer_callback(query.id)
     if query.message is not None:

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from aiogram import Bot, F
+from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
@@ -314,6 +315,21 @@ async def picker_shown(event: TelegramObject, state: FSMContext) -> bool:
     return bool((await state.get_data()).get(PICKER))
 
 
+# -- leaving the user picker -------------------------------------------------------------------
+
+
+@routes.message(picker_shown, ~F.users_shared, ~F.text.in_(PICK_SKIP_LABELS))
+async def on_left_picker(
+    message: Message, state: FSMContext, tr: Translator, reply: Replier
+) -> None:
+    """Anything else while the user picker is up (words, a command, a photo): the picker's
+    question is over, so one short line takes the reply keyboard away, and the message goes
+    on to whichever handler it is for (registered first so no other handler here hides it)."""
+    await state.update_data({PICKER: None})
+    await reply.text(tr("caregivers.pick.closed"), ReplyKeyboardRemove())
+    raise SkipHandler
+
+
 # -- the invitation link (anyone) ----------------------------------------------------------------
 
 
@@ -563,13 +579,13 @@ async def on_user_picked(
     """The patient picked their caregiver with Telegram's user picker."""
     shared = message.users_shared
     assert shared is not None
+    await state.update_data({PICKER: None})  # answered, whatever comes of it
     if (p := await _onboarded(patient, tr, reply, settings)) is None:
         return
     if shared.request_id != flow.PICKER_REQUEST_ID or not shared.users:
         await reply.text(tr("caregivers.pick.no_invitation"), ReplyKeyboardRemove())
         return
     person = shared.users[0]
-    await state.update_data({PICKER: None})
     try:
         await flow.bind_user(uow, p, person.user_id, now=utcnow())
     except CaregiverError as err:

@@ -80,17 +80,22 @@ async def test_snooze_taken_and_message_dates_follow_the_sandbox_clock(tmp_path:
         await player.run()
         rosa = player.ids["rosa"]
         async with aiohttp.ClientSession() as http, EmulatorClient(sandbox.url) as client:
-            # Move the clock event by event until the first dose reminder arrives.
-            for _ in range(20):
-                found = [
-                    m
-                    for m in (await client.messages(rosa, PATIENT_BOT))["messages"]
-                    if "Time for your" in (m.get("text") or "")
-                ]
-                if found:
+            # "Next event" skips the periodic checks: it stops at the first dose reminder.
+            mark = (await client.messages(rosa, PATIENT_BOT))["seq"]
+            for _ in range(5):
+                now = await _clock(http, sandbox.url, "next")
+                async with sandbox.app.db.uow() as uow:
+                    first_due = min((await uow.session.execute(select(Dose.due_at))).scalars())
+                if _near(first_due, now, timedelta(0)) or now > first_due.replace(tzinfo=UTC):
                     break
-                await _clock(http, sandbox.url, "next")
-            assert found, "no dose reminder after moving the clock"
+            found = [
+                await client.wait_for(
+                    rosa,
+                    PATIENT_BOT,
+                    lambda m: "Time for your" in (m.get("text") or ""),
+                    since=mark,
+                )
+            ]
             now = await _clock(http, sandbox.url)
             # The reminder's date is sandbox time, days away from the real clock.
             sent = datetime.fromtimestamp(found[-1]["date"], UTC)
@@ -99,7 +104,10 @@ async def test_snooze_taken_and_message_dates_follow_the_sandbox_clock(tmp_path:
             mark = (await client.messages(rosa, PATIENT_BOT))["seq"]
             await client.click_button(rosa, PATIENT_BOT, "⏰ 10 min")
             told = await client.wait_for(
-                rosa, PATIENT_BOT, lambda m: "remind you again" in (m.get("text") or ""), since=mark
+                rosa,
+                PATIENT_BOT,
+                lambda m: "remind you again" in (m.get("text") or ""),
+                since=mark,
             )
             due = now + timedelta(minutes=10)
             local = due.astimezone(ZoneInfo("Etc/GMT-3"))  # Rosa chose UTC+3 at sign-up
