@@ -7,6 +7,11 @@ on duty, working all day) and an empty patient who has not written to the bot ye
 are kept in ``demo.json`` in the sandbox data dir, so the admin stays an admin after a
 restart.
 
+Every start also makes sure the referral directory has the demo clinic's two fictional
+hospitals (:data:`DEMO_HOSPITALS`, in the fictional town of Maplebrook), so a doctor's
+``/referral`` wizard has hospitals and departments to choose; a hospital already there by name
+(even one an admin disabled) is left as it is.
+
 Roles shown on the page come from the database (doctors, active caregivers), the admin ids
 and this seed; anyone else is a patient. ``POST /sandbox/people`` adds a person, optionally
 as a verified doctor (what scenario replay uses to bring its own doctors).
@@ -25,7 +30,7 @@ from sqlalchemy import select
 
 from bot.sandbox.emulator import BotApiEmulator
 from bot.settings import Settings
-from flows import consultation
+from flows import consultation, directory
 from flows import doctors as doctor_flow
 from storage.models import Caregiver, Doctor
 from storage.uow import Database, UnitOfWork
@@ -57,6 +62,52 @@ class DemoDoctor:
 DEMO_DOCTORS = (
     DemoDoctor("Lena", "Brightwater", "General practitioner", "general"),
     DemoDoctor("Tomas", "Harrow", "Cardiologist", "cardiology", 15),
+)
+
+
+@dataclass(frozen=True)
+class DemoHospital:
+    """A fictional hospital of the demo clinic's referral directory."""
+
+    name: str
+    city: str
+    departments: tuple[str, ...]
+
+
+DEMO_TOWN = "Maplebrook (fictional)"
+# A hospital's own name for each of the clinic's departments (intake.toml's `departments`).
+HOSPITAL_DEPARTMENTS = {
+    "general": "General medicine",
+    "cardiology": "Cardiology",
+    "pulmonology": "Pulmonology",
+    "neurology": "Neurology",
+    "gastroenterology": "Gastroenterology",
+    "dermatology": "Dermatology",
+    "urology": "Urology",
+    "orthopedics": "Orthopedics",
+    "psychiatry": "Psychiatry",
+    "pediatrics": "Pediatrics",
+    "endocrinology": "Endocrinology",
+    "ent": "Otolaryngology (ENT)",
+    "gynecology": "Gynecology",
+    "ophthalmology": "Ophthalmology",
+    "surgery": "General surgery",
+}
+_CHILDRENS = (
+    "pediatrics", "cardiology", "pulmonology", "neurology", "gastroenterology", "dermatology",
+    "orthopedics", "ent", "ophthalmology", "surgery",
+)  # fmt: skip
+DEMO_HOSPITALS = (
+    DemoHospital(
+        "Riverside General Hospital",
+        DEMO_TOWN,
+        tuple(d for k, d in HOSPITAL_DEPARTMENTS.items() if k != "pediatrics"),
+    ),
+    DemoHospital(
+        "Hillcrest Children's Hospital",
+        DEMO_TOWN,
+        tuple(HOSPITAL_DEPARTMENTS[k] for k in _CHILDRENS),
+    ),
 )
 DEMO_ADMIN = ("Sam", "Admin")
 DEMO_PATIENT = ("Pat", "Demo")
@@ -172,6 +223,23 @@ async def seed_doctors(db: Database, settings: Settings, made: list[tuple[int, s
                 years=d.years,
             )
         await uow.commit()
+
+
+async def seed_hospitals(db: Database) -> int:
+    """The demo hospitals in the referral directory (see the module docstring); returns how
+    many were added (0 on a restart)."""
+    added = 0
+    async with db.uow() as uow:
+        known = {h.name.casefold() for h in await directory.hospitals(uow, include_disabled=True)}
+        for h in DEMO_HOSPITALS:
+            if h.name.casefold() in known:
+                continue
+            await directory.add(
+                uow, ADMIN_ACTOR, h.name, city=h.city, locale="en", departments=list(h.departments)
+            )
+            added += 1
+        await uow.commit()
+    return added
 
 
 async def greet(client: EmulatorClient, made: list[tuple[int, str, str]], doctor_bot: str) -> None:

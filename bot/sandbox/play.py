@@ -34,6 +34,9 @@ note = "shown to the visitor"   # optional
 ```
 
 A step whose expectation is not met in time fails the replay with a message naming the step.
+
+While ``--play`` runs, ``GET /sandbox/play`` tells the page which people the scenario made
+(:class:`PlayState`), and the page opens their chats side by side by itself.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
+import secrets
 import sys
 import tomllib
 from dataclasses import dataclass, field
@@ -48,6 +52,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import aiohttp
+from aiohttp import web
 
 from bot.sandbox.client import EmulatorClient, EmulatorError
 
@@ -124,6 +129,71 @@ class Scenario:
     description: str
     people: dict[str, Person]
     steps: list[Step] = field(default_factory=list)
+
+
+def bot_of(scenario: Scenario, handle: str) -> str:
+    """The bot a scenario's person talks to most (patient / doctor); by role when they have
+    no steps."""
+    person = scenario.people[handle]
+    counts: dict[str, int] = {}
+    for step in scenario.steps:
+        if step.who == handle:
+            counts[step.bot] = counts.get(step.bot, 0) + 1
+    if not counts:
+        return "doctor" if person.role == "doctor" else "patient"
+    return max(counts, key=lambda bot: counts[bot])  # first seen wins a tie
+
+
+class PlayState:
+    """What ``--play`` replays, for the page (``GET /sandbox/play``). ``ids`` fills in as the
+    replay creates the scenario's people; ``status`` is ``waiting`` (for the page to open),
+    ``running``, ``done`` or ``failed``; ``run`` is new for every start, so the page opens a
+    replay's people once and leaves the panes to the visitor afterwards."""
+
+    def __init__(self, scenario: Scenario | None = None) -> None:
+        self.scenario = scenario
+        self.run = secrets.token_hex(6)
+        self.status = "waiting"
+        self.ids: dict[str, int] = {}
+
+    def as_json(self) -> dict[str, Any]:
+        """The answer of ``GET /sandbox/play``: ``{"playing": false}`` without a scenario,
+        else the run, title, status and the people made so far (id, name, role, bot
+        username), in the scenario's order."""
+        s = self.scenario
+        if s is None:
+            return {"ok": True, "playing": False}
+        people = [
+            {
+                "handle": p.id,
+                "id": self.ids[p.id],
+                "name": " ".join(x for x in (p.first_name, p.last_name) if x),
+                "role": p.role,
+                "bot": BOTS[bot_of(s, p.id)],
+            }
+            for p in s.people.values()
+            if p.id in self.ids
+        ]
+        return {
+            "ok": True,
+            "playing": True,
+            "run": self.run,
+            "title": s.title,
+            "description": s.description,
+            "status": self.status,
+            "people": people,
+            "total": len(s.people),
+        }
+
+
+def add_play_routes(app: web.Application, state: PlayState) -> None:
+    """``GET /sandbox/play`` on the sandbox server (before it starts)."""
+
+    async def get_play(request: web.Request) -> web.Response:
+        """GET /sandbox/play: :meth:`PlayState.as_json`."""
+        return web.json_response(state.as_json())
+
+    app.router.add_get("/sandbox/play", get_play)
 
 
 def bundled() -> list[str]:
@@ -287,13 +357,15 @@ class Player:
         pause: float = 0.0,
         out: TextIO | None = None,
         timeout_factor: float = 1.0,
+        state: PlayState | None = None,
     ) -> None:
         self.scenario = scenario
         self.base = base_url.rstrip("/")
         self.pause = pause
         self.out = out
         self.timeout_factor = timeout_factor
-        self.ids: dict[str, int] = {}
+        # Shared with the page's view of the replay, when there is one.
+        self.ids: dict[str, int] = state.ids if state is not None else {}
         self.marks: dict[tuple[str, str], int] = {}
 
     def say(self, text: str) -> None:
@@ -458,17 +530,29 @@ class Player:
 
 
 async def replay(
-    scenario: Scenario, base_url: str, *, speed: float = 1.0, out: TextIO | None = None
+    scenario: Scenario,
+    base_url: str,
+    *,
+    speed: float = 1.0,
+    out: TextIO | None = None,
+    state: PlayState | None = None,
 ) -> bool:
     """Play at human speed (``BASE_PAUSE_S / speed`` between steps); True when every step
-    passed, else prints the failing step and returns False."""
+    passed, else prints the failing step and returns False. ``state`` (the page's view of
+    the replay) follows along."""
     out = out or sys.stderr
+    state = state if state is not None else PlayState(scenario)
     await asyncio.sleep(3.0 / speed)  # time to open the page
-    player = Player(scenario, base_url, pause=BASE_PAUSE_S / speed, out=out)
+    state.status = "running"
+    player = Player(scenario, base_url, pause=BASE_PAUSE_S / speed, out=out, state=state)
+    ok = False
     try:
         await player.run()
+        ok = True
     except ReplayError as exc:
         print(f"Replay FAILED: {exc}", file=out, flush=True)
-        return False
-    print(f"Replay finished: {scenario.title}", file=out, flush=True)
-    return True
+    finally:
+        state.status = "done" if ok else "failed"
+    if ok:
+        print(f"Replay finished: {scenario.title}", file=out, flush=True)
+    return ok

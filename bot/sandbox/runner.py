@@ -19,9 +19,18 @@ from bot.app import Careline, open_database
 from bot.logging import setup_logging
 from bot.sandbox.client import EmulatorClient
 from bot.sandbox.clock import ClockControl, SandboxClock, add_clock_routes
-from bot.sandbox.demo import DEMO_FILE, Demo, PeopleApi, create_demo_people, greet, seed_doctors
+from bot.sandbox.demo import (
+    DEMO_FILE,
+    Demo,
+    PeopleApi,
+    create_demo_people,
+    greet,
+    seed_doctors,
+    seed_hospitals,
+)
 from bot.sandbox.emulator import BotApiEmulator, RateLimits
 from bot.sandbox.emulator_state import SimUser
+from bot.sandbox.play import PlayState, ScenarioError, add_play_routes, load_scenario, replay
 from bot.sandbox.web import add_web_routes
 from bot.settings import Settings
 from bot.verify_web import VerifyPage
@@ -155,10 +164,17 @@ async def _serve(
 
 
 async def start_sandbox(
-    settings: Settings, *, host: str = "127.0.0.1", port: int = 8080, fresh: bool = False
+    settings: Settings,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    fresh: bool = False,
+    play: PlayState | None = None,
 ) -> Sandbox:
     """Start everything; returns once the page is being served. A first start (new data
-    dir, or ``fresh``) creates the demo people (see bot/sandbox/demo.py)."""
+    dir, or ``fresh``) creates the demo people; every start makes sure the demo hospitals
+    are in the referral directory (see bot/sandbox/demo.py). ``play``: the scenario being
+    replayed, for the page (``GET /sandbox/play``; without it the page is told none is)."""
     emulator = BotApiEmulator(limits=RateLimits())
     emulator.register_bot(PATIENT_TOKEN, username=PATIENT_USERNAME, first_name="Careline")
     emulator.register_bot(
@@ -180,6 +196,7 @@ async def start_sandbox(
     demo = Demo() if first else Demo.load(demo_file)
     clock = ClockControl(SandboxClock())
     add_clock_routes(emulator.app, clock)
+    add_play_routes(emulator.app, play if play is not None else PlayState())
     people_api = PeopleApi(emulator, settings, demo, demo_file, DOCTOR_USERNAME)
     people_api.mount(emulator.app)
     url, site = await _serve(emulator, host, port)
@@ -201,6 +218,7 @@ async def start_sandbox(
     db = await open_database(local)
     if created:
         await seed_doctors(db, local, created)
+    await seed_hospitals(db)  # every start: sandboxes made before the directory get it too
     # The emulator forgets its update counters on restart; continue after what the inbox
     # already holds so new updates are not mistaken for replays.
     async with db.uow() as uow:
@@ -234,8 +252,6 @@ async def run_sandbox(
 ) -> int:
     """Run the sandbox until Ctrl-C / SIGTERM; with ``play``, replay that scenario at human
     speed once the page is up (the sandbox keeps running afterwards)."""
-    from bot.sandbox.play import ScenarioError, load_scenario, replay
-
     setup_logging(settings.log_level)
     scenario = None
     if play is not None:
@@ -245,8 +261,9 @@ async def run_sandbox(
             print(f"careline: {exc}", file=sys.stderr)  # noqa: T201 - operator error
             return 2
     warning = host_warning(host)
+    state = PlayState(scenario)
     try:
-        sandbox = await start_sandbox(settings, host=host, port=port, fresh=fresh)
+        sandbox = await start_sandbox(settings, host=host, port=port, fresh=fresh, play=state)
     except OSError as exc:
         print(  # noqa: T201 - operator error
             f"careline: cannot listen on {host}:{port} ({exc.strerror or exc}); "
@@ -272,7 +289,7 @@ async def run_sandbox(
     result = 0
     if scenario is not None:
         player = asyncio.create_task(
-            replay(scenario, sandbox.emulator.base_url, speed=speed, out=sys.stderr)
+            replay(scenario, sandbox.emulator.base_url, speed=speed, out=sys.stderr, state=state)
         )
         stopper = asyncio.create_task(stop.wait())
         await asyncio.wait({player, stopper}, return_when=asyncio.FIRST_COMPLETED)

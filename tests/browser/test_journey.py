@@ -286,7 +286,9 @@ async def test_patient_and_doctor_journey(
     # The sandbox clock (the page's control): a day later the dose reminder is there.
     before = await page.get_by_test_id("clock-now").get_attribute("data-iso") or ""
     await page.get_by_test_id("clock-day").click()
-    await expect(page.get_by_test_id("clock-now")).not_to_have_attribute("data-iso", before)
+    await expect(page.get_by_test_id("clock-now")).not_to_have_attribute(
+        "data-iso", before, timeout=WAIT_MS
+    )  # a day of scheduled work runs first
     reminder = await patient.sees("💊")
     await expect(reminder).to_contain_text(MEDICINE)
     await expect(reminder.get_by_role("button", name=t("doses.btn.taken"))).to_be_visible()

@@ -566,6 +566,12 @@ async def test_roles_and_a_relay_in_two_panes(
     page = await context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    for first, last in (("Oleg", "Testadmin"), ("Mei", "Testcarer")):
+        made = await page.request.post(
+            f"{clinic.url.rstrip('/')}/client/users",
+            data={"first_name": first, "last_name": last, "language_code": "en"},
+        )
+        assert made.ok
     await page.goto(clinic.url)
     await create_person(page, "Anna", "Testpatient")
     await page.get_by_test_id("new-person-first-name").fill("Vera")
@@ -610,10 +616,20 @@ async def test_roles_and_a_relay_in_two_panes(
     ).to_have_count(1)
     await page.screenshot(path=str(screenshot_dir / "sandbox-panes-1280.png"))
 
-    # At most three panes; a fourth is refused politely.
+    # "Open beside" on a chat that is already open goes to it: no second copy.
+    await doctor.get_by_test_id("composer-input").focus()
     await anna.get_by_test_id("open-beside").click()
+    await expect(page.get_by_test_id("pane")).to_have_count(2)
+    await expect(patient.get_by_test_id("composer-input")).to_be_focused()
+    await expect(patient).to_have_class(re.compile(r"\bpane-active\b"))
+
+    # At most three panes; a fourth is refused politely (an open one is still reachable).
+    await people.filter(has_text="Oleg Testadmin").get_by_test_id("open-beside").click()
     await expect(page.get_by_test_id("pane")).to_have_count(3)
     await vera.get_by_test_id("open-beside").click()
+    await expect(doctor.get_by_test_id("composer-input")).to_be_focused()
+    await expect(page.get_by_test_id("pane")).to_have_count(3)
+    await people.filter(has_text="Mei Testcarer").get_by_test_id("open-beside").click()
     await expect(page.get_by_test_id("toasts")).to_contain_text("At most three chats")
     await expect(page.get_by_test_id("pane")).to_have_count(3)
     await pane(page, 2).get_by_test_id("pane-close").click()

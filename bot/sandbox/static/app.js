@@ -17,6 +17,9 @@
   const STORAGE_USER = "careline.sandbox.user"; // before panes: one person, one bot
   const STORAGE_BOT = "careline.sandbox.bot";
   const STORAGE_LANG = "careline.sandbox.lang";
+  const STORAGE_PLAY = "careline.sandbox.play"; // the replay whose people were opened
+  const PLAY_POLL_MS = 1000;
+  const FLASH_MS = 1000; // style.css: .pane-flash runs 0.9 s
   const POLL_TIMEOUT_S = 25;
   const MAX_PANES = 3;
   const DIRECTORY_REFRESH_MS = 8000;
@@ -516,6 +519,34 @@
     return d.toLocaleTimeString(HTML_LANG[app.lang], { hour: "2-digit", minute: "2-digit" });
   }
 
+  /** A message's full date and time (its time's tooltip). In the sandbox message dates are
+   * sandbox time, like everything else the clock moves. */
+  function formatStamp(date) {
+    return new Date(date * 1000).toLocaleString(HTML_LANG[app.lang], {
+      weekday: "short", year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit",
+    });
+  }
+
+  /** The local calendar day of a message date, as a comparable key. */
+  function dayKey(date) {
+    const d = new Date(date * 1000);
+    return `${d.getFullYear()}-${d.getMonth()}-${d.getDate()}`;
+  }
+
+  /** The line above a day's first message, as Telegram draws it. */
+  function dayDivider(date) {
+    const li = document.createElement("li");
+    li.className = "day-divider";
+    li.dataset.testid = "day-divider";
+    li.dataset.day = dayKey(date);
+    const label = document.createElement("span");
+    label.textContent = new Date(date * 1000).toLocaleDateString(HTML_LANG[app.lang], {
+      weekday: "long", year: "numeric", month: "long", day: "numeric",
+    });
+    li.append(label);
+    return li;
+  }
+
   function fileName(file, fallback) {
     return (file && (file.file_name || file.name)) || fallback;
   }
@@ -722,8 +753,14 @@
       edited.textContent = t("msg.edited");
       meta.append(edited);
     }
-    const time = document.createElement("span");
-    time.textContent = formatTime(msg.edit_date || msg.date);
+    const time = document.createElement("time");
+    const stamp = msg.edit_date || msg.date;
+    time.dataset.testid = "message-time";
+    time.textContent = formatTime(stamp);
+    if (Number.isFinite(stamp)) {
+      time.dateTime = new Date(stamp * 1000).toISOString();
+      time.title = formatStamp(stamp);
+    }
     meta.append(time);
     bubble.append(meta);
     li.append(bubble);
@@ -749,6 +786,8 @@
       this.replyKeyboard = null; // the reply keyboard markup the person currently sees
       this.contactOneTime = false;
       this.connection = "off";
+      this.daysPending = false;
+      this.flashTimer = 0;
 
       const fragment = $("pane-template").content.cloneNode(true);
       this.root = fragment.querySelector(".pane");
@@ -842,6 +881,7 @@
         const el = this.findMessageEl(msg.message_id);
         if (el) el.replaceWith(renderMessage(this, msg));
       }
+      this.renderDays();
     }
 
     focusComposer() {
@@ -895,17 +935,48 @@
         this.messageList().insertBefore(el, before);
         if (stick || msg.from === "user") this.scrollToBottom();
       }
+      this.scheduleDays();
     }
 
     removeMessage(id) {
       this.messages.delete(String(id));
       const el = this.findMessageEl(id);
       if (el) el.remove();
+      this.scheduleDays();
     }
 
     clearMessages() {
       this.messages.clear();
       this.messageList().replaceChildren();
+    }
+
+    /** Day lines once per batch of changes (a whole history arrives in one go). */
+    scheduleDays() {
+      if (this.daysPending) return;
+      this.daysPending = true;
+      queueMicrotask(() => {
+        this.daysPending = false;
+      this.flashTimer = 0;
+        this.renderDays();
+      });
+    }
+
+    /** A date line above the first message of each day (the page's time zone). */
+    renderDays() {
+      const list = this.messageList();
+      const stick = this.nearBottom();
+      for (const el of [...list.children]) {
+        if (el.classList.contains("day-divider")) el.remove();
+      }
+      let last = "";
+      for (const el of [...list.children]) {
+        const msg = this.messages.get(el.dataset.messageId);
+        if (!msg || !Number.isFinite(msg.date)) continue;
+        const day = dayKey(msg.date);
+        if (day !== last) list.insertBefore(dayDivider(msg.date), el);
+        last = day;
+      }
+      if (stick) this.scrollToBottom();
     }
 
     // --------------------------------------------------------- reply keyboard
@@ -1575,16 +1646,37 @@
     pane.focusComposer();
   }
 
+  /** "Open beside": a new pane for the person with their bot, or, when that chat is
+   * already open, that pane brought forward (never a second copy of one chat). */
   function openBeside(id) {
+    const user = app.users.find((u) => u.id === id);
+    const bot = preferredBot(user, app.active && app.active.bot);
+    const open = app.panes.find((p) => p.userId === id && p.bot === bot);
+    if (open) {
+      focusPane(open);
+      return;
+    }
     if (app.panes.length >= MAX_PANES) {
       toast(t("pane.limit"));
       return;
     }
-    const user = app.users.find((u) => u.id === id);
     const pane = addPane();
-    pane.open(id, preferredBot(user, app.active && app.active.bot));
+    pane.open(id, bot);
+    focusPane(pane);
+  }
+
+  /** Make a pane the active one (its tab at phone width), scroll to it and put the cursor in
+   * its message box; a short flash shows where it is. */
+  function focusPane(pane) {
     setActive(pane);
     showPeoplePanel(false);
+    pane.root.scrollIntoView({ block: "nearest", inline: "nearest" });
+    pane.root.classList.remove("pane-flash");
+    void pane.root.offsetWidth; // restart the animation when it is flashed twice in a row
+    pane.root.classList.add("pane-flash");
+    // A timer, not animationend: a pane hidden behind a tab never ends its animation.
+    clearTimeout(pane.flashTimer);
+    pane.flashTimer = setTimeout(() => pane.root.classList.remove("pane-flash"), FLASH_MS);
     pane.focusComposer();
   }
 
@@ -1698,6 +1790,77 @@
       return;
     }
     for (const pane of app.panes) pane.open(undefined, pane.bot || app.bots[0].username);
+  }
+
+  // --------------------------------------------------------------------- --play
+
+  /** Handles of the replay `run`'s people this page has opened already. */
+  function playOpened(run) {
+    try {
+      const saved = JSON.parse(localStorage.getItem(STORAGE_PLAY) || "null");
+      if (saved && saved.run === run && Array.isArray(saved.handles)) return saved.handles;
+    } catch (_err) { /* private mode, or not JSON */ }
+    return [];
+  }
+
+  function savePlayOpened(run, handles) {
+    try {
+      localStorage.setItem(STORAGE_PLAY, JSON.stringify({ run, handles }));
+    } catch (_err) { /* private mode */ }
+  }
+
+  /** Open the chats of a replay's people side by side: a pane already showing one is kept,
+   * the others take the panes that show nobody of the scenario, or new panes. */
+  function openPlayPeople(play, fresh) {
+    const wanted = play.people.slice(0, MAX_PANES);
+    const showsWanted = (p) => wanted.some((w) => w.id === p.userId);
+    const free = app.panes.filter((p) => !showsWanted(p));
+    let first = null;
+    for (const person of wanted) {
+      const bot = app.bots.some((b) => b.username === person.bot)
+        ? person.bot
+        : preferredBot(app.users.find((u) => u.id === person.id), null);
+      let pane = app.panes.find((p) => p.userId === person.id && p.bot === bot);
+      if (!pane && fresh.includes(person)) {
+        pane = free.shift() || (app.panes.length < MAX_PANES ? addPane() : null);
+        if (pane) pane.open(person.id, bot);
+      }
+      if (pane && !first) first = pane;
+    }
+    if (first) {
+      setActive(first);
+      showPeoplePanel(false);
+    }
+    renderPeople();
+    savePanes();
+  }
+
+  /** `bot.py sandbox --play`: as the replay creates the scenario's people, open their chats,
+   * once per replay (afterwards the panes are the visitor's to arrange). */
+  async function followPlay() {
+    let play;
+    try {
+      play = await api("GET", "/sandbox/play");
+    } catch (_err) {
+      return; // no replay to follow here (not the sandbox, or it stopped)
+    }
+    if (!play || !play.playing || typeof play.run !== "string") return;
+    const people = (Array.isArray(play.people) ? play.people : [])
+      .filter((p) => p && Number.isFinite(p.id) && typeof p.handle === "string");
+    play.people = people;
+    const opened = playOpened(play.run);
+    const fresh = people.filter((p) => !opened.includes(p.handle));
+    if (fresh.length > 0) {
+      if (fresh.some((p) => !app.users.some((u) => u.id === p.id))) await refreshDirectory();
+      openPlayPeople(play, fresh);
+      savePlayOpened(play.run, [...opened, ...fresh.map((p) => p.handle)]);
+      toast(t("play.opened", {
+        title: String(play.title || ""),
+        names: fresh.map((p) => String(p.name || p.handle)).join(", "),
+      }));
+    }
+    const waiting = play.status === "waiting" || play.status === "running";
+    if (waiting && people.length < Number(play.total)) setTimeout(followPlay, PLAY_POLL_MS);
   }
 
   // --------------------------------------------------------------------- clock
@@ -1818,7 +1981,7 @@
     addPane();
     wire();
     setLang(app.lang);
-    loadDirectory();
+    loadDirectory().then(followPlay);
     loadClock();
     setInterval(loadClock, CLOCK_REFRESH_MS);
   });
