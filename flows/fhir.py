@@ -60,7 +60,8 @@ def questionnaire_response(
             _coding(
                 "subject",
                 answers.get("subject", "self"),
-                f"intake.subject.{answers.get('subject', 'self')}",
+                # The record's wording ("The patient"), not the button the patient pressed ("Me").
+                f"intake.subject.record.{answers.get('subject', 'self')}",
             )
         ],
     )

@@ -116,6 +116,12 @@ async def _active_target(
     return case
 
 
+async def _doctor_name(uow: UnitOfWork, tr: Translator, doctor: Doctor) -> str:
+    """The doctor's name for the patient's end-of-case notices (in place of the card: the
+    full card went with the acceptance notice and is not repeated in the case)."""
+    return relay.doctor_name(tr, (await flow.doctor_card(uow, doctor))["name"])
+
+
 @routes.message(Command("cases"))
 async def on_cases(
     message: Message, uow: UnitOfWork, doctor: Doctor | None, tr: Translator, reply: Replier
@@ -257,12 +263,11 @@ async def on_terminate(
     found = await view.to_patient(uow, case)
     if found is not None:
         _, ptr, preply = found
-        card = await view.doctor_card(uow, ptr, doctor, case)
         await preply.text(
             ptr(
                 "consult.terminated",
                 number=case.number,
-                card=card,
+                card=await _doctor_name(uow, ptr, doctor),
                 department=view.department(ptr, case),
             )
         )
@@ -340,14 +345,13 @@ async def on_text(
     if found is None:
         return
     _, ptr, preply = found
-    card = await view.doctor_card(uow, ptr, doctor, case)
     if closing:
         await state.update_data(case=None, closing=None)
         await preply.text(
             ptr(
                 "consult.closed_advice",
                 number=case.number,
-                card=card,
+                card=await _doctor_name(uow, ptr, doctor),
                 advice=text,
                 emergency_number=settings.local_emergency_number,
             ),
@@ -356,9 +360,8 @@ async def on_text(
         await reply.text(tr("consult.doctor.closed", number=case.number))
         await ask_rating(uow, case)
         return
-    await preply.text(
-        ptr("consult.relay_to_patient", number=case.number, card=card, text=text), protect=True
-    )
+    name = (await flow.doctor_card(uow, doctor))["name"]
+    await preply.text(relay.to_patient(ptr, name, text), protect=True)
 
 
 @routes.message(
@@ -404,10 +407,8 @@ async def on_file(
     if found_patient is None:
         return
     _, ptr, preply = found_patient
-    card = await view.doctor_card(uow, ptr, doctor, case)
-    caption = ptr(
-        "consult.relay_to_patient", number=case.number, card=card, text=message.caption or ""
-    )
+    name = (await flow.doctor_card(uow, doctor))["name"]
+    caption = relay.to_patient(ptr, name, message.caption)
     await preply.relay_file(
         "doctor", file_id, kind, caption=caption, protect=True, record=row.id, filename=file_name
     )

@@ -410,11 +410,64 @@ async def on_case_text(
             return
         dtr, dreply = view.to_doctor(uow, doctor)
         name = await flow.patient_first_name(uow, case)
-        await dreply.text(
-            dtr("consult.doctor.relay", number=case.number, name=name, text=text), protect=True
-        )
+        await dreply.text(relay.to_doctor(dtr, case.number, name, text), protect=True)
+        return
+    if State(case.state) is State.WAITING:
+        if await _throttled(uow, patient, state, tr, reply, settings):
+            return
+        await _add_while_waiting(uow, patient, case, tr, reply, settings, message.text)
         return
     await _where_it_stands(reply, tr, case)
+
+
+async def _add_while_waiting(
+    uow: UnitOfWork,
+    patient: Patient,
+    case: Consultation,
+    tr: Translator,
+    reply: Replier,
+    settings: Settings,
+    text: str | None,
+    file: tuple[str, str, int | None, str | None] | None = None,
+) -> None:
+    """A message or file while the case waits: kept for the doctor who takes it; the patient
+    hears it was added, their place, and that they can cancel."""
+    now = utcnow()
+    try:
+        if file is None:
+            await flow.add_while_waiting(uow, patient, case, text, now=now)
+        else:
+            kind, file_id, _, file_name = file
+            await flow.add_while_waiting(
+                uow, patient, case, text, now=now, kind=kind, file_name=file_name, file_id=file_id
+            )
+    except NotAllowed as no:
+        msgid = {
+            "too_long": "consult.too_long",
+            "too_many": "consult.added.too_many",
+            "empty": "consult.added.empty",
+        }.get(no.reason)
+        if msgid is None:
+            await _where_it_stands(reply, tr, case)
+            return
+        await reply.text(tr(msgid, max=flow.TEXT_MAX, number=case.number))
+        return
+    wait = await flow.wait_of(uow, case, now, settings.timezone)
+    await reply.text(
+        tr(
+            "consult.added",
+            number=case.number,
+            wait=view.wait_text(tr, case, wait, patient, settings.timezone),
+            emergency_number=settings.local_emergency_number,
+        ),
+        _waiting_keyboard(tr, case),
+    )
+
+
+def _waiting_keyboard(tr: Translator, case: Consultation) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[[_button(tr, "consult.button.cancel", "ask_cancel", case)]]
+    )
 
 
 async def _where_it_stands(reply: Replier, tr: Translator, case: Consultation) -> None:
@@ -516,9 +569,7 @@ async def _relay_to_doctor(
     )
     dtr, dreply = view.to_doctor(uow, doctor)
     name = await flow.patient_first_name(uow, case)
-    caption = dtr(
-        "consult.doctor.relay", number=case.number, name=name, text=message.caption or ""
-    )
+    caption = relay.to_doctor(dtr, case.number, name, message.caption)
     await dreply.relay_file(
         "patient", file_id, kind, caption=caption, protect=True, record=row.id, filename=file_name
     )

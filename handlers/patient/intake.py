@@ -12,7 +12,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 
 from bot.settings import Settings
 from bot.telegram.reply import Replier
-from flows import fhir, intake
+from flows import consultation, fhir, intake
 from flows.intake import BadAnswer, StaleButton
 from flows.onboarding import Step, step_of
 from flows.questionnaire import load
@@ -53,7 +53,11 @@ async def _show(
     settings: Settings,
 ) -> None:
     known = await uow.patients.history(patient)
-    await view.show(reply, tr, load(), out, known, settings)
+    opened = False
+    if out.state is intake.State.TRIAGED:
+        cases = await consultation.patient_cases(uow, patient)
+        opened = any(case.intake_id == out.intake.id for case in cases)
+    await view.show(reply, tr, load(), out, known, settings, case_opened=opened)
 
 
 async def _reshow_open(
@@ -302,7 +306,7 @@ async def on_history_item(
         callback_data=HistoryCB(tag=item.id[:8], fhir=True).pack(),
     )
     await reply.text(
-        header + "\n\n" + view.summary_text(tr, q, answers),
+        header + "\n\n" + view.summary_text(tr, q, answers, for_patient=True),
         InlineKeyboardMarkup(inline_keyboard=[[button]]),
         protect=True,
     )

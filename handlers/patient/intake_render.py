@@ -13,7 +13,7 @@ from flows import redflags
 from flows.intake import HISTORY_STATES, SECTIONS, Outcome, State, questions_of, who_of
 from flows.onboarding import SEX_VALUES
 from flows.questionnaire import Questionnaire
-from locales import Html, Translator
+from locales import DEFAULT, Html, Translator, catalog
 from storage.models import Intake
 
 
@@ -260,10 +260,8 @@ def step_view(
         buttons = [_button(tr.plain(label), intake, "att", action)]
         return tr("intake.ask_attachments"), _keyboard(tr, intake, buttons, 1)
     if state is State.SUMMARY:
-        text = Html(
-            f"{tr('intake.summary.title')}\n\n{summary_text(tr, q, answers)}\n\n"
-            f"{tr('intake.summary.ask')}"
-        )
+        summary = summary_text(tr, q, answers, for_patient=True)
+        text = Html(f"{tr('intake.summary.title')}\n\n{summary}\n\n{tr('intake.summary.ask')}")
         buttons = [_button(tr.plain("intake.summary.confirm"), intake, "ok")]
         fixes = [
             _button(tr.plain(f"intake.fix.{s}"), intake, "fix", s)
@@ -280,22 +278,38 @@ def step_view(
     return tr("intake.finished"), None
 
 
-def summary_text(tr: Translator, q: Questionnaire, answers: dict[str, Any]) -> str:
-    """The intake as a short structured summary, in ``tr``'s language (patient or doctor)."""
+def who_text(tr: Translator, answers: dict[str, Any], *, for_patient: bool = False) -> Html:
+    """Whom the intake is about: in the patient's own words ("Me", "someone you care for")
+    only for the patient; a doctor, a referral slip or a record reads "the patient" or
+    "someone the patient cares for ..., answered by the patient on their behalf"."""
+    if answers.get("subject") != "other":
+        return tr("intake.subject.self" if for_patient else "intake.summary.who_patient")
+    return tr(
+        "intake.summary.who_other" if for_patient else "intake.summary.who_proxy",
+        age=tr.plain(f"intake.age.{answers.get('age_band')}"),
+        sex=tr.plain(f"sex.{answers.get('sex')}"),
+    )
+
+
+def question_label(tr: Translator, question_id: str) -> Html:
+    """A follow-up question's short label in a summary (the question as asked speaks to the
+    patient: "... the one that worries you most"); the question itself if it has none."""
+    label = f"intake.summary.q.{question_id}"
+    return tr(label) if catalog(DEFAULT).get(label) else tr(f"intake.q.{question_id}")
+
+
+def summary_text(
+    tr: Translator, q: Questionnaire, answers: dict[str, Any], *, for_patient: bool = False
+) -> str:
+    """The intake as a short structured summary, in ``tr``'s language. ``for_patient``: the
+    patient reading their own intake; otherwise it is worded for a doctor or a referral slip
+    (never "Me")."""
     lines: list[str] = []
 
     def line(label: str, value: str) -> None:
         lines.append(f"<b>{tr(label)}</b> {value}")
 
-    if answers.get("subject") == "other":
-        who = tr(
-            "intake.summary.who_other",
-            age=tr.plain(f"intake.age.{answers.get('age_band')}"),
-            sex=tr.plain(f"sex.{answers.get('sex')}"),
-        )
-    else:
-        who = tr("intake.subject.self")
-    line("intake.summary.subject", who)
+    line("intake.summary.subject", who_text(tr, answers, for_patient=for_patient))
     category = q.categories.get(str(answers.get("category", "")))
     if category is not None:
         line("intake.summary.complaint", tr(f"intake.category.{category.id}"))
@@ -314,7 +328,7 @@ def summary_text(tr: Translator, q: Questionnaire, answers: dict[str, Any]) -> s
             chosen = answers.get("followup", {}).get(question.id)
             if chosen:
                 lines.append(
-                    f"<b>{tr(f'intake.q.{question.id}')}</b> "
+                    f"<b>{question_label(tr, question.id)}</b> "
                     f"{tr(f'intake.q.{question.id}.{chosen}')}"
                 )
     if "associated" in answers:
@@ -355,16 +369,17 @@ async def show(
     out: Outcome,
     known_history: dict[str, str | None],
     settings: Settings,
+    *,
+    case_opened: bool = False,
 ) -> None:
-    """Send what the patient should see now: the next question, or the result."""
+    """Send what the patient should see now: the next question, or the result
+    (``case_opened``: the intake became a consultation case)."""
     state = out.state
     if out.ask_safety and state not in (State.TRIAGED, State.CANCELLED, State.EMERGENCY):
         await ask_safety(reply, tr, settings)
         return
     if state is State.TRIAGED:
-        await show_result(reply, tr, q, out.answers, settings)
-        if out.answers.get("triage", {}).get("disposition") == "self_care":
-            await reply.text(tr("checkback.offer"), checkback_offer(tr, out.intake))
+        await show_result(reply, tr, out.intake, out.answers, settings, case_opened=case_opened)
         return
     if state is State.CANCELLED:
         await reply.text(tr("intake.cancelled"), begin_keyboard(tr))
@@ -378,9 +393,18 @@ async def show(
 
 
 async def show_result(
-    reply: Replier, tr: Translator, q: Questionnaire, answers: dict[str, Any], settings: Settings
+    reply: Replier,
+    tr: Translator,
+    intake: Intake,
+    answers: dict[str, Any],
+    settings: Settings,
+    *,
+    case_opened: bool = False,
 ) -> None:
-    """The disposition, in plain words."""
+    """The disposition, in plain words, as one message: self-care advice carries the
+    check-back offer's buttons; when the intake became a case, the case's own notice (its
+    number, queue and wait: ``consult.opened``) is the confirmation, so a routine result adds
+    nothing and an urgent one only the urgency and why."""
     result = answers.get("triage") or {}
     disposition = result.get("disposition", "consultation")
     department = tr.plain(f"dept.{result.get('department', 'general')}")
@@ -394,10 +418,16 @@ async def show_result(
         return
     if disposition == "self_care":
         advice = tr(f"selfcare.{answers.get('category')}")
-        await reply.text(tr("intake.result.self_care", advice=advice, emergency_number=emergency))
+        text = tr("intake.result.self_care", advice=advice, emergency_number=emergency)
+        offer = tr("checkback.offer")
+        await reply.text(Html(f"{text}\n\n<b>{offer}</b>"), checkback_offer(tr, intake))
         return
     if settings.jurisdiction.value == "cn" and answers.get("offline_diagnosis") is False:
         await reply.text(tr("intake.result.cn_in_person", department=department, reasons=reasons))
+        return
+    if case_opened:
+        if disposition == "consultation_24":
+            await reply.text(tr("intake.result.consultation_24.case", reasons=reasons))
         return
     await reply.text(
         tr(

@@ -651,4 +651,4 @@ async def test_zz_watched_chats_got_nothing_and_the_owner_still_works(world: Wor
         w.watched[0][0], PATIENT_BOT, lambda m: "Drink warm fluids" in (m.get("text") or ""),
         since=since,
     )  # fmt: skip
-    assert got["text"].startswith(f"#{w.active_number}")
+    assert got["text"] == "Dr Ada Brook: Drink warm fluids"  # the owner's short header

@@ -424,4 +424,5 @@ async def test_zz_the_active_case_still_relays(world: World) -> None:
     since = await w.clinic.seq(w.patient.uid, PATIENT_BOT)
     await w.clinic.client.send(w.doctor.uid, DOCTOR_BOT, "Пейте тёплое")
     got = await w.clinic.client.wait_for(w.patient.uid, PATIENT_BOT, "Пейте тёплое", since=since)
-    assert got["text"].startswith(f"#{w.active}")
+    doctor = w.patient.t("relay.doctor_name", name="Olga Frost")  # the header: the doctor's name
+    assert got["text"] == w.patient.t("relay.to_patient", doctor=doctor, text="Пейте тёплое")

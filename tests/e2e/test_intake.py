@@ -150,10 +150,14 @@ async def intakes_of(clinic: Clinic) -> list[Intake]:
 
 
 def result_text(p: Patient, disposition: str, department: str, reasons: str, category: str) -> str:
+    """The one message that ends an intake (a case's own notice follows an urgent note)."""
     if disposition == "self_care":
-        return p.t(
+        advice = p.t(
             "intake.result.self_care", advice=p.tr(f"selfcare.{category}"), emergency_number="112"
         )
+        return f"{advice}\n\n{p.t('checkback.offer')}"  # with the check-back buttons
+    if disposition == "consultation_24":
+        return p.t("intake.result.consultation_24.case", reasons=reasons)
     return p.t(
         f"intake.result.{disposition}",
         department=p.t(f"dept.{department}"),
@@ -207,9 +211,17 @@ async def test_full_intake_to_each_disposition(
     reason_text = "; ".join(p.t(f"triage.reason.{r}") for r in reasons) or "—"
     if disposition == "emergency":
         expected = p.t("intake.result.emergency", emergency_number="112", reasons=reason_text)
+        assert result["text"] == expected
+    elif disposition == "consultation":
+        # The case's own notice is the confirmation (its wait line depends on who is on duty).
+        head, tail = p.t(
+            "consult.opened", number=1, department=p.t(f"dept.{department}"), wait="\0",
+            emergency_number="112",
+        ).split("\0")  # fmt: skip
+        assert result["text"].startswith(head) and result["text"].endswith(tail)
     else:
         expected = result_text(p, disposition, department, reason_text, category)
-    assert result["text"] == expected
+        assert result["text"] == expected
     [intake] = await intakes_of(sqlite_clinic)
     assert (intake.state, intake.disposition, intake.department) == (
         State.TRIAGED,

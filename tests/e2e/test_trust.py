@@ -194,7 +194,7 @@ async def relayed(doc: Doc, p: Patient, number: int, locale: str, text: str) -> 
     since = await p.clinic.seq(doc.uid, DOCTOR_BOT)
     await p.clinic.client.send(p.uid, PATIENT_BOT, text)
     msg = await doc.wait(starts(f"#{number} ·"), since)
-    assert msg["text"] == f"#{number} · {first(locale)}\n{text}"
+    assert msg["text"] == f"#{number} · {first(locale)}: {text}"
     return msg
 
 
@@ -553,8 +553,8 @@ async def test_open_case_and_message_limits(limited: Clinic) -> None:
         if m["from"] == "bot"
     ]
     assert texts.count(slow) == 1
-    relays = [t for t in await doc.texts() if t.startswith(f"#{n1} · {first('en')}\n")]
-    assert relays == [f"#{n1} · Alice\nmessage {i}" for i in (1, 2, 3)]
+    relays = [t for t in await doc.texts() if t.startswith(f"#{n1} · {first('en')}:")]
+    assert relays == [f"#{n1} · Alice: message {i}" for i in (1, 2, 3)]
 
     # An emergency is never throttled: the patient gets the instructions, the doctor the alert.
     since_d = await clinic.seq(doc.uid, DOCTOR_BOT)
