@@ -25,6 +25,7 @@ from bot.verify_web import VerifyPage
 from bot.verify_web import serve as serve_verify
 from flows import followup, questionnaire, redflag_model, routing, understand
 from handlers import patient as patient_handlers
+from handlers.doctor import ops_alerts
 from locales import Translator, validate_catalogs
 from scheduler.sweeper import Sweeper
 from storage.crypto import KeyRing
@@ -133,7 +134,8 @@ class Careline:
             emergency_number=settings.local_emergency_number,
             on_commit=sender.poke,
         )
-        sweeper = Sweeper(db, patient_handlers.scheduled(settings), on_commit=sender.poke)
+        handlers = {**patient_handlers.scheduled(settings), **ops_alerts.scheduled(settings)}
+        sweeper = Sweeper(db, handlers, on_commit=sender.poke)
         return cls(settings, db, bots, processor, sender, sweeper, storage, isolation)
 
     async def _set_commands(self) -> None:

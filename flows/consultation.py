@@ -21,7 +21,7 @@ from typing import Any
 
 from transitions import Machine
 
-from flows import doctors, routing
+from flows import doctors, ops, routing
 from flows.machines import fire
 from flows.onboarding import Actor, clean_text
 from storage.models import CaseMessage, Consultation, Doctor, Intake, Patient
@@ -294,6 +294,7 @@ def disposition_of(case: Consultation) -> str:
 
 async def _schedule_fallback(uow: UnitOfWork, case: Consultation, now: datetime) -> None:
     """The limit of the case's disposition starts in its department (none at the chain's end)."""
+    await ops.case_queued(uow, case, now)  # the admins' breach alert and staffing check
     rules = routing.current()
     if rules.next_of(case.department) is None:
         return

@@ -13,10 +13,11 @@ refuses others), so the work is linear in the length of the message.
 A complaint is ignored when it is denied: a denial cue shortly before it in the same clause
 ("no fever", "没有发烧", "не кашляю") or right after it ("температуры нет", "体温正常"). A cue
 just before it or inside it can also say it is secondary ("also a headache", "头也疼", "голова
-тоже болит") or the main one ("mainly the fever", "主要是发烧", "в основном жар"). Some phrases
-give way to another category ("tight chest" is chest pain, "tight chest and wheezy" a breathing
-complaint). A child named only around the writer ("new dad, baby's 4 months", "kids brought it
-home and now it's my turn") does not make the message about a child.
+тоже болит"), as can one just after it ("head a bit achy too"), or the main one ("mainly the
+fever", "主要是发烧", "в основном жар"). Some phrases give way to another category ("tight chest"
+is chest pain, "tight chest and wheezy" a breathing complaint). A child named only around the
+writer ("new dad, baby's 4 months", "kids brought it home and now it's my turn") does not make
+the message about a child.
 """
 
 from __future__ import annotations
@@ -759,6 +760,7 @@ class _Language:
     negation_after: re.Pattern[str]
     negation_window: int
     also_cue: re.Pattern[str] | None  # "also", "也", "тоже": the phrase is secondary
+    also_after: re.Pattern[str] | None  # "too" right after the phrase: it is secondary
     main_cue: re.Pattern[str] | None  # "mainly", "主要", "в основном": the phrase is the main one
     cue_window: int
     numbers: Mapping[str, float]
@@ -913,6 +915,7 @@ _LANG_KEYS = (
     "negation_before",
     "negation_after",
     "also_cue",
+    "also_after",
     "main_cue",
     "cue_window",
     "number",
@@ -1009,7 +1012,7 @@ def _load_language(
     neg_before = ld.compile(f"{base} negation_before", text("negation_before"), macros)
     neg_after = ld.compile(f"{base} negation_after", text("negation_after"), macros)
     cues: dict[str, re.Pattern[str] | None] = {}
-    for key in ("also_cue", "main_cue"):
+    for key in ("also_cue", "also_after", "main_cue"):
         raw_cue = spec.get(key)
         cues[key] = ld.compile(f"{base} {key}", raw_cue, macros) if raw_cue else None
     cue_window = (
@@ -1133,6 +1136,7 @@ def _load_language(
         negation_after=neg_after,
         negation_window=window,
         also_cue=cues["also_cue"],
+        also_after=cues["also_after"],
         main_cue=cues["main_cue"],
         cue_window=cue_window,
         numbers=numbers,
@@ -1434,12 +1438,17 @@ class _Message:
 
     def cued(self, start: int, end: int) -> tuple[bool, bool]:
         """(secondary, main): does a cue in the few characters before the phrase at
-        text[start:end], or inside it, say it is an accompanying or the main complaint?"""
+        text[start:end], or inside it, say it is an accompanying or the main complaint? So does
+        an ``also_after`` cue right after it ("head a bit achy too")."""
         also = main = False
         for lang in self.langs:
             if lang.cue_window:
                 lo = max(0, start - lang.cue_window)
                 also = also or bool(lang.also_cue and lang.also_cue.search(self.text, lo, end))
+                also = also or bool(
+                    lang.also_after
+                    and lang.also_after.match(self.text[end : end + lang.cue_window])
+                )
                 main = main or bool(lang.main_cue and lang.main_cue.search(self.text, lo, end))
         return also, main
 

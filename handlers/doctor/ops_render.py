@@ -6,39 +6,15 @@ from __future__ import annotations
 import html
 import unicodedata
 import zoneinfo
-from datetime import timedelta
+from datetime import datetime
 
-from flows.ops import Overview, Row
+from flows.consultation import disposition_of
+from flows.ops import Breach, Overview, Row, Unstaffed, Week
+from flows.ops_chart import department, duration
 from locales import Html, Translator
+from storage.models import Consultation
 
 COLUMNS = ("doctors", "on_duty", "waiting", "oldest", "p50", "p90", "breaches", "stranded")
-
-
-def duration(tr: Translator, span: timedelta | None) -> str:
-    """A wait in a few characters: ``45m``, ``3h05m``, ``2d04h`` (minutes rounded down);
-    ``-`` for none (ASCII: a dash of ambiguous width would shift CJK columns)."""
-    if span is None:
-        return "-"
-    minutes = max(0, int(span.total_seconds() // 60))
-    if minutes < 60:
-        return tr.plain("ops.dur.minutes", n=minutes)
-    hours, mins = divmod(minutes, 60)
-    if hours < 48:
-        return tr.plain("ops.dur.hours", h=hours, m=f"{mins:02d}")
-    days, hours = divmod(hours, 24)
-    return tr.plain("ops.dur.days", d=days, h=f"{hours:02d}")
-
-
-def department(tr: Translator, dept: str | None) -> str:
-    """A department's short name (the total's label for None); a department the catalogs do
-    not know (a clinic's own questionnaire) shows its full name, else its id."""
-    if dept is None:
-        return tr.plain("ops.total")
-    for msgid in (f"ops.dept.{dept}", f"dept.{dept}"):
-        label = tr.plain(msgid)
-        if label != msgid:
-            return label
-    return dept
 
 
 def _width(text: str) -> int:
@@ -107,4 +83,98 @@ def report(tr: Translator, view: Overview, clinic_tz: str, *, rich: bool) -> str
     if idle:
         parts.append(say("ops.idle", departments=tr.plain("ops.sep").join(idle)))
     text = "\n".join(parts)
+    return Html(text) if rich else text
+
+
+# -- alerts and the weekly caption (handlers/doctor/ops_alerts.py) -----------------------------
+
+
+def level(tr: Translator, case: Consultation) -> str:
+    """``urgent`` / ``routine``: the case's disposition in one word."""
+    disp = disposition_of(case)
+    label = tr.plain(f"ops.level.{disp}")
+    return label if label != f"ops.level.{disp}" else tr.plain(f"disposition.{disp}")
+
+
+def route(tr: Translator, case: Consultation) -> str:
+    """Where the case waits; ``Neurology→General practice`` when routing moved it there."""
+    here = tr.plain(f"dept.{case.department}")
+    preferred = case.preferred_department
+    if preferred and preferred != case.department:
+        return f"{tr.plain(f'dept.{preferred}')}→{here}"
+    return here
+
+
+def breach_text(tr: Translator, breach: Breach) -> Html:
+    """A case over its limit: number, level, route, the wait and the limit, who is on duty."""
+    case = breach.case
+    if breach.on_duty:
+        on_duty = tr("ops.alert.on_duty", names=tr.plain("ops.sep").join(breach.on_duty))
+    else:
+        on_duty = tr("ops.alert.nobody_on_duty", department=tr.plain(f"dept.{case.department}"))
+    return tr(
+        "ops.alert.breach",
+        number=case.number,
+        level=level(tr, case),
+        route=route(tr, case),
+        waited=duration(tr, breach.waited),
+        limit=duration(tr, breach.limit),
+        on_duty=on_duty,
+    )
+
+
+def _zone(name: str) -> zoneinfo.ZoneInfo:
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return zoneinfo.ZoneInfo("UTC")
+
+
+def _clock(moment: datetime, now: datetime, clinic_tz: str) -> str:
+    """``08:00`` today (clinic time), else ``11-03 08:00``."""
+    zone = _zone(clinic_tz)
+    local = moment.astimezone(zone)
+    if local.date() == now.astimezone(zone).date():
+        return f"{local:%H:%M}"
+    return f"{local:%m-%d %H:%M}"
+
+
+def unstaffed_text(tr: Translator, found: Unstaffed, now: datetime, clinic_tz: str) -> Html:
+    """A department with waiting cases and nobody on duty, and what can be done."""
+    if not found.doctors:
+        hint = tr("ops.alert.no_doctor")
+    elif found.next_start is not None:
+        hint = tr("ops.alert.next_start", time=_clock(found.next_start, now, clinic_tz))
+    else:
+        hint = tr("ops.alert.no_next")
+    return tr(
+        "ops.alert.unstaffed",
+        department=tr.plain(f"dept.{found.department}"),
+        waiting=found.waiting,
+        oldest=duration(tr, found.oldest),
+        next=hint,
+    )
+
+
+def week_caption(tr: Translator, week: Week, *, rich: bool = True) -> str:
+    """The weekly chart's caption: the key figures (Telegram HTML, or plain text)."""
+    say = tr if rich else tr.plain
+    rating = (
+        tr.plain("ops.week.rating", average=f"{week.rating:.1f}", count=week.ratings)
+        if week.rating is not None
+        else tr.plain("ops.week.no_rating")
+    )
+    text = say(
+        "ops.week.caption",
+        start=week.days[0].isoformat(),
+        end=week.days[-1].isoformat(),
+        cases=week.case_count,
+        urgent=sum(week.cases.get("consultation_24", ())),
+        routine=sum(week.cases.get("consultation", ())),
+        accepted=week.total.accepted,
+        p50=duration(tr, week.total.p50),
+        p90=duration(tr, week.total.p90),
+        breaches=week.total.breaches,
+        rating=rating,
+    )
     return Html(text) if rich else text

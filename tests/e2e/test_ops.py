@@ -101,8 +101,9 @@ async def test_an_admin_sees_the_figures_and_refreshes_them(oclinic: Clinic) -> 
     assert "Pulmonology" not in rows  # idle departments are listed below the table
     assert "Stranded cases: 1 (Neurology)" in shown["text"]
     assert any(e["type"] == "pre" for e in shown.get("entities") or [])
-    [[refresh]] = shown["reply_markup"]["inline_keyboard"]
+    [[refresh, week]] = shown["reply_markup"]["inline_keyboard"]
     assert refresh["text"] == EN.plain("ops.refresh")
+    assert week["text"] == EN.plain("ops.week.button")
 
     # The GP takes the five-hour case: Refresh edits the same message with the new figures.
     await gp.accept(waiting)

@@ -381,7 +381,8 @@ async def test_urgent_followup_asks_recalls_and_tells_the_doctor(rclinic: Clinic
     # Not yet due: nothing.
     since_p = await clinic.seq(p.uid)
     await _sweep(clinic, due - timedelta(minutes=1))
-    assert await clinic.seq(p.uid) == since_p
+    # (the emulator's counter is global: the admins' Monday summary may move it)
+    assert not (await clinic.client.messages(p.uid, PATIENT_BOT, since_p))["messages"]
     # Due: "did you go?" with three answers; a recall is planned 3 days later.
     await _sweep(clinic, due)
     ask = await clinic.client.wait_for(

@@ -20,6 +20,7 @@ from bot.settings import Settings
 from flows import alerts, timing
 from flows import doses as flow
 from flows.doses import DoseError
+from handlers.doctor import ops_alerts
 from handlers.patient.doses import scheduled
 from scheduler.sweeper import Sweeper
 from storage.audit import verify_chain
@@ -143,7 +144,7 @@ async def _setup(
 
 
 def _sweeper(db: Database) -> Sweeper:
-    return Sweeper(db, scheduled(Settings()))
+    return Sweeper(db, {**scheduled(Settings()), **ops_alerts.scheduled(Settings())})
 
 
 async def _sweep(sweeper: Sweeper, now: datetime) -> None:

@@ -22,6 +22,7 @@ from bot.settings import Settings
 from flows import caregivers, doses, export, followup, onboarding, privacy, referrals, timing
 from flows import consultation as cases
 from flows.signing import Signer
+from handlers.doctor import ops_alerts
 from handlers.patient import scheduled
 from scheduler.sweeper import Sweeper
 from storage.models import (
@@ -90,7 +91,7 @@ async def _onboard(uow: UnitOfWork) -> Patient:
 
 
 async def _sweep(db: Database, now: datetime) -> None:
-    sweeper = Sweeper(db, scheduled(Settings()))
+    sweeper = Sweeper(db, {**scheduled(Settings()), **ops_alerts.scheduled(Settings())})
     while await sweeper.sweep_once(now):
         pass
     assert sweeper.failed == 0, "a scheduled handler raised"

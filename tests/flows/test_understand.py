@@ -424,6 +424,105 @@ def test_each_language_has_enough_cases() -> None:
     assert covered >= set(CATEGORY_IDS)
 
 
+# --- general rules, each with a case it must not catch ------------------------------------------
+
+GENERAL_RULES = [
+    # "too" / "as well" right after a complaint makes it an accompanying one...
+    ("burning up since lunch, 38.9, my throat is scratchy too", "category", "fever"),
+    ("feverish all night and my ears ache as well", "category", "fever"),
+    ("знобит с утра, голова болит тоже", "category", "fever"),
+    # ...but not when it says how much
+    ("my head hurts too much to sleep and I have a temperature", "category", "headache"),
+    ("throat hurts as well as a temperature", "category", "sore_throat_ear"),
+    # ...and never makes chest pain (or an injury) secondary
+    ("my chest hurts too, and I feel feverish", "category", "chest_pain"),
+    # Russian "на N" ending a clause, alone or after a rating word, is a 0-10 rating...
+    ("колено ноет после пробежки, на 5", "severity", 5),
+    ("спина болит третий день, на 7, хуже утром", "severity", 7),
+    ("сыпь чешется, оценю на 4", "severity", 4),
+    ("дочка говорит на 6, ухо болит", "severity", 6),
+    ("жевать больно на 5", "severity", 5),
+    # ...not with a unit after it, a larger number, a decimal or a time
+    ("уезжала на 3 дня, теперь болит горло", "severity", None),
+    ("похудела на 5 кг, слабость", "severity", None),
+    ("сыпь на 2 недели пропала и вернулась", "severity", None),
+    ("давление 135 на 85, голова болит", "severity", None),
+    ("температура поднялась, на 12", "severity", None),
+    ("болит, на 2.5", "severity", None),
+    ("в 8 утра заболел живот", "severity", None),
+    # a Chinese numeral after 疼/痛 is a rating only with 分 or at a clause end
+    ("肚子疼七 昨天开始的", "severity", 7),
+    ("头刺痛一下就好了", "severity", None),
+    ("腰疼一阵一阵的", "severity", None),
+    # "today is day 2", "день второй" count the days
+    ("coughing a lot, today is day 3", "duration", "days_1_3"),
+    ("now day 5 of this rash", "duration", "days_4_7"),
+    ("кашель, день второй", "duration", "days_1_3"),
+    ("today my knee hurts", "duration", "today"),
+    ("today is day 1 of my cold", "duration", "today"),
+    # a bare unit after a word that only ends in "на" ("колена неделю назад")...
+    ("жена неделю кашляет", "duration", "days_4_7"),
+    ("рана неделю не заживает", "duration", "days_4_7"),
+    # ...but not after the word "на"
+    ("на неделю уехал, кашель", "duration", None),
+    # 早上起来 is this morning, unless a habit word marks it
+    ("早上起来嗓子哑哑的", "duration", "today"),
+    ("早上起来眼睛肿肿的", "duration", "today"),
+    ("早上起来会头晕", "duration", None),
+    ("最近早上起来头疼", "duration", None),
+    ("我每天早上起来腰疼", "duration", None),
+    ("早上起来手指都僵", "duration", None),
+    # diarrhoea as it sounds; a diary is no diarrhoea
+    ("diareah all night", "category", "abdominal_pain"),
+    ("diahrrea since tuesday", "category", "abdominal_pain"),
+    ("keeping a diary of my sleep", "category", None),
+    # hiccups, hair loss and a lump found by touch are "other", not skin
+    ("hiccuping non stop since dinner", "category", "other"),
+    ("икаю уже час", "category", "other"),
+    ("my hair keeps coming out in the shower", "category", "other"),
+    ("最近掉发严重", "category", "other"),
+    ("волосы сильно лезут", "category", "other"),
+    ("腋下摸到一个疙瘩 不疼", "category", "other"),
+    ("胳膊上起了好多小红疙瘩 很痒", "category", "skin"),
+    ("dandruff and an itchy scalp", "category", "skin"),
+    # a red, hot patch and spreading redness are skin; a red hot joint is not
+    ("red swollen patch on my shin", "category", "skin"),
+    ("the redness on my arm is spreading", "category", "skin"),
+    ("my knee is red and hot", "category", "other"),
+    # a big toe or a little finger is a joint
+    ("painful big toe, can't wear shoes", "category", "back_joint"),
+    ("stiff little finger in the mornings", "category", "back_joint"),
+    ("stubbed my big toe on the bed", "category", "injury"),
+    # needing the reliever more is a breathing complaint; a refill is a review
+    ("using my blue inhaler more often since the weekend", "category", "breathing"),
+    ("asthmatic, tight-chested and on my inhaler every 3 hours", "category", "breathing"),
+    ("running low on my inhaler, need more of it", "category", "chronic_review"),
+    # the contraceptive pill and a pregnancy test are women's health; any other pill or test not
+    ("thinking of coming off the pill", "category", "womens_health"),
+    ("two lines on the test this morning", "category", "womens_health"),
+    ("тест показал положительный, что дальше", "category", "womens_health"),
+    ("took the pill you gave me and still feel sick", "category", "abdominal_pain"),
+    ("тест на ковид положительный, кашляю", "category", "cough_cold"),
+    ("ковид тест положительный", "category", "cough_cold"),
+    # the room turning round is dizziness; life revolving around work is not
+    ("встаю с кровати и комната вращается", "category", "dizziness"),
+    ("все вокруг кружится, когда встаю", "category", "dizziness"),
+    ("все вращается вокруг работы", "category", None),
+    # a low, crushed state is mental health; a weakened immunity is not
+    ("угнетенное состояние второй месяц", "category", "mental_health"),
+    ("чувствую себя подавленной", "category", "mental_health"),
+    ("иммунитет подавлен после болезни", "category", "other"),
+    # 发烧 typed half in pinyin
+    ("老公发shao了 一晚上", "category", "fever"),
+    ("shao le liang tian", "category", None),
+]
+
+
+@pytest.mark.parametrize(("text", "field", "expected"), GENERAL_RULES)
+def test_general_rules(text: str, field: str, expected: object) -> None:
+    assert getattr(understand(text), field) == expected
+
+
 # --- parse_duration ---------------------------------------------------------------------------
 
 
@@ -594,6 +693,12 @@ def test_parse_severity_phrase(text: str, expected: int | None) -> None:
         "no fever",
         "baby not feeding",
         "муж говорит что я храплю",
+        "diarea since yesterday",
+        "hiccups for 3 hours",
+        "my hair is thinning",
+        "все вращается",
+        "подавленное состояние",
+        "掉头发",
     ],
 )
 def test_health_related(text: str) -> None:
@@ -728,6 +833,11 @@ def _broken(tmp_path: Path, old: str, new: str) -> Path:
             r"\[choose\] child_keeps: unknown category id 'injuries'",
         ),
         ("cue_window = 4\n", "", r"\[lang\.zh\] cue_window: expected a whole number"),
+        (
+            "also_after = '''^,? ?(?:тоже|также)(?![а-я])'''",
+            r"also_after = '''тоже\w*'''",
+            r"\[lang\.ru\] also_after: unbounded",
+        ),
         (
             '{ id = "days_4_7", below_hours = 169 }',
             '{ id = "days_4_7", below_hours = 50 }',
