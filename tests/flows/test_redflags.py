@@ -377,6 +377,316 @@ def test_wordings_beyond_the_phrase_set(text: str, flag: str | None) -> None:
         assert hit is not None and is_detected(flag, hit), detect_all(text)
 
 
+# The general rules added after round 05 (docs/REDFLAGS.md): for each, a wording that is not in
+# the phrase set and a benign look-alike that must stay silent.
+ROUND_05_RULES = [
+    # confusion: waking up confused, lost in time, asking for the dead, not knowing where
+    ("grandad woke up from his afternoon sleep all disorientated", "confusion"),
+    ("woke up confused about what day it was, then remembered it's a bank holiday", None),
+    ("nan suddenly thinks it's 1970 and wants to go to work", "confusion"),
+    ("he thinks it's 2030 already, time flies", None),
+    ("my dad keeps asking for his late mother", "confusion"),
+    ("grandma is asking for her late husband's old watch to be repaired", None),
+    ("my uncle is not knowing where he is since lunch", "confusion"),
+    ("not knowing where she is going to live next year stresses her", None),
+    # chest pain without "my"; fighting for every breath
+    ("heavy pressure in centre of chest for an hour", "chest_pain"),
+    ("no pressure in chest, just a cough", None),
+    ("grandad is struggling for every breath", "breathing"),
+    ("we were fighting for every point in the final", None),
+    # a fit going on too long; collapsing, then jerking
+    ("his seizure has gone on for over five minutes", "seizure"),
+    ("how long does a seizure usually last?", None),
+    ("my uncle keeled over and started jerking", "seizure"),
+    ("I fell asleep on the sofa and my legs started jerking", None),
+    # black, tarry stool; burns of both hands; a head that hit the ground
+    ("his stools are jet black and sticky like tar", "bleeding"),
+    ("my poo turned black since I started iron tablets", None),
+    ("she scalded both hands badly with the kettle", "burns"),
+    ("burnt both hands a little on the baking tray", None),
+    ("her head hit the ice and she's been sick twice", "head_injury"),
+    ("my head hit the cupboard door, small bump, fine", None),
+    # a vehicle that ran into someone; legs crushed or pinned
+    ("a van ran into my dad on his bike", "trauma"),
+    ("I ran into my dad at the shops", None),
+    ("his legs are pinned under the tractor", "trauma"),
+    ("the shopping bags got squashed in the boot", None),
+    # meningitis: a neck that won't bend, lights that bother
+    ("fever and her neck won't bend forward", "meningitis"),
+    ("neck won't turn after sleeping funny, no fever", None),
+    ("stiff neck and the lights bother her", "meningitis"),
+    ("the office lights bother me, they flicker", None),
+    # thunderclap: "like I got hit", "zero to ten in seconds", a first-ever sudden headache
+    ("felt like I got hit on the back of the head, out of nowhere", "thunderclap_headache"),
+    ("he got hit on the head with a ball at cricket, just a bump", None),
+    ("my headache went from zero to ten within seconds", "thunderclap_headache"),
+    ("my headache went from zero to ten over two days", None),
+    ("dad never has headaches but suddenly he has an excruciating one", "thunderclap_headache"),
+    ("I never get headaches, just a bit of back pain", None),
+    ("my head is exploding with pain, worst headache ever", "thunderclap_headache"),
+    ("my brain is exploding with all these forms", None),
+    # a young baby written "6wk"; a child hard to rouse; refusing to drink anything
+    ("6wk baby with a temperature of 38.2", "infant_fever"),
+    ("6wk baby with a temperature of 37.2", None),
+    ("my toddler is really hard to rouse after his nap", "child_unresponsive"),
+    ("my husband is hard to rouse in the mornings", None),
+    ("my daughter is refusing to drink anything", "child_dehydration"),
+    ("my son refuses to drink milk, only water", None),
+    # overdose: pills to get high, someone else's pills, detergent pods in the mouth
+    ("my brother took his mate's tramadol to get high and now he's drowsy", "overdose"),
+    ("can you get high from cough syrup?", None),
+    ("she swallowed a handful of her mum's pills", "overdose"),
+    ("she bought a handful of her mum's favourite sweets", None),
+    ("the baby had a laundry pod in her mouth", "overdose"),
+    ("we keep the laundry pods in a locked cupboard", None),
+    # pregnancy in months ("along") and "I'm expecting, 10 weeks"
+    ("my partner is 5 months along and has severe tummy pain", "pregnancy_bleeding"),
+    ("my partner is 5 months along and feeling great", None),
+    ("I'm expecting, about 10 weeks, and have sharp pain low down", "pregnancy_bleeding"),
+    ("I'm expecting a call from the midwife about my scan", None),
+    # vision: half of it gone, sudden blindness
+    ("half of the vision in my left eye is suddenly gone", "vision_loss"),
+    ("what causes sudden blindness in older people?", None),
+    ("sudden loss of vision in my right eye", "vision_loss"),
+    ("what causes sudden vision loss?", None),
+    # back pain and no urge to pass urine; a bladder about to burst; a swollen scrotum
+    ("my back is killing me and I can't feel the urge to pee", "cauda_equina"),
+    ("no back pain, just haven't felt the urge to wee much today", None),
+    ("my bladder feels like it's gonna burst and nothing comes out", "urinary_retention"),
+    ("no problems peeing, bladder feels fine", None),
+    ("his ball sack is swollen and he's in agony", "testicular_pain"),
+    ("he got the sack suddenly last week", None),
+    # appendicitis: low on the right with a temperature; pain moving from the navel
+    ("pain low on the right side and a high temperature", "abdominal_emergency"),
+    ("pain low on the right side after the gym, no fever", None),
+    ("pain in the lower right of my tummy and I've got a temp", "abdominal_emergency"),
+    ("lower right tummy ache, we hired a temp for the office", None),
+    ("pain started at my navel and has moved to the lower right", "abdominal_emergency"),
+    ("the rash started at my belly button and spread to the lower right", None),
+    # self-harm: can't stop hurting oneself; not wanting to keep going
+    ("he can't stop hurting himself", "self_harm"),
+    ("I can't stop hurting my back at the gym", None),
+    ("honestly I don't want to keep going any more", "self_harm"),
+    ("I don't want to keep going to that gym", None),
+    # informational and figurative: choking under pressure, whom a condition affects, a
+    # documentary about one
+    ("totally choked in my exam today", None),
+    ("he choked on a grape and can't breathe", "breathing"),
+    ("can a stroke happen in your thirties?", None),
+    ("I think he's having a stroke, his face is drooping", "stroke"),
+    ("listened to a podcast on sepsis yesterday", None),
+    ("we watched a documentary on whales and then my son started choking", "breathing"),
+    ("as I was drifting off to sleep my legs started jerking", None),
+    ("she fell to the floor and her legs started jerking", "seizure"),
+    # Chinese: "毫无征兆" (without warning) does not negate the symptom; "不知不觉" is no negation
+    ("没有任何征兆，突然剧烈头痛", "thunderclap_headache"),
+    ("没有剧烈头痛，只是有点晕", None),
+    ("腰疼好几天，刚才不知不觉尿裤子了", "cauda_equina"),
+    ("腰疼好几天，没有尿裤子", None),
+    # no reaction at all; no longer recognises people
+    ("爷爷倒在沙发上，拍他一点反应都没有", "unconscious"),
+    ("点了按钮，手机一点反应都没有", None),
+    ("奶奶今天突然不认人了", "confusion"),
+    ("这孩子认生，见了陌生人就哭", None),
+    # clutching the chest; the chest squeezed "like a fist"; cannot draw air in
+    ("我爸捂着胸口说喘不上来", "chest_pain"),
+    ("我们笑得捂着胸口", None),
+    ("胸口这里闷闷的像被人攥住一样", "chest_pain"),
+    ("我吸不进气了", "breathing"),
+    ("奶茶太稠，吸管吸不进去", None),
+    # a fit longer than usual
+    ("他有癫痫，这次抽得比平时都久", "seizure"),
+    ("他有癫痫，这次发作和平时差不多，已经好了", None),
+    # blood: all of it; running down the legs; black and sticky stool
+    ("吐出来的全是暗红的血", "bleeding"),
+    ("咳出来的痰里有点血丝", None),
+    ("血顺着大腿一直往下流", "bleeding"),
+    ("大便黑黑的，像柏油一样黏", "bleeding"),
+    ("吃了猪血，大便有点黑", None),
+    # the tongue too big for the mouth
+    ("吃了虾以后舌头变厚了，嘴里放不下", "anaphylaxis"),
+    ("舌头上长了个小泡", None),
+    ("早上起来眼睛后面胀胀的", None),
+    # burns: stove, iron, clothes alight, "烫得很严重", drain cleaner
+    ("孩子手按到电熨斗上，手掌发白", "burns"),
+    ("手碰到灶台，有点红", None),
+    ("烫得很严重，整个手背都起泡了", "burns"),
+    ("烫得不严重，就红了一下", None),
+    ("通马桶的药水溅到脸上了", "burns"),
+    ("通马桶的药水用完了，去买一瓶", None),
+    ("烧烤的时候裙子着了", "burns"),
+    # trauma: thrown far, a lorry ran into the car, legs pinned, bone through the skin
+    ("骑电动车摔了，人被甩出去好几米远", "trauma"),
+    ("骑摩托去上班了", None),
+    ("卡车撞上了我们的车，人卡在里面出不来", "trauma"),
+    ("腿被被子压住了，有点麻", None),
+    ("胳膊摔断了，骨头从肉里戳出来", "trauma"),
+    # overdose: many or several tablets of a dangerous drug; a dishwasher tablet bitten
+    ("我爸一下吃了五片安眠药", "overdose"),
+    ("我爸每天吃一片降压药", None),
+    ("朋友吃了太多曲马多，叫不太醒", "overdose"),
+    ("宝宝把洗碗片塞嘴里咬开了", "overdose"),
+    ("洗碗片放在柜子最上面了", None),
+    # children: a niece or a little boy; refusing any water; last wee hours ago; too sleepy
+    ("侄女两岁，一点水都不喝，嘴唇干裂", "child_dehydration"),
+    ("侄女两岁，今天水喝得少了点，尿也正常", None),
+    ("宝宝十个月，上一次尿是十个小时前", "child_dehydration"),
+    ("小侄子特别能睡，摇他也只是哼一声", "child_unresponsive"),
+    ("小侄子特别能吃，每天都很开心", None),
+    # pregnancy: twins, a hard belly, shoulder-tip pain
+    ("怀双胞胎30周，下面出血了", "pregnancy_bleeding"),
+    ("怀双胞胎30周，一切正常", None),
+    ("怀孕早期，肩膀尖疼，小腹刺痛", "pregnancy_bleeding"),
+    # cauda equina: numb between the legs, buttocks and groin
+    ("腰椎间盘突出，两腿中间发麻", "cauda_equina"),
+    ("屁股和腹股沟都麻了", "cauda_equina"),
+    ("久坐以后腿有点麻，站起来就好了", None),
+    # a belly too hard to touch; a neck that hurts when the head bends; light unbearable
+    ("肚子疼，硬得碰都不能碰", "abdominal_emergency"),
+    ("发烧，低头的时候脖子疼", "meningitis"),
+    ("脖子有点僵，是落枕了，不发烧", None),
+    ("脖子硬得转不动，手机屏幕的光都受不了", "meningitis"),
+    # sepsis: an infected wound with fast breathing or no urine
+    ("伤口化脓了，现在呼吸很急促", "sepsis"),
+    ("伤口有点红，呼吸正常", None),
+    # head injury: the back of the head hit the ground, very sleepy since
+    ("滑倒了后脑勺着地，现在特别困", "head_injury"),
+    ("滑倒了后脑勺着地，现在没事", None),
+    # thunderclap: from zero to ten in a second
+    ("头突然一下子从零到十，疼得受不了", "thunderclap_headache"),
+    ("头疼程度从零到十打分的话大概三分", None),
+    # self-harm: a goodbye message and no answer; joining someone who died; driving into a wall
+    ("我哥给我发微信说永别了，现在手机关机", "self_harm"),
+    ("同事发消息说对不起，他迟到了", None),
+    ("我想去找我妈，她走了两年了，今晚就去", "self_harm"),
+    ("想去看看我奶奶，她住在乡下，今天就去", None),
+    ("有时候我想开车撞护栏", "self_harm"),
+    # figurative, informational, fiction
+    ("这电费贵得我吐血", None),
+    ("表格看得我要脑溢血了", None),
+    ("作业多到窒息", None),
+    ("怎么用杯子压一下看是不是脑膜炎？", None),
+    ("癫痫发作多久需要叫救护车？", None),
+    ("看了个中风的纪录片", None),
+    ("胸口疼得要命哈哈开玩笑的", None),
+    # pinyin
+    ("laogong hun dao le", "unconscious"),
+    ("wo ba xiong kou teng", "chest_pain"),
+    ("mama chuan bu shang qi", "breathing"),
+    ("yeye zhong feng le", "stroke"),
+    ("haizi chou chu", "seizure"),
+    ("wo xiang zi sha", "self_harm"),
+    ("zisha teapot price?", None),
+    ("pomogite, syn proglotil magnit", "overdose"),
+    # Russian: "ни на что не реагирует" is emphasis, not a denial; "прошло, но" keeps the symptom
+    ("мама лежит и ни на кого не реагирует", "unconscious"),
+    ("ни на что не жалуется, просто хочу сдать анализы", None),
+    ("у сына были судороги, сейчас прошло, но он очень вялый", "seizure"),
+    ("у сына был насморк, сейчас все прошло", None),
+    ("подруга еле в сознании", "unconscious"),
+    # confusion: "меня не узнает", "несет какую-то чушь", "стала путать меня"
+    ("бабушка сегодня меня не узнает", "confusion"),
+    ("в маске меня никто не узнал, смешно", None),
+    ("папа вдруг начал нести какую-то ерунду", "confusion"),
+    ("мама вдруг стала путать меня с внучкой", "confusion"),
+    # breathing: cannot finish a phrase
+    ("муж задыхается и не может договорить фразу", "breathing"),
+    ("не может договорить фразу от волнения на сцене", None),
+    # seizure: on the floor and shaking; stiffening, then jerking
+    ("сосед на полу трясется, глаза закрыты", "seizure"),
+    ("сидим на полу и трясемся от смеха", None),
+    ("сын вдруг весь напрягся и затрясся", "seizure"),
+    ("у меня задергался глаз от усталости", None),
+    # stroke: an arm like a whip, words that won't come, the corner of the mouth dropped
+    ("у папы левая рука висит плетью", "stroke"),
+    ("дед хочет сказать, а слова не выходят", "stroke"),
+    ("у мамы вдруг опустился уголок рта", "stroke"),
+    ("устала, руки как плети после ремонта, но все двигается", None),
+    # bleeding: coughing up bright blood; black sticky stool
+    ("откашливаю ярко-красную кровь", "bleeding"),
+    ("стул черный и липкий как деготь", "bleeding"),
+    ("стул черный, потому что пью активированный уголь", None),
+    # burns: white leathery skin; electrical shock with entry and exit marks; caustic cleaner
+    ("схватился за горячую духовку, кожа белая и как кожаная", "burns"),
+    ("схватился за горячую духовку, чуть покраснело", None),
+    ("мужа шарахнуло током от розетки", "burns"),
+    ("брызнул средством для прочистки труб в лицо", "burns"),
+    ("купил средство для прочистки труб, как им пользоваться", None),
+    # trauma: a lorry ran into a car; legs pinned; a fall from a horse is no animal's emergency
+    ("грузовик въехал в нашу машину, ноги зажало", "trauma"),
+    ("сосед въехал в гараж на новой машине", None),
+    ("свалилась с лошади, кость торчит", "trauma"),
+    ("лошадь захромала, ветеринар едет", None),
+    # sepsis: greyish or bluish skin with a fever
+    ("высокая температура, кожа серо-синяя", "sepsis"),
+    # meningitis: a neck that will not bend with a fever; a screen too bright
+    ("температура 39 и шею не наклонить вперед", "meningitis"),
+    ("продуло, шею не повернуть, температуры нет", None),
+    ("шея одеревенела, на экран смотреть больно", "meningitis"),
+    # thunderclap: "по затылку будто кувалдой", "от нуля до десяти", a first-ever headache
+    ("как будто по затылку кувалдой ударили", "thunderclap_headache"),
+    ("голова вдруг заболела, за секунду от нуля до десяти", "thunderclap_headache"),
+    ("голова у него никогда не болит, а тут вдруг адская боль", "thunderclap_headache"),
+    ("голова у меня никогда не болит, спасибо зарядке", None),
+    ("голову будто разорвало, внезапно", "thunderclap_headache"),
+    # infants written "нашему 6 недель"; a niece; "спит и спит"; refusing any drink
+    ("нашему 6 недель, температура 38,2", "infant_fever"),
+    ("нашему 6 недель, температура 36,8, все хорошо", None),
+    ("у племяшки 2 года, спит и спит, ручки висят", "child_unresponsive"),
+    ("пятилетка отказывается от любого питья и плачет без слез", "child_dehydration"),
+    ("пятилетка отказывается от молока, пьет только воду", None),
+    # overdose: empty blisters beside someone; a named sedative; a dishwasher capsule bitten
+    ("нашли брата, а рядом пустые блистеры", "overdose"),
+    ("выбросила пустые блистеры в мусор", None),
+    ("подруга наглоталась феназепама", "overdose"),
+    ("малыш разгрыз капсулу для стирки", "overdose"),
+    ("где купить капсулы для стирки подешевле?", None),
+    ("с утра подташнивает, наверное что-то не то съел", None),
+    ("случайно выпила две таблетки витамина D вместо одной", None),
+    # pregnancy: "жду малыша", early pregnancy, doubled over with pain
+    ("жду малыша, 10 недель, кровит", "pregnancy_bleeding"),
+    ("ранний срок, резкая боль внизу живота", "pregnancy_bleeding"),
+    ("можно ли кровотечение на ранних сроках считать нормой?", None),
+    ("беременна, 6 месяцев, скрутило от боли", "pregnancy_bleeding"),
+    # vision: half the view gone; a curtain over the eye
+    ("в левом глазу половины обзора нет", "vision_loss"),
+    ("на глаз будто опустилась черная шторка", "vision_loss"),
+    ("купила черные шторы в спальню", None),
+    # cauda equina: back pain with no urge to pass urine, leaking; numbness of the saddle
+    ("поясница болит, позыва в туалет нет, а потом подтекло", "cauda_equina"),
+    ("болит спина и не держу мочу", "cauda_equina"),
+    ("болит спина, но в туалет хожу нормально", None),
+    ("онемение в области седла и боль в пояснице", "cauda_equina"),
+    # urinary retention: no urine since noon; "поссать"; a catheter not draining
+    ("с обеда нет мочи, живот распирает", "urinary_retention"),
+    ("не могу поссать с вечера, очень больно", "urinary_retention"),
+    ("катетер не выводит мочу, живот болит", "urinary_retention"),
+    ("катетер поставили вчера, все работает", None),
+    # testicular: shot through, suddenly, hanging higher
+    ("яичко вдруг как прострелило", "testicular_pain"),
+    ("яичко висит выше другого и болит", "testicular_pain"),
+    # self-harm: a farewell message and no answer; driving into a pole; going to a dead parent
+    ("брат написал «прощай» и не отвечает", "self_harm"),
+    ("друг написал «прости, опоздаю», скоро будет", None),
+    ("думаю въехать на машине в столб", "self_harm"),
+    ("хочу уйти к папе, его не стало год назад, сегодня решу", "self_harm"),
+    # figurative, informational, fiction
+    ("в 3 года были фебрильные судороги, сейчас ему 7", None),
+    ("как пользоваться эпипеном?", None),
+    ("чем инсульт отличается от инфаркта", None),
+    ("смотрела документалку про инсульт", None),
+]
+
+
+@pytest.mark.parametrize(("text", "flag"), ROUND_05_RULES)
+def test_rules_added_after_round_05(text: str, flag: str | None) -> None:
+    hit = detect(text)
+    if flag is None:
+        assert hit is None, detect_all(text)
+    else:
+        assert hit is not None and is_detected(flag, hit), detect_all(text)
+
+
 @pytest.mark.parametrize(("text", "flag"), SCOPES)
 def test_scopes(text: str, flag: str | None) -> None:
     assert flag_of(text) == flag, detect_all(text)
