@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
@@ -15,6 +16,10 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
 from aiogram.types import BotCommand
 from aiohttp import web
+from sqlalchemy import inspect, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.settings import Settings
 from bot.telegram.dispatchers import build_dispatcher, fsm_backends
@@ -28,8 +33,17 @@ from handlers import patient as patient_handlers
 from handlers.doctor import ops_alerts
 from locales import Translator, validate_catalogs
 from scheduler.sweeper import Sweeper
-from storage.crypto import KeyRing
+from storage.crypto import (
+    SAMPLE_PER_MASTER_KEY,
+    KeyRing,
+    KeysFileError,
+    check_keys_file_mode,
+    missing_keys_message,
+)
+from storage.db import is_sqlite, make_engine
+from storage.keys import settle_keystore
 from storage.migrate import upgrade
+from storage.models import DataKey, Patient
 from storage.uow import Database
 
 log = logging.getLogger("careline.app")
@@ -53,10 +67,14 @@ PATIENT_COMMANDS = (
 )
 
 
-def open_keyring(settings: Settings) -> KeyRing:
-    """Load the master key ring, creating it (0600) with a loud warning on first start."""
+def open_keyring(settings: Settings, *, create: bool = True) -> KeyRing:
+    """Load the master key ring, creating it (0600) with a loud warning on first start.
+    Refuses (:class:`KeysFileError`, one line) a keys file other users can read or write, and
+    with ``create=False`` a missing one."""
     path = settings.effective_keys_file
-    ring, created = KeyRing.load_or_create(path)
+    if path.exists():
+        check_keys_file_mode(path)
+    ring, created = KeyRing.load_or_create(path, create=create)
     if created:
         print(  # noqa: T201 - this must reach the operator even with logging off
             "\n" + "!" * 78 + f"\nCareline created a NEW master key file: {path}\n"
@@ -70,12 +88,122 @@ def open_keyring(settings: Settings) -> KeyRing:
 
 
 async def open_database(settings: Settings, *, migrate: bool = True) -> Database:
-    """Open the database (migrated to the latest revision)."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.effective_database_url, open_keyring(settings))
-    if migrate:
-        await upgrade(db.engine)
+    """Open the database (migrated to the latest revision) with its key ring, failing safe:
+    refuses (:class:`KeysFileError`, one line) a missing keys file while the database holds
+    data, a keys file other users can read or write, and a ring that cannot unwrap a sample of
+    the stored data keys. A new data dir is 0700; the SQLite files are made 0600."""
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    url = settings.effective_database_url
+    keys = settings.effective_keys_file
+    create = keys.exists() or not await _holds_data(url)
+    db = Database(url, open_keyring(settings, create=create))  # key store: beside the keys
+    try:
+        # Before migrating, which logs: a refusal is then the one line the operator sees.
+        problems = db.ring.check_sample(await _data_key_sample(db.engine)).problems()
+        if problems:
+            raise KeysFileError(problems[0])
+        if migrate:
+            await upgrade(db.engine)
+        _make_private(url)
+        if migrate:  # the key shares belong to this database; finish interrupted erasures
+            await settle_keystore(db)
+    except BaseException:
+        await db.dispose()
+        raise
     return db
+
+
+async def check_keys(settings: Settings) -> tuple[list[str], str]:
+    """``keys check``: what is wrong with the keys file (one line each; empty when nothing) and
+    the summary when all is well. Creates nothing: no keys file, no database."""
+    path = settings.effective_keys_file
+    url = settings.effective_database_url
+    try:
+        if not path.exists():
+            if await _holds_data(url):
+                return [missing_keys_message(path)], ""
+            return [], f"no keys file yet at {path} and no data: the first start creates one"
+        problems: list[str] = []
+        try:
+            check_keys_file_mode(path)
+        except KeysFileError as exc:
+            problems.append(str(exc))
+        try:
+            ring = KeyRing.load(path)
+        except KeysFileError as exc:
+            return [*problems, str(exc)], ""
+        sample: list[tuple[str, int, bytes]] = []
+        file = _sqlite_file(url)
+        if file is None or file.exists():
+            engine = make_engine(url)
+            try:
+                sample = await _data_key_sample(engine)
+            finally:
+                await engine.dispose()
+    except (SQLAlchemyError, OSError) as exc:
+        return [f"cannot read the database to check its data keys ({type(exc).__name__})"], ""
+    check = ring.check_sample(sample)
+    problems += check.problems()
+    return problems, (
+        f"keys OK: {len(ring.key_ids)} master keys, {len(ring.signing_key_ids)} signing keys, "
+        f"sample of {check.checked} data keys unwrapped"
+    )
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL (None for PostgreSQL or an in-memory database)."""
+    parsed = make_url(url)
+    if not is_sqlite(url) or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
+async def _holds_data(url: str) -> bool:
+    """Does the database already hold patients or data keys? Creates no SQLite file."""
+    file = _sqlite_file(url)
+    if file is not None and not file.exists():
+        return False
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as conn:
+            tables = set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
+            for table, column in (("data_keys", DataKey.owner_id), ("patients", Patient.id)):
+                if table in tables and await conn.scalar(select(column).limit(1)) is not None:
+                    return True
+    finally:
+        await engine.dispose()
+    return False
+
+
+async def _data_key_sample(engine: AsyncEngine) -> list[tuple[str, int, bytes]]:
+    """A few live wrapped data keys under each master key the database uses (by owner id: the
+    ids are random, so this is a stable spread over the table, found through the indexes)."""
+    out: list[tuple[str, int, bytes]] = []
+    async with engine.connect() as conn:
+        if not await conn.run_sync(lambda c: inspect(c).has_table("data_keys")):
+            return out
+        used = (await conn.scalars(select(DataKey.master_key_id).distinct())).all()
+        for master_id in used:
+            rows = await conn.execute(
+                select(DataKey.owner_id, DataKey.master_key_id, DataKey.wrapped)
+                .where(DataKey.master_key_id == master_id, DataKey.wrapped.is_not(None))
+                .order_by(DataKey.owner_id.desc())
+                .limit(SAMPLE_PER_MASTER_KEY)
+            )
+            out.extend((r.owner_id, r.master_key_id, r.wrapped) for r in rows)
+    return out
+
+
+def _make_private(url: str) -> None:
+    """SQLite's files 0600 (the CLI's umask does that for new files; this also tightens files an
+    older version made 0644). SQLite gives a new -wal/-shm the database file's mode."""
+    file = _sqlite_file(url)
+    if file is None:
+        return
+    for path in (file, *(file.with_name(file.name + s) for s in ("-wal", "-shm", "-journal"))):
+        with contextlib.suppress(OSError):  # gone meanwhile, or another user's file
+            if path.stat().st_mode & 0o077:
+                path.chmod(0o600)
 
 
 @dataclass
@@ -151,11 +279,7 @@ class Careline:
 
     def verify_page(self) -> VerifyPage:
         """The referral verify page over this app's database."""
-        return VerifyPage(
-            self.db,
-            per_minute=self.settings.verify_requests_per_minute,
-            trust_proxy=self.settings.verify_trust_proxy,
-        )
+        return VerifyPage.from_settings(self.db, self.settings)
 
     async def start(self) -> None:
         """Start the processor, the sender and the update sources (polling or webhook)."""
@@ -226,6 +350,9 @@ class Careline:
             await bot.session.close()
         await self.storage.close()
         await self.isolation.close()
+        from storage.audit import checkpoint_now  # the audit head, signed outside the database
+
+        await checkpoint_now(self.db)
         await self.db.dispose()
         log.info("careline stopped")
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 from bot.settings import Settings, SettingsError, load_settings
 from flows.questionnaire import DataFileError
@@ -67,6 +69,11 @@ def _parser() -> argparse.ArgumentParser:
     keys_sub.add_parser(
         "rotate-signing", help="new referral-slip signing key (old slips still verify)"
     )
+    keys_sub.add_parser(
+        "migrate-shares",
+        help="protect owners from before the key store: a key share each, fields re-encrypted",
+    )
+    keys_sub.add_parser("check", help="what is wrong with the keys file, if anything (exit 2)")
     referral = sub.add_parser("referral", help="referral slip tools")
     ref_sub = referral.add_subparsers(dest="referral_command", metavar="ACTION", required=True)
     ref_verify = ref_sub.add_parser("verify", help="check a slip; exit 0 only when valid")
@@ -88,14 +95,32 @@ def _parser() -> argparse.ArgumentParser:
         action.add_argument("--reason", required=True, help="told to the doctor")
     audit = sub.add_parser("audit", help="audit log tools")
     audit_sub = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
-    audit_sub.add_parser("verify", help="check the audit hash chain; non-zero exit if broken")
+    audit_verify = audit_sub.add_parser(
+        "verify", help="check the audit chain and its signed checkpoints; exit 1 if tampered"
+    )
+    audit_verify.add_argument(
+        "--checkpoints",
+        metavar="FILE",
+        help="check against an exported copy of the checkpoints instead of the data dir's",
+    )
+    audit_cps = audit_sub.add_parser("checkpoints", help="the signed checkpoints of the chain")
+    audit_cps.add_argument(
+        "--export", metavar="FILE", help="write them with their public keys, for a regulator"
+    )
     _hospitals_parser(sub)
+    _backup_parsers(sub)
     ops = sub.add_parser("ops", help="queues, doctors on duty, waits and SLA breaches")
-    ops.add_argument(
+    ops_mode = ops.add_mutually_exclusive_group()
+    ops_mode.add_argument(
         "--watch",
         metavar="SECONDS",
         type=_interval,
         help="print the table again every SECONDS until Ctrl-C",
+    )
+    ops_mode.add_argument(
+        "--week",
+        metavar="FILE",
+        help="write the last seven days as a PNG chart to FILE and print its key figures",
     )
     return p
 
@@ -117,6 +142,34 @@ def _hospitals_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     for name, text in (("disable", "stop offering a hospital"), ("enable", "offer it again")):
         h_on = h_sub.add_parser(name, help=text)
         h_on.add_argument("id", help="hospital id, or a unique prefix of at least 6 characters")
+
+
+def _backup_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from storage.keys import KEYSTORE_COPY_DAYS
+
+    backup = sub.add_parser("backup", help="copy the database (not the key store) into a folder")
+    backup.add_argument("dest", metavar="DEST", help="the folder for the copy (made 0700)")
+    backup.add_argument(
+        "--with-keystore",
+        action="store_true",
+        help="also copy the key store: that copy re-opens erased patients until it is deleted "
+        f"(kept at most {KEYSTORE_COPY_DAYS} days)",
+    )
+    restore = sub.add_parser(
+        "restore", help="put a database copy back, next to the current key store (bot stopped)"
+    )
+    restore.add_argument(
+        "src",
+        metavar="SRC",
+        nargs="?",
+        help="a copy made by backup (a folder: its newest); none: check a database restored "
+        "by hand (pg_restore)",
+    )
+    restore.add_argument(
+        "--keystore",
+        metavar="FILE",
+        help="the data dir was lost: put this key-store copy in place first",
+    )
 
 
 async def _migrate(settings: Settings) -> int:
@@ -256,14 +309,17 @@ async def _hospitals(settings: Settings, args: argparse.Namespace) -> int:
         await db.dispose()
 
 
-async def _ops(settings: Settings, watch: float | None) -> int:
+async def _ops(settings: Settings, watch: float | None, week: str | None = None) -> int:
     """The operator's view as plain text in the clinic's default language; with ``watch``,
-    again every ``watch`` seconds (the screen cleared first on a terminal) until Ctrl-C."""
+    again every ``watch`` seconds (the screen cleared first on a terminal) until Ctrl-C; with
+    ``week``, the weekly chart written to that file and its key figures printed."""
+    from pathlib import Path
+
     from sqlalchemy.exc import SQLAlchemyError
 
     from bot.app import open_database
-    from flows import ops, questionnaire, routing
-    from handlers.doctor.ops_render import report
+    from flows import ops, ops_chart, questionnaire, routing
+    from handlers.doctor.ops_render import report, week_caption
     from locales import Translator, validate_catalogs
     from storage.models import utcnow
 
@@ -277,6 +333,21 @@ async def _ops(settings: Settings, watch: float | None) -> int:
         print(f"careline: cannot open the database: {type(exc).__name__}", file=sys.stderr)
         return 1
     try:
+        if week is not None:
+            try:
+                async with db.uow() as uow:
+                    summary = await ops.week(uow, utcnow(), settings.timezone)
+            except (SQLAlchemyError, OSError) as exc:
+                print(f"careline: database error: {type(exc).__name__}", file=sys.stderr)
+                return 1
+            png = ops_chart.render(summary, tr)
+            try:
+                await asyncio.to_thread(Path(week).write_bytes, png)
+            except OSError as exc:
+                print(f"careline: cannot write {week}: {type(exc).__name__}", file=sys.stderr)
+                return 1
+            print(week_caption(tr, summary, rich=False), flush=True)
+            return 0
         while True:
             try:
                 async with db.uow() as uow:
@@ -339,6 +410,11 @@ async def _rotate(settings: Settings) -> int:
 def _rotate_signing(settings: Settings) -> int:
     from bot.app import open_keyring
 
+    keys = settings.effective_keys_file
+    if not keys.exists():  # never create a new keys file here (it could not
+        # read an existing database); the first start makes one, a backup restores one
+        print(f"careline: no keys file at {keys}; nothing to rotate", file=sys.stderr)
+        return 2
     ring = open_keyring(settings)
     kid = ring.add_signing_key()
     print(
@@ -346,6 +422,19 @@ def _rotate_signing(settings: Settings) -> int:
         f"{len(ring.signing_key_ids) - 1} older key(s) kept to verify slips already issued. "
         "Back up the keys file again."
     )
+    return 0
+
+
+async def _keys_check(settings: Settings) -> int:
+    """``keys check``: one line per problem (exit 2), or the summary (exit 0)."""
+    from bot.app import check_keys
+
+    problems, summary = await check_keys(settings)
+    for line in problems:
+        print(line)
+    if problems:
+        return 2
+    print(summary)
     return 0
 
 
@@ -360,24 +449,304 @@ async def _referral_verify(settings: Settings, target: str) -> int:
         await db.dispose()
 
 
-async def _audit_verify(settings: Settings) -> int:
+async def _audit(settings: Settings, args: argparse.Namespace) -> int:
+    """``audit verify [--checkpoints FILE]`` and ``audit checkpoints [--export FILE]``."""
+    from pathlib import Path
+
     from bot.app import open_database
-    from storage.audit import verify_chain
+    from storage import audit_checkpoints as checkpoints
+    from storage.audit import verify_log
 
     db = await open_database(settings)
     try:
+        source = checkpoints.checkpoint_path(db.ring)
+        if args.audit_command == "checkpoints":
+            # List the checkpoints, export the genuine ones; exit 1 if any is not genuine.
+            found = checkpoints.read(source)
+            good, bad = checkpoints.check(found, db.ring)
+            if not found.exists:
+                print(f"no checkpoints yet ({source} does not exist)")
+            elif good:
+                print(
+                    f"{len(good)} signed checkpoint(s) in {source}: records "
+                    f"{good[0].seq}–{good[-1].seq}, {good[0].at} to {good[-1].at}"
+                )
+            for item in bad:
+                print(f"checkpoint entry {item.line} is NOT genuine: {item.why} (left out)")
+            if args.export:
+                count = checkpoints.export(Path(args.export), good, db.ring)
+                keys = len({cp.kid for cp in good})
+                print(f"exported {count} checkpoint(s) and {keys} public key(s) to {args.export}")
+            return 1 if bad else 0
+        found = (
+            checkpoints.read_any(Path(args.checkpoints))
+            if args.checkpoints
+            else checkpoints.read(source)
+        )
         async with db.uow() as uow:
-            result = await verify_chain(uow.session)
+            report = await verify_log(uow.session, db.ring, found)
+    except checkpoints.CheckpointError as exc:
+        print(f"careline: {exc}", file=sys.stderr)
+        return 2
     finally:
         await db.dispose()
-    if result.ok:
-        print(f"audit chain intact: {result.checked} records verified")
-        return 0
-    print(
-        f"audit chain BROKEN at record {result.broken_seq}: {result.reason} "
-        f"({result.checked} records before it verified)"
+    for problem in report.problems:
+        where = f"chain BROKEN at record {problem.seq}" if problem.seq else "log BROKEN"
+        print(f"audit {where} [{problem.kind}]: {problem.message}")
+    for warning in report.warnings:
+        print(f"warning: {warning}")
+    if report.problems:
+        first = report.problems[0]
+        print(f"({report.checked} records verified{' before it' if first.seq else ''})")
+        return 1
+    latest = report.latest
+    pinned = (
+        f"; the latest of {report.checkpoints} signed checkpoint(s) covers {latest.count} "
+        f"records, signed {latest.at}"
+        if latest is not None
+        else ""
     )
-    return 1
+    print(
+        f"audit chain intact: {report.checked} records verified "
+        f"({report.keyed} with keyed MACs){pinned}"
+    )
+    return 0
+
+
+def _bar(label: str) -> Callable[[int, int], None]:
+    """A progress bar on stderr; its line ends at 100%."""
+
+    def show(done: int, total: int) -> None:
+        width = 30
+        filled = width if total == 0 else int(width * done / total)
+        pct = 100 if total == 0 else int(100 * done / total)
+        print(
+            f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {pct}%",
+            end="\n" if done >= total else "",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    return show
+
+
+async def _migrate_shares(settings: Settings) -> int:
+    """``keys migrate-shares``: safe while the bot runs."""
+    from bot.app import open_database
+    from storage.keys import migrate_shares
+
+    db = await open_database(settings)
+    try:
+        result = await migrate_shares(db, progress=_bar("moving owners under key shares"))
+    finally:
+        await db.dispose()
+    print(
+        f"{result.owners} owner(s) moved under key shares ({result.fields} fields "
+        "re-encrypted). Database backups taken from now on cannot open them once they are "
+        "erased; backups taken before now can: let them expire, or delete them."
+    )
+    if result.failed:
+        print(
+            f"careline: {len(result.failed)} owner(s) not moved (a field would not decrypt, or "
+            "the bot kept it busy): run the command again",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+async def _run_tool(cmd: Any, what: str) -> bool:
+    """Run pg_dump / pg_restore (password in the environment only); True when it worked."""
+    import os
+    import subprocess
+
+    print(f"running: {cmd.shown}", flush=True)
+    done = await asyncio.to_thread(
+        subprocess.run, cmd.argv, env={**os.environ, **cmd.env}, check=False
+    )
+    if done.returncode != 0:
+        print(f"careline: {what} failed (exit {done.returncode})", file=sys.stderr)
+    return done.returncode == 0
+
+
+async def _backup(settings: Settings, dest_arg: str, with_keystore: bool) -> int:
+    """``backup DEST [--with-keystore]``: safe while the bot runs."""
+    import shutil
+
+    from storage import keys
+    from storage.keystore import KeyStore, beside
+    from storage.models import utcnow
+
+    now = utcnow()
+    tag, days = keys.stamp(now), keys.KEYSTORE_COPY_DAYS
+    dest = Path(dest_arg)
+    try:
+        await asyncio.to_thread(dest.mkdir, mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"careline: cannot make {dest}: {type(exc).__name__}", file=sys.stderr)
+        return 1
+    url = settings.effective_database_url
+    file = keys.sqlite_file(url)
+    if file is not None:
+        if not file.exists():
+            print(f"careline: no database at {file}", file=sys.stderr)
+            return 1
+        out = dest / keys.DATABASE_COPY.format(stamp=tag)
+        print(f"backing up the database to {out}", flush=True)
+        await asyncio.to_thread(keys.copy_sqlite, file, out, _bar("copying database pages"))
+        print(f"database copy written: {out} ({out.stat().st_size} bytes)")
+    else:
+        out = dest / f"careline-{tag}.dump"
+        cmd = keys.pg_command(url, "dump", out)
+        if shutil.which("pg_dump") is None:
+            print("PostgreSQL: pg_dump is not installed here. On a machine that has it, run:")
+            print(f"  {cmd.shown}")
+        elif not await _run_tool(cmd, "pg_dump"):
+            return 1
+        else:
+            out.chmod(0o600)
+            print(f"database dump written: {out} ({out.stat().st_size} bytes)")
+    print(
+        "The database copy holds no key shares: patients erased after now stay unreadable in "
+        "it. Keep it as long as the clinic's backup policy says."
+    )
+    if with_keystore:
+        copy = dest / keys.KEYSTORE_COPY.format(stamp=tag)
+        store = KeyStore.open(beside(settings.effective_keys_file))
+        try:
+            await asyncio.to_thread(store.copy_to, copy, _bar("copying the key store"))
+        finally:
+            store.close()
+        print(f"key store copy written: {copy}")
+        print(
+            f"WARNING: until it is deleted, this key-store copy re-opens, in any database "
+            f"backup, every patient erased after {now:%Y-%m-%d %H:%M} UTC. Keep it apart from "
+            f"the database backups and for at most {days} days: each backup run deletes "
+            f"key-store copies in {dest} older than {days} days."
+        )
+    for old in keys.expired_keystore_copies(dest, now):
+        keys.shred(old)
+        print(f"deleted key-store copy {old.name} (older than {days} days)")
+    return 0
+
+
+def _newest_copy(src: str) -> Path | None:
+    """SRC itself, or the newest copy made by ``backup`` in the folder SRC (None if none)."""
+    path = Path(src)
+    if not path.is_dir():
+        return path if path.exists() else None
+    found = sorted([*path.glob("careline-*.db"), *path.glob("careline-*.dump")])
+    return found[-1] if found else None
+
+
+async def _restore(settings: Settings, src_arg: str | None, keystore_copy: str | None) -> int:
+    """``restore [SRC] [--keystore FILE]``: refused while anything has the data dir open."""
+    import shutil
+
+    from bot.app import open_keyring
+    from flows import privacy
+    from storage import keys
+    from storage.keystore import KeyStore, KeyStoreBusy, beside
+    from storage.migrate import upgrade
+    from storage.models import utcnow
+    from storage.uow import Database
+
+    url = settings.effective_database_url
+    file = keys.sqlite_file(url)
+    try:
+        store = KeyStore.open(beside(settings.effective_keys_file), exclusive=True)
+    except KeyStoreBusy as exc:
+        print(f"careline: refused: {exc}", file=sys.stderr)
+        return 1
+    db: Database | None = None
+    try:
+        if keystore_copy is not None:
+            if not store.is_empty():
+                print(
+                    "careline: refused: this data dir has a key store in use; --keystore only "
+                    "replaces a lost one",
+                    file=sys.stderr,
+                )
+                return 1
+            store.replace_from(Path(keystore_copy))
+            print(f"key store put back from {keystore_copy}")
+        if src_arg is not None:
+            src = _newest_copy(src_arg)
+            if src is None:
+                print(f"careline: no database copy at {src_arg}", file=sys.stderr)
+                return 2
+            if file is not None:
+                try:
+                    count = keys.check_copy(src)
+                except ValueError as exc:
+                    print(f"careline: {exc}", file=sys.stderr)
+                    return 2
+                print(f"restoring {src} ({count} data keys) to {file}", flush=True)
+                if file.exists():
+                    kept = file.with_name(f"{file.name}.before-restore-{keys.stamp(utcnow())}")
+                    print(f"keeping the current database as {kept}", flush=True)
+                    await asyncio.to_thread(
+                        keys.copy_sqlite, file, kept, _bar("saving the current database")
+                    )
+                await asyncio.to_thread(
+                    keys.restore_sqlite, src, file, _bar("restoring database pages")
+                )
+            else:
+                cmd = keys.pg_command(url, "restore", src)
+                if shutil.which("pg_restore") is None:
+                    print("PostgreSQL: pg_restore is not installed here. Where it is, run:")
+                    print(f"  {cmd.shown}")
+                    print("then `python bot.py restore` (no SRC) here, before starting the bot.")
+                    return 2
+                if not await _run_tool(cmd, "pg_restore"):
+                    return 1
+        elif file is not None and not file.exists():
+            print(f"careline: no database at {file}", file=sys.stderr)
+            return 2
+        db = Database(url, open_keyring(settings, create=False), keystore=store)
+        print("bringing the restored database up to this version", flush=True)
+        await upgrade(db.engine)
+        found = await keys.restored_owners(db)
+        print(f"checking {found.owners} live data keys against the key store", flush=True)
+        bar = _bar("re-applying erasures")
+        bar(0, len(found.erased))
+        for i, owner in enumerate(found.erased, 1):
+            async with db.uow() as uow:
+                await privacy.reapply_erasure(uow, owner)
+                await uow.commit()
+            bar(i, len(found.erased))
+        print(
+            f"{len(found.erased)} erased since the backup: unreadable, as promised (their key "
+            "shares are gone; their keys and rows were deleted again)"
+            if found.erased
+            else "0 erased since the backup"
+        )
+        if found.erased_legacy:
+            print(
+                f"  {found.erased_legacy} of them were from before the key store: the backup "
+                "file itself can still open them, so delete it or keep it locked away"
+            )
+        if found.legacy:
+            print(
+                f"{found.legacy} owner(s) not yet protected by key shares: run "
+                "python bot.py keys migrate-shares"
+            )
+        if found.unmatched:
+            print(
+                f"careline: {len(found.unmatched)} owner(s) have no key share and no erasure "
+                "on record: this key store does not belong to this database (nothing was "
+                "destroyed; put back the right key store with --keystore)",
+                file=sys.stderr,
+            )
+            return 1
+        await keys.settle_keystore(db)
+        print("restore done: the bot can be started")
+        return 0
+    finally:
+        if db is not None:
+            await db.dispose()  # closes the key store too
+        else:
+            store.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -402,6 +771,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_run(settings))
         if args.command == "migrate":
             return asyncio.run(_migrate(settings))
+        if args.command == "keys" and args.keys_command == "check":
+            return asyncio.run(_keys_check(settings))
+        if args.command == "keys" and args.keys_command == "migrate-shares":
+            return asyncio.run(_migrate_shares(settings))
+        if args.command == "backup":
+            return asyncio.run(_backup(settings, args.dest, args.with_keystore))
+        if args.command == "restore":
+            return asyncio.run(_restore(settings, args.src, args.keystore))
         if args.command == "keys" and args.keys_command == "rotate-signing":
             return _rotate_signing(settings)
         if args.command == "keys":
@@ -411,12 +788,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "doctors":
             return asyncio.run(_doctors(settings, args))
         if args.command == "audit":
-            return asyncio.run(_audit_verify(settings))
+            return asyncio.run(_audit(settings, args))
         if args.command == "hospitals":
             return asyncio.run(_hospitals(settings, args))
         if args.command == "ops":
             try:
-                return asyncio.run(_ops(settings, args.watch))
+                return asyncio.run(_ops(settings, args.watch, args.week))
             except KeyboardInterrupt:  # how --watch ends: quietly, and successfully
                 print()
                 return 0 if args.watch is not None else 130
@@ -431,4 +808,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        if not database_unreachable(exc):
+            raise
+        print(
+            f"careline: cannot reach the database ({type(exc).__name__}); check "
+            "CARELINE_DATABASE_URL and that the database server is running",
+            file=sys.stderr,
+        )
+        return 2
     return 2
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """Is this start-up failure the database server being unreachable or refusing us (down,
+    wrong host or port, wrong password or database name)? Those get one line, not a
+    traceback; any other error is a bug and keeps its traceback."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    if isinstance(exc, DBAPIError):
+        # asyncpg's refusals at connect time: authorization (28xxx), no such database
+        # (3D000), cannot connect now / too many connections (57P03, 53300).
+        state = str(getattr(exc.orig, "sqlstate", "") or "")
+        return state.startswith("28") or state in ("3D000", "57P03", "53300")
+    if isinstance(exc, OSError | TimeoutError):
+        # A refused or timed-out connect comes up from the driver unwrapped: blame the
+        # database only when the error was raised inside the database libraries.
+        tb = exc.__traceback__
+        while tb is not None:
+            if str(tb.tb_frame.f_globals.get("__name__", "")).startswith(
+                ("asyncpg", "sqlalchemy", "aiosqlite")
+            ):
+                return True
+            tb = tb.tb_next
+    return False

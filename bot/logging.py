@@ -2,6 +2,8 @@
 
 Never message text, names, phone numbers or tokens: code passes only ids and codes in
 ``extra={"ctx": {...}}``, and token-looking strings are masked as a last line of defence.
+Third-party loggers that can carry content (the PDF font subsetter, the SQL driver, HTTP access
+lines) are held at WARNING at every log level: :data:`CAPPED`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,41 @@ from datetime import UTC, datetime
 from typing import Any
 
 _TOKEN = re.compile(r"\d{5,}:[A-Za-z0-9_-]{20,}")
+
+# Third-party loggers that can carry what a person wrote, or are chatty for nothing: held at
+# WARNING whatever ``log_level`` says (DEBUG included), and their records below WARNING are
+# dropped by our handler even if a library turns a child logger up again.
+CAPPED = (
+    "fontTools",  # the font subsetter lists every glyph of a referral slip at INFO
+    "fpdf",  # the PDF writer: text it lays out or encrypts, at DEBUG
+    "PIL",  # image plugins (photos, QR codes, slips), at DEBUG
+    "matplotlib",  # fonts and settings (the ops chart and the slips' DejaVu), at DEBUG
+    "aiohttp.access",  # one line per request, with its path (verify codes, tokens)
+    "aiohttp.client",
+    "aiohttp.server",
+    "aiohttp.web",
+    "aiohttp.websocket",
+    "aiosqlite",  # every SQL statement with its parameters, at DEBUG
+    "sqlalchemy.engine",  # statements and their parameters, when turned up to INFO
+    "sqlalchemy.pool",
+    "redis",  # commands of the FSM storage, at DEBUG
+    "asyncio",  # debug mode's slow-callback reports: reprs of callbacks and their arguments
+    "aiogram.event",  # every handled update, at INFO: ids only, but far too chatty
+    "aiogram.scene",  # scene data, at DEBUG
+    "transitions",  # one line per state change
+    "apscheduler",  # every run of the sweep job (once a second), at INFO
+)
+
+
+def _capped(name: str) -> bool:
+    return any(name == c or name.startswith(c + ".") for c in CAPPED)
+
+
+class _ThirdPartyCap(logging.Filter):
+    """Drops records below WARNING from the loggers in :data:`CAPPED` and their children."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or not _capped(record.name)
 
 
 class JsonFormatter(logging.Formatter):
@@ -37,15 +74,13 @@ class JsonFormatter(logging.Formatter):
 
 
 def setup_logging(level: str = "INFO", stream: Any = None) -> None:
-    """Send all logs through the JSON formatter."""
+    """Send all logs through the JSON formatter; third-party loggers in :data:`CAPPED` stay at
+    WARNING at any ``level``."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(_ThirdPartyCap())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # aiogram logs every handled update at INFO; ids only, but far too chatty.
-    logging.getLogger("aiogram.event").setLevel(logging.WARNING)
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    logging.getLogger("transitions").setLevel(logging.WARNING)  # one line per state change
-    # APScheduler logs every run of the sweep job (once a second) at INFO.
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    for name in CAPPED:
+        logging.getLogger(name).setLevel(logging.WARNING)

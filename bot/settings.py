@@ -6,6 +6,7 @@ Only this module reads the environment. A missing or malformed setting raises
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import zoneinfo
 from enum import StrEnum
@@ -87,6 +88,9 @@ class Settings(BaseSettings):
     verify_port: int | None = Field(default=None, ge=1, le=65535)
     verify_requests_per_minute: int = Field(default=30, ge=1, le=10000)
     verify_trust_proxy: bool = False
+    # The reverse proxies (addresses or CIDRs, comma-separated) whose X-Forwarded-For hop is
+    # believed when verify_trust_proxy is on; the client is the right-most hop not among them.
+    verify_trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ("127.0.0.0/8", "::1/128")
 
     @field_validator("admin_ids", mode="before")
     @classmethod
@@ -98,6 +102,21 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError("must be comma-separated Telegram user ids") from None
         return value
+
+    @field_validator("verify_trusted_proxies", mode="before")
+    @classmethod
+    def _parse_networks(cls, value: Any) -> Any:
+        parts = [p.strip() for p in value.split(",")] if isinstance(value, str) else value
+        try:
+            return tuple(
+                str(ipaddress.ip_network(str(p).strip(), strict=False))
+                for p in parts
+                if str(p).strip()
+            )
+        except ValueError:
+            raise ValueError(
+                "must be comma-separated IP addresses or networks such as 10.0.0.0/8"
+            ) from None
 
     @field_validator("patient_bot_token", "doctor_bot_token")
     @classmethod

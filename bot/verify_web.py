@@ -1,13 +1,21 @@
 """The referral verify page a hospital desk opens by scanning a slip's QR.
 
 ``GET /r/<code>?t=<token>`` shows the verdict (valid / expired / revoked / used / forged /
-unknown) with only what the desk needs to match the patient's ID; without ``t`` the typed code
-is checked. ``GET /r/`` is a form to type a code. A valid slip's page carries a form whose
-``POST /r/<code>/use`` marks the slip used, once; the form holds a CSRF-style token (an HMAC
-under the key ring's blind-index key, bound to the code and a time, valid 30 minutes). Every
-check and mark is audited as ``desk:web``. Each client address gets ``per_minute`` requests a
-minute (a 429 page after that). The page's language comes from ``?lang=``, else
-Accept-Language. Everything shown is escaped; errors never show a stack trace.
+unknown). Who the slip is for (name, year of birth, sex) is shown only with the slip's signed
+token (the QR link) or with the typed code plus the patient's year of birth; a typed code alone
+says only whether the slip is valid, where it sends the patient and until when. ``GET /r/`` is a
+form to type a code. A slip whose patient was shown and that is valid carries a form whose
+``POST /r/<code>/use`` marks it used, once: the POST must come from this page's own origin
+(``Origin``, else ``Referer``) and carry a form token bound to the verdict just shown (an HMAC
+over the code, the verdict, how the patient was shown, the issue time and a per-page nonce
+kept in a ``SameSite=Strict`` HttpOnly cookie; valid 30 minutes). Every check and mark is
+audited as ``desk:web``; a mark also with the desk's address (``referral.use.web``). Each
+client address gets ``per_minute`` requests a minute (a 429 page after that); wrong years of
+birth are also counted per slip (``BORN_TRIES`` an hour), so spreading guesses over many
+addresses does not help. Behind a reverse proxy (``trust_proxy``) the client address is the
+right-most ``X-Forwarded-For`` hop that is not one of ``trusted_proxies``. The page's
+language comes from ``?lang=``, else Accept-Language. Everything shown is escaped; errors never
+show a stack trace.
 
 Mounted on the webhook server and the sandbox page; in polling mode :func:`serve` runs it on
 its own port (``CARELINE_VERIFY_HOST`` / ``CARELINE_VERIFY_PORT``).
@@ -16,16 +24,21 @@ its own port (``CARELINE_VERIFY_HOST`` / ``CARELINE_VERIFY_PORT``).
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import html
+import ipaddress
 import logging
+import secrets
 import time
+import unicodedata
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -35,10 +48,17 @@ from locales import LOCALES, Translator, normalize_locale
 from storage.models import utcnow
 from storage.uow import Database
 
+if TYPE_CHECKING:
+    from bot.settings import Settings
+
 log = logging.getLogger(__name__)
 
 FORM_TTL_S = 30 * 60
 ACTOR = "desk:web"
+COOKIE = "careline_verify"
+BORN_TRIES = 5  # wrong years of birth per slip ...
+BORN_WINDOW_S = 60 * 60  # ... an hour, from any address
+LOOPBACK = ("127.0.0.0/8", "::1/128")
 _MAX_CLIENTS = 10_000
 _COLOURS = {
     "valid": "#1b7f3b",
@@ -57,60 +77,230 @@ _ICONS = {
     "unknown": "?",
 }
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
 
 class RateLimiter:
-    """At most ``per_minute`` requests per client in any 60 s window (in memory)."""
+    """At most ``per_minute`` requests per client in any ``window`` seconds (in memory)."""
 
-    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        per_minute: int,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        window: float = 60.0,
+    ) -> None:
         self.per_minute = per_minute
         self.clock = clock
+        self.window = window
         self._hits: OrderedDict[str, deque[float]] = OrderedDict()
 
-    def allow(self, client: str) -> bool:
-        """Count one request of ``client``; False when it is over the limit."""
+    def _recent(self, client: str) -> deque[float]:
         now = self.clock()
         hits = self._hits.pop(client, None) or deque()
-        while hits and now - hits[0] >= 60:
+        while hits and now - hits[0] >= self.window:
             hits.popleft()
         self._hits[client] = hits  # most recent last
         while len(self._hits) > _MAX_CLIENTS:
             self._hits.popitem(last=False)
+        return hits
+
+    def allow(self, client: str) -> bool:
+        """Count one request of ``client``; False when it is over the limit."""
+        hits = self._recent(client)
         if len(hits) >= self.per_minute:
             return False
-        hits.append(now)
+        hits.append(self.clock())
         return True
+
+    def exhausted(self, client: str) -> bool:
+        """Is ``client`` over the limit already (nothing counted)?"""
+        return len(self._recent(client)) >= self.per_minute
+
+
+def parse_networks(values: Iterable[str]) -> tuple[Network, ...]:
+    """IP networks from addresses or CIDRs (``ValueError`` on a malformed one)."""
+    return tuple(ipaddress.ip_network(v.strip(), strict=False) for v in values if v.strip())
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An address from an X-Forwarded-For hop (``[v6]``, ``v4:port`` forgiven), or None."""
+    text = text.strip()
+    if text.startswith("[") and "]" in text:
+        text = text[1 : text.index("]")]
+    elif text.count(":") == 1:
+        text = text.partition(":")[0]
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def client_address(
+    remote: str | None, forwarded: Sequence[str], trusted: Sequence[Network], trust: bool
+) -> str:
+    """Who is asking: the peer, or — when it is a trusted proxy and ``trust`` is on — the
+    right-most ``X-Forwarded-For`` hop that is not a trusted proxy. Hops to its left were
+    written by the client itself and are never believed."""
+    peer = remote or "?"
+    if not trust or not _trusted(peer, trusted):
+        return peer
+    hops = [h.strip() for line in forwarded for h in line.split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _trusted(hop, trusted):
+            found = _ip(hop)
+            return str(found) if found is not None else hop[:64]
+    return peer  # every hop is one of ours: the request came from inside
+
+
+def _trusted(address: str, trusted: Sequence[Network]) -> bool:
+    found = _ip(address)
+    return found is not None and any(found in net for net in trusted)
+
+
+def _limit_key(address: str) -> str:
+    """IPv6 clients are counted per /64 (one host can hold a whole /64)."""
+    found = _ip(address)
+    if isinstance(found, ipaddress.IPv6Address) and found.ipv4_mapped is None:
+        return str(ipaddress.ip_network(f"{found}/64", strict=False))
+    return address
+
+
+def _origin_of(url: str) -> str | None:
+    """``scheme://host[:port]`` of a URL (default ports dropped), or None."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    default = {"http": 80, "https": 443}[parts.scheme]
+    return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
+
+
+def _year(typed: str) -> str | None:
+    """A typed year of birth as four ASCII digits (full-width and other digits forgiven)."""
+    text = unicodedata.normalize("NFKC", typed).strip()
+    return str(int(text)) if len(text) == 4 and text.isdecimal() else None
+
+
+def _without_identity(v: rf.Verdict) -> rf.Verdict:
+    """The verdict as a typed code may show it: status, target and dates, nobody's identity."""
+    return dataclasses.replace(v, patient_name=None, birth_year=None, sex=None)
 
 
 @dataclass
 class VerifyPage:
     """The verify routes. ``db`` may be set after mounting (the sandbox opens its database
-    after its web server starts); until then the page says it is not available yet."""
+    after its web server starts); until then the page says it is not available yet.
+    ``public_url``: where slips' QR codes point (its origin is this page's own, besides the
+    request's); ``trusted_proxies``: addresses or CIDRs of the reverse proxies whose
+    X-Forwarded-For is read when ``trust_proxy`` is on."""
 
     db: Database | None
     per_minute: int = 30
     trust_proxy: bool = False
     now: Callable[[], datetime] = field(default=utcnow)
+    trusted_proxies: Sequence[str] = LOOPBACK
+    public_url: str | None = None
     limiter: RateLimiter = field(init=False)
+    born_limiter: RateLimiter = field(init=False)
+    _proxies: tuple[Network, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         self.limiter = RateLimiter(self.per_minute)
+        self.born_limiter = RateLimiter(BORN_TRIES, window=BORN_WINDOW_S)
+        self._proxies = parse_networks(self.trusted_proxies)
+
+    @classmethod
+    def from_settings(cls, db: Database | None, settings: Settings) -> VerifyPage:
+        """The page as a deployment's settings configure it."""
+        return cls(
+            db,
+            per_minute=settings.verify_requests_per_minute,
+            trust_proxy=settings.verify_trust_proxy,
+            trusted_proxies=settings.verify_trusted_proxies,
+            public_url=settings.public_url,
+        )
 
     def mount(self, app: web.Application) -> None:
         """Add the routes to an aiohttp application (before it starts)."""
         app.router.add_get("/r", self.index)
         app.router.add_get("/r/", self.index)
         app.router.add_get("/r/{code}", self.show)
-        app.router.add_post("/r/{code}", self.show)  # the QR's #token, posted by the page
+        app.router.add_post("/r/{code}", self.show)  # the QR's #token or a year of birth
         app.router.add_post("/r/{code}/use", self.use)
 
     # -- helpers -----------------------------------------------------------------------------
     def _client(self, request: web.Request) -> str:
-        if self.trust_proxy:
-            forwarded = request.headers.get("X-Forwarded-For", "")
-            first = forwarded.split(",")[0].strip()
-            if first:
-                return first[:64]
-        return request.remote or "?"
+        return client_address(
+            request.remote,
+            request.headers.getall("X-Forwarded-For", []),
+            self._proxies,
+            self.trust_proxy,
+        )
+
+    def _allow(self, request: web.Request) -> bool:
+        return self.limiter.allow(_limit_key(self._client(request)))
+
+    def _own_origins(self, request: web.Request) -> set[str]:
+        """This page's origins: the public URL's, and the one the request was made to."""
+        scheme = request.scheme
+        if self.trust_proxy and _trusted(request.remote or "", self._proxies):
+            proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+            scheme = proto if proto in ("http", "https") else scheme
+        found = {_origin_of(f"{scheme}://{request.host}")}
+        if self.public_url:
+            found.add(_origin_of(self.public_url))
+        return {o for o in found if o}
+
+    def _same_origin(self, request: web.Request) -> bool:
+        """The POST came from this page: its Origin (else its Referer) is one of ours. A
+        browser sends Origin with every form POST; "null" or neither is refused."""
+        given = request.headers.get("Origin")
+        if given is None:
+            referer = request.headers.get("Referer")
+            given = _origin_of(referer) if referer else None
+        if not given or given == "null":
+            return False
+        return _origin_of(given) in self._own_origins(request)
+
+    def _form_mac(self, code: str, status: str, via: str, stamp: int, nonce: str) -> str:
+        assert self.db is not None
+        return self.db.ring.blind_index("verify-form", f"{code}|{status}|{via}|{stamp}|{nonce}")
+
+    def _form_token(self, code: str, status: str, via: str, nonce: str) -> str:
+        stamp = int(time.time())
+        return f"{stamp}.{via}.{self._form_mac(code, status, via, stamp, nonce)[:32]}"
+
+    def _form_ok(self, code: str, token: str, nonce: str) -> str | None:
+        """How the patient was shown (``token`` / ``born``) when ``token`` is this page's
+        form for the valid verdict on ``code``, with this browser's nonce; else None."""
+        stamp_text, _, rest = token.partition(".")
+        via, _, mac = rest.partition(".")
+        if not stamp_text.isdigit() or via not in ("token", "born") or not mac or not nonce:
+            return None
+        stamp = int(stamp_text)
+        if not 0 <= time.time() - stamp <= FORM_TTL_S:
+            return None
+        expected = self._form_mac(code, "valid", via, stamp, nonce)[:32]
+        return via if hmac.compare_digest(expected, mac) else None
+
+    def _set_nonce(self, request: web.Request, response: web.Response, nonce: str) -> None:
+        secure = request.secure or (self.public_url or "").startswith("https://")
+        response.set_cookie(
+            COOKIE,
+            nonce,
+            max_age=FORM_TTL_S,
+            path="/r",
+            httponly=True,
+            samesite="Strict",
+            secure=secure,
+        )
 
     @staticmethod
     def _locale(request: web.Request) -> str:
@@ -136,25 +326,11 @@ class VerifyPage:
                 return found
         return "en"
 
-    def _form_token(self, code: str, stamp: int) -> str:
-        assert self.db is not None
-        mac = self.db.ring.blind_index("verify-form", f"{code}|{stamp}")[:32]
-        return f"{stamp}.{mac}"
-
-    def _form_ok(self, code: str, token: str) -> bool:
-        stamp_text, _, mac = token.partition(".")
-        if not stamp_text.isdigit() or not mac:
-            return False
-        stamp = int(stamp_text)
-        if not 0 <= time.time() - stamp <= FORM_TTL_S:
-            return False
-        return hmac.compare_digest(self._form_token(code, stamp), token)
-
     # -- routes ------------------------------------------------------------------------------
     async def index(self, request: web.Request) -> web.Response:
         """A form to type a slip's code (``?code=`` goes to its page)."""
         tr = Translator(self._locale(request))
-        if not self.limiter.allow(self._client(request)):
+        if not self._allow(request):
             return _limited(tr)
         typed = request.query.get("code", "")
         if typed:
@@ -166,20 +342,27 @@ class VerifyPage:
         return _page(tr, _code_form(tr, ""))
 
     async def show(self, request: web.Request) -> web.Response:
-        """The verdict on one slip."""
+        """The verdict on one slip: with the patient by its token or code + year of birth,
+        without them by its code alone."""
         tr = Translator(self._locale(request))
-        if not self.limiter.allow(self._client(request)):
+        if not self._allow(request):
             return _limited(tr)
         if self.db is None:
             return _page(tr, _p(tr.plain("verify.unavailable")), status=503)
         code = request.match_info["code"][:40]
         token = request.query.get("t", "")
+        born = ""
         if request.method == "POST":
             try:
-                token = str((await request.post()).get("t", ""))
+                form = await request.post()
             except (ValueError, web.HTTPException):
-                token = ""
+                form = None
+            token = str(form.get("t", "")) if form else ""
+            born = str(form.get("born", "")).strip()[:8] if form else ""
         token = token[:2048]
+        canon = rf.normalize_code(code)
+        if born and not token and canon is not None and self.born_limiter.exhausted(canon):
+            return _limited(tr, "verify.born.locked", BORN_WINDOW_S)
         try:
             async with self.db.uow() as uow:
                 verdict = await self._check(uow, code, token)
@@ -187,13 +370,31 @@ class VerifyPage:
         except Exception:  # the desk sees a plain page, the log has the rest
             log.exception("verify page failed")
             return _page(tr, _p(tr.plain("verify.error")), status=500)
-        body = _verdict_html(tr, verdict)
-        if verdict.status == "valid" and verdict.code:
-            body += self._use_form(tr, verdict.code, token)
+        via = "token" if token else None
+        notice = ""
+        if not token and born and verdict.birth_year:
+            year = _year(born)
+            if year is not None and year == verdict.birth_year:
+                via = "born"
+            else:
+                if year is not None:  # a wrong guess, counted per slip
+                    self.born_limiter.allow(canon or code)
+                notice = f'<p class="notice">{_e(tr.plain("verify.born.mismatch"))}</p>'
+        shown = verdict if via else _without_identity(verdict)
+        body = notice + _verdict_html(tr, shown)
+        nonce = ""
+        if via and verdict.status == "valid" and verdict.code:
+            nonce = secrets.token_urlsafe(18)
+            body += self._use_form(tr, verdict.code, via, nonce)
+        elif not via and verdict.birth_year and verdict.code:
+            body += _born_form(tr, verdict.code)
         body += _code_form(tr, "")
         if not token:  # a scanned slip carries its token after '#': check that too
             body += _fragment_form(tr, code)
-        return _page(tr, body, status=200 if verdict.status != "unknown" else 404)
+        response = _page(tr, body, status=200 if verdict.status != "unknown" else 404)
+        if nonce:
+            self._set_nonce(request, response, nonce)
+        return response
 
     async def _check(self, uow: Any, code: str, token: str) -> rf.Verdict:
         assert self.db is not None
@@ -203,41 +404,55 @@ class VerifyPage:
             return await rf.verify_token(uow, token, signer, now, code=code, actor=ACTOR)
         return await rf.verify_code(uow, code, signer, now, actor=ACTOR)
 
-    def _use_form(self, tr: Translator, code: str, token: str) -> str:
-        form = self._form_token(code, int(time.time()))
+    def _use_form(self, tr: Translator, code: str, via: str, nonce: str) -> str:
+        form = self._form_token(code, "valid", via, nonce)
         return (
             f'<form method="post" action="/r/{_e(code)}/use?lang={_e(tr.locale)}">'
             f'<input type="hidden" name="form" value="{_e(form)}">'
-            f'<input type="hidden" name="t" value="{_e(token)}">'
             f"<p class=hint>{_e(tr.plain('verify.mark.hint'))}</p>"
             f"<button type=submit>{_e(tr.plain('verify.mark.button'))}</button></form>"
         )
 
     async def use(self, request: web.Request) -> web.Response:
-        """The desk marks a valid slip used (once; audited)."""
+        """The desk marks a valid slip used (once; audited with the desk's address). Only
+        from this page's own origin, with the form of the verdict this browser was shown."""
         tr = Translator(self._locale(request))
-        if not self.limiter.allow(self._client(request)):
+        client = self._client(request)
+        if not self.limiter.allow(_limit_key(client)):
             return _limited(tr)
         if self.db is None:
             return _page(tr, _p(tr.plain("verify.unavailable")), status=503)
         code = request.match_info["code"][:40]
+        canon = rf.normalize_code(code)
+        if not self._same_origin(request):
+            await self._refused(canon, client, "origin")
+            return _page(tr, _p(tr.plain("verify.mark.cross_origin")), status=403)
         try:
             data = await request.post()
         except (ValueError, web.HTTPException):
             data = None
-        form = str(data.get("form", "")) if data else ""
-        token = str(data.get("t", ""))[:2048] if data else ""
-        canon = rf.normalize_code(code)
-        if canon is None or not self._form_ok(canon, form):
+        form = str(data.get("form", ""))[:200] if data else ""
+        nonce = request.cookies.get(COOKIE, "")[:64]
+        via = self._form_ok(canon, form, nonce) if canon is not None else None
+        if canon is None or via is None:
+            await self._refused(canon, client, "form")
             return _page(tr, _p(tr.plain("verify.mark.stale")), status=403)
         try:
             async with self.db.uow() as uow:
-                verdict = await self._check(uow, canon, token)
+                verdict = await rf.verify_code(uow, canon, Signer(self.db.ring), self.now())
                 done = False
                 if verdict.status == "valid" and verdict.referral_id:
                     ref = await uow.session.get(rf.Referral, verdict.referral_id)
                     if ref is not None:
                         done = await rf.mark_used(uow, ref, self.now(), by="desk", actor=ACTOR)
+                    if done:
+                        await uow.audit.record(
+                            ACTOR,
+                            "referral.use.web",
+                            "referral",
+                            verdict.referral_id,
+                            {"address": client[:64], "shown_by": via},
+                        )
                 await uow.commit()
         except Exception:
             log.exception("verify page: marking used failed")
@@ -247,7 +462,26 @@ class VerifyPage:
             return _page(tr, body + _code_form(tr, ""))
         status_text = tr.plain(f"verify.status.{verdict.status}")
         body = _p(tr.plain("verify.mark.refused", status=status_text))
-        return _page(tr, body + _verdict_html(tr, verdict), status=409)
+        return _page(tr, body + _verdict_html(tr, _without_identity(verdict)), status=409)
+
+    async def _refused(self, code: str | None, client: str, reason: str) -> None:
+        """A refused mark of a slip that exists is audited (who asked from where, and why)."""
+        if code is None or self.db is None:
+            return
+        try:
+            async with self.db.uow() as uow:
+                ref = await rf.by_code(uow, code)
+                if ref is not None:
+                    await uow.audit.record(
+                        ACTOR,
+                        "referral.use.refused",
+                        "referral",
+                        ref.id,
+                        {"address": client[:64], "reason": reason},
+                    )
+                    await uow.commit()
+        except Exception:  # the refusal stands; the log has the rest
+            log.exception("verify page: auditing a refused mark failed")
 
 
 # --- rendering ---------------------------------------------------------------------------------
@@ -297,6 +531,17 @@ def _verdict_html(tr: Translator, v: rf.Verdict) -> str:
     return "".join(parts)
 
 
+def _born_form(tr: Translator, code: str) -> str:
+    """Asks for the patient's year of birth (posted, so it stays out of URLs and logs)."""
+    return (
+        f'<form method="post" action="/r/{_e(code)}?lang={_e(tr.locale)}" class=born>'
+        f"<p class=hint>{_e(tr.plain('verify.born.hint'))}</p>"
+        f'<label>{_e(tr.plain("verify.born.label"))} <input name="born" inputmode="numeric" '
+        f'maxlength="4" size="5" autocomplete="off"></label> '
+        f"<button type=submit>{_e(tr.plain('verify.born.check'))}</button></form>"
+    )
+
+
 def _code_form(tr: Translator, typed: str) -> str:
     return (
         f'<form method="get" action="/r/" class=code><input type="hidden" name="lang" '
@@ -332,13 +577,18 @@ _STYLE = (
     "table{border-collapse:collapse;width:100%;margin:1rem 0}th,td{text-align:left;"
     "padding:.4rem;border-bottom:1px solid #ddd}th{width:40%;color:#444;font-weight:normal}"
     "button{font-size:1.1rem;padding:.6rem 1rem}.hint{color:#444}form.code{margin-top:2rem}"
+    ".notice{background:#fff4e5;border-left:4px solid #9a6700;padding:.6rem}"
+    "input{font-size:1.1rem;padding:.4rem}"
 )
 _HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
     f"script-src 'sha256-{_FRAGMENT_HASH}'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # Same-origin only: other sites never see the page's address (its token), and the
+    # browser still sends this page's Origin with the "used" form (no-referrer would send
+    # "Origin: null", which the same-origin check refuses).
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
     "X-Robots-Tag": "noindex",
 }
@@ -358,10 +608,10 @@ def _page(tr: Translator, body: str, *, status: int = 200) -> web.Response:
     )
 
 
-def _limited(tr: Translator) -> web.Response:
-    body = f"<p><b>{_e(tr.plain('verify.limited'))}</b></p>"
+def _limited(tr: Translator, msgid: str = "verify.limited", retry_s: int = 60) -> web.Response:
+    body = f"<p><b>{_e(tr.plain(msgid))}</b></p>"
     response = _page(tr, body, status=429)
-    response.headers["Retry-After"] = "60"
+    response.headers["Retry-After"] = str(retry_s)
     return response
 
 

@@ -21,6 +21,7 @@ from flows.fhir import (
 from flows.onboarding import CONSENT_KIND, CONSENT_VERSION, Actor
 from storage.models import (
     CareAlert,
+    Caregiver,
     CheckIn,
     Consent,
     Consultation,
@@ -218,9 +219,41 @@ async def erase(
     await uow.intakes.delete_for_patient(patient.id)
     await _delete_chronic_care(uow, patient.id)
     await caregivers.erase_for_patient(uow, patient, bot=bot)  # each active one is told
+    # The data key, and once this unit commits the key share outside the database
+    # (storage/keystore.py): database backups taken before now cannot open the patient.
     await uow.vault.destroy(patient.id)
     await uow.patients.delete(patient)
     await uow.audit.record(
         actor, "patient.erase", "patient", patient.id, {"kept": [c.id for c in kept]}
     )
     return bool(kept)
+
+
+async def reapply_erasure(uow: UnitOfWork, owner_id: str, *, actor: str = "admin:cli") -> str:
+    """``restore``: the restored database still holds an owner the key store's erasure ledger
+    says was erased after the backup was taken. Their key share is gone, so nothing of theirs
+    can be read; this destroys their data key again and deletes what :func:`erase` deletes
+    (nothing is decrypted, nobody is told: that happened at the erasure). Returns what the
+    owner was: ``patient``, ``case`` (a kept record purged since) or ``key``."""
+    kind = "key"
+    patient = await uow.patients.get(owner_id)
+    if patient is not None:
+        kind = "patient"
+        await uow.outbox.drop_pending_for_chat("patient", patient.tg_user_id)
+        await uow.events.delete_for_patient(owner_id)
+        for case in await uow.consultations.for_patient(owner_id):
+            if case.key_owner in (None, owner_id):  # a record kept under its own key stays
+                await retention.drop_case(uow, case)
+        await uow.reports.delete_for_patient(owner_id)
+        await uow.intakes.delete_for_patient(owner_id)
+        await _delete_chronic_care(uow, owner_id)
+        await uow.session.execute(delete(Caregiver).where(Caregiver.patient_id == owner_id))
+        await uow.patients.delete(patient)
+    else:
+        record = await uow.consultations.get(owner_id)
+        if record is not None and record.key_owner == owner_id:
+            kind = "case"
+            await retention.drop_case(uow, record)
+    await uow.vault.destroy(owner_id)
+    await uow.audit.record(actor, "erasure.reapply", kind, owner_id, {})
+    return kind

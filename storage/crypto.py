@@ -7,6 +7,10 @@
 * Fields are AES-GCM ciphertext whose associated data binds them to
   ``(table, column, row id, key version)``: a ciphertext copied to another row or column fails.
 * Lookups (phone number) use an HMAC-SHA256 **blind index** under its own key.
+* The ring **fails safe**: a keys file other users can read or write is refused
+  (:func:`check_keys_file_mode`), a missing one is not silently replaced when the caller says
+  data exists (``load_or_create(create=False)``), and :meth:`KeyRing.check_sample` tells
+  whether the ring unwraps a sample of the stored data keys.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import secrets
 import struct
 import tempfile
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +46,77 @@ class CryptoError(Exception):
 
 class KeysFileError(Exception):
     """The keys file is unreadable or malformed; the message names the file, not its content."""
+
+
+# Group and others must have no access at all: a keys file anyone else can read is a copy of
+# every patient's data, and one they can write can be swapped for theirs.
+_OPEN_TO_OTHERS = 0o077
+# How many of the newest live data keys of each master key start-up tries to unwrap.
+SAMPLE_PER_MASTER_KEY = 3
+
+
+def check_keys_file_mode(path: Path) -> None:
+    """Refuse (:class:`KeysFileError`) a keys file that group or others can read or write."""
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError as exc:
+        raise KeysFileError(f"keys file {path} is unreadable ({type(exc).__name__})") from None
+    if mode & _OPEN_TO_OTHERS:
+        raise KeysFileError(
+            f"keys file {path} is open to other users (mode {mode:04o}); "
+            f"make it private with: chmod 600 {path}"
+        )
+
+
+def missing_keys_message(path: Path) -> str:
+    """The refusal when the keys file is gone but the database holds data."""
+    return (
+        f"keys file {path} is missing, but the database already holds data; restore the keys "
+        "file from its backup (a new one could not read that data)"
+    )
+
+
+@dataclass(frozen=True)
+class SampleCheck:
+    """What unwrapping a sample of stored data keys with the ring found. ``sampled`` maps each
+    master key id the sample used to (keys tried, keys unwrapped)."""
+
+    path: Path
+    sampled: dict[int, tuple[int, int]]
+    missing: tuple[int, ...]
+
+    @property
+    def checked(self) -> int:
+        """Data keys tried."""
+        return sum(tried for tried, _ in self.sampled.values())
+
+    @property
+    def unwrapped(self) -> int:
+        """Data keys that unwrapped."""
+        return sum(ok for _, ok in self.sampled.values())
+
+    def problems(self) -> list[str]:
+        """One line per master key that failed its sample; empty when all unwrapped."""
+        out = [
+            f"keys file {self.path} has no master key {mid}, which wraps data keys in the "
+            "database; restore the keys file this database was written with"
+            for mid in self.missing
+        ]
+        for mid, (tried, ok) in sorted(self.sampled.items()):
+            if mid in self.missing or ok == tried:
+                continue
+            if ok == 0:
+                out.append(
+                    f"keys file {self.path} cannot unwrap the database's data keys (master key "
+                    f"{mid}: 0 of {tried} sampled unwrapped); it is damaged or belongs to "
+                    "another database; restore the right keys file from its backup"
+                )
+            else:
+                out.append(
+                    f"keys file {self.path}: master key {mid} unwrapped only {ok} of {tried} "
+                    "sampled data keys; those rows of data_keys are damaged"
+                )
+        return out
 
 
 def _b64(data: bytes) -> str:
@@ -110,11 +186,15 @@ class KeyRing:
 
     # -- file handling ---------------------------------------------------------------------
     @classmethod
-    def load_or_create(cls, path: Path) -> tuple[KeyRing, bool]:
-        """Load the ring, or create a new one (0600) and return ``created=True``."""
+    def load_or_create(cls, path: Path, *, create: bool = True) -> tuple[KeyRing, bool]:
+        """Load the ring, or create a new one (0600, in a 0700 directory when it makes one) and
+        return ``created=True``. With ``create=False`` a missing file is refused instead: the
+        caller knows data exists that a new ring could never read."""
         if path.exists():
             return cls.load(path), False
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not create:
+            raise KeysFileError(missing_keys_message(path))
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         key = MasterKey(1, AESGCM.generate_key(bit_length=256), _now())
         sk = new_signing_key()
         ring = cls(path, {1: key}, 1, secrets.token_bytes(32), {sk.kid: sk}, sk.kid)
@@ -289,6 +369,23 @@ class KeyRing:
             return AESGCM(mk.key).decrypt(wrapped[:_NONCE], wrapped[_NONCE:], aad)
         except InvalidTag:
             raise CryptoError("a data key failed authentication") from None
+
+    def check_sample(self, sample: Iterable[tuple[str, int, bytes]]) -> SampleCheck:
+        """Try to unwrap stored data keys, given as ``(owner id, master key id, wrapped)``;
+        never raises, never keeps the unwrapped keys."""
+        sampled: dict[int, tuple[int, int]] = {}
+        missing: set[int] = set()
+        for owner, master_id, wrapped in sample:
+            tried, ok = sampled.get(master_id, (0, 0))
+            try:
+                self.unwrap(master_id, wrapped, owner)
+            except (CryptoError, ValueError):  # ValueError: a wrapped key too short for a nonce
+                if master_id not in self._keys:
+                    missing.add(master_id)
+            else:
+                ok += 1
+            sampled[master_id] = (tried + 1, ok)
+        return SampleCheck(self.path, sampled, tuple(sorted(missing)))
 
     def blind_index(self, purpose: str, value: str) -> str:
         """HMAC-SHA256 of a normalised value, for equality lookups without plaintext."""

@@ -13,6 +13,7 @@ from storage.consultations import ConsultationRepository
 from storage.crypto import KeyRing
 from storage.db import WriterGate, is_sqlite, make_engine
 from storage.doctors import DoctorRepository
+from storage.keystore import KeyStore, beside
 from storage.reports import ReportRepository
 from storage.repositories import (
     ConsentRepository,
@@ -22,17 +23,25 @@ from storage.repositories import (
     OutboxRepository,
     PatientRepository,
 )
-from storage.vault import KeyCache, Vault
+from storage.vault import KEYSTORE_INFO, KeyCache, Vault
 
 
 class UnitOfWork:
     """Repositories sharing one session and one transaction."""
 
     def __init__(
-        self, session: AsyncSession, ring: KeyRing, cache: KeyCache, *, postgres: bool = False
+        self,
+        session: AsyncSession,
+        ring: KeyRing,
+        cache: KeyCache,
+        *,
+        postgres: bool = False,
+        keystore: KeyStore | None = None,
     ) -> None:
         self.session = session
-        self.vault = Vault(session, ring, cache)
+        if keystore is not None:
+            session.info[KEYSTORE_INFO] = keystore
+        self.vault = Vault(session, ring, cache, keystore)
         self.patients = PatientRepository(session, self.vault)
         self.consents = ConsentRepository(session)
         self.intakes = IntakeRepository(session, self.vault)
@@ -42,13 +51,15 @@ class UnitOfWork:
         self.reports = ReportRepository(session, self.vault)
         self.inbox = InboxRepository(session, self.vault)
         self.outbox = OutboxRepository(session, self.vault)
-        self.audit = AuditLog(session)
+        self.audit = AuditLog(session, ring)
         self._committed = False
 
     async def commit(self) -> None:
-        """Commit everything done in this unit."""
+        """Commit everything done in this unit; then the key shares of the data keys it
+        destroyed are deleted from the key store (never before: a failed commit keeps them)."""
         await self.session.commit()
         self._committed = True
+        await self.vault.forget_destroyed()
 
     async def rollback(self) -> None:
         """Throw away everything done in this unit."""
@@ -56,11 +67,23 @@ class UnitOfWork:
 
 
 class Database:
-    """The engine, the key ring and the writer gate; hands out units of work."""
+    """The engine, the key ring, the key store and the writer gate; hands out units of work.
 
-    def __init__(self, url: str, ring: KeyRing, *, echo: bool = False, **options: Any) -> None:
+    ``keystore``: the key store (:mod:`storage.keystore`); by default the one beside the keys
+    file, as the bot opens it."""
+
+    def __init__(
+        self,
+        url: str,
+        ring: KeyRing,
+        *,
+        echo: bool = False,
+        keystore: KeyStore | None = None,
+        **options: Any,
+    ) -> None:
         self.url = url
         self.options = options
+        self.keystore = keystore or KeyStore.open(beside(ring.path))
         self.engine: AsyncEngine = make_engine(url, echo=echo, **options)
         self.sqlite = is_sqlite(url)
         self.ring = ring
@@ -72,7 +95,9 @@ class Database:
     async def uow(self) -> AsyncIterator[UnitOfWork]:
         """One transaction; rolled back unless the caller commits."""
         async with self.gate, self._sessions() as session:
-            unit = UnitOfWork(session, self.ring, self.cache, postgres=not self.sqlite)
+            unit = UnitOfWork(
+                session, self.ring, self.cache, postgres=not self.sqlite, keystore=self.keystore
+            )
             try:
                 yield unit
             except BaseException:
@@ -82,5 +107,6 @@ class Database:
                 await session.rollback()
 
     async def dispose(self) -> None:
-        """Close all connections."""
+        """Close all connections and the key store."""
         await self.engine.dispose()
+        self.keystore.close()

@@ -26,7 +26,7 @@ import aiohttp
 from aiohttp import web
 
 from bot.sandbox.emulator_botapi import BotApiMethods, Params, guess_mime, image_size, parse_params
-from bot.sandbox.emulator_client_api import setup_client_api
+from bot.sandbox.emulator_client_api import local_only, setup_client_api
 from bot.sandbox.emulator_faults import (
     SENDING_METHODS,
     FaultInjector,
@@ -120,7 +120,9 @@ class BotApiEmulator:
         self._runner: web.AppRunner | None = None
         self._http: aiohttp.ClientSession | None = None
         self.methods = BotApiMethods(self)
-        self.app = web.Application(client_max_size=MAX_UPLOAD)
+        # Every route (Bot API, client API, the sandbox page) refuses foreign Host headers and
+        # other origins: see emulator_client_api.local_only.
+        self.app = web.Application(client_max_size=MAX_UPLOAD, middlewares=[local_only])
         self.app.router.add_route("*", "/bot{token}/{method}", self._handle_bot_api)
         self.app.router.add_get("/file/bot{token}/{path:.+}", self._handle_file_download)
         setup_client_api(self.app, self)
@@ -328,7 +330,9 @@ class BotApiEmulator:
         )
         file_id = f"{prefix}{bot_id:x}x{n:06d}{self._rng.getrandbits(48):012x}"
         name = filename or {"photo": "photo.jpg", "voice": "voice.ogg"}.get(kind, "file.bin")
-        ext = pathlib.PurePosixPath(name).suffix or ".bin"
+        ext = pathlib.PurePosixPath(name).suffix
+        if not ext[1:].isascii() or not ext[1:].isalnum() or len(ext) > 10:
+            ext = ".bin"  # the name is anyone's: only a plain extension reaches paths
         folder = {"photo": "photos", "voice": "voice", "audio": "music", "video": "videos"}.get(
             kind, "documents"
         )

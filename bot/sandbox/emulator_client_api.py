@@ -10,12 +10,14 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import ipaddress
 import json
 import logging
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -63,6 +65,45 @@ def _ok(**payload: Any) -> web.Response:
 
 def _error(message: str, status: int) -> web.Response:
     return web.json_response({"ok": False, "error": message}, status=status)
+
+
+def _loopback_name(host: str | None) -> bool:
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@web.middleware
+async def local_only(request: web.Request, handler: ClientHandler) -> web.StreamResponse:
+    """Only this machine's own pages may talk to the emulator (it acts as any simulated
+    person): a Host that is not a loopback name (DNS rebinding: a web site's own name
+    pointed at 127.0.0.1) and a browser request from another origin (a page the sandbox
+    user visits, e.g. a ``text/plain`` form POST, which needs no CORS preflight) get 403.
+    Requests without an Origin (bots, tests, curl) are same-origin by definition."""
+    try:
+        host = request.url.host
+    except ValueError:  # a Host header that is not a host
+        host = None
+    if not _loopback_name(host):
+        return _error("forbidden: this server answers only at a loopback address", 403)
+    origin = request.headers.get("Origin")
+    if origin is not None and origin.lower() != f"{request.scheme}://{request.host}".lower():
+        return _error("forbidden: a request from another origin", 403)
+    return await handler(request)
+
+
+def content_disposition(kind: str, name: str) -> str:
+    """A Content-Disposition value for a file name anyone could have chosen (RFC 6266):
+    control characters dropped, an ASCII ``filename`` with quotes and backslashes replaced,
+    and the exact name percent-encoded as ``filename*`` (RFC 8187)."""
+    clean = "".join(ch for ch in name if ch.isprintable())[:255] or "file"
+    fallback = "".join(ch if " " <= ch <= "~" and ch not in '"\\' else "_" for ch in clean)
+    return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(clean, safe='')}"
 
 
 def _guarded(handler: ClientHandler) -> ClientHandler:
@@ -488,7 +529,7 @@ class ClientApi:
             raise ClientApiError(f"unknown file {request.match_info['file_id']!r}", 404)
         headers = {}
         if stored.file_name:
-            headers["Content-Disposition"] = f'inline; filename="{stored.file_name}"'
+            headers["Content-Disposition"] = content_disposition("inline", stored.file_name)
         return web.Response(
             body=stored.read(),
             content_type=stored.mime_type or "application/octet-stream",

@@ -181,10 +181,11 @@ async def start_sandbox(
         DOCTOR_TOKEN, username=DOCTOR_USERNAME, first_name="Careline for doctors"
     )
     add_web_routes(emulator.app, title="Careline sandbox")
-    verify = VerifyPage(
+    verify = VerifyPage(  # the page's own origin is the sandbox's, not a deployment's URL
         None,
         per_minute=settings.verify_requests_per_minute,
         trust_proxy=settings.verify_trust_proxy,
+        trusted_proxies=settings.verify_trusted_proxies,
     )
     verify.mount(emulator.app)  # /r/<code>: the referral verify page (database set below)
     data_dir = settings.data_dir / "sandbox"

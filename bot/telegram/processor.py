@@ -31,6 +31,33 @@ from storage.uow import Database, UnitOfWork
 
 log = logging.getLogger("careline.processor")
 
+# Telegram's update ids are positive and sequential; anything outside JSON's exactly
+# representable integers (or a boolean, which Python counts as an int) is not one of them.
+MAX_UPDATE_ID = 2**53 - 1
+# A real update nests about ten levels (a callback's message, its reply, an entity's user);
+# far deeper is an attack on the parsers and handlers downstream, not a message.
+MAX_DEPTH = 32
+
+
+def update_problem(update: Any) -> str | None:
+    """Why a raw update cannot be taken (``shape``, ``update_id`` or ``depth``), or None.
+    Checked before anything is stored, so a bad one never takes the place of a real id."""
+    if not isinstance(update, dict):
+        return "shape"
+    uid = update.get("update_id")
+    if type(uid) is not int or not 0 <= uid <= MAX_UPDATE_ID:
+        return "update_id"
+    stack: list[tuple[Any, int]] = [(update, 1)]
+    while stack:  # iterative: a deep document must not exhaust the recursion limit here
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return "depth"
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values() if isinstance(v, dict | list))
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node if isinstance(v, dict | list))
+    return None
+
 
 def hash_user(user_id: int | None) -> str:
     """A short, stable, non-reversible tag for a Telegram user in logs."""
@@ -103,9 +130,19 @@ class UpdateProcessor:
         self.failed = 0
 
     async def store(self, role: str, updates: Sequence[dict[str, Any]]) -> int:
-        """Commit raw updates to the inbox; returns how many were new."""
+        """Commit raw updates to the inbox; returns how many were new. An update that
+        :func:`update_problem` refuses is dropped (logged), never stored."""
         if not updates:
             return 0
+        refused = [u for u in updates if update_problem(u) is not None]
+        if refused:
+            log.warning(
+                "updates refused before storing",
+                extra={"ctx": {"count": len(refused), "why": update_problem(refused[0])}},
+            )
+            updates = [u for u in updates if update_problem(u) is None]
+            if not updates:
+                return 0
         async with self.db.uow() as uow:
             new = await uow.inbox.store(role, updates)
             await uow.commit()

@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bot.telegram.processor import UpdateProcessor
+from bot.telegram.processor import UpdateProcessor, update_problem
 
 log = logging.getLogger("careline.sources")
 
@@ -138,7 +138,7 @@ class Poller:
         result = body.get("result")
         if not isinstance(result, list):
             raise ValueError("getUpdates result is not a list")
-        return [u for u in result if isinstance(u, dict) and isinstance(u.get("update_id"), int)]
+        return [u for u in result if update_problem(u) is None]
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -152,7 +152,10 @@ class Poller:
 def webhook_routes(
     app: web.Application, processor: UpdateProcessor, secret: str, roles: list[str]
 ) -> None:
-    """POST /webhook/<role>: check the secret in constant time, commit, then answer 200."""
+    """POST /webhook/<role>: check the secret in constant time, commit, then answer 200.
+    A body that is not an update (not JSON, nested too deep, an ``update_id`` that is not a
+    non-negative integer in range) gets 400 and is never stored: Telegram does not retry a
+    4xx forever as it does a 5xx."""
 
     async def handle(request: web.Request) -> web.Response:
         role = request.match_info["role"]
@@ -163,9 +166,11 @@ def webhook_routes(
             return web.Response(status=401)
         try:
             body = await request.json(loads=json.loads)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             return web.Response(status=400)
-        if not isinstance(body, dict) or not isinstance(body.get("update_id"), int):
+        problem = update_problem(body)
+        if problem is not None:
+            log.warning("webhook update refused", extra={"ctx": {"bot": role, "why": problem}})
             return web.Response(status=400)
         try:
             await processor.store(role, [body])

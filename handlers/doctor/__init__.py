@@ -21,9 +21,12 @@ from handlers.doctor import (
 
 
 def get_router() -> Router:
-    """All doctor routers, limited to private chats with people."""
+    """All doctor routers, limited to private chats with people (not bots)."""
     root = Router(name="doctor")
-    root.message.filter(F.chat.type == "private", ~F.from_user.is_bot)
+    # A message without a sender (never sent by Telegram in a private chat) is ignored, as in
+    # the patient bot: the handlers below all act for ``message.from_user``.
+    root.message.filter(F.chat.type == "private", F.from_user, ~F.from_user.is_bot)
+    root.edited_message.filter(F.chat.type == "private", F.from_user, ~F.from_user.is_bot)
     root.callback_query.filter(~F.from_user.is_bot)
     root.include_routers(
         # /ops before the admin's typed answers: while a rejection reason is asked for,

@@ -18,6 +18,7 @@ from handlers.patient import (
     fallback,
     intake,
     onboarding,
+    refusals,
 )
 from handlers.patient import doses as dose_handlers
 from handlers.patient import meds as meds_handlers
@@ -47,6 +48,7 @@ def get_router() -> Router:
     root.callback_query.filter(~F.from_user.is_bot)
     # Red flags first: an emergency in any message wins over every other handler.
     root.include_routers(
+        refusals.routes.router(),  # audits a button of another step (an error, no handler)
         emergency.routes.router(),
         meds_handlers.routes.router(),  # plan cards, /meds; typed answers before case relays
         dose_handlers.routes.router(),  # reminder buttons, typed skip reasons/side effects

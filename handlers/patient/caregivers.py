@@ -38,6 +38,7 @@ from flows import onboarding
 from flows.caregivers import CaregiverError, Offer
 from flows.onboarding import Step, step_of
 from handlers.common.routes import RouteTable
+from handlers.patient.refusals import refused, refused_button
 from handlers.patient.render import show_step
 from locales import LOCALES, Html, Translator
 from storage.models import Caregiver, Patient, utcnow
@@ -333,11 +334,17 @@ async def on_left_picker(
 # -- the invitation link (anyone) ----------------------------------------------------------------
 
 
+def _why(err: CaregiverError) -> str:
+    """A refusal's reason for the audit: the last part of its message id (``other_user``)."""
+    return err.msgid.rsplit(".", 1)[-1]
+
+
 @routes.message(CommandStart(deep_link=True, magic=F.args.startswith(flow.LINK_PREFIX)))
 async def on_link(
     message: Message,
     command: CommandObject,
     uow: UnitOfWork,
+    patient: Patient | None,
     tr: Translator,
     reply: Replier,
     settings: Settings,
@@ -348,6 +355,7 @@ async def on_link(
     try:
         offer = await flow.preview(uow, token, message.from_user.id, now=utcnow())
     except CaregiverError as err:
+        await refused(uow, message, patient, "/start", _why(err))
         await reply.text(tr(err.msgid, **err.params))
         return
     cg = offer.caregiver
@@ -369,6 +377,7 @@ async def on_offer_answer(
     query: CallbackQuery,
     callback_data: CgOfferCB,
     uow: UnitOfWork,
+    patient: Patient | None,
     tr: Translator,
     reply: Replier,
 ) -> None:
@@ -385,6 +394,7 @@ async def on_offer_answer(
         else:
             raise CaregiverError("caregivers.link.malformed")
     except CaregiverError as err:
+        await refused_button(uow, query, patient, _why(err))
         await reply.text(tr(err.msgid, **err.params))
         return
     if query.message is not None:  # the terms' buttons are spent
@@ -461,6 +471,7 @@ async def on_patient_button(
     """Invite → scope → details → name (typed or skipped) → link; or revoke one."""
     await reply.answer_callback(query.id)
     if (p := await _onboarded(patient, tr, reply, settings)) is None:
+        await refused_button(uow, query, patient, "not_onboarded")
         return
     action, scope = callback_data.action, callback_data.scope
     now = utcnow()
@@ -486,9 +497,11 @@ async def on_patient_button(
         elif action == "revoke":
             await _revoke(uow, tr, reply, p, callback_data.value)
         else:
+            await refused_button(uow, query, p)
             await reply.text(tr("caregivers.error.restart"))
             await reply.text(tr("caregivers.invite.ask_scope"), scope_keyboard(tr))
     except CaregiverError as err:
+        await refused_button(uow, query, p, _why(err))
         await reply.text(tr(err.msgid, **err.params))
 
 
@@ -608,11 +621,19 @@ async def on_pick_skipped(
 
 
 async def _stop(
-    uow: UnitOfWork, tr: Translator, reply: Replier, caregiver_id: str, tg_user_id: int
+    uow: UnitOfWork,
+    tr: Translator,
+    reply: Replier,
+    caregiver_id: str,
+    tg_user_id: int,
+    event: Message | CallbackQuery,
 ) -> None:
     try:
         offer = await flow.stop(uow, caregiver_id, tg_user_id, now=utcnow())
-    except CaregiverError:
+    except CaregiverError as err:
+        await refused(
+            uow, event, None, "/stop" if isinstance(event, Message) else "cgs", _why(err)
+        )
         label = await flow.former_label(uow, caregiver_id)
         if label:
             await reply.text(tr("caregivers.no_longer", patient=label))
@@ -637,7 +658,7 @@ async def on_stop_command(
     """/stop: with one patient cared for, stop at once; with several, ask for whom."""
     assert message.from_user is not None
     if len(caring) == 1:
-        await _stop(uow, tr, reply, caring[0].caregiver.id, message.from_user.id)
+        await _stop(uow, tr, reply, caring[0].caregiver.id, message.from_user.id, message)
         return
     _, markup = render_home(tr, caring, own_button=False)
     await reply.text(tr("caregivers.stop.choose"), markup)
@@ -649,7 +670,7 @@ async def on_stop_button(
 ) -> None:
     """A Stop button on the home message (a revoked caregiver is told they no longer are)."""
     await reply.answer_callback(query.id)
-    await _stop(uow, tr, reply, callback_data.id, query.from_user.id)
+    await _stop(uow, tr, reply, callback_data.id, query.from_user.id, query)
 
 
 @routes.callback_query(CgOwnCB.filter())

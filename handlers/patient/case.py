@@ -24,6 +24,7 @@ from flows.onboarding import Step, step_of
 from handlers.common import cases as view
 from handlers.common.routes import RouteTable
 from handlers.patient.intake_render import IntakeCB, begin_keyboard
+from handlers.patient.refusals import refused, refused_button
 from locales import Translator
 from storage.models import Consultation, Patient, ScheduledEvent, utcnow
 from storage.uow import UnitOfWork
@@ -133,6 +134,7 @@ async def on_case_button(
     """Cancel confirmed, cancel declined, or keep waiting after an expiry."""
     case = await uow.consultations.get(callback_data.case)
     if patient is None or case is None or case.patient_id != patient.id:
+        await refused_button(uow, query, patient, "stale" if case is None else "not_yours")
         await reply.answer_callback(query.id, tr.plain("error.stale_button"))
         return
     now = utcnow()
@@ -168,6 +170,7 @@ async def on_case_button(
             return
     except NotAllowed:
         pass
+    await refused_button(uow, query, patient)
     await reply.answer_callback(query.id, tr.plain("error.stale_button"))
 
 
@@ -223,11 +226,14 @@ async def on_intake_refused(
     message: Message,
     refusal: str,
     open_cases: list[Consultation],
+    uow: UnitOfWork,
+    patient: Patient,
     tr: Translator,
     reply: Replier,
     settings: Settings,
 ) -> None:
-    """/intake by a blocked patient or one at the open-case limit."""
+    """/intake by a blocked patient or one at the open-case limit (audited)."""
+    await refused(uow, message, patient, "/intake", refusal)
     await refuse_intake(reply, tr, settings, refusal, open_cases)
 
 
@@ -236,11 +242,14 @@ async def on_begin_refused(
     query: CallbackQuery,
     refusal: str,
     open_cases: list[Consultation],
+    uow: UnitOfWork,
+    patient: Patient,
     tr: Translator,
     reply: Replier,
     settings: Settings,
 ) -> None:
     """The "start" button, pressed by a blocked patient or one at the open-case limit."""
+    await refused_button(uow, query, patient, refusal)
     await reply.answer_callback(query.id)
     await refuse_intake(reply, tr, settings, refusal, open_cases)
 
@@ -256,12 +265,15 @@ async def on_appeal(
 ) -> None:
     """A blocked patient's appeal goes to the admins (once per block)."""
     if patient is None or not trust.is_blocked(patient):
+        await refused(uow, message, patient, "/appeal", "not_blocked")
         await reply.text(tr("trust.appeal.not_blocked"))
         return
     raw = (message.text or "").partition(" ")[2]
     try:
         report = await trust.appeal(uow, patient, raw, now=utcnow())
     except NotAllowed as no:
+        if no.reason in ("already", "not_blocked"):
+            await refused(uow, message, patient, "/appeal", no.reason)
         if no.reason == "already":
             await reply.text(tr("trust.appeal.already"))
         elif no.reason == "not_blocked":
@@ -288,6 +300,7 @@ async def on_rate(
     """1–5 stars for a closed case (once); then an optional comment. ``stars`` 0: skip it."""
     case = await uow.consultations.get(callback_data.case)
     if patient is None or case is None or case.patient_id != patient.id:
+        await refused_button(uow, query, patient, "stale" if case is None else "not_yours")
         await reply.answer_callback(query.id, tr.plain("error.stale_button"))
         return
     if callback_data.stars == 0:
@@ -300,6 +313,7 @@ async def on_rate(
     try:
         await trust.rate(uow, patient, case, callback_data.stars, now=utcnow())
     except NotAllowed as no:
+        await refused_button(uow, query, patient, no.reason)
         msgid = "trust.already_rated" if no.reason == "rated" else "error.stale_button"
         await reply.answer_callback(query.id, tr.plain(msgid))
         return

@@ -15,6 +15,7 @@ from flows.questionnaire import load
 from handlers.common.routes import RouteTable
 from handlers.patient import intake_render as view
 from handlers.patient.case import intake_refusal, refuse_intake
+from handlers.patient.refusals import refused_button
 from locales import Translator
 from storage.models import Patient, ScheduledEvent, utcnow
 from storage.uow import UnitOfWork
@@ -42,6 +43,7 @@ async def on_checkback_button(
 ) -> None:
     """Schedules (or declines) a check-back, or takes the answer to one."""
     if patient is None or step_of(patient) is not Step.DONE:
+        await refused_button(uow, query, patient, "not_onboarded")
         await reply.answer_callback(query.id, tr.plain("error.stale_button"))
         return
     now = utcnow()
@@ -59,6 +61,7 @@ async def on_checkback_button(
             raise checkback.NotAllowed("unknown action")
         value = await checkback.answer(uow, patient, callback_data.tag, callback_data.value, now)
     except checkback.NotAllowed:
+        await refused_button(uow, query, patient)
         await reply.answer_callback(query.id, tr.plain("error.stale_button"))
         return
     await reply.answer_callback(query.id)
@@ -72,6 +75,7 @@ async def on_checkback_button(
             # The same gate as /intake: a blocked patient or one at the open-case limit.
             refused = await intake_refusal(uow, patient, settings)
             if refused is not None:
+                await refused_button(uow, query, patient, refused[0])
                 await refuse_intake(reply, tr, settings, *refused)
                 return
         out = await intake.begin(uow, patient, load())

@@ -18,6 +18,7 @@ from bot.telegram.reply import PRIORITY_REPLY, PRIORITY_ROUTINE, PRIORITY_URGENT
 from flows import charts, followup, intake
 from flows.onboarding import Step, step_of
 from handlers.common.routes import RouteTable
+from handlers.patient.refusals import refused, refused_button
 from locales import Html, Translator
 from storage.models import CheckIn, FollowUpPlan, Patient, ScheduledEvent, utcnow
 from storage.uow import UnitOfWork
@@ -201,7 +202,8 @@ async def on_answer_text(
     except followup.BadAnswer as bad:
         await reply.text(tr(bad.msgid, **bad.params))
         return
-    except followup.Stale:
+    except followup.Stale as stale:
+        await refused(uow, message, patient, "checkin", stale.reason)
         await reply.text(tr("error.stale_button"))
         return
     await _finish(uow, out, patient, tr, reply, settings, now)
@@ -220,6 +222,7 @@ async def on_checkin_button(
     """A choice, a checklist tick, none of these, done or skip."""
     now = utcnow()
     if patient is None:
+        await refused_button(uow, query, patient, "not_onboarded")
         await reply.answer_callback(query.id, tr.plain("error.stale_button"))
         return
     try:
@@ -228,6 +231,7 @@ async def on_checkin_button(
             callback_data.action, callback_data.value, now,
         )  # fmt: skip
     except followup.Stale as stale:
+        await refused_button(uow, query, patient, stale.reason)
         if stale.reason == "ended":
             await reply.answer_callback(query.id, tr.plain("followup.plan_ended"), alert=True)
             if query.message is not None:
@@ -299,6 +303,7 @@ async def on_chart_button(
 ) -> None:
     """The patient's own chart (PNG)."""
     if patient is None or step_of(patient) is not Step.DONE or callback_data.action != "chart":
+        await refused_button(uow, query, patient)
         await reply.answer_callback(query.id, tr.plain("error.stale_button"))
         return
     await reply.answer_callback(query.id)

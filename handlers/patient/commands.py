@@ -26,6 +26,7 @@ from handlers.common import cases as case_view
 from handlers.common.routes import RouteTable
 from handlers.patient import intake as intake_handlers
 from handlers.patient import keyboards as kb
+from handlers.patient.refusals import refused_button
 from handlers.patient.render import show_step
 from locales import Html, Translator
 from storage.models import Consultation, Doctor, Patient, utcnow
@@ -132,6 +133,7 @@ async def on_profile(
 async def on_profile_field(
     query: CallbackQuery,
     callback_data: kb.ProfileCB,
+    uow: UnitOfWork,
     state: FSMContext,
     patient: Patient | None,
     tr: Translator,
@@ -141,12 +143,14 @@ async def on_profile_field(
     """Asks for the new value of the chosen field."""
     await reply.answer_callback(query.id)
     if (await _require_profile(patient, tr, reply, settings)) is None:
+        await refused_button(uow, query, patient, "not_onboarded")
         return
     field = callback_data.field
     if field == "language":
         await reply.text(tr("onboarding.choose_language"), kb.languages())
         return
     if field not in ("name", "birth_year", "sex", "phone", "timezone"):
+        await refused_button(uow, query, patient)
         await reply.text(tr("error.stale_button"))
         return
     # The FSM holds only which field is being edited (routing), never the value.
@@ -253,6 +257,7 @@ async def on_case_record(
     await reply.answer_callback(query.id)
     found = await privacy.export_case(uow, patient, callback_data.case) if patient else None
     if found is None:
+        await refused_button(uow, query, patient, "not_found")
         await reply.text(tr("history.not_found"))
         return
     case, doc = found
@@ -411,6 +416,7 @@ async def on_delete_confirmed(
         await reply.text(tr("delete.cancelled"))
         return
     if patient is None:
+        await refused_button(uow, query, patient, "not_onboarded")
         await reply.text(tr("error.stale_button"))
         return
     await state.clear()

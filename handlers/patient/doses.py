@@ -22,6 +22,7 @@ from flows import timing
 from flows.onboarding import Step, step_of
 from handlers.common.routes import RouteTable
 from handlers.patient.intake_render import show_emergency
+from handlers.patient.refusals import refused_button
 from locales import Html, Translator
 from storage.models import Caregiver, Dose, MedicationPlan, Patient, ScheduledEvent, utcnow
 from storage.uow import UnitOfWork
@@ -307,7 +308,9 @@ async def _refuse(
     tr: Translator,
     reply: Replier,
 ) -> None:
-    """A button that no longer fits, answered clearly."""
+    """A button that no longer fits, answered clearly (and audited)."""
+    if err.reason != "too_long":  # a typed answer too long is bad input, not a refusal
+        await refused_button(uow, query, patient, err.reason)
     if err.reason == "answered":
         await reply.answer_callback(query.id, tr.plain("doses.already"))
         return
@@ -365,6 +368,7 @@ async def on_dose_button(
 ) -> None:
     """Taken / Snooze / Skip / Side effect on a reminder."""
     if patient is None or not _ready(patient):
+        await refused_button(uow, query, patient, "not_onboarded")
         await reply.answer_callback(query.id, tr.plain("error.stale_button"))
         return
     now = utcnow()
@@ -419,11 +423,14 @@ async def on_skip_reason(
 ) -> None:
     """A reason for the skipped dose; "other" asks for it in words."""
     if patient is None or not _ready(patient):
+        await refused_button(uow, query, patient, "not_onboarded")
         await reply.answer_callback(query.id, tr.plain("error.stale_button"))
         return
     if callback_data.r == "other":
         dose = await flow.get_dose(uow, callback_data.d)
         if dose is None or dose.patient_id != patient.id or dose.status != flow.SKIPPED:
+            mine = dose is None or dose.patient_id == patient.id
+            await refused_button(uow, query, patient, "stale" if mine else "not_yours")
             await reply.answer_callback(query.id, tr.plain("error.stale_button"))
             return
         await reply.answer_callback(query.id)
@@ -454,6 +461,7 @@ async def on_effect_answer(
 ) -> None:
     """An answer of the side-effect questions."""
     if patient is None or not _ready(patient):
+        await refused_button(uow, query, patient, "not_onboarded")
         await reply.answer_callback(query.id, tr.plain("error.stale_button"))
         return
     try:
@@ -597,6 +605,7 @@ async def on_caregiver_button(
             uow, query.from_user.id, callback_data.d, callback_data.a, utcnow()
         )
     except flow.DoseError as err:
+        await refused_button(uow, query, None, err.reason)
         if err.reason == "answered":
             await reply.answer_callback(query.id, tr.plain("doses.caregiver.already"), alert=True)
         elif err.reason == "not_caregiver":

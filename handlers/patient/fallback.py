@@ -17,6 +17,7 @@ from flows.questionnaire import load
 from handlers.common.routes import RouteTable
 from handlers.patient import intake_render as view
 from handlers.patient.intake_render import begin_keyboard
+from handlers.patient.refusals import refused_button
 from handlers.patient.render import show_step
 from locales import Translator
 from storage.models import Patient
@@ -28,12 +29,14 @@ routes = RouteTable("patient.fallback")
 @routes.callback_query()
 async def on_stale_button(
     query: CallbackQuery,
+    uow: UnitOfWork,
     patient: Patient | None,
     tr: Translator,
     reply: Replier,
     settings: Settings,
 ) -> None:
-    """An old or forged button: says so and re-asks the current question."""
+    """An old or forged button: says so (audited) and re-asks the current question."""
+    await refused_button(uow, query, patient)
     await reply.answer_callback(query.id, tr.plain("error.stale_button"))
     if step_of(patient) is not Step.DONE:
         await show_step(reply, tr, patient, settings)

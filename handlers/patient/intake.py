@@ -18,6 +18,7 @@ from flows.onboarding import Step, step_of
 from flows.questionnaire import load
 from handlers.common.routes import RouteTable
 from handlers.patient import intake_render as view
+from handlers.patient.refusals import refused_button
 from handlers.patient.render import show_step
 from locales import Translator
 from storage.models import Intake, Patient
@@ -107,6 +108,7 @@ async def on_intake_button(
     if callback_data.action == "begin":
         await reply.answer_callback(query.id)
         if (p := await _ready(patient, tr, reply, settings)) is None:
+            await refused_button(uow, query, patient, "not_onboarded")
             return
         await state.clear()
         out = await intake.begin(uow, p, load())
@@ -115,6 +117,7 @@ async def on_intake_button(
         await _show(uow, p, out, tr, reply, settings)
         return
     if patient is None or step_of(patient) is not Step.DONE:
+        await refused_button(uow, query, patient, "not_onboarded")
         await reply.answer_callback(query.id, tr.plain("error.stale_button"))
         await show_step(reply, tr, patient, settings)
         return
@@ -131,6 +134,7 @@ async def on_intake_button(
             clinic_tz=settings.timezone,
         )
     except StaleButton:
+        await refused_button(uow, query, patient)
         await reply.answer_callback(query.id, tr.plain("error.stale_button"))
         await _reshow_open(uow, patient, tr, reply, settings)
         return
@@ -284,10 +288,12 @@ async def on_history_item(
     """Shows one past intake's summary, or sends it as a FHIR file."""
     await reply.answer_callback(query.id)
     if patient is None or step_of(patient) is not Step.DONE:
+        await refused_button(uow, query, patient, "not_onboarded")
         await show_step(reply, tr, patient, settings)
         return
     found = await intake.find(uow, patient, callback_data.tag)
     if found is None:
+        await refused_button(uow, query, patient, "not_found")
         await reply.text(tr("history.not_found"))
         return
     item, answers = found

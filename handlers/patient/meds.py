@@ -26,6 +26,7 @@ from flows.medication import BadInput, NotAllowed, PlanView, Status
 from flows.onboarding import Step, step_of
 from handlers.common import cases as case_view
 from handlers.common.routes import RouteTable
+from handlers.patient.refusals import refused, refused_button
 from handlers.patient.render import show_step
 from locales import Html, Translator
 from storage.models import MedicationPlan, Patient, utcnow
@@ -291,6 +292,7 @@ async def on_button(
     """Every plan and /meds button; an old version's or another person's button is stale."""
     cb = callback_data
     if patient is None or step_of(patient) is not Step.DONE:
+        await refused_button(uow, query, patient, "not_onboarded")
         await reply.answer_callback(query.id, tr.plain("error.stale_button"))
         return
     now = utcnow()
@@ -388,6 +390,7 @@ async def on_button(
         await reply.text(tr(bad.msgid, **bad.params))
         return
     except NotAllowed as no:
+        await refused_button(uow, query, patient, no.reason)
         if no.reason == "over":
             await reply.answer_callback(query.id)
             await reply.text(tr("meds.card.over"))
@@ -398,6 +401,7 @@ async def on_button(
             return
         await _stale(query, tr, reply, "meds.stale")
         return
+    await refused_button(uow, query, patient)
     await reply.answer_callback(query.id, tr.plain("error.stale_button"))
 
 
@@ -503,7 +507,8 @@ async def on_typed(
     except BadInput as bad:
         await reply.text(tr(bad.msgid, **bad.params))
         await reply.text(tr("meds.still_waiting"), cancel_keyboard(tr))
-    except NotAllowed:
+    except NotAllowed as no:
+        await refused(uow, message, patient, "meds", no.reason)
         await state.update_data(meds=None, meds_plan=None, meds_v=None)
         await reply.text(tr("meds.stale"))
 

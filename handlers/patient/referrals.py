@@ -21,6 +21,7 @@ from flows import referral_followup as followup
 from flows import referrals as core
 from flows.signing import Signer
 from handlers.common.routes import RouteTable
+from handlers.patient.refusals import refused, refused_button
 from locales import Translator
 from storage.models import Doctor, Hospital, Patient, Referral, ScheduledEvent, utcnow
 from storage.uow import UnitOfWork
@@ -245,7 +246,8 @@ async def on_outcome_text(
     except followup.BadInput as bad:
         await reply.text(tr(bad.msgid, **bad.params))
         return
-    except followup.NotAllowed:
+    except followup.NotAllowed as no:
+        await refused(uow, message, patient, "referral", no.reason)
         await state.update_data({TELLING: None})
         await reply.text(tr("ref.pat.already_told"))
         return
@@ -276,6 +278,7 @@ async def on_button(
     cb = callback_data
     now = utcnow()
     if patient is None:
+        await refused_button(uow, query, patient, "not_onboarded")
         await reply.answer_callback(query.id, tr.plain("error.stale_button"))
         return
     message_id = query.message.message_id if query.message is not None else None
@@ -308,7 +311,9 @@ async def on_button(
             await tell_doctor(uow, referral, choice, None)
             await reply.text(tr(f"ref.pat.noted.{choice}"))
             return
+        raise followup.NotAllowed("stale")  # an action no button of ours carries
     except followup.NotAllowed as no:
+        await refused_button(uow, query, patient, no.reason)
         if no.reason in ("answered", "revoked"):
             await reply.answer_callback(query.id)
             await reply.text(tr(f"ref.pat.{no.reason}"))

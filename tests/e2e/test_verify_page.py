@@ -1,7 +1,8 @@
 """The referral verify page (bot/verify_web.py) over aiohttp's test server on both databases:
-a valid slip by QR link and by typed code, a forged token, HTML injection escaped, the
-language from ?lang= and Accept-Language, marking used once (a second time refused, a missing
-or stale form token refused), the rate limit (429), and the page mounted in the sandbox."""
+a valid slip by QR link and by typed code (the patient only with the link), a forged token,
+HTML injection escaped, the language from ?lang= and Accept-Language, marking used once (a
+second time refused, a missing or stale form token refused), the rate limit (429), and the
+page mounted in the sandbox. Attacks on the page: tests/e2e/test_verify_attacks.py."""
 
 from __future__ import annotations
 
@@ -43,6 +44,11 @@ def _form_fields(text: str) -> dict[str, str]:
     return dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', text))
 
 
+def _origin(client: TestClient) -> str:
+    """The page's own origin (what a browser sends as Origin from it)."""
+    return str(client.make_url("/")).rstrip("/")
+
+
 def _action(text: str) -> str:
     found = re.search(r'<form method="post" action="([^"]+)"', text)
     assert found, "no mark-used form on the page"
@@ -63,7 +69,7 @@ async def test_valid_slip_by_link_and_by_code(
     # Nothing beyond the minimum: no reason, findings or doctor licence.
     for secret in ("hypertension", "150/95", "LIC-0042"):
         assert secret not in text
-    assert resp.headers["Referrer-Policy"] == "no-referrer"
+    assert resp.headers["Referrer-Policy"] == "same-origin"
     assert "default-src 'none'" in resp.headers["Content-Security-Policy"]
     # Typed with mistakes, Chinese from Accept-Language.
     typed = code.lower().replace("-", "").replace("0", "o").replace("1", "l")
@@ -72,6 +78,9 @@ async def test_valid_slip_by_link_and_by_code(
     )
     text = await resp.text()
     assert resp.status == 200 and "有效转诊单" in text and 'lang="zh-Hans"' in text
+    # A typed code alone: valid, where to and until when, but not whom the slip is for.
+    assert "Example City Hospital" in text and "2026-03-20" in text
+    assert "Lin Testpatient" not in text and "1961" not in text and "/use" not in text
     # The code form redirects to the canonical page.
     resp = await client.get("/r/", params={"code": typed, "lang": "ru"}, allow_redirects=False)
     assert resp.status == 303 and resp.headers["Location"].startswith(f"/r/{code}")
@@ -158,18 +167,20 @@ async def test_mark_used_once(db: Database, page: tuple[TestClient, VerifyPage])
     rid, code, token, _ = await issued(db, Signer(db.ring))
     text = await (await client.get(f"/r/{code}", params={"t": token})).text()
     fields, action = _form_fields(text), _action(text)
-    assert fields["t"] == token
+    assert "form" in fields and "t" not in fields  # the token stays out of the form
+    same = {"Origin": _origin(client)}
     # No form token, or a forged one: refused, nothing changes.
-    resp = await client.post(action, data={"t": token})
+    resp = await client.post(action, data={"t": token}, headers=same)
     assert resp.status == 403
-    bad = dict(fields, form=fields["form"].split(".")[0] + ".0000")
-    assert (await client.post(action, data=bad)).status == 403
+    stamp, via, _ = fields["form"].split(".")
+    bad = dict(fields, form=f"{stamp}.{via}.0000")
+    assert (await client.post(action, data=bad, headers=same)).status == 403
     async with db.uow() as uow:
         assert (await uow.session.get(Referral, rid)).status == "issued"  # type: ignore[union-attr]
-    resp = await client.post(action, data=fields)
+    resp = await client.post(action, data=fields, headers=same)
     assert resp.status == 200 and "Marked as used" in await resp.text()
     # The same form again: refused (already used).
-    resp = await client.post(action, data=fields)
+    resp = await client.post(action, data=fields, headers=same)
     text = await resp.text()
     assert resp.status == 409 and "Already used" in text and "Marked as used" not in text
     text = await (await client.get(f"/r/{code}", params={"t": token})).text()
@@ -256,7 +267,7 @@ async def test_token_after_hash_is_posted_and_checked(
     resp = await client.post(f"/r/{code}?lang=en", data={"t": token})
     text = await resp.text()
     assert resp.status == 200 and "Valid referral" in text and "<script>" not in text
-    assert _form_fields(text)["t"] == token
+    assert "form" in _form_fields(text) and "Mark as used" in text
     head, sig = token.split(".")
     resp = await client.post(f"/r/{code}", data={"t": head + "." + sig[::-1]})
     text = await resp.text()

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from flows import consultation as cases
 from flows import privacy, retention
@@ -174,7 +174,7 @@ async def test_closed_case_is_kept_under_its_own_key_then_purged(db: Database) -
     # Only the purge is this test's; the clinic-wide checks (ops.staffing) are not a patient's.
     async with db.uow() as uow:
         await uow.session.execute(
-            ScheduledEvent.__table__.delete().where(ScheduledEvent.kind != retention.PURGE)
+            delete(ScheduledEvent).where(ScheduledEvent.kind != retention.PURGE)
         )
         await uow.commit()
     sweeper = Sweeper(db, {retention.PURGE: retention.purge_event})
