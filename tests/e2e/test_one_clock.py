@@ -5,7 +5,6 @@ it, and a stopped sandbox gives the process its real clock back."""
 
 from __future__ import annotations
 
-import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,35 +15,13 @@ from sqlalchemy import select
 
 from bot.sandbox.client import EmulatorClient
 from bot.sandbox.play import Player, Scenario, load_scenario
-from bot.sandbox.runner import Sandbox, start_sandbox
-from bot.settings import Settings
 from flows import doses
 from storage import clock
 from storage.models import Dose, ScheduledEvent, utcnow
+from tests.e2e.test_scenarios import _sandbox  # the same sandbox the scenario tests start
 
 AHEAD = timedelta(days=3, hours=5)  # where the sandbox clock is set before anything happens
 PATIENT_BOT = "careline_patient_bot"
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def _sandbox(tmp_path: Path) -> Sandbox:
-    settings = Settings.model_construct(
-        **{
-            **Settings().model_dump(),
-            "data_dir": tmp_path,
-            "outbox_global_per_s": 1000.0,
-            "outbox_per_chat_per_s": 200.0,
-            "outbox_per_chat_burst": 50,
-        }
-    )
-    sandbox = await start_sandbox(settings, port=_port())
-    sandbox.emulator.set_limits(enabled=False)
-    return sandbox
 
 
 def _until_plan_confirmed() -> Scenario:
