@@ -54,7 +54,7 @@ _LOOKAHEAD_SEARCH = 1_000
 
 # session.info keys: the ring (for verify_chain on the same session), the head this
 # transaction wrote, whether the commit hooks are in place.
-_RING = "careline.audit.ring"
+RING_INFO = "careline.audit.ring"
 _PENDING = "careline.audit.pending"
 _HOOKED = "careline.audit.hooked"
 
@@ -118,7 +118,7 @@ class AuditLog:
         self._session = session
         self._key = chain_key(ring)
         self._journal = Journal(ring, chain_key_id(self._key))
-        session.info.setdefault(_RING, ring)
+        session.info.setdefault(RING_INFO, ring)
 
     async def record(
         self,
@@ -469,7 +469,7 @@ async def _classify(
 
 
 def _session_key(session: AsyncSession, ring: KeyRing | None) -> bytes | None:
-    ring = ring or session.info.get(_RING)
+    ring = ring or session.info.get(RING_INFO)
     return chain_key(ring) if isinstance(ring, KeyRing) else None
 
 

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from storage.audit import AuditLog
+from storage.audit import RING_INFO, AuditLog
+from storage.care import CareRepository
 from storage.consultations import ConsultationRepository
 from storage.crypto import KeyRing
 from storage.db import WriterGate, is_sqlite, make_engine
 from storage.doctors import DoctorRepository
+from storage.followups import FollowUpRepository
 from storage.keystore import KeyStore, beside
+from storage.medication import MedicationRepository
+from storage.records import RecordsRepository
+from storage.referrals import ReferralRepository
 from storage.reports import ReportRepository
 from storage.repositories import (
     ConsentRepository,
@@ -42,17 +48,72 @@ class UnitOfWork:
         if keystore is not None:
             session.info[KEYSTORE_INFO] = keystore
         self.vault = Vault(session, ring, cache, keystore)
-        self.patients = PatientRepository(session, self.vault)
-        self.consents = ConsentRepository(session)
-        self.intakes = IntakeRepository(session, self.vault)
-        self.events = EventRepository(session, postgres)
-        self.doctors = DoctorRepository(session, self.vault)
-        self.consultations = ConsultationRepository(session, self.vault)
-        self.reports = ReportRepository(session, self.vault)
-        self.inbox = InboxRepository(session, self.vault)
-        self.outbox = OutboxRepository(session, self.vault)
-        self.audit = AuditLog(session, ring)
+        self._ring = ring
+        # audit verify and the checkpoint writer find the key ring on the session
+        session.info.setdefault(RING_INFO, ring)
+        self._postgres = postgres
         self._committed = False
+
+    # Repositories are made on first use: most transactions touch two or three of them.
+    @cached_property
+    def patients(self) -> PatientRepository:
+        return PatientRepository(self.session, self.vault)
+
+    @cached_property
+    def consents(self) -> ConsentRepository:
+        return ConsentRepository(self.session)
+
+    @cached_property
+    def intakes(self) -> IntakeRepository:
+        return IntakeRepository(self.session, self.vault)
+
+    @cached_property
+    def events(self) -> EventRepository:
+        return EventRepository(self.session, self._postgres)
+
+    @cached_property
+    def doctors(self) -> DoctorRepository:
+        return DoctorRepository(self.session, self.vault)
+
+    @cached_property
+    def consultations(self) -> ConsultationRepository:
+        return ConsultationRepository(self.session, self.vault)
+
+    @cached_property
+    def reports(self) -> ReportRepository:
+        return ReportRepository(self.session, self.vault)
+
+    @cached_property
+    def inbox(self) -> InboxRepository:
+        return InboxRepository(self.session, self.vault)
+
+    @cached_property
+    def outbox(self) -> OutboxRepository:
+        return OutboxRepository(self.session, self.vault)
+
+    @cached_property
+    def audit(self) -> AuditLog:
+        return AuditLog(self.session, self._ring)
+
+    @cached_property
+    def followups(self) -> FollowUpRepository:
+        return FollowUpRepository(self.session, self.vault)
+
+    @cached_property
+    def medication(self) -> MedicationRepository:
+        return MedicationRepository(self.session, self.vault)
+
+    @cached_property
+    def referrals(self) -> ReferralRepository:
+        return ReferralRepository(self.session, self.vault)
+
+    @cached_property
+    def care(self) -> CareRepository:
+        return CareRepository(self.session, self.vault)
+
+    @cached_property
+    def records(self) -> RecordsRepository:
+        return RecordsRepository(self.session, self.vault)
 
     async def commit(self) -> None:
         """Commit everything done in this unit; then the key shares of the data keys it
