@@ -253,6 +253,7 @@ class Careline:
                 settings.outbox_per_chat_per_s,
                 settings.outbox_per_chat_burst,
                 settings.outbox_concurrency,
+                settings.paid_broadcast_stars_per_day,
             ),
         )
         processor = UpdateProcessor(
@@ -261,6 +262,7 @@ class Careline:
             default_locale=settings.default_locale,
             emergency_number=settings.local_emergency_number,
             on_commit=sender.poke,
+            on_inbound=sender.note_inbound,
         )
         handlers = {**patient_handlers.scheduled(settings), **ops_alerts.scheduled(settings)}
         sweeper = Sweeper(db, handlers, on_commit=sender.poke)

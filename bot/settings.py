@@ -77,7 +77,12 @@ class Settings(BaseSettings):
     outbox_global_per_s: float = Field(default=30.0, gt=0)
     outbox_per_chat_per_s: float = Field(default=1.0, gt=0)
     outbox_per_chat_burst: int = Field(default=3, ge=1)
-    outbox_concurrency: int = Field(default=1, ge=1, le=64)
+    # Calls in flight at once (one per chat): a crash re-sends at most these, each once.
+    outbox_concurrency: int = Field(default=8, ge=1, le=64)
+    # Telegram paid broadcasts: Stars a day the clinic allows for bulk messages beyond the
+    # free ~30/s (0.1 Star each, up to 1,000/s); 0 = off. Needs paid broadcasts enabled in
+    # @BotFather and a balance of at least 10,000 Stars.
+    paid_broadcast_stars_per_day: float = Field(default=0.0, ge=0)
     log_level: str = "INFO"
     # Referral slips: the address their QR opens (<public_url>/r/<code>?t=<token>), served by
     # the webhook server (or the sandbox page); in polling mode by a small server of its own

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import delete, func, literal, null, select, union_all, update
+from sqlalchemy import Table, bindparam, delete, func, literal, null, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import BindParameter
 
 from storage.models import (
     CareAlert,
@@ -516,7 +518,7 @@ class OutboxRepository:
         return data
 
     @staticmethod
-    def _due(columns: Any, now: datetime, limit: int, exclude: Sequence[int]) -> Any:
+    def _due(columns: Any, now: Any, limit: Any, exclude: Any) -> Any:
         """Pending and interrupted ("sending") calls, most urgent first. The ids come from one
         arm per status, each walking the (status, priority, id) index in order and stopping at
         ``limit``, so a backlog of 100,000 reminders is not sorted on every look (an ``IN``
@@ -532,7 +534,9 @@ class OutboxRepository:
                 .order_by(OutboxMessage.priority, OutboxMessage.id)
                 .limit(limit)
             )
-            if exclude:
+            if isinstance(exclude, BindParameter):
+                q = q.where(OutboxMessage.id.not_in(exclude))
+            elif exclude:
                 q = q.where(OutboxMessage.id.not_in(list(exclude)))
             if status == "sending":  # interrupted: only once no live sender holds its lease
                 q = q.where(
@@ -565,40 +569,12 @@ class OutboxRepository:
         self, now: datetime, limit: int, exclude: Sequence[int] = ()
     ) -> tuple[list[OutboxKey], dict[tuple[str, int], int], datetime | None]:
         """:meth:`due_keys`, :meth:`deferred_heads` and the earliest deferred ``not_before``
-        in one statement (one round trip for the sender's look)."""
-        due = self._due(
-            [
-                OutboxMessage.id,
-                OutboxMessage.bot,
-                OutboxMessage.chat_id,
-                OutboxMessage.method,
-                OutboxMessage.priority,
-                OutboxMessage.not_before,
-                literal(0).label("head"),
-            ],
-            now,
-            limit,
-            exclude,
-        ).subquery()
-        heads = (
-            select(
-                func.min(OutboxMessage.id),
-                OutboxMessage.bot,
-                OutboxMessage.chat_id,
-                null(),
-                null(),
-                func.min(OutboxMessage.not_before),
-                literal(1),
+        in one statement (one round trip for the sender's look), built once."""
+        rows = (
+            await self._s.execute(
+                _look_statement(), {"now": now, "lim": limit, "exclude": list(exclude)}
             )
-            .where(
-                # ``status || ''`` keeps the planner on the not_before index (few rows wait
-                # out a deferral) instead of walking every waiting row by status
-                (OutboxMessage.status + "").in_(("pending", "sending")),
-                OutboxMessage.not_before > now,
-            )
-            .group_by(OutboxMessage.bot, OutboxMessage.chat_id)
-        )
-        rows = (await self._s.execute(union_all(select(due), heads))).all()
+        ).all()
         keys: list[tuple[int, int, OutboxKey]] = []
         firsts: dict[tuple[str, int], int] = {}
         wakeup: datetime | None = None
@@ -654,6 +630,42 @@ class OutboxRepository:
         row = res.first()
         return None if row is None else (int(row[0]), row[1])
 
+    async def claim_many(
+        self, row_ids: Sequence[int], now: datetime, lease: timedelta
+    ) -> dict[int, tuple[int, bytes | None]]:
+        """:meth:`claim` for several rows in one statement: {id: (attempts, payload)} of the
+        rows taken (a row another sender holds, or that is gone, is left out)."""
+        if not row_ids:
+            return {}
+        res = await self._s.execute(
+            _CLAIM_MANY, {"ids": list(row_ids), "now": now, "until": now + lease}
+        )
+        return {int(r[0]): (int(r[1]), r[2]) for r in res.all()}
+
+    async def record(self, results: Sequence[dict[str, Any]]) -> None:
+        """Write the outcome of calls made, in one statement per kind of outcome. Each
+        result: ``id``, ``status`` and, by status, ``message_id`` (sent), ``error``,
+        ``retry_at`` (pending again after a delay)."""
+        sent = [r for r in results if r["status"] == "sent"]
+        if sent:
+            await self._s.execute(
+                _MARK_SENT,
+                [{"rid": r["id"], "at": r["at"], "mid": r.get("message_id")} for r in sent],
+            )
+        for status in ("failed", "unreachable"):
+            done = [r for r in results if r["status"] == status]
+            if done:
+                await self._s.execute(
+                    _MARK_DONE,
+                    [{"rid": r["id"], "st": status, "err": r.get("error")} for r in done],
+                )
+        again = [r for r in results if r["status"] == "pending"]
+        if again:
+            await self._s.execute(
+                _MARK_AGAIN,
+                [{"rid": r["id"], "err": r.get("error"), "nb": r.get("retry_at")} for r in again],
+            )
+
     async def open_payload(self, row_id: int, blob: bytes) -> dict[str, Any]:
         """The decrypted call parameters of a row, from its ciphertext."""
         raw = await self._vault.open_bytes(
@@ -704,6 +716,91 @@ class OutboxRepository:
         if status:
             q = q.where(OutboxMessage.status == status)
         return int(await self._s.scalar(q) or 0)
+
+@functools.cache
+def _look_statement() -> Any:
+    """The sender's look (see :meth:`OutboxRepository.look`) with ``now``, ``lim`` and
+    ``exclude`` as bound parameters: compiled once, not rebuilt on every look."""
+    now = bindparam("now", type_=OutboxMessage.not_before.type)
+    due = OutboxRepository._due(
+        [
+            OutboxMessage.id,
+            OutboxMessage.bot,
+            OutboxMessage.chat_id,
+            OutboxMessage.method,
+            OutboxMessage.priority,
+            OutboxMessage.not_before,
+            literal(0).label("head"),
+        ],
+        now,
+        bindparam("lim"),
+        bindparam("exclude", expanding=True),
+    ).subquery()
+    heads = (
+        select(
+            func.min(OutboxMessage.id),
+            OutboxMessage.bot,
+            OutboxMessage.chat_id,
+            null(),
+            null(),
+            func.min(OutboxMessage.not_before),
+            literal(1),
+        )
+        .where(
+            # ``status || ''`` keeps the planner on the not_before index (few rows wait
+            # out a deferral) instead of walking every waiting row by status
+            (OutboxMessage.status + "").in_(("pending", "sending")),
+            OutboxMessage.not_before > now,
+        )
+        .group_by(OutboxMessage.bot, OutboxMessage.chat_id)
+    )
+    return union_all(select(due), heads)
+
+
+# The sender's statements, built once (Core, no ORM state): claim several rows, and record
+# the outcomes of calls made with one executemany per kind of outcome.
+_OUTBOX: Table = OutboxMessage.__table__  # type: ignore[assignment]  # a Table at run time
+_CLAIM_MANY = (
+    update(_OUTBOX)
+    .where(
+        _OUTBOX.c.id.in_(bindparam("ids", expanding=True)),
+        (_OUTBOX.c.status == "pending")
+        | (
+            (_OUTBOX.c.status == "sending")
+            & (_OUTBOX.c.lease_until.is_(None) | (_OUTBOX.c.lease_until < bindparam("now")))
+        ),
+    )
+    .values(status="sending", attempts=_OUTBOX.c.attempts + 1, lease_until=bindparam("until"))
+    .returning(_OUTBOX.c.id, _OUTBOX.c.attempts, _OUTBOX.c.payload_enc)
+)
+_MARK_SENT = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id == bindparam("rid"))
+    .values(
+        status="sent",
+        error=None,
+        sent_at=bindparam("at"),
+        tg_message_id=bindparam("mid"),
+        payload_enc=None,
+    )
+)
+_MARK_DONE = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id == bindparam("rid"))
+    .values(status=bindparam("st"), error=bindparam("err"), payload_enc=None)
+)
+_MARK_AGAIN = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id == bindparam("rid"))
+    .values(
+        status="pending",
+        error=bindparam("err"),
+        not_before=func.coalesce(
+            bindparam("nb", type_=_OUTBOX.c.not_before.type), _OUTBOX.c.not_before
+        ),
+    )
+)
+
 
 
 class CareAlertRepository:

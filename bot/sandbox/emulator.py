@@ -79,6 +79,20 @@ def _new_method_stats() -> dict[str, int]:
     return {"calls": 0, "ok": 0, "errors": 0, "429": 0, "5xx": 0, "dropped": 0}
 
 
+def _update_chat(update: dict[str, Any]) -> int | None:
+    """The chat a person wrote from (message, button press, ...), if the update has one."""
+    for key, value in update.items():
+        if key == "update_id" or not isinstance(value, dict):
+            continue
+        message = value.get("message")
+        chat = value.get("chat") or (message.get("chat") if isinstance(message, dict) else None)
+        user = value.get("from")
+        for holder in (chat, user):
+            if isinstance(holder, dict) and isinstance(holder.get("id"), int):
+                return int(holder["id"])
+    return None
+
+
 class BotApiEmulator:
     """Emulated api.telegram.org plus the simulated users' side of every chat."""
 
@@ -95,6 +109,8 @@ class BotApiEmulator:
         """
         self.limits = limits or RateLimits()
         self.limiter = RateLimiter(self.limits)
+        self._in_flight: dict[int, int] = {}
+        self._max_in_flight: dict[int, int] = {}
         self.faults = FaultInjector(seed)
         self.files_dir = files_dir
         self._rng = random.Random(seed)  # noqa: S311 - ids for a simulation, not secrets
@@ -375,6 +391,9 @@ class BotApiEmulator:
             bot.next_update_id += 1
             update = {"update_id": uid, **{k: v for k, v in update.items() if k != "update_id"}}
         bot.pending.append(update)
+        chat = _update_chat(update)
+        if chat is not None:
+            self.limiter.inbound(bot.id, chat, time.monotonic())
         bot.stats["updates_created"] += 1
         bot.pulse.fire()
         return int(uid)
@@ -836,6 +855,8 @@ class BotApiEmulator:
                 **{k: v for k, v in bot.stats.items() if k != "methods"},
                 "methods": {m: dict(c) for m, c in bot.stats["methods"].items()},
                 "pending_updates": len(bot.pending),
+                "paid_broadcast_stars": self.limiter.stars.get(bot.id, 0.0),
+                "max_in_flight": self._max_in_flight.get(bot.id, 0),
             }
         return {
             "bots": bots,
@@ -868,7 +889,12 @@ class BotApiEmulator:
     def _rate_limit(self, bot: BotRecord, method: str, params: Params) -> None:
         if method not in SENDING_METHODS:
             return
-        wait = self.limiter.acquire(bot.id, self._chat_key(params), time.monotonic())
+        wait = self.limiter.acquire(
+            bot.id,
+            self._chat_key(params),
+            time.monotonic(),
+            paid=params.get_bool("allow_paid_broadcast"),
+        )
         if wait:
             raise ApiError(429, f"Too Many Requests: retry after {wait}", retry_after=wait)
 
@@ -886,6 +912,20 @@ class BotApiEmulator:
         return web.Response(status=499)
 
     async def _handle_bot_api(self, request: web.Request) -> web.StreamResponse:
+        """Every Bot API call; counts the message-sending calls in progress at once per bot
+        (``max_in_flight`` in the stats: how many calls a client really makes in parallel)."""
+        bot = self._bots_by_token.get(request.match_info["token"])
+        if bot is None or request.match_info["method"].lower() not in SENDING_METHODS:
+            return await self._bot_api_call(request)
+        now = self._in_flight.get(bot.id, 0) + 1
+        self._in_flight[bot.id] = now
+        self._max_in_flight[bot.id] = max(self._max_in_flight.get(bot.id, 0), now)
+        try:
+            return await self._bot_api_call(request)
+        finally:
+            self._in_flight[bot.id] -= 1
+
+    async def _bot_api_call(self, request: web.Request) -> web.StreamResponse:
         """Every Bot API call: auth, method lookup, faults, rate limits, effect."""
         bot = self._bots_by_token.get(request.match_info["token"])
         if bot is None:

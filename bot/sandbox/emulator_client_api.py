@@ -55,7 +55,15 @@ FAULT_FIELDS = frozenset(
     }
 )
 LIMIT_FIELDS = frozenset(
-    {"enabled", "global_per_s", "global_burst", "per_chat_per_s", "per_chat_burst"}
+    {
+        "enabled",
+        "global_per_s",
+        "global_burst",
+        "per_chat_per_s",
+        "per_chat_burst",
+        "reply_window_s",
+        "paid_per_s",
+    }
 )
 
 

@@ -41,6 +41,13 @@ class RateLimits:
     global_burst: int = 30
     per_chat_per_s: float = 1.0  # per bot per chat
     per_chat_burst: int = 3
+    # Telegram's ~30/s is the limit for bulk notifications; a reply to a chat that wrote to the
+    # bot within this many seconds is bound by the per-chat limit only.
+    # https://core.telegram.org/bots/faq#my-bot-is-hitting-limits-how-do-i-avoid-this
+    reply_window_s: float = 60.0
+    # allow_paid_broadcast: up to this many bulk messages a second, 0.1 Star for each one
+    # above the free global_per_s. https://core.telegram.org/bots/api#paid-broadcasts
+    paid_per_s: float = 1000.0
 
 
 @dataclass
@@ -82,25 +89,47 @@ class RateLimiter:
         """Create a limiter with the given limits (buckets are made lazily)."""
         self.limits = limits
         self._global: dict[int, TokenBucket] = {}
+        self._paid: dict[int, TokenBucket] = {}
         self._chat: dict[tuple[int, int], TokenBucket] = {}
+        self._inbound: dict[tuple[int, int], float] = {}
+        self._second: dict[int, tuple[int, int]] = {}  # bot -> (second, bulk messages in it)
+        self.stars: dict[int, float] = {}  # Stars charged for paid broadcasts, per bot
+
+    def inbound(self, bot_id: int, chat_id: int, now: float) -> None:
+        """A person in ``chat_id`` wrote to the bot: messages to them are replies for a while."""
+        self._inbound[(bot_id, chat_id)] = now
 
     def reset(self, limits: RateLimits | None = None) -> None:
         """Forget all buckets, optionally switching to new limits."""
         if limits is not None:
             self.limits = limits
         self._global.clear()
+        self._paid.clear()
         self._chat.clear()
+        self._second.clear()
 
-    def acquire(self, bot_id: int, chat_id: int | None, now: float) -> int:
-        """Take a token from both buckets; return 0 on success or retry_after seconds."""
+    def acquire(self, bot_id: int, chat_id: int | None, now: float, *, paid: bool = False) -> int:
+        """Take a token from the buckets that apply (the chat's; the bot's bulk bucket unless
+        the chat wrote recently, the paid one with ``allow_paid_broadcast``); return 0 on
+        success or retry_after seconds."""
         if not self.limits.enabled:
             return 0
         lim = self.limits
-        g = self._global.get(bot_id)
-        if g is None:
-            g = TokenBucket(lim.global_per_s, lim.global_burst, float(lim.global_burst), now)
-            self._global[bot_id] = g
-        wait = g.wait_time(now)
+        wrote = self._inbound.get((bot_id, chat_id)) if chat_id is not None else None
+        bulk = wrote is None or now - wrote >= lim.reply_window_s
+        g: TokenBucket | None = None
+        wait = 0.0
+        if bulk:
+            table, rate, burst = (
+                (self._paid, lim.paid_per_s, int(lim.paid_per_s))
+                if paid
+                else (self._global, lim.global_per_s, lim.global_burst)
+            )
+            g = table.get(bot_id)
+            if g is None:
+                g = TokenBucket(rate, burst, float(burst), now)
+                table[bot_id] = g
+            wait = g.wait_time(now)
         c: TokenBucket | None = None
         if chat_id is not None:
             c = self._chat.get((bot_id, chat_id))
@@ -113,7 +142,14 @@ class RateLimiter:
         if wait > 0:
             return retry_after_seconds(wait)
         # take from both only when both have a token, so a refusal costs nothing
-        g.tokens -= 1.0
+        if g is not None:
+            g.tokens -= 1.0
+            second = int(now)
+            last, count = self._second.get(bot_id, (second, 0))
+            count = count + 1 if last == second else 1
+            self._second[bot_id] = (second, count)
+            if paid and count > lim.global_per_s:  # only messages above the free rate cost
+                self.stars[bot_id] = round(self.stars.get(bot_id, 0.0) + 0.1, 1)
         if c is not None:
             c.tokens -= 1.0
         return 0

@@ -117,6 +117,7 @@ class UpdateProcessor:
         emergency_number: str = "112",
         batch_size: int = 64,
         on_commit: Callable[[], None] | None = None,
+        on_inbound: Callable[[str, int | None], None] | None = None,
     ) -> None:
         self.db = db
         self.bots = bots
@@ -124,6 +125,8 @@ class UpdateProcessor:
         self.emergency_number = emergency_number
         self.batch_size = batch_size
         self.on_commit = on_commit
+        # told of each chat that wrote (the sender then treats calls to it as replies)
+        self.on_inbound = on_inbound
         self._wake = asyncio.Event()
         self._stopping = False
         self.processed = 0
@@ -240,6 +243,8 @@ class UpdateProcessor:
     ) -> bool:
         runtime = self.bots.get(role)
         user_id, chat_id, lang = _sender_of(raw)
+        if self.on_inbound is not None and chat_id is not None and chat_id > 0:
+            self.on_inbound(role, chat_id)
         ctx = {"update_id": raw.get("update_id"), "bot": role, "user": hash_user(user_id)}
         if runtime is None:
             log.warning("update for an unknown bot role", extra={"ctx": ctx})

@@ -9,10 +9,19 @@
   + download through the source bot, upload through the row's bot; a file that can't be
   fetched (unknown id, gone, over the 20 MB getFile limit) fails the row at once, and the
   optional encrypted copy for the record is stored in the transaction that marks it sent;
-* a row is marked ``sending`` (committed) before its call and ``sent`` with the message id after
-  it. The "sent" mark of one call is committed together with the "sending" mark of the next, so
-  with concurrency 1 a crash leaves at most one call whose fate is unknown: it is sent again
-  (at most one duplicate per crash, never a loss).
+* a row is marked ``sending`` under a lease (committed) before its call and ``sent`` with the
+  message id after it. Several calls may be in flight (``concurrency``), one per chat at a time,
+  so a chat's messages keep their order. The "sent" marks of finished calls are committed
+  together with the "sending" marks of the next ones, so a crash leaves at most the calls in
+  flight with an unknown fate: each of them is sent again once (at most one duplicate per call
+  and crash, never a loss);
+* replies first: a call to a chat that wrote to the bot within :data:`REPLY_WINDOW` is a reply,
+  bound only by the per-chat limit; everything else (reminders, alerts to people who did not
+  just write) is a bulk notification and shares the bot-wide ~30/s, which replies never wait
+  for. With a paid-broadcast budget, bulk calls beyond the free rate carry
+  ``allow_paid_broadcast`` (up to 1,000/s, 0.1 Star each) until the day's budget is spent.
+  https://core.telegram.org/bots/faq#my-bot-is-hitting-limits-how-do-i-avoid-this
+  https://core.telegram.org/bots/api#paid-broadcasts
 """
 
 from __future__ import annotations
@@ -59,7 +68,7 @@ from sqlalchemy import update
 from bot.telegram.reply import RELAY_METHOD
 from flows.relay import MAX_DOWNLOAD, check_size
 from storage.crypto import CryptoError
-from storage.models import CaseMessage, OutboxMessage, Patient, utcnow
+from storage.models import CaseMessage, Patient, utcnow
 from storage.repositories import OutboxKey
 from storage.uow import Database, UnitOfWork
 
@@ -98,6 +107,23 @@ RELAY_TIMEOUT = 120  # seconds for one download or upload of a relayed file (up 
 # How long the "sent" marks of finished calls may wait for the transaction of the next call
 # when nothing else is waiting (then they are written on their own).
 MARK_LINGER = 0.25
+# A chat that wrote to the bot this recently gets replies, not bulk notifications (the Bot API
+# emulator models Telegram with a 60-second window; a little less here keeps a margin).
+REPLY_WINDOW = 50.0
+# Methods that deliver a message (Telegram's bulk limit and allow_paid_broadcast apply).
+PAID_METHODS = frozenset(
+    {
+        "sendMessage",
+        "sendDocument",
+        "sendPhoto",
+        "sendVoice",
+        "sendAudio",
+        "sendVideo",
+        RELAY_METHOD,
+    }
+)
+STARS_PER_PAID_MESSAGE = 0.1
+PAID_PER_S = 1000.0
 
 
 class RelayError(Exception):
@@ -154,7 +180,9 @@ class Limits:
     global_per_s: float = 30.0
     per_chat_per_s: float = 1.0
     per_chat_burst: int = 3
-    concurrency: int = 1
+    concurrency: int = 8
+    # Stars a day the clinic allows for paid broadcasts (0: off; Telegram's 30/s applies).
+    paid_stars_per_day: float = 0.0
 
 
 @dataclass
@@ -179,6 +207,7 @@ class SenderStats:
     rate_limited: int = 0
     unreachable: int = 0
     failed: int = 0
+    paid: int = 0  # calls sent with allow_paid_broadcast
 
 
 class OutboxSender:
@@ -198,11 +227,14 @@ class OutboxSender:
         # How long a call being made is ours: longer than any call takes (HTTP timeouts,
         # a relayed file's download and upload), so no other process makes it twice.
         self.lease = timedelta(seconds=120)
-        # No burst on the bot-wide bucket: calls are spaced evenly at the rate, so Telegram's
+        # No burst on the bot-wide buckets: calls are spaced evenly at the rate, so Telegram's
         # own bucket never drains and jitter on the way cannot bunch them into a 429 (a full
         # bucket of 30 at the start of a burst of reminders did: benchmarks/reminders.py).
-        burst = float(max(1, self.limits.concurrency))
-        self._global = {role: TokenBucket(self.limits.global_per_s, burst) for role in bots}
+        self._global = {role: TokenBucket(self.limits.global_per_s, 1.0) for role in bots}
+        self._paid = {role: TokenBucket(PAID_PER_S, 1.0) for role in bots}
+        self._paid_day = ""
+        self._paid_used = 0.0  # Stars committed to paid calls today (UTC), in this process
+        self._recent: dict[tuple[str, int], float] = {}
         self._chats: dict[tuple[str, int], TokenBucket] = {}
         self._wake = asyncio.Event()
         self._poke = asyncio.Event()  # new rows were committed (a subset of the wake-ups)
@@ -221,6 +253,27 @@ class OutboxSender:
         self._poked = True
         self._poke.set()
         self._wake.set()
+
+    def note_inbound(self, bot: str, chat_id: int | None) -> None:
+        """A person just wrote to ``bot`` from ``chat_id``: calls to that chat are replies."""
+        if chat_id:
+            if len(self._recent) > 100_000:
+                cutoff = time.monotonic() - REPLY_WINDOW
+                self._recent = {k: t for k, t in self._recent.items() if t >= cutoff}
+            self._recent[(bot, chat_id)] = time.monotonic()
+
+    def _is_reply(self, bot: str, chat_id: int, now_m: float) -> bool:
+        wrote = self._recent.get((bot, chat_id))
+        return wrote is not None and now_m - wrote < REPLY_WINDOW
+
+    def _paid_left(self) -> bool:
+        """Whether today's paid-broadcast budget allows one more paid call."""
+        if self.limits.paid_stars_per_day <= 0:
+            return False
+        today = utcnow().date().isoformat()
+        if today != self._paid_day:
+            self._paid_day, self._paid_used = today, 0.0
+        return self._paid_used + STARS_PER_PAID_MESSAGE <= self.limits.paid_stars_per_day + 1e-9
 
     def _chat_bucket(self, bot: str, chat_id: int) -> TokenBucket:
         key = (bot, chat_id)
@@ -279,21 +332,20 @@ class OutboxSender:
 
     async def _apply_results(self, uow: UnitOfWork) -> None:
         results, self._results = self._results, []
+        if not results:
+            return
         now = utcnow()
+        marks: list[dict[str, Any]] = []
         for res in results:
-            values: dict[str, Any] = {"status": res.status, "error": res.error}
+            mark: dict[str, Any] = {"id": res.row_id, "status": res.status, "error": res.error}
             if res.status == "sent":
-                values.update(sent_at=now, tg_message_id=res.message_id, payload_enc=None)
+                mark.update(at=now, message_id=res.message_id)
                 if res.record is not None and res.data is not None:
                     await self._keep_copy(uow, res.record, res.data)
                 res.data = None
-            elif res.status in ("failed", "unreachable"):
-                values.update(payload_enc=None)
             elif res.status == "pending" and res.retry_in is not None:
-                values.update(not_before=now + timedelta(seconds=res.retry_in))
-            await uow.session.execute(
-                update(OutboxMessage).where(OutboxMessage.id == res.row_id).values(**values)
-            )
+                mark["retry_at"] = now + timedelta(seconds=res.retry_in)
+            marks.append(mark)
             if res.status == "unreachable" and res.bot == "patient":
                 await uow.session.execute(
                     update(Patient)
@@ -301,6 +353,7 @@ class OutboxSender:
                     .values(unreachable=True)
                 )
             self._inflight.pop(res.row_id, None)
+        await uow.outbox.record(marks)
 
     @staticmethod
     async def _keep_copy(uow: UnitOfWork, record: int, data: bytes) -> None:
@@ -317,72 +370,110 @@ class OutboxSender:
             log.info("relayed file's owner key is gone; no copy kept", extra={"ctx": {}})
 
     async def step(self) -> float:
-        """Start at most one call; returns 0 if it should be called again at once, else how
-        long to wait before the next look."""
+        """Start the calls that may go now (up to the free places in flight, one per chat);
+        returns 0 if it should be called again at once, else how long to wait before the
+        next look."""
         if len(self._tasks) >= self.limits.concurrency:
             await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
         await self._linger()
         self._poked = self._more = False
+        free = self.limits.concurrency - len(self._tasks)
         now_m = time.monotonic()
+        starts: list[tuple[OutboxKey, dict[str, Any], int]] = []
         async with self.db.uow() as uow:
             await self._apply_results(uow)
             now = utcnow()
             rows, heads, nxt = await uow.outbox.look(now, 100, exclude=list(self._inflight))
-            chosen: OutboxKey | None = None
-            wait = 1.0
-            # Keep per-chat order: nothing overtakes a call that is in flight or waiting out
-            # a retry delay for the same chat (chat 0 holds unordered calls, e.g. callback
-            # answers).
-            blocked = {(k.bot, k.chat_id) for k in self._inflight.values() if k.chat_id}
-            for row in rows:
-                key = (row.bot, row.chat_id)
-                if key in blocked or row.bot not in self.bots:
-                    continue
-                head = heads.get(key) if row.chat_id else None
-                if head is not None and head < row.id:
-                    continue
-                gw = self._global[row.bot].wait_time(now_m)
-                cw = 0.0 if row.chat_id == 0 else self._chat_bucket(*key).wait_time(now_m)
-                if gw == 0 and cw == 0:
-                    chosen = row
-                    break
-                # The chat's bucket is empty: a later message to this chat must not overtake.
-                blocked.add(key)
-                wait = min(wait, max(gw, cw))
-            if chosen is None:
+            chosen, wait = self._choose(rows, heads, free, now_m)
+            if not chosen:
                 await uow.commit()
                 return min(wait, self._seconds_until(nxt)) if rows else self._seconds_until(nxt)
-            # Anything else seen now is looked at again as soon as this call is done.
-            self._more = len(rows) > 1
-            claimed = await uow.outbox.claim(chosen.id, now, self.lease)
-            if claimed is None:  # gone meanwhile (e.g. erased with its chat)
-                await uow.commit()
-                return 0.0
-            attempts, blob = claimed
-            params: dict[str, Any] | None = None
-            if blob is not None:
-                with contextlib.suppress(CryptoError):
-                    params = await uow.outbox.open_payload(chosen.id, blob)
-            if params is None:
-                # No or unreadable payload (its key is gone): nothing sensible can be sent.
-                await uow.session.execute(
-                    update(OutboxMessage)
-                    .where(OutboxMessage.id == chosen.id)
-                    .values(status="failed", error="unreadable", payload_enc=None)
-                )
-                await uow.commit()
-                return 0.0
+            # Anything else seen now is looked at again as soon as a place is free.
+            self._more = len(rows) > len(chosen)
+            claimed = await uow.outbox.claim_many([k.id for k, _ in chosen], now, self.lease)
+            unreadable: list[dict[str, Any]] = []
+            for key, paid in chosen:
+                got = claimed.get(key.id)
+                if got is None:  # gone meanwhile (e.g. erased with its chat) or taken
+                    continue
+                attempts, blob = got
+                params: dict[str, Any] | None = None
+                if blob is not None:
+                    with contextlib.suppress(CryptoError):
+                        params = await uow.outbox.open_payload(key.id, blob)
+                if params is None:
+                    # No or unreadable payload (its key is gone): nothing sensible to send.
+                    unreadable.append({"id": key.id, "status": "failed", "error": "unreadable"})
+                    continue
+                if paid:
+                    params = {**params, "allow_paid_broadcast": True}
+                starts.append((key, params, attempts))
+            await uow.outbox.record(unreadable)
             await uow.commit()
-        self._global[chosen.bot].take(now_m)
-        if chosen.chat_id != 0:
-            self._chat_bucket(chosen.bot, chosen.chat_id).take(now_m)
-        self._inflight[chosen.id] = chosen
-        task = asyncio.create_task(
-            self._send(chosen.id, chosen.bot, chosen.chat_id, chosen.method, params, attempts)
-        )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        for key, params, attempts in starts:
+            self._inflight[key.id] = key
+            task = asyncio.create_task(
+                self._send(key.id, key.bot, key.chat_id, key.method, params, attempts)
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return 0.0
+
+    def _choose(
+        self,
+        rows: list[OutboxKey],
+        heads: dict[tuple[str, int], int],
+        free: int,
+        now_m: float,
+    ) -> tuple[list[tuple[OutboxKey, bool]], float]:
+        """The calls to start now, most urgent first, with whether each is a paid broadcast;
+        and, if none, how long until one may go. Takes their rate tokens."""
+        chosen: list[tuple[OutboxKey, bool]] = []
+        wait = 1.0
+        # Keep per-chat order: nothing overtakes a call that is in flight or waiting out a
+        # retry delay for the same chat, and a chat gets one call at a time (chat 0 holds
+        # unordered calls, e.g. callback answers).
+        blocked = {(k.bot, k.chat_id) for k in self._inflight.values() if k.chat_id}
+        for row in rows:
+            if len(chosen) >= free:
+                break
+            key = (row.bot, row.chat_id)
+            if key in blocked or row.bot not in self.bots:
+                continue
+            head = heads.get(key) if row.chat_id else None
+            if head is not None and head < row.id:
+                continue
+            if row.chat_id:
+                cw = self._chat_bucket(*key).wait_time(now_m)
+                if cw > 0:
+                    # The chat's bucket is empty: a later message to it must not overtake.
+                    blocked.add(key)
+                    wait = min(wait, cw)
+                    continue
+            paid = False
+            bulk = row.chat_id != 0 and not self._is_reply(row.bot, row.chat_id, now_m)
+            if bulk:
+                gw = self._global[row.bot].wait_time(now_m)
+                if gw == 0:
+                    self._global[row.bot].take(now_m)
+                elif (
+                    row.method in PAID_METHODS
+                    and self._paid_left()
+                    and self._paid[row.bot].wait_time(now_m) == 0
+                ):
+                    self._paid[row.bot].take(now_m)
+                    self._paid_used += STARS_PER_PAID_MESSAGE
+                    self.stats.paid += 1
+                    paid = True
+                else:
+                    blocked.add(key)
+                    wait = min(wait, gw)
+                    continue
+            if row.chat_id:
+                self._chat_bucket(*key).take(now_m)
+                blocked.add(key)
+            chosen.append((row, paid))
+        return chosen, wait
 
     async def _linger(self) -> None:
         """Calls just made, nothing else known to be waiting: keep their "sent" marks for a
@@ -528,7 +619,7 @@ class OutboxSender:
             raise RelayError(f"file is too big to send as {kind}")
         name = str(params.get("filename") or PurePosixPath(info.file_path).name or kind)
         args: dict[str, Any] = {"chat_id": params["chat_id"], kind: BufferedInputFile(data, name)}
-        for key in ("caption", "parse_mode", "protect_content"):
+        for key in ("caption", "parse_mode", "protect_content", "allow_paid_broadcast"):
             if key in params:
                 args[key] = params[key]
         return send.model_validate(args), data

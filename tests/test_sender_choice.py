@@ -1,0 +1,68 @@
+"""The sender's choice of the next calls (pure unit tests, no database): replies take only
+their chat's token, bulk calls share the bot-wide rate, paid broadcasts fill in up to the day's
+budget, one call per chat at a time."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from bot.telegram.sender import Limits, OutboxSender
+from storage.repositories import OutboxKey
+
+
+def _sender(**limits: Any) -> OutboxSender:
+    return OutboxSender(None, {"patient": None}, Limits(**limits))  # type: ignore[arg-type,dict-item]  # no database or bot needed to choose
+
+
+def _rows(*chats: int) -> list[OutboxKey]:
+    return [OutboxKey(i + 1, "patient", chat, "sendMessage") for i, chat in enumerate(chats)]
+
+
+def test_bulk_waits_for_the_bot_wide_rate_but_replies_do_not() -> None:
+    s = _sender(global_per_s=1.0, concurrency=1)  # the bot-wide burst is the concurrency
+    now = time.monotonic()
+    s.note_inbound("patient", 7)  # chat 7 just wrote
+    chosen, _ = s._choose(_rows(1, 2, 3, 7), {}, 8, now)
+    # one bulk call (the bucket holds one token at a time), and the reply
+    assert [k.chat_id for k, _ in chosen] == [1, 7]
+    assert not any(paid for _, paid in chosen)
+
+
+def test_one_call_per_chat_at_a_time() -> None:
+    s = _sender(global_per_s=100.0, per_chat_burst=10, concurrency=8)
+    s.note_inbound("patient", 5)
+    s.note_inbound("patient", 6)
+    chosen, _ = s._choose(_rows(5, 5, 6, 5, 6), {}, 8, time.monotonic())
+    assert [k.id for k, _ in chosen] == [1, 3]
+    s._inflight = {k.id: k for k, _ in chosen}
+    again, _ = s._choose(_rows(5, 5, 6, 5, 6)[1:], {}, 8, time.monotonic())
+    assert again == []  # both chats still have a call in flight
+
+
+def test_a_deferred_call_holds_back_its_chat() -> None:
+    s = _sender(global_per_s=100.0, concurrency=8)
+    s.note_inbound("patient", 5)
+    s.note_inbound("patient", 6)
+    rows = _rows(5, 6)
+    chosen, _ = s._choose(rows, {("patient", 5): 0}, 8, time.monotonic())
+    assert [k.chat_id for k, _ in chosen] == [6]
+
+
+def test_paid_broadcasts_fill_in_within_the_budget() -> None:
+    s = _sender(global_per_s=1.0, concurrency=1, paid_stars_per_day=0.3)
+    start = time.monotonic()
+    picked: list[bool] = []
+    for step in range(101):  # one second, a look every 10 ms
+        chosen, _ = s._choose(_rows(100 + step), {}, 1, start + step * 0.01)
+        picked += [paid for _, paid in chosen]
+    # the free call, three paid ones (0.1 Star each) at once, then only the free rate
+    assert picked[:4] == [False, True, True, True]
+    assert picked.count(True) == 3 and s.stats.paid == 3
+    assert picked.count(False) == 2  # the free bucket's token at 0 s and at 1 s
+
+
+def test_no_budget_no_paid_broadcast() -> None:
+    s = _sender(global_per_s=1.0, concurrency=1)
+    chosen, _ = s._choose(_rows(*range(1, 11)), {}, 64, time.monotonic())
+    assert [paid for _, paid in chosen] == [False]
