@@ -25,13 +25,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
-
 from flows.intake import age_band_for
 from flows.questionnaire import load
 from locales import Html, Translator, catalog
-from storage.models import CareAlert, Consultation, Doctor, FollowUpPlan, MedicationPlan, utcnow
-from storage.repositories import CareAlertRepository
+from storage.models import CareAlert, Consultation, Doctor, utcnow
 from storage.uow import UnitOfWork
 
 LEVELS = ("alert", "danger")
@@ -97,12 +94,7 @@ def doctor_ref(doctor_id: str) -> str:
 
 async def case_of(uow: UnitOfWork, doctor_id: str, patient_id: str) -> Consultation | None:
     """The patient's most recent case with this doctor (any state), if any."""
-    return await uow.session.scalar(
-        select(Consultation)
-        .where(Consultation.patient_id == patient_id, Consultation.doctor_id == doctor_id)
-        .order_by(Consultation.requested_at.desc())
-        .limit(1)
-    )
+    return await uow.care.latest_case(doctor_id, patient_id)
 
 
 async def under_care(uow: UnitOfWork, doctor_id: str, patient_id: str) -> bool:
@@ -110,15 +102,7 @@ async def under_care(uow: UnitOfWork, doctor_id: str, patient_id: str) -> bool:
     or follow-up plan of theirs."""
     if await case_of(uow, doctor_id, patient_id) is not None:
         return True
-    for model in (FollowUpPlan, MedicationPlan):
-        found = await uow.session.scalar(
-            select(model.id)
-            .where(model.doctor_id == doctor_id, model.patient_id == patient_id)
-            .limit(1)
-        )
-        if found is not None:
-            return True
-    return False
+    return await uow.care.owns_plan(doctor_id, patient_id)
 
 
 async def first_name(uow: UnitOfWork, patient_id: str) -> str:
@@ -174,8 +158,7 @@ async def raise_alert(
         level=level,
         created_at=at,
     )
-    uow.session.add(alert)
-    await uow.session.flush()
+    await uow.care.add_alert(alert)
     doctor = await uow.doctors.get(doctor_id)
     if doctor is not None and not doctor.unreachable:
         tr = Translator(doctor.locale)
@@ -209,7 +192,7 @@ async def raise_alert(
 async def ack(uow: UnitOfWork, doctor: Doctor, alert_id: str, now: datetime) -> CareAlert:
     """The doctor acknowledges one of their alerts (audited, hooks of its kind run);
     ``NotAllowed`` when it is not theirs or was acknowledged already."""
-    alert = await uow.session.get(CareAlert, alert_id) if alert_id else None
+    alert = await uow.care.alert(alert_id) if alert_id else None
     if alert is None or alert.doctor_id != doctor.id:
         await uow.audit.record(
             doctor_ref(doctor.id), "care.alert.refused", "care_alert", (alert_id or "-")[:32], {}
@@ -229,7 +212,7 @@ async def ack(uow: UnitOfWork, doctor: Doctor, alert_id: str, now: datetime) -> 
 
 async def open_for(uow: UnitOfWork, doctor_id: str) -> list[CareAlert]:
     """The doctor's open alerts: danger first, then oldest first."""
-    alerts = await CareAlertRepository(uow.session).open_for_doctor(doctor_id)
+    alerts = await uow.care.open_alerts_for_doctor(doctor_id)
     alerts.sort(key=lambda a: (0 if a.level == "danger" else 1, _aware(a.created_at)))
     return alerts
 
@@ -314,13 +297,13 @@ class Resolution:
 
 async def any_open(uow: UnitOfWork, patient_id: str, kind: str, ref_ids: Sequence[str]) -> bool:
     """Whether an alert of ``kind`` about one of the patient's ``ref_ids`` is still open."""
-    repo = CareAlertRepository(uow.session)
-    return bool(await repo.open_by_cause(patient_id, kind, [r[:32] for r in ref_ids]))
+    refs = [r[:32] for r in ref_ids]
+    return bool(await uow.care.open_alerts_by_cause(patient_id, kind, refs))
 
 
 async def open_about(uow: UnitOfWork, kind: str, patient_id: str) -> list[CareAlert]:
     """A patient's open alerts of one kind, whichever doctor has them."""
-    return await CareAlertRepository(uow.session).open_of_patient(kind, patient_id)
+    return await uow.care.open_alerts_of_patient(kind, patient_id)
 
 
 async def resolve(
@@ -337,7 +320,7 @@ async def resolve(
     who was alerted gets ONE short notice, however many of their alerts it closed. The
     alerts it closed (none the second time: resolving twice is a no-op)."""
     refs = [r[:32] for r in ref_ids]
-    rows = await CareAlertRepository(uow.session).open_by_cause(patient_id, kind, refs)
+    rows = await uow.care.open_alerts_by_cause(patient_id, kind, refs)
     told: set[str] = set()
     for alert in rows:
         alert.acked_at = resolution.at

@@ -32,7 +32,6 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import delete, func, select
 from transitions import Machine
 
 from flows.machines import fire
@@ -151,28 +150,19 @@ async def for_alert(uow: UnitOfWork, patient_id: str, need: str) -> list[Caregiv
     ``missed`` | ``checkins``), oldest first."""
     if need not in NEEDS:
         raise ValueError(f"unknown caregiver need {need!r}")
-    rows = await uow.session.scalars(
-        select(Caregiver)
-        .where(Caregiver.patient_id == patient_id, Caregiver.status == Status.ACTIVE.value)
-        .order_by(Caregiver.accepted_at, Caregiver.id)
-    )
+    rows = await uow.care.active_caregivers(patient_id)
     return [c for c in rows if _rank(c.scope) >= _rank(need)]
 
 
 async def by_user(uow: UnitOfWork, tg_user_id: int) -> list[Caregiver]:
     """The active caregiver relations of one Telegram user (whom they care for)."""
-    rows = await uow.session.scalars(
-        select(Caregiver)
-        .where(Caregiver.tg_user_id == tg_user_id, Caregiver.status == Status.ACTIVE.value)
-        .order_by(Caregiver.accepted_at, Caregiver.id)
-    )
-    return list(rows)
+    return await uow.care.caregiving_of_user(tg_user_id)
 
 
 async def current(uow: UnitOfWork, caregiver_id: str, tg_user_id: int) -> Caregiver | None:
     """The caregiver behind a button, if still active and theirs; None when revoked, stopped,
     erased or someone else's."""
-    cg = await uow.session.get(Caregiver, caregiver_id)
+    cg = await uow.care.caregiver(caregiver_id)
     if cg is None or cg.status != Status.ACTIVE.value or cg.tg_user_id != tg_user_id:
         return None
     return cg
@@ -180,7 +170,7 @@ async def current(uow: UnitOfWork, caregiver_id: str, tg_user_id: int) -> Caregi
 
 async def get(uow: UnitOfWork, caregiver_id: str) -> Caregiver | None:
     """A caregiver row by id (any status)."""
-    return await uow.session.get(Caregiver, caregiver_id)
+    return await uow.care.caregiver(caregiver_id)
 
 
 async def patient_label(uow: UnitOfWork, patient: Patient) -> str:
@@ -192,11 +182,7 @@ async def patient_label(uow: UnitOfWork, patient: Patient) -> str:
 async def name_of(uow: UnitOfWork, caregiver: Caregiver) -> str:
     """The caregiver's name (as the patient typed it, else their Telegram first name); ""
     for an invitation nobody has named yet."""
-    if caregiver.name_enc is None:
-        return ""
-    return await uow.vault.open(
-        caregiver.patient_id, "caregivers", "name_enc", caregiver.id, caregiver.name_enc
-    )
+    return await uow.care.caregiver_name(caregiver) or ""
 
 
 async def locale_of(uow: UnitOfWork, caregiver: Caregiver) -> str:
@@ -223,29 +209,13 @@ async def _expire_old(uow: UnitOfWork, rows: list[Caregiver], now: datetime) -> 
 async def for_patient(uow: UnitOfWork, patient: Patient, *, now: datetime) -> list[Caregiver]:
     """The patient's active caregivers and open invitations (oldest first); invitations past
     their time are marked expired on the way."""
-    rows = list(
-        await uow.session.scalars(
-            select(Caregiver)
-            .where(
-                Caregiver.patient_id == patient.id,
-                Caregiver.status.in_((Status.ACTIVE.value, Status.INVITED.value)),
-            )
-            .order_by(Caregiver.created_at, Caregiver.id)
-        )
-    )
+    rows = await uow.care.current_caregivers(patient.id)
     await _expire_old(uow, rows, now)
     return [c for c in rows if c.status in (Status.ACTIVE.value, Status.INVITED.value)]
 
 
 async def _active_count(uow: UnitOfWork, patient_id: str) -> int:
-    return int(
-        await uow.session.scalar(
-            select(func.count())
-            .select_from(Caregiver)
-            .where(Caregiver.patient_id == patient_id, Caregiver.status == Status.ACTIVE.value)
-        )
-        or 0
-    )
+    return await uow.care.active_caregiver_count(patient_id)
 
 
 def parse_name(text: str) -> str:
@@ -300,10 +270,7 @@ async def invite(
         expires_at=now + INVITE_TTL,
         created_at=now,
     )
-    if clean is not None:
-        cg.name_enc = await uow.vault.seal(patient.id, "caregivers", "name_enc", cg.id, clean)
-    uow.session.add(cg)
-    await uow.session.flush()
+    await uow.care.add_caregiver(cg, clean)
     await uow.audit.record(
         f"patient:{patient.id}",
         "caregiver.invite",
@@ -341,7 +308,7 @@ async def revoke(
     """The patient revokes a caregiver or cancels an open invitation. Returns the row and
     whether it was active (then the caregiver is to be told)."""
     now = now or utcnow()
-    cg = await uow.session.get(Caregiver, caregiver_id)
+    cg = await uow.care.caregiver(caregiver_id)
     if cg is None or cg.patient_id != patient.id:
         raise CaregiverError("caregivers.revoke.gone")
     if cg.status not in (Status.ACTIVE.value, Status.INVITED.value):
@@ -375,9 +342,7 @@ async def _open_invitation(
 ) -> tuple[Caregiver, Patient]:
     if not _TOKEN.fullmatch(token):
         raise CaregiverError("caregivers.link.malformed")
-    cg = await uow.session.scalar(
-        select(Caregiver).where(Caregiver.token_hash == hash_token(token))
-    )
+    cg = await uow.care.caregiver_by_token_hash(hash_token(token))
     if cg is None:
         raise CaregiverError("caregivers.link.used")
     patient = await uow.patients.get(cg.patient_id)
@@ -434,7 +399,7 @@ async def accept(
     if cg.name_enc is None and first_name:
         name = clean_text(first_name)[:NAME_MAX]
         if name:
-            cg.name_enc = await uow.vault.seal(patient.id, "caregivers", "name_enc", cg.id, name)
+            await uow.care.set_caregiver_name(cg, name)
     await uow.consents.record(patient.id, CONSENT_KIND, cg.scope, "granted")
     await uow.audit.record(
         actor_ref(cg),
@@ -489,7 +454,7 @@ async def cared_for(uow: UnitOfWork, tg_user_id: int) -> list[Offer]:
 async def former_label(uow: UnitOfWork, caregiver_id: str) -> str | None:
     """The first name of the patient behind a caregiver row that is no longer active (for
     "you are no longer a caregiver for …"), or None when the patient is gone."""
-    cg = await uow.session.get(Caregiver, caregiver_id)
+    cg = await uow.care.caregiver(caregiver_id)
     patient = await uow.patients.get(cg.patient_id) if cg is not None else None
     return await patient_label(uow, patient) if patient is not None else None
 
@@ -519,7 +484,7 @@ async def erase_for_patient(uow: UnitOfWork, patient: Patient, *, bot: str = "pa
             priority=5,
         )
         told += 1
-    await uow.session.execute(delete(Caregiver).where(Caregiver.patient_id == patient.id))
+    await uow.care.delete_caregivers_of(patient.id)
     await uow.audit.record(
         f"patient:{patient.id}", "caregiver.erase", "patient", patient.id, {"told": told}
     )

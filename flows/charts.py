@@ -17,10 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
-
 from flows import followup
-from storage.models import Dose
 from storage.uow import UnitOfWork
 
 if TYPE_CHECKING:
@@ -163,13 +160,7 @@ async def adherence_of(
     uow: UnitOfWork, patient_id: str, now: datetime, days: int = DAYS
 ) -> list[DayAdherence]:
     """Doses per (UTC) day of the last ``days`` days: taken, and missed or skipped."""
-    rows = await uow.session.execute(
-        select(Dose.due_at, Dose.status).where(
-            Dose.patient_id == patient_id,
-            Dose.due_at >= now - timedelta(days=days),
-            Dose.due_at <= now,
-        )
-    )
+    rows = await uow.care.dose_statuses(patient_id, now - timedelta(days=days), now)
     taken: dict[date, int] = defaultdict(int)
     missed: dict[date, int] = defaultdict(int)
     for due_at, status in rows:

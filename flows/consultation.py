@@ -21,7 +21,7 @@ from typing import Any
 
 from transitions import Machine
 
-from flows import doctors, ops, routing
+from flows import ops, routing, verification
 from flows.machines import fire
 from flows.onboarding import Actor, clean_text
 from storage.models import CaseMessage, Consultation, Doctor, Intake, Patient
@@ -154,7 +154,7 @@ def doctor_ref(doctor: Doctor) -> str:
 
 def is_verified(doctor: Doctor | None, now: datetime) -> bool:
     """A doctor allowed to see and take cases (decided by the doctors' flow)."""
-    return doctors.is_verified(doctor, now)
+    return verification.is_verified(doctor, now)
 
 
 def departments_of(doctor: Doctor) -> list[str]:

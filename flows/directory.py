@@ -13,8 +13,6 @@ import json
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import select
-
 from locales import LOCALES
 from storage.models import Hospital, new_id, utcnow
 from storage.uow import UnitOfWork
@@ -160,16 +158,13 @@ def parse_departments(raw: str | None) -> list[str]:
 
 async def hospitals(uow: UnitOfWork, *, include_disabled: bool = False) -> list[Hospital]:
     """The directory by name (active ones only unless asked)."""
-    q = select(Hospital)
-    if not include_disabled:
-        q = q.where(Hospital.active.is_(True))
-    rows = list(await uow.session.scalars(q))
+    rows = await uow.referrals.hospitals(include_disabled=include_disabled)
     return sorted(rows, key=lambda h: (not h.active, h.name.casefold(), h.id))
 
 
 async def get(uow: UnitOfWork, hospital_id: str) -> Hospital | None:
     """A hospital by its exact id (None for an empty or unknown id)."""
-    return await uow.session.get(Hospital, hospital_id) if hospital_id else None
+    return await uow.referrals.hospital(hospital_id) if hospital_id else None
 
 
 async def get_active(uow: UnitOfWork, hospital_id: str) -> Hospital | None:
@@ -183,9 +178,7 @@ async def find(uow: UnitOfWork, ref: str) -> Hospital:
     ref = (ref or "").strip().lower()
     if not re.fullmatch(r"[0-9a-f]{6,32}", ref):
         raise NotFound(f"not a hospital id (at least {PREFIX_MIN} hex characters)")
-    rows = list(
-        await uow.session.scalars(select(Hospital).where(Hospital.id.startswith(ref)).limit(2))
-    )
+    rows = await uow.referrals.hospitals_by_prefix(ref, limit=2)
     if not rows:
         raise NotFound("no hospital with this id")
     if len(rows) > 1:
@@ -218,8 +211,7 @@ async def add(
         active=True,
         created_at=utcnow(),
     )
-    uow.session.add(hospital)
-    await uow.session.flush()
+    await uow.referrals.add_hospital(hospital)
     await uow.audit.record(actor, "hospital.add", TABLE, hospital.id, {"departments": len(deps)})
     return hospital
 

@@ -3,7 +3,9 @@
 The application's step lives in ``doctors.apply_step``; one module-level ``transitions``
 machine (Enum states, no auto transitions) is attached to a light model per request. The
 doctor's status (applying -> pending -> verified | rejected; verified <-> suspended) is the
-verification state that queues and cases check through :func:`require_verified`.
+verification state that queues and cases check through :func:`require_verified` (the status
+names and :func:`is_verified` live in :mod:`flows.verification`, which the consultation flow
+asks without importing this module).
 """
 
 from __future__ import annotations
@@ -15,12 +17,19 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select
 from transitions import Machine
 
 from flows import consultation, onboarding
 from flows.machines import fire
 from flows.onboarding import BadInput, clean_text, normalize_phone
+from flows.verification import (
+    APPLYING,
+    PENDING,
+    REJECTED,
+    SUSPENDED,
+    VERIFIED,
+    is_verified,
+)
 from storage.models import Doctor, utcnow
 from storage.uow import UnitOfWork
 
@@ -31,13 +40,6 @@ REASON_MAX = 500
 PREFIX_MIN = 6
 FIELD_MAX = {"name": 100, "licence": 40, "authority": 150, "hospital": 150, "title": 80}
 
-APPLYING, PENDING, VERIFIED, REJECTED, SUSPENDED = (
-    "applying",
-    "pending",
-    "verified",
-    "rejected",
-    "suspended",
-)
 STATUSES = (APPLYING, PENDING, VERIFIED, REJECTED, SUSPENDED)
 
 
@@ -207,14 +209,6 @@ def _aware(moment: datetime | None) -> datetime | None:
     if moment is not None and moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)  # SQLite hands back naive UTC
     return moment
-
-
-def is_verified(doctor: Doctor | None, now: datetime | None = None) -> bool:
-    """Verified and the verification has not expired."""
-    if doctor is None or doctor.status != VERIFIED:
-        return False
-    until = _aware(doctor.verified_until)
-    return until is not None and until > (now or utcnow())
 
 
 def verification_problem(doctor: Doctor | None, now: datetime | None = None) -> str | None:
@@ -434,9 +428,7 @@ async def find(uow: UnitOfWork, ref: str) -> Doctor:
     ref = ref.strip().lower()
     if not re.fullmatch(r"[0-9a-f]{6,32}", ref):
         raise NotFound(f"not a doctor id (at least {PREFIX_MIN} hex characters)")
-    rows = list(
-        await uow.session.scalars(select(Doctor).where(Doctor.id.startswith(ref)).limit(2))
-    )
+    rows = await uow.doctors.by_id_prefix(ref, limit=2)
     if not rows:
         raise NotFound("no doctor with this id")
     if len(rows) > 1:
@@ -446,7 +438,7 @@ async def find(uow: UnitOfWork, ref: str) -> Doctor:
 
 async def _locked(uow: UnitOfWork, doctor_id: str) -> Doctor:
     """The doctor row, locked for this transaction (PostgreSQL) and re-read from the DB."""
-    doctor = await uow.session.get(Doctor, doctor_id, with_for_update=True, populate_existing=True)
+    doctor = await uow.doctors.locked(doctor_id)
     if doctor is None:
         raise NotFound("no doctor with this id")
     return doctor

@@ -41,12 +41,17 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from fhir.resources.R4B.bundle import Bundle
-from sqlalchemy import select
 
 from flows import alerts, doses, followup
 from flows import consultation as cases
 from flows.caregivers import CONSENT_KIND as CAREGIVER_CONSENT_KIND
-from flows.fhir import InlineBudget, medication_request, questionnaire_response
+from flows.fhir import (
+    InlineBudget,
+    RecordedMessage,
+    case_communications,
+    medication_request,
+    questionnaire_response,
+)
 from flows.questionnaire import load
 from locales import Translator
 from storage.models import (
@@ -54,10 +59,10 @@ from storage.models import (
     Caregiver,
     CheckIn,
     Consent,
+    Consultation,
     Doctor,
     FollowUpPlan,
     Patient,
-    Reading,
     Referral,
     utcnow,
 )
@@ -620,6 +625,46 @@ def audit_event(row: AuditRecord, *, patient_ref: str, doctors: set[str]) -> dic
     }
 
 
+# -- consultations -------------------------------------------------------------------------------
+
+
+async def case_resources(
+    uow: UnitOfWork, case: Consultation, budget: InlineBudget
+) -> list[dict[str, Any]]:
+    """Every message of a case (and its advice) as FHIR Communications, decrypted (the whole
+    record here, and one case's export: :func:`flows.privacy.export_case`)."""
+    recorded = [
+        RecordedMessage(
+            id=row.id,
+            sender=row.sender,
+            kind=row.kind,
+            text=await uow.consultations.message_text(case, row),
+            sent=row.created_at,
+            file_name=row.file_name,
+            data=await uow.consultations.message_file(case, row),
+        )
+        for row in await uow.consultations.messages(case)
+    ]
+    doctor = await uow.doctors.get(case.doctor_id) if case.doctor_id else None
+    display = None
+    if doctor is not None:
+        card = await cases.doctor_card(uow, doctor)
+        display = ", ".join(v for v in (card["name"], card["title"]) if v) or None
+    summary = (
+        await uow.consultations.open_text(case, "summary_enc", case.summary_enc)
+        if case.summary_enc is not None
+        else None
+    )
+    return case_communications(
+        case,
+        recorded,
+        patient_ref=case.patient_id,
+        summary=summary,
+        doctor_display=display,
+        budget=budget,
+    )
+
+
 # -- the bundle ----------------------------------------------------------------------------------
 
 
@@ -690,13 +735,7 @@ async def _referral_resources(
     uow: UnitOfWork, patient: Patient, now: datetime
 ) -> list[dict[str, Any]]:
     """ServiceRequests of the patient's issued referrals (needs :mod:`flows.referrals`)."""
-    rows = list(
-        await uow.session.scalars(
-            select(Referral)
-            .where(Referral.patient_id == patient.id, Referral.status != REFERRAL_DRAFT)
-            .order_by(Referral.created_at)
-        )
-    )
+    rows = await uow.records.referrals(patient.id, excluding=REFERRAL_DRAFT)
     rows = [r for r in rows if r.content_enc is not None]
     if not rows:
         return []
@@ -756,8 +795,6 @@ async def record_bundle(
             questionnaire_response(q, intake, await uow.intakes.answers(intake), patient_ref=pid)
         )
 
-    from flows.privacy import case_resources  # privacy's /export calls this module
-
     budget = InlineBudget()  # one budget for the whole document (see flows.fhir)
     for case in sorted(await uow.consultations.for_patient(pid), key=lambda c: c.number):
         cite(case.doctor_id)
@@ -774,31 +811,15 @@ async def record_bundle(
         )
     resources += await doses.administrations(uow, patient)
 
-    followups = [
-        p
-        for p in await uow.session.scalars(
-            select(FollowUpPlan)
-            .where(FollowUpPlan.patient_id == pid)
-            .order_by(FollowUpPlan.created_at)
-        )
-        if p.status != followup.DRAFT
-    ]
-    readings = list(
-        await uow.session.scalars(
-            select(Reading).where(Reading.patient_id == pid).order_by(Reading.taken_at, Reading.id)
-        )
-    )
-    checkins = list(
-        await uow.session.scalars(
-            select(CheckIn).where(CheckIn.patient_id == pid).order_by(CheckIn.due_at)
-        )
-    )
+    followups = [p for p in await uow.records.followup_plans(pid) if p.status != followup.DRAFT]
+    readings = await uow.records.readings(pid)
+    checkins = await uow.records.checkins(pid)
     plan_of_checkin = {c.id: c.plan_id for c in checkins}
     plan_ids = {p.id for p in followups}
     outcomes: dict[str, list[str]] = {}
     observations = []
     for reading in readings:
-        value = await uow.vault.open(pid, "readings", "value_enc", reading.id, reading.value_enc)
+        value = await uow.records.reading_value(reading)
         plan_id = plan_of_checkin.get(reading.checkin_id or "")
         if reading.checkin_id:
             outcomes.setdefault(reading.checkin_id, []).append(reading.id)
@@ -821,11 +842,7 @@ async def record_bundle(
 
     resources += await _referral_resources(uow, patient, now)
 
-    caregivers = list(
-        await uow.session.scalars(
-            select(Caregiver).where(Caregiver.patient_id == pid).order_by(Caregiver.created_at)
-        )
-    )
+    caregivers = await uow.records.caregivers(pid)
     consents = await uow.consents.for_patient(pid)
     about: dict[int, Caregiver | None] = {}
     latest: dict[str, int] = {}  # the latest decision of each kind (each caregiver)
@@ -847,9 +864,7 @@ async def record_bundle(
         )
     for cg in caregivers:
         if cg.id in named or cg.status == "active":
-            name = ""
-            if cg.name_enc is not None:
-                name = await uow.vault.open(pid, "caregivers", "name_enc", cg.id, cg.name_enc)
+            name = await uow.records.caregiver_name(cg)
             resources.append(related_person(cg, name, patient_ref=pid))
 
     for doctor_id in doctor_ids:

@@ -29,8 +29,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import or_, select
-
 from flows import consultation, routing
 from flows.questionnaire import load as load_questionnaire
 from storage.consultations import CaseTimes
@@ -445,28 +443,6 @@ class Week:
         return sum(n * (i + 1) for i, n in enumerate(self.stars)) / self.ratings
 
 
-async def _week_cases(
-    uow: UnitOfWork, start: datetime, end: datetime
-) -> list[tuple[int, datetime, datetime | None, int | None]]:
-    """(priority, requested_at, closed_at, rating) of the cases that entered a queue or were
-    closed in ``[start, end)``. (A read the consultation repository has no method for yet:
-    belongs in ``storage/consultations.py`` beside ``accepted_times``.)"""
-    c = Consultation
-    rows = await uow.session.execute(
-        select(c.priority, c.requested_at, c.closed_at, c.rating).where(
-            or_(
-                (c.requested_at >= start) & (c.requested_at < end),
-                (c.closed_at >= start) & (c.closed_at < end),
-            ),
-            c.state != consultation.State.REQUESTED.value,
-        )
-    )
-    return [
-        (int(prio), _utc(req), _utc(closed) if closed else None, rating)
-        for prio, req, closed, rating in rows
-    ]
-
-
 async def week(
     uow: UnitOfWork,
     now: datetime,
@@ -511,7 +487,7 @@ async def week(
     breached = [
         (c, went_over(c)) for c in (*accepted, *expired, *waiting) if _breached(c, end, rules)
     ]
-    cases = await _week_cases(uow, start, end)
+    cases = await uow.consultations.queued_or_closed(start, end)
 
     def week_row(dept: str | None) -> WeekRow:
         waits = [

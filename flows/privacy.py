@@ -6,32 +6,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
-
-from sqlalchemy import delete
 
 from flows import caregivers, retention
 from flows import consultation as cases
-from flows.fhir import (
-    InlineBudget,
-    RecordedMessage,
-    case_bundle,
-    case_communications,
-)
+from flows.export import case_resources, export_for_patient
+from flows.fhir import InlineBudget, case_bundle
 from flows.onboarding import CONSENT_KIND, CONSENT_VERSION, Actor
-from storage.models import (
-    CareAlert,
-    Caregiver,
-    CheckIn,
-    Consent,
-    Consultation,
-    Dose,
-    FollowUpPlan,
-    MedicationPlan,
-    Patient,
-    Reading,
-    utcnow,
-)
+from storage.models import Consent, Consultation, Patient, utcnow
 from storage.uow import UnitOfWork
 
 
@@ -100,42 +81,6 @@ async def consultations(uow: UnitOfWork, patient: Patient) -> list[CaseEntry]:
     return out
 
 
-async def case_resources(
-    uow: UnitOfWork, case: Consultation, budget: InlineBudget
-) -> list[dict[str, Any]]:
-    """Every message of a case (and its advice) as FHIR Communications, decrypted."""
-    recorded = [
-        RecordedMessage(
-            id=row.id,
-            sender=row.sender,
-            kind=row.kind,
-            text=await uow.consultations.message_text(case, row),
-            sent=row.created_at,
-            file_name=row.file_name,
-            data=await uow.consultations.message_file(case, row),
-        )
-        for row in await uow.consultations.messages(case)
-    ]
-    doctor = await uow.doctors.get(case.doctor_id) if case.doctor_id else None
-    display = None
-    if doctor is not None:
-        card = await cases.doctor_card(uow, doctor)
-        display = ", ".join(v for v in (card["name"], card["title"]) if v) or None
-    summary = (
-        await uow.consultations.open_text(case, "summary_enc", case.summary_enc)
-        if case.summary_enc is not None
-        else None
-    )
-    return case_communications(
-        case,
-        recorded,
-        patient_ref=case.patient_id,
-        summary=summary,
-        doctor_display=display,
-        budget=budget,
-    )
-
-
 async def export_case(
     uow: UnitOfWork, patient: Patient, case_id: str
 ) -> tuple[Consultation, bytes] | None:
@@ -153,9 +98,7 @@ async def export(uow: UnitOfWork, patient: Patient, now: datetime | None = None)
     """The patient's whole record as a FHIR R4 Bundle (JSON, :mod:`flows.export`): profile,
     intakes, consultations, medication plans and doses, follow-ups and readings, referrals,
     consents and caregivers, and the access log; the export itself is audited."""
-    from flows import export as record  # it builds on this module's case_resources
-
-    return await record.export_for_patient(uow, patient, now=now)
+    return await export_for_patient(uow, patient, now=now)
 
 
 @dataclass(frozen=True)
@@ -175,14 +118,6 @@ async def erasure_preview(
     return ErasurePreview(
         kept=sorted(c.number for c in kept), cancelled=sorted(c.number for c in open_cases)
     )
-
-
-async def _delete_chronic_care(uow: UnitOfWork, patient_id: str) -> None:
-    """Medication plans and their doses, follow-up plans, check-ins, readings and the care
-    alerts about the patient go (their contents were under the key about to be destroyed;
-    their scheduled events are already deleted)."""
-    for model in (Dose, MedicationPlan, CheckIn, Reading, FollowUpPlan, CareAlert):
-        await uow.session.execute(delete(model).where(model.patient_id == patient_id))
 
 
 async def erase(
@@ -217,11 +152,12 @@ async def erase(
     kept = await retention.settle_cases(uow, patient, now=now, policy=policy)
     await uow.reports.delete_for_patient(patient.id)
     await uow.intakes.delete_for_patient(patient.id)
-    await _delete_chronic_care(uow, patient.id)
+    # Their contents were under the key about to be destroyed; their events are gone already.
+    await uow.records.delete_chronic_care(patient.id)
     await caregivers.erase_for_patient(uow, patient, bot=bot)  # each active one is told
     # The data key, and once this unit commits the key share outside the database
     # (storage/keystore.py): database backups taken before now cannot open the patient.
-    await uow.vault.destroy(patient.id)
+    await uow.records.destroy_key(patient.id)
     await uow.patients.delete(patient)
     await uow.audit.record(
         actor, "patient.erase", "patient", patient.id, {"kept": [c.id for c in kept]}
@@ -246,14 +182,14 @@ async def reapply_erasure(uow: UnitOfWork, owner_id: str, *, actor: str = "admin
                 await retention.drop_case(uow, case)
         await uow.reports.delete_for_patient(owner_id)
         await uow.intakes.delete_for_patient(owner_id)
-        await _delete_chronic_care(uow, owner_id)
-        await uow.session.execute(delete(Caregiver).where(Caregiver.patient_id == owner_id))
+        await uow.records.delete_chronic_care(owner_id)
+        await uow.records.delete_caregivers(owner_id)
         await uow.patients.delete(patient)
     else:
         record = await uow.consultations.get(owner_id)
         if record is not None and record.key_owner == owner_id:
             kind = "case"
             await retention.drop_case(uow, record)
-    await uow.vault.destroy(owner_id)
+    await uow.records.destroy_key(owner_id)
     await uow.audit.record(actor, "erasure.reapply", kind, owner_id, {})
     return kind

@@ -16,8 +16,6 @@ import re
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
-
 from flows import directory
 from flows import referrals as core
 from flows.consultation import doctor_ref, is_verified
@@ -83,17 +81,7 @@ async def values(uow: UnitOfWork, referral: Referral) -> dict[str, Any]:
 
 async def wizard_of(uow: UnitOfWork, doctor: Doctor) -> Referral | None:
     """The draft this doctor is filling in right now (one at a time), if any."""
-    q = (
-        select(Referral)
-        .where(
-            Referral.doctor_id == doctor.id,
-            Referral.status == "draft",
-            Referral.step != DONE,
-        )
-        .order_by(Referral.created_at.desc())
-        .limit(1)
-    )
-    return await uow.session.scalar(q)
+    return await uow.referrals.open_draft(doctor.id, DONE)
 
 
 async def case_of(uow: UnitOfWork, referral: Referral) -> Consultation | None:
@@ -310,8 +298,7 @@ async def cancel(uow: UnitOfWork, doctor: Doctor, now: datetime) -> Referral | N
     if referral is None:
         return None
     await uow.audit.record(doctor_ref(doctor), "referral.cancel", TABLE, referral.id, {})
-    await uow.session.delete(referral)
-    await uow.session.flush()
+    await uow.referrals.delete(referral)
     return referral
 
 

@@ -25,13 +25,12 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from sqlalchemy import select
 from transitions import Machine
 
 from flows.machines import fire
 from flows.signing import Signer
 from storage.crypto import CryptoError
-from storage.models import Doctor, Hospital, Referral, ScheduledEvent
+from storage.models import Doctor, Referral, ScheduledEvent
 from storage.uow import UnitOfWork
 
 URGENCIES = ("emergency", "within_24h", "within_2w", "routine")
@@ -262,8 +261,7 @@ async def start_draft(
     """A new draft referral of ``doctor`` for a patient (audited ``referral.draft``)."""
     ref = Referral(patient_id=patient_id, doctor_id=doctor.id, consultation_id=consultation_id)
     ref.status, ref.step, ref.urgency = State.DRAFT.value, "target", "routine"
-    uow.session.add(ref)
-    await uow.session.flush()
+    await uow.referrals.add(ref)
     await save_draft(uow, ref, {"findings": findings[:_TEXT_MAX]})
     await uow.audit.record(
         f"doctor:{doctor.id}",
@@ -278,11 +276,9 @@ async def start_draft(
 async def draft(uow: UnitOfWork, ref: Referral) -> dict[str, Any]:
     """The draft's answers so far (every :data:`DRAFT_FIELDS` key, None when unanswered)."""
     out: dict[str, Any] = dict.fromkeys(DRAFT_FIELDS)
-    if ref.status == State.DRAFT and ref.content_enc is not None:
-        text = await uow.vault.open(
-            ref.patient_id, "referrals", "content_enc", ref.id, ref.content_enc
-        )
-        out.update({k: v for k, v in json.loads(text).items() if k in DRAFT_FIELDS})
+    if ref.status == State.DRAFT:
+        answers = await uow.referrals.draft_answers(ref)
+        out.update({k: v for k, v in answers.items() if k in DRAFT_FIELDS})
     return out
 
 
@@ -305,9 +301,7 @@ async def save_draft(uow: UnitOfWork, ref: Referral, changes: dict[str, Any]) ->
     current = await draft(uow, ref)
     for key, value in changes.items():
         current[key] = value[:_TEXT_MAX] if isinstance(value, str) else value
-    ref.content_enc = await uow.vault.seal(
-        ref.patient_id, "referrals", "content_enc", ref.id, json.dumps(current)
-    )
+    await uow.referrals.save_draft_answers(ref, current)
     return current
 
 
@@ -334,7 +328,7 @@ def expires_at(valid_until: date, tz: str | None) -> datetime:
 async def _unique_code(uow: UnitOfWork) -> str:
     for _ in range(20):
         code = new_code()
-        if await uow.session.scalar(select(Referral.id).where(Referral.code == code)) is None:
+        if not await uow.referrals.code_taken(code):
             return code
     raise RuntimeError("could not find a free referral code")  # 2^40 codes: never in practice
 
@@ -352,7 +346,7 @@ async def issue(
     schedule its expiry, audit ``referral.issue``. ``tz`` is the zone of the dates on the slip
     (the patient's, else the clinic's). Raises :class:`ReferralError` when something the slip
     needs is missing (``msgid`` says what)."""
-    ref = await uow.session.get(Referral, referral_id)
+    ref = await uow.referrals.get(referral_id)
     if ref is None or ref.doctor_id != doctor.id:
         raise ReferralError("referral.error.not_found")
     if ref.status != State.DRAFT:
@@ -362,7 +356,7 @@ async def issue(
     if patient is None:
         raise ReferralError("referral.error.not_found")
     tz = tz or patient.timezone
-    hospital = await uow.session.get(Hospital, ref.hospital_id) if ref.hospital_id else None
+    hospital = await uow.referrals.hospital(ref.hospital_id) if ref.hospital_id else None
     target = (answers.get("target_hospital") or (hospital.name if hospital else "")).strip()
     if not target:
         raise ReferralError("referral.error.no_target")
@@ -405,9 +399,7 @@ async def issue(
     digest = content_hash(content)
     ref.code = code
     ref.urgency = urgency
-    ref.content_enc = await uow.vault.seal(
-        ref.patient_id, "referrals", "content_enc", ref.id, canonical(content).decode("utf-8")
-    )
+    await uow.referrals.seal_slip_content(ref, canonical(content).decode("utf-8"))
     ref.content_hash = digest
     ref.issued_at = now
     ref.valid_until = expires_at(valid, tz)
@@ -434,9 +426,7 @@ async def content_of(uow: UnitOfWork, ref: Referral) -> SlipContent:
     """The issued slip's content, decrypted (raises CryptoError if the key is gone)."""
     if ref.content_enc is None or ref.status == State.DRAFT:
         raise ReferralError("referral.error.not_issued")
-    blob = ref.content_enc
-    text = await uow.vault.open(ref.patient_id, "referrals", "content_enc", ref.id, blob)
-    return SlipContent.from_dict(json.loads(text))
+    return SlipContent.from_dict(await uow.referrals.slip_content(ref))
 
 
 async def slip_token(uow: UnitOfWork, ref: Referral, signer: Signer) -> str:
@@ -459,28 +449,17 @@ async def by_code(uow: UnitOfWork, code: str) -> Referral | None:
     canon = normalize_code(code)
     if canon is None:
         return None
-    return await uow.session.scalar(select(Referral).where(Referral.code == canon))
+    return await uow.referrals.by_code(canon)
 
 
 async def for_patient(uow: UnitOfWork, patient_id: str) -> list[Referral]:
     """A patient's referrals past draft, newest first."""
-    rows = await uow.session.scalars(
-        select(Referral)
-        .where(Referral.patient_id == patient_id, Referral.status != State.DRAFT.value)
-        .order_by(Referral.issued_at.desc())
-    )
-    return list(rows)
+    return await uow.referrals.for_patient(patient_id)
 
 
 async def for_doctor(uow: UnitOfWork, doctor_id: str, *, drafts: bool = False) -> list[Referral]:
     """A doctor's referrals (drafts only, or everything else), newest first."""
-    cond = Referral.status == State.DRAFT.value
-    rows = await uow.session.scalars(
-        select(Referral)
-        .where(Referral.doctor_id == doctor_id, cond if drafts else ~cond)
-        .order_by(Referral.created_at.desc())
-    )
-    return list(rows)
+    return await uow.referrals.for_doctor(doctor_id, drafts=drafts)
 
 
 # --- lifecycle -----------------------------------------------------------------------------
@@ -491,7 +470,7 @@ async def revoke(
 ) -> Referral | None:
     """The issuing doctor revokes an issued slip (audited ``referral.revoke``); None when it
     is not theirs or no longer issued. Telling the patient is the caller's part."""
-    ref = await uow.session.get(Referral, referral_id)
+    ref = await uow.referrals.get(referral_id)
     if ref is None or ref.doctor_id != doctor.id:
         return None
     if not await _move(uow, ref, "revoke", actor or f"doctor:{doctor.id}", {"code": ref.code}):
@@ -529,7 +508,7 @@ async def expire(uow: UnitOfWork, ref: Referral, now: datetime) -> bool:
 
 async def on_expire(uow: UnitOfWork, event: ScheduledEvent, now: datetime) -> None:
     """Scheduler handler of :data:`EXPIRE`."""
-    ref = await uow.session.get(Referral, event.subject)
+    ref = await uow.referrals.get(event.subject)
     if ref is not None:
         await expire(uow, ref, now)
 
@@ -652,7 +631,7 @@ async def verify_token(
     payload = signer.verify(token)
     if payload is None:
         return _nothing("forged", "signature")
-    ref = await uow.session.get(Referral, payload["rid"])
+    ref = await uow.referrals.get(payload["rid"])
     if ref is None:
         return _nothing("unknown", "not_found")
     if code is not None and normalize_code(code) != ref.code:
@@ -738,7 +717,7 @@ async def verify_file(
     if (
         data[:5] == b"%PDF-"
         and verdict.referral_id is not None
-        and (ref := await uow.session.get(Referral, verdict.referral_id)) is not None
+        and (ref := await uow.referrals.get(verdict.referral_id)) is not None
         and ref.file_hash is not None
         and hashlib.sha256(data).hexdigest() != ref.file_hash
         and not await _renders_the_same(uow, ref, scanned, data)

@@ -25,12 +25,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete
-
 from flows import consultation as cases
 from flows.onboarding import Actor
 from storage.consultations import owner
-from storage.models import CaseMessage, Consultation, Doctor, Patient, ScheduledEvent
+from storage.models import Consultation, Doctor, Patient, ScheduledEvent
 from storage.uow import UnitOfWork
 
 PURGE = "retention.purge"  # scheduled event kind; subject: the case id
@@ -64,13 +62,6 @@ def add_years(at: datetime, years: int) -> datetime:
 def aware(at: datetime) -> datetime:
     """A stored time as timezone-aware UTC (SQLite gives naive values back)."""
     return at if at.tzinfo else at.replace(tzinfo=UTC)
-
-
-def _enc_columns(model: Any, *, skip: tuple[str, ...] = ()) -> tuple[str, ...]:
-    """The model's ciphertext columns, so a column added later is re-sealed too."""
-    return tuple(
-        c.key for c in model.__table__.columns if c.key.endswith("_enc") and c.key not in skip
-    )
 
 
 async def doctor_took_part(uow: UnitOfWork, case: Consultation) -> bool:
@@ -134,28 +125,15 @@ async def _snapshot(
     return record
 
 
-async def _reseal(uow: UnitOfWork, row: Any, table: str, row_id: str, old: str, new: str) -> None:
-    """Move every ciphertext field of one row from ``old``'s data key to ``new``'s."""
-    for column in _enc_columns(type(row), skip=("record_enc",)):
-        blob = getattr(row, column)
-        if blob is None:
-            continue
-        plain = await uow.vault.open_bytes(old, table, column, row_id, blob)
-        setattr(row, column, await uow.vault.seal_bytes(new, table, column, row_id, plain))
-
-
 async def delete_messages(uow: UnitOfWork, case: Consultation) -> int:
     """Delete every message of a case; returns how many."""
-    res = await uow.session.execute(
-        delete(CaseMessage).where(CaseMessage.consultation_id == case.id)
-    )
-    return int(getattr(res, "rowcount", 0) or 0)
+    return await uow.records.delete_messages(case)
 
 
 async def drop_case(uow: UnitOfWork, case: Consultation) -> None:
     """Delete a case and its messages (erasure of a case no doctor took part in)."""
     await delete_messages(uow, case)
-    await uow.session.delete(case)
+    await uow.records.delete_case(case)
 
 
 async def keep_record(
@@ -167,12 +145,12 @@ async def keep_record(
     chat_until = min(add_years(base, policy.chat_years), record_until)
     snapshot = await _snapshot(uow, patient, case, now)
     old = owner(case)
-    await _reseal(uow, case, "consultations", case.id, old, case.id)
+    await uow.records.reseal(case, "consultations", case.id, old, case.id)
     if chat_until <= now:
         await delete_messages(uow, case)
     else:
         for row in await uow.consultations.messages(case):
-            await _reseal(uow, row, "case_messages", str(row.id), old, case.id)
+            await uow.records.reseal(row, "case_messages", str(row.id), old, case.id)
     case.key_owner = case.id
     case.record_enc = await uow.consultations.seal_text(
         case, "record_enc", json.dumps(snapshot, ensure_ascii=False)
@@ -228,7 +206,7 @@ async def purge_due(uow: UnitOfWork, case_id: str, now: datetime) -> str | None:
         return None
     if case.record_until is not None and now >= aware(case.record_until):
         await drop_case(uow, case)
-        await uow.vault.destroy(case.id)
+        await uow.records.destroy_key(case.id)
         await uow.audit.record("system", "retention.purge_record", "consultation", case_id, {})
         return "record"
     if case.chat_until is not None and now >= aware(case.chat_until):

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import CaseMessage, Consultation, new_id, utcnow
@@ -21,6 +21,16 @@ class CaseTimes(NamedTuple):
     priority: int
     requested_at: datetime
     ended: datetime | None
+
+
+class CaseWeek(NamedTuple):
+    """A case seen by the weekly summary: its queue priority, when it entered the queue, when
+    it was closed and its rating (datetimes aware, UTC)."""
+
+    priority: int
+    requested_at: datetime
+    closed_at: datetime | None
+    rating: int | None
 
 
 def _utc(moment: datetime) -> datetime:
@@ -166,6 +176,24 @@ class ConsultationRepository:
             )
         )
         return _ended(rows)
+
+    async def queued_or_closed(self, since: datetime, until: datetime) -> list[CaseWeek]:
+        """Cases that entered a queue or were closed in ``[since, until)`` (never a case still
+        being requested)."""
+        c = Consultation
+        rows = await self._s.execute(
+            select(c.priority, c.requested_at, c.closed_at, c.rating).where(
+                or_(
+                    (c.requested_at >= since) & (c.requested_at < until),
+                    (c.closed_at >= since) & (c.closed_at < until),
+                ),
+                c.state != "requested",
+            )
+        )
+        return [
+            CaseWeek(int(prio), _utc(req), _utc(closed) if closed else None, rating)
+            for prio, req, closed, rating in rows
+        ]
 
     async def active_for_doctor(self, doctor_id: str) -> list[Consultation]:
         """A doctor's active cases, oldest first."""

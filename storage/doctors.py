@@ -26,6 +26,19 @@ class DoctorRepository:
         """A doctor by id."""
         return await self._s.get(Doctor, doctor_id)
 
+    async def by_id_prefix(self, prefix: str, limit: int = 2) -> list[Doctor]:
+        """Doctors whose id starts with ``prefix`` (at most ``limit``: enough to tell a unique
+        match from an ambiguous one)."""
+        rows = await self._s.scalars(
+            select(Doctor).where(Doctor.id.startswith(prefix)).limit(limit)
+        )
+        return list(rows)
+
+    async def locked(self, doctor_id: str) -> Doctor | None:
+        """A doctor by id, locked for this transaction (PostgreSQL) and re-read from the
+        database (a decision by another admin is seen)."""
+        return await self._s.get(Doctor, doctor_id, with_for_update=True, populate_existing=True)
+
     async def add(self, doctor: Doctor) -> Doctor:
         """Insert a new doctor (id assigned in Python, bound into ciphertexts)."""
         doctor.id = doctor.id or new_id()

@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import BindParameter
 
 from storage.models import (
-    CareAlert,
     Consent,
     InboxUpdate,
     Intake,
@@ -802,57 +801,3 @@ _MARK_AGAIN = (
 )
 
 
-
-class CareAlertRepository:
-    """Care alerts (``care_alerts``): the open ones (``acked_at`` unset) by doctor and by
-    cause (``kind`` and ``ref_id``)."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self._s = session
-
-    async def get(self, alert_id: str) -> CareAlert | None:
-        """An alert by id."""
-        return await self._s.get(CareAlert, alert_id)
-
-    async def open_for_doctor(self, doctor_id: str, limit: int = 200) -> list[CareAlert]:
-        """A doctor's open alerts, oldest first."""
-        rows = await self._s.scalars(
-            select(CareAlert)
-            .where(CareAlert.doctor_id == doctor_id, CareAlert.acked_at.is_(None))
-            .order_by(CareAlert.created_at, CareAlert.id)
-            .limit(limit)
-        )
-        return list(rows)
-
-    async def open_by_cause(
-        self, patient_id: str, kind: str, ref_ids: Sequence[str]
-    ) -> list[CareAlert]:
-        """A patient's open alerts of one kind about these records, oldest first, locked for
-        this transaction (on PostgreSQL a second resolver waits, then finds them closed)."""
-        if not ref_ids:
-            return []
-        rows = await self._s.scalars(
-            select(CareAlert)
-            .where(
-                CareAlert.patient_id == patient_id,
-                CareAlert.kind == kind,
-                CareAlert.ref_id.in_(list(ref_ids)),
-                CareAlert.acked_at.is_(None),
-            )
-            .order_by(CareAlert.created_at, CareAlert.id)
-            .with_for_update()
-        )
-        return list(rows)
-
-    async def open_of_patient(self, kind: str, patient_id: str) -> list[CareAlert]:
-        """A patient's open alerts of one kind (any doctor), oldest first."""
-        rows = await self._s.scalars(
-            select(CareAlert)
-            .where(
-                CareAlert.kind == kind,
-                CareAlert.patient_id == patient_id,
-                CareAlert.acked_at.is_(None),
-            )
-            .order_by(CareAlert.created_at, CareAlert.id)
-        )
-        return list(rows)

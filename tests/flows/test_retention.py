@@ -26,6 +26,7 @@ from storage.models import (
     Doctor,
     ScheduledEvent,
 )
+from storage.records import enc_columns
 from storage.uow import Database, UnitOfWork
 from tests.flows.test_fhir_communication import (
     ADVICE,
@@ -83,7 +84,7 @@ async def _every_blob_opens_under_case_key(uow: UnitOfWork, case: Consultation) 
     rows: list[tuple[Any, str, str]] = [(case, "consultations", case.id)]
     rows += [(m, "case_messages", str(m.id)) for m in await uow.consultations.messages(case)]
     for row, table, row_id in rows:
-        for column in retention._enc_columns(type(row)):
+        for column in enc_columns(type(row)):
             blob = getattr(row, column)
             if blob is not None:
                 await uow.vault.open_bytes(case.id, table, column, row_id, blob)
