@@ -19,7 +19,6 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, or_, select
 from transitions import Machine
 
 from flows import alerts, caregivers, timing
@@ -79,19 +78,17 @@ def occurrence_key(plan_id: str, local: str) -> str:
 
 async def dose_at(uow: UnitOfWork, plan_id: str, local: str) -> Dose | None:
     """The dose of a plan at a local time, if there is one."""
-    return await uow.session.scalar(
-        select(Dose).where(Dose.plan_id == plan_id, Dose.local == local)
-    )
+    return await uow.medication.dose_at(plan_id, local)
 
 
 async def get_dose(uow: UnitOfWork, dose_id: str) -> Dose | None:
     """A dose by id."""
-    return await uow.session.get(Dose, dose_id)
+    return await uow.medication.dose(dose_id)
 
 
 async def get_plan(uow: UnitOfWork, plan_id: str) -> MedicationPlan | None:
     """A plan by id."""
-    return await uow.session.get(MedicationPlan, plan_id)
+    return await uow.medication.plan(plan_id)
 
 
 async def _add_event(
@@ -141,9 +138,7 @@ async def _dose_row(
         late=False,
         step=0,
     )
-    uow.session.add(dose)
-    await uow.session.flush()
-    return dose, True
+    return await uow.medication.add_dose(dose), True
 
 
 async def schedule_occurrence(
@@ -188,13 +183,6 @@ async def start(uow: UnitOfWork, plan: MedicationPlan, patient: Patient, now: da
         after = due
 
 
-async def _pending_doses(uow: UnitOfWork, plan_id: str) -> list[Dose]:
-    rows = await uow.session.scalars(
-        select(Dose).where(Dose.plan_id == plan_id, Dose.status == PENDING)
-    )
-    return list(rows)
-
-
 async def cancel_ladder(uow: UnitOfWork, dose_id: str) -> None:
     """Cancel the pending re-remind, snooze and escalation events of one dose."""
     for kind in (AGAIN, SNOOZE, CAREGIVER, DOCTOR):
@@ -205,14 +193,15 @@ async def stop(uow: UnitOfWork, plan: MedicationPlan, now: datetime) -> None:
     """Cancel every pending reminder and escalation of a plan (pause, end, change, decline,
     re-plan). Pending doses in the future are deleted; pending doses already reminded and
     never answered become ``cancelled`` (their buttons now say the plan changed)."""
-    for dose in await _pending_doses(uow, plan.id):
+    unsent = []
+    for dose in await uow.medication.pending_doses(plan.id):
         await uow.events.cancel_for(KIND, dose.id)
         await cancel_ladder(uow, dose.id)
         if aware(dose.due_at) > now and dose.step == 0 and not dose.late:
-            await uow.session.delete(dose)
+            unsent.append(dose)
         else:
             dose.status = CANCELLED
-    await uow.session.flush()
+    await uow.medication.delete_doses(unsent)
 
 
 # -- reading a plan ----------------------------------------------------------------------------
@@ -239,11 +228,9 @@ def patient_ref(patient_id: str) -> str:
 async def details_of(uow: UnitOfWork, plan: MedicationPlan) -> dict[str, str]:
     """What the medicine is (decrypted): ``name``, ``dose``, ``food`` (each may be empty).
     The plan's wizard stores the doctor's typed texts as one JSON object."""
-    if plan.details_enc is None:
+    raw = await uow.medication.details_text(plan)
+    if raw is None:
         return {"name": "", "dose": "", "food": ""}
-    raw = await uow.vault.open(
-        plan.patient_id, "med_plans", "details_enc", plan.id, plan.details_enc
-    )
     try:
         data = json.loads(raw)
     except ValueError:
@@ -285,20 +272,11 @@ def time_of(dose: Dose) -> str:
 
 
 async def _note(uow: UnitOfWork, dose: Dose) -> dict[str, Any]:
-    if dose.note_enc is None:
-        return {}
-    raw = await uow.vault.open(dose.patient_id, "doses", "note_enc", dose.id, dose.note_enc)
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
+    return await uow.medication.note(dose)
 
 
 async def _save_note(uow: UnitOfWork, dose: Dose, note: dict[str, Any]) -> None:
-    dose.note_enc = await uow.vault.seal(
-        dose.patient_id, "doses", "note_enc", dose.id, json.dumps(note, ensure_ascii=False)
-    )
+    await uow.medication.set_note(dose, note)
 
 
 # -- the scheduler's side ----------------------------------------------------------------------
@@ -354,12 +332,7 @@ def _quiet_now(patient: Patient, now: datetime) -> bool:
 
 async def _rounds(uow: UnitOfWork, dose_id: str) -> int:
     """How many snoozes a dose has had (each pushes the ladder back one round)."""
-    n = await uow.session.scalar(
-        select(func.count())
-        .select_from(ScheduledEvent)
-        .where(ScheduledEvent.kind == SNOOZE, ScheduledEvent.subject == dose_id)
-    )
-    return int(n or 0)
+    return await uow.events.count_for(SNOOZE, dose_id)
 
 
 async def _schedule_ladder(
@@ -404,10 +377,7 @@ async def _close_unanswered(
 ) -> None:
     window = timing.CATCH_UP.get(KIND, timing.DEFAULT_CATCH_UP)
     cutoff = now - max(window, timedelta(minutes=plan.doctor_after_min + 60))
-    rows = await uow.session.scalars(
-        select(Dose).where(Dose.plan_id == plan.id, Dose.status == PENDING, Dose.due_at < cutoff)
-    )
-    for dose in list(rows):
+    for dose in await uow.medication.pending_doses(plan.id, due_before=cutoff):
         if dose.id not in handled:
             await _record_missed(uow, dose, now, "unanswered")
 
@@ -1002,17 +972,7 @@ async def recent(
 ) -> list[DoseLine]:
     """Today's and recent doses (due by now, or answered), newest first, with their
     status."""
-    rows = await uow.session.scalars(
-        select(Dose)
-        .where(
-            Dose.patient_id == patient.id,
-            Dose.due_at >= now - timedelta(days=days),
-            # Doses due by now, and any answered already (a dose may be taken early).
-            or_(Dose.due_at <= now, Dose.status != PENDING),
-        )
-        .order_by(Dose.due_at.desc(), Dose.local.desc())
-        .limit(60)
-    )
+    rows = await uow.medication.recent_doses(patient.id, now - timedelta(days=days), now)
     names: dict[str, str] = {}
     out: list[DoseLine] = []
     for dose in rows:
@@ -1030,12 +990,7 @@ async def plans_of(
     uow: UnitOfWork, patient: Patient, statuses: Sequence[str]
 ) -> list[MedicationPlan]:
     """The patient's plans in these statuses."""
-    rows = await uow.session.scalars(
-        select(MedicationPlan)
-        .where(MedicationPlan.patient_id == patient.id, MedicationPlan.status.in_(list(statuses)))
-        .order_by(MedicationPlan.created_at)
-    )
-    return list(rows)
+    return await uow.medication.plans_of_patient(patient.id, statuses)
 
 
 # -- FHIR --------------------------------------------------------------------------------------
@@ -1077,11 +1032,7 @@ def medication_administration(
 
 async def administrations(uow: UnitOfWork, patient: Patient) -> list[dict[str, Any]]:
     """Every answered or missed dose of the patient as MedicationAdministration dicts."""
-    rows = await uow.session.scalars(
-        select(Dose)
-        .where(Dose.patient_id == patient.id, Dose.status.in_((TAKEN, SKIPPED, MISSED)))
-        .order_by(Dose.due_at)
-    )
+    rows = await uow.medication.doses_of_patient(patient.id, (TAKEN, SKIPPED, MISSED))
     out = []
     plans: dict[str, dict[str, str]] = {}
     for dose in rows:

@@ -46,7 +46,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, or_, select
 from transitions import Machine
 
 from flows import alerts, caregivers, timing
@@ -60,8 +59,6 @@ from storage.models import (
     Doctor,
     FollowUpPlan,
     Patient,
-    Reading,
-    new_id,
 )
 from storage.models import ScheduledEvent as Event
 from storage.uow import UnitOfWork
@@ -565,27 +562,18 @@ async def start_draft(
             alerts.doctor_ref(doctor.id), "followup.refused", "consultation", case.id, {}
         )
         raise NotAllowed("not_yours")
-    old = await uow.session.scalars(
-        select(FollowUpPlan).where(
-            FollowUpPlan.doctor_id == doctor.id,
-            FollowUpPlan.patient_id == case.patient_id,
-            FollowUpPlan.status == DRAFT,
-        )
-    )
-    for row in old:
-        await uow.session.delete(row)
+    for row in await uow.followups.plans(case.patient_id, (DRAFT,), doctor_id=doctor.id):
+        await uow.followups.delete_plan(row)
     plan = FollowUpPlan(
         patient_id=case.patient_id, doctor_id=doctor.id, consultation_id=case.id,
         template="", status=DRAFT, schedule="{}", created_at=now,
     )  # fmt: skip
-    uow.session.add(plan)
-    await uow.session.flush()
-    return plan
+    return await uow.followups.add_plan(plan)
 
 
 async def draft_of(uow: UnitOfWork, doctor: Doctor, plan_id: str | None) -> FollowUpPlan:
     """The doctor's own draft plan, or NotAllowed (stale)."""
-    plan = await uow.session.get(FollowUpPlan, plan_id) if plan_id else None
+    plan = await uow.followups.plan(plan_id) if plan_id else None
     if plan is None or plan.doctor_id != doctor.id or plan.status != DRAFT:
         raise NotAllowed("stale")
     return plan
@@ -714,15 +702,10 @@ async def activate(
     plan.review_by = datetime.combine(review, datetime.min.time(), tzinfo=zone).astimezone(UTC)
     plan.status = ACTIVE
     # One active plan per template and doctor for a patient: an older one ends.
-    older = await uow.session.scalars(
-        select(FollowUpPlan).where(
-            FollowUpPlan.patient_id == plan.patient_id,
-            FollowUpPlan.doctor_id == doctor.id,
-            FollowUpPlan.template == plan.template,
-            FollowUpPlan.status == ACTIVE,
-            FollowUpPlan.id != plan.id,
-        )
-    )
+    older = await uow.followups.plans(
+        plan.patient_id, (ACTIVE,), doctor_id=doctor.id, template=plan.template,
+        exclude_id=plan.id,
+    )  # fmt: skip
     for old in older:
         await end(uow, old, now)
     first = await schedule_next(uow, plan, patient, now)
@@ -743,25 +726,13 @@ async def end(uow: UnitOfWork, plan: FollowUpPlan, now: datetime) -> None:
     plan.ended_at = now
     plan.version += 1
     await uow.events.cancel_for(KIND, plan.id)
-    rows = await uow.session.scalars(
-        select(CheckIn).where(CheckIn.plan_id == plan.id, CheckIn.status == "pending")
-    )
-    for row in rows:
+    for row in await uow.followups.pending_checkins(plan.id):
         _finish_unanswered(row, "close", now)
 
 
 async def doctor_plans(uow: UnitOfWork, doctor_id: str, patient_id: str) -> list[FollowUpPlan]:
     """The doctor's own running plans (active, or at their review date) for a patient."""
-    rows = await uow.session.scalars(
-        select(FollowUpPlan)
-        .where(
-            FollowUpPlan.patient_id == patient_id,
-            FollowUpPlan.doctor_id == doctor_id,
-            FollowUpPlan.status.in_((ACTIVE, REVIEW)),
-        )
-        .order_by(FollowUpPlan.created_at, FollowUpPlan.id)
-    )
-    return list(rows)
+    return await uow.followups.plans(patient_id, (ACTIVE, REVIEW), doctor_id=doctor_id)
 
 
 def frequency_of(plan: FollowUpPlan) -> str:
@@ -776,7 +747,7 @@ def frequency_of(plan: FollowUpPlan) -> str:
 async def own_plan(uow: UnitOfWork, doctor: Doctor, plan_id: str) -> FollowUpPlan:
     """A running plan of this doctor: NotAllowed ``stale`` (no such plan), ``not_yours``
     (audited) or ``ended``."""
-    plan = await uow.session.get(FollowUpPlan, plan_id) if plan_id else None
+    plan = await uow.followups.plan(plan_id) if plan_id else None
     if plan is None or plan.status == DRAFT:
         raise NotAllowed("stale")
     if plan.doctor_id != doctor.id:
@@ -805,12 +776,7 @@ async def end_by_doctor(
 
 async def plans_of(uow: UnitOfWork, patient_id: str) -> list[FollowUpPlan]:
     """A patient's active plans."""
-    rows = await uow.session.scalars(
-        select(FollowUpPlan)
-        .where(FollowUpPlan.patient_id == patient_id, FollowUpPlan.status == ACTIVE)
-        .order_by(FollowUpPlan.created_at)
-    )
-    return list(rows)
+    return await uow.followups.plans(patient_id, (ACTIVE,))
 
 
 # --- check-ins: scheduled events -----------------------------------------------------------------
@@ -838,9 +804,7 @@ def _local_of(key: str | None, plan_id: str) -> str | None:
 
 
 async def _checkin_at(uow: UnitOfWork, plan_id: str, local: str) -> CheckIn | None:
-    return await uow.session.scalar(
-        select(CheckIn).where(CheckIn.plan_id == plan_id, CheckIn.local == local)
-    )
+    return await uow.followups.checkin_at(plan_id, local)
 
 
 def _finish_unanswered(row: CheckIn, trigger: str, now: datetime) -> None:
@@ -856,10 +820,7 @@ def _finish_unanswered(row: CheckIn, trigger: str, now: datetime) -> None:
 async def _supersede(uow: UnitOfWork, plan: FollowUpPlan, now: datetime) -> None:
     """Older pending check-ins of the plan end as missed when a new one is asked (their run
     of missed check-ins, and its recall, carry on)."""
-    rows = await uow.session.scalars(
-        select(CheckIn).where(CheckIn.plan_id == plan.id, CheckIn.status == "pending")
-    )
-    for row in rows:
+    for row in await uow.followups.pending_checkins(plan.id):
         _finish_unanswered(row, "miss", now)
 
 
@@ -867,22 +828,7 @@ async def streak_anchor(uow: UnitOfWork, plan_id: str) -> CheckIn | None:
     """The first check-in of the plan's current run of missed ones: asked (not closed),
     not answered, and due after the last answered one. None when the last check-in asked
     was answered (or none was asked)."""
-    last_done = (
-        select(func.max(CheckIn.due_at))
-        .where(CheckIn.plan_id == plan_id, CheckIn.status == "done")
-        .scalar_subquery()
-    )
-    return await uow.session.scalar(
-        select(CheckIn)
-        .where(
-            CheckIn.plan_id == plan_id,
-            CheckIn.status.in_(("pending", "missed")),
-            CheckIn.state != State.CLOSED.value,
-            or_(last_done.is_(None), CheckIn.due_at > last_done),
-        )
-        .order_by(CheckIn.due_at, CheckIn.id)
-        .limit(1)
-    )
+    return await uow.followups.streak_anchor(plan_id, State.CLOSED.value)
 
 
 def recall_key(anchor_id: str, stage: int) -> str:
@@ -917,7 +863,7 @@ async def _track_run(
 async def fire_checkin(uow: UnitOfWork, event: Event, now: datetime) -> Prompt | None:
     """A ``checkin`` event is due: ask the first question (or record it missed after a long
     downtime), schedule the next occurrence; None when there is nothing to do."""
-    plan = await uow.session.get(FollowUpPlan, event.subject)
+    plan = await uow.followups.plan(event.subject)
     if plan is None or plan.status != ACTIVE:
         return None
     patient = await uow.patients.get(plan.patient_id)
@@ -948,8 +894,7 @@ async def fire_checkin(uow: UnitOfWork, event: Event, now: datetime) -> Prompt |
         _finish_unanswered(checkin, "close", now)  # never asked: starts no run of misses
     elif patient.unreachable:
         _finish_unanswered(checkin, "miss", now)
-    uow.session.add(checkin)
-    await uow.session.flush()
+    await uow.followups.add_checkin(checkin)
     if await _track_run(uow, plan, patient, checkin, now):
         mode = "recall"
     if nxt is None:
@@ -990,16 +935,7 @@ def _recall_stage(key: str | None) -> tuple[int, bool]:
 
 
 async def _open_of(uow: UnitOfWork, plan_id: str, now: datetime) -> CheckIn | None:
-    return await uow.session.scalar(
-        select(CheckIn)
-        .where(
-            CheckIn.plan_id == plan_id,
-            CheckIn.status == "pending",
-            CheckIn.due_at >= now - OPEN_FOR,
-        )
-        .order_by(CheckIn.due_at.desc())
-        .limit(1)
-    )
+    return await uow.followups.open_checkin_of_plan(plan_id, now - OPEN_FOR)
 
 
 async def fire_recall(uow: UnitOfWork, event: Event, now: datetime) -> Prompt | None:
@@ -1008,10 +944,10 @@ async def fire_recall(uow: UnitOfWork, event: Event, now: datetime) -> Prompt | 
     check-in prompt due within the hour); stage 2 records the old unanswered ones missed and
     alerts the plan's doctor once. Nothing when a check-in was answered since the anchor or
     the plan has ended."""
-    anchor = await uow.session.get(CheckIn, event.subject)
+    anchor = await uow.followups.checkin(event.subject)
     if anchor is None:
         return None
-    plan = await uow.session.get(FollowUpPlan, anchor.plan_id)
+    plan = await uow.followups.plan(anchor.plan_id)
     patient = await uow.patients.get(anchor.patient_id)
     if plan is None or patient is None or plan.status not in (ACTIVE, REVIEW):
         return None
@@ -1024,17 +960,9 @@ async def fire_recall(uow: UnitOfWork, event: Event, now: datetime) -> Prompt | 
         return None
     if anchor.recalled:
         return None  # a check-in prompt carried it
-    soon = await uow.session.scalar(
-        select(Event.id)
-        .where(
-            Event.kind == KIND,
-            Event.subject == plan.id,
-            Event.status.in_(("pending", "leased")),  # leased: in this very sweep
-            Event.due_at <= now + FOLD,
-        )
-        .limit(1)
-    )
-    if soon is not None or timing.catch_up(RECALL, aware(event.due_at), now) == "missed":
+    # a leased check-in event counts: it runs in this very sweep
+    soon = await uow.events.due_by(KIND, plan.id, now + FOLD)
+    if soon or timing.catch_up(RECALL, aware(event.due_at), now) == "missed":
         return None  # the next check-in prompt carries the recall
     later = _quiet(patient, now)
     if later > now and not waited:
@@ -1058,16 +986,7 @@ async def _missed_alert(
 ) -> None:
     """Stage 2 of a run of missed check-ins: the old unanswered ones are missed, the doctor
     alerted (once: the event is keyed)."""
-    rows = list(
-        await uow.session.scalars(
-            select(CheckIn).where(
-                CheckIn.plan_id == plan.id,
-                CheckIn.due_at >= anchor.due_at,
-                CheckIn.status.in_(("pending", "missed")),
-                CheckIn.state != State.CLOSED.value,
-            )
-        )
-    )
+    rows = await uow.followups.run_checkins(plan.id, anchor.due_at, State.CLOSED.value)
     for row in rows:
         if row.status == "pending" and aware(row.due_at) <= now - RECALL_AFTER:
             _finish_unanswered(row, "miss", now)
@@ -1089,7 +1008,7 @@ async def _resolve_missed(
     "no check-in answered" alert about it is resolved (the doctor told once)."""
     refs = []
     for alert in await alerts.open_about(uow, ALERT_MISSED, plan.patient_id):
-        anchor = await uow.session.get(CheckIn, alert.ref_id)
+        anchor = await uow.followups.checkin(alert.ref_id)
         if anchor is not None and anchor.plan_id == plan.id:
             refs.append(alert.ref_id)
     if not refs:
@@ -1112,8 +1031,8 @@ async def _resolve_missed(
 async def _alert_subject(
     uow: UnitOfWork, alert: CareAlert
 ) -> tuple[CheckIn, FollowUpPlan, Template] | None:
-    checkin = await uow.session.get(CheckIn, alert.ref_id)
-    plan = await uow.session.get(FollowUpPlan, checkin.plan_id) if checkin else None
+    checkin = await uow.followups.checkin(alert.ref_id)
+    plan = await uow.followups.plan(checkin.plan_id) if checkin else None
     if checkin is None or plan is None or plan.template not in load().templates:
         return None
     return checkin, plan, load().get(plan.template)
@@ -1138,23 +1057,17 @@ async def _describe_missed(uow: UnitOfWork, tr: Translator, alert: CareAlert) ->
     if found is None:
         return None
     anchor, plan, _ = found
-    n = await uow.session.scalar(
-        select(func.count()).select_from(CheckIn).where(
-            CheckIn.plan_id == plan.id,
-            CheckIn.due_at >= anchor.due_at,
-            CheckIn.due_at <= aware(alert.created_at) - FOLD,
-            CheckIn.status.in_(("pending", "missed")),
-            CheckIn.state != State.CLOSED.value,
-        )
-    )  # fmt: skip
+    n = await uow.followups.count_run(
+        plan.id, anchor.due_at, aware(alert.created_at) - FOLD, State.CLOSED.value
+    )
     return tr("followup.alert.missed", template=_template_name(tr, plan.template),
-              local=anchor.local, n=int(n or 0))  # fmt: skip
+              local=anchor.local, n=n)  # fmt: skip
 
 
 @alerts.on_describe("review")
 async def _describe_review(uow: UnitOfWork, tr: Translator, alert: CareAlert) -> Html | None:
     """A plan at its review date."""
-    plan = await uow.session.get(FollowUpPlan, alert.ref_id)
+    plan = await uow.followups.plan(alert.ref_id)
     if plan is None:
         return None
     return tr("followup.alert.review", template=_template_name(tr, plan.template))
@@ -1165,33 +1078,16 @@ async def _describe_review(uow: UnitOfWork, tr: Translator, alert: CareAlert) ->
 
 async def answers_of(uow: UnitOfWork, checkin: CheckIn) -> dict[str, Any]:
     """The check-in's answers so far (decrypted)."""
-    if checkin.answers_enc is None:
-        return {}
-    raw = await uow.vault.open(
-        checkin.patient_id, "checkins", "answers_enc", checkin.id, checkin.answers_enc
-    )
-    data = json.loads(raw)
-    return data if isinstance(data, dict) else {}
+    return await uow.followups.answers(checkin)
 
 
 async def _save(uow: UnitOfWork, checkin: CheckIn, answers: dict[str, Any]) -> None:
-    checkin.answers_enc = await uow.vault.seal(
-        checkin.patient_id, "checkins", "answers_enc", checkin.id, json.dumps(answers)
-    )
+    await uow.followups.set_answers(checkin, answers)
 
 
 async def open_checkin(uow: UnitOfWork, patient: Patient, now: datetime) -> CheckIn | None:
     """The patient's check-in waiting for an answer (the most recent), if any."""
-    return await uow.session.scalar(
-        select(CheckIn)
-        .where(
-            CheckIn.patient_id == patient.id,
-            CheckIn.status == "pending",
-            CheckIn.due_at >= now - OPEN_FOR,
-        )
-        .order_by(CheckIn.due_at.desc())
-        .limit(1)
-    )
+    return await uow.followups.open_checkin_of_patient(patient.id, now - OPEN_FOR)
 
 
 @dataclass
@@ -1219,10 +1115,10 @@ class Outcome:
 async def _checkin_for(
     uow: UnitOfWork, patient: Patient, checkin_id: str, qidx: int
 ) -> tuple[CheckIn, FollowUpPlan, Template, Question]:
-    checkin = await uow.session.get(CheckIn, checkin_id) if checkin_id else None
+    checkin = await uow.followups.checkin(checkin_id) if checkin_id else None
     if checkin is None or checkin.patient_id != patient.id:
         raise Stale()
-    plan = await uow.session.get(FollowUpPlan, checkin.plan_id)
+    plan = await uow.followups.plan(checkin.plan_id)
     if plan is not None and plan.status == ENDED and checkin.status != "done":
         raise Stale("ended")
     if checkin.status != "pending":
@@ -1240,16 +1136,7 @@ async def _reading(
     uow: UnitOfWork, checkin: CheckIn, q: Question, value: str, flag: str, now: datetime
 ) -> None:
     assert q.reading is not None
-    row = Reading(
-        patient_id=checkin.patient_id, checkin_id=checkin.id, kind=q.reading,
-        flag=flag, taken_at=now, value_enc=b"",
-    )  # fmt: skip
-    row.id = new_id()
-    row.value_enc = await uow.vault.seal(
-        checkin.patient_id, "readings", "value_enc", row.id, value
-    )
-    uow.session.add(row)
-    await uow.session.flush()
+    await uow.followups.add_reading(checkin, q.reading, value, flag, now)
 
 
 def _evaluate(template: Template, answers: dict[str, Any]) -> tuple[str, list[Flagged]]:
@@ -1475,17 +1362,8 @@ async def recent_readings(
     uow: UnitOfWork, patient_id: str, now: datetime, days: int = 30
 ) -> list[ReadingView]:
     """The patient's readings of the last ``days`` days, oldest first (decrypted)."""
-    rows = await uow.session.scalars(
-        select(Reading)
-        .where(Reading.patient_id == patient_id, Reading.taken_at >= now - timedelta(days=days))
-        .order_by(Reading.taken_at, Reading.id)
-        .limit(2000)
-    )
-    out = []
-    for row in rows:
-        value = await uow.vault.open(patient_id, "readings", "value_enc", row.id, row.value_enc)
-        out.append(ReadingView(row.kind, value, row.flag, aware(row.taken_at)))
-    return out
+    rows = await uow.followups.readings_since(patient_id, now - timedelta(days=days))
+    return [ReadingView(row.kind, value, row.flag, aware(row.taken_at)) for row, value in rows]
 
 
 READING_UNITS = {

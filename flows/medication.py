@@ -36,13 +36,12 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select
 from transitions import Machine
 
 from flows import doses, timing
 from flows.consultation import doctor_ref, is_verified
 from flows.machines import fire
-from storage.models import Consultation, Doctor, MedicationPlan, Patient, new_id
+from storage.models import Consultation, Doctor, MedicationPlan, Patient
 from storage.uow import UnitOfWork
 
 TABLE = "med_plans"
@@ -159,17 +158,11 @@ def local_today(patient: Patient | None, now: datetime) -> date:
 
 async def details(uow: UnitOfWork, plan: MedicationPlan) -> dict[str, Any]:
     """The decrypted details document of a plan (see the module notes)."""
-    if plan.details_enc is None:
-        return {}
-    raw = await uow.vault.open(plan.patient_id, TABLE, COLUMN, plan.id, plan.details_enc)
-    loaded = json.loads(raw)
-    return loaded if isinstance(loaded, dict) else {}
+    return await uow.medication.details(plan)
 
 
 async def _save(uow: UnitOfWork, plan: MedicationPlan, doc: dict[str, Any]) -> None:
-    plan.details_enc = await uow.vault.seal(
-        plan.patient_id, TABLE, COLUMN, plan.id, json.dumps(doc, ensure_ascii=False)
-    )
+    await uow.medication.set_details(plan, doc)
 
 
 def schedule_of(values: dict[str, Any]) -> timing.Schedule:
@@ -236,35 +229,23 @@ async def view(uow: UnitOfWork, plan: MedicationPlan, *, draft: bool = False) ->
 
 async def get(uow: UnitOfWork, plan_id: str) -> MedicationPlan | None:
     """A plan by id."""
-    return await uow.session.get(MedicationPlan, plan_id) if plan_id else None
+    return await uow.medication.plan(plan_id) if plan_id else None
 
 
 async def wizard_of(uow: UnitOfWork, doctor: Doctor) -> MedicationPlan | None:
     """The plan this doctor is entering or changing right now (one at a time), if any."""
-    q = (
-        select(MedicationPlan)
-        .where(
-            MedicationPlan.doctor_id == doctor.id,
-            MedicationPlan.step != DONE,
-            MedicationPlan.status.in_([S.DRAFT.value, *(s.value for s in LIVE)]),
-        )
-        .order_by(MedicationPlan.created_at.desc())
-        .limit(1)
+    return await uow.medication.open_wizard(
+        doctor.id, [S.DRAFT.value, *(s.value for s in LIVE)], DONE
     )
-    return await uow.session.scalar(q)
 
 
 async def plans_of_patient(
     uow: UnitOfWork, patient_id: str, statuses: tuple[Status, ...], doctor_id: str | None = None
 ) -> list[MedicationPlan]:
     """A patient's plans in these statuses (optionally one doctor's), oldest first."""
-    q = select(MedicationPlan).where(
-        MedicationPlan.patient_id == patient_id,
-        MedicationPlan.status.in_([s.value for s in statuses]),
+    return await uow.medication.plans_of_patient(
+        patient_id, [s.value for s in statuses], doctor_id
     )
-    if doctor_id is not None:
-        q = q.where(MedicationPlan.doctor_id == doctor_id)
-    return list(await uow.session.scalars(q.order_by(MedicationPlan.created_at)))
 
 
 async def case_of(uow: UnitOfWork, plan: MedicationPlan) -> Consultation | None:
@@ -311,10 +292,7 @@ async def begin(
         doctor_after_min=ladder[2],
         created_at=now,
     )
-    plan.id = new_id()
-    await _save(uow, plan, {"draft": {}})
-    uow.session.add(plan)
-    await uow.session.flush()
+    await uow.medication.add_plan(plan, {"draft": {}})
     await uow.audit.record(doctor_ref(doctor), "medplan.draft", TABLE, plan.id, {"case": case.id})
     return plan
 

@@ -12,7 +12,6 @@ marks an issued slip used by the patient.
 
 from __future__ import annotations
 
-import json
 import re
 import zoneinfo
 from dataclasses import dataclass
@@ -25,7 +24,6 @@ from storage.uow import UnitOfWork
 
 KIND = "referral.followup"
 TABLE = "referrals"
-COLUMN = "outcome_enc"
 DELAY_DAYS = {"emergency": 3, "within_24h": 7, "within_2w": 10}
 RECALL_DAYS = 3
 ASK_AT = time(10, 0)  # local time of day the question is asked
@@ -95,19 +93,11 @@ async def schedule(uow: UnitOfWork, referral: Referral, now: datetime) -> dateti
 
 async def outcome(uow: UnitOfWork, referral: Referral) -> dict[str, Any]:
     """The patient's answer so far (empty when none)."""
-    if referral.outcome_enc is None:
-        return {}
-    raw = await uow.vault.open(
-        referral.patient_id, TABLE, COLUMN, referral.id, referral.outcome_enc
-    )
-    loaded = json.loads(raw)
-    return loaded if isinstance(loaded, dict) else {}
+    return await uow.followups.referral_outcome(referral)
 
 
 async def _save(uow: UnitOfWork, referral: Referral, doc: dict[str, Any]) -> None:
-    referral.outcome_enc = await uow.vault.seal(
-        referral.patient_id, TABLE, COLUMN, referral.id, json.dumps(doc, ensure_ascii=False)
-    )
+    await uow.followups.set_referral_outcome(referral, doc)
 
 
 def _final(doc: dict[str, Any]) -> bool:
@@ -117,7 +107,7 @@ def _final(doc: dict[str, Any]) -> bool:
 async def due(uow: UnitOfWork, event: ScheduledEvent, now: datetime) -> Ask | None:
     """A ``referral.followup`` event runs: the question to send, or None (revoked, already
     answered, or the patient is gone). The first ask schedules the recall."""
-    referral = await uow.session.get(Referral, event.subject)
+    referral = await uow.followups.referral(event.subject)
     if referral is None or referral.status in ("draft", "revoked"):
         return None
     patient = await uow.patients.get(referral.patient_id)
@@ -139,7 +129,7 @@ async def due(uow: UnitOfWork, event: ScheduledEvent, now: datetime) -> Ask | No
 
 
 async def _own(uow: UnitOfWork, patient: Patient, referral_id: str) -> Referral:
-    referral = await uow.session.get(Referral, referral_id) if referral_id else None
+    referral = await uow.followups.referral(referral_id) if referral_id else None
     if referral is None or referral.patient_id != patient.id or referral.status == "draft":
         raise NotAllowed("stale")
     return referral

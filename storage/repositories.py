@@ -326,6 +326,30 @@ class EventRepository:
             )
         )
 
+    async def due_by(self, kind: str, subject: str, until: datetime) -> bool:
+        """Whether an event of one kind for one subject is waiting (pending, or leased and not
+        yet run) and due by ``until``."""
+        found = await self._s.scalar(
+            select(ScheduledEvent.id)
+            .where(
+                ScheduledEvent.kind == kind,
+                ScheduledEvent.subject == subject,
+                ScheduledEvent.status.in_(("pending", "leased")),
+                ScheduledEvent.due_at <= until,
+            )
+            .limit(1)
+        )
+        return found is not None
+
+    async def count_for(self, kind: str, subject: str) -> int:
+        """How many events of one kind a subject has had (any status)."""
+        n = await self._s.scalar(
+            select(func.count())
+            .select_from(ScheduledEvent)
+            .where(ScheduledEvent.kind == kind, ScheduledEvent.subject == subject)
+        )
+        return int(n or 0)
+
     async def next_due(self, exclude: Sequence[str] = ()) -> datetime | None:
         """When the earliest pending event is due (of a kind not in ``exclude``)."""
         query = select(func.min(ScheduledEvent.due_at)).where(ScheduledEvent.status == "pending")
