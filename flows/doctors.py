@@ -20,6 +20,7 @@ from typing import Any
 from transitions import Machine
 
 from flows import consultation, onboarding
+from flows.errors import UserError
 from flows.machines import fire
 from flows.onboarding import BadInput, clean_text, normalize_phone
 from flows.verification import (
@@ -129,13 +130,8 @@ class NotVerified(Exception):
         self.params = params
 
 
-class Refused(Exception):
+class Refused(UserError):
     """An admin decision that cannot be made: ``msgid``/``params`` say why."""
-
-    def __init__(self, msgid: str, **params: Any) -> None:
-        super().__init__(msgid)
-        self.msgid = msgid
-        self.params = params
 
 
 class AlreadyDecided(Refused):

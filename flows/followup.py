@@ -49,6 +49,7 @@ from typing import Any
 from transitions import Machine
 
 from flows import alerts, caregivers, timing
+from flows.errors import UserError
 from flows.machines import fire
 from flows.questionnaire import DataFileError
 from locales import LOCALES, Html, Translator, catalog
@@ -340,14 +341,9 @@ def validate() -> None:
 # --- answers ------------------------------------------------------------------------------------
 
 
-class BadAnswer(Exception):
+class BadAnswer(UserError):
     """An answer that does not fit the question (``msgid`` with ``params``); the question
     stays."""
-
-    def __init__(self, msgid: str, **params: Any) -> None:
-        super().__init__(msgid)
-        self.msgid = msgid
-        self.params = params
 
 
 class Stale(Exception):

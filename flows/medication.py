@@ -40,6 +40,7 @@ from transitions import Machine
 
 from flows import doses, timing
 from flows.consultation import doctor_ref, is_verified
+from flows.errors import UserError
 from flows.machines import fire
 from storage.models import Consultation, Doctor, MedicationPlan, Patient
 from storage.uow import UnitOfWork
@@ -114,13 +115,8 @@ class NotAllowed(Exception):
         self.plan = plan
 
 
-class BadInput(ValueError):
+class BadInput(UserError, ValueError):
     """An answer that cannot be used; ``msgid`` and ``params`` say why (the step stays)."""
-
-    def __init__(self, msgid: str, **params: Any) -> None:
-        super().__init__(msgid)
-        self.msgid = msgid
-        self.params = params
 
 
 def next_status(current: Status, trigger: str) -> Status:

@@ -16,6 +16,7 @@ from typing import Any
 from transitions import Machine
 
 from flows import timing
+from flows.errors import UserError
 from flows.machines import fire
 from storage.models import Patient, utcnow
 from storage.uow import UnitOfWork
@@ -86,13 +87,8 @@ def next_step(current: Step, trigger: str) -> Step:
     return Step(new)
 
 
-class BadInput(Exception):
+class BadInput(UserError):
     """The patient's answer is not acceptable; ``msgid`` and ``params`` say why, politely."""
-
-    def __init__(self, msgid: str, **params: Any) -> None:
-        super().__init__(msgid)
-        self.msgid = msgid
-        self.params = params
 
 
 # -- pure validators ------------------------------------------------------------------------

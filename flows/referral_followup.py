@@ -19,6 +19,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from flows import referrals as core
+from flows.errors import UserError
 from storage.models import Patient, Referral, ScheduledEvent
 from storage.uow import UnitOfWork
 
@@ -39,13 +40,8 @@ class NotAllowed(Exception):
         self.reason = reason
 
 
-class BadInput(ValueError):
+class BadInput(UserError, ValueError):
     """An unusable typed outcome; ``msgid``/``params`` say why."""
-
-    def __init__(self, msgid: str, **params: object) -> None:
-        super().__init__(msgid)
-        self.msgid = msgid
-        self.params = params
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from typing import Any
 from flows import directory
 from flows import referrals as core
 from flows.consultation import doctor_ref, is_verified
+from flows.errors import UserError
 from flows.medication import local_today
 from storage.models import Consultation, Doctor, Hospital, Referral
 from storage.uow import UnitOfWork
@@ -46,13 +47,8 @@ class NotAllowed(Exception):
         self.referral = referral
 
 
-class BadInput(ValueError):
+class BadInput(UserError, ValueError):
     """A typed answer that can't be used; the step stays. ``msgid``/``params``: why."""
-
-    def __init__(self, msgid: str, **params: object) -> None:
-        super().__init__(msgid)
-        self.msgid = msgid
-        self.params = params
 
 
 def _clean(text: str | None) -> str:

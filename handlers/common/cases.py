@@ -1,5 +1,6 @@
 """What each side sees of a consultation, shared by both bots and the scheduler: the case tag
-headers, the doctor's card for patients, and the department's new-case notice for doctors.
+headers, the doctor's card for patients, the department's new-case notice for doctors, the
+rating asked of the patient when a case ends, and the files either side may relay.
 
 Doctors see a patient as ``#N · first name``; patients see a doctor as name, title,
 department, hospital and a verified mark. Neither ever sees the other's Telegram account or
@@ -13,7 +14,7 @@ import zoneinfo
 from datetime import datetime, timedelta
 
 from aiogram.filters.callback_data import CallbackData
-from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message
 
 from bot.settings import Settings
 from bot.telegram.reply import PRIORITY_REPLY, Replier
@@ -29,6 +30,14 @@ class QueueCB(CallbackData, prefix="cq"):
 
     action: str  # acc | skip
     case: str
+
+
+class RateCB(CallbackData, prefix="pr"):
+    """A rating of a closed case (``stars`` 1–5; 0 skips the comment); handled in
+    handlers.patient.case."""
+
+    case: str
+    stars: int
 
 
 def accept_keyboard(
@@ -168,3 +177,38 @@ async def notify_department(
             text = tr("consult.doctor.fell_back", left=tr.plain(f"dept.{left}"), **common)
         await reply.text(text, accept_keyboard(tr, case))
     return len(doctors)
+
+
+def rate_keyboard(case: Consultation) -> InlineKeyboardMarkup:
+    """Five buttons, 1★ to 5★."""
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(
+                    text=f"{n}★", callback_data=RateCB(case=case.id, stars=n).pack()
+                )
+                for n in range(1, 6)
+            ]
+        ]
+    )
+
+
+async def ask_rating(uow: UnitOfWork, case: Consultation) -> None:
+    """After a case ends, the patient is asked to rate it (in their language)."""
+    found = await to_patient(uow, case)
+    if found is None:
+        return
+    _, tr, reply = found
+    await reply.text(tr("trust.rate_ask", number=case.number), rate_keyboard(case))
+
+
+def file_of(message: Message) -> tuple[str, str, int | None, str | None] | None:
+    """(kind, file id, size, file name) of a relayable file in the message."""
+    if message.photo:
+        best = message.photo[-1]
+        return "photo", best.file_id, best.file_size, None
+    for kind in ("voice", "document", "audio", "video"):
+        item = getattr(message, kind)
+        if item is not None:
+            return kind, item.file_id, item.file_size, getattr(item, "file_name", None)
+    return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiogram import F, Router
 
+from handlers.common import errors
 from handlers.doctor import (
     admin,
     apply,
@@ -11,6 +12,7 @@ from handlers.doctor import (
     cases,
     export,
     fallback,
+    guard,
     ops,
     plans,
     queue,
@@ -28,7 +30,12 @@ def get_router() -> Router:
     root.message.filter(F.chat.type == "private", F.from_user, ~F.from_user.is_bot)
     root.edited_message.filter(F.chat.type == "private", F.from_user, ~F.from_user.is_bot)
     root.callback_query.filter(~F.from_user.is_bot)
+    # Handlers marked @guard.verified(...) run for verified doctors only; others are refused
+    # (and audited) here, once, before the handler.
+    root.message.middleware(guard.VerifiedOnly())
+    root.callback_query.middleware(guard.VerifiedOnly())
     root.include_routers(
+        errors.routes.router(),  # a UserError anywhere below: its message, nothing else
         # /ops before the admin's typed answers: while a rejection reason is asked for,
         # "/ops" is the operator's view, not the reason.
         ops.routes.router(),
@@ -36,10 +43,9 @@ def get_router() -> Router:
         start.routes.router(),
         apply.routes.router(),
     )
-    # --- consultations: the queue and case routers go here (after the application, before
-    # the fallback), e.g. root.include_routers(queue.routes.router(), cases.routes.router()).
-    # Their handlers call flows.doctors.require_verified(doctor); the NotVerified it raises
-    # is answered by the fallback's error handler with the reason, in the doctor's language.
+    # --- the doctor's work: after the application, before the fallback. Its commands and
+    # buttons are @guard.verified; a wizard's or a case's typed texts go on to the fallback
+    # when the doctor may not work.
     root.include_routers(export.routes.router())  # /export [case]: before typed answers
     root.include_routers(plans.routes.router())  # a typed plan answer is not a case message
     root.include_routers(referrals.routes.router())  # nor a referral answer or a hospital

@@ -12,7 +12,7 @@ from aiogram.types import CallbackQuery, Message
 from bot.settings import Settings
 from bot.telegram.reply import Replier
 from flows import doctors as flow
-from flows.doctors import BadInput, NotFound, Refused
+from flows.doctors import NotFound, Refused
 from handlers.common.routes import RouteTable
 from handlers.doctor import render
 from handlers.doctor.apply import send_application
@@ -142,13 +142,10 @@ async def on_reason(
     """The rejection reason: the application is rejected and the applicant told why."""
     assert message.text is not None and message.from_user is not None
     doctor_id = str((await state.get_data()).get("doctor_id", ""))
-    try:
+    try:  # a reason that cannot be taken (BadInput) is a UserError; the next text is the reason
         rejected = await flow.reject(
             uow, doctor_id, flow.admin_ref(message.from_user.id), message.text
         )
-    except BadInput as bad:
-        await reply.text(tr(bad.msgid, **bad.params))
-        return
     except (Refused, NotFound) as exc:
         await state.clear()
         msgid = exc.msgid if isinstance(exc, Refused) else "doctor.admin.not_found"
@@ -175,19 +172,13 @@ async def on_suspend(
     if not ref or not reason.strip():
         await reply.text(tr("doctor.admin.suspend_usage"))
         return
-    try:
+    try:  # a bad reason (BadInput) or a refusal (Refused) is a UserError
         target = await flow.find(uow, ref)
         suspended = await flow.suspend(
             uow, target.id, flow.admin_ref(message.from_user.id), reason
         )
     except NotFound:
         await reply.text(tr("doctor.admin.not_found"))
-        return
-    except BadInput as bad:
-        await reply.text(tr(bad.msgid, **bad.params))
-        return
-    except Refused as refused:
-        await reply.text(tr(refused.msgid, **refused.params))
         return
     text = await uow.doctors.get_field(suspended, "decision_reason") or ""
     await reply.text(tr("doctor.admin.suspended", doctor_id=suspended.id[:8]))
@@ -209,7 +200,7 @@ async def on_reinstate(
     if not ref:
         await reply.text(tr("doctor.admin.reinstate_usage"))
         return
-    try:
+    try:  # a refusal (Refused) is a UserError
         target = await flow.find(uow, ref)
         back = await flow.reinstate(
             uow,
@@ -219,9 +210,6 @@ async def on_reinstate(
         )
     except NotFound:
         await reply.text(tr("doctor.admin.not_found"))
-        return
-    except Refused as refused:
-        await reply.text(tr(refused.msgid, **refused.params))
         return
     until = back.verified_until.date().isoformat() if back.verified_until else ""
     await reply.text(tr("doctor.admin.reinstated", doctor_id=back.id[:8]))

@@ -17,8 +17,7 @@ from bot.telegram.reply import PRIORITY_REPLY, Replier
 from flows import alerts, charts, followup, timing
 from flows import consultation as flow
 from handlers.common.routes import RouteTable
-from handlers.doctor.cases import _target, case_from_command
-from handlers.doctor.queue import refuse
+from handlers.doctor.guard import case_from_command, target_case, verified
 from locales import Html, Translator
 from storage.models import Consultation, Doctor, FollowUpPlan, Patient, utcnow
 from storage.uow import UnitOfWork
@@ -73,10 +72,11 @@ async def queue_alerts(uow: UnitOfWork, doctor: Doctor, tr: Translator, reply: R
 
 
 @routes.message(Command("alerts"))
+@verified("alerts")
 async def on_alerts(
     message: Message,
     uow: UnitOfWork,
-    doctor: Doctor | None,
+    doctor: Doctor,
     tr: Translator,
     reply: Replier,
     settings: Settings,
@@ -84,9 +84,6 @@ async def on_alerts(
     """Open care alerts, most urgent first, each with what happened, the patient, since when
     and its Acknowledge button (alerts whose cause went away are closed and not shown)."""
     now = utcnow()
-    if doctor is None or not flow.is_verified(doctor, now):
-        await refuse(uow, doctor, "alerts", tr, reply)
-        return
     open_ = await alerts.open_for(uow, doctor.id)
     if not open_:
         await reply.text(tr("care.alerts_empty"))
@@ -108,20 +105,17 @@ async def on_alerts(
 
 
 @routes.callback_query(AlertCB.filter())
+@verified("care_ack")
 async def on_ack(
     query: CallbackQuery,
     callback_data: AlertCB,
     uow: UnitOfWork,
-    doctor: Doctor | None,
+    doctor: Doctor,
     tr: Translator,
     reply: Replier,
 ) -> None:
     """Acknowledge: the alert leaves /queue and /alerts (audited)."""
     now = utcnow()
-    if doctor is None or not flow.is_verified(doctor, now):
-        await reply.answer_callback(query.id)
-        await refuse(uow, doctor, "care_ack", tr, reply)
-        return
     if callback_data.action != "ack":
         await reply.answer_callback(query.id, tr.plain("error.stale_button"))
         return
@@ -218,20 +212,18 @@ async def _ask_next(
 
 
 @routes.message(Command("followup"))
+@verified("followup")
 async def on_followup(
     message: Message,
     command: CommandObject,
     uow: UnitOfWork,
     state: FSMContext,
-    doctor: Doctor | None,
+    doctor: Doctor,
     tr: Translator,
     reply: Replier,
 ) -> None:
     """Starts a follow-up plan for the patient of one of the doctor's cases."""
     now = utcnow()
-    if doctor is None or not flow.is_verified(doctor, now):
-        await refuse(uow, doctor, "followup", tr, reply)
-        return
     case = await _case_for(
         uow, doctor, message, state, command, tr, reply, "followup.doctor.usage"
     )
@@ -286,22 +278,18 @@ async def _review_set(
 
 
 @routes.callback_query(FollowCB.filter())
+@verified("followup_button")
 async def on_followup_button(
     query: CallbackQuery,
     callback_data: FollowCB,
     uow: UnitOfWork,
     state: FSMContext,
-    doctor: Doctor | None,
+    doctor: Doctor,
     tr: Translator,
     reply: Replier,
     settings: Settings,
 ) -> None:
     """Template, frequency, time and review buttons of a draft plan; Cancel drops it."""
-    now = utcnow()
-    if doctor is None or not flow.is_verified(doctor, now):
-        await reply.answer_callback(query.id)
-        await refuse(uow, doctor, "followup_button", tr, reply)
-        return
     try:
         plan = await followup.draft_of(uow, doctor, callback_data.plan)
         action, value = callback_data.action, callback_data.value
@@ -334,21 +322,17 @@ async def on_followup_button(
 
 
 @routes.message(StateFilter(Typing.followup), F.text, ~F.text.startswith("/"))
+@verified("followup", end_typing=True)
 async def on_followup_text(
     message: Message,
     uow: UnitOfWork,
     state: FSMContext,
-    doctor: Doctor | None,
+    doctor: Doctor,
     tr: Translator,
     reply: Replier,
     settings: Settings,
 ) -> None:
     """A typed time of day or review date for the draft plan (buttons for the rest)."""
-    now = utcnow()
-    if doctor is None or not flow.is_verified(doctor, now):
-        await state.set_state(None)
-        await refuse(uow, doctor, "followup", tr, reply)
-        return
     try:
         plan = await followup.draft_of(uow, doctor, (await state.get_data()).get("fu_plan"))
     except followup.NotAllowed:
@@ -365,13 +349,11 @@ async def on_followup_text(
         else:
             await reply.text(tr("followup.bad.use_buttons"))
             return
-    except timing.TimingError as bad:
+    except timing.TimingError as bad:  # a bad time: said, and the question again
         await reply.text(tr(bad.msgid, **bad.params))
         await _ask_next(uow, tr, reply, plan, settings)
         return
-    except followup.BadAnswer as bad:
-        await reply.text(tr(bad.msgid, **bad.params))
-        return
+    # (a bad review date, followup.BadAnswer, is a UserError: said, the question stays)
     await _ask_next(uow, tr, reply, plan, settings)
 
 
@@ -395,20 +377,17 @@ def _plan_line(tr: Translator, plan: FollowUpPlan, patient: Patient | None) -> H
 
 
 @routes.message(Command("followups"))
+@verified("followups")
 async def on_followups(
     message: Message,
     command: CommandObject,
     uow: UnitOfWork,
     state: FSMContext,
-    doctor: Doctor | None,
+    doctor: Doctor,
     tr: Translator,
     reply: Replier,
 ) -> None:
     """The doctor's running follow-up plans for the patient of a case, each with End."""
-    now = utcnow()
-    if doctor is None or not flow.is_verified(doctor, now):
-        await refuse(uow, doctor, "followups", tr, reply)
-        return
     case = await _case_for(uow, doctor, message, state, command, tr, reply, "followup.plans.usage")
     if case is None:
         return
@@ -429,20 +408,17 @@ async def on_followups(
 
 
 @routes.callback_query(PlanCB.filter())
+@verified("followups_button")
 async def on_plan_button(
     query: CallbackQuery,
     callback_data: PlanCB,
     uow: UnitOfWork,
-    doctor: Doctor | None,
+    doctor: Doctor,
     tr: Translator,
     reply: Replier,
 ) -> None:
     """End (asks to confirm), then Yes: the plan ends and the patient is told; No keeps it."""
     now = utcnow()
-    if doctor is None or not flow.is_verified(doctor, now):
-        await reply.answer_callback(query.id)
-        await refuse(uow, doctor, "followups_button", tr, reply)
-        return
     action = callback_data.action
     try:
         if action == "yes":
@@ -490,20 +466,18 @@ async def on_plan_button(
 
 
 @routes.message(Command("chart"))
+@verified("chart")
 async def on_chart(
     message: Message,
     command: CommandObject,
     uow: UnitOfWork,
     state: FSMContext,
-    doctor: Doctor | None,
+    doctor: Doctor,
     tr: Translator,
     reply: Replier,
 ) -> None:
     """The chart of a patient under the doctor's care (refused and audited otherwise)."""
     now = utcnow()
-    if doctor is None or not flow.is_verified(doctor, now):
-        await refuse(uow, doctor, "chart", tr, reply)
-        return
     arg = (command.args or "").strip().lstrip("#")
     case: Consultation | None
     if arg:
@@ -512,7 +486,7 @@ async def on_chart(
             await reply.text(tr("followup.chart.usage"))
             return
     else:
-        case = await _target(uow, doctor, message, state)
+        case = await target_case(uow, doctor, message, state)
         if case is None:
             await reply.text(tr("followup.chart.usage"))
             return

@@ -4,10 +4,8 @@ advice summary, /terminate, /transfer, and the cn follow-up confirmation."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiogram import F
-from aiogram.filters import Command, CommandObject
+from aiogram.filters import Command
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
@@ -19,9 +17,10 @@ from flows import relay
 from flows.consultation import NotAllowed, State
 from flows.questionnaire import load
 from handlers.common import cases as view
+from handlers.common.cases import ask_rating, file_of
 from handlers.common.routes import RouteTable
-from handlers.doctor.queue import refuse
-from handlers.patient.case import ask_rating, file_of
+from handlers.doctor.guard import target_case, verified, working_doctor
+from handlers.doctor.referrals import offer_referral
 from locales import Translator
 from storage.models import Consultation, Doctor, utcnow
 from storage.uow import UnitOfWork
@@ -37,67 +36,6 @@ class CaseCB(CallbackData, prefix="cd"):
     value: str = ""
 
 
-def _verified(message: Message, doctor: Doctor | None) -> bool | dict[str, Any]:
-    """Only verified doctors' plain texts are case messages."""
-    return doctor is not None and flow.is_verified(doctor, utcnow())
-
-
-async def _target(
-    uow: UnitOfWork, doctor: Doctor, message: Message, state: FSMContext
-) -> Consultation | None:
-    """The case a message is meant for: the tag of the replied-to bot message wins, then
-    the chosen case; None when neither says."""
-    replied = message.reply_to_message
-    if replied is not None and replied.from_user is not None and replied.from_user.is_bot:
-        number = view.tag_of(replied.text or replied.caption)
-        if number is not None:
-            case = await uow.consultations.by_number(number)
-            if case is not None and case.doctor_id == doctor.id:
-                return case
-            await uow.audit.record(
-                flow.doctor_ref(doctor), "consultation.refused", "case_number", str(number), {}
-            )
-            return None
-    chosen = (await state.get_data()).get("case")
-    case = await uow.consultations.get(chosen) if chosen else None
-    return case if case is not None and case.doctor_id == doctor.id else None
-
-
-async def case_from_command(
-    uow: UnitOfWork,
-    doctor: Doctor,
-    message: Message,
-    command: CommandObject,
-    state: FSMContext,
-    tr: Translator,
-    reply: Replier,
-    *,
-    refused: str,
-    not_yours: str,
-    which: str,
-    bad_number: str | None = None,
-) -> Consultation | None:
-    """The case a command like ``/plan 12`` is about: the number given (one of the doctor's
-    own cases, in any state; anything else is audited as ``refused`` and answered with
-    ``not_yours``, or ``bad_number`` for a non-number), else the replied-to tagged message or
-    the chosen case (``which`` when neither says)."""
-    arg = (command.args or "").strip().lstrip("#")
-    if arg:
-        case = await uow.consultations.by_number(int(arg)) if arg.isdigit() else None
-        if case is None or case.doctor_id != doctor.id:
-            await uow.audit.record(flow.doctor_ref(doctor), refused, "case_number", arg[:32], {})
-            if bad_number is not None and not arg.isdigit():
-                await reply.text(tr(bad_number))
-            else:
-                await reply.text(tr(not_yours, number=arg[:12]))
-            return None
-        return case
-    case = await _target(uow, doctor, message, state)
-    if case is None:
-        await reply.text(tr(which))
-    return case
-
-
 async def _active_target(
     uow: UnitOfWork,
     doctor: Doctor,
@@ -106,7 +44,7 @@ async def _active_target(
     tr: Translator,
     reply: Replier,
 ) -> Consultation | None:
-    case = await _target(uow, doctor, message, state)
+    case = await target_case(uow, doctor, message, state)
     if case is None:
         await reply.text(tr("consult.doctor.choose"))
         return None
@@ -123,13 +61,11 @@ async def _doctor_name(uow: UnitOfWork, tr: Translator, doctor: Doctor) -> str:
 
 
 @routes.message(Command("cases"))
+@verified("cases")
 async def on_cases(
-    message: Message, uow: UnitOfWork, doctor: Doctor | None, tr: Translator, reply: Replier
+    message: Message, uow: UnitOfWork, doctor: Doctor, tr: Translator, reply: Replier
 ) -> None:
     """The doctor's active cases as buttons; pressing one makes it the current case."""
-    if doctor is None or not flow.is_verified(doctor, utcnow()):
-        await refuse(uow, doctor, "cases", tr, reply)
-        return
     cases = await uow.consultations.active_for_doctor(doctor.id)
     if not cases:
         await reply.text(tr("consult.doctor.cases_empty"))
@@ -149,22 +85,19 @@ async def on_cases(
 
 
 @routes.callback_query(CaseCB.filter())
+@verified("case_button")
 async def on_case_button(
     query: CallbackQuery,
     callback_data: CaseCB,
     uow: UnitOfWork,
     state: FSMContext,
-    doctor: Doctor | None,
+    doctor: Doctor,
     tr: Translator,
     reply: Replier,
     settings: Settings,
 ) -> None:
     """Choose a case, confirm a follow-up visit (cn), or pick the transfer department."""
     now = utcnow()
-    if doctor is None or not flow.is_verified(doctor, now):
-        await reply.answer_callback(query.id)
-        await refuse(uow, doctor, "case_button", tr, reply)
-        return
     try:
         case = await flow.doctor_case(uow, doctor, callback_data.case, now)
         if State(case.state) is not State.ACTIVE:
@@ -214,19 +147,17 @@ async def on_case_button(
 
 
 @routes.message(Command("close"))
+@verified("close")
 async def on_close(
     message: Message,
     uow: UnitOfWork,
     state: FSMContext,
-    doctor: Doctor | None,
+    doctor: Doctor,
     tr: Translator,
     reply: Replier,
     settings: Settings,
 ) -> None:
     """Asks for the advice summary of the case; the next text closes it."""
-    if doctor is None or not flow.is_verified(doctor, utcnow()):
-        await refuse(uow, doctor, "close", tr, reply)
-        return
     case = await _active_target(uow, doctor, message, state, tr, reply)
     if case is None:
         return
@@ -239,26 +170,22 @@ async def on_close(
 
 
 @routes.message(Command("terminate"))
+@verified("terminate")
 async def on_terminate(
     message: Message,
     uow: UnitOfWork,
     state: FSMContext,
-    doctor: Doctor | None,
+    doctor: Doctor,
     tr: Translator,
     reply: Replier,
 ) -> None:
     """Ends the case as not suitable online; the patient is told to see a doctor in person."""
-    if doctor is None or not flow.is_verified(doctor, utcnow()):
-        await refuse(uow, doctor, "terminate", tr, reply)
-        return
     case = await _active_target(uow, doctor, message, state, tr, reply)
     if case is None:
         return
     await flow.terminate(uow, doctor, case, now=utcnow())
     await state.update_data(case=None, closing=None)
     await reply.text(tr("consult.doctor.terminated", number=case.number))
-    from handlers.doctor.referrals import offer_referral  # the referral wizard imports us
-
     await offer_referral(tr, reply, case)
     found = await view.to_patient(uow, case)
     if found is not None:
@@ -275,18 +202,16 @@ async def on_terminate(
 
 
 @routes.message(Command("transfer"))
+@verified("transfer")
 async def on_transfer(
     message: Message,
     uow: UnitOfWork,
     state: FSMContext,
-    doctor: Doctor | None,
+    doctor: Doctor,
     tr: Translator,
     reply: Replier,
 ) -> None:
     """Offers the departments the case can be passed to."""
-    if doctor is None or not flow.is_verified(doctor, utcnow()):
-        await refuse(uow, doctor, "transfer", tr, reply)
-        return
     case = await _active_target(uow, doctor, message, state, tr, reply)
     if case is None:
         return
@@ -305,7 +230,7 @@ async def on_transfer(
     )
 
 
-@routes.message(F.text, ~F.text.startswith("/"), _verified)
+@routes.message(F.text, ~F.text.startswith("/"), working_doctor)
 async def on_text(
     message: Message,
     uow: UnitOfWork,
@@ -366,7 +291,7 @@ async def on_text(
 
 @routes.message(
     F.photo | F.voice | F.document | F.audio | F.video | F.video_note | F.sticker | F.location,
-    _verified,
+    working_doctor,
 )
 async def on_file(
     message: Message,

@@ -15,8 +15,7 @@ from bot.telegram.reply import Replier
 from flows import consultation as flow
 from flows import export as record
 from handlers.common.routes import RouteTable
-from handlers.doctor.cases import _target
-from handlers.doctor.queue import refuse
+from handlers.doctor.guard import target_case, verified
 from locales import Translator
 from storage.models import Doctor, utcnow
 from storage.uow import UnitOfWork
@@ -26,20 +25,18 @@ log = logging.getLogger(__name__)
 
 
 @routes.message(Command("export"))
+@verified("export")
 async def on_export(
     message: Message,
     command: CommandObject,
     uow: UnitOfWork,
     state: FSMContext,
-    doctor: Doctor | None,
+    doctor: Doctor,
     tr: Translator,
     reply: Replier,
 ) -> None:
     """Sends the record of the patient of a case as a protected JSON file (audited)."""
     now = utcnow()
-    if doctor is None or not flow.is_verified(doctor, now):
-        await refuse(uow, doctor, "export", tr, reply)
-        return
     arg = (command.args or "").strip().lstrip("#")
     if arg:
         if not arg.isdigit() or len(arg) > 9:
@@ -53,7 +50,7 @@ async def on_export(
             await reply.text(tr("export.doctor.not_yours", number=arg))
             return
     else:
-        case = await _target(uow, doctor, message, state)
+        case = await target_case(uow, doctor, message, state)
         if case is None:
             await reply.text(tr("export.doctor.usage"))
             return

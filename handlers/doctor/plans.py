@@ -15,19 +15,25 @@ from __future__ import annotations
 from typing import Any
 
 from aiogram import F
-from aiogram.filters import Command, CommandObject
+from aiogram.filters import Command, CommandObject, ExceptionTypeFilter
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.types import (
+    CallbackQuery,
+    ErrorEvent,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+)
 
 from bot.settings import Settings
 from bot.telegram.reply import Replier
 from flows import consultation as cases
 from flows import medication as flow
 from flows.medication import REVIEW, STEPS, BadInput, NotAllowed
+from handlers.common.errors import pressed
 from handlers.common.routes import RouteTable
-from handlers.doctor.cases import case_from_command
-from handlers.doctor.queue import refuse
+from handlers.doctor.guard import can_work, case_from_command, verified
 from handlers.patient import meds as patient_meds
 from locales import Translator
 from storage.models import Consultation, Doctor, MedicationPlan, utcnow
@@ -120,10 +126,6 @@ async def show_step(uow: UnitOfWork, tr: Translator, reply: Replier, plan: Medic
     )
 
 
-def _verified(doctor: Doctor | None) -> bool:
-    return doctor is not None and cases.is_verified(doctor, utcnow())
-
-
 async def _case_for(
     uow: UnitOfWork,
     doctor: Doctor,
@@ -142,20 +144,18 @@ async def _case_for(
 
 
 @routes.message(Command("plan"))
+@verified("plan")
 async def on_plan(
     message: Message,
     command: CommandObject,
     uow: UnitOfWork,
     state: FSMContext,
-    doctor: Doctor | None,
+    doctor: Doctor,
     tr: Translator,
     reply: Replier,
     settings: Settings,
 ) -> None:
     """Starts a plan for the case's patient (or shows the open wizard's question again)."""
-    if doctor is None or not _verified(doctor):
-        await refuse(uow, doctor, "plan", tr, reply)
-        return
     open_plan = await flow.wizard_of(uow, doctor)
     if open_plan is not None:
         await reply.text(tr("meds.plan.already_open"))
@@ -179,19 +179,17 @@ async def on_plan(
 
 
 @routes.message(Command("plans"))
+@verified("plans")
 async def on_plans(
     message: Message,
     command: CommandObject,
     uow: UnitOfWork,
     state: FSMContext,
-    doctor: Doctor | None,
+    doctor: Doctor,
     tr: Translator,
     reply: Replier,
 ) -> None:
     """The doctor's live plans for the case's patient, each with Change and End."""
-    if doctor is None or not _verified(doctor):
-        await refuse(uow, doctor, "plans", tr, reply)
-        return
     case = await _case_for(uow, doctor, message, command, state, tr, reply)
     if case is None:
         return
@@ -226,16 +224,13 @@ async def _wizard(
     message: Message, uow: UnitOfWork, doctor: Doctor | None
 ) -> bool | dict[str, Any]:
     """Only while this (verified) doctor has a plan wizard open."""
-    if doctor is None or not _verified(doctor):
+    if not can_work(doctor):
         return False
     plan = await flow.wizard_of(uow, doctor)
     return {"plan": plan} if plan is not None else False
 
 
-@routes.message(Command("cancel"), _wizard)
-async def on_cancel(
-    message: Message, uow: UnitOfWork, doctor: Doctor, tr: Translator, reply: Replier
-) -> None:
+async def _cancel_wizard(uow: UnitOfWork, doctor: Doctor, tr: Translator, reply: Replier) -> None:
     """Drops the draft (or abandons a change: the plan stays as it was)."""
     plan = await flow.cancel_wizard(uow, doctor, utcnow())
     msgid = (
@@ -244,6 +239,14 @@ async def on_cancel(
         else ("meds.plan.change_cancelled")
     )
     await reply.text(tr(msgid))
+
+
+@routes.message(Command("cancel"), _wizard)
+async def on_cancel(
+    message: Message, uow: UnitOfWork, doctor: Doctor, tr: Translator, reply: Replier
+) -> None:
+    """Drops the draft (or abandons a change: the plan stays as it was)."""
+    await _cancel_wizard(uow, doctor, tr, reply)
 
 
 @routes.message(F.text, ~F.text.startswith("/"), _wizard)
@@ -264,133 +267,224 @@ async def on_answer(
     await show_step(uow, tr, reply, plan)
 
 
-@routes.callback_query(PlanCB.filter())
-async def on_button(
+# -- buttons: one handler per action. A verified doctor only (others are refused as
+# ``plan_button``); a bad value is answered as a UserError; a button of another step, plan
+# or doctor (NotAllowed) by :func:`on_refused_button`. --------------------------------------
+
+
+async def _no_buttons(query: CallbackQuery, reply: Replier) -> None:
+    """The pressed message's buttons go (the step they belonged to is over)."""
+    if query.message is not None:
+        await reply.edit_markup(query.message.message_id, None)
+
+
+@routes.callback_query(PlanCB.filter(F.action == "pick"))
+@verified("plan_button")
+async def on_pick(
     query: CallbackQuery,
     callback_data: PlanCB,
     uow: UnitOfWork,
-    doctor: Doctor | None,
+    doctor: Doctor,
     tr: Translator,
     reply: Replier,
 ) -> None:
-    """Wizard and /plans buttons; one of another step, plan or doctor is stale."""
+    """A choice of the current step (days, period, food)."""
     cb = callback_data
-    now = utcnow()
-    if doctor is None or not _verified(doctor):
-        await reply.answer_callback(query.id)
-        await refuse(uow, doctor, "plan_button", tr, reply)
-        return
-    message_id = query.message.message_id if query.message is not None else None
-    try:
-        if cb.action == "pick":
-            plan, _ = await flow.choose(uow, doctor, cb.plan, cb.step, cb.value, now)
-            await reply.answer_callback(query.id)
-            await show_step(uow, tr, reply, plan)
-            return
-        if cb.action == "type":
-            open_plan = await flow.wizard_of(uow, doctor)
-            if open_plan is None or open_plan.id != cb.plan or open_plan.step != cb.step:
-                raise NotAllowed("stale")
-            await reply.answer_callback(query.id)
-            hint = "meds.plan.type_days" if cb.step == "days" else "meds.plan.type_period"
-            await reply.text(tr(hint))
-            return
-        if cb.action == "keep":
-            plan = await flow.keep(uow, doctor, cb.plan, now)
-            await reply.answer_callback(query.id)
-            await show_step(uow, tr, reply, plan)
-            return
-        if cb.action == "steps":
-            plan = await flow.goto(uow, doctor, cb.plan, REVIEW, now)
-            rows = [
-                [_b(tr, f"meds.step.{s}", PlanCB(action="goto", plan=plan.id, step=s))]
-                for s in STEPS
-            ]
-            rows.append(
-                [_b(tr, "meds.plan.back", PlanCB(action="goto", plan=plan.id, step=REVIEW))]
-            )
-            await reply.answer_callback(query.id)
-            await reply.text(
-                tr("meds.plan.which_step"), InlineKeyboardMarkup(inline_keyboard=rows)
-            )
-            return
-        if cb.action == "goto":
-            plan = await flow.goto(uow, doctor, cb.plan, cb.step, now)
-            await reply.answer_callback(query.id)
-            await show_step(uow, tr, reply, plan)
-            return
-        if cb.action == "cancel":
-            open_plan = await flow.wizard_of(uow, doctor)
-            if open_plan is None or open_plan.id != cb.plan:
-                raise NotAllowed("stale")
-            await on_cancel_button(uow, doctor, tr, reply)
-            await reply.answer_callback(query.id)
-            if message_id is not None:
-                await reply.edit_markup(message_id, None)
-            return
-        if cb.action == "send":
-            plan, changed = await flow.send(uow, doctor, cb.plan, now)
-            await reply.answer_callback(query.id)
-            if message_id is not None:
-                await reply.edit_markup(message_id, None)
-            number, name = await _header(uow, plan)
-            sent = await patient_meds.send_card(uow, plan, changed=changed)
-            msgid = "meds.plan.sent" if sent else "meds.plan.no_patient"
-            await reply.text(tr(msgid, number=number, name=name, version=plan.version))
-            return
-        if cb.action == "chg":
-            plan = await flow.begin_change(uow, doctor, cb.plan, now)
-            await reply.answer_callback(query.id)
-            await show_step(uow, tr, reply, plan)
-            return
-        if cb.action == "end":
-            found = await flow.get(uow, cb.plan)
-            if found is None or found.doctor_id != doctor.id:
-                raise NotAllowed("stale")
-            rows = [
-                [_b(tr, "meds.plans.end_yes", PlanCB(action="endok", plan=cb.plan))],
-            ]
-            v = await flow.view(uow, found)
-            await reply.answer_callback(query.id)
-            await reply.text(
-                tr("meds.plans.end_ask", medicine=v.name),
-                InlineKeyboardMarkup(inline_keyboard=rows),
-            )
-            return
-        if cb.action == "endok":
-            plan = await flow.end(uow, doctor, cb.plan, now)
-            await reply.answer_callback(query.id)
-            if message_id is not None:
-                await reply.edit_markup(message_id, None)
-            number, name = await _header(uow, plan)
-            await reply.text(tr("meds.plans.ended", number=number, name=name))
-            await patient_meds.tell_patient(uow, plan, "meds.ended_by_doctor")
-            return
-    except BadInput as bad:
-        await reply.answer_callback(query.id)
-        await reply.text(tr(bad.msgid, **bad.params))
-        return
-    except NotAllowed as no:
-        if no.reason == "draft_open" and no.plan is not None:
-            await reply.answer_callback(query.id)
-            await reply.text(tr("meds.plan.already_open"))
-            await show_step(uow, tr, reply, no.plan)
-            return
-        if no.reason == "state":
-            await reply.answer_callback(query.id)
-            await reply.text(tr("meds.plans.not_live"))
-            return
+    plan, _ = await flow.choose(uow, doctor, cb.plan, cb.step, cb.value, utcnow())
+    await reply.answer_callback(query.id)
+    await show_step(uow, tr, reply, plan)
+
+
+@routes.callback_query(PlanCB.filter(F.action == "type"))
+@verified("plan_button")
+async def on_type(
+    query: CallbackQuery,
+    callback_data: PlanCB,
+    uow: UnitOfWork,
+    doctor: Doctor,
+    tr: Translator,
+    reply: Replier,
+) -> None:
+    """ "Type it": how to write the days or the period."""
+    open_plan = await flow.wizard_of(uow, doctor)
+    if (
+        open_plan is None
+        or open_plan.id != callback_data.plan
+        or open_plan.step != callback_data.step
+    ):
+        raise NotAllowed("stale")
+    await reply.answer_callback(query.id)
+    hint = "meds.plan.type_days" if callback_data.step == "days" else "meds.plan.type_period"
+    await reply.text(tr(hint))
+
+
+@routes.callback_query(PlanCB.filter(F.action == "keep"))
+@verified("plan_button")
+async def on_keep(
+    query: CallbackQuery,
+    callback_data: PlanCB,
+    uow: UnitOfWork,
+    doctor: Doctor,
+    tr: Translator,
+    reply: Replier,
+) -> None:
+    """Keep the step's value as it is (changing a plan) and go on."""
+    plan = await flow.keep(uow, doctor, callback_data.plan, utcnow())
+    await reply.answer_callback(query.id)
+    await show_step(uow, tr, reply, plan)
+
+
+@routes.callback_query(PlanCB.filter(F.action == "steps"))
+@verified("plan_button")
+async def on_steps(
+    query: CallbackQuery,
+    callback_data: PlanCB,
+    uow: UnitOfWork,
+    doctor: Doctor,
+    tr: Translator,
+    reply: Replier,
+) -> None:
+    """ "Change a step": the steps to go back to, and Back to the review."""
+    plan = await flow.goto(uow, doctor, callback_data.plan, REVIEW, utcnow())
+    rows = [[_b(tr, f"meds.step.{s}", PlanCB(action="goto", plan=plan.id, step=s))] for s in STEPS]
+    rows.append([_b(tr, "meds.plan.back", PlanCB(action="goto", plan=plan.id, step=REVIEW))])
+    await reply.answer_callback(query.id)
+    await reply.text(tr("meds.plan.which_step"), InlineKeyboardMarkup(inline_keyboard=rows))
+
+
+@routes.callback_query(PlanCB.filter(F.action == "goto"))
+@verified("plan_button")
+async def on_goto(
+    query: CallbackQuery,
+    callback_data: PlanCB,
+    uow: UnitOfWork,
+    doctor: Doctor,
+    tr: Translator,
+    reply: Replier,
+) -> None:
+    """Back to one step (or to the review)."""
+    plan = await flow.goto(uow, doctor, callback_data.plan, callback_data.step, utcnow())
+    await reply.answer_callback(query.id)
+    await show_step(uow, tr, reply, plan)
+
+
+@routes.callback_query(PlanCB.filter(F.action == "cancel"))
+@verified("plan_button")
+async def on_cancel_button(
+    query: CallbackQuery,
+    callback_data: PlanCB,
+    uow: UnitOfWork,
+    doctor: Doctor,
+    tr: Translator,
+    reply: Replier,
+) -> None:
+    """The wizard's Cancel: as /cancel."""
+    open_plan = await flow.wizard_of(uow, doctor)
+    if open_plan is None or open_plan.id != callback_data.plan:
+        raise NotAllowed("stale")
+    await _cancel_wizard(uow, doctor, tr, reply)
+    await reply.answer_callback(query.id)
+    await _no_buttons(query, reply)
+
+
+@routes.callback_query(PlanCB.filter(F.action == "send"))
+@verified("plan_button")
+async def on_send(
+    query: CallbackQuery,
+    callback_data: PlanCB,
+    uow: UnitOfWork,
+    doctor: Doctor,
+    tr: Translator,
+    reply: Replier,
+) -> None:
+    """Send to the patient: the card goes out for their confirmation."""
+    plan, changed = await flow.send(uow, doctor, callback_data.plan, utcnow())
+    await reply.answer_callback(query.id)
+    await _no_buttons(query, reply)
+    number, name = await _header(uow, plan)
+    sent = await patient_meds.send_card(uow, plan, changed=changed)
+    msgid = "meds.plan.sent" if sent else "meds.plan.no_patient"
+    await reply.text(tr(msgid, number=number, name=name, version=plan.version))
+
+
+@routes.callback_query(PlanCB.filter(F.action == "chg"))
+@verified("plan_button")
+async def on_change(
+    query: CallbackQuery,
+    callback_data: PlanCB,
+    uow: UnitOfWork,
+    doctor: Doctor,
+    tr: Translator,
+    reply: Replier,
+) -> None:
+    """Change a live plan: the wizard opens on a copy of it."""
+    plan = await flow.begin_change(uow, doctor, callback_data.plan, utcnow())
+    await reply.answer_callback(query.id)
+    await show_step(uow, tr, reply, plan)
+
+
+@routes.callback_query(PlanCB.filter(F.action == "end"))
+@verified("plan_button")
+async def on_end(
+    query: CallbackQuery,
+    callback_data: PlanCB,
+    uow: UnitOfWork,
+    doctor: Doctor,
+    tr: Translator,
+    reply: Replier,
+) -> None:
+    """End a plan: asks to confirm."""
+    found = await flow.get(uow, callback_data.plan)
+    if found is None or found.doctor_id != doctor.id:
+        raise NotAllowed("stale")
+    rows = [[_b(tr, "meds.plans.end_yes", PlanCB(action="endok", plan=callback_data.plan))]]
+    v = await flow.view(uow, found)
+    await reply.answer_callback(query.id)
+    await reply.text(
+        tr("meds.plans.end_ask", medicine=v.name), InlineKeyboardMarkup(inline_keyboard=rows)
+    )
+
+
+@routes.callback_query(PlanCB.filter(F.action == "endok"))
+@verified("plan_button")
+async def on_end_confirmed(
+    query: CallbackQuery,
+    callback_data: PlanCB,
+    uow: UnitOfWork,
+    doctor: Doctor,
+    tr: Translator,
+    reply: Replier,
+) -> None:
+    """Yes, end it: the plan ends and the patient is told."""
+    plan = await flow.end(uow, doctor, callback_data.plan, utcnow())
+    await reply.answer_callback(query.id)
+    await _no_buttons(query, reply)
+    number, name = await _header(uow, plan)
+    await reply.text(tr("meds.plans.ended", number=number, name=name))
+    await patient_meds.tell_patient(uow, plan, "meds.ended_by_doctor")
+
+
+@routes.callback_query(PlanCB.filter())
+@verified("plan_button")
+async def on_unknown_button(query: CallbackQuery, tr: Translator, reply: Replier) -> None:
+    """A button of an action this bot does not have (forged, or from an older version)."""
     await reply.answer_callback(query.id, tr.plain("error.stale_button"))
 
 
-async def on_cancel_button(
-    uow: UnitOfWork, doctor: Doctor, tr: Translator, reply: Replier
-) -> None:
-    """The Cancel button of the wizard: as /cancel."""
-    plan = await flow.cancel_wizard(uow, doctor, utcnow())
-    msgid = (
-        "meds.plan.cancelled"
-        if plan is None or plan.status == "cancelled"
-        else ("meds.plan.change_cancelled")
-    )
-    await reply.text(tr(msgid))
+@routes.errors(ExceptionTypeFilter(NotAllowed), pressed(PlanCB))
+async def on_refused_button(event: ErrorEvent, **data: Any) -> bool:
+    """A plan button that does not fit (another step, plan or doctor): a draft already open
+    is shown again, a plan no longer live says so, anything else is a stale button."""
+    query, no = event.update.callback_query, event.exception
+    uow, tr, reply = data["uow"], data["tr"], data["reply"]
+    assert query is not None and isinstance(no, NotAllowed)
+    if no.reason == "draft_open" and no.plan is not None:
+        await reply.answer_callback(query.id)
+        await reply.text(tr("meds.plan.already_open"))
+        await show_step(uow, tr, reply, no.plan)
+    elif no.reason == "state":
+        await reply.answer_callback(query.id)
+        await reply.text(tr("meds.plans.not_live"))
+    else:
+        await reply.answer_callback(query.id, tr.plain("error.stale_button"))
+    return True

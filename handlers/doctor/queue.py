@@ -18,6 +18,10 @@ from flows.questionnaire import load
 from handlers.common import cases as view
 from handlers.common.cases import QueueCB, accept_keyboard
 from handlers.common.routes import RouteTable
+from handlers.doctor.care import queue_alerts
+from handlers.doctor.cases import CaseCB
+from handlers.doctor.guard import verified
+from handlers.doctor.referrals import referral_button
 from handlers.patient.intake_render import summary_text
 from locales import Html, Translator
 from storage.models import Consultation, Doctor, utcnow
@@ -25,15 +29,6 @@ from storage.uow import UnitOfWork
 
 routes = RouteTable("doctor.queue")
 QUEUE_SHOWN = 10
-
-
-async def refuse(
-    uow: UnitOfWork, doctor: Doctor | None, what: str, tr: Translator, reply: Replier
-) -> None:
-    """Someone who is not a verified doctor asked for cases: refused and audited."""
-    actor = flow.doctor_ref(doctor) if doctor is not None else f"tg:{reply.chat_id}"
-    await uow.audit.record(actor, "consultation.refused", "command", what, {})
-    await reply.text(tr("consult.doctor.not_verified"))
 
 
 def _waited(tr: Translator, since: datetime, now: datetime) -> str:
@@ -72,16 +67,12 @@ async def case_view(
 
 
 @routes.message(Command("queue"))
+@verified("queue")
 async def on_queue(
-    message: Message, uow: UnitOfWork, doctor: Doctor | None, tr: Translator, reply: Replier
+    message: Message, uow: UnitOfWork, doctor: Doctor, tr: Translator, reply: Replier
 ) -> None:
     """Waiting cases of the doctor's departments, most urgent first, each with Accept/Skip."""
     now = utcnow()
-    if doctor is None or not flow.is_verified(doctor, now):
-        await refuse(uow, doctor, "queue", tr, reply)
-        return
-    from handlers.doctor.care import queue_alerts  # care imports this module
-
     await queue_alerts(uow, doctor, tr, reply)  # open care alerts first
     cases = await flow.queue_for(uow, doctor, now)
     if not cases:
@@ -95,22 +86,19 @@ async def on_queue(
 
 
 @routes.callback_query(QueueCB.filter())
+@verified("accept")
 async def on_queue_button(
     query: CallbackQuery,
     callback_data: QueueCB,
     uow: UnitOfWork,
     state: FSMContext,
-    doctor: Doctor | None,
+    doctor: Doctor,
     tr: Translator,
     reply: Replier,
     settings: Settings,
 ) -> None:
     """Accept takes the case (or says it is already taken); Skip hides the buttons."""
     now = utcnow()
-    if doctor is None or not flow.is_verified(doctor, now):
-        await reply.answer_callback(query.id)
-        await refuse(uow, doctor, "accept", tr, reply)
-        return
     if callback_data.action == "skip":
         await reply.answer_callback(query.id, tr.plain("consult.doctor.skipped"))
         if query.message is not None:
@@ -175,9 +163,6 @@ async def on_queue_button(
 def followup_keyboard(tr: Translator, case: Consultation) -> InlineKeyboardMarkup:
     """cn: accept the case as a follow-up visit, or (the record does not make it one: a
     first visit) issue a referral to an in-person visit."""
-    from handlers.doctor.cases import CaseCB  # the button belongs to the case workflow
-    from handlers.doctor.referrals import referral_button
-
     return InlineKeyboardMarkup(
         inline_keyboard=[
             [
@@ -192,18 +177,16 @@ def followup_keyboard(tr: Translator, case: Consultation) -> InlineKeyboardMarku
 
 
 @routes.message(Command("duty"))
+@verified("duty")
 async def on_duty(
     message: Message,
     command: CommandObject,
     uow: UnitOfWork,
-    doctor: Doctor | None,
+    doctor: Doctor,
     tr: Translator,
     reply: Replier,
 ) -> None:
     """On duty: new cases are announced; off duty: only urgent alerts about own cases."""
-    if doctor is None or not flow.is_verified(doctor, utcnow()):
-        await refuse(uow, doctor, "duty", tr, reply)
-        return
     arg = (command.args or "").strip().lower()
     if arg not in ("on", "off"):
         await reply.text(tr("consult.doctor.duty_usage"))
@@ -213,19 +196,17 @@ async def on_duty(
 
 
 @routes.message(Command("hours"))
+@verified("hours")
 async def on_hours(
     message: Message,
     command: CommandObject,
     uow: UnitOfWork,
-    doctor: Doctor | None,
+    doctor: Doctor,
     tr: Translator,
     reply: Replier,
     settings: Settings,
 ) -> None:
     """Sets the working hours (in the doctor's time zone) for new-case notifications."""
-    if doctor is None or not flow.is_verified(doctor, utcnow()):
-        await refuse(uow, doctor, "hours", tr, reply)
-        return
     try:
         hours = await flow.set_hours(uow, doctor, command.args or "", settings.timezone)
     except ValueError:

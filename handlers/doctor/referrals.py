@@ -16,10 +16,16 @@ import re
 from typing import Any
 
 from aiogram import F
-from aiogram.filters import Command, CommandObject
+from aiogram.filters import Command, CommandObject, ExceptionTypeFilter
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.types import (
+    CallbackQuery,
+    ErrorEvent,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+)
 
 import handlers.patient.referrals as patient_side
 from bot.settings import Settings
@@ -31,9 +37,9 @@ from flows import referral_wizard as wiz
 from flows import referrals as core
 from flows.questionnaire import load
 from flows.referral_wizard import REVIEW, STEPS, BadInput, NotAllowed
+from handlers.common.errors import pressed
 from handlers.common.routes import RouteTable
-from handlers.doctor.cases import case_from_command
-from handlers.doctor.queue import refuse
+from handlers.doctor.guard import can_work, case_from_command, verified
 from handlers.patient.intake_render import summary_text
 from locales import LOCALES, Html, Translator
 from storage.models import Consultation, Doctor, Hospital, Referral, utcnow
@@ -71,10 +77,6 @@ class HospCB(CallbackData, prefix="dhs"):
 
 def _b(tr: Translator, msgid: str, cb: CallbackData, **params: Any) -> InlineKeyboardButton:
     return InlineKeyboardButton(text=tr.plain(msgid, **params)[:64], callback_data=cb.pack())
-
-
-def _verified(doctor: Doctor | None) -> bool:
-    return doctor is not None and cases.is_verified(doctor, utcnow())
 
 
 def referral_button(tr: Translator, case: Consultation) -> InlineKeyboardButton:
@@ -239,19 +241,17 @@ async def start_wizard(
 
 
 @routes.message(Command("referral"))
+@verified("referral")
 async def on_referral(
     message: Message,
     command: CommandObject,
     uow: UnitOfWork,
     state: FSMContext,
-    doctor: Doctor | None,
+    doctor: Doctor,
     tr: Translator,
     reply: Replier,
 ) -> None:
     """Starts a referral for the case's patient (or shows the open wizard's question)."""
-    if doctor is None or not _verified(doctor):
-        await refuse(uow, doctor, "referral", tr, reply)
-        return
     open_draft = await wiz.wizard_of(uow, doctor)
     if open_draft is not None:
         await reply.text(tr("ref.wiz.already_open"))
@@ -269,19 +269,17 @@ def _status_line(tr: Translator, referral: Referral) -> str:
 
 
 @routes.message(Command("referrals"))
+@verified("referrals")
 async def on_referrals(
     message: Message,
     command: CommandObject,
     uow: UnitOfWork,
     state: FSMContext,
-    doctor: Doctor | None,
+    doctor: Doctor,
     tr: Translator,
     reply: Replier,
 ) -> None:
     """The doctor's slips for the case's patient, each issued one with Revoke."""
-    if doctor is None or not _verified(doctor):
-        await refuse(uow, doctor, "referrals", tr, reply)
-        return
     case = await _case_for(uow, doctor, message, command, state, tr, reply)
     if case is None:
         return
@@ -318,7 +316,7 @@ async def on_referrals(
 
 async def _open(message: Message, uow: UnitOfWork, doctor: Doctor | None) -> bool | dict[str, Any]:
     """Only while this (verified) doctor has a referral wizard open."""
-    if doctor is None or not _verified(doctor):
+    if not can_work(doctor):
         return False
     referral = await wiz.wizard_of(uow, doctor)
     return {"referral": referral} if referral is not None else False
@@ -418,112 +416,217 @@ def _why(msgid: str) -> str:
     return f"ref.step.{step}" if step else "ref.wiz.why_other"
 
 
-@routes.callback_query(RefCB.filter())
-async def on_button(
+# -- buttons: one handler per action. A verified doctor only (others are refused as
+# ``referral_button``); a bad value is answered as a UserError; a button of another step,
+# draft or doctor (NotAllowed) by :func:`on_refused_button`. -----------------------------------
+
+
+async def _no_buttons(query: CallbackQuery, reply: Replier) -> None:
+    """The pressed message's buttons go (the step they belonged to is over)."""
+    if query.message is not None:
+        await reply.edit_markup(query.message.message_id, None)
+
+
+@routes.callback_query(RefCB.filter(F.action == "new"))
+@verified("referral_button")
+async def on_new(
     query: CallbackQuery,
     callback_data: RefCB,
     uow: UnitOfWork,
-    doctor: Doctor | None,
+    doctor: Doctor,
+    tr: Translator,
+    reply: Replier,
+) -> None:
+    """ "Issue a referral" under a case (after /terminate, a cn first visit): the wizard."""
+    case = await uow.consultations.get(callback_data.ref)
+    if case is None or case.doctor_id != doctor.id:
+        await uow.audit.record(
+            cases.doctor_ref(doctor), "referral.refused", "consultation",
+            callback_data.ref[:32], {},
+        )  # fmt: skip
+        raise NotAllowed("stale")
+    await reply.answer_callback(query.id)
+    await start_wizard(uow, doctor, case, tr, reply)
+
+
+@routes.callback_query(RefCB.filter(F.action == "pick"))
+@verified("referral_button")
+async def on_pick(
+    query: CallbackQuery,
+    callback_data: RefCB,
+    uow: UnitOfWork,
+    doctor: Doctor,
+    tr: Translator,
+    reply: Replier,
+) -> None:
+    """A choice of the current step (hospital, department, urgency, findings, validity)."""
+    cb = callback_data
+    referral = await wiz.choose(uow, doctor, cb.ref, cb.step, cb.value, utcnow())
+    await reply.answer_callback(query.id)
+    await show_step(uow, tr, reply, referral)
+
+
+@routes.callback_query(RefCB.filter(F.action == "keep"))
+@verified("referral_button")
+async def on_keep(
+    query: CallbackQuery,
+    callback_data: RefCB,
+    uow: UnitOfWork,
+    doctor: Doctor,
+    tr: Translator,
+    reply: Replier,
+) -> None:
+    """Keep the step's value (changing a step) and go back to the review."""
+    referral = await wiz.keep(uow, doctor, callback_data.ref, utcnow())
+    await reply.answer_callback(query.id)
+    await show_step(uow, tr, reply, referral)
+
+
+@routes.callback_query(RefCB.filter(F.action == "steps"))
+@verified("referral_button")
+async def on_steps(
+    query: CallbackQuery,
+    callback_data: RefCB,
+    uow: UnitOfWork,
+    doctor: Doctor,
+    tr: Translator,
+    reply: Replier,
+) -> None:
+    """ "Change a step": the steps to go back to, and Back to the review."""
+    ref = callback_data.ref
+    await wiz.ready(uow, doctor, ref, utcnow())
+    rows = [[_b(tr, f"ref.step.{s}", RefCB(action="goto", ref=ref, step=s))] for s in STEPS]
+    rows.append([_b(tr, "ref.wiz.back", RefCB(action="goto", ref=ref, step=REVIEW))])
+    await reply.answer_callback(query.id)
+    await reply.text(tr("ref.wiz.which_step"), InlineKeyboardMarkup(inline_keyboard=rows))
+
+
+@routes.callback_query(RefCB.filter(F.action == "goto"))
+@verified("referral_button")
+async def on_goto(
+    query: CallbackQuery,
+    callback_data: RefCB,
+    uow: UnitOfWork,
+    doctor: Doctor,
+    tr: Translator,
+    reply: Replier,
+) -> None:
+    """Back to one step (or to the review)."""
+    cb = callback_data
+    referral = await wiz.goto(uow, doctor, cb.ref, cb.step, utcnow())
+    await reply.answer_callback(query.id)
+    await show_step(uow, tr, reply, referral)
+
+
+@routes.callback_query(RefCB.filter(F.action == "cancel"))
+@verified("referral_button")
+async def on_cancel_button(
+    query: CallbackQuery,
+    callback_data: RefCB,
+    uow: UnitOfWork,
+    doctor: Doctor,
+    tr: Translator,
+    reply: Replier,
+) -> None:
+    """The wizard's Cancel: the draft is dropped."""
+    open_draft = await wiz.wizard_of(uow, doctor)
+    if open_draft is None or not open_draft.id.startswith(callback_data.ref):
+        raise NotAllowed("stale")
+    await wiz.cancel(uow, doctor, utcnow())
+    await reply.answer_callback(query.id)
+    await _no_buttons(query, reply)
+    await reply.text(tr("ref.wiz.cancelled"))
+
+
+@routes.callback_query(RefCB.filter(F.action == "issue"))
+@verified("referral_button")
+async def on_issue(
+    query: CallbackQuery,
+    callback_data: RefCB,
+    uow: UnitOfWork,
+    doctor: Doctor,
     tr: Translator,
     reply: Replier,
     settings: Settings,
 ) -> None:
-    """Wizard and /referrals buttons; one of another step, draft or doctor is stale."""
-    cb = callback_data
-    now = utcnow()
-    if doctor is None or not _verified(doctor):
-        await reply.answer_callback(query.id)
-        await refuse(uow, doctor, "referral_button", tr, reply)
-        return
-    message_id = query.message.message_id if query.message is not None else None
-    try:
-        if cb.action == "new":
-            case = await uow.consultations.get(cb.ref)
-            if case is None or case.doctor_id != doctor.id:
-                await uow.audit.record(
-                    cases.doctor_ref(doctor), "referral.refused", "consultation", cb.ref[:32], {}
-                )
-                raise NotAllowed("stale")
-            await reply.answer_callback(query.id)
-            await start_wizard(uow, doctor, case, tr, reply)
-            return
-        if cb.action == "pick":
-            referral = await wiz.choose(uow, doctor, cb.ref, cb.step, cb.value, now)
-            await reply.answer_callback(query.id)
-            await show_step(uow, tr, reply, referral)
-            return
-        if cb.action == "keep":
-            referral = await wiz.keep(uow, doctor, cb.ref, now)
-            await reply.answer_callback(query.id)
-            await show_step(uow, tr, reply, referral)
-            return
-        if cb.action == "steps":
-            referral = await wiz.ready(uow, doctor, cb.ref, now)
-            rows = [
-                [_b(tr, f"ref.step.{s}", RefCB(action="goto", ref=cb.ref, step=s))] for s in STEPS
-            ]
-            rows.append([_b(tr, "ref.wiz.back", RefCB(action="goto", ref=cb.ref, step=REVIEW))])
-            await reply.answer_callback(query.id)
-            await reply.text(tr("ref.wiz.which_step"), InlineKeyboardMarkup(inline_keyboard=rows))
-            return
-        if cb.action == "goto":
-            referral = await wiz.goto(uow, doctor, cb.ref, cb.step, now)
-            await reply.answer_callback(query.id)
-            await show_step(uow, tr, reply, referral)
-            return
-        if cb.action == "cancel":
-            open_draft = await wiz.wizard_of(uow, doctor)
-            if open_draft is None or not open_draft.id.startswith(cb.ref):
-                raise NotAllowed("stale")
-            await wiz.cancel(uow, doctor, now)
-            await reply.answer_callback(query.id)
-            if message_id is not None:
-                await reply.edit_markup(message_id, None)
-            await reply.text(tr("ref.wiz.cancelled"))
-            return
-        if cb.action == "issue":
-            referral = await wiz.ready(uow, doctor, cb.ref, now)
-            await reply.answer_callback(query.id)
-            if message_id is not None:
-                await reply.edit_markup(message_id, None)
-            await _issue(uow, doctor, referral, tr, reply, settings)
-            return
-        if cb.action == "rev":
-            found = await uow.session.get(Referral, cb.ref)
-            if found is None or found.doctor_id != doctor.id or found.status != "issued":
-                raise NotAllowed("stale")
-            await reply.answer_callback(query.id)
-            await reply.text(
-                tr("ref.doc.revoke_ask", code=found.code or "—"),
-                InlineKeyboardMarkup(
-                    inline_keyboard=[
-                        [_b(tr, "ref.doc.revoke_yes", RefCB(action="revok", ref=found.id))]
-                    ]
-                ),
-            )
-            return
-        if cb.action == "revok":
-            revoked = await core.revoke(uow, doctor, cb.ref, now)
-            if revoked is None:
-                raise NotAllowed("stale")
-            await uow.events.cancel_for(followup.KIND, revoked.id)
-            await reply.answer_callback(query.id)
-            if message_id is not None:
-                await reply.edit_markup(message_id, None)
-            await reply.text(tr("ref.doc.revoked", code=revoked.code or "—"))
-            await patient_side.tell_revoked(uow, revoked)
-            return
-    except BadInput as bad:
-        await reply.answer_callback(query.id)
-        await reply.text(tr(bad.msgid, **bad.params))
-        return
-    except NotAllowed:
-        pass
+    """Issue: the slip is signed and sent to the patient."""
+    referral = await wiz.ready(uow, doctor, callback_data.ref, utcnow())
+    await reply.answer_callback(query.id)
+    await _no_buttons(query, reply)
+    await _issue(uow, doctor, referral, tr, reply, settings)
+
+
+@routes.callback_query(RefCB.filter(F.action == "rev"))
+@verified("referral_button")
+async def on_revoke(
+    query: CallbackQuery,
+    callback_data: RefCB,
+    uow: UnitOfWork,
+    doctor: Doctor,
+    tr: Translator,
+    reply: Replier,
+) -> None:
+    """Revoke an issued slip: asks to confirm."""
+    found = await uow.session.get(Referral, callback_data.ref)
+    if found is None or found.doctor_id != doctor.id or found.status != "issued":
+        raise NotAllowed("stale")
+    await reply.answer_callback(query.id)
+    yes = _b(tr, "ref.doc.revoke_yes", RefCB(action="revok", ref=found.id))
+    await reply.text(
+        tr("ref.doc.revoke_ask", code=found.code or "—"),
+        InlineKeyboardMarkup(inline_keyboard=[[yes]]),
+    )
+
+
+@routes.callback_query(RefCB.filter(F.action == "revok"))
+@verified("referral_button")
+async def on_revoke_confirmed(
+    query: CallbackQuery,
+    callback_data: RefCB,
+    uow: UnitOfWork,
+    doctor: Doctor,
+    tr: Translator,
+    reply: Replier,
+) -> None:
+    """Yes, revoke: the slip stops being valid, its follow-up is dropped, the patient told."""
+    revoked = await core.revoke(uow, doctor, callback_data.ref, utcnow())
+    if revoked is None:
+        raise NotAllowed("stale")
+    await uow.events.cancel_for(followup.KIND, revoked.id)
+    await reply.answer_callback(query.id)
+    await _no_buttons(query, reply)
+    await reply.text(tr("ref.doc.revoked", code=revoked.code or "—"))
+    await patient_side.tell_revoked(uow, revoked)
+
+
+async def _stale_button(
+    query: CallbackQuery, uow: UnitOfWork, doctor: Doctor, tr: Translator, reply: Replier
+) -> None:
+    """A button of another step, draft or doctor, or of no action: audited, then stale."""
+    cb = RefCB.unpack(query.data or "")
     await uow.audit.record(
         cases.doctor_ref(doctor), "referral.stale_button", "referral", cb.ref[:32],
         {"action": cb.action[:8]},
     )  # fmt: skip
     await reply.answer_callback(query.id, tr.plain("error.stale_button"))
+
+
+@routes.callback_query(RefCB.filter())
+@verified("referral_button")
+async def on_unknown_button(
+    query: CallbackQuery, uow: UnitOfWork, doctor: Doctor, tr: Translator, reply: Replier
+) -> None:
+    """A button of an action this bot does not have (forged, or from an older version)."""
+    await _stale_button(query, uow, doctor, tr, reply)
+
+
+@routes.errors(ExceptionTypeFilter(NotAllowed), pressed(RefCB))
+async def on_refused_button(event: ErrorEvent, **data: Any) -> bool:
+    """A referral button that does not fit: audited, then answered as stale."""
+    query = event.update.callback_query
+    assert query is not None
+    await _stale_button(query, data["uow"], data["doctor"], data["tr"], data["reply"])
+    return True
 
 
 # -- the hospital directory (admins) ------------------------------------------------------------

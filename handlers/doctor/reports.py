@@ -6,9 +6,8 @@ decision in the patient bot, in their language."""
 from __future__ import annotations
 
 from aiogram.filters import Command
-from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, Message
 
 from bot.settings import Settings
 from bot.telegram.reply import Replier
@@ -17,82 +16,14 @@ from flows import trust
 from flows.consultation import NotAllowed
 from flows.doctors import admin_ref, doctor_ref
 from handlers.common import cases as view
+from handlers.common.reports import ReportCB, report_buttons, report_text, send_to_admins
 from handlers.common.routes import RouteTable
-from handlers.doctor.queue import refuse
+from handlers.doctor.guard import verified
 from locales import Translator
-from storage.models import AbuseReport, Consultation, Doctor, utcnow
+from storage.models import Consultation, Doctor, utcnow
 from storage.uow import UnitOfWork
 
 routes = RouteTable("doctor.reports")
-
-
-class ReportCB(CallbackData, prefix="rp"):
-    """An admin's decision on a report (``block``/``dismiss``) or appeal (``lift``/``keep``)."""
-
-    action: str
-    report: str
-
-
-def _buttons(
-    tr: Translator, report: AbuseReport, actions: tuple[str, str]
-) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(
-        inline_keyboard=[
-            [
-                InlineKeyboardButton(
-                    text=tr.plain(f"trust.admin.{action}"),
-                    callback_data=ReportCB(action=action, report=report.id).pack(),
-                )
-                for action in actions
-            ]
-        ]
-    )
-
-
-async def _render(uow: UnitOfWork, tr: Translator, report: AbuseReport) -> str:
-    """A report (or appeal) as an admin sees it: case number, reporting doctor, the patient's
-    first name and random id, the reason (and appeal). Viewing is audited."""
-    case = await uow.consultations.get(report.consultation_id)
-    doctor = await uow.doctors.get(report.doctor_id)
-    doctor_name = (await uow.doctors.get_field(doctor, "name") or "—") if doctor else "—"
-    patient = await uow.patients.get(report.patient_id)
-    name = (
-        await cases.patient_first_name(uow, case)
-        if case is not None and patient is not None
-        else tr.plain("trust.admin.patient_gone")
-    )
-    reason = await uow.reports.text(report, "reason_enc") if patient is not None else None
-    number = case.number if case is not None else "?"
-    if report.status == trust.APPEALED:
-        appeal = await uow.reports.text(report, "appeal_enc") if patient is not None else None
-        return tr(
-            "trust.admin.appeal",
-            number=number,
-            patient=name,
-            patient_id=report.patient_id[:8],
-            reason=reason or "—",
-            appeal=appeal or "—",
-        )
-    return tr(
-        "trust.admin.report",
-        number=number,
-        doctor=doctor_name,
-        patient=name,
-        patient_id=report.patient_id[:8],
-        at=report.created_at.strftime("%Y-%m-%d %H:%M UTC"),
-        reason=reason or "—",
-    )
-
-
-async def send_to_admins(uow: UnitOfWork, settings: Settings, report: AbuseReport) -> None:
-    """A new report, or an appeal, to every admin with the decision buttons."""
-    tr = Translator(settings.default_locale)
-    reply = Replier(uow, "doctor", None)
-    actions = ("lift", "keep") if report.status == trust.APPEALED else ("block", "dismiss")
-    for admin_id in settings.admin_ids:
-        text = await _render(uow, tr, report)
-        await uow.audit.record(admin_ref(admin_id), "report.view", "abuse_report", report.id, {})
-        await reply.text(text, _buttons(tr, report, actions), chat_id=admin_id, protect=True)
 
 
 async def _reported_case(
@@ -109,20 +40,18 @@ async def _reported_case(
 
 
 @routes.message(Command("report"))
+@verified("report")
 async def on_report(
     message: Message,
     uow: UnitOfWork,
     state: FSMContext,
-    doctor: Doctor | None,
+    doctor: Doctor,
     tr: Translator,
     reply: Replier,
     settings: Settings,
 ) -> None:
     """``/report <what happened>`` about the patient of the replied-to (or chosen) case."""
     now = utcnow()
-    if doctor is None or not cases.is_verified(doctor, now):
-        await refuse(uow, doctor, "report", tr, reply)
-        return
     case = await _reported_case(uow, doctor, message, state)
     raw = (message.text or "").partition(" ")[2]
     if case is None:
@@ -170,7 +99,7 @@ async def on_reports(
         )
         actions = ("lift", "keep") if report.status == trust.APPEALED else ("block", "dismiss")
         await reply.text(
-            await _render(uow, tr, report), _buttons(tr, report, actions), protect=True
+            await report_text(uow, tr, report), report_buttons(tr, report, actions), protect=True
         )
 
 

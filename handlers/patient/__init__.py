@@ -8,6 +8,7 @@ from bot.settings import Settings
 from flows import checkback as flows_checkback
 from flows import referrals as referral_flow  # not `referrals`: a handler module has that name
 from flows import retention
+from handlers.common import errors
 from handlers.patient import caregivers as caregiver_handlers
 from handlers.patient import (
     case,
@@ -48,6 +49,7 @@ def get_router() -> Router:
     root.callback_query.filter(~F.from_user.is_bot)
     # Red flags first: an emergency in any message wins over every other handler.
     root.include_routers(
+        errors.routes.router(),  # a UserError anywhere below: its message, nothing else
         refusals.routes.router(),  # audits a button of another step (an error, no handler)
         emergency.routes.router(),
         meds_handlers.routes.router(),  # plan cards, /meds; typed answers before case relays

@@ -22,6 +22,8 @@ from flows import intake, relay, trust
 from flows.consultation import NotAllowed, State
 from flows.onboarding import Step, step_of
 from handlers.common import cases as view
+from handlers.common.cases import RateCB, file_of
+from handlers.common.reports import send_to_admins
 from handlers.common.routes import RouteTable
 from handlers.patient.intake_render import IntakeCB, begin_keyboard
 from handlers.patient.refusals import refused, refused_button
@@ -40,37 +42,7 @@ class CaseCB(CallbackData, prefix="pc"):
     case: str
 
 
-class RateCB(CallbackData, prefix="pr"):
-    """A rating of a closed case (``stars`` 1–5; 0 skips the comment)."""
-
-    case: str
-    stars: int
-
-
 COMMENT_MINUTES = 15  # how long after rating the next text counts as the comment
-
-
-def rate_keyboard(case: Consultation) -> InlineKeyboardMarkup:
-    """Five buttons, 1★ to 5★."""
-    return InlineKeyboardMarkup(
-        inline_keyboard=[
-            [
-                InlineKeyboardButton(
-                    text=f"{n}★", callback_data=RateCB(case=case.id, stars=n).pack()
-                )
-                for n in range(1, 6)
-            ]
-        ]
-    )
-
-
-async def ask_rating(uow: UnitOfWork, case: Consultation) -> None:
-    """After a case ends, the patient is asked to rate it (in their language)."""
-    found = await view.to_patient(uow, case)
-    if found is None:
-        return
-    _, tr, reply = found
-    await reply.text(tr("trust.rate_ask", number=case.number), rate_keyboard(case))
 
 
 def _button(tr: Translator, msgid: str, action: str, case: Consultation) -> InlineKeyboardButton:
@@ -282,8 +254,6 @@ async def on_appeal(
             await reply.text(tr("trust.appeal.usage", max=trust.APPEAL_MAX))
         return
     await reply.text(tr("trust.appeal.sent"))
-    from handlers.doctor.reports import send_to_admins  # the admins are in the doctor bot
-
     await send_to_admins(uow, settings, report)
 
 
@@ -587,18 +557,6 @@ async def _relay_to_doctor(
     await dreply.relay_file(
         "patient", file_id, kind, caption=caption, protect=True, record=row.id, filename=file_name
     )
-
-
-def file_of(message: Message) -> tuple[str, str, int | None, str | None] | None:
-    """(kind, file id, size, file name) of a relayable file in the message."""
-    if message.photo:
-        best = message.photo[-1]
-        return "photo", best.file_id, best.file_size, None
-    for kind in ("voice", "document", "audio", "video"):
-        item = getattr(message, kind)
-        if item is not None:
-            return kind, item.file_id, item.file_size, getattr(item, "file_name", None)
-    return None
 
 
 def _expired_keyboard(tr: Translator, case: Consultation) -> InlineKeyboardMarkup:

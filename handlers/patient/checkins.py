@@ -197,11 +197,8 @@ async def on_answer_text(
 ) -> None:
     """A typed answer; a bad one is explained and the question stays."""
     now = utcnow()
-    try:
+    try:  # a bad answer (followup.BadAnswer) is a UserError: said, the question stays
         out = await followup.answer_text(uow, patient, checkin, message.text or "", now)
-    except followup.BadAnswer as bad:
-        await reply.text(tr(bad.msgid, **bad.params))
-        return
     except followup.Stale as stale:
         await refused(uow, message, patient, "checkin", stale.reason)
         await reply.text(tr("error.stale_button"))

@@ -13,10 +13,16 @@ from __future__ import annotations
 from typing import Any
 
 from aiogram import F
-from aiogram.filters import Command
+from aiogram.filters import Command, ExceptionTypeFilter
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.types import (
+    CallbackQuery,
+    ErrorEvent,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+)
 
 from bot.settings import Settings
 from bot.telegram.reply import Replier
@@ -25,6 +31,7 @@ from flows import medication as flow
 from flows.medication import BadInput, NotAllowed, PlanView, Status
 from flows.onboarding import Step, step_of
 from handlers.common import cases as case_view
+from handlers.common.errors import pressed
 from handlers.common.routes import RouteTable
 from handlers.patient.refusals import refused, refused_button
 from handlers.patient.render import show_step
@@ -270,139 +277,245 @@ async def on_meds(
         await reply.text(await settings_text(tr, p, plans), settings_keyboard(tr))
 
 
-# -- buttons ----------------------------------------------------------------------------------
+# -- buttons: one handler per action, for an onboarded patient (anyone else's press is refused
+# first). A bad value is answered as a UserError; a button of an old version or of another
+# person (NotAllowed) by :func:`on_refused_button`. ------------------------------------------
 
 
-async def _stale(query: CallbackQuery, tr: Translator, reply: Replier, msgid: str) -> None:
+def _not_onboarded(query: CallbackQuery, patient: Patient | None) -> bool:
+    """Filter: the presser is no patient here yet, or has not finished onboarding."""
+    return patient is None or step_of(patient) is not Step.DONE
+
+
+@routes.callback_query(MedCB.filter(), _not_onboarded)
+async def on_button_too_early(
+    query: CallbackQuery,
+    uow: UnitOfWork,
+    patient: Patient | None,
+    tr: Translator,
+    reply: Replier,
+) -> None:
+    """A plan or /meds button from someone not (yet) onboarded here: refused, audited."""
+    await refused_button(uow, query, patient, "not_onboarded")
     await reply.answer_callback(query.id, tr.plain("error.stale_button"))
-    await reply.text(tr(msgid))
 
 
-@routes.callback_query(MedCB.filter())
-async def on_button(
+async def _no_buttons(
+    query: CallbackQuery, reply: Replier, markup: InlineKeyboardMarkup | None = None
+) -> None:
+    """The pressed message's buttons go (or become ``markup``)."""
+    if query.message is not None:
+        await reply.edit_markup(query.message.message_id, markup)
+
+
+@routes.callback_query(MedCB.filter(F.action == "ok"))
+async def on_confirm(
+    query: CallbackQuery,
+    callback_data: MedCB,
+    uow: UnitOfWork,
+    patient: Patient,
+    tr: Translator,
+    reply: Replier,
+) -> None:
+    """Confirm a proposed plan: reminders start, the doctor is told."""
+    plan = await flow.confirm(uow, patient, callback_data.plan, callback_data.v, utcnow())
+    await reply.answer_callback(query.id)
+    await _no_buttons(query, reply)
+    v = await flow.view(uow, plan)
+    await reply.text(tr("meds.confirmed", name=v.name))
+    await _tell_doctor(uow, plan, "meds.doctor.confirmed")
+
+
+@routes.callback_query(MedCB.filter(F.action == "no"))
+async def on_decline(
     query: CallbackQuery,
     callback_data: MedCB,
     uow: UnitOfWork,
     state: FSMContext,
-    patient: Patient | None,
+    patient: Patient,
     tr: Translator,
     reply: Replier,
-    settings: Settings,
 ) -> None:
-    """Every plan and /meds button; an old version's or another person's button is stale."""
+    """Decline a proposed plan: a reason may be typed (or "no reason", or back to the card)."""
+    plan = await flow.patient_plan(uow, patient, callback_data.plan, callback_data.v)
+    if plan.status != Status.PROPOSED:
+        raise NotAllowed("stale")
+    await state.update_data(meds="decline", meds_plan=plan.id, meds_v=plan.version, field=None)
+    await reply.answer_callback(query.id)
+    same = {"plan": plan.id, "v": plan.version}
+    rows = [
+        [_button(tr, "meds.decline.no_reason", MedCB(action="nor", **same))],
+        [_button(tr, "meds.decline.back", MedCB(action="back", **same))],
+    ]
+    await reply.text(tr("meds.decline.ask"), InlineKeyboardMarkup(inline_keyboard=rows))
+
+
+@routes.callback_query(MedCB.filter(F.action == "nor"))
+async def on_decline_no_reason(
+    query: CallbackQuery,
+    callback_data: MedCB,
+    uow: UnitOfWork,
+    state: FSMContext,
+    patient: Patient,
+    tr: Translator,
+    reply: Replier,
+) -> None:
+    """Decline without a reason."""
     cb = callback_data
-    if patient is None or step_of(patient) is not Step.DONE:
-        await refused_button(uow, query, patient, "not_onboarded")
-        await reply.answer_callback(query.id, tr.plain("error.stale_button"))
-        return
-    now = utcnow()
-    message_id = query.message.message_id if query.message is not None else None
-    try:
-        if cb.action == "ok":
-            plan = await flow.confirm(uow, patient, cb.plan, cb.v, now)
-            await reply.answer_callback(query.id)
-            if message_id is not None:
-                await reply.edit_markup(message_id, None)
-            v = await flow.view(uow, plan)
-            await reply.text(tr("meds.confirmed", name=v.name))
-            await _tell_doctor(uow, plan, "meds.doctor.confirmed")
-            return
-        if cb.action == "no":
-            plan = await flow.patient_plan(uow, patient, cb.plan, cb.v)
-            if plan.status != Status.PROPOSED:
-                raise NotAllowed("stale")
-            await state.update_data(
-                meds="decline", meds_plan=plan.id, meds_v=plan.version, field=None
-            )
-            await reply.answer_callback(query.id)
-            same = {"plan": plan.id, "v": plan.version}
-            rows = [
-                [_button(tr, "meds.decline.no_reason", MedCB(action="nor", **same))],
-                [_button(tr, "meds.decline.back", MedCB(action="back", **same))],
-            ]
-            await reply.text(tr("meds.decline.ask"), InlineKeyboardMarkup(inline_keyboard=rows))
-            return
-        if cb.action == "nor":
-            await _decline(uow, state, patient, tr, reply, cb.plan, cb.v, None)
-            await reply.answer_callback(query.id)
-            return
-        if cb.action == "back":
-            plan = await flow.patient_plan(uow, patient, cb.plan, cb.v)
-            await state.update_data(meds=None, meds_plan=None, meds_v=None)
-            await reply.answer_callback(query.id)
-            await reply.text(await card_text(uow, tr, plan), card_keyboard(tr, plan), protect=True)
-            return
-        if cb.action in ("pause", "resume"):
-            change = flow.pause if cb.action == "pause" else flow.resume
-            plan = await change(uow, patient, cb.plan, cb.v, now)
-            await reply.answer_callback(query.id)
-            if message_id is not None:
-                await reply.edit_markup(message_id, plan_keyboard(tr, plan))
-            v = await flow.view(uow, plan)
-            await reply.text(tr(f"meds.{cb.action}d", name=v.name))
-            return
-        if cb.action == "exp":
-            plan, data = await flow.export(uow, patient, cb.plan, now)
-            await reply.answer_callback(query.id)
-            await reply.document(
-                f"careline-medication-{plan.id[:8]}-v{plan.version}.json",
-                data,
-                tr("meds.export.caption"),
-            )
-            return
-        if cb.action == "x":
-            await state.update_data(meds=None, meds_plan=None, meds_v=None)
-            await reply.answer_callback(query.id)
-            await reply.text(tr("meds.edit_cancelled"))
-            return
-        if cb.action in ("quiet", "zone"):
-            await state.update_data(meds=cb.action, meds_plan=None, meds_v=None, field=None)
-            await reply.answer_callback(query.id)
-            if cb.action == "quiet":
-                off = _button(tr, "meds.quiet.turn_off", MedCB(action="qoff"))
-                await reply.text(tr("meds.quiet.ask"), cancel_keyboard(tr, off))
-            else:
-                await reply.text(
-                    tr("meds.zone.ask", timezone=patient.timezone or "UTC"), cancel_keyboard(tr)
-                )
-            return
-        if cb.action == "qoff":
-            await flow.set_quiet(uow, patient, "off")
-            await state.update_data(meds=None)
-            await reply.answer_callback(query.id)
-            await reply.text(tr("meds.quiet.saved_off"))
-            return
-        if cb.action == "sh":
-            if cb.value == "type":
-                if not await flow.shown_plans(uow, patient):
-                    raise NotAllowed("no_plans")
-                await state.update_data(meds="shift", meds_plan=None, meds_v=None, field=None)
-                await reply.answer_callback(query.id)
-                await reply.text(
-                    tr("meds.shift.ask", max=flow.SHIFT_MAX // 60), cancel_keyboard(tr)
-                )
-                return
-            await _shift(uow, patient, tr, reply, cb.value)
-            await reply.answer_callback(query.id)
-            return
-    except BadInput as bad:
+    await _decline(uow, state, patient, tr, reply, cb.plan, cb.v, None)
+    await reply.answer_callback(query.id)
+
+
+@routes.callback_query(MedCB.filter(F.action == "back"))
+async def on_decline_back(
+    query: CallbackQuery,
+    callback_data: MedCB,
+    uow: UnitOfWork,
+    state: FSMContext,
+    patient: Patient,
+    tr: Translator,
+    reply: Replier,
+) -> None:
+    """Not declining after all: the card again."""
+    plan = await flow.patient_plan(uow, patient, callback_data.plan, callback_data.v)
+    await state.update_data(meds=None, meds_plan=None, meds_v=None)
+    await reply.answer_callback(query.id)
+    await reply.text(await card_text(uow, tr, plan), card_keyboard(tr, plan), protect=True)
+
+
+@routes.callback_query(MedCB.filter(F.action.in_({"pause", "resume"})))
+async def on_pause_or_resume(
+    query: CallbackQuery,
+    callback_data: MedCB,
+    uow: UnitOfWork,
+    patient: Patient,
+    tr: Translator,
+    reply: Replier,
+) -> None:
+    """Pause (no reminders) or resume a plan; the button turns into the other one."""
+    change = flow.pause if callback_data.action == "pause" else flow.resume
+    plan = await change(uow, patient, callback_data.plan, callback_data.v, utcnow())
+    await reply.answer_callback(query.id)
+    await _no_buttons(query, reply, plan_keyboard(tr, plan))
+    v = await flow.view(uow, plan)
+    await reply.text(tr(f"meds.{callback_data.action}d", name=v.name))
+
+
+@routes.callback_query(MedCB.filter(F.action == "exp"))
+async def on_export(
+    query: CallbackQuery,
+    callback_data: MedCB,
+    uow: UnitOfWork,
+    patient: Patient,
+    tr: Translator,
+    reply: Replier,
+) -> None:
+    """The plan as a FHIR MedicationRequest Bundle (a JSON file)."""
+    plan, data = await flow.export(uow, patient, callback_data.plan, utcnow())
+    await reply.answer_callback(query.id)
+    await reply.document(
+        f"careline-medication-{plan.id[:8]}-v{plan.version}.json",
+        data,
+        tr("meds.export.caption"),
+    )
+
+
+@routes.callback_query(MedCB.filter(F.action == "x"))
+async def on_cancel_button(
+    query: CallbackQuery, state: FSMContext, patient: Patient, tr: Translator, reply: Replier
+) -> None:
+    """Cancel under a typed question: nothing changes."""
+    await state.update_data(meds=None, meds_plan=None, meds_v=None)
+    await reply.answer_callback(query.id)
+    await reply.text(tr("meds.edit_cancelled"))
+
+
+@routes.callback_query(MedCB.filter(F.action.in_({"quiet", "zone"})))
+async def on_ask_setting(
+    query: CallbackQuery,
+    callback_data: MedCB,
+    state: FSMContext,
+    patient: Patient,
+    tr: Translator,
+    reply: Replier,
+) -> None:
+    """Quiet hours or time zone: the question (the answer is typed)."""
+    await state.update_data(meds=callback_data.action, meds_plan=None, meds_v=None, field=None)
+    await reply.answer_callback(query.id)
+    if callback_data.action == "quiet":
+        off = _button(tr, "meds.quiet.turn_off", MedCB(action="qoff"))
+        await reply.text(tr("meds.quiet.ask"), cancel_keyboard(tr, off))
+    else:
+        await reply.text(
+            tr("meds.zone.ask", timezone=patient.timezone or "UTC"), cancel_keyboard(tr)
+        )
+
+
+@routes.callback_query(MedCB.filter(F.action == "qoff"))
+async def on_quiet_off(
+    query: CallbackQuery,
+    uow: UnitOfWork,
+    state: FSMContext,
+    patient: Patient,
+    tr: Translator,
+    reply: Replier,
+) -> None:
+    """No quiet hours."""
+    await flow.set_quiet(uow, patient, "off")
+    await state.update_data(meds=None)
+    await reply.answer_callback(query.id)
+    await reply.text(tr("meds.quiet.saved_off"))
+
+
+@routes.callback_query(MedCB.filter(F.action == "sh"))
+async def on_shift(
+    query: CallbackQuery,
+    callback_data: MedCB,
+    uow: UnitOfWork,
+    state: FSMContext,
+    patient: Patient,
+    tr: Translator,
+    reply: Replier,
+) -> None:
+    """An hour earlier or later, back to the plans' times, or "type the minutes"."""
+    if callback_data.value == "type":
+        if not await flow.shown_plans(uow, patient):
+            raise NotAllowed("no_plans")
+        await state.update_data(meds="shift", meds_plan=None, meds_v=None, field=None)
         await reply.answer_callback(query.id)
-        await reply.text(tr(bad.msgid, **bad.params))
+        await reply.text(tr("meds.shift.ask", max=flow.SHIFT_MAX // 60), cancel_keyboard(tr))
         return
-    except NotAllowed as no:
-        await refused_button(uow, query, patient, no.reason)
-        if no.reason == "over":
-            await reply.answer_callback(query.id)
-            await reply.text(tr("meds.card.over"))
-            return
-        if no.reason == "no_plans":
-            await reply.answer_callback(query.id)
-            await reply.text(tr("meds.none"))
-            return
-        await _stale(query, tr, reply, "meds.stale")
-        return
+    await _shift(uow, patient, tr, reply, callback_data.value)
+    await reply.answer_callback(query.id)
+
+
+@routes.callback_query(MedCB.filter())
+async def on_unknown_button(
+    query: CallbackQuery, uow: UnitOfWork, patient: Patient, tr: Translator, reply: Replier
+) -> None:
+    """A button of an action this bot does not have (forged, or from an older version)."""
     await refused_button(uow, query, patient)
     await reply.answer_callback(query.id, tr.plain("error.stale_button"))
+
+
+@routes.errors(ExceptionTypeFilter(NotAllowed), pressed(MedCB))
+async def on_refused_button(event: ErrorEvent, **data: Any) -> bool:
+    """A button of an old version of the plan, of another person or of nothing left to do:
+    audited; the plan that is over, or having no plans, is said as such, else "stale"."""
+    query, no = event.update.callback_query, event.exception
+    uow, tr, reply = data["uow"], data["tr"], data["reply"]
+    assert query is not None and isinstance(no, NotAllowed)
+    await refused_button(uow, query, data.get("patient"), no.reason)
+    if no.reason == "over":
+        await reply.answer_callback(query.id)
+        await reply.text(tr("meds.card.over"))
+    elif no.reason == "no_plans":
+        await reply.answer_callback(query.id)
+        await reply.text(tr("meds.none"))
+    else:
+        await reply.answer_callback(query.id, tr.plain("error.stale_button"))
+        await reply.text(tr("meds.stale"))
+    return True
 
 
 async def _shift(

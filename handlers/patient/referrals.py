@@ -241,11 +241,8 @@ async def on_outcome_text(
 ) -> None:
     """What the patient was told at the hospital: kept and passed on to the doctor."""
     assert message.text is not None
-    try:
+    try:  # an unusable text (BadInput) is a UserError: said, the question stays
         referral, text = await followup.tell(uow, patient, telling, message.text, utcnow())
-    except followup.BadInput as bad:
-        await reply.text(tr(bad.msgid, **bad.params))
-        return
     except followup.NotAllowed as no:
         await refused(uow, message, patient, "referral", no.reason)
         await state.update_data({TELLING: None})

@@ -75,6 +75,12 @@ def clinic_settings(data_dir: Path, base_url: str, **extra: Any) -> Settings:
         "outbox_global_per_s": 1000.0,
         "outbox_per_chat_per_s": 200.0,
         "outbox_per_chat_burst": 50,
+        # One call in flight: these tests read two people's chats in turn and expect what one
+        # update sent to arrive in the order it was queued across chats, which the sender
+        # keeps only within a chat once several calls are in flight (Telegram does not order
+        # chats either). tests/e2e/test_sender_concurrency.py and the kill test in
+        # test_resilience.py run the default of 8.
+        "outbox_concurrency": 1,
     }
     values.update(extra)
     return Settings.model_construct(**{**Settings().model_dump(), **values})
