@@ -398,6 +398,19 @@ class InboxRepository:
 
         One ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` in the usual case; only when an
         update id is already stored does it look further (the one-week id reset below)."""
+        return [row_id for row_id, _ in await self._store(bot, updates, processed=False)]
+
+    async def store_processed(
+        self, bot: str, updates: Sequence[dict[str, Any]]
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """Like :meth:`store`, for updates processed in this same transaction: the rows are
+        written ``done`` without a payload (nothing to encrypt and wipe again); an update that
+        then fails is marked with :meth:`finish`. Returns (inbox id, update) of the new ones."""
+        return await self._store(bot, updates, processed=True)
+
+    async def _store(
+        self, bot: str, updates: Sequence[dict[str, Any]], *, processed: bool
+    ) -> list[tuple[int, dict[str, Any]]]:
         if not updates:
             return []
         fresh: dict[int, dict[str, Any]] = {}
@@ -406,20 +419,23 @@ class InboxRepository:
         now = utcnow()
         rows = []
         for uid, upd in fresh.items():
-            blob = await self._vault.seal_bytes(
-                SYSTEM_OWNER,
-                "inbox",
-                "payload_enc",
-                f"{bot}:{uid}",
-                json.dumps(upd, separators=(",", ":")).encode("utf-8"),
-            )
+            blob = None
+            if not processed:
+                blob = await self._vault.seal_bytes(
+                    SYSTEM_OWNER,
+                    "inbox",
+                    "payload_enc",
+                    f"{bot}:{uid}",
+                    json.dumps(upd, separators=(",", ":")).encode("utf-8"),
+                )
             rows.append(
                 {
                     "bot": bot,
                     "update_id": uid,
-                    "status": "pending",
+                    "status": "done" if processed else "pending",
                     "payload_enc": blob,
                     "received_at": now,
+                    "processed_at": now if processed else None,
                 }
             )
         new = await self._insert_new(rows)
@@ -438,7 +454,7 @@ class InboxRepository:
             )
             if int(getattr(res, "rowcount", 0) or 0):
                 new.update(await self._insert_new([r for r in rows if r["update_id"] in seen]))
-        return [new[uid] for uid in fresh if uid in new]
+        return [(new[uid], upd) for uid, upd in fresh.items() if uid in new]
 
     async def _insert_new(self, rows: list[dict[str, Any]]) -> dict[int, int]:
         """Insert the rows whose (bot, update_id) is not stored yet: {update_id: inbox id}."""
@@ -740,6 +756,7 @@ class OutboxRepository:
             q = q.where(OutboxMessage.status == status)
         return int(await self._s.scalar(q) or 0)
 
+
 @functools.cache
 def _look_statement() -> Any:
     """The sender's look (see :meth:`OutboxRepository.look`) with ``now``, ``lim`` and
@@ -823,5 +840,3 @@ _MARK_AGAIN = (
         ),
     )
 )
-
-

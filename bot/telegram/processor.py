@@ -7,6 +7,13 @@
    batches: one transaction per batch, one SAVEPOINT per update, so an update's effects, its
    outbox messages and its inbox row being marked done commit together (group commit), and a
    failing update rolls back alone.
+
+While the loop runs and nothing older waits in the inbox, ``store()`` hands its updates to the
+loop instead, which writes their inbox rows and processes them in ONE transaction with every
+other update that arrived meanwhile (group commit), and only then returns, so the source still
+acknowledges nothing before it is committed. The rows are written ``done`` without a payload
+(nothing to encrypt and wipe). If that transaction fails as a whole, the updates are stored
+the usual way and the loop takes them from the inbox.
 """
 
 from __future__ import annotations
@@ -129,6 +136,12 @@ class UpdateProcessor:
         self.on_inbound = on_inbound
         self._wake = asyncio.Event()
         self._stopping = False
+        self._running = False
+        # Updates handed over by store(), waiting for the loop's next transaction.
+        self._incoming: list[tuple[str, list[dict[str, Any]], asyncio.Future[int]]] = []
+        # Something may wait in the inbox (at start, after a failed group): new updates are
+        # stored and queued behind it, never processed ahead of it.
+        self._backlog = True
         self.processed = 0
         self.failed = 0
 
@@ -146,12 +159,53 @@ class UpdateProcessor:
             updates = [u for u in updates if update_problem(u) is None]
             if not updates:
                 return 0
+        if self._running and not self._stopping:
+            done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+            self._incoming.append((role, list(updates), done))
+            self._wake.set()
+            return await done
+        return await self._store_only(role, updates)
+
+    async def _store_only(self, role: str, updates: Sequence[dict[str, Any]]) -> int:
+        """Commit updates to the inbox as pending (processed later from there)."""
         async with self.db.uow() as uow:
             new = await uow.inbox.store(role, updates)
             await uow.commit()
         if new:
             self._wake.set()
         return len(new)
+
+    async def _process_incoming(self) -> int:
+        """Store and process what store() handed over, in one transaction; returns how many
+        updates were new. On a failure of the transaction itself, store them as pending."""
+        group, self._incoming = self._incoming, []
+        counts: list[int] = []
+        try:
+            async with self.db.uow() as uow:
+                for role, updates, _ in group:
+                    rows = await uow.inbox.store_processed(role, updates)
+                    counts.append(len(rows))
+                    for row_id, raw in rows:
+                        await self._process_one(uow, role, row_id, raw)
+                await uow.commit()
+        except Exception as exc:  # noqa: BLE001 - the updates must still be stored
+            self._backlog = True
+            log.warning(
+                "group processing failed; storing its updates for the inbox",
+                extra={"ctx": {"error": type(exc).__name__, "updates": len(group)}},
+            )
+            for role, updates, done in group:
+                try:
+                    done.set_result(await self._store_only(role, updates))
+                except Exception as store_exc:  # noqa: BLE001 - not acknowledged: resent
+                    done.set_exception(store_exc)
+            return 0
+        for (_, _, done), count in zip(group, counts, strict=True):
+            if not done.done():
+                done.set_result(count)
+        if self.on_commit:
+            self.on_commit()
+        return sum(counts)
 
     def wake(self) -> None:
         """Tell the loop there may be work."""
@@ -160,12 +214,42 @@ class UpdateProcessor:
     async def run(self) -> None:
         """Process pending inbox rows until :meth:`stop`; drains what is stored first."""
         backoff = 0.5
+        self._running = True
+        self._backlog = True
+        try:
+            await self._run(backoff)
+        finally:
+            self._running = False
+            # Anything handed over after the last look is stored, never dropped.
+            group, self._incoming = self._incoming, []
+            for role, updates, done in group:
+                try:
+                    done.set_result(await self._store_only(role, updates))
+                except Exception as exc:  # noqa: BLE001 - not acknowledged: resent
+                    done.set_exception(exc)
+
+    async def _run(self, backoff: float) -> None:
         while True:
             # Clear before looking, not after: a store() that lands while this batch runs
             # sets the event again and is picked up at once (no lost wake-up).
             self._wake.clear()
             try:
-                done = await self.process_pending()
+                if self._incoming and not self._backlog:
+                    # No empty look at the inbox after this: the next store() wakes the loop,
+                    # the timeout below still looks now and then (rows of other processes).
+                    await self._process_incoming()
+                    done = 0
+                else:
+                    if self._incoming:  # behind older rows: into the inbox, in order
+                        group, self._incoming = self._incoming, []
+                        for role, updates, handed in group:
+                            try:
+                                handed.set_result(await self._store_only(role, updates))
+                            except Exception as exc:  # noqa: BLE001 - not acknowledged
+                                handed.set_exception(exc)
+                    done = await self.process_pending()
+                    if done < self.batch_size:
+                        self._backlog = False
                 backoff = 0.5
             except Exception as exc:  # noqa: BLE001 - the database may be briefly unavailable
                 # The batch rolled back; its rows are still pending and will be retried. If one
