@@ -26,19 +26,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flows.intake import age_band_for
+from flows.outbox import ALERT_CB, PRIORITY_REPLY, PRIORITY_URGENT, Replier, buttons
 from flows.questionnaire import load
 from locales import Html, Translator, catalog
 from storage.models import CareAlert, Consultation, Doctor, utcnow
 from storage.uow import UnitOfWork
 
 LEVELS = ("alert", "danger")
-# Outbox priorities (the same numbers as bot.telegram.reply; flows do not import the bot):
-# danger goes before everything, an ordinary alert with the replies.
-PRIORITY_URGENT = 0
-PRIORITY_ALERT = 3
-# Callback data of the Acknowledge button: "ca:ack:<alert id>" (aiogram's CallbackData
-# format, unpacked by handlers.doctor.care.AlertCB).
-CB_PREFIX = "ca"
 
 AckHook = Callable[[UnitOfWork, CareAlert, Doctor, datetime], Awaitable[None]]
 _HOOKS: dict[str, AckHook] = {}
@@ -79,8 +73,8 @@ def on_describe(kind: str) -> Callable[[Describer], Describer]:
 
 
 def ack_data(alert_id: str) -> str:
-    """The Acknowledge button's callback data."""
-    return f"{CB_PREFIX}:ack:{alert_id}"
+    """The Acknowledge button's callback data (``ca:ack:<alert id>``)."""
+    return ALERT_CB.pack(action="ack", alert=alert_id)
 
 
 def _aware(at: datetime) -> datetime:
@@ -165,23 +159,12 @@ async def raise_alert(
         tag = await patient_tag(uow, tr, doctor_id, patient_id)
         body = tr(msgid, **(params or {}))
         text = tr(f"care.alert.{level}", tag=tag, text=Html(body))
-        markup = {
-            "inline_keyboard": [
-                [{"text": tr.plain("care.alert.ack"), "callback_data": ack_data(alert.id)}]
-            ]
-        }
-        await uow.outbox.enqueue(
-            "doctor",
-            doctor.tg_user_id,
-            "sendMessage",
-            {
-                "chat_id": doctor.tg_user_id,
-                "text": text,
-                "parse_mode": "HTML",
-                "reply_markup": markup,
-                "protect_content": True,
-            },
-            priority=PRIORITY_URGENT if level == "danger" else PRIORITY_ALERT,
+        # danger goes before everything, an ordinary alert with the replies
+        await Replier(uow, "doctor", doctor.tg_user_id).text(
+            text,
+            buttons([[(tr.plain("care.alert.ack"), ack_data(alert.id))]]),
+            protect=True,
+            priority=PRIORITY_URGENT if level == "danger" else PRIORITY_REPLY,
         )
     await uow.audit.record(
         "system", "care.alert", "care_alert", alert.id, {"kind": kind, "level": level}
@@ -352,17 +335,8 @@ async def _tell_resolved(uow: UnitOfWork, alert: CareAlert, resolution: Resoluti
         time=local_time(resolution.at, resolution.zone),
         **{**resolution.params, **labels},
     )
-    await uow.outbox.enqueue(
-        "doctor",
-        doctor.tg_user_id,
-        "sendMessage",
-        {
-            "chat_id": doctor.tg_user_id,
-            "text": text,
-            "parse_mode": "HTML",
-            "protect_content": True,
-        },
-        priority=PRIORITY_ALERT,
+    await Replier(uow, "doctor", doctor.tg_user_id).text(
+        text, protect=True, priority=PRIORITY_REPLY
     )
 
 

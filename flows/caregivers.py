@@ -36,6 +36,7 @@ from transitions import Machine
 
 from flows.machines import fire
 from flows.onboarding import clean_text
+from flows.outbox import PRIORITY_ROUTINE, Replier
 from locales import Translator
 from storage.models import Caregiver, Patient, new_id, utcnow
 from storage.uow import UnitOfWork
@@ -472,16 +473,8 @@ async def erase_for_patient(uow: UnitOfWork, patient: Patient, *, bot: str = "pa
         if cg.tg_user_id is None:
             continue
         tr = Translator(await locale_of(uow, cg))
-        await uow.outbox.enqueue(
-            bot,
-            cg.tg_user_id,
-            "sendMessage",
-            {
-                "chat_id": cg.tg_user_id,
-                "text": tr("caregivers.erased", patient=label),
-                "parse_mode": "HTML",
-            },
-            priority=5,
+        await Replier(uow, bot, cg.tg_user_id).text(
+            tr("caregivers.erased", patient=label), priority=PRIORITY_ROUTINE
         )
         told += 1
     await uow.care.delete_caregivers_of(patient.id)

@@ -10,7 +10,6 @@ caption of the photo carries the words, in the reader's language.
 
 from __future__ import annotations
 
-import base64
 import io
 from collections import defaultdict
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from flows import followup
+from flows.outbox import PRIORITY_REPLY, Replier
 from storage.uow import UnitOfWork
 
 if TYPE_CHECKING:
@@ -180,19 +180,13 @@ async def chart_for(uow: UnitOfWork, patient_id: str, now: datetime, days: int =
 
 
 async def send(
-    uow: UnitOfWork, bot: str, chat_id: int, png: bytes, caption: str, *, priority: int = 3
+    uow: UnitOfWork,
+    bot: str,
+    chat_id: int,
+    png: bytes,
+    caption: str,
+    *,
+    priority: int = PRIORITY_REPLY,
 ) -> None:
     """Queue the chart as a protected photo (one outbox row; the sender uploads it)."""
-    await uow.outbox.enqueue(
-        bot,
-        chat_id,
-        "sendPhoto",
-        {
-            "chat_id": chat_id,
-            "photo": {"filename": "chart.png", "data_b64": base64.b64encode(png).decode()},
-            "caption": caption,
-            "parse_mode": "HTML",
-            "protect_content": True,
-        },
-        priority=priority,
-    )
+    await Replier(uow, bot, chat_id).photo("chart.png", png, caption, priority=priority)

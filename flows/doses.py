@@ -23,6 +23,7 @@ from transitions import Machine
 
 from flows import alerts, caregivers, timing
 from flows.machines import fire
+from flows.outbox import PRIORITY_ROUTINE, PRIORITY_URGENT
 from locales import Html, Translator
 from storage.models import (
     CareAlert,
@@ -43,9 +44,6 @@ CAREGIVER = "dose.caregiver"
 DOCTOR = "dose.doctor"
 KINDS = (KIND, AGAIN, SNOOZE, CAREGIVER, DOCTOR)
 LADDER = (AGAIN, CAREGIVER, DOCTOR)
-
-PRIORITY_ROUTINE = 5
-PRIORITY_URGENT = 0
 
 # Dose statuses.
 PENDING = "pending"

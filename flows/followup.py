@@ -51,6 +51,7 @@ from transitions import Machine
 from flows import alerts, caregivers, timing
 from flows.errors import UserError
 from flows.machines import fire
+from flows.outbox import PRIORITY_REPLY, PRIORITY_ROUTINE, PRIORITY_URGENT, Replier
 from flows.questionnaire import DataFileError
 from locales import LOCALES, Html, Translator, catalog
 from storage.models import (
@@ -72,8 +73,6 @@ RECALL = "checkin.recall"
 RECALL_AFTER = timedelta(days=3)  # a run of missed check-ins this old: one recall
 ALERT_AFTER = timedelta(days=6)  # still nothing 3 days after the recall: the doctor, once
 FOLD = timedelta(hours=1)  # a check-in prompt this close to the recall carries its wording
-PRIORITY_ROUTINE = 5
-PRIORITY_URGENT = 0
 ALERT_MISSED = "checkin_missed"  # care alert kind of a run of missed check-ins
 
 MAX_QUESTIONS = 8
@@ -1326,11 +1325,9 @@ async def notify(
             )  # fmt: skip
         else:
             text = ctr("followup.caregiver.alert", name=name)
-        await uow.outbox.enqueue(
-            "patient", cg.tg_user_id, "sendMessage",
-            {"chat_id": cg.tg_user_id, "text": text, "parse_mode": "HTML",
-             "protect_content": True},
-            priority=PRIORITY_URGENT if out.level == "danger" else 3,
+        await Replier(uow, "patient", cg.tg_user_id).text(
+            text, protect=True,
+            priority=PRIORITY_URGENT if out.level == "danger" else PRIORITY_REPLY,
         )  # fmt: skip
         await uow.audit.record(
             "system", "followup.caregiver.alert", "caregiver", cg.id, {"level": out.level}

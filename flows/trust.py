@@ -16,6 +16,7 @@ from flows import consultation as cases
 from flows import intake as intake_flow
 from flows.consultation import NotAllowed, State
 from flows.onboarding import Actor, clean_text
+from flows.signing import Signer
 from storage.models import AbuseReport, Consultation, Doctor, Patient
 from storage.uow import UnitOfWork
 
@@ -249,3 +250,17 @@ async def refused(uow: UnitOfWork, actor: str, report_id: str, action: str) -> N
     await uow.audit.record(
         actor, "report.decision_denied", "abuse_report", report_id[:32], {"attempted": action[:8]}
     )
+
+
+# -- the clinic's keys, as the bots use them ---------------------------------------------------
+
+
+def signer(uow: UnitOfWork) -> Signer:
+    """The referral slip signer over the clinic's key ring."""
+    return Signer(uow.ring)
+
+
+def stranger_ref(uow: UnitOfWork, user_id: int) -> str:
+    """The audit actor of a Telegram user with no record here: a keyed hash of their id (the
+    audit log keeps no raw Telegram ids of patients)."""
+    return f"user:{uow.ring.blind_index('audit-actor', str(user_id))[:16]}"

@@ -54,6 +54,12 @@ class UnitOfWork:
         self._postgres = postgres
         self._committed = False
 
+    @property
+    def ring(self) -> KeyRing:
+        """The clinic's key ring (slip signing keys, blind indexes), the vault's own ring:
+        callers above storage reach it here, never through the vault."""
+        return self._ring
+
     # Repositories are made on first use: most transactions touch two or three of them.
     @cached_property
     def patients(self) -> PatientRepository:

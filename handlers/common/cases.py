@@ -17,11 +17,11 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message
 
 from bot.settings import Settings
-from bot.telegram.reply import PRIORITY_REPLY, Replier
 from flows import consultation as flow
 from flows import trust
+from flows.domain import Consultation, Doctor, Patient
+from flows.outbox import PRIORITY_REPLY, Replier
 from locales import Html, Translator
-from storage.models import Consultation, Doctor, Patient
 from storage.uow import UnitOfWork
 
 

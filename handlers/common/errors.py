@@ -15,8 +15,8 @@ from aiogram.filters import ExceptionTypeFilter
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import ErrorEvent
 
-from bot.telegram.reply import Replier
 from flows.errors import UserError
+from flows.outbox import Replier
 from handlers.common.routes import RouteTable
 from locales import Translator
 

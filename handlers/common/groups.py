@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiogram import F, Router
 from aiogram.types import CallbackQuery, Message
 
-from bot.telegram.reply import Replier
+from flows.outbox import Replier
 from locales import Translator
 
 

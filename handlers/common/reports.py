@@ -8,12 +8,12 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.settings import Settings
-from bot.telegram.reply import Replier
 from flows import consultation as cases
 from flows import trust
 from flows.doctors import admin_ref
+from flows.domain import AbuseReport
+from flows.outbox import Replier
 from locales import Translator
-from storage.models import AbuseReport
 from storage.uow import UnitOfWork
 
 

@@ -10,14 +10,14 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 
 from bot.settings import Settings
-from bot.telegram.reply import Replier
 from flows import doctors as flow
 from flows.doctors import NotFound, Refused
+from flows.domain import Doctor
+from flows.outbox import Replier
 from handlers.common.routes import RouteTable
 from handlers.doctor import render
 from handlers.doctor.apply import send_application
 from locales import Translator
-from storage.models import Doctor
 from storage.uow import UnitOfWork
 
 routes = RouteTable("doctor.admin")

@@ -7,13 +7,13 @@ from aiogram.filters import MagicData
 from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
 
 from bot.settings import Settings
-from bot.telegram.reply import Replier
 from flows import doctors as flow
 from flows.doctors import BadInput, InvalidStep, Step
+from flows.domain import Doctor
+from flows.outbox import Replier
 from handlers.common.routes import RouteTable
 from handlers.doctor import render
 from locales import Translator
-from storage.models import Doctor
 from storage.uow import UnitOfWork
 
 routes = RouteTable("doctor.apply")

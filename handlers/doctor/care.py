@@ -13,20 +13,20 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
 from bot.settings import Settings
-from bot.telegram.reply import PRIORITY_REPLY, Replier
 from flows import alerts, charts, followup, timing
 from flows import consultation as flow
+from flows.domain import Consultation, Doctor, FollowUpPlan, Patient, utcnow
+from flows.outbox import ALERT_CB, PRIORITY_REPLY, Replier
 from handlers.common.routes import RouteTable
 from handlers.doctor.guard import case_from_command, target_case, verified
 from locales import Html, Translator
-from storage.models import Consultation, Doctor, FollowUpPlan, Patient, utcnow
 from storage.uow import UnitOfWork
 
 routes = RouteTable("doctor.care")
 ALERTS_SHOWN = 10
 
 
-class AlertCB(CallbackData, prefix=alerts.CB_PREFIX):
+class AlertCB(CallbackData, prefix=ALERT_CB.prefix):
     """Acknowledge one care alert (``alert``: its id); packs as ``ca:ack:<id>``."""
 
     action: str
@@ -294,7 +294,7 @@ async def on_followup_button(
         plan = await followup.draft_of(uow, doctor, callback_data.plan)
         action, value = callback_data.action, callback_data.value
         if action == "x":
-            await uow.session.delete(plan)
+            await uow.followups.delete_plan(plan)
             await state.set_state(None)
             await reply.answer_callback(query.id)
             await reply.text(tr("followup.doctor.cancelled"))

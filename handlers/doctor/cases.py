@@ -11,10 +11,11 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
 from bot.settings import Settings
-from bot.telegram.reply import Replier
 from flows import consultation as flow
 from flows import relay
 from flows.consultation import NotAllowed, State
+from flows.domain import Consultation, Doctor, utcnow
+from flows.outbox import Replier
 from flows.questionnaire import load
 from handlers.common import cases as view
 from handlers.common.cases import ask_rating, file_of
@@ -22,7 +23,6 @@ from handlers.common.routes import RouteTable
 from handlers.doctor.guard import target_case, verified, working_doctor
 from handlers.doctor.referrals import offer_referral
 from locales import Translator
-from storage.models import Consultation, Doctor, utcnow
 from storage.uow import UnitOfWork
 
 routes = RouteTable("doctor.cases")

@@ -11,13 +11,13 @@ from aiogram.filters import Command, CommandObject
 from aiogram.fsm.context import FSMContext
 from aiogram.types import Message
 
-from bot.telegram.reply import Replier
 from flows import consultation as flow
 from flows import export as record
+from flows.domain import Doctor, utcnow
+from flows.outbox import Replier
 from handlers.common.routes import RouteTable
 from handlers.doctor.guard import target_case, verified
 from locales import Translator
-from storage.models import Doctor, utcnow
 from storage.uow import UnitOfWork
 
 routes = RouteTable("doctor.export")

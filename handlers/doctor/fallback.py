@@ -8,13 +8,13 @@ from aiogram import F
 from aiogram.filters import ExceptionTypeFilter
 from aiogram.types import CallbackQuery, ChatMemberUpdated, ErrorEvent, Message
 
-from bot.telegram.reply import Replier
 from flows import doctors as flow
+from flows.domain import Doctor
+from flows.outbox import Replier
 from handlers.common.cases import tag_of
 from handlers.common.routes import RouteTable
 from handlers.doctor import render
 from locales import Translator
-from storage.models import Doctor
 from storage.uow import UnitOfWork
 
 routes = RouteTable("doctor.fallback")

@@ -23,11 +23,11 @@ from aiogram.filters import CommandObject
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message, TelegramObject
 
-from bot.telegram.reply import Replier
 from flows import consultation as flow
+from flows.domain import Consultation, Doctor, utcnow
+from flows.outbox import Replier
 from handlers.common.cases import tag_of
 from locales import Translator
-from storage.models import Consultation, Doctor, utcnow
 from storage.uow import UnitOfWork
 
 H = TypeVar("H", bound=Callable[..., Any])

@@ -9,15 +9,15 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
 from bot.settings import Settings
-from bot.telegram.reply import Replier
 from flows import doctors as doctors_flow
 from flows import ops as flow
+from flows.domain import Doctor, utcnow
+from flows.outbox import Replier
 from handlers.common.routes import RouteTable
 from handlers.doctor.admin import ADMIN, on_not_admin
 from handlers.doctor.ops_alerts import send_week
 from handlers.doctor.ops_render import report
 from locales import Translator
-from storage.models import Doctor, utcnow
 from storage.uow import UnitOfWork
 
 routes = RouteTable("doctor.ops")

@@ -17,14 +17,14 @@ from __future__ import annotations
 from datetime import datetime
 
 from bot.settings import Settings
-from bot.telegram.reply import PRIORITY_ROUTINE, Replier
 from flows import charts, ops_chart
 from flows import ops as flow
+from flows.domain import ScheduledEvent
+from flows.outbox import PRIORITY_ROUTINE, Replier
 from handlers.common.cases import accept_keyboard
 from handlers.doctor.ops_render import breach_text, unstaffed_text, week_caption
 from locales import Translator
 from scheduler.sweeper import Handler
-from storage.models import ScheduledEvent
 from storage.uow import UnitOfWork
 
 

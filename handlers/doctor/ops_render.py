@@ -9,10 +9,10 @@ import zoneinfo
 from datetime import datetime
 
 from flows.consultation import disposition_of
+from flows.domain import Consultation
 from flows.ops import Breach, Overview, Row, Unstaffed, Week
 from flows.ops_chart import department, duration
 from locales import Html, Translator
-from storage.models import Consultation
 
 COLUMNS = ("doctors", "on_duty", "waiting", "oldest", "p50", "p90", "breaches", "stranded")
 

@@ -27,16 +27,16 @@ from aiogram.types import (
 )
 
 from bot.settings import Settings
-from bot.telegram.reply import Replier
 from flows import consultation as cases
 from flows import medication as flow
+from flows.domain import Consultation, Doctor, MedicationPlan, utcnow
 from flows.medication import REVIEW, STEPS, BadInput, NotAllowed
+from flows.outbox import Replier
 from handlers.common.errors import pressed
 from handlers.common.routes import RouteTable
 from handlers.doctor.guard import can_work, case_from_command, verified
 from handlers.patient import meds as patient_meds
 from locales import Translator
-from storage.models import Consultation, Doctor, MedicationPlan, utcnow
 from storage.uow import UnitOfWork
 
 routes = RouteTable("doctor.plans")

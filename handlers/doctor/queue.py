@@ -11,9 +11,10 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
 from bot.settings import Settings
-from bot.telegram.reply import Replier
 from flows import consultation as flow
+from flows.domain import Consultation, Doctor, utcnow
 from flows.intake import age_band_for
+from flows.outbox import Replier
 from flows.questionnaire import load
 from handlers.common import cases as view
 from handlers.common.cases import QueueCB, accept_keyboard
@@ -24,7 +25,6 @@ from handlers.doctor.guard import verified
 from handlers.doctor.referrals import referral_button
 from handlers.patient.intake_render import summary_text
 from locales import Html, Translator
-from storage.models import Consultation, Doctor, utcnow
 from storage.uow import UnitOfWork
 
 routes = RouteTable("doctor.queue")

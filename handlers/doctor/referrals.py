@@ -29,12 +29,13 @@ from aiogram.types import (
 
 import handlers.patient.referrals as patient_side
 from bot.settings import Settings
-from bot.telegram.reply import Replier
 from flows import consultation as cases
 from flows import directory
 from flows import referral_followup as followup
 from flows import referral_wizard as wiz
 from flows import referrals as core
+from flows.domain import Consultation, Doctor, Hospital, Referral, utcnow
+from flows.outbox import Replier
 from flows.questionnaire import load
 from flows.referral_wizard import REVIEW, STEPS, BadInput, NotAllowed
 from handlers.common.errors import pressed
@@ -42,7 +43,6 @@ from handlers.common.routes import RouteTable
 from handlers.doctor.guard import can_work, case_from_command, verified
 from handlers.patient.intake_render import summary_text
 from locales import LOCALES, Html, Translator
-from storage.models import Consultation, Doctor, Hospital, Referral, utcnow
 from storage.uow import UnitOfWork
 
 routes = RouteTable("doctor.referrals")
@@ -567,7 +567,7 @@ async def on_revoke(
     reply: Replier,
 ) -> None:
     """Revoke an issued slip: asks to confirm."""
-    found = await uow.session.get(Referral, callback_data.ref)
+    found = await uow.referrals.get(callback_data.ref)
     if found is None or found.doctor_id != doctor.id or found.status != "issued":
         raise NotAllowed("stale")
     await reply.answer_callback(query.id)

@@ -12,13 +12,13 @@ from aiogram.types import (
     ReplyKeyboardMarkup,
 )
 
-from bot.telegram.reply import Replier
 from flows import doctors as flow
 from flows import questionnaire
 from flows.doctors import Application, Step
+from flows.domain import Doctor
+from flows.outbox import Replier
 from flows.trust import rating_of
 from locales import LOCALES, Html, Translator
-from storage.models import Doctor
 from storage.uow import UnitOfWork
 
 

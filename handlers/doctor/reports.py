@@ -10,17 +10,17 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
 from bot.settings import Settings
-from bot.telegram.reply import Replier
 from flows import consultation as cases
 from flows import trust
 from flows.consultation import NotAllowed
 from flows.doctors import admin_ref, doctor_ref
+from flows.domain import Consultation, Doctor, utcnow
+from flows.outbox import Replier
 from handlers.common import cases as view
 from handlers.common.reports import ReportCB, report_buttons, report_text, send_to_admins
 from handlers.common.routes import RouteTable
 from handlers.doctor.guard import verified
 from locales import Translator
-from storage.models import Consultation, Doctor, utcnow
 from storage.uow import UnitOfWork
 
 routes = RouteTable("doctor.reports")

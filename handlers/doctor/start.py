@@ -7,12 +7,12 @@ from aiogram.filters import Command, CommandStart
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
-from bot.telegram.reply import Replier
 from flows import doctors as flow
+from flows.domain import Doctor, utcnow
+from flows.outbox import Replier
 from handlers.common.routes import RouteTable
 from handlers.doctor import render
 from locales import LOCALES, Translator
-from storage.models import Doctor, utcnow
 from storage.uow import UnitOfWork
 
 routes = RouteTable("doctor.start")

@@ -32,16 +32,16 @@ from aiogram.types import (
 )
 
 from bot.settings import Settings
-from bot.telegram.reply import Replier
 from flows import caregivers as flow
 from flows import onboarding
 from flows.caregivers import CaregiverError, Offer
+from flows.domain import Caregiver, Patient, utcnow
 from flows.onboarding import Step, step_of
+from flows.outbox import CAREGIVER_OFFER_CB, CAREGIVER_STOP_CB, Replier
 from handlers.common.routes import RouteTable
 from handlers.patient.refusals import refused, refused_button
 from handlers.patient.render import show_step
 from locales import LOCALES, Html, Translator
-from storage.models import Caregiver, Patient, utcnow
 from storage.uow import UnitOfWork
 
 routes = RouteTable("patient.caregivers")
@@ -62,14 +62,14 @@ class CgCB(CallbackData, prefix="cg"):
     value: str = ""
 
 
-class CgOfferCB(CallbackData, prefix="cgo"):
+class CgOfferCB(CallbackData, prefix=CAREGIVER_OFFER_CB.prefix):
     """Accept (``a``) or decline (``d``) the invitation with this token."""
 
     action: str
     token: str
 
 
-class CgStopCB(CallbackData, prefix="cgs"):
+class CgStopCB(CallbackData, prefix=CAREGIVER_STOP_CB.prefix):
     """The caregiver stops caring for the patient of this caregiver row."""
 
     id: str

@@ -16,11 +16,12 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
 from bot.settings import Settings
-from bot.telegram.reply import PRIORITY_URGENT, Replier
 from flows import consultation as flow
 from flows import intake, relay, trust
 from flows.consultation import NotAllowed, State
+from flows.domain import Consultation, Patient, ScheduledEvent, utcnow
 from flows.onboarding import Step, step_of
+from flows.outbox import PRIORITY_URGENT, Replier
 from handlers.common import cases as view
 from handlers.common.cases import RateCB, file_of
 from handlers.common.reports import send_to_admins
@@ -28,7 +29,6 @@ from handlers.common.routes import RouteTable
 from handlers.patient.intake_render import IntakeCB, begin_keyboard
 from handlers.patient.refusals import refused, refused_button
 from locales import Translator
-from storage.models import Consultation, Patient, ScheduledEvent, utcnow
 from storage.uow import UnitOfWork
 
 routes = RouteTable("patient.case")

@@ -8,16 +8,16 @@ from datetime import datetime
 from aiogram.types import CallbackQuery
 
 from bot.settings import Settings
-from bot.telegram.reply import Replier
 from flows import checkback, intake
+from flows.domain import Patient, ScheduledEvent, utcnow
 from flows.onboarding import Step, step_of
+from flows.outbox import Replier
 from flows.questionnaire import load
 from handlers.common.routes import RouteTable
 from handlers.patient import intake_render as view
 from handlers.patient.case import intake_refusal, refuse_intake
 from handlers.patient.refusals import refused_button
 from locales import Translator
-from storage.models import Patient, ScheduledEvent, utcnow
 from storage.uow import UnitOfWork
 
 routes = RouteTable("patient.checkback")

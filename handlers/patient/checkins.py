@@ -14,13 +14,13 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
 from bot.settings import Settings
-from bot.telegram.reply import PRIORITY_REPLY, PRIORITY_ROUTINE, PRIORITY_URGENT, Replier
 from flows import charts, followup, intake
+from flows.domain import CheckIn, FollowUpPlan, Patient, ScheduledEvent, utcnow
 from flows.onboarding import Step, step_of
+from flows.outbox import PRIORITY_REPLY, PRIORITY_ROUTINE, PRIORITY_URGENT, Replier
 from handlers.common.routes import RouteTable
 from handlers.patient.refusals import refused, refused_button
 from locales import Html, Translator
-from storage.models import CheckIn, FollowUpPlan, Patient, ScheduledEvent, utcnow
 from storage.uow import UnitOfWork
 
 routes = RouteTable("patient.checkins")

@@ -18,10 +18,11 @@ from aiogram.types import (
 )
 
 from bot.settings import Settings
-from bot.telegram.reply import Replier
 from flows import export as record_export
 from flows import privacy, retention
+from flows.domain import Consultation, Doctor, Patient, utcnow
 from flows.onboarding import CONSENT_VERSION, Step, step_of
+from flows.outbox import Replier
 from handlers.common import cases as case_view
 from handlers.common.routes import RouteTable
 from handlers.patient import intake as intake_handlers
@@ -29,7 +30,6 @@ from handlers.patient import keyboards as kb
 from handlers.patient.refusals import refused_button
 from handlers.patient.render import show_step
 from locales import Html, Translator
-from storage.models import Consultation, Doctor, Patient, utcnow
 from storage.uow import UnitOfWork
 
 routes = RouteTable("patient.commands")

@@ -15,25 +15,31 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
 from bot.settings import Settings
-from bot.telegram.reply import PRIORITY_REPLY, PRIORITY_URGENT, Replier, markup_json
 from flows import caregivers as cg_flow
 from flows import doses as flow
 from flows import timing
+from flows.domain import Caregiver, Dose, MedicationPlan, Patient, ScheduledEvent, utcnow
 from flows.onboarding import Step, step_of
+from flows.outbox import (
+    DOSE_CARE_CB,
+    DOSE_CB,
+    PRIORITY_REPLY,
+    PRIORITY_ROUTINE,
+    PRIORITY_URGENT,
+    Replier,
+)
 from handlers.common.routes import RouteTable
 from handlers.patient.intake_render import show_emergency
 from handlers.patient.refusals import refused_button
 from locales import Html, Translator
-from storage.models import Caregiver, Dose, MedicationPlan, Patient, ScheduledEvent, utcnow
 from storage.uow import UnitOfWork
 
 routes = RouteTable("patient.doses")
 
-PRIORITY_ROUTINE = 5
 TYPING_MINUTES = 30  # a typed skip reason / side effect is expected this long
 
 
-class DoseCB(CallbackData, prefix="dz"):
+class DoseCB(CallbackData, prefix=DOSE_CB.prefix):
     """A reminder button: ``a`` t(aken) | s(nooze) | k (skip) | e (side effect); ``v`` the
     plan version the reminder was sent for; ``m`` snooze minutes. Ids only, no health data."""
 
@@ -58,7 +64,7 @@ class EffectCB(CallbackData, prefix="de"):
     x: str
 
 
-class CareCB(CallbackData, prefix="dc"):
+class CareCB(CallbackData, prefix=DOSE_CARE_CB.prefix):
     """A caregiver's answer on an escalation: ``a`` checked | took."""
 
     a: str
@@ -164,13 +170,8 @@ async def send(
     silent: bool = False,
     priority: int = PRIORITY_ROUTINE,
 ) -> None:
-    """A message that may arrive without a sound (quiet hours)."""
-    params: dict[str, Any] = {"chat_id": chat_id, "text": text, "parse_mode": "HTML"}
-    if markup is not None:
-        params["reply_markup"] = markup_json(markup)
-    if silent:
-        params["disable_notification"] = True
-    await reply.call("sendMessage", params, chat_id=chat_id, priority=priority)
+    """A message that may arrive without a sound (quiet hours), routine unless told."""
+    await reply.text(text, markup, chat_id=chat_id, silent=silent, priority=priority)
 
 
 async def send_reminder(uow: UnitOfWork, r: flow.Reminder) -> None:

@@ -12,15 +12,15 @@ from aiogram import F
 from aiogram.types import CallbackQuery, Message
 
 from bot.settings import Settings
-from bot.telegram.reply import PRIORITY_URGENT, Replier
 from flows import caregivers, intake, medication, redflags
+from flows.domain import Patient
+from flows.outbox import PRIORITY_URGENT, Replier
 from flows.questionnaire import load
 from handlers.common import cases as view
 from handlers.common.routes import RouteTable
 from handlers.patient import case
 from handlers.patient.intake_render import SafetyCB, show_emergency
 from locales import Translator
-from storage.models import Patient
 from storage.uow import UnitOfWork
 
 routes = RouteTable("patient.emergency")

@@ -10,9 +10,10 @@ from aiogram import F
 from aiogram.types import CallbackQuery, ChatMemberUpdated, Message
 
 from bot.settings import Settings
-from bot.telegram.reply import Replier
 from flows import intake, understand
+from flows.domain import Patient
 from flows.onboarding import Step, step_of
+from flows.outbox import Replier
 from flows.questionnaire import load
 from handlers.common.routes import RouteTable
 from handlers.patient import intake_render as view
@@ -20,7 +21,6 @@ from handlers.patient.intake_render import begin_keyboard
 from handlers.patient.refusals import refused_button
 from handlers.patient.render import show_step
 from locales import Translator
-from storage.models import Patient
 from storage.uow import UnitOfWork
 
 routes = RouteTable("patient.fallback")

@@ -11,17 +11,17 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
 from bot.settings import Settings
-from bot.telegram.reply import Replier
 from flows import consultation, fhir, intake
+from flows.domain import Intake, Patient
 from flows.intake import BadAnswer, StaleButton
 from flows.onboarding import Step, step_of
+from flows.outbox import Replier
 from flows.questionnaire import load
 from handlers.common.routes import RouteTable
 from handlers.patient import intake_render as view
 from handlers.patient.refusals import refused_button
 from handlers.patient.render import show_step
 from locales import Translator
-from storage.models import Intake, Patient
 from storage.uow import UnitOfWork
 
 routes = RouteTable("patient.intake")

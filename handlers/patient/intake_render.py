@@ -8,13 +8,13 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.settings import Settings
-from bot.telegram.reply import PRIORITY_URGENT, Replier
 from flows import redflags
+from flows.domain import Intake
 from flows.intake import HISTORY_STATES, SECTIONS, Outcome, State, questions_of, who_of
 from flows.onboarding import SEX_VALUES
+from flows.outbox import PRIORITY_URGENT, Replier
 from flows.questionnaire import Questionnaire
 from locales import DEFAULT, Html, Translator, catalog
-from storage.models import Intake
 
 
 class IntakeCB(CallbackData, prefix="ik"):

@@ -25,18 +25,18 @@ from aiogram.types import (
 )
 
 from bot.settings import Settings
-from bot.telegram.reply import Replier
 from flows import consultation as cases
 from flows import medication as flow
+from flows.domain import MedicationPlan, Patient, utcnow
 from flows.medication import BadInput, NotAllowed, PlanView, Status
 from flows.onboarding import Step, step_of
+from flows.outbox import Replier
 from handlers.common import cases as case_view
 from handlers.common.errors import pressed
 from handlers.common.routes import RouteTable
 from handlers.patient.refusals import refused, refused_button
 from handlers.patient.render import show_step
 from locales import Html, Translator
-from storage.models import MedicationPlan, Patient, utcnow
 from storage.uow import UnitOfWork
 
 routes = RouteTable("patient.meds")

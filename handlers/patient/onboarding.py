@@ -8,15 +8,15 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
 
 from bot.settings import Settings
-from bot.telegram.reply import Replier
 from flows import medication, onboarding, understand
+from flows.domain import Patient, utcnow
 from flows.onboarding import BadInput, InvalidStep, Step, ZoneChoice, step_of
+from flows.outbox import Replier
 from handlers.common.routes import RouteTable
 from handlers.patient import keyboards as kb
 from handlers.patient.intake_render import ask_safety, begin_keyboard
 from handlers.patient.render import show_step
 from locales import LOCALES, Translator
-from storage.models import Patient, utcnow
 from storage.uow import UnitOfWork
 
 routes = RouteTable("patient.onboarding")

@@ -16,14 +16,15 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
 from bot.settings import Settings
-from bot.telegram.reply import PRIORITY_ROUTINE, Replier
 from flows import referral_followup as followup
 from flows import referrals as core
+from flows import trust
+from flows.domain import Hospital, Patient, Referral, ScheduledEvent, utcnow
+from flows.outbox import PRIORITY_ROUTINE, Replier
 from flows.signing import Signer
 from handlers.common.routes import RouteTable
 from handlers.patient.refusals import refused, refused_button
 from locales import Translator
-from storage.models import Doctor, Hospital, Patient, Referral, ScheduledEvent, utcnow
 from storage.uow import UnitOfWork
 
 routes = RouteTable("patient.referrals")
@@ -42,7 +43,7 @@ class PRefCB(CallbackData, prefix="prf"):
 
 def signer(uow: UnitOfWork) -> Signer:
     """The slip signer over the clinic's key ring."""
-    return Signer(uow.vault.ring)
+    return trust.signer(uow)
 
 
 async def font_problem(
@@ -120,7 +121,7 @@ async def tell_revoked(uow: UnitOfWork, referral: Referral) -> None:
 
 async def tell_doctor(uow: UnitOfWork, referral: Referral, answer: str, text: str | None) -> None:
     """The referring doctor sees the patient's answer (and what they were told)."""
-    doctor = await uow.session.get(Doctor, referral.doctor_id)
+    doctor = await uow.doctors.get(referral.doctor_id)
     if doctor is None or doctor.tg_user_id is None:
         return
     dtr = Translator(doctor.locale)

@@ -15,10 +15,10 @@ from aiogram.filters import ExceptionTypeFilter
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, ErrorEvent, Message
 
-from flows import caregivers
+from flows import caregivers, trust
+from flows.domain import Patient
 from flows.onboarding import InvalidStep
 from handlers.common.routes import RouteTable
-from storage.models import Patient
 from storage.uow import UnitOfWork
 
 ACTION = "patient.refused"
@@ -57,7 +57,7 @@ async def actor_of(uow: UnitOfWork, patient: Patient | None, user_id: int | None
     cared = await caregivers.by_user(uow, user_id)
     if cared:
         return caregivers.actor_ref(cared[0])
-    return f"user:{uow.vault.ring.blind_index('audit-actor', str(user_id))[:16]}"
+    return trust.stranger_ref(uow, user_id)
 
 
 async def refused(

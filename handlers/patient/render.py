@@ -5,11 +5,11 @@ from __future__ import annotations
 from aiogram.types import ReplyKeyboardRemove
 
 from bot.settings import Settings
-from bot.telegram.reply import Replier
+from flows.domain import Patient
 from flows.onboarding import CONSENT_VERSION, Step, step_of
+from flows.outbox import Replier
 from handlers.patient import keyboards as kb
 from locales import Translator
-from storage.models import Patient
 
 
 async def show_step(
