@@ -387,7 +387,12 @@ class OutboxSender:
             chosen, wait = self._choose(rows, heads, free, now_m)
             if not chosen:
                 await uow.commit()
-                return min(wait, self._seconds_until(nxt)) if rows else self._seconds_until(nxt)
+                if rows:
+                    # Calls are waiting for a rate token: the next look is timed by that, and
+                    # results are written with it (no lingering for a poke).
+                    self._more = True
+                    return min(wait, self._seconds_until(nxt))
+                return self._seconds_until(nxt)
             # Anything else seen now is looked at again as soon as a place is free.
             self._more = len(rows) > len(chosen)
             claimed = await uow.outbox.claim_many([k.id for k, _ in chosen], now, self.lease)
