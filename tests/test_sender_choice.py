@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from bot.telegram.sender import Limits, OutboxSender
+from bot.telegram.sender import BULK_BURST, Limits, OutboxSender
 from storage.repositories import OutboxKey
 
 
@@ -23,9 +23,10 @@ def test_bulk_waits_for_the_bot_wide_rate_but_replies_do_not() -> None:
     s = _sender(global_per_s=1.0, concurrency=1)  # the bot-wide burst is the concurrency
     now = time.monotonic()
     s.note_inbound("patient", 7)  # chat 7 just wrote
-    chosen, _ = s._choose(_rows(1, 2, 3, 7), {}, 8, now)
-    # one bulk call (the bucket holds one token at a time), and the reply
-    assert [k.chat_id for k, _ in chosen] == [1, 7]
+    chosen, _ = s._choose(_rows(1, 2, 3, 4, 5, 7), {}, 8, now)
+    # the bulk calls the bot-wide bucket holds (its small burst), and the reply
+    assert [k.chat_id for k, _ in chosen] == [1, 2, 3, 7]
+    assert BULK_BURST == 3
     assert not any(paid for _, paid in chosen)
 
 
@@ -56,13 +57,13 @@ def test_paid_broadcasts_fill_in_within_the_budget() -> None:
     for step in range(101):  # one second, a look every 10 ms
         chosen, _ = s._choose(_rows(100 + step), {}, 1, start + step * 0.01)
         picked += [paid for _, paid in chosen]
-    # the free call, three paid ones (0.1 Star each) at once, then only the free rate
-    assert picked[:4] == [False, True, True, True]
+    # the free burst, three paid ones (0.1 Star each), then only the free rate
+    assert picked[:6] == [False, False, False, True, True, True]
     assert picked.count(True) == 3 and s.stats.paid == 3
-    assert picked.count(False) == 2  # the free bucket's token at 0 s and at 1 s
+    assert picked.count(False) == 4  # the burst of 3 at 0 s and the token at 1 s
 
 
 def test_no_budget_no_paid_broadcast() -> None:
     s = _sender(global_per_s=1.0, concurrency=1)
     chosen, _ = s._choose(_rows(*range(1, 11)), {}, 64, time.monotonic())
-    assert [paid for _, paid in chosen] == [False]
+    assert [paid for _, paid in chosen] == [False, False, False]
