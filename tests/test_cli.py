@@ -1,9 +1,11 @@
-"""The operator's command line, run as a real subprocess."""
+"""The operator's command line: ``bot.cli.main`` in this process (tests/cli_runner.py), and
+through a real ``python bot.py`` process where the process itself is the point (its exit code
+and stderr from start-up, Ctrl-C)."""
 
 from __future__ import annotations
 
 import json
-import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -11,22 +13,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def run(args: list[str], data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    """``python bot.py ARGS`` with a clean CARELINE_* environment."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("CARELINE_")}
-    clean.update({"CARELINE_DATA_DIR": str(data_dir), **env})
-    return subprocess.run(
-        [sys.executable, "bot.py", *args],
-        cwd=ROOT,
-        env=clean,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+from tests.cli_runner import ROOT, clean_env, run_bot_py, run_cli_async
+from tests.cli_runner import run_cli as run
 
 
 def test_help_lists_the_commands(tmp_path: Path) -> None:
@@ -54,7 +42,16 @@ def test_help_lists_the_commands(tmp_path: Path) -> None:
 def test_bad_setting_stops_start_with_one_line(
     tmp_path: Path, env: dict[str, str], named: str
 ) -> None:
-    out = run(["run"], tmp_path, **env)
+    _one_line_naming(run(["run"], tmp_path, **env), named)
+
+
+def test_bad_setting_stops_the_real_process_with_one_line(tmp_path: Path) -> None:
+    """Through ``python bot.py``: its exit code, and nothing else on stderr from start-up
+    (import-time warnings, logging) that the in-process runs above cannot see."""
+    _one_line_naming(run_bot_py(["run"], tmp_path), "CARELINE_PATIENT_BOT_TOKEN is not set")
+
+
+def _one_line_naming(out: subprocess.CompletedProcess[str], named: str) -> None:
     assert out.returncode == 2
     lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1, out.stderr
@@ -105,7 +102,7 @@ async def _seed(data_dir: Path, patients: int) -> None:
 
 async def test_keys_rotate_and_audit_verify(tmp_path: Path) -> None:
     await _seed(tmp_path, 7)
-    rotated = run(["keys", "rotate"], tmp_path)
+    rotated = await run_cli_async(["keys", "rotate"], tmp_path)
     assert rotated.returncode == 0, rotated.stderr
     assert "7/7" in rotated.stderr
     assert "master key 2 is now active; 7 data keys re-wrapped" in rotated.stdout
@@ -113,7 +110,7 @@ async def test_keys_rotate_and_audit_verify(tmp_path: Path) -> None:
     assert ring["active"] == 2
     assert sorted(ring["master_keys"]) == ["1", "2"]
 
-    ok = run(["audit", "verify"], tmp_path)
+    ok = await run_cli_async(["audit", "verify"], tmp_path)
     assert ok.returncode == 0
     assert "7 records verified" in ok.stdout
 
@@ -122,7 +119,7 @@ async def test_keys_rotate_and_audit_verify(tmp_path: Path) -> None:
     con.execute("UPDATE audit_log SET action = 'record.view' WHERE seq = 4")
     con.commit()
     con.close()
-    bad = run(["audit", "verify"], tmp_path)
+    bad = await run_cli_async(["audit", "verify"], tmp_path)
     assert bad.returncode == 1
     assert "BROKEN at record 4" in bad.stdout
 
@@ -305,16 +302,15 @@ def test_ops_prints_the_operators_table(tmp_path: Path) -> None:
 
 
 def test_ops_watch_refreshes_until_ctrl_c(tmp_path: Path) -> None:
+    """A real process: Ctrl-C (SIGINT) ends the watch quietly, exit 0."""
     import selectors
-    import signal
     import time
 
     assert run(["migrate"], tmp_path).returncode == 0
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("CARELINE_")}
     proc = subprocess.Popen(
         [sys.executable, "bot.py", "ops", "--watch", "1"],
         cwd=ROOT,
-        env={**clean, "CARELINE_DATA_DIR": str(tmp_path)},
+        env=clean_env(tmp_path),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,9 @@ from handlers.patient.intake_render import IntakeCB
 from storage.models import InboxUpdate, Intake, OutboxMessage, Patient
 from tests.test_property_updates import NOW, Builder, ErrorRecords, build_app
 
-EXAMPLES = 30
+# CARELINE_PROPERTY_WALKS walks (Hypothesis examples): 12 in CI (~10 s on a 2-core VM), 100 or
+# more nightly. The same number always plays the same walks (Hypothesis is derandomised).
+EXAMPLES = int(os.environ.get("CARELINE_PROPERTY_WALKS", "12"))
 STEPS = 50
 BASE_UID = 8_000_000_000
 

@@ -3,8 +3,10 @@ emulator over HTTP, and simulated people talking to it through the client API.""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +65,28 @@ class Clinic:
         """Every text the bot sent this person, in order."""
         msgs = (await self.client.messages(user_id, bot))["messages"]
         return [m.get("text") or m.get("caption") or "" for m in msgs if m["from"] == "bot"]
+
+    async def settled(self, within: float = 20.0) -> None:
+        """Wait until everything sent so far is handled: the emulator holds no update for the
+        bots, the inbox nothing pending, the outbox nothing to send. What nobody received then
+        will not arrive late (an absence is a fact, not a guess after a pause)."""
+        deadline = time.monotonic() + within
+        while True:
+            held = sum(int(b["pending_updates"]) for b in self.emulator.stats()["bots"].values())
+            async with self.app.db.uow() as uow:
+                busy = held + sum(
+                    [
+                        await uow.inbox.count("pending"),
+                        await uow.outbox.count("pending"),
+                        await uow.outbox.count("sending"),
+                    ]
+                )
+            if not busy:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"clinic not settled within {within}s ({busy} left)")
+            self.app.sender.poke()
+            await asyncio.sleep(0.05)
 
 
 def clinic_settings(data_dir: Path, base_url: str, **extra: Any) -> Settings:

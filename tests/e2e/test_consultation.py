@@ -523,7 +523,7 @@ async def test_random_interleaving_reaches_only_the_right_party(sqlite_clinic: C
             await clinic.client.send(doc.uid, DOCTOR_BOT, f"doctor says {token}")
         await clinic.client.wait_for(p.uid, PATIENT_BOT, contains(token), since=since_p)
         sent.append(("d2p", number, token))
-    await asyncio.sleep(0.3)
+    await clinic.settled()  # a message gone astray would have arrived by now
     for i, p in enumerate(patients):
         texts = "\n".join(await clinic.bot_texts(p.uid))
         for direction, number, token in sent:
@@ -646,7 +646,7 @@ async def test_duty_and_working_hours_decide_who_hears_of_new_cases(
         level=on.t("disposition.consultation"),
     )
     await on.wait(is_text(notice))
-    await asyncio.sleep(0.5)
+    await clinic.settled()  # a notice to the others would have arrived by now
     for doc in (off, late):
         assert not any(t.startswith(f"#{number}") or f"#{number} " in t for t in await doc.texts())
     await off.say("/duty on", is_text(off.t("consult.doctor.duty_on")))

@@ -29,9 +29,9 @@ from bot.sandbox.emulator_client_api import content_disposition
 from bot.telegram.processor import MAX_UPDATE_ID, update_problem
 from locales import Translator
 from storage.models import InboxUpdate
+from tests.cli_runner import run_cli
 from tests.e2e.conftest import DOCTOR_BOT, PATIENT_BOT, Clinic, start_clinic, stop_clinic
 from tests.e2e.test_bad_input import settled
-from tests.test_cli import run
 
 
 def _free_port() -> int:
@@ -124,7 +124,7 @@ async def test_webhook_refuses_what_is_not_an_update(
 @pytest.mark.parametrize("command", [["run"], ["migrate"]])
 def test_database_unreachable_at_start_is_one_line(tmp_path: Path, command: list[str]) -> None:
     port = _free_port()  # nothing listens there
-    out = run(
+    out = run_cli(
         command,
         tmp_path,
         CARELINE_DATABASE_URL=f"postgresql+asyncpg://careline:pw@127.0.0.1:{port}/careline",

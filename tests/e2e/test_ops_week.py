@@ -23,9 +23,9 @@ from handlers.doctor.ops import OpsCB
 from handlers.doctor.ops_render import week_caption
 from locales import Translator
 from storage.models import Consultation, Doctor, ScheduledEvent, utcnow
+from tests.cli_runner import run_cli
 from tests.e2e.conftest import DOCTOR_BOT, Clinic, start_clinic, stop_clinic
 from tests.e2e.test_consultation import add_doctor
-from tests.test_cli import run
 
 FIRST, SECOND = 700000001, 700000002  # the emulator numbers users from 700000001
 ZONE = "Asia/Shanghai"
@@ -157,7 +157,7 @@ def _seed(data_dir: Path) -> None:
     from bot.app import open_database
     from bot.settings import Settings
 
-    assert run(["migrate"], data_dir).returncode == 0
+    assert run_cli(["migrate"], data_dir).returncode == 0
 
     async def seed() -> None:
         db = await open_database(Settings(_env_file=None, data_dir=data_dir))
@@ -190,7 +190,7 @@ def _seed(data_dir: Path) -> None:
 
 def test_the_command_line_writes_the_chart(tmp_path: Path) -> None:
     _seed(tmp_path)
-    out = run(["ops", "--week", str(tmp_path / "week.png")], tmp_path)
+    out = run_cli(["ops", "--week", str(tmp_path / "week.png")], tmp_path)
     assert out.returncode == 0, out.stderr
     with Image.open(tmp_path / "week.png") as img:
         assert (img.format, img.size) == ("PNG", (ops_chart.WIDTH_PX, ops_chart.HEIGHT_PX))
@@ -202,11 +202,11 @@ def test_the_command_line_writes_the_chart(tmp_path: Path) -> None:
         "Waits over the limit: 1",
         "Rating: 5.0 ★ (ratings: 1)",
     ]
-    zh = run(
+    zh = run_cli(
         ["ops", "--week", str(tmp_path / "zh.png")], tmp_path, CARELINE_DEFAULT_LOCALE="zh_Hans"
     )
     assert zh.returncode == 0 and zh.stdout.startswith("📊 一周概况"), zh.stderr
     # A file that cannot be written: one line, no traceback.
-    bad = run(["ops", "--week", str(tmp_path / "no" / "such" / "dir.png")], tmp_path)
+    bad = run_cli(["ops", "--week", str(tmp_path / "no" / "such" / "dir.png")], tmp_path)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert bad.stderr.strip().splitlines()[-1].startswith("careline: cannot write ")

@@ -8,12 +8,9 @@ and other people's buttons get clear answers."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import io
-import os
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,6 +24,7 @@ from flows import referrals as core
 from flows import slip as slip_module
 from flows.signing import Signer
 from storage.models import AuditRecord, Hospital, Referral, ScheduledEvent
+from tests.cli_runner import run_cli_async
 from tests.conftest import BACKENDS
 from tests.e2e.conftest import DOCTOR_BOT, PATIENT_BOT, Clinic, start_clinic, stop_clinic
 from tests.e2e.test_consultation import (
@@ -42,7 +40,6 @@ from tests.e2e.test_intake import has_button, new_patient
 from tests.e2e.test_med_plans import FIRST, with_case
 from tests.e2e.test_onboarding import NAMES
 
-ROOT = Path(__file__).resolve().parents[2]
 ADMIN_ID = 700000001  # the emulator numbers users from 700000001: create the admin first
 HOSPITAL = "City General Hospital"
 REASON = "Suspected arrhythmia: needs Holter monitoring"
@@ -307,16 +304,10 @@ async def test_terminate_offers_referral_change_cancel_and_refusals(rsqlite: Cli
 
 
 async def _cli(args: list[str], data_dir: Path) -> subprocess.CompletedProcess[str]:
-    """``python bot.py hospitals ...`` against the running clinic's database, in a thread: the
-    event loop (and the clinic's open transactions) keeps going while the command waits for
-    the SQLite write lock (a blocking call here deadlocked with the clinic's writer)."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("CARELINE_")}
-    clean["CARELINE_DATA_DIR"] = str(data_dir)
-    return await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "bot.py", "hospitals", *args],
-        cwd=ROOT, env=clean, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    """``python bot.py hospitals ...`` against the running clinic's database (tests/cli_runner.py:
+    in a thread, so the event loop and the clinic's open transactions keep going while the
+    command waits for the SQLite write lock)."""
+    return await run_cli_async(["hospitals", *args], data_dir)
 
 
 async def test_directory_from_the_command_line(rsqlite: Clinic) -> None:

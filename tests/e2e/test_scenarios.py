@@ -4,10 +4,7 @@ scenario loader's and the clock API's answers to bad input."""
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +14,7 @@ import pytest
 from bot.sandbox.play import Player, ReplayError, ScenarioError, bundled, load_scenario
 from bot.sandbox.runner import Sandbox, start_sandbox
 from bot.settings import Settings
+from tests.cli_runner import run_cli
 
 
 def _port() -> int:
@@ -131,16 +129,8 @@ def test_unknown_scenario_names_the_bundled_ones() -> None:
 def test_cli_play_unknown_or_malformed_exits_2(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("title = [", encoding="utf-8")
-    env = {**os.environ, "CARELINE_DATA_DIR": str(tmp_path / "data")}
     for target in ("no_such_scenario", str(bad)):
-        done = subprocess.run(
-            [sys.executable, "bot.py", "sandbox", "--play", target, "--port", str(_port())],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env=env,
-            check=False,
-        )
+        done = run_cli(["sandbox", "--play", target, "--port", str(_port())], tmp_path / "data")
         assert done.returncode == 2, done.stderr
         assert done.stderr.strip().count("\n") == 0 and "careline:" in done.stderr
     assert not (tmp_path / "data" / "sandbox").exists()  # nothing was started

@@ -280,8 +280,8 @@ async def test_token_after_hash_is_posted_and_checked(
 async def test_cli_verify_and_rotate_signing(tmp_path: Path) -> None:
     from storage.crypto import KeyRing
     from storage.migrate import upgrade
+    from tests.cli_runner import run_cli_async
     from tests.flows.test_referrals import _qr_pdf
-    from tests.test_cli import run
 
     ring, _ = KeyRing.load_or_create(tmp_path / "keys.json")
     db = Database(f"sqlite+aiosqlite:///{tmp_path / 'careline.db'}", ring)
@@ -301,29 +301,33 @@ async def test_cli_verify_and_rotate_signing(tmp_path: Path) -> None:
     (tmp_path / "slip.pdf").write_bytes(pdf)
     (tmp_path / "edited.pdf").write_bytes(_qr_pdf(rf.slip_url("http://x", code, token), "!"))
 
-    by_code = run(["referral", "verify", code.lower().replace("-", " ")], tmp_path)
+    by_code = await run_cli_async(["referral", "verify", code.lower().replace("-", " ")], tmp_path)
     assert by_code.returncode == 0, by_code.stderr
     assert by_code.stdout.startswith("VALID: Valid referral")
     assert "Lin Testpatient" in by_code.stdout and "1961" in by_code.stdout
-    by_file = run(["referral", "verify", str(tmp_path / "slip.pdf")], tmp_path)
+    by_file = await run_cli_async(["referral", "verify", str(tmp_path / "slip.pdf")], tmp_path)
     assert by_file.returncode == 0 and "VALID" in by_file.stdout, by_file.stdout + by_file.stderr
-    by_url = run(["referral", "verify", f"http://127.0.0.1:8080/r/{code}#{token}"], tmp_path)
+    by_url = await run_cli_async(
+        ["referral", "verify", f"http://127.0.0.1:8080/r/{code}#{token}"], tmp_path
+    )
     assert by_url.returncode == 0 and "VALID" in by_url.stdout
-    edited = run(["referral", "verify", str(tmp_path / "edited.pdf")], tmp_path)
+    edited = await run_cli_async(["referral", "verify", str(tmp_path / "edited.pdf")], tmp_path)
     assert edited.returncode == 1 and edited.stdout.startswith("FORGED")
     assert "Testpatient" not in edited.stdout
-    forged = run(["referral", "verify", token[:-4] + "AAAA"], tmp_path)
+    forged = await run_cli_async(["referral", "verify", token[:-4] + "AAAA"], tmp_path)
     assert forged.returncode == 1 and forged.stdout.startswith("FORGED")
-    wrong = run(["referral", "verify", code[:-1] + ("X" if code[-1] != "X" else "Y")], tmp_path)
+    wrong = await run_cli_async(
+        ["referral", "verify", code[:-1] + ("X" if code[-1] != "X" else "Y")], tmp_path
+    )
     assert wrong.returncode == 1 and wrong.stdout.startswith("UNKNOWN")
     assert "Traceback" not in wrong.stderr + forged.stderr + edited.stderr
 
     old_kid = json.loads((tmp_path / "keys.json").read_text())["signing_active"]
-    rotated = run(["keys", "rotate-signing"], tmp_path)
+    rotated = await run_cli_async(["keys", "rotate-signing"], tmp_path)
     assert rotated.returncode == 0, rotated.stderr
     keys = json.loads((tmp_path / "keys.json").read_text())
     assert keys["signing_active"] != old_kid and "private" not in keys["signing_keys"][old_kid]
-    again = run(["referral", "verify", str(tmp_path / "slip.pdf")], tmp_path)
+    again = await run_cli_async(["referral", "verify", str(tmp_path / "slip.pdf")], tmp_path)
     assert again.returncode == 0 and "VALID" in again.stdout
 
 

@@ -3,12 +3,11 @@ on SQLite and PostgreSQL with the real vault, outbox and audit chain."""
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from flows import alerts, followup
 from flows import consultation as cases
@@ -28,6 +27,7 @@ from storage.models import (
     ScheduledEvent,
 )
 from storage.uow import Database, UnitOfWork
+from tests.cli_runner import run_cli
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 ANSWERS = {"subject": "self", "category": "cough_cold", "complaint_text": "cough"}
@@ -257,16 +257,11 @@ def test_catalog_ids_are_checked() -> None:
     ],
 )
 def test_broken_templates_stop_start_up_with_one_line(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    content: str | None,
-    problem: str,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: str | None, problem: str
 ) -> None:
     """Like a broken intake questionnaire (tests/test_cli.py): ``python bot.py run`` stops
     before anything starts, with one line naming the file and the problem, exit 2."""
-    from bot import app, cli
-    from bot import logging as bot_logging
+    from bot import app
 
     path = tmp_path / "followups.toml"
     if content is None:
@@ -282,19 +277,18 @@ def test_broken_templates_stop_start_up_with_one_line(
         started.append(True)
 
     monkeypatch.setattr(app.Careline, "run_until_signal", run_until_signal)
-    monkeypatch.setattr(bot_logging, "setup_logging", lambda *a, **k: None)
-    for name in [n for n in os.environ if n.startswith("CARELINE_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("CARELINE_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("CARELINE_PATIENT_BOT_TOKEN", "100001:test-patient-token-0001")
-    monkeypatch.setenv("CARELINE_DOCTOR_BOT_TOKEN", "100002:test-doctor-token-0002")
     try:
-        code = cli.main(["run"])
+        out = run_cli(
+            ["run"],
+            tmp_path / "data",
+            CARELINE_PATIENT_BOT_TOKEN="100001:test-patient-token-0001",
+            CARELINE_DOCTOR_BOT_TOKEN="100002:test-doctor-token-0002",
+        )
     finally:
         followup.load.cache_clear()
-    err = capsys.readouterr().err
+    err = out.stderr
     lines = [ln for ln in err.splitlines() if ln.strip() and "BACK IT UP" not in ln]
-    assert code == 2 and not started, err
+    assert out.returncode == 2 and not started, err
     assert lines[-1].startswith("careline: data file error: followups.toml: "), err
     assert problem in lines[-1] and "Traceback" not in err
 
@@ -632,8 +626,9 @@ STEP = timedelta(minutes=30)
 
 
 class _Sim:
-    """The real sweeper with the check-in handlers, driven in 30-minute steps; every message
-    the outbox gets is kept with the step it appeared in."""
+    """The real sweeper with the check-in handlers, driven in 30-minute steps (those at which
+    nothing is due are skipped); every message the outbox gets is kept with the step it
+    appeared in."""
 
     def __init__(self, db: Database) -> None:
         from handlers.patient import checkins as checkin_handlers
@@ -651,7 +646,7 @@ class _Sim:
         """Step the clock to ``until``; the check-ins whose 0-based number is in ``answer``
         are answered (general: "better", note skipped) as soon as they are asked."""
         while self.now < until:
-            self.now += STEP
+            self.now = await self._next_step(until)
             while await self.sweeper.sweep_once(self.now):
                 pass
             async with self.db.uow() as uow:
@@ -673,6 +668,21 @@ class _Sim:
                         await followup.press(uow, patient, open_.id, 0, "opt", "better", self.now)
                         await followup.press(uow, patient, open_.id, 1, "skip", "", self.now)
                 await uow.commit()
+
+    async def _next_step(self, until: datetime) -> datetime:
+        """The next 30-minute step at which an event is due, or the last step (the first at or
+        after ``until``). The steps skipped would each run a sweep with nothing due: no event,
+        no message, no check-in asked (so none to answer) - the same run, in fewer steps.
+        (Events are leased and finished within a step, so no lease runs out in between.)"""
+        last = self.now + STEP * -(-(until - self.now) // STEP)
+        async with self.db.uow() as uow:
+            due = await uow.session.scalar(
+                select(func.min(ScheduledEvent.due_at)).where(ScheduledEvent.status == "pending")
+            )
+        if due is None:
+            return last
+        steps = max(1, -(-(followup.aware(due) - self.now) // STEP))
+        return min(self.now + STEP * steps, last)
 
     def texts_at(self, bot: str, chat: int, when: datetime) -> list[str]:
         return [text for w, b, c, text in self.sent if (b, c, w) == (bot, chat, when)]

@@ -6,7 +6,6 @@ regulator's export."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import io
 import itertools
@@ -21,13 +20,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import Executable, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.cli import main
 from storage import audit_checkpoints as checkpoints
 from storage import clock
 from storage.audit import KEYED, checkpoint_now, link_hash, verify_chain, verify_log
 from storage.crypto import KeyRing
 from storage.models import AuditRecord
 from storage.uow import Database
+from tests.cli_runner import run_cli_async
 from tests.e2e.conftest import start_clinic, stop_clinic
 
 RECORDS = 10
@@ -246,24 +245,14 @@ CASES: list[tuple[Tamper, str, int | None]] = [
 
 
 @pytest.fixture
-def cli(
-    db: Database,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> Callable[..., Awaitable[tuple[int, str]]]:
-    """``python bot.py audit ...`` through the CLI's entry point, on the test's database and
-    data dir (the keys file and the checkpoints are the fixture's)."""
-    for name in [k for k in os.environ if k.startswith("CARELINE_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("CARELINE_DATA_DIR", str(tmp_path))
-    if not db.sqlite:
-        monkeypatch.setenv("CARELINE_DATABASE_URL", db.url)
+def cli(db: Database, tmp_path: Path) -> Callable[..., Awaitable[tuple[int, str]]]:
+    """``python bot.py audit ...`` through the CLI's entry point (tests/cli_runner.py), on the
+    test's database and data dir (the keys file and the checkpoints are the fixture's)."""
+    env = {} if db.sqlite else {"CARELINE_DATABASE_URL": db.url}
 
     async def run(*args: str) -> tuple[int, str]:
-        capsys.readouterr()
-        code = await asyncio.to_thread(main, ["audit", *args])
-        return code, capsys.readouterr().out
+        done = await run_cli_async(["audit", *args], tmp_path, **env)
+        return done.returncode, done.stdout
 
     return run
 

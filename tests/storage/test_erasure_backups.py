@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -37,9 +36,9 @@ from storage.crypto import (
 from storage.keystore import SHARE_VERSION, KeyStore, KeyStoreError, field_key
 from storage.models import Base, DataKey, Intake, MedicationPlan, Patient, new_id
 from storage.uow import Database
+from tests.cli_runner import run_cli_async
 from tests.conftest import _pg_admin, _pg_url
 
-ROOT = Path(__file__).resolve().parents[2]
 ALICE = ("Alice Testpatient", "+15550100123", "crushing chest pain since noon", "Nitrolingual")
 BOB = ("Bob Testpatient", "+15550100456", "itchy rash on both arms", "Cetirizine")
 
@@ -396,21 +395,11 @@ def _lose(store: Path) -> None:
         store.with_name(store.name + suffix).unlink(missing_ok=True)
 
 
-def _cli(args: list[str], data_dir: Path, db: Database) -> subprocess.CompletedProcess[str]:
-    """``python bot.py ARGS`` against the test's data dir and database."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CARELINE_")}
-    env["CARELINE_DATA_DIR"] = str(data_dir)
-    if not db.sqlite:
-        env["CARELINE_DATABASE_URL"] = db.url
-    return subprocess.run(
-        [sys.executable, "bot.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+async def _cli(args: list[str], data_dir: Path, db: Database) -> subprocess.CompletedProcess[str]:
+    """``python bot.py ARGS`` against the test's data dir and database (tests/cli_runner.py: in
+    this process, beside the test's own open database as beside a running bot)."""
+    env = {} if db.sqlite else {"CARELINE_DATABASE_URL": db.url}
+    return await run_cli_async(args, data_dir, **env)
 
 
 async def test_legacy_owner_is_migrated_while_another_process_uses_it(
@@ -424,7 +413,7 @@ async def test_legacy_owner_is_migrated_while_another_process_uses_it(
         assert await uow.patients.get_field(patient, "name") == ALICE[0]
     unprotected = await copies.take()
 
-    out = _cli(["keys", "migrate-shares"], tmp_path, db)
+    out = await _cli(["keys", "migrate-shares"], tmp_path, db)
     assert out.returncode == 0, out.stderr
     assert "1 owner(s) moved under key shares (4 fields re-encrypted)" in out.stdout
     assert "1/1 100%" in out.stderr
@@ -445,7 +434,8 @@ async def test_legacy_owner_is_migrated_while_another_process_uses_it(
         assert field_key_version(patient.name_enc) == SHARE_VERSION
         assert await uow.patients.get_field(patient, "name") == "Alice Renamed"
     protected = await copies.take()
-    assert _cli(["keys", "migrate-shares"], tmp_path, db).stdout.startswith("0 owner(s)")
+    again = await _cli(["keys", "migrate-shares"], tmp_path, db)
+    assert again.stdout.startswith("0 owner(s)")
 
     await _erase(db, legacy.id)
     tried, recovered = await _recover(protected, db.ring.path, _store_path(db), legacy.id)
@@ -465,7 +455,7 @@ async def test_backup_and_restore_round_trip(db: Database, tmp_path: Path) -> No
     expired = backups / "keystore-20000101T000000Z.db"
     expired.write_bytes(b"an old key-store copy")
 
-    plain = _cli(["backup", str(backups)], tmp_path, db)
+    plain = await _cli(["backup", str(backups)], tmp_path, db)
     assert plain.returncode == 0, plain.stderr
     assert "written" in plain.stdout and "holds no key shares" in plain.stdout
     assert "deleted key-store copy keystore-20000101T000000Z.db" in plain.stdout
@@ -475,7 +465,7 @@ async def test_backup_and_restore_round_trip(db: Database, tmp_path: Path) -> No
     (copy,) = [*backups.glob("careline-*.db"), *backups.glob("careline-*.dump")]
     assert copy.stat().st_mode & 0o777 == 0o600
 
-    with_store = _cli(["backup", str(tmp_path / "secret"), "--with-keystore"], tmp_path, db)
+    with_store = await _cli(["backup", str(tmp_path / "secret"), "--with-keystore"], tmp_path, db)
     assert with_store.returncode == 0, with_store.stderr
     assert "WARNING" in with_store.stdout and "at most 7 days" in with_store.stdout
     (store_copy,) = (tmp_path / "secret").glob("keystore-*.db")
@@ -485,12 +475,12 @@ async def test_backup_and_restore_round_trip(db: Database, tmp_path: Path) -> No
 
     await _erase(db, alice.id)
 
-    busy = _cli(["restore", str(backups)], tmp_path, db)
+    busy = await _cli(["restore", str(backups)], tmp_path, db)
     assert busy.returncode == 1
     assert "refused" in busy.stderr and "stop the bot" in busy.stderr
     await db.dispose()  # the bot stops
 
-    done = _cli(["restore", str(backups)], tmp_path, db)
+    done = await _cli(["restore", str(backups)], tmp_path, db)
     assert done.returncode == 0, done.stderr
     assert "1 erased since the backup: unreadable, as promised" in done.stdout
     assert "checking 2 live data keys" in done.stdout
@@ -515,7 +505,7 @@ async def test_backup_and_restore_round_trip(db: Database, tmp_path: Path) -> No
     # in, and the erasure the database records is applied to it again at once.
     await db.dispose()
     _lose(tmp_path / "keystore.db")
-    back = _cli(["restore", "--keystore", str(store_copy)], tmp_path, db)
+    back = await _cli(["restore", "--keystore", str(store_copy)], tmp_path, db)
     assert back.returncode == 0, back.stderr
     assert "key store put back" in back.stdout and "0 erased since the backup" in back.stdout
     assert db.keystore.share(alice.id) is None

@@ -8,8 +8,9 @@ key, another database's keys file, a master key gone), and a keys file group or 
 read or write. A fresh install still creates its keys. New data files are 0600, a new data
 dir 0700. ``python bot.py keys check`` says what is wrong, or that all is well.
 
-The in-process tests run on SQLite and PostgreSQL; the command-line ones (real subprocesses,
-as tests/test_cli.py) on SQLite.
+The in-process tests run on SQLite and PostgreSQL; the command-line ones on SQLite, through
+``bot.cli.main`` in this process (tests/cli_runner.py), and through a real ``python bot.py``
+where the process matters (the umask it sets).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,8 +34,8 @@ from storage.crypto import KeyRing, KeysFileError
 from storage.migrate import upgrade
 from storage.models import DataKey, Patient
 from storage.uow import Database
+from tests.cli_runner import run_bot_py, run_cli
 
-ROOT = Path(__file__).resolve().parents[2]
 PATIENTS = 5  # more than the sample of 3 per master key
 BAD_MODES = (0o644, 0o640, 0o604, 0o666, 0o660, 0o620, 0o602, 0o755)
 
@@ -276,7 +276,7 @@ def test_check_sample_never_raises_on_a_truncated_row(tmp_path: Path) -> None:
     assert len(check.problems()) == 1
 
 
-# --- the command line (subprocesses, SQLite) -------------------------------------------------
+# --- the command line (SQLite) ----------------------------------------------------------------
 
 TOKENS = {
     "CARELINE_PATIENT_BOT_TOKEN": "100001:test-patient-token-0001",
@@ -285,40 +285,6 @@ TOKENS = {
     # if one were not).
     "CARELINE_TELEGRAM_API_URL": "http://127.0.0.1:9",
 }
-
-
-def _cli(args: list[str], data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    """``python bot.py ARGS`` with a clean CARELINE_* environment."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("CARELINE_")}
-    clean.update({"CARELINE_DATA_DIR": str(data_dir), **env})
-    return subprocess.run(
-        [sys.executable, "bot.py", *args],
-        cwd=ROOT,
-        env=clean,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
-
-
-def _cli_here(
-    args: list[str],
-    data_dir: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> subprocess.CompletedProcess[str]:
-    """``bot.cli.main(ARGS)`` in this process (the same code as ``python bot.py``, without an
-    interpreter's start-up), with a clean CARELINE_* environment."""
-    from bot.cli import main
-
-    for key in [k for k in os.environ if k.startswith("CARELINE_")]:
-        monkeypatch.delenv(key)
-    monkeypatch.setenv("CARELINE_DATA_DIR", str(data_dir))
-    capsys.readouterr()
-    code = main(args)
-    out = capsys.readouterr()
-    return subprocess.CompletedProcess(args, code, out.out, out.err)
 
 
 async def _seed_dir(data_dir: Path) -> None:
@@ -374,11 +340,12 @@ def _one_line(out: subprocess.CompletedProcess[str]) -> str:
 
 @pytest.mark.parametrize("case", ["missing", "mode-0644"])
 def test_run_refuses_in_one_line(clinic_dir: Path, tmp_path: Path, case: str) -> None:
-    """Through the real entry point; the other cases take the same path (open_database) and
+    """``run`` through the CLI's entry point (a real ``python bot.py`` stopping with one line,
+    exit 2, is tests/test_cli.py's); the other cases take the same path (open_database) and
     are refused in-process above and by ``keys check`` below."""
     keys = _clinic(clinic_dir, tmp_path)
     expected = _spoil(case, keys)
-    out = _cli(["run"], tmp_path, **TOKENS)
+    out = run_cli(["run"], tmp_path, **TOKENS)
     assert _one_line(out) == f"careline: {expected}"
     assert out.stdout == ""
 
@@ -388,7 +355,7 @@ def test_sandbox_refuses_in_one_line(clinic_dir: Path, tmp_path: Path) -> None:
     other cases are the same code path as ``run``'s)."""
     keys = _clinic(clinic_dir, tmp_path / "sandbox")
     expected = _spoil("flipped-bit", keys)
-    out = _cli(["sandbox", "--port", "0"], tmp_path)
+    out = run_cli(["sandbox", "--port", "0"], tmp_path)
     assert _one_line(out) == f"careline: {expected}"
 
 
@@ -397,12 +364,10 @@ def test_keys_check_says_what_is_wrong(
     clinic_dir: Path,
     tmp_path: Path,
     case: str,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
 ) -> None:
     keys = _clinic(clinic_dir, tmp_path)
     expected = _spoil(case, keys)
-    out = _cli_here(["keys", "check"], tmp_path, monkeypatch, capsys)
+    out = run_cli(["keys", "check"], tmp_path)
     assert out.returncode == 2, out.stderr
     assert out.stdout.splitlines() == [expected]
     assert out.stderr == ""
@@ -412,13 +377,11 @@ def test_keys_check_says_what_is_wrong(
 def test_keys_check_names_every_problem(
     clinic_dir: Path,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
 ) -> None:
     keys = _clinic(clinic_dir, tmp_path)
     _flip_a_bit(keys)
     keys.chmod(0o640)
-    out = _cli_here(["keys", "check"], tmp_path, monkeypatch, capsys)
+    out = run_cli(["keys", "check"], tmp_path)
     assert out.returncode == 2
     assert out.stdout.splitlines() == [_open_to_others(keys, 0o640), _cannot_unwrap(keys)]
 
@@ -426,23 +389,19 @@ def test_keys_check_names_every_problem(
 def test_keys_check_ok(
     clinic_dir: Path,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
 ) -> None:
     keys = _clinic(clinic_dir, tmp_path)
     KeyRing.load(keys).add_signing_key()
-    out = _cli_here(["keys", "check"], tmp_path, monkeypatch, capsys)
+    out = run_cli(["keys", "check"], tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
     assert out.stdout.splitlines() == [
         "keys OK: 1 master keys, 2 signing keys, sample of 3 data keys unwrapped"
     ]
 
 
-def test_keys_check_on_a_fresh_install_creates_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_keys_check_on_a_fresh_install_creates_nothing(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    out = _cli_here(["keys", "check"], data_dir, monkeypatch, capsys)
+    out = run_cli(["keys", "check"], data_dir)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == [
         f"no keys file yet at {data_dir / 'keys.json'} and no data: the first start creates one"
@@ -451,9 +410,10 @@ def test_keys_check_on_a_fresh_install_creates_nothing(
 
 
 def test_migrate_on_a_fresh_install_makes_private_files(tmp_path: Path) -> None:
-    """Through the real entry point (its umask): the data dir 0700, keys and database 0600."""
+    """Through a real ``python bot.py`` (the umask it sets): the data dir 0700, keys and
+    database 0600."""
     data_dir = tmp_path / "fresh" / "data"
-    out = _cli(["migrate"], data_dir)
+    out = run_bot_py(["migrate"], data_dir)
     assert out.returncode == 0, out.stderr
     assert "BACK IT UP NOW" in out.stderr
     assert _mode(data_dir) == 0o700
