@@ -326,7 +326,7 @@ def test_ops_watch_refreshes_until_ctrl_c(tmp_path: Path) -> None:
                 break
             titles += line.startswith("Queues and waits")
     proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=30)
+    _, stderr = proc.communicate(timeout=90)
     assert titles == 2, stderr
     assert proc.returncode == 0, stderr
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr

@@ -119,7 +119,7 @@ def get_updates_calls(emulator: BotApiEmulator) -> dict[str, int]:
 
 
 async def wait_polling(
-    emulator: BotApiEmulator, before: dict[str, int], proc: BotProcess, within: float = 30.0
+    emulator: BotApiEmulator, before: dict[str, int], proc: BotProcess, within: float = 90.0
 ) -> None:
     """Wait until both bots made a getUpdates call after ``before`` (the process is up)."""
     deadline = time.monotonic() + within
