@@ -30,7 +30,10 @@ def make_engine(url: str, *, echo: bool = False, **options: Any) -> AsyncEngine:
         module = _one_hop_dbapi()
         if module is not None:
             extra["module"] = module
-        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30}, **extra)
+        # check_same_thread=False: inside a transaction the statements run on the event loop's
+        # thread (see _one_hop_dbapi), BEGIN and COMMIT on aiosqlite's; never both at once.
+        connect_args = {"timeout": 30, "check_same_thread": False}
+        engine = create_async_engine(url, echo=echo, connect_args=connect_args, **extra)
         _sqlite_pragmas(engine)
         return engine
     return create_async_engine(
@@ -79,11 +82,19 @@ def _run_statement(
 
 
 def _one_hop_dbapi() -> Any:
-    """SQLAlchemy's aiosqlite adapter with a cursor that makes one thread hand-off per
-    statement instead of three or four (open cursor, execute, fetch, close: each a wake-up of
-    aiosqlite's thread and then of the event loop). Same thread, same connection, same
-    transactions; only the trips are fewer. ``None`` (the stock adapter) when this SQLAlchemy
-    does not have the asyncio connector classes it builds on."""
+    """SQLAlchemy's aiosqlite adapter with fewer thread hand-offs: one per transaction's BEGIN
+    and one per COMMIT or ROLLBACK, instead of three or four per statement (open cursor,
+    execute, fetch, close: each a wake-up of aiosqlite's thread and then of the event loop).
+
+    Inside a transaction (we always BEGIN IMMEDIATE, so it holds SQLite's write lock and no
+    statement can wait on another connection's lock) a statement runs on the event loop's own
+    thread: it takes microseconds, far less than the two wake-ups a hand-off costs. BEGIN
+    (which may wait up to busy_timeout for another process), COMMIT (which may checkpoint the
+    WAL) and anything outside a transaction (the pragmas) still go to aiosqlite's thread, one
+    trip each. The connection is never used by both threads at once: the adapter's mutex is
+    held for a trip, and a statement runs inline only when no trip is in flight. Same
+    connection, same transactions; only the trips are fewer. ``None`` (the stock adapter)
+    when this SQLAlchemy does not have the asyncio connector classes it builds on."""
     try:
         import aiosqlite
         from sqlalchemy.dialects.sqlite.aiosqlite import (
@@ -140,6 +151,22 @@ def _one_hop_dbapi() -> Any:
         def close(self) -> None:
             self._rows.clear()
 
+        def _run(self, operation: Any, parameters: Any, many: bool) -> None:
+            raw = self._connection._conn
+            if raw.in_transaction and not self._adapt_connection._execute_mutex.locked():
+                # Still through await_ (a coroutine that never suspends: no hand-off, no
+                # event-loop turn), as SQLAlchemy's AsyncConnection.execute requires one.
+                await_(self._inline(raw, operation, parameters, many))
+            else:
+                await_(self._trip(operation, parameters, many))
+
+        async def _inline(
+            self, raw: sqlite3.Connection, operation: Any, parameters: Any, many: bool
+        ) -> None:
+            result = _run_statement(raw, operation, parameters, many)
+            self._description, rows, self._rowcount, self._lastrowid = result
+            self._rows = collections.deque(rows)
+
         async def _trip(self, operation: Any, parameters: Any, many: bool) -> None:
             conn = self._connection
             async with self._adapt_connection._execute_mutex:
@@ -151,14 +178,14 @@ def _one_hop_dbapi() -> Any:
 
         def execute(self, operation: Any, parameters: Any = None) -> Any:
             try:
-                await_(self._trip(operation, parameters, False))
+                self._run(operation, parameters, False)
             except Exception as error:  # noqa: BLE001 - translated like the stock cursor's
                 self._adapt_connection._handle_exception(error)
             return None
 
         def executemany(self, operation: Any, seq_of_parameters: Sequence[Any]) -> Any:
             try:
-                await_(self._trip(operation, seq_of_parameters, True))
+                self._run(operation, seq_of_parameters, True)
             except Exception as error:  # noqa: BLE001
                 self._adapt_connection._handle_exception(error)
             return None
@@ -166,6 +193,20 @@ def _one_hop_dbapi() -> Any:
     class OneHopConnection(AsyncAdapt_aiosqlite_connection):
         __slots__ = ()
         _cursor_cls = OneHopCursor
+
+        def _idle(self) -> bool:
+            raw = self._connection._connection  # None once closed: let aiosqlite say so
+            return raw is not None and not raw.in_transaction
+
+        def rollback(self) -> None:
+            # The pool rolls back every connection it takes back; with no transaction open
+            # there is nothing to undo, so no trip to aiosqlite's thread for it.
+            if not self._idle():
+                super().rollback()
+
+        def commit(self) -> None:
+            if not self._idle():
+                super().commit()
 
     class OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):
         def connect(self, *arg: Any, **kw: Any) -> Any:

@@ -46,16 +46,20 @@ async def _refusals(clinic: Clinic) -> list[tuple[str, str, str, dict[str, Any]]
         return [(r.actor, r.record_type, r.record_id, json.loads(r.details)) for r in rows]
 
 
-async def _answered(clinic: Clinic, uid: int, since: int) -> None:
-    """Wait until the bot answered this person (a message or a callback answer): the update's
-    transaction, audit record included, has committed."""
+async def _answered(clinic: Clinic, uid: int, since: int, data: str | None = None) -> None:
+    """Wait until the bot answered this person (a message, or for a button press the answer
+    to that very press: a late message left over from the previous press must not count): the
+    update's transaction, audit record included, has committed."""
     cursor = since
     deadline = asyncio.get_running_loop().time() + 15
     while asyncio.get_running_loop().time() < deadline:
         batch = await clinic.client.events(uid, PATIENT_BOT, since=cursor, timeout=5)
         for event in batch["events"]:
             cursor = max(cursor, event["seq"])
-            if event["kind"] == "callback_answer" or (
+            if data is not None:
+                if event["kind"] == "callback_answer" and event["answer"]["data"] == data:
+                    return
+            elif event["kind"] == "callback_answer" or (
                 event["kind"] == "message" and event["message"]["from"] == "bot"
             ):
                 return
@@ -71,7 +75,7 @@ async def _anchor(clinic: Clinic, uid: int) -> int:
 async def _press(clinic: Clinic, uid: int, data: str) -> None:
     since = await clinic.seq(uid)
     await clinic.client.click(uid, PATIENT_BOT, await _anchor(clinic, uid), data, force=True)
-    await _answered(clinic, uid, since)
+    await _answered(clinic, uid, since, data)
 
 
 async def _say(clinic: Clinic, uid: int, text: str) -> None:
