@@ -6,10 +6,12 @@ from collections.abc import Callable
 from typing import Any
 
 from aiogram import Dispatcher, Router
+from aiogram.dispatcher.event.handler import FilterObject
 from aiogram.filters import ExceptionTypeFilter
+from aiogram.filters.callback_data import CallbackQueryFilter
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
 from aiogram.fsm.storage.memory import MemoryStorage, SimpleEventIsolation
-from aiogram.types import ErrorEvent
+from aiogram.types import CallbackQuery, ErrorEvent
 
 from bot.settings import Settings
 from bot.telegram.middlewares import ActorMiddleware
@@ -76,6 +78,54 @@ def inline_sync_filters(router: Router) -> int:
     return changed
 
 
+def _prefix_in(prefixes: dict[str, frozenset[str]]) -> Callable[..., Any]:
+    """A filter: the callback data's prefix is one of ``prefixes`` (by separator)."""
+
+    async def prefix_in(query: CallbackQuery) -> bool:
+        data = query.data
+        if data is None:
+            return False
+        return any(data.split(sep, 1)[0] in known for sep, known in prefixes.items())
+
+    return prefix_in
+
+
+def prefilter_callbacks(router: Router) -> int:
+    """Let a router skip a button press none of its handlers can take, in one check.
+
+    aiogram offers a callback query to every handler of every router in turn until one's
+    filters pass, and a typed ``CallbackData`` filter costs a call chain and an unpack even
+    when the prefix is wrong: about a quarter of the processor's time went to routing. A
+    router with no sub-routers whose callback handlers *all* carry a ``CallbackData`` filter
+    gets a first root filter that compares the prefix against that set (a router with any
+    other kind of callback handler is left alone, as is one with sub-routers, whose root
+    filters would hide them). Handlers still check their own filters. Returns how many routers
+    got one."""
+    changed = 0
+    for each in router.chain_tail:
+        observer = each.observers["callback_query"]
+        if each.sub_routers or not observer.handlers:
+            continue
+        prefixes: dict[str, set[str]] = {}
+        for handler in observer.handlers:
+            typed = [
+                flt.callback
+                for flt in handler.filters or ()
+                if isinstance(flt.callback, CallbackQueryFilter)
+            ]
+            if not typed:
+                break
+            for flt in typed:
+                cls = flt.callback_data
+                prefixes.setdefault(cls.__separator__, set()).add(cls.__prefix__)
+        else:
+            root = observer._handler.filters or []
+            check = FilterObject(_prefix_in({k: frozenset(v) for k, v in prefixes.items()}))
+            observer._handler.filters = [check, *root]
+            changed += 1
+    return changed
+
+
 def build_dispatcher(
     role: str,
     settings: Settings,
@@ -89,4 +139,5 @@ def build_dispatcher(
     dp.include_router(patient.get_router() if role == "patient" else doctor.get_router())
     dp.include_router(_stale_router(role))
     inline_sync_filters(dp)
+    prefilter_callbacks(dp)
     return dp
