@@ -124,6 +124,10 @@ PAID_METHODS = frozenset(
 )
 STARS_PER_PAID_MESSAGE = 0.1
 BULK_BURST = 3.0  # bulk calls the bot-wide bucket may let through at once
+# A bulk call may be claimed this long before its rate token is due and wait in its task for
+# it, so the next call is ready when the token comes even if the next look is late (the
+# writer busy with a sweep): a late look used to lose every token beyond the burst.
+BULK_AHEAD_S = 0.25
 PAID_PER_S = 1000.0
 
 
@@ -167,6 +171,14 @@ class TokenBucket:
         """Use one token."""
         self._refill(now)
         self.tokens -= 1
+
+    def reserve(self, now: float) -> float:
+        """Use the next token, due now or later: returns the seconds until it is due (the
+        caller waits that long before the call). The bucket goes below zero meanwhile, so
+        later calls queue behind it at the bucket's rate."""
+        wait = self.wait_time(now)
+        self.tokens -= 1
+        return wait
 
     def pause(self, seconds: float, now: float) -> None:
         """Honour a 429: nothing through this bucket for ``seconds``."""
@@ -236,6 +248,7 @@ class OutboxSender:
         # at all, bulk sending stayed at ~18/s of 30).
         self._global = {role: TokenBucket(self.limits.global_per_s, BULK_BURST) for role in bots}
         self._paid = {role: TokenBucket(PAID_PER_S, 1.0) for role in bots}
+        self._ahead = 0  # calls claimed ahead of their bulk token, waiting in their tasks
         self._paid_day = ""
         self._paid_used = 0.0  # Stars committed to paid calls today (UTC), in this process
         self._recent: dict[tuple[str, int], float] = {}
@@ -383,7 +396,7 @@ class OutboxSender:
         self._poked = self._more = False
         free = self.limits.concurrency - len(self._tasks)
         now_m = time.monotonic()
-        starts: list[tuple[OutboxKey, dict[str, Any], int]] = []
+        starts: list[tuple[OutboxKey, dict[str, Any], int, float]] = []
         async with self.db.uow() as uow:
             await self._apply_results(uow)
             now = utcnow()
@@ -399,11 +412,13 @@ class OutboxSender:
                 return self._seconds_until(nxt)
             # Anything else seen now is looked at again as soon as a place is free.
             self._more = len(rows) > len(chosen)
-            claimed = await uow.outbox.claim_many([k.id for k, _ in chosen], now, self.lease)
+            claimed = await uow.outbox.claim_many([k.id for k, _, _ in chosen], now, self.lease)
             unreadable: list[dict[str, Any]] = []
-            for key, paid in chosen:
+            for key, paid, delay in chosen:
                 got = claimed.get(key.id)
                 if got is None:  # gone meanwhile (e.g. erased with its chat) or taken
+                    if delay:
+                        self._ahead -= 1
                     continue
                 attempts, blob = got
                 params: dict[str, Any] | None = None
@@ -413,16 +428,18 @@ class OutboxSender:
                 if params is None:
                     # No or unreadable payload (its key is gone): nothing sensible to send.
                     unreadable.append({"id": key.id, "status": "failed", "error": "unreadable"})
+                    if delay:
+                        self._ahead -= 1
                     continue
                 if paid:
                     params = {**params, "allow_paid_broadcast": True}
-                starts.append((key, params, attempts))
+                starts.append((key, params, attempts, delay))
             await uow.outbox.record(unreadable)
             await uow.commit()
-        for key, params, attempts in starts:
+        for key, params, attempts, delay in starts:
             self._inflight[key.id] = key
             task = asyncio.create_task(
-                self._send(key.id, key.bot, key.chat_id, key.method, params, attempts)
+                self._send(key.id, key.bot, key.chat_id, key.method, params, attempts, delay)
             )
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -434,10 +451,11 @@ class OutboxSender:
         heads: dict[tuple[str, int], int],
         free: int,
         now_m: float,
-    ) -> tuple[list[tuple[OutboxKey, bool]], float]:
-        """The calls to start now, most urgent first, with whether each is a paid broadcast;
-        and, if none, how long until one may go. Takes their rate tokens."""
-        chosen: list[tuple[OutboxKey, bool]] = []
+    ) -> tuple[list[tuple[OutboxKey, bool, float]], float]:
+        """The calls to start now, most urgent first, with whether each is a paid broadcast
+        and how long it waits for its bulk token first; and, if none, how long until one may
+        go. Takes (or reserves) their rate tokens."""
+        chosen: list[tuple[OutboxKey, bool, float]] = []
         wait = 1.0
         # Keep per-chat order: nothing overtakes a call that is in flight or waiting out a
         # retry delay for the same chat, and a chat gets one call at a time (chat 0 holds
@@ -460,11 +478,21 @@ class OutboxSender:
                     wait = min(wait, cw)
                     continue
             paid = False
+            delay = 0.0
             bulk = row.chat_id != 0 and not self._is_reply(row.bot, row.chat_id, now_m)
             if bulk:
                 gw = self._global[row.bot].wait_time(now_m)
                 if gw == 0:
                     self._global[row.bot].take(now_m)
+                elif (
+                    gw <= BULK_AHEAD_S
+                    and now_m >= self._global[row.bot].paused_until
+                    and self._ahead < self.limits.concurrency - 2
+                ):
+                    # Claimed now, made when its token is due (see BULK_AHEAD_S); two places
+                    # in flight stay free for replies.
+                    delay = self._global[row.bot].reserve(now_m)
+                    self._ahead += 1
                 elif (
                     row.method in PAID_METHODS
                     and self._paid_left()
@@ -481,7 +509,7 @@ class OutboxSender:
             if row.chat_id:
                 self._chat_bucket(*key).take(now_m)
                 blocked.add(key)
-            chosen.append((row, paid))
+            chosen.append((row, paid, delay))
         return chosen, wait
 
     async def _linger(self) -> None:
@@ -519,9 +547,15 @@ class OutboxSender:
         method: str,
         params: dict[str, Any],
         attempts: int,
+        delay: float = 0.0,
     ) -> None:
         bot = self.bots[bot_role]
         res = _Result(row_id, "sent", chat_id=chat_id, bot=bot_role)
+        if delay:
+            try:
+                await asyncio.sleep(delay)  # its bulk token is due then (BULK_AHEAD_S)
+            finally:
+                self._ahead -= 1
         try:
             if method == RELAY_METHOD:
                 call, data = await self._relay_call(params)
