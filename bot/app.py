@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import gc
 import logging
 import signal
 import sys
@@ -85,6 +87,18 @@ def open_keyring(settings: Settings, *, create: bool = True) -> KeyRing:
             file=sys.stderr,
         )
     return ring
+
+
+def release_freed_memory() -> int:
+    """Hand the memory that building the app used and freed (the emergency lexicon's and the
+    text-understanding tables' parse trees, ~11 MB) back to the system: glibc keeps freed heap
+    pages otherwise. Returns 1 if it did, 0 where there is no glibc ``malloc_trim``."""
+    gc.collect()
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return int(libc.malloc_trim(0))
+    except (OSError, AttributeError):
+        return 0
 
 
 async def open_database(settings: Settings, *, migrate: bool = True) -> Database:
@@ -287,6 +301,7 @@ class Careline:
         """Start the processor, the sender and the update sources (polling or webhook)."""
         s = self.settings
         await self._set_commands()
+        release_freed_memory()
         self._tasks.append(asyncio.create_task(self.processor.run(), name="processor"))
         self._tasks.append(asyncio.create_task(self.sender.run(), name="sender"))
         self._tasks.append(asyncio.create_task(self.sweeper.run(), name="sweeper"))

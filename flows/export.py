@@ -40,8 +40,6 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from typing import Any
 
-from fhir.resources.R4B.bundle import Bundle
-
 from flows import alerts, doses, followup
 from flows import consultation as cases
 from flows.caregivers import CONSENT_KIND as CAREGIVER_CONSENT_KIND
@@ -707,6 +705,8 @@ def assemble(resources: list[dict[str, Any]], *, bundle_id: str, now: datetime) 
     }
     # Validation raises if the bundle (or any resource) is not valid FHIR; the model's own
     # JSON is what leaves (UTC as "Z"), so reading the file back gives the same JSON.
+    from fhir.resources.R4B.bundle import Bundle  # on first use, not at start (see fhir.py)
+
     model = Bundle.model_validate(bundle)
     out: dict[str, Any] = json.loads(model.model_dump_json(exclude_none=True))
     return out

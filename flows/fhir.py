@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib
 import json
 import mimetypes
 import uuid
@@ -22,11 +23,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-
-from fhir.resources.R4B.bundle import Bundle
-from fhir.resources.R4B.communication import Communication
-from fhir.resources.R4B.medicationrequest import MedicationRequest
-from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 
 from flows.intake import HISTORY_STATES, State
 from flows.questionnaire import Questionnaire
@@ -148,7 +144,8 @@ def questionnaire_response(
         "authored": authored.isoformat(timespec="seconds"),
         "item": items,
     }
-    QuestionnaireResponse.model_validate(resource)  # raises if the resource is not valid FHIR
+    # raises if the resource is not valid FHIR
+    _validate("questionnaireresponse", "QuestionnaireResponse", resource)
     return resource
 
 
@@ -298,7 +295,9 @@ def communication(
         resource["recipient"] = recipients
     if payload:
         resource["payload"] = payload
-    Communication.model_validate(resource)  # raises if the resource is not valid FHIR
+    _validate(
+        "communication", "Communication", resource
+    )  # raises if the resource is not valid FHIR
     return resource
 
 
@@ -348,7 +347,7 @@ def case_bundle(
         "timestamp": _aware(now).isoformat(timespec="seconds"),
         "entry": [{"fullUrl": _full_url(c["id"]), "resource": c} for c in communications],
     }
-    Bundle.model_validate(resource)  # raises if the bundle is not valid FHIR
+    _validate("bundle", "Bundle", resource)  # raises if not valid FHIR
     return resource
 
 
@@ -437,7 +436,9 @@ def medication_request(
                 " (travel); the prescribed times are above."
             }
         ]
-    MedicationRequest.model_validate(resource)  # raises if the resource is not valid FHIR
+    _validate(
+        "medicationrequest", "MedicationRequest", resource
+    )  # raises if the resource is not valid FHIR
     return resource
 
 
@@ -460,5 +461,12 @@ def medication_bundle(
         "timestamp": _aware(now).isoformat(timespec="seconds"),
         "entry": [{"fullUrl": f"urn:uuid:{full_url}", "resource": request}],
     }
-    Bundle.model_validate(resource)  # raises if the bundle is not valid FHIR
+    _validate("bundle", "Bundle", resource)  # raises if not valid FHIR
     return resource
+
+
+def _validate(module: str, name: str, resource: dict[str, Any]) -> None:
+    """Validate ``resource`` with its ``fhir.resources`` R4B model; raises if it is not valid
+    FHIR. The models are imported on first use, not when the bot starts (~4 MB)."""
+    model = getattr(importlib.import_module(f"fhir.resources.R4B.{module}"), name)
+    model.model_validate(resource)
