@@ -368,10 +368,16 @@ def _stamp_stages(app: Any, stamps: dict[str, dict[str, float]]) -> None:
 
     @functools.wraps(send)
     async def sending(
-        row_id: int, bot_role: str, chat_id: int, method: str, params: dict[str, Any], n: int
+        row_id: int,
+        bot_role: str,
+        chat_id: int,
+        method: str,
+        params: dict[str, Any],
+        *args: Any,
+        **kwargs: Any,
     ) -> None:
         mark(token_of(str(params.get("text") or "")), "call")
-        await send(row_id, bot_role, chat_id, method, params, n)
+        await send(row_id, bot_role, chat_id, method, params, *args, **kwargs)
 
     processor.store = stored
     processor._process_one = handled
