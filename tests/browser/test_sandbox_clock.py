@@ -131,11 +131,17 @@ async def test_reminder_reply_and_snooze_at_sandbox_time(
     )
 
     # +1 day on the page's clock: the reminder arrives, stamped with sandbox time.
-    before = await page.get_by_test_id("clock-now").get_attribute("data-iso") or ""
     await page.get_by_test_id("clock-day").click()
-    await expect(page.get_by_test_id("clock-now")).not_to_have_attribute(
-        "data-iso", before, timeout=WAIT_MS
-    )  # a day of scheduled work runs first
+    # A day of scheduled work runs first. Wait for the day itself: the shown time also ticks on
+    # with the real clock, so "it changed" can pass before the move has landed.
+    await page.wait_for_function(
+        """(target) => {
+            const el = document.querySelector('[data-testid="clock-now"]');
+            return el !== null && Date.parse(el.dataset.iso) >= target;
+        }""",
+        arg=(start + timedelta(days=1)).timestamp() * 1000,
+        timeout=WAIT_MS,
+    )
     moved = datetime.fromisoformat(
         await page.get_by_test_id("clock-now").get_attribute("data-iso") or ""
     )
