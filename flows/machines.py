@@ -20,7 +20,7 @@ from transitions import Machine, MachineError
 # machine -> {(source name, trigger): [(dest state, ((condition, wanted), ...)), ...]}, or
 # None when the machine has callbacks and must be asked the slow way.
 _Table = dict[tuple[str, str], list[tuple[Any, tuple[tuple[Any, bool], ...]]]]
-_TABLES: dict[int, tuple[Machine, _Table | None]] = {}
+_TABLES: dict[Machine, _Table | None] = {}  # the machines are module-level: they stay
 
 
 def _has_callbacks(machine: Machine) -> bool:
@@ -48,9 +48,8 @@ def _has_callbacks(machine: Machine) -> bool:
 
 
 def _table(machine: Machine) -> _Table | None:
-    known = _TABLES.get(id(machine))
-    if known is not None and known[0] is machine:
-        return known[1]
+    if machine in _TABLES:
+        return _TABLES[machine]
     table: _Table | None = None
     if not _has_callbacks(machine):
         table = {}
@@ -63,7 +62,7 @@ def _table(machine: Machine) -> _Table | None:
                     )
                     for t in transitions
                 ]
-    _TABLES[id(machine)] = (machine, table)
+    _TABLES[machine] = table
     return table
 
 
