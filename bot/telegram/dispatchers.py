@@ -16,6 +16,7 @@ from aiogram.types import CallbackQuery, ErrorEvent
 from bot.settings import Settings
 from bot.telegram.middlewares import ActorMiddleware
 from bot.telegram.reply import Replier
+from bot.telegram.routing import make_lean
 from flows.onboarding import InvalidStep
 from handlers import doctor, patient
 from handlers.common import groups
@@ -140,4 +141,5 @@ def build_dispatcher(
     dp.include_router(_stale_router(role))
     inline_sync_filters(dp)
     prefilter_callbacks(dp)
+    make_lean(dp)
     return dp
