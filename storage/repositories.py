@@ -6,7 +6,7 @@ import functools
 import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Table, bindparam, delete, func, literal, null, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -27,6 +27,41 @@ from storage.models import (
 from storage.vault import SYSTEM_OWNER, Vault
 
 REPLAY_WINDOW = timedelta(days=7)
+
+
+class QueuedCall(NamedTuple):
+    """A call :meth:`OutboxRepository.enqueue` added."""
+
+    id: int
+    bot: str
+    chat_id: int
+    method: str
+    priority: int
+    not_before: datetime | None
+
+
+# The outbox's hot statements, built once as Core (no ORM unit of work): the enqueue here,
+# the sender's claim and marks further down.
+_OUTBOX = cast(Table, OutboxMessage.__table__)  # a Table at run time
+_OUTBOX_INSERT = (
+    _OUTBOX.insert()
+    .values(
+        bot=bindparam("bot"),
+        chat_id=bindparam("chat_id"),
+        method=bindparam("method"),
+        status="pending",
+        priority=bindparam("priority"),
+        attempts=0,
+        not_before=bindparam("not_before"),
+        created_at=bindparam("created_at"),
+    )
+    .returning(_OUTBOX.c.id)
+)
+_OUTBOX_SEAL = (
+    _OUTBOX.update()
+    .where(_OUTBOX.c.id == bindparam("rid"))
+    .values(payload_enc=bindparam("payload_enc"))
+)
 
 
 class OutboxKey(NamedTuple):
@@ -525,27 +560,33 @@ class OutboxRepository:
         *,
         priority: int = 5,
         not_before: datetime | None = None,
-    ) -> OutboxMessage:
-        """Add one call; it is made after the surrounding transaction commits."""
-        row = OutboxMessage(
-            bot=bot,
-            chat_id=chat_id,
-            method=method,
-            status="pending",
-            priority=priority,
-            not_before=not_before,
-            created_at=utcnow(),
-        )
-        self._s.add(row)
-        await self._s.flush()
-        row.payload_enc = await self._vault.seal_bytes(
+    ) -> QueuedCall:
+        """Add one call; it is made after the surrounding transaction commits.
+
+        Two Core statements, no ORM unit of work: the INSERT returns the new id, and the
+        payload is sealed with that id (its associated data) and written by an UPDATE."""
+        rid = (
+            await self._s.execute(
+                _OUTBOX_INSERT,
+                {
+                    "bot": bot,
+                    "chat_id": chat_id,
+                    "method": method,
+                    "priority": priority,
+                    "not_before": not_before,
+                    "created_at": utcnow(),
+                },
+            )
+        ).scalar_one()
+        blob = await self._vault.seal_bytes(
             SYSTEM_OWNER,
             "outbox",
             "payload_enc",
-            str(row.id),
+            str(rid),
             json.dumps(params, ensure_ascii=False, separators=(",", ":")).encode("utf-8"),
         )
-        return row
+        await self._s.execute(_OUTBOX_SEAL, {"rid": rid, "payload_enc": blob})
+        return QueuedCall(rid, bot, chat_id, method, priority, not_before)
 
     async def params(self, row: OutboxMessage) -> dict[str, Any]:
         """The decrypted call parameters."""
@@ -798,8 +839,7 @@ def _look_statement() -> Any:
 
 
 # The sender's statements, built once (Core, no ORM state): claim several rows, and record
-# the outcomes of calls made with one executemany per kind of outcome.
-_OUTBOX: Table = OutboxMessage.__table__  # type: ignore[assignment]  # a Table at run time
+# the outcomes of calls made with one executemany per kind of outcome (on _OUTBOX, above).
 _CLAIM_MANY = (
     update(_OUTBOX)
     .where(
