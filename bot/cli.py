@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from bot import cli_services
 from bot.settings import Settings, SettingsError, load_settings
 from flows.questionnaire import DataFileError
 from flows.redflag_model import ModelError
@@ -108,6 +109,7 @@ def _parser() -> argparse.ArgumentParser:
         "--export", metavar="FILE", help="write them with their public keys, for a regulator"
     )
     _hospitals_parser(sub)
+    cli_services.add_parser(sub)
     _backup_parsers(sub)
     ops = sub.add_parser("ops", help="queues, doctors on duty, waits and SLA breaches")
     ops_mode = ops.add_mutually_exclusive_group()
@@ -791,6 +793,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_audit(settings, args))
         if args.command == "hospitals":
             return asyncio.run(_hospitals(settings, args))
+        if args.command == "services":
+            return asyncio.run(cli_services.run(settings, args))
         if args.command == "ops":
             try:
                 return asyncio.run(_ops(settings, args.watch, args.week))

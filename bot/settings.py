@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
+    # Telegram Payments: the provider token from BotFather for card payments (prices in a
+    # currency such as CNY or EUR); prices in Telegram Stars (XTR) need none.
+    payment_provider_token: SecretStr | None = None
     webhook_host: str = "0.0.0.0"  # noqa: S104 - a webhook server must be reachable by Telegram
     webhook_port: int = Field(default=8443, ge=1, le=65535)
     jurisdiction: Jurisdiction = Jurisdiction.GENERIC

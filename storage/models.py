@@ -552,3 +552,25 @@ class Referral(Base):
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     used_by: Mapped[str | None] = mapped_column(String(16), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ConsultationService(Base):
+    """A consultation type the clinic sells (clinic data, no patient data): ``mode`` text |
+    phone | video; for the clinic as a whole, one department, or one doctor (the most
+    specific active one applies). ``minutes`` is a call's length; ``response_hours`` a text
+    consultation's response window. ``price_minor`` is in the currency's smallest unit
+    (0 = free); ``currency`` an ISO 4217 code or ``XTR`` (Telegram Stars)."""
+
+    __tablename__ = "consultation_services"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    mode: Mapped[str] = mapped_column(String(8))
+    department: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    doctor_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    minutes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    response_hours: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    price_minor: Mapped[int] = mapped_column(Integer, default=0)
+    currency: Mapped[str] = mapped_column(String(3), default="XTR")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

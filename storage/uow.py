@@ -29,6 +29,7 @@ from storage.repositories import (
     OutboxRepository,
     PatientRepository,
 )
+from storage.services import ServiceRepository
 from storage.vault import KEYSTORE_INFO, KeyCache, Vault
 
 
@@ -120,6 +121,10 @@ class UnitOfWork:
     @cached_property
     def records(self) -> RecordsRepository:
         return RecordsRepository(self.session, self.vault)
+
+    @cached_property
+    def services(self) -> ServiceRepository:
+        return ServiceRepository(self.session)
 
     async def commit(self) -> None:
         """Commit everything done in this unit; then the key shares of the data keys it

@@ -18,6 +18,7 @@ from handlers.doctor import (
     queue,
     referrals,
     reports,
+    services,
     start,
 )
 
@@ -40,6 +41,7 @@ def get_router() -> Router:
         # "/ops" is the operator's view, not the reason.
         ops.routes.router(),
         admin.routes.router(),  # admins first: a typed rejection reason is not an answer
+        services.routes.router(),  # /services (admins): before any typed answer
         start.routes.router(),
         apply.routes.router(),
     )
