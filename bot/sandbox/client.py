@@ -297,6 +297,62 @@ class EmulatorClient:
         """Block (or unblock) the bot as this user."""
         return await self._act("block", user_id, bot, blocked=blocked)
 
+    async def pay(
+        self,
+        user_id: int,
+        bot: str,
+        message_id: int,
+        card: str | None = None,
+        *,
+        duplicate: bool = False,
+        override_total_amount: int | None = None,
+        override_currency: str | None = None,
+    ) -> dict[str, Any]:
+        """Pay the invoice in ``message_id``; returns the outcome once there is one.
+
+        ``status`` is paid, declined, rejected, timeout, expired or already_paid, with
+        ``error_message`` and (when paid) ``telegram_payment_charge_id``. ``card`` matters for
+        provider payments only (default 4242 4242 4242 4242). ``duplicate`` and
+        ``override_*`` are test faults: see docs/EMULATOR.md, "Payments".
+        """
+        body = {
+            "user_id": user_id,
+            "bot": bot,
+            "message_id": message_id,
+            "card": card,
+            "duplicate": duplicate or None,
+            "override_total_amount": override_total_amount,
+            "override_currency": override_currency,
+        }
+        result = await self._call(
+            "POST",
+            "pay",
+            json={k: v for k, v in body.items() if v is not None},
+            # the emulator waits up to its pre-checkout deadline for the bot
+            total_s=self.request_timeout + 60.0,
+        )
+        return self._remember(user_id, bot, result)
+
+    async def payments(self, bot: str | None = None, user_id: int | None = None) -> list[Any]:
+        """The charges (paid or refunded), optionally of one bot and/or user."""
+        result = await self._call("GET", "payments", params={"bot": bot, "user_id": user_id})
+        charges: list[Any] = result["payments"]
+        return charges
+
+    async def wait_for_invoice(
+        self,
+        user_id: int,
+        bot: str,
+        since: int | None = None,
+        timeout: float = 10.0,  # noqa: ASYNC109 - as in wait_for
+    ) -> dict[str, Any]:
+        """Wait for the next invoice message from the bot (see wait_for)."""
+
+        def is_invoice(message: dict[str, Any]) -> bool:
+            return message.get("invoice") is not None
+
+        return await self.wait_for(user_id, bot, is_invoice, since=since, timeout=timeout)
+
     # --- reading ---------------------------------------------------------------
 
     async def messages(self, user_id: int, bot: str, since: int = 0) -> dict[str, Any]:
@@ -391,6 +447,14 @@ class EmulatorClient:
             "POST", "limits", json={k: v for k, v in limits.items() if v is not None}
         )
         current: dict[str, Any] = result["limits"]
+        return current
+
+    async def set_settings(self, **settings: Any) -> dict[str, Any]:
+        """Change emulator timings (``pre_checkout_timeout_s``); returns all settings."""
+        result = await self._call(
+            "POST", "settings", json={k: v for k, v in settings.items() if v is not None}
+        )
+        current: dict[str, Any] = result["settings"]
         return current
 
     async def stats(self) -> dict[str, Any]:

@@ -36,11 +36,15 @@ from bot.sandbox.emulator_faults import (
     normalize_methods,
 )
 from bot.sandbox.emulator_state import (
+    STARS,
     ApiError,
     BotRecord,
     CallbackRecord,
     ChatState,
     ClientApiError,
+    InvoiceRecord,
+    PaymentCharge,
+    PreCheckoutRecord,
     SimUser,
     StoredFile,
     StoredMessage,
@@ -61,6 +65,16 @@ FIRST_USER_ID = 700000001
 # Telegram leaves these out unless a bot asks for them by name.
 DEFAULT_EXCLUDED_UPDATES = frozenset({"chat_member", "message_reaction", "message_reaction_count"})
 MAX_UPLOAD = 50 * 1024 * 1024
+# Telegram cancels a payment when the bot does not answer the pre-checkout query in 10 s.
+# https://core.telegram.org/bots/payments
+PRE_CHECKOUT_TIMEOUT_S = 10.0
+TEST_CARD = "4242424242424242"  # Stripe's test card: always succeeds
+# Stripe's test cards that its test mode declines (generic decline, insufficient funds, ...).
+DECLINED_CARDS = {
+    "4000000000000002": "Your card was declined.",
+    "4000000000009995": "Your card has insufficient funds.",
+    "4000000000000069": "Your card has expired.",
+}
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
 
 
@@ -73,6 +87,15 @@ def _is_loopback(host: str | None) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _luhn_ok(number: str) -> bool:
+    """The card number checksum every card form checks first."""
+    total = 0
+    for i, ch in enumerate(reversed(number)):
+        d = int(ch) * (2 if i % 2 else 1)
+        total += d - 9 if d > 9 else d
+    return total % 10 == 0
 
 
 def _new_method_stats() -> dict[str, int]:
@@ -102,10 +125,12 @@ class BotApiEmulator:
         limits: RateLimits | None = None,
         files_dir: pathlib.Path | None = None,
         seed: int | None = None,
+        pre_checkout_timeout_s: float = PRE_CHECKOUT_TIMEOUT_S,
     ) -> None:
         """Create an emulator; files live in memory unless ``files_dir`` is given.
 
-        ``seed`` makes ids and fault injection reproducible.
+        ``seed`` makes ids and fault injection reproducible. ``pre_checkout_timeout_s`` is how
+        long a payment waits for answerPreCheckoutQuery (Telegram: 10 s).
         """
         self.limits = limits or RateLimits()
         self.limiter = RateLimiter(self.limits)
@@ -122,6 +147,8 @@ class BotApiEmulator:
         self.files: dict[str, StoredFile] = {}
         self._files_by_path: dict[tuple[int, str], StoredFile] = {}
         self.callbacks: dict[str, CallbackRecord] = {}
+        self.pre_checkouts: dict[str, PreCheckoutRecord] = {}
+        self.charges: dict[str, PaymentCharge] = {}
         self.seq = 0
         self._next_user_id = FIRST_USER_ID
         self._next_foreign_id = FIRST_USER_ID + 90_000_000  # contacts of non-simulated people
@@ -131,6 +158,7 @@ class BotApiEmulator:
         self.webhook_retry_base_s = 0.05
         self.webhook_retry_max_s = 2.0
         self.webhook_timeout_s = 10.0
+        self.pre_checkout_timeout_s = float(pre_checkout_timeout_s)
         self.closing = False
         self.base_url = ""
         self._runner: web.AppRunner | None = None
@@ -179,6 +207,9 @@ class BotApiEmulator:
                 bot.webhook_task = None
         for chat in self.chats.values():
             chat.pulse.fire()
+        for rec in self.pre_checkouts.values():
+            if not rec.answer.done():
+                rec.answer.set_result(None)  # a waiting payment ends at once, not at its deadline
         if self._http is not None:
             await self._http.close()
             self._http = None
@@ -737,6 +768,255 @@ class BotApiEmulator:
         answer["seq"] = self.seq + 1
         chat.callback_answers.append(answer)
         self._event(chat, "callback_answer", "answer", answer)
+
+    # --- payments --------------------------------------------------------------------
+
+    def _service_message(
+        self, bot: BotRecord, user: SimUser, chat: ChatState, msg: StoredMessage
+    ) -> dict[str, Any]:
+        """Store a payment service message on the user's side and queue it; return the update."""
+        msg.message_id = chat.new_message_id()
+        chat.messages[msg.message_id] = msg
+        self._message_event(chat, msg, "message")
+        update: dict[str, Any] = {"message": message_to_api(msg, bot, user, chat)}
+        update["update_id"] = self.enqueue_update(bot, update)
+        return update
+
+    def _order_info(self, user: SimUser, invoice: InvoiceRecord) -> dict[str, Any] | None:
+        """OrderInfo for the fields the invoice asked for (fictional but well-formed)."""
+        info: dict[str, Any] = {}
+        if invoice.need_name:
+            info["name"] = " ".join(filter(None, [user.first_name, user.last_name]))
+        if invoice.need_phone_number and user.phone_number:
+            info["phone_number"] = user.phone_number.lstrip("+")
+        if invoice.need_email:
+            info["email"] = f"user{user.id}@example.org"
+        if invoice.need_shipping_address:
+            info["shipping_address"] = {
+                "country_code": "US",
+                "state": "",
+                "city": "Springfield",
+                "street_line1": "742 Evergreen Terrace",
+                "street_line2": "",
+                "post_code": "49007",
+            }
+        return info or None
+
+    @staticmethod
+    def _outcome(status: str, error: str | None = None, **extra: Any) -> dict[str, Any]:
+        return {"status": status, "error_message": error, **extra}
+
+    async def pay(
+        self,
+        bot: BotRecord,
+        user: SimUser,
+        message_id: int,
+        *,
+        card: str | None = None,
+        duplicate: bool = False,
+        override_total_amount: int | None = None,
+        override_currency: str | None = None,
+    ) -> dict[str, Any]:
+        """The user pays an invoice: pre_checkout_query, the bot's answer, successful_payment.
+
+        Returns the outcome the user sees: ``status`` is paid, declined, rejected, timeout,
+        expired or already_paid, with ``error_message`` and, once paid, the charge ids.
+        ``duplicate`` and the ``override_*`` fields are test faults (see EMULATOR.md).
+        """
+        chat = self.chat(bot.id, user.id)
+        msg = chat.messages.get(message_id)
+        if msg is None or msg.sender != "bot":
+            raise ClientApiError(f"message {message_id} not found in this chat")
+        invoice = msg.invoice
+        if invoice is None:
+            raise ClientApiError(f"message {message_id} is not an invoice")
+        if msg.deleted:
+            return self._outcome("expired", "The invoice is no longer available.")
+        if invoice.charge_id is not None:
+            return self._outcome(
+                "already_paid",
+                "This invoice has already been paid.",
+                telegram_payment_charge_id=invoice.charge_id,
+            )
+        if invoice.paying:
+            raise ClientApiError("a payment of this invoice is already waiting for the bot", 409)
+        currency = invoice.currency if override_currency is None else override_currency
+        total = invoice.total_amount if override_total_amount is None else override_total_amount
+        stars = invoice.currency == STARS
+        number = ""
+        if not stars:
+            number = "".join(ch for ch in (card or TEST_CARD) if ch not in " -")
+            if not (number.isdigit() and 12 <= len(number) <= 19 and _luhn_ok(number)):
+                # the provider's card form refuses it before Telegram asks the bot
+                return self._outcome("declined", "Your card number is invalid.")
+        if chat.blocked:
+            self._set_block(bot, user, chat, False)
+        chat.seen = True
+        order_info = self._order_info(user, invoice)
+        qid = f"{self._rng.getrandbits(63):d}"
+        rec = PreCheckoutRecord(
+            query_id=qid,
+            bot_id=bot.id,
+            user_id=user.id,
+            answer=asyncio.get_running_loop().create_future(),
+        )
+        query: dict[str, Any] = {
+            "id": qid,
+            "from": user.to_api(),
+            "currency": currency,
+            "total_amount": total,
+            "invoice_payload": invoice.payload,
+        }
+        if order_info:
+            query["order_info"] = order_info
+        invoice.paying = True
+        self.pre_checkouts[qid] = rec
+        try:
+            self.enqueue_update(bot, {"pre_checkout_query": query})
+            try:
+                answer = await asyncio.wait_for(rec.answer, self.pre_checkout_timeout_s)
+            except TimeoutError:
+                answer = None
+                if not self.closing:
+                    return self._outcome(
+                        "timeout", "The bot did not answer the pre-checkout query in time."
+                    )
+        finally:
+            # answered, timed out or cancelled: the query id is spent either way
+            self.pre_checkouts.pop(qid, None)
+            invoice.paying = False
+        if answer is None:
+            return self._outcome("timeout", "The emulator stopped before the bot answered.")
+        ok, error_message = answer
+        if not ok:
+            return self._outcome("rejected", error_message)
+        if number in DECLINED_CARDS:
+            # Telegram charges the card only after the bot said ok; a decline comes after it.
+            return self._outcome("declined", DECLINED_CARDS[number])
+        return self._complete_payment(
+            bot, user, chat, message_id, currency, total, order_info, duplicate
+        )
+
+    def _complete_payment(
+        self,
+        bot: BotRecord,
+        user: SimUser,
+        chat: ChatState,
+        message_id: int,
+        currency: str,
+        total: int,
+        order_info: dict[str, Any] | None,
+        duplicate: bool,
+    ) -> dict[str, Any]:
+        """Record the charge and deliver successful_payment (twice with ``duplicate``)."""
+        invoice = chat.messages[message_id].invoice
+        assert invoice is not None  # pay() checked it
+        stars = invoice.currency == STARS
+        if stars:
+            charge_id = f"stx{self._rng.getrandbits(160):040x}"
+            provider_id = ""  # Stars never pass through a payment provider
+        else:
+            charge_id = f"{bot.id}_{user.id}_{self._rng.getrandbits(48):d}"
+            provider_id = f"ch_emu{self._rng.getrandbits(96):024x}"
+        now = int(one_clock.now().timestamp())
+        charge = PaymentCharge(
+            telegram_payment_charge_id=charge_id,
+            provider_payment_charge_id=provider_id,
+            bot_id=bot.id,
+            user_id=user.id,
+            message_id=message_id,
+            currency=currency,
+            total_amount=total,
+            invoice_payload=invoice.payload,
+            date=now,
+            in_stars=stars,
+        )
+        self.charges[charge_id] = charge
+        invoice.status, invoice.charge_id = "paid", charge_id
+        payment: dict[str, Any] = {
+            "currency": currency,
+            "total_amount": total,
+            "invoice_payload": invoice.payload,
+            "telegram_payment_charge_id": charge_id,
+            "provider_payment_charge_id": provider_id,
+        }
+        if order_info:
+            payment["order_info"] = order_info
+        service = StoredMessage(
+            message_id=0,
+            sender="user",
+            date=now,
+            successful_payment=payment,
+            payment_for=message_id,
+        )
+        update = self._service_message(bot, user, chat, service)
+        if duplicate:
+            # The same update (same update_id) again, as after a webhook retry or a polling
+            # restart that had not confirmed it: the bot must credit the charge only once.
+            self.enqueue_update(bot, json.loads(json.dumps(update)))
+            charge.deliveries = 2
+        return self._outcome(
+            "paid",
+            None,
+            telegram_payment_charge_id=charge_id,
+            provider_payment_charge_id=provider_id,
+            currency=currency,
+            total_amount=total,
+            message_id=service.message_id,
+        )
+
+    def answer_pre_checkout(
+        self, bot: BotRecord, qid: str, ok: bool, error_message: str | None
+    ) -> None:
+        """answerPreCheckoutQuery: wake the waiting payment; unknown or spent ids are a 400."""
+        rec = self.pre_checkouts.get(qid)
+        if rec is None or rec.bot_id != bot.id or rec.answer.done():
+            raise bad_request("QUERY_ID_INVALID")
+        rec.answer.set_result((ok, error_message))
+
+    def refund_star_payment(self, bot: BotRecord, user_id: int, charge_id: str) -> None:
+        """refundStarPayment: mark the charge refunded and send refunded_payment."""
+        charge = self.charges.get(charge_id)
+        # Only Stars can be refunded through the Bot API; provider payments go via the provider.
+        if (
+            charge is None
+            or charge.bot_id != bot.id
+            or charge.user_id != user_id
+            or not charge.in_stars
+        ):
+            raise bad_request("CHARGE_NOT_FOUND")
+        chat = self.chats[(bot.id, user_id)]
+        invoice = chat.messages[charge.message_id].invoice
+        assert invoice is not None  # a charge is always made for an invoice message
+        if charge.status == "refunded":
+            raise bad_request("CHARGE_ALREADY_REFUNDED")
+        now = int(one_clock.now().timestamp())
+        charge.status, charge.refund_date = "refunded", now
+        invoice.status = "refunded"
+        refund: dict[str, Any] = {
+            "currency": STARS,
+            "total_amount": charge.total_amount,
+            "invoice_payload": charge.invoice_payload,
+            "telegram_payment_charge_id": charge.telegram_payment_charge_id,
+        }
+        service = StoredMessage(
+            message_id=0,
+            sender="user",
+            date=now,
+            refunded_payment=refund,
+            payment_for=charge.message_id,
+        )
+        self._service_message(bot, self.users[user_id], chat, service)
+
+    def payments(
+        self, bot: BotRecord | None = None, user: SimUser | None = None
+    ) -> list[dict[str, Any]]:
+        """Every charge (paid or refunded), oldest first, optionally of one bot and/or user."""
+        return [
+            c.to_client(self.bots[c.bot_id].username)
+            for c in self.charges.values()
+            if (bot is None or c.bot_id == bot.id) and (user is None or c.user_id == user.id)
+        ]
 
     def history(self, bot: BotRecord, user: SimUser, since: int) -> dict[str, Any]:
         """Both sides of the chat, in message order, changed after ``since``."""

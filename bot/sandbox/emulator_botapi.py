@@ -18,9 +18,11 @@ from aiohttp import web
 
 from bot.sandbox.emulator_html import ParseEntitiesError, parse_html
 from bot.sandbox.emulator_state import (
+    STARS,
     ApiError,
     BotRecord,
     ChatState,
+    InvoiceRecord,
     SimUser,
     StoredFile,
     StoredMessage,
@@ -57,6 +59,11 @@ NOT_MODIFIED = (
     "exactly the same as a current content and reply markup of the message"
 )
 CALLBACK_TOO_OLD = "query is too old and response timeout expired or query ID is invalid"
+_CURRENCY_RE = re.compile(r"[A-Z]{3}")
+MAX_INVOICE_TITLE = 32
+MAX_INVOICE_DESCRIPTION = 255
+MAX_INVOICE_PAYLOAD = 128  # bytes
+MAX_PRE_CHECKOUT_ERROR = 255
 WRONG_FILE_ID = "wrong file identifier/HTTP URL specified"
 
 
@@ -325,6 +332,9 @@ class BotApiMethods:
             "editMessageReplyMarkup": self.edit_message_reply_markup,
             "deleteMessage": self.delete_message,
             "answerCallbackQuery": self.answer_callback_query,
+            "sendInvoice": self.send_invoice,
+            "answerPreCheckoutQuery": self.answer_pre_checkout_query,
+            "refundStarPayment": self.refund_star_payment,
             "setMyCommands": self.set_my_commands,
             "getMyCommands": self.get_my_commands,
             "deleteMyCommands": self.delete_my_commands,
@@ -599,6 +609,114 @@ class BotApiMethods:
         if text is not None and len(text) > 200:
             raise bad_request("MESSAGE_TOO_LONG")
         self.emu.answer_callback(bot, qid, text, p.get_bool("show_alert"), p.get_str("url"))
+        return True
+
+    # --- payments ------------------------------------------------------------------
+
+    @staticmethod
+    def _prices(p: Params) -> list[dict[str, Any]]:
+        """LabeledPrice list; every amount a positive integer in the smallest unit."""
+        prices = p.get_json("prices", "can't parse prices JSON object")
+        if not isinstance(prices, list) or not prices:
+            raise bad_request("can't parse prices JSON object")
+        clean: list[dict[str, Any]] = []
+        for price in prices:
+            if not isinstance(price, dict) or not isinstance(price.get("label"), str):
+                raise bad_request("can't parse LabeledPrice JSON object")
+            amount = price.get("amount")
+            if isinstance(amount, str) and amount.strip().lstrip("-").isdigit():
+                amount = int(amount)  # form-encoded JSON may carry numbers as strings
+            # Floats (1.5 dollars) are the classic mistake: amounts are integers in cents.
+            if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+                raise bad_request("CURRENCY_TOTAL_AMOUNT_INVALID")
+            if not price["label"].strip():
+                raise bad_request("LabeledPrice label must be non-empty")
+            clean.append({"label": price["label"], "amount": amount})
+        return clean
+
+    async def send_invoice(self, bot: BotRecord, p: Params) -> Any:
+        """sendInvoice: Stars (XTR, no provider token, one price) or a provider payment."""
+        chat, user = self.emu.chat_for_bot(bot, p.raw("chat_id"), sending=True)
+        title = p.get_str("title") or ""
+        if not title.strip() or len(title) > MAX_INVOICE_TITLE:
+            raise bad_request("invoice title must be 1-32 characters long")
+        description = p.get_str("description") or ""
+        if not description.strip() or len(description) > MAX_INVOICE_DESCRIPTION:
+            raise bad_request("invoice description must be 1-255 characters long")
+        payload = p.get_str("payload") or ""
+        if not 1 <= len(payload.encode("utf-8")) <= MAX_INVOICE_PAYLOAD:
+            raise bad_request("INVOICE_PAYLOAD_INVALID")
+        currency = (p.get_str("currency") or "").strip()
+        if not _CURRENCY_RE.fullmatch(currency):
+            raise bad_request("CURRENCY_INVALID")
+        prices = self._prices(p)
+        token = p.get_str("provider_token") or ""
+        if currency == STARS:
+            if token:
+                # digital goods are Stars only, and Stars never go through a provider
+                raise bad_request("PAYMENT_PROVIDER_INVALID")
+            if len(prices) != 1:
+                raise bad_request("exactly one price must be specified for payments in Stars")
+            if p.has("max_tip_amount") or p.has("suggested_tip_amounts"):
+                raise bad_request("tips are not supported for payments in Stars")
+        elif not token.strip():
+            raise bad_request("PAYMENT_PROVIDER_INVALID")
+        markup = normalize_markup(p)
+        if markup is not None:
+            rows = markup.get("inline_keyboard")
+            if rows is None:
+                raise bad_request("inline keyboard expected")
+            # Telegram insists that the invoice's first button is its Pay button.
+            if not rows or not rows[0] or not rows[0][0].get("pay"):
+                raise bad_request("REPLY_MARKUP_BUY_EMPTY")
+        invoice = InvoiceRecord(
+            title=title,
+            description=description,
+            payload=payload,
+            currency=currency,
+            prices=prices,
+            provider_token=token,
+            start_parameter=p.get_str("start_parameter") or "",
+            photo_url=p.get_str("photo_url") or None,
+            need_name=p.get_bool("need_name"),
+            need_phone_number=p.get_bool("need_phone_number"),
+            need_email=p.get_bool("need_email"),
+            need_shipping_address=p.get_bool("need_shipping_address"),
+        )
+        msg = StoredMessage(
+            message_id=0,
+            sender="bot",
+            date=int(one_clock.now().timestamp()),
+            reply_markup=markup,
+            protect_content=p.get_bool("protect_content"),
+            reply_to=self._reply_to(chat, p),
+            invoice=invoice,
+        )
+        self.emu.add_bot_message(bot, chat, msg)
+        return message_to_api(msg, bot, user, chat)
+
+    async def answer_pre_checkout_query(self, bot: BotRecord, p: Params) -> Any:
+        """answerPreCheckoutQuery: once, before the deadline; error_message when not ok."""
+        qid = p.get_str("pre_checkout_query_id") or ""
+        if not p.has("ok"):
+            raise bad_request('parameter "ok" is required')
+        ok = p.get_bool("ok")
+        error_message = p.get_str("error_message")
+        if not ok:
+            if not error_message or not error_message.strip():
+                raise bad_request("ERROR_MESSAGE_EMPTY")
+            if len(error_message) > MAX_PRE_CHECKOUT_ERROR:
+                raise bad_request("error_message is too long")
+        self.emu.answer_pre_checkout(bot, qid, ok, None if ok else error_message)
+        return True
+
+    async def refund_star_payment(self, bot: BotRecord, p: Params) -> Any:
+        """refundStarPayment: refunds a Stars charge of this bot and user, once."""
+        user_id = p.get_int("user_id")
+        if user_id is None:
+            raise bad_request("USER_ID_INVALID")
+        charge_id = p.get_str("telegram_payment_charge_id") or ""
+        self.emu.refund_star_payment(bot, user_id, charge_id)
         return True
 
     # --- commands ------------------------------------------------------------------

@@ -65,6 +65,18 @@ LIMIT_FIELDS = frozenset(
         "paid_per_s",
     }
 )
+PAY_FIELDS = frozenset(
+    {
+        "user_id",
+        "bot",
+        "message_id",
+        "card",
+        "duplicate",
+        "override_total_amount",
+        "override_currency",
+    }
+)
+SETTINGS_FIELDS = frozenset({"pre_checkout_timeout_s"})
 
 
 def _ok(**payload: Any) -> web.Response:
@@ -470,6 +482,61 @@ class ClientApi:
             raise ClientApiError("'update' must be a JSON object")
         return _ok(update_id=self.emu.enqueue_update(bot, dict(update)))
 
+    async def pay(self, request: web.Request) -> web.Response:
+        """POST /client/pay: pay an invoice; answers once the payment has an outcome.
+
+        Waits (without blocking the emulator) for the bot's answerPreCheckoutQuery, up to
+        the emulator's ``pre_checkout_timeout_s``.
+        """
+        body = await _body(request)
+        _reject_unknown(body, PAY_FIELDS)
+        user, bot = self._who(body)
+        mid = _int(body, "message_id", required=True)
+        assert mid is not None  # required=True guarantees it
+        override_total = _int(body, "override_total_amount")
+        override_currency = _str(body, "override_currency")
+        if override_currency is not None and not (
+            len(override_currency) == 3
+            and override_currency.isascii()
+            and override_currency.isalpha()
+        ):
+            raise ClientApiError("'override_currency' must be a three-letter currency code")
+        # The chat position when the user pressed Pay: wait_for then sees what the bot sends
+        # during the pre-checkout as well as after the payment.
+        seq = self.emu.seq
+        outcome = await self.emu.pay(
+            bot,
+            user,
+            mid,
+            card=_str(body, "card"),
+            duplicate=_bool(body, "duplicate", False),
+            override_total_amount=override_total,
+            override_currency=override_currency.upper() if override_currency else None,
+        )
+        return _ok(**outcome, seq=seq)
+
+    async def payments(self, request: web.Request) -> web.Response:
+        """GET /client/payments?bot=&user_id=: the charges (paid or refunded)."""
+        q = dict(request.query)
+        bot = self.emu.find_bot(q["bot"]) if q.get("bot") else None
+        user = self.emu.find_user(q["user_id"]) if q.get("user_id") else None
+        return _ok(payments=self.emu.payments(bot, user))
+
+    async def set_settings(self, request: web.Request) -> web.Response:
+        """POST /client/settings: emulator timings (pre_checkout_timeout_s)."""
+        body = await _body(request)
+        _reject_unknown(body, SETTINGS_FIELDS)
+        timeout = _float(body, "pre_checkout_timeout_s")
+        if timeout is not None:
+            if timeout <= 0:
+                raise ClientApiError("'pre_checkout_timeout_s' must be positive")
+            self.emu.pre_checkout_timeout_s = timeout
+        return await self.get_settings(request)
+
+    async def get_settings(self, request: web.Request) -> web.Response:
+        """GET /client/settings."""
+        return _ok(settings={"pre_checkout_timeout_s": self.emu.pre_checkout_timeout_s})
+
     async def block(self, request: web.Request) -> web.Response:
         """POST /client/block: block or unblock the bot (emits my_chat_member)."""
         body = await _body(request)
@@ -642,6 +709,10 @@ def setup_client_api(app: web.Application, emu: BotApiEmulator) -> ClientApi:
         ("POST", "/client/edit", api.edit),
         ("POST", "/client/raw", api.raw),
         ("POST", "/client/block", api.block),
+        ("POST", "/client/pay", api.pay),
+        ("GET", "/client/payments", api.payments),
+        ("POST", "/client/settings", api.set_settings),
+        ("GET", "/client/settings", api.get_settings),
         ("GET", "/client/messages", api.messages),
         ("GET", "/client/events", api.events),
         ("GET", "/client/stream", api.stream),

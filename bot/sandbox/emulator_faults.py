@@ -25,6 +25,7 @@ SENDING_METHODS = frozenset(
         "sendvoice",
         "sendaudio",
         "sendvideo",
+        "sendinvoice",
         "editmessagetext",
         "editmessagecaption",
         "editmessagereplymarkup",

@@ -184,6 +184,109 @@ class StoredFile:
         return d
 
 
+STARS = "XTR"  # Telegram Stars: the currency of digital goods, no provider token
+
+
+@dataclass
+class InvoiceRecord:
+    """What sendInvoice asked for, plus whether the invoice has been paid."""
+
+    title: str
+    description: str
+    payload: str
+    currency: str
+    prices: list[dict[str, Any]]  # LabeledPrice objects: {label, amount}
+    provider_token: str = ""
+    start_parameter: str = ""
+    photo_url: str | None = None
+    need_name: bool = False
+    need_phone_number: bool = False
+    need_email: bool = False
+    need_shipping_address: bool = False
+    status: str = "unpaid"  # unpaid | paid | refunded
+    charge_id: str | None = None  # telegram_payment_charge_id once paid
+    paying: bool = False  # a payment is waiting for the bot's pre-checkout answer
+
+    @property
+    def total_amount(self) -> int:
+        """The sum of the price parts, in the currency's smallest unit."""
+        return sum(int(p["amount"]) for p in self.prices)
+
+    def to_api(self) -> dict[str, Any]:
+        """Telegram Invoice object (Message.invoice)."""
+        return {
+            "title": self.title,
+            "description": self.description,
+            "start_parameter": self.start_parameter,
+            "currency": self.currency,
+            "total_amount": self.total_amount,
+        }
+
+    def to_client(self) -> dict[str, Any]:
+        """Client view: the Invoice object plus prices, photo and payment status."""
+        return {
+            **self.to_api(),
+            "prices": [dict(p) for p in self.prices],
+            "photo_url": self.photo_url,
+            "need_name": self.need_name,
+            "need_phone_number": self.need_phone_number,
+            "need_email": self.need_email,
+            "need_shipping_address": self.need_shipping_address,
+            "status": self.status,
+            "telegram_payment_charge_id": self.charge_id,
+        }
+
+
+@dataclass
+class PaymentCharge:
+    """A completed payment (successful_payment was sent); refundable when in Stars."""
+
+    telegram_payment_charge_id: str
+    provider_payment_charge_id: str  # "" for Stars
+    bot_id: int
+    user_id: int
+    message_id: int  # the invoice message
+    currency: str
+    total_amount: int
+    invoice_payload: str
+    date: int
+    in_stars: bool  # the invoice was in Stars (only those are refundable by the bot)
+    status: str = "paid"  # paid | refunded
+    refund_date: int | None = None
+    deliveries: int = 1  # successful_payment updates queued (2 after a duplicate delivery)
+
+    def to_client(self, bot_username: str) -> dict[str, Any]:
+        """Client view (GET /client/payments)."""
+        return {
+            "telegram_payment_charge_id": self.telegram_payment_charge_id,
+            "provider_payment_charge_id": self.provider_payment_charge_id,
+            "bot": bot_username,
+            "bot_id": self.bot_id,
+            "user_id": self.user_id,
+            "message_id": self.message_id,
+            "currency": self.currency,
+            "total_amount": self.total_amount,
+            "invoice_payload": self.invoice_payload,
+            "date": self.date,
+            "status": self.status,
+            "refund_date": self.refund_date,
+            "deliveries": self.deliveries,
+        }
+
+
+@dataclass
+class PreCheckoutRecord:
+    """A pre_checkout_query waiting for answerPreCheckoutQuery.
+
+    The future gets ``(ok, error_message)``, or None when the emulator stops.
+    """
+
+    query_id: str
+    bot_id: int
+    user_id: int
+    answer: asyncio.Future[tuple[bool, str | None] | None]
+
+
 @dataclass
 class StoredMessage:
     """One message of a private chat, from either side."""
@@ -205,6 +308,10 @@ class StoredMessage:
     edit_date: int | None = None
     deleted: bool = False
     seq: int = 0  # seq of the latest change, for ?since= filtering
+    invoice: InvoiceRecord | None = None  # sendInvoice
+    successful_payment: dict[str, Any] | None = None  # service message after a payment
+    refunded_payment: dict[str, Any] | None = None  # service message after refundStarPayment
+    payment_for: int | None = None  # the invoice message a payment service message is about
 
 
 @dataclass
@@ -342,6 +449,12 @@ def message_to_api(
         d["contact"] = msg.contact
     if msg.location is not None:
         d["location"] = msg.location
+    if msg.invoice is not None:
+        d["invoice"] = msg.invoice.to_api()
+    if msg.successful_payment is not None:
+        d["successful_payment"] = dict(msg.successful_payment)
+    if msg.refunded_payment is not None:
+        d["refunded_payment"] = dict(msg.refunded_payment)
     if msg.protect_content:
         d["has_protected_content"] = True
     kb = inline_keyboard_of(msg.reply_markup)
@@ -372,6 +485,14 @@ def message_to_client(msg: StoredMessage) -> dict[str, Any]:
         d["contact"] = msg.contact
     if msg.location is not None:
         d["location"] = msg.location
+    if msg.invoice is not None:
+        d["invoice"] = msg.invoice.to_client()
+    if msg.successful_payment is not None:
+        d["successful_payment"] = dict(msg.successful_payment)
+    if msg.refunded_payment is not None:
+        d["refunded_payment"] = dict(msg.refunded_payment)
+    if msg.payment_for is not None:
+        d["invoice_message_id"] = msg.payment_for
     return d
 
 

@@ -629,6 +629,153 @@
     return frag;
   }
 
+  // ------------------------------------------------------------------ payments
+
+  /** An amount in the currency's smallest unit, as people read it ("⭐ 150" for Stars). */
+  function formatAmount(currency, amount) {
+    if (!Number.isFinite(amount)) return "";
+    if (currency === "XTR") return `⭐ ${amount}`;
+    try {
+      const fmt = new Intl.NumberFormat(HTML_LANG[app.lang], { style: "currency", currency });
+      return fmt.format(amount / 10 ** fmt.resolvedOptions().maximumFractionDigits);
+    } catch (_err) {
+      return `${amount} ${currency}`; // a code Intl does not know
+    }
+  }
+
+  function invoiceAmount(invoice) {
+    return formatAmount(String(invoice.currency ?? ""), Number(invoice.total_amount));
+  }
+
+  function hasPayButton(msg) {
+    const rows = msg.reply_markup && msg.reply_markup.inline_keyboard;
+    return Array.isArray(rows) && rows.some((row) => Array.isArray(row) && row.some((b) => b && b.pay));
+  }
+
+  /** What the person sees after pressing Pay (the client API's payment outcome). */
+  function outcomeText(invoice, outcome) {
+    const status = String(outcome.status || "");
+    const reason = outcome.error_message ? String(outcome.error_message) : "—";
+    if (status === "paid") {
+      return t("pay.outcome.paid", {
+        amount: formatAmount(String(outcome.currency ?? invoice.currency), Number(outcome.total_amount)),
+      });
+    }
+    if (["declined", "rejected", "timeout", "expired", "already_paid"].includes(status)) {
+      return t(`pay.outcome.${status}`, { reason });
+    }
+    return reason;
+  }
+
+  /** The invoice card: title, description, amount, its payment status and a Pay button
+   * (unless the bot's own keyboard has one); card payments ask for a test card number. */
+  function renderInvoice(pane, msg) {
+    const invoice = msg.invoice;
+    const card = document.createElement("div");
+    card.className = "invoice-card";
+    card.dataset.testid = "message-invoice";
+    card.setAttribute("role", "group");
+    card.setAttribute("aria-label", t("pay.invoice_aria", { title: String(invoice.title ?? "") }));
+    const title = document.createElement("div");
+    title.className = "invoice-title";
+    title.textContent = String(invoice.title ?? "");
+    const desc = document.createElement("div");
+    desc.className = "invoice-desc";
+    desc.textContent = String(invoice.description ?? "");
+    const amount = document.createElement("div");
+    amount.className = "invoice-amount";
+    amount.dataset.testid = "invoice-amount";
+    amount.textContent = invoiceAmount(invoice);
+    card.append(title, desc, amount);
+
+    const status = document.createElement("div");
+    status.className = "invoice-status";
+    status.dataset.testid = "invoice-status";
+    status.setAttribute("role", "status");
+    const outcome = pane.payOutcomes.get(String(msg.message_id));
+    const settled = invoice.status === "paid" || invoice.status === "refunded";
+    if (settled) {
+      status.textContent = t(`pay.status.${invoice.status}`);
+      status.dataset.status = invoice.status;
+    } else if (outcome) {
+      status.textContent = outcome.pending ? t("pay.paying") : outcomeText(invoice, outcome);
+      status.dataset.status = outcome.pending ? "paying" : String(outcome.status);
+    }
+    status.hidden = status.textContent === "";
+    card.append(status);
+    if (settled) return card;
+
+    if (!hasPayButton(msg)) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "primary invoice-pay";
+      button.dataset.testid = "invoice-pay";
+      button.textContent = t("pay.button", { amount: invoiceAmount(invoice) });
+      button.disabled = Boolean(outcome && outcome.pending);
+      button.addEventListener("click", () => pane.startPay(msg, button));
+      card.append(button);
+    }
+    if (invoice.currency !== "XTR") card.append(cardForm(pane, msg));
+    return card;
+  }
+
+  /** The test card form of a provider payment (Stars need no card). */
+  function cardForm(pane, msg) {
+    const form = document.createElement("form");
+    form.className = "invoice-card-form";
+    form.dataset.testid = "invoice-card-form";
+    form.hidden = true;
+    const label = document.createElement("label");
+    label.textContent = t("pay.card_label");
+    const input = document.createElement("input");
+    input.type = "text";
+    input.inputMode = "numeric";
+    input.autocomplete = "off";
+    input.value = "4242 4242 4242 4242";
+    input.dataset.testid = "invoice-card-number";
+    label.append(input);
+    const hint = document.createElement("p");
+    hint.className = "muted invoice-hint";
+    hint.textContent = t("pay.card_hint");
+    const actions = document.createElement("div");
+    actions.className = "contact-actions";
+    const submit = document.createElement("button");
+    submit.type = "submit";
+    submit.className = "primary";
+    submit.dataset.testid = "invoice-card-submit";
+    submit.textContent = t("pay.button", { amount: invoiceAmount(msg.invoice) });
+    const cancel = document.createElement("button");
+    cancel.type = "button";
+    cancel.className = "ghost";
+    cancel.textContent = t("pay.cancel");
+    cancel.addEventListener("click", () => {
+      form.hidden = true;
+    });
+    actions.append(submit, cancel);
+    form.append(label, hint, actions);
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      form.hidden = true;
+      pane.pay(msg, input.value.trim());
+    });
+    return form;
+  }
+
+  /** A payment service message (successful_payment, refunded_payment), centred like Telegram's. */
+  function renderPaymentService(msg) {
+    const li = document.createElement("li");
+    li.className = "msg msg-service";
+    li.dataset.testid = msg.successful_payment ? "message-payment" : "message-refund";
+    li.dataset.messageId = String(msg.message_id);
+    const span = document.createElement("span");
+    const payment = msg.successful_payment || msg.refunded_payment;
+    const amount = formatAmount(String(payment.currency ?? ""), Number(payment.total_amount));
+    span.textContent = t(msg.successful_payment ? "pay.service.paid" : "pay.service.refunded", { amount });
+    span.title = String(payment.telegram_payment_charge_id ?? "");
+    li.append(span);
+    return li;
+  }
+
   function renderInlineKeyboard(pane, msg) {
     const rows = msg.reply_markup && msg.reply_markup.inline_keyboard;
     if (!Array.isArray(rows) || rows.length === 0) return null;
@@ -664,7 +811,13 @@
     el.className = "kb-btn";
     el.textContent = label;
     el.dataset.testid = "inline-button";
-    if (typeof button.callback_data === "string") {
+    if (button.pay && msg.invoice) {
+      el.dataset.testid = "invoice-pay";
+      const settled = msg.invoice.status === "paid" || msg.invoice.status === "refunded";
+      const outcome = pane.payOutcomes.get(String(msg.message_id));
+      el.disabled = settled || Boolean(outcome && outcome.pending);
+      el.addEventListener("click", () => pane.startPay(msg, el));
+    } else if (typeof button.callback_data === "string") {
       el.addEventListener("click", () => pane.pressInline(msg.message_id, button.callback_data, el));
     } else if (button.copy_text && typeof button.copy_text.text === "string") {
       el.addEventListener("click", () => copyText(button.copy_text.text));
@@ -685,6 +838,7 @@
   }
 
   function renderMessage(pane, msg) {
+    if (msg.successful_payment || msg.refunded_payment) return renderPaymentService(msg);
     const fromUser = msg.from === "user";
     const li = document.createElement("li");
     li.className = `msg ${fromUser ? "msg-user" : "msg-bot"}`;
@@ -723,6 +877,8 @@
       c.textContent = t("msg.contact", { who: `${name ? `${name}, ` : ""}${msg.contact.phone_number ?? ""}` });
       bubble.append(c);
     }
+
+    if (msg.invoice && typeof msg.invoice === "object") bubble.append(renderInvoice(pane, msg));
 
     const body = document.createElement("div");
     body.className = "text";
@@ -779,6 +935,7 @@
       this.userId = null;
       this.bot = null;
       this.messages = new Map(); // message_id -> message object
+      this.payOutcomes = new Map(); // invoice message_id -> last payment outcome shown
       this.lastSeq = 0;
       this.generation = 0; // bumped on every chat switch; stale async results check it
       this.stream = null;
@@ -947,6 +1104,7 @@
 
     clearMessages() {
       this.messages.clear();
+      this.payOutcomes.clear();
       this.messageList().replaceChildren();
     }
 
@@ -991,6 +1149,15 @@
       } else if (msg.reply_markup.remove_keyboard) {
         this.setReplyKeyboard(null);
       }
+    }
+
+    /** A payment or refund message changes how its invoice shows (Paid, Refunded). */
+    trackPayment(msg) {
+      if (!msg || !(msg.successful_payment || msg.refunded_payment)) return;
+      const invoiceMsg = this.messages.get(String(msg.invoice_message_id));
+      if (!invoiceMsg || !invoiceMsg.invoice) return;
+      const status = msg.successful_payment ? "paid" : "refunded";
+      this.upsertMessage({ ...invoiceMsg, invoice: { ...invoiceMsg.invoice, status } });
     }
 
     setReplyKeyboard(markup) {
@@ -1064,6 +1231,7 @@
         case "message":
           this.upsertMessage(ev.message);
           this.trackReplyKeyboard(ev.message);
+          this.trackPayment(ev.message);
           break;
         case "edit":
           this.upsertMessage(ev.message);
@@ -1257,6 +1425,61 @@
         el.disabled = false;
         el.removeAttribute("aria-busy");
       }
+    }
+
+    /** Pay pressed: Stars are paid at once, a card payment asks for a test card first. */
+    startPay(msg, el) {
+      if (!this.requireChat() || !msg.invoice) return;
+      if (msg.invoice.currency === "XTR") {
+        this.pay(msg, null);
+        return;
+      }
+      const li = this.findMessageEl(msg.message_id);
+      const form = li && li.querySelector(".invoice-card-form");
+      if (!form) return;
+      form.hidden = false;
+      const input = form.querySelector("input");
+      input.focus();
+      input.select();
+      if (el) el.setAttribute("aria-expanded", "true");
+    }
+
+    /** POST /client/pay and show the outcome on the invoice (the bot's answer may take up to
+     * the emulator's pre-checkout deadline). */
+    async pay(msg, card) {
+      const gen = this.generation;
+      const key = String(msg.message_id);
+      this.payOutcomes.set(key, { pending: true });
+      this.rerender(msg.message_id);
+      const body = { user_id: this.userId, bot: this.bot, message_id: msg.message_id };
+      if (card) body.card = card;
+      let outcome;
+      try {
+        outcome = await api("POST", "/client/pay", body);
+        clearError();
+      } catch (err) {
+        if (gen !== this.generation) return;
+        this.payOutcomes.delete(key);
+        this.rerender(msg.message_id);
+        showError(t("pay.failed"), err);
+        return;
+      }
+      if (gen !== this.generation) return;
+      this.payOutcomes.set(key, outcome);
+      const current = this.messages.get(key) || msg;
+      if (outcome.status === "paid" && current.invoice) {
+        this.upsertMessage({ ...current, invoice: { ...current.invoice, status: "paid" } });
+      } else {
+        this.rerender(msg.message_id);
+      }
+      toast(outcomeText(current.invoice || msg.invoice, outcome), { alert: outcome.status !== "paid" });
+    }
+
+    /** Draw a message again from what the pane knows (payment state changed). */
+    rerender(id) {
+      const msg = this.messages.get(String(id));
+      const el = this.findMessageEl(id);
+      if (msg && el) el.replaceWith(renderMessage(this, msg));
     }
 
     async pressReply(text, oneTime) {
