@@ -574,3 +574,58 @@ class ConsultationService(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DoctorSchedule(Base):
+    """A doctor's weekly availability per consultation mode, days off and time zone
+    (:mod:`flows.schedule`'s versioned JSON; no patient data)."""
+
+    __tablename__ = "doctor_schedules"
+
+    doctor_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    availability: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Slot(Base):
+    """A bookable time of a doctor (FHIR Slot): ``status`` free | busy-tentative (held for
+    ``patient_id`` until ``hold_until``, e.g. while an invoice is unpaid) | busy (booked) |
+    busy-unavailable. One slot per doctor and start time: a doctor is never double-booked."""
+
+    __tablename__ = "slots"
+    __table_args__ = (UniqueConstraint("doctor_id", "start_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    doctor_id: Mapped[str] = mapped_column(String(32))
+    mode: Mapped[str] = mapped_column(String(8))
+    start_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    end_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16), default="free")
+    patient_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    hold_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    booking_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class Booking(Base):
+    """A booked consultation (FHIR Appointment): ``status`` pending (payment awaited) |
+    booked | cancelled | fulfilled | noshow. The price is the one it was sold at.
+    ``charge_id`` is Telegram's ``telegram_payment_charge_id`` (unique: a second delivery of
+    the same payment changes nothing); ``refund`` is None | refunded | to_refund."""
+
+    __tablename__ = "bookings"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    patient_id: Mapped[str] = mapped_column(String(32), index=True)
+    doctor_id: Mapped[str] = mapped_column(String(32), index=True)
+    slot_id: Mapped[str] = mapped_column(String(32))
+    service_id: Mapped[str] = mapped_column(String(32))
+    mode: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    price_minor: Mapped[int] = mapped_column(Integer, default=0)
+    currency: Mapped[str] = mapped_column(String(3), default="XTR")
+    charge_id: Mapped[str | None] = mapped_column(String(128), nullable=True, unique=True)
+    provider_charge_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    refund: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

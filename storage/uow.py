@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from storage.audit import RING_INFO, AuditLog
+from storage.bookings import BookingRepository
 from storage.care import CareRepository
 from storage.consultations import ConsultationRepository
 from storage.crypto import KeyRing
@@ -125,6 +126,10 @@ class UnitOfWork:
     @cached_property
     def services(self) -> ServiceRepository:
         return ServiceRepository(self.session)
+
+    @cached_property
+    def bookings(self) -> BookingRepository:
+        return BookingRepository(self.session, self._postgres)
 
     async def commit(self) -> None:
         """Commit everything done in this unit; then the key shares of the data keys it

@@ -48,12 +48,15 @@ from aiogram.exceptions import (
 )
 from aiogram.methods import (
     AnswerCallbackQuery,
+    AnswerPreCheckoutQuery,
     DeleteMessage,
     EditMessageReplyMarkup,
     EditMessageText,
     GetFile,
+    RefundStarPayment,
     SendAudio,
     SendDocument,
+    SendInvoice,
     SendMessage,
     SendPhoto,
     SendVideo,
@@ -85,6 +88,11 @@ METHODS: dict[str, type[TelegramMethod[Any]]] = {
     "sendVoice": SendVoice,
     "sendAudio": SendAudio,
     "sendVideo": SendVideo,
+    # Telegram Payments (flows/booking.py): the invoice, the answer before the money is taken
+    # (within 10 s, so it is queued as urgent), and a Stars refund.
+    "sendInvoice": SendInvoice,
+    "answerPreCheckoutQuery": AnswerPreCheckoutQuery,
+    "refundStarPayment": RefundStarPayment,
 }
 _FILE_FIELDS = ("document", "photo", "voice", "audio", "video")
 # relayFile: the send method of each kind of relayed file.

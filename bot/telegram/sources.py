@@ -21,7 +21,13 @@ from bot.telegram.processor import UpdateProcessor, update_problem
 log = logging.getLogger("careline.sources")
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name, not a secret
-ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
+ALLOWED_UPDATES = [
+    "message",
+    "edited_message",
+    "callback_query",
+    "my_chat_member",
+    "pre_checkout_query",  # Telegram Payments: answered within 10 s
+]
 
 
 class PollError(Exception):

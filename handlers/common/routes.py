@@ -44,6 +44,10 @@ class RouteTable:
         """Register a membership-change handler."""
         return self._add("my_chat_member", filters)
 
+    def pre_checkout_query(self, *filters: Any) -> Callable[[F], F]:
+        """Register a pre-checkout handler (Telegram Payments)."""
+        return self._add("pre_checkout_query", filters)
+
     def errors(self, *filters: Any) -> Callable[[F], F]:
         """Register an error handler."""
         return self._add("errors", filters)

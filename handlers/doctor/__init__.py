@@ -18,6 +18,7 @@ from handlers.doctor import (
     queue,
     referrals,
     reports,
+    schedule,
     services,
     start,
 )
@@ -52,6 +53,7 @@ def get_router() -> Router:
     root.include_routers(plans.routes.router())  # a typed plan answer is not a case message
     root.include_routers(referrals.routes.router())  # nor a referral answer or a hospital
     root.include_routers(queue.routes.router(), reports.routes.router())
+    root.include_routers(schedule.routes.router())  # /schedule: hours patients book into
     root.include_routers(care.routes.router())  # alerts, /followup, /chart: before case texts
     root.include_routers(cases.routes.router())
     root.include_routers(fallback.routes.router())

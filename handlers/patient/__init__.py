@@ -9,8 +9,8 @@ from flows import checkback as flows_checkback
 from flows import referrals as referral_flow  # not `referrals`: a handler module has that name
 from flows import retention
 from handlers.common import errors
-from handlers.patient import caregivers as caregiver_handlers
 from handlers.patient import (
+    booking,
     case,
     checkback,
     checkins,
@@ -21,6 +21,7 @@ from handlers.patient import (
     onboarding,
     refusals,
 )
+from handlers.patient import caregivers as caregiver_handlers
 from handlers.patient import doses as dose_handlers
 from handlers.patient import meds as meds_handlers
 from handlers.patient import referrals as referral_handlers
@@ -37,6 +38,7 @@ def scheduled(settings: Settings | None = None) -> dict[str, Handler]:
         **dose_handlers.scheduled(settings or Settings()),
         **referral_handlers.scheduled(),
         **referral_flow.scheduled(),
+        **booking.scheduled(),
     }
 
 
@@ -52,6 +54,7 @@ def get_router() -> Router:
         errors.routes.router(),  # a UserError anywhere below: its message, nothing else
         refusals.routes.router(),  # audits a button of another step (an error, no handler)
         emergency.routes.router(),
+        booking.routes.router(),  # /book, its buttons, pre-checkout and payments
         meds_handlers.routes.router(),  # plan cards, /meds; typed answers before case relays
         dose_handlers.routes.router(),  # reminder buttons, typed skip reasons/side effects
         caregiver_handlers.routes.router(),  # invitation links, /caregivers, /stop, home
