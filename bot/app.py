@@ -27,7 +27,7 @@ from bot.settings import Settings
 from bot.telegram.dispatchers import build_dispatcher, fsm_backends
 from bot.telegram.processor import BotRuntime, UpdateProcessor
 from bot.telegram.sender import Limits, OutboxSender
-from bot.telegram.sources import Poller, webhook_routes
+from bot.telegram.sources import ALLOWED_UPDATES, Poller, webhook_routes
 from bot.verify_web import VerifyPage
 from bot.verify_web import serve as serve_verify
 from flows import followup, questionnaire, redflag_model, routing, understand
@@ -53,6 +53,8 @@ log = logging.getLogger("careline.app")
 ROLES = ("patient", "doctor")
 PATIENT_COMMANDS = (
     "intake",
+    "book",
+    "bookings",
     "history",
     "meds",
     "doses",
@@ -318,12 +320,7 @@ class Careline:
                 await bot.set_webhook(
                     f"{s.webhook_url}/webhook/{role}",
                     secret_token=secret,
-                    allowed_updates=[
-                        "message",
-                        "edited_message",
-                        "callback_query",
-                        "my_chat_member",
-                    ],
+                    allowed_updates=ALLOWED_UPDATES,  # the same kinds as polling asks for
                 )
         else:
             tokens = dict(zip(ROLES, s.require_tokens(), strict=True))

@@ -51,6 +51,17 @@ class Settings(BaseSettings):
     # Telegram Payments: the provider token from BotFather for card payments (prices in a
     # currency such as CNY or EUR); prices in Telegram Stars (XTR) need none.
     payment_provider_token: SecretStr | None = None
+    # Booked consultations: free cancellation until this many hours before the time (later,
+    # the patient's cancellation is not refunded; the clinic's and the doctor's always are).
+    booking_free_cancel_hours: int = Field(default=24, ge=0, le=24 * 14)
+    # Video consultations on the clinic's own Jitsi Meet (rooms named so nobody can guess
+    # them); with an app id and secret each participant gets a signed token (JWT, HS256).
+    jitsi_url: str | None = None
+    jitsi_app_id: str = "careline"
+    jitsi_app_secret: SecretStr | None = None
+    # cn: the clinic's masked (middle) number shown to a doctor instead of the patient's own;
+    # without one, a cn doctor never sees the patient's number (they write or use video).
+    masked_number: str | None = Field(default=None, max_length=32)
     webhook_host: str = "0.0.0.0"  # noqa: S104 - a webhook server must be reachable by Telegram
     webhook_port: int = Field(default=8443, ge=1, le=65535)
     jurisdiction: Jurisdiction = Jurisdiction.GENERIC
@@ -172,6 +183,12 @@ class Settings(BaseSettings):
                 "CARELINE_REMIND_AGAIN_MINUTES < CARELINE_CAREGIVER_AFTER_MINUTES < "
                 "CARELINE_DOCTOR_AFTER_MINUTES is required (the escalation ladder's order)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _jitsi_is_a_url(self) -> Settings:
+        if self.jitsi_url is not None and not re.match(r"^https?://[^\s/]+", self.jitsi_url):
+            raise ValueError("CARELINE_JITSI_URL must be the https address of the Jitsi server")
         return self
 
     @model_validator(mode="after")

@@ -21,10 +21,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from flows import calls
 from flows import schedule as sched
+from flows.consultation import State as ConsultationState
 from flows.consultation import departments_of
+from flows.outbox import PRIORITY_REPLY, Replier
 from flows.services import STARS, Price, ServiceView, offer
-from storage.models import Booking, Doctor, Patient, Slot, new_id, utcnow
+from locales import Translator
+from storage.models import Booking, Consultation, Doctor, Patient, Slot, new_id, utcnow
 from storage.uow import UnitOfWork
 
 HORIZON_DAYS = 14
@@ -32,7 +36,13 @@ HOLD_MINUTES = 15
 SLOTS_SHOWN = 8
 TABLE = "bookings"
 EXPIRE_KIND = "booking.hold_expiry"
+REMIND_KIND = "booking.remind"  # 24 h and 15 min before, to both sides
+START_KIND = "booking.start"  # at the time: the case opens, the call card or the room
+NO_START_KIND = "booking.no_start"  # 15 min after: the doctor never started -> refund
+REMINDERS = {"24h": timedelta(hours=24), "15m": timedelta(minutes=15)}
+NO_START_AFTER = timedelta(minutes=15)
 PENDING, BOOKED, CANCELLED = "pending", "booked", "cancelled"
+FULFILLED, NOSHOW = "fulfilled", "noshow"
 
 
 class BookingError(ValueError):
@@ -230,6 +240,7 @@ async def hold(uow: UnitOfWork, patient: Patient, slot_id: str, now: datetime) -
             status=PENDING,
             price_minor=service.price.minor,
             currency=service.price.currency,
+            start_at=aware(slot.start_at),
             created_at=utcnow(),
             updated_at=utcnow(),
         )
@@ -260,7 +271,28 @@ async def _confirm(uow: UnitOfWork, booking: Booking, now: datetime, charge: str
         f"patient:{booking.patient_id}", "booking.booked", TABLE, booking.id,
         {"paid": charge is not None},
     )  # fmt: skip
+    await _schedule(uow, booking, now)
     return True
+
+
+async def _schedule(uow: UnitOfWork, booking: Booking, now: datetime) -> None:
+    """The booking's events: reminders still ahead, its start, the no-start check."""
+    start = aware(booking.start_at) if booking.start_at else None
+    if start is None:
+        return
+    for label, before in REMINDERS.items():
+        if start - before > now:
+            await uow.events.add(
+                REMIND_KIND, f"{booking.id}:{label}", booking.patient_id, start - before,
+                key=f"{REMIND_KIND}:{booking.id}:{label}",
+            )  # fmt: skip
+    await uow.events.add(
+        START_KIND, booking.id, booking.patient_id, start, key=f"{START_KIND}:{booking.id}"
+    )
+    await uow.events.add(
+        NO_START_KIND, booking.id, booking.patient_id, start + NO_START_AFTER,
+        key=f"{NO_START_KIND}:{booking.id}",
+    )  # fmt: skip
 
 
 def invoice_payload(booking: Booking) -> str:
@@ -376,6 +408,227 @@ async def expire_hold(uow: UnitOfWork, booking_id: str) -> Booking | None:
         await uow.bookings.release(booking.slot_id, booking.patient_id)
     await uow.audit.record("system", "booking.expired", TABLE, booking.id, {})
     return booking
+
+
+# --- at the time ----------------------------------------------------------------------------
+
+
+async def reminder_due(uow: UnitOfWork, subject: str) -> tuple[Booking, str] | None:
+    """A reminder's booking and which one (``24h``/``15m``), while it is still booked."""
+    booking_id, _, label = subject.partition(":")
+    booking = await uow.bookings.booking(booking_id)
+    if booking is None or booking.status != BOOKED or label not in REMINDERS:
+        return None
+    return booking, label
+
+
+async def set_phone_consent(
+    uow: UnitOfWork, patient: Patient, booking_id: str, yes: bool
+) -> Booking:
+    """The patient shares their number with this booking's doctor for this consultation only,
+    or takes that back (possible until the call has started)."""
+    booking = await uow.bookings.booking(booking_id)
+    if booking is None or booking.patient_id != patient.id or booking.mode != "phone":
+        raise BookingError("book.not_yours")
+    if booking.status != BOOKED or booking.call_started_at is not None:
+        raise BookingError("book.consent_too_late")
+    booking.phone_consent = yes
+    booking.updated_at = utcnow()
+    await uow.audit.record(
+        f"patient:{patient.id}", "booking.phone_consent" if yes else "booking.phone_revoked",
+        TABLE, booking.id, {},
+    )  # fmt: skip
+    return booking
+
+
+async def start_due(
+    uow: UnitOfWork, booking_id: str, now: datetime
+) -> tuple[Booking, Consultation] | None:
+    """The booked time has come: the consultation opens as a case between the two (active,
+    so the relay, /close with advice and the rating work as for any case); a video booking
+    gets its room. None when the booking was cancelled meanwhile or the doctor is gone."""
+    booking = await uow.bookings.booking(booking_id)
+    if booking is None or booking.status != BOOKED:
+        return None
+    if booking.consultation_id:
+        case = await uow.consultations.get(booking.consultation_id)
+        return (booking, case) if case is not None else None
+    doctor = await uow.doctors.get(booking.doctor_id)
+    if doctor is None:
+        return None
+    depts = departments_of(doctor) or ["general"]
+    case = await uow.consultations.add(
+        Consultation(
+            patient_id=booking.patient_id,
+            department=depts[0],
+            priority=3,
+            state=ConsultationState.ACTIVE.value,
+            doctor_id=doctor.id,
+            requested_at=now,
+            accepted_at=now,
+            updated_at=now,
+        )
+    )
+    booking.consultation_id = case.id
+    if booking.mode == "video":
+        booking.room = calls.room_name()
+    booking.updated_at = utcnow()
+    await uow.audit.record(
+        "system", "booking.started", TABLE, booking.id, {"consultation": case.id}
+    )
+    return booking, case
+
+
+async def doctor_action(
+    uow: UnitOfWork, doctor: Doctor, booking_id: str, action: str, now: datetime
+) -> Booking:
+    """The doctor's buttons at the time: ``start`` (the call began), ``no_answer`` (the
+    patient did not answer: a no-show), ``finished`` (the call ended), ``to_phone`` /
+    ``to_text`` (the video failed: the same consultation goes on by phone or in the chat)."""
+    booking = await uow.bookings.booking(booking_id)
+    if booking is None or booking.doctor_id != doctor.id:
+        raise BookingError("book.not_yours")
+    if booking.status not in (BOOKED,) or booking.consultation_id is None:
+        raise BookingError("book.call_over")
+    if action == "start":
+        booking.call_started_at = booking.call_started_at or now
+    elif action == "no_answer":
+        booking.call_outcome = "no_answer"
+        booking.call_ended_at = now
+        booking.status = NOSHOW
+    elif action == "finished":
+        booking.call_started_at = booking.call_started_at or now
+        booking.call_ended_at = now
+        booking.call_outcome = "completed"
+        booking.status = FULFILLED
+    elif action in ("to_phone", "to_text"):
+        booking.call_outcome = "video_failed"
+        booking.mode = "phone" if action == "to_phone" else "text"
+        booking.call_started_at = booking.call_started_at or now
+    else:
+        raise BookingError("book.call_over")
+    booking.updated_at = utcnow()
+    await uow.audit.record(doctor_actor(doctor), f"booking.call_{action}", TABLE, booking.id, {})
+    return booking
+
+
+async def patient_video_failed(
+    uow: UnitOfWork, patient: Patient, booking_id: str, now: datetime
+) -> Booking:
+    """The patient's video does not work: the same consultation goes on in the chat."""
+    booking = await uow.bookings.booking(booking_id)
+    if booking is None or booking.patient_id != patient.id or booking.mode != "video":
+        raise BookingError("book.not_yours")
+    if booking.status != BOOKED or booking.consultation_id is None:
+        raise BookingError("book.call_over")
+    booking.mode = "text"
+    booking.call_outcome = "video_failed"
+    booking.call_started_at = booking.call_started_at or now
+    booking.updated_at = utcnow()
+    await uow.audit.record(f"patient:{patient.id}", "booking.video_failed", TABLE, booking.id, {})
+    return booking
+
+
+async def no_start_due(uow: UnitOfWork, booking_id: str) -> Booking | None:
+    """15 minutes after the time: a phone or video consultation the doctor never started is
+    the clinic's failure — the booking is cancelled and refunded (returned for the refund),
+    else None. A text consultation is answered within its response window instead."""
+    booking = await uow.bookings.booking(booking_id)
+    if booking is None or booking.status != BOOKED or booking.mode == "text":
+        return None
+    if booking.call_started_at is not None:
+        return None
+    await _cancel(uow, booking, "doctor", refund=True)
+    await uow.audit.record("system", "booking.doctor_no_start", TABLE, booking.id, {})
+    return booking
+
+
+async def _cancel(uow: UnitOfWork, booking: Booking, by: str, *, refund: bool) -> None:
+    booking.status = CANCELLED
+    booking.cancelled_by = by
+    booking.updated_at = utcnow()
+    if refund and booking.charge_id and booking.refund is None:
+        booking.refund = "refunded" if booking.currency == STARS else "to_refund"
+    await uow.bookings.release(booking.slot_id, booking.patient_id)
+    for kind in (REMIND_KIND, START_KIND, NO_START_KIND):
+        await uow.events.cancel_for(kind, booking.id)
+    await uow.events.cancel_for(REMIND_KIND, f"{booking.id}:24h")
+    await uow.events.cancel_for(REMIND_KIND, f"{booking.id}:15m")
+
+
+async def upcoming(uow: UnitOfWork, patient: Patient, now: datetime) -> list[Booking]:
+    """The patient's booked consultations still ahead, soonest first."""
+    rows = [
+        b
+        for b in await uow.bookings.of_patient(patient.id)
+        if b.status == BOOKED and b.start_at is not None and aware(b.start_at) > now
+    ]
+    return sorted(rows, key=lambda b: aware(b.start_at) if b.start_at else now)
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    """A cancellation: the booking, and whether (and how) its payment goes back."""
+
+    booking: Booking
+    refund: str | None  # None | refunded (Stars, at once) | to_refund (provider, by admins)
+
+
+async def cancel_by_patient(
+    uow: UnitOfWork, patient: Patient, booking_id: str, now: datetime, free_hours: int
+) -> Cancelled:
+    """The patient cancels: refunded when ``free_hours`` or more before the time (the
+    clinic's policy, ``CARELINE_BOOKING_FREE_CANCEL_HOURS``), not later."""
+    booking = await uow.bookings.booking(booking_id)
+    if booking is None or booking.patient_id != patient.id:
+        raise BookingError("book.not_yours")
+    start = aware(booking.start_at) if booking.start_at else None
+    if booking.status != BOOKED or start is None or start <= now:
+        raise BookingError("book.cannot_cancel")
+    free = start - now >= timedelta(hours=free_hours)
+    await _cancel(uow, booking, "patient", refund=free)
+    await uow.audit.record(
+        f"patient:{patient.id}", "booking.cancel", TABLE, booking.id, {"refund": free}
+    )
+    return Cancelled(booking, booking.refund if free else None)
+
+
+async def cancel_for_doctor(
+    uow: UnitOfWork, doctor_id: str, now: datetime, by: str = "clinic"
+) -> list[Booking]:
+    """A doctor who can no longer work (suspended): every booking ahead is cancelled and
+    refunded; returns them so each patient is told."""
+    out = []
+    for b in await uow.bookings.of_doctor(doctor_id):
+        start = aware(b.start_at) if b.start_at else None
+        if b.status in (BOOKED, PENDING) and start is not None and start > now:
+            await _cancel(uow, b, by, refund=True)
+            await uow.audit.record("system", "booking.cancel_doctor", TABLE, b.id, {})
+            out.append(b)
+    return out
+
+
+async def doctor_suspended(uow: UnitOfWork, doctor: Doctor, now: datetime) -> list[Booking]:
+    """A suspended doctor's bookings ahead are cancelled and refunded (Stars at once, card
+    payments marked for the admins); each patient is told in their language."""
+    cancelled = await cancel_for_doctor(uow, doctor.id, now, by="clinic")
+    for b in cancelled:
+        patient = await uow.patients.get(b.patient_id)
+        if patient is None:
+            continue
+        reply = Replier(uow, "patient", patient.tg_user_id)
+        if b.refund == "refunded" and b.charge_id:
+            await reply.call(
+                "refundStarPayment",
+                {"user_id": patient.tg_user_id, "telegram_payment_charge_id": b.charge_id},
+                chat_id=patient.tg_user_id, priority=PRIORITY_REPLY,
+            )  # fmt: skip
+        msgid = {
+            "refunded": "book.doctor_gone.refunded",
+            "to_refund": "book.doctor_gone.to_refund",
+        }.get(b.refund or "", "book.doctor_gone.cancelled")
+        await reply.text(Translator(patient.locale)(msgid))
+    return cancelled
 
 
 def departments(doctor: Doctor) -> list[str]:

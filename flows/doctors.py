@@ -19,7 +19,7 @@ from typing import Any
 
 from transitions import Machine
 
-from flows import consultation, onboarding
+from flows import booking, consultation, onboarding
 from flows.errors import UserError
 from flows.machines import fire
 from flows.onboarding import BadInput, clean_text, normalize_phone
@@ -502,6 +502,8 @@ async def suspend(
     await uow.doctors.set_field(doctor, "decision_reason", text)
     await uow.audit.record(actor, "doctor.suspend", "doctor", doctor.id, {"reason_given": True})
     await consultation.requeue_for_doctor(uow, doctor, doctor.decided_at or utcnow())
+    # Their bookings ahead: cancelled and refunded, the patients told.
+    await booking.doctor_suspended(uow, doctor, doctor.decided_at or utcnow())
     return doctor
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from storage.clock import now
 from storage.models import (
     AbuseReport,
+    Booking,
     CareAlert,
     Caregiver,
     CaseMessage,
@@ -38,6 +39,7 @@ from storage.models import (
 
 __all__ = [
     "AbuseReport",
+    "Booking",
     "CareAlert",
     "Caregiver",
     "CaseMessage",

@@ -177,6 +177,10 @@ class BookingRepository:
             )
         )
 
+    async def of_doctor(self, doctor_id: str) -> list[Booking]:
+        """A doctor's bookings, in no order."""
+        return list(await self._s.scalars(select(Booking).where(Booking.doctor_id == doctor_id)))
+
     async def all_bookings(self) -> list[Booking]:
         """Every booking (for the race benchmark and the operator)."""
         return list(await self._s.scalars(select(Booking)))

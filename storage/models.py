@@ -629,3 +629,17 @@ class Booking(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # When it is (the slot's start, kept here for reminders, lists and the policy), the case
+    # it became at its time, and how it went: the patient's consent to share their number
+    # with this doctor for this consultation, the video room, the call's start, end and
+    # outcome (completed | no_answer | video_failed), who cancelled it.
+    start_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    consultation_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    phone_consent: Mapped[bool] = mapped_column(Boolean, default=False)
+    room: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    call_started_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+    call_ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    call_outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    cancelled_by: Mapped[str | None] = mapped_column(String(16), nullable=True)

@@ -1012,6 +1012,10 @@ async def check_outbox(app: Careline, stats: Stats) -> None:
                 assert row.chat_id == 0, where
                 assert len(params.get("text") or "") <= 200, where
                 continue
+            if row.method == "answerPreCheckoutQuery":  # a payment's question: no chat either
+                assert row.chat_id == 0 and isinstance(params["ok"], bool), where
+                assert params["ok"] or params.get("error_message"), where
+                continue
             assert row.chat_id != 0, where
             assert params["chat_id"] == row.chat_id, where
             if row.method == "sendMessage":

@@ -10,7 +10,10 @@ restart.
 Every start also makes sure the referral directory has the demo clinic's two fictional
 hospitals (:data:`DEMO_HOSPITALS`, in the fictional town of Maplebrook), so a doctor's
 ``/referral`` wizard has hospitals and departments to choose; a hospital already there by name
-(even one an admin disabled) is left as it is.
+(even one an admin disabled) is left as it is. A clinic that sells no consultation services
+gets the demo's (:data:`DEMO_SERVICES`: free text, phone and video calls in Telegram Stars,
+which the emulator takes), and the demo doctors get bookable hours (:data:`DEMO_SCHEDULES`),
+so ``/book`` works from the first start.
 
 Roles shown on the page come from the database (doctors, active caregivers), the admin ids
 and this seed; anyone else is a patient. ``POST /sandbox/people`` adds a person, optionally
@@ -30,9 +33,9 @@ from sqlalchemy import select
 
 from bot.sandbox.emulator import BotApiEmulator
 from bot.settings import Settings
-from flows import consultation, directory
+from flows import booking, consultation, directory, services
 from flows import doctors as doctor_flow
-from storage.models import Caregiver, Doctor
+from storage.models import Caregiver, Doctor, utcnow
 from storage.uow import Database, UnitOfWork
 
 if TYPE_CHECKING:
@@ -62,6 +65,17 @@ class DemoDoctor:
 DEMO_DOCTORS = (
     DemoDoctor("Lena", "Brightwater", "General practitioner", "general"),
     DemoDoctor("Tomas", "Harrow", "Cardiologist", "cardiology", 15),
+)
+# Bookable hours of the demo doctors (by department; `/schedule` syntax) and the clinic's
+# services: a free text consultation, paid phone and video calls in Telegram Stars.
+DEMO_SCHEDULES: dict[str, tuple[str, ...]] = {
+    "general": ("phone mon-sun 08:00-14:00 slot 15", "video mon-sun 14:00-20:00 slot 20"),
+    "cardiology": ("phone mon-fri 09:00-17:00 slot 20 break 12:00-13:00",),
+}
+DEMO_SERVICES: tuple[tuple[str, int | None, int | None, str], ...] = (
+    ("text", None, 24, "free"),
+    ("phone", 15, None, "150 XTR"),
+    ("video", 20, None, "250 XTR"),
 )
 
 
@@ -213,7 +227,7 @@ async def seed_doctors(db: Database, settings: Settings, made: list[tuple[int, s
             if role != "doctor":
                 continue
             d = next(doctors)
-            await make_doctor(
+            doctor = await make_doctor(
                 uow,
                 settings,
                 uid,
@@ -222,7 +236,24 @@ async def seed_doctors(db: Database, settings: Settings, made: list[tuple[int, s
                 title=d.title,
                 years=d.years,
             )
+            for rule in DEMO_SCHEDULES.get(d.department, ()):
+                await booking.add_rule(uow, doctor, rule, settings.timezone, utcnow())
         await uow.commit()
+
+
+async def seed_services(db: Database) -> int:
+    """The demo clinic's consultation services (:data:`DEMO_SERVICES`, priced in Telegram
+    Stars so the sandbox's pay button works with no provider), when the clinic has none;
+    returns how many were added."""
+    async with db.uow() as uow:
+        if await services.services(uow, include_disabled=True):
+            return 0
+        for mode, minutes, hours, price in DEMO_SERVICES:
+            await services.add(
+                uow, ADMIN_ACTOR, mode, minutes=minutes, response_hours=hours, price=price
+            )
+        await uow.commit()
+    return len(DEMO_SERVICES)
 
 
 async def seed_hospitals(db: Database) -> int:

@@ -27,6 +27,7 @@ from bot.sandbox.demo import (
     greet,
     seed_doctors,
     seed_hospitals,
+    seed_services,
 )
 from bot.sandbox.emulator import BotApiEmulator, RateLimits
 from bot.sandbox.emulator_state import SimUser
@@ -220,6 +221,7 @@ async def start_sandbox(
     if created:
         await seed_doctors(db, local, created)
     await seed_hospitals(db)  # every start: sandboxes made before the directory get it too
+    await seed_services(db)  # when the clinic sells none yet (an older sandbox too)
     # The emulator forgets its update counters on restart; continue after what the inbox
     # already holds so new updates are not mistaken for replays.
     async with db.uow() as uow:

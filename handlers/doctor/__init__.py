@@ -8,6 +8,7 @@ from handlers.common import errors
 from handlers.doctor import (
     admin,
     apply,
+    calls,
     care,
     cases,
     export,
@@ -54,6 +55,7 @@ def get_router() -> Router:
     root.include_routers(referrals.routes.router())  # nor a referral answer or a hospital
     root.include_routers(queue.routes.router(), reports.routes.router())
     root.include_routers(schedule.routes.router())  # /schedule: hours patients book into
+    root.include_routers(calls.routes.router())  # a booked time's call card buttons
     root.include_routers(care.routes.router())  # alerts, /followup, /chart: before case texts
     root.include_routers(cases.routes.router())
     root.include_routers(fallback.routes.router())

@@ -38,7 +38,7 @@ def scheduled(settings: Settings | None = None) -> dict[str, Handler]:
         **dose_handlers.scheduled(settings or Settings()),
         **referral_handlers.scheduled(),
         **referral_flow.scheduled(),
-        **booking.scheduled(),
+        **booking.scheduled(settings or Settings()),
     }
 
 

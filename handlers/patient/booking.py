@@ -7,7 +7,7 @@ booked at once). The pre-checkout answer re-checks the hold; only the payment bo
 from __future__ import annotations
 
 import zoneinfo
-from datetime import datetime
+from collections.abc import Awaitable, Callable
 
 from aiogram import F
 from aiogram.filters import Command
@@ -23,11 +23,12 @@ from aiogram.types import (
 from bot.settings import Settings
 from flows import booking as flow
 from flows import services
-from flows.domain import Doctor, Patient, ScheduledEvent, now
+from flows.domain import Doctor, Patient, now
 from flows.onboarding import Step, step_of
 from flows.outbox import PRIORITY_REPLY, PRIORITY_URGENT, Replier
-from flows.schedule import DAY_KEYS
+from handlers.common import bookings as common
 from handlers.common.routes import RouteTable
+from handlers.patient.refusals import refused
 from locales import Translator
 from storage.uow import UnitOfWork
 
@@ -55,22 +56,6 @@ def _zone(patient: Patient | None, settings: Settings) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo("UTC")
 
 
-def zone_label(zone: zoneinfo.ZoneInfo) -> str:
-    """A zone as people read it: "Europe/Moscow", or "UTC+3" for the fixed offsets a patient
-    picks as "+3" (stored as ``Etc/GMT-3``: POSIX signs are inverted)."""
-    key = str(zone.key)
-    if key.startswith("Etc/GMT") and key[7:]:
-        sign, hours = key[7], key[8:]
-        return f"UTC{'-' if sign == '+' else '+'}{hours}"
-    return "UTC" if key in ("Etc/UTC", "Etc/GMT", "UTC") else key
-
-
-def when(tr: Translator, at: datetime, zone: zoneinfo.ZoneInfo) -> str:
-    """ "Tue 08.12 10:00" in the reader's zone and language."""
-    local = flow.aware(at).astimezone(zone)
-    return f"{tr.plain('schedule.day.' + DAY_KEYS[local.weekday()])} {local:%d.%m %H:%M}"
-
-
 async def _doctor_line(
     uow: UnitOfWork, tr: Translator, o: flow.Offer, zone: zoneinfo.ZoneInfo
 ) -> str:
@@ -87,7 +72,7 @@ async def _doctor_line(
         departments=depts,
         rating=rating,
         price=services.format_price(o.service.price, tr.locale, tr.plain),
-        next=when(tr, o.next_start, zone),
+        next=common.when(tr, o.next_start, zone),
     )
 
 
@@ -143,8 +128,12 @@ async def _show_slots(
         await reply.text(tr("book.no_slots"))
         return
     zone = _zone(patient, settings)
-    rows = [[_b(when(tr, s.start_at, zone), BookCB(action="slot", value=s.id))] for s in slots]
-    await reply.text(tr(msgid, zone=zone_label(zone)), InlineKeyboardMarkup(inline_keyboard=rows))
+    rows = [
+        [_b(common.when(tr, s.start_at, zone), BookCB(action="slot", value=s.id))] for s in slots
+    ]
+    await reply.text(
+        tr(msgid, zone=common.zone_label(zone)), InlineKeyboardMarkup(inline_keyboard=rows)
+    )
 
 
 @routes.callback_query(BookCB.filter())
@@ -160,7 +149,13 @@ async def on_book_button(
     """A mode, a doctor, "first available" or a time was chosen."""
     cb = callback_data
     if patient is None or step_of(patient) is not Step.DONE:
+        await refused(uow, query, patient, "bk", "not_onboarded")
         await reply.answer_callback(query.id, tr.plain("book.start_first"), alert=True)
+        return
+    if cb.action == "slot" and await uow.bookings.slot(cb.value) is None:
+        # No such time was ever offered: a forged or very old button.
+        await refused(uow, query, patient, "bk", "stale")
+        await reply.answer_callback(query.id, tr.plain("error.stale_button"), alert=True)
         return
     await reply.answer_callback(query.id)
     if cb.action == "mode" and cb.value in services.MODES:
@@ -181,6 +176,7 @@ async def on_book_button(
     if cb.action == "slot":
         await _take_slot(uow, patient, cb.value, settings, tr, reply)
         return
+    await refused(uow, query, patient, "bk", "stale")
     await reply.text(tr("error.stale_button"))
 
 
@@ -201,10 +197,10 @@ async def _take_slot(
         await reply.text(tr(exc.msgid, **exc.params))
         return
     zone = _zone(patient, settings)
-    at = when(tr, held.slot.start_at, zone)
+    at = common.when(tr, held.slot.start_at, zone)
     mode = tr.plain(f"svc.mode.{held.slot.mode}")
     if held.booking.status == flow.BOOKED:
-        await _booked(uow, held.booking.id, settings, tr, reply)
+        await common.tell_booked(uow, settings, held.booking.id)
         return
     price = held.price
     rail_ok = price.currency == services.STARS or settings.payment_provider_token is not None
@@ -215,7 +211,9 @@ async def _take_slot(
     params: dict[str, object] = {
         "chat_id": patient.tg_user_id,
         "title": tr.plain("book.invoice_title", mode=mode)[:32],
-        "description": tr.plain("book.invoice_description", when=at, zone=zone_label(zone))[:255],
+        "description": tr.plain("book.invoice_description", when=at, zone=common.zone_label(zone))[
+            :255
+        ],
         "payload": flow.invoice_payload(held.booking),
         "currency": price.currency,
         "prices": [{"label": mode[:32], "amount": price.minor}],
@@ -225,42 +223,6 @@ async def _take_slot(
         params["provider_token"] = settings.payment_provider_token.get_secret_value()
     await reply.text(tr("book.held", when=at, minutes=flow.HOLD_MINUTES))
     await reply.call("sendInvoice", params, chat_id=patient.tg_user_id, priority=PRIORITY_REPLY)
-
-
-async def _booked(
-    uow: UnitOfWork, booking_id: str, settings: Settings, tr: Translator, reply: Replier
-) -> None:
-    """Tell both sides: the patient (time in their zone) and the doctor (in theirs)."""
-    b = await uow.bookings.booking(booking_id)
-    if b is None:
-        return
-    slot = await uow.bookings.slot(b.slot_id)
-    doctor = await uow.doctors.get(b.doctor_id)
-    patient = await uow.patients.get(b.patient_id)
-    if slot is None or doctor is None or patient is None:
-        return
-    zone = _zone(patient, settings)
-    name = await uow.doctors.get_field(doctor, "name") or "—"
-    await reply.text(
-        tr(
-            "book.confirmed",
-            mode=tr.plain(f"svc.mode.{b.mode}"),
-            when=when(tr, slot.start_at, zone),
-            zone=zone_label(zone),
-            doctor=name,
-        )
-    )
-    dtr = Translator(doctor.locale)
-    dzone = zoneinfo.ZoneInfo(flow.doctor_zone(doctor, settings.timezone))
-    await Replier(uow, "doctor", doctor.tg_user_id).text(
-        dtr(
-            "book.doctor_notice",
-            mode=dtr.plain(f"svc.mode.{b.mode}"),
-            when=when(dtr, slot.start_at, dzone),
-            zone=zone_label(dzone),
-            ref=b.id[:8],
-        )
-    )
 
 
 @routes.pre_checkout_query()
@@ -276,9 +238,9 @@ async def on_pre_checkout(
     params: dict[str, object] = {"pre_checkout_query_id": query.id, "ok": why is None}
     if why is not None:
         params["error_message"] = tr.plain(why)
-    await reply.call(
-        "answerPreCheckoutQuery", params, chat_id=query.from_user.id, priority=PRIORITY_URGENT
-    )
+    # Like a button's answer: tied to the query, not a chat (chat 0 keeps it out of the
+    # per-chat pacing), and first in the outbox.
+    await reply.call("answerPreCheckoutQuery", params, chat_id=0, priority=PRIORITY_URGENT)
 
 
 @routes.message(F.successful_payment)
@@ -293,25 +255,18 @@ async def on_paid(
         sp.telegram_payment_charge_id, sp.provider_payment_charge_id or None, now(),
     )  # fmt: skip
     if result.outcome == flow.BOOKED and result.booking is not None:
-        await _booked(uow, result.booking.id, settings, tr, reply)
+        await common.tell_booked(uow, settings, result.booking.id)
     elif result.outcome == "refund_stars":
-        await reply.call(
-            "refundStarPayment",
-            {"user_id": message.from_user.id,
-             "telegram_payment_charge_id": sp.telegram_payment_charge_id},
-            chat_id=message.from_user.id, priority=PRIORITY_REPLY,
-        )  # fmt: skip
+        patient = await uow.patients.by_tg_user(message.from_user.id)
+        if patient is not None:
+            await common.refund_stars(uow, patient, sp.telegram_payment_charge_id)
         await reply.text(tr("book.refunded"))
     elif result.outcome in ("refund_provider", "ignored"):
         await reply.text(tr("book.refund_pending"))
-        for admin in settings.admin_ids:
-            await Replier(uow, "doctor", admin).text(
-                Translator(settings.default_locale)(
-                    "book.admin_refund",
-                    ref=(result.booking.id[:8] if result.booking else "—"),
-                    charge=sp.provider_payment_charge_id or sp.telegram_payment_charge_id,
-                )
-            )
+        await common.tell_admins_refund(
+            uow, settings, result.booking.id[:8] if result.booking else "—",
+            sp.provider_payment_charge_id or sp.telegram_payment_charge_id,
+        )  # fmt: skip
 
 
 @routes.message(F.refunded_payment)
@@ -319,19 +274,104 @@ async def on_refunded(message: Message) -> None:
     """Telegram's note that a Stars refund went through: the patient was already told."""
 
 
-async def on_hold_expired(uow: UnitOfWork, event: ScheduledEvent, now_: datetime) -> None:
-    """Scheduler handler for ``booking.hold_expiry``: an unpaid hold ran out."""
-    booking = await flow.expire_hold(uow, event.subject)
-    if booking is None:
+def scheduled(settings: Settings) -> dict[str, Callable[..., Awaitable[None]]]:
+    """The scheduler handlers of bookings (handlers/common/bookings.py)."""
+    return common.scheduled(settings)
+
+
+@routes.message(Command("bookings"))
+async def on_bookings(
+    message: Message,
+    uow: UnitOfWork,
+    patient: Patient | None,
+    settings: Settings,
+    tr: Translator,
+    reply: Replier,
+) -> None:
+    """The patient's booked consultations ahead, each with its buttons (share the number for
+    a phone call, cancel)."""
+    if patient is None or step_of(patient) is not Step.DONE:
+        await reply.text(tr("book.start_first"))
         return
-    patient = await uow.patients.get(booking.patient_id)
+    ahead = await flow.upcoming(uow, patient, now())
+    if not ahead:
+        await reply.text(tr("book.no_bookings"))
+        return
+    zone = _zone(patient, settings)
+    for b in ahead[:10]:
+        doctor = await uow.doctors.get(b.doctor_id)
+        name = (await uow.doctors.get_field(doctor, "name") if doctor else None) or "—"
+        at = b.start_at or now()
+        await reply.text(
+            tr(
+                "book.item",
+                mode=tr.plain(f"svc.mode.{b.mode}"),
+                when=common.when(tr, at, zone),
+                zone=common.zone_label(zone),
+                doctor=name,
+            ),
+            common.patient_buttons(tr, b),
+        )
+
+
+@routes.callback_query(common.PatientCallCB.filter())
+async def on_booking_button(
+    query: CallbackQuery,
+    callback_data: common.PatientCallCB,
+    uow: UnitOfWork,
+    patient: Patient | None,
+    settings: Settings,
+    tr: Translator,
+    reply: Replier,
+) -> None:
+    """Share or take back the number for a phone consultation, cancel, or "the video does
+    not work" (the consultation goes on in the chat)."""
+    cb = callback_data
     if patient is None:
+        await refused(uow, query, patient, "pcl", "not_onboarded")
+        await reply.answer_callback(query.id, tr.plain("book.not_yours"), alert=True)
         return
-    await Replier(uow, "patient", patient.tg_user_id).text(
-        Translator(patient.locale)("book.hold_expired", minutes=flow.HOLD_MINUTES)
-    )
-
-
-def scheduled() -> dict[str, object]:
-    """The scheduler handlers of bookings."""
-    return {flow.EXPIRE_KIND: on_hold_expired}
+    try:
+        if cb.action in ("share", "noshare"):
+            b = await flow.set_phone_consent(uow, patient, cb.b, cb.action == "share")
+            await reply.answer_callback(query.id)
+            msgid = "book.phone.shared" if b.phone_consent else "book.phone.revoked"
+            await reply.text(tr(msgid), common.patient_buttons(tr, b))
+        elif cb.action == "cancel":
+            done = await flow.cancel_by_patient(
+                uow, patient, cb.b, now(), settings.booking_free_cancel_hours
+            )
+            await reply.answer_callback(query.id)
+            await common.refund(uow, settings, done.booking, patient)
+            if done.refund is not None:
+                await reply.text(tr("book.cancelled.refund"))
+            elif done.booking.charge_id:
+                await reply.text(
+                    tr("book.cancelled.late", hours=settings.booking_free_cancel_hours)
+                )
+            else:
+                await reply.text(tr("book.cancelled"))
+            doctor = await uow.doctors.get(done.booking.doctor_id)
+            if doctor is not None:
+                await Replier(uow, "doctor", doctor.tg_user_id).text(
+                    Translator(doctor.locale)("book.cancelled.doctor", ref=done.booking.id[:8])
+                )
+        elif cb.action == "vfail":
+            b = await flow.patient_video_failed(uow, patient, cb.b, now())
+            await reply.answer_callback(query.id)
+            await reply.text(tr("book.video_failed.patient"))
+            doctor = await uow.doctors.get(b.doctor_id)
+            if doctor is not None:
+                case = await uow.consultations.get(b.consultation_id or "")
+                await Replier(uow, "doctor", doctor.tg_user_id).text(
+                    Translator(doctor.locale)(
+                        "book.video_failed.doctor", number=case.number if case else 0
+                    )
+                )
+        else:
+            await refused(uow, query, patient, "pcl", "stale")
+            await reply.answer_callback(query.id, tr.plain("error.stale_button"))
+    except flow.BookingError as exc:
+        reason = "not_yours" if exc.msgid == "book.not_yours" else "too_late"
+        await refused(uow, query, patient, "pcl", reason)
+        await reply.answer_callback(query.id, tr.plain(exc.msgid, **exc.params), alert=True)

@@ -137,6 +137,7 @@ async def test_every_patient_refusal_is_audited(sqlite_clinic: Clinic) -> None:
         "pf": "pf:password",
         "del": "del:maybe",
         "pm": f"pm:ok:{nobody}:1:",
+        "bk": f"bk:slot:{nobody}:",  # a time nobody offered
         "unknown": f"zz:{nobody}",
     }
     ours = _patient_prefixes()
