@@ -40,7 +40,7 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from typing import Any
 
-from flows import alerts, doses, followup
+from flows import alerts, doses, fhir_booking, followup
 from flows import consultation as cases
 from flows.caregivers import CONSENT_KIND as CAREGIVER_CONSENT_KIND
 from flows.fhir import (
@@ -841,6 +841,17 @@ async def record_bundle(
     resources += observations
 
     resources += await _referral_resources(uow, patient, now)
+
+    # Booked consultations: Appointment, and the receipt (Invoice) of a paid one.
+    for b in sorted(await uow.bookings.of_patient(pid), key=lambda b: b.created_at):
+        cite(b.doctor_id)
+        slot = await uow.bookings.slot(b.slot_id)
+        resources.append(
+            fhir_booking.appointment(b, patient_ref=pid, end=slot.end_at if slot else None)
+        )
+        receipt = fhir_booking.invoice(b, patient_ref=pid)
+        if receipt is not None:
+            resources.append(receipt)
 
     caregivers = await uow.records.caregivers(pid)
     consents = await uow.consents.for_patient(pid)

@@ -17,11 +17,11 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.settings import Settings
 from flows import booking as flow
-from flows import calls
+from flows import calls, services
 from flows.domain import Booking, Doctor, Patient, ScheduledEvent, utcnow
 from flows.outbox import PRIORITY_REPLY, Replier
 from flows.schedule import DAY_KEYS
-from locales import Translator
+from locales import Html, Translator
 from storage.uow import UnitOfWork
 
 
@@ -327,3 +327,41 @@ def scheduled(settings: Settings) -> dict[str, Callable[..., Awaitable[None]]]:
         flow.NO_START_KIND: no_start,
         flow.EXPIRE_KIND: hold_expired,
     }
+
+
+async def receipts(
+    uow: UnitOfWork, patient: Patient, tr: Translator, settings: Settings
+) -> list[Html]:
+    """The patient's bookings as receipt lines, newest first: mode, doctor, time, price and
+    what became of the payment (paid, refunded, to be refunded)."""
+    zone = zone_of(patient.timezone, settings.timezone)
+    lines: list[Html] = []
+    for b in await uow.bookings.of_patient(patient.id):
+        if b.status == "pending":
+            continue  # an unpaid hold is not a purchase
+        doctor = await uow.doctors.get(b.doctor_id)
+        name = (await uow.doctors.get_field(doctor, "name") if doctor else None) or "—"
+        price = services.format_price(
+            services.Price(b.price_minor, b.currency), tr.locale, tr.plain
+        )
+        if b.refund == "refunded":
+            paid = tr.plain("book.receipt.refunded")
+        elif b.refund == "to_refund":
+            paid = tr.plain("book.receipt.to_refund")
+        elif b.charge_id:
+            paid = tr.plain("book.receipt.paid")
+        else:
+            paid = tr.plain("book.receipt.free")
+        lines.append(
+            tr(
+                "book.receipt",
+                ref=b.id[:8],
+                mode=tr.plain(f"svc.mode.{b.mode}"),
+                doctor=name,
+                when=when(tr, b.start_at or b.created_at, zone),
+                status=tr.plain(f"book.status.{b.status}"),
+                price=price,
+                paid=paid,
+            )
+        )
+    return lines

@@ -23,6 +23,7 @@ from flows import privacy, retention
 from flows.domain import Consultation, Doctor, Patient, utcnow
 from flows.onboarding import CONSENT_VERSION, Step, step_of
 from flows.outbox import Replier
+from handlers.common import bookings
 from handlers.common import cases as case_view
 from handlers.common.routes import RouteTable
 from handlers.patient import intake as intake_handlers
@@ -209,7 +210,7 @@ async def on_history(
     settings: Settings,
 ) -> None:
     """Lists past intakes (each opens its summary), then the consultations, newest first,
-    each with a button for its FHIR file."""
+    each with a button for its FHIR file, then the receipts of booked consultations."""
     await intake_handlers.send_intake_history(message, uow, patient, tr, reply, settings)
     if patient is None or step_of(patient) is not Step.DONE:
         return  # the intake listing asked them to finish onboarding
@@ -231,6 +232,9 @@ async def on_history(
         )
     if texts:
         await _send_cases(reply, tr, texts, buttons)
+    receipts = await bookings.receipts(uow, patient, tr, settings)
+    if receipts:
+        await reply.text("\n".join([tr("history.receipts.title"), *receipts[:40]]), protect=True)
 
 
 async def _send_cases(

@@ -21,6 +21,7 @@ from sqlalchemy import select, update
 
 from flows import booking, calls, services
 from flows import doctors as doctor_flow
+from flows.export import record_bundle
 from handlers.common.bookings import CallCB
 from storage.models import Booking, ScheduledEvent, utcnow
 from tests.e2e.conftest import DOCTOR_BOT, PATIENT_BOT, Clinic, start_clinic, stop_clinic
@@ -226,6 +227,24 @@ async def test_cancellation_policy_and_a_suspended_doctor(cclinic: Clinic) -> No
     await clinic.client.wait_for(p2.uid, PATIENT_BOT, _has("Booked:"))
     await p2.press(p2.t("book.cancel_button"), _has("not refunded"))
     assert [c["status"] for c in await clinic.client.payments(PATIENT_BOT, p2.uid)] == ["paid"]
+    # Receipts: in /history, and in the whole-record FHIR export (Appointment + Invoice).
+    shown = await p.say("/history", _has(p.t("history.receipts.title")))
+    assert f"{bid[:8]} · Phone call with Dr Mira Holt" in shown["text"]
+    assert "cancelled · ⭐ 150 · refunded" in shown["text"]
+    late = await p2.say("/history", _has(p2.t("history.receipts.title")))
+    assert "cancelled · ⭐ 150 · paid" in late["text"]
+    async with clinic.app.db.uow() as uow:
+        patient = await uow.patients.by_tg_user(p.uid)
+        assert patient is not None
+        bundle = await record_bundle(uow, patient)
+    kinds = {e["resource"]["resourceType"]: e["resource"] for e in bundle["entry"]}
+    appointment, receipt = kinds["Appointment"], kinds["Invoice"]
+    assert appointment["status"] == "cancelled" and appointment["serviceType"][0][
+        "coding"][0]["code"] == "PHONE"  # fmt: skip
+    assert receipt["status"] == "cancelled" and receipt["totalGross"] == {
+        "value": 150.0, "currency": "XTR"
+    }  # fmt: skip
+    assert receipt["identifier"][0]["value"] == charges[0]["telegram_payment_charge_id"]
     # A third patient books; the doctor is suspended: cancelled, refunded, told.
     p3 = await new_patient(clinic, "en")
     await p3.say("/book", _has(p3.t("book.ask_mode")))
