@@ -32,7 +32,7 @@ from bot.sandbox.demo import (
 from bot.sandbox.emulator import BotApiEmulator, RateLimits
 from bot.sandbox.emulator_state import SimUser
 from bot.sandbox.play import PlayState, ScenarioError, add_play_routes, load_scenario, replay
-from bot.sandbox.web import add_web_routes
+from bot.sandbox.web import MEET_PATH, add_meet_route, add_web_routes
 from bot.settings import Settings
 from bot.verify_web import VerifyPage
 
@@ -182,6 +182,7 @@ async def start_sandbox(
         DOCTOR_TOKEN, username=DOCTOR_USERNAME, first_name="Careline for doctors"
     )
     add_web_routes(emulator.app, title="Careline sandbox")
+    add_meet_route(emulator.app)
     verify = VerifyPage(  # the page's own origin is the sandbox's, not a deployment's URL
         None,
         per_minute=settings.verify_requests_per_minute,
@@ -207,6 +208,8 @@ async def start_sandbox(
     if "public_url" not in settings.model_fields_set:  # slips' QR codes open this sandbox
         public = url if is_loopback(host) else f"http://{host}:{url.rsplit(':', 1)[1]}"
         local = local.model_copy(update={"public_url": public.rstrip("/")})
+    if local.jitsi_url is None:  # video rooms: the sandbox's stand-in page (no Jitsi offline)
+        local = local.model_copy(update={"jitsi_url": f"{url.rstrip('/')}{MEET_PATH}"})
     people_file = local.data_dir / PEOPLE_FILE
     load_people(emulator, people_file)
     created: list[tuple[int, str, str]] = []

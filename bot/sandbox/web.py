@@ -10,6 +10,7 @@ third-party assets, works offline.
 from __future__ import annotations
 
 import html
+import re
 from pathlib import Path
 
 from aiohttp import web
@@ -66,3 +67,36 @@ def add_web_routes(app: web.Application, *, title: str = "Careline sandbox") -> 
     app.router.add_get("/", index, name="sandbox_index")
     app.router.add_static("/static/", STATIC_DIR, name="sandbox_static")
     app.on_response_prepare.append(harden_static)
+
+
+#: Where the sandbox's stand-in for a Jitsi room lives (``CARELINE_JITSI_URL`` points here in
+#: the sandbox unless set): a page naming the room and whether a signed token came with it.
+MEET_PATH = "/sandbox/meet"
+_ROOM = re.compile(r"[A-Za-z0-9]{1,64}")
+
+
+def add_meet_route(app: web.Application) -> None:
+    """``GET /sandbox/meet/<room>``: what a video consultation's link opens in the sandbox."""
+
+    async def room(request: web.Request) -> web.Response:
+        name = request.match_info["room"]
+        if not _ROOM.fullmatch(name):
+            raise web.HTTPNotFound
+        signed = "a signed token" if request.query.get("jwt") else "no token"
+        body = (
+            '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            "<title>Video room (sandbox)</title><style>body{font-family:system-ui,sans-serif;"
+            "max-width:36rem;margin:3rem auto;padding:0 1rem;color:#1b2530}"
+            "code{background:#eef2f6;padding:.1rem .3rem;border-radius:.25rem}</style></head>"
+            f"<body><h1>Video room</h1><p>Room <code>{html.escape(name)}</code>, opened with "
+            f"{signed}.</p><p>In a clinic this link opens the video call on the clinic's own "
+            "Jitsi Meet server (<code>CARELINE_JITSI_URL</code>). The sandbox works offline, "
+            "so there is no call here: go back to the chat and use the buttons there (the "
+            "doctor marks the call started and finished).</p></body></html>"
+        )
+        return web.Response(
+            text=body, content_type="text/html", charset="utf-8", headers=_SECURITY_HEADERS
+        )
+
+    app.router.add_get(MEET_PATH + "/{room}", room, name="sandbox_meet")

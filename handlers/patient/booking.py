@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import zoneinfo
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 from aiogram import F
 from aiogram.filters import Command
@@ -74,6 +75,18 @@ async def _doctor_line(
         price=services.format_price(o.service.price, tr.locale, tr.plain),
         next=common.when(tr, o.next_start, zone),
     )
+
+
+async def offer_after_intake(
+    uow: UnitOfWork, tr: Translator, reply: Replier, settings: Settings, when_: datetime
+) -> None:
+    """After an intake that became a case: the modes the patient could book a set time in
+    instead (nothing when the clinic sells none or nobody has free times)."""
+    modes = await flow.modes_on_offer(uow, settings.timezone, when_)
+    if not modes:
+        return
+    rows = [[_b(tr.plain(f"svc.mode.{m}"), BookCB(action="mode", value=m))] for m in modes]
+    await reply.text(tr("book.offer_after_intake"), InlineKeyboardMarkup(inline_keyboard=rows))
 
 
 @routes.message(Command("book"))

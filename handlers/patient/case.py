@@ -26,6 +26,7 @@ from handlers.common import cases as view
 from handlers.common.cases import RateCB, file_of
 from handlers.common.reports import send_to_admins
 from handlers.common.routes import RouteTable
+from handlers.patient import booking
 from handlers.patient.intake_render import IntakeCB, begin_keyboard
 from handlers.patient.refusals import refused, refused_button
 from locales import Translator
@@ -631,6 +632,7 @@ def scheduled(settings: Settings) -> dict[str, Callable[..., Awaitable[None]]]:
             )
             flow.told(case, wait.place, now)
             await view.notify_department(uow, case, settings, now)
+            await booking.offer_after_intake(uow, tr, reply, settings, now)
 
     async def expire(uow: UnitOfWork, event: ScheduledEvent, now: datetime) -> None:
         case = await flow.expire_due(uow, event.subject, now)

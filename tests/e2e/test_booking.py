@@ -21,7 +21,7 @@ from flows import services
 from handlers.patient.booking import BookCB
 from storage.models import Booking, ScheduledEvent, Slot, utcnow
 from tests.e2e.conftest import DOCTOR_BOT, PATIENT_BOT, Clinic, start_clinic, stop_clinic
-from tests.e2e.test_consultation import Doc, add_doctor
+from tests.e2e.test_consultation import Doc, add_doctor, consult
 from tests.e2e.test_intake import Patient, new_patient
 from tests.e2e.test_trust import click_data
 
@@ -197,4 +197,19 @@ async def test_a_schedule_typed_wrong_says_why(bclinic: Clinic) -> None:
     # A patient's /book with no service sold yet: told, no buttons.
     p = await new_patient(clinic, "en")
     await p.say("/book", lambda m: m["text"] == p.t("book.none"))
+    assert clinic.app.processor.failed == 0
+
+
+async def test_a_booking_is_offered_after_an_intake_that_needs_a_doctor(bclinic: Clinic) -> None:
+    clinic = bclinic
+    await _setup(clinic)
+    p = await new_patient(clinic, "ru")
+    await consult(p)  # an intake that became a case waiting in the queue
+    offer = await clinic.client.wait_for(
+        p.uid, PATIENT_BOT, lambda m: m.get("text") == p.t("book.offer_after_intake")
+    )
+    labels = [b["text"] for row in offer["reply_markup"]["inline_keyboard"] for b in row]
+    assert labels == [p.t("svc.mode.phone")]
+    listed = await p.press(labels[0], lambda m: "Dr Mira Holt" in (m.get("text") or ""))
+    assert p.t("book.first_available") in str(listed["reply_markup"])
     assert clinic.app.processor.failed == 0
