@@ -593,6 +593,71 @@ async def cancel_by_patient(
     return Cancelled(booking, booking.refund if free else None)
 
 
+async def reschedule(
+    uow: UnitOfWork,
+    patient: Patient,
+    booking: Booking,
+    slot_id: str,
+    now: datetime,
+    free_hours: int,
+) -> Booking:
+    """Move a booking to another free time of the same doctor and mode, free of charge while
+    it is ``free_hours`` or more before the current time (the clinic's policy). The new time
+    is taken with the same conditional UPDATE as a first booking; the old one is freed."""
+    start = aware(booking.start_at) if booking.start_at else None
+    if booking.patient_id != patient.id:
+        raise BookingError("book.not_yours")
+    if booking.status != BOOKED or start is None or start - now < timedelta(hours=free_hours):
+        raise BookingError("book.cannot_move", hours=free_hours)
+    new = await uow.bookings.slot(slot_id)
+    if new is None or new.doctor_id != booking.doctor_id or new.mode != booking.mode:
+        raise BookingError("book.slot_taken")
+    if new.id == booking.slot_id:
+        return booking
+    until = now + timedelta(minutes=HOLD_MINUTES)
+    if not await uow.bookings.hold(new.id, patient.id, now, until):
+        raise BookingError("book.slot_taken")
+    if not await uow.bookings.occupy(new.id, patient.id, booking.id, now):
+        raise BookingError("book.slot_taken")  # pragma: no cover - held just above
+    await uow.bookings.release(booking.slot_id, patient.id)
+    for kind in (START_KIND, NO_START_KIND):
+        await uow.events.cancel_for(kind, booking.id)
+    for label in REMINDERS:
+        await uow.events.cancel_for(REMIND_KIND, f"{booking.id}:{label}")
+    old_slot = booking.slot_id
+    booking.slot_id = new.id
+    booking.start_at = aware(new.start_at)
+    booking.updated_at = utcnow()
+    await uow.audit.record(
+        f"patient:{patient.id}", "booking.reschedule", TABLE, booking.id,
+        {"from": old_slot, "to": new.id},
+    )  # fmt: skip
+    await _schedule_again(uow, booking, now)
+    return booking
+
+
+async def _schedule_again(uow: UnitOfWork, booking: Booking, now: datetime) -> None:
+    """The events of a moved booking (new keys: the old ones were used by the first time)."""
+    start = aware(booking.start_at) if booking.start_at else None
+    if start is None:
+        return
+    tag = int(start.timestamp())
+    for label, before in REMINDERS.items():
+        if start - before > now:
+            await uow.events.add(
+                REMIND_KIND, f"{booking.id}:{label}", booking.patient_id, start - before,
+                key=f"{REMIND_KIND}:{booking.id}:{label}:{tag}",
+            )  # fmt: skip
+    await uow.events.add(
+        START_KIND, booking.id, booking.patient_id, start,
+        key=f"{START_KIND}:{booking.id}:{tag}",
+    )  # fmt: skip
+    await uow.events.add(
+        NO_START_KIND, booking.id, booking.patient_id, start + NO_START_AFTER,
+        key=f"{NO_START_KIND}:{booking.id}:{tag}",
+    )  # fmt: skip
+
+
 async def cancel_for_doctor(
     uow: UnitOfWork, doctor_id: str, now: datetime, by: str = "clinic"
 ) -> list[Booking]:

@@ -35,7 +35,8 @@ class CallCB(CallbackData, prefix="dcl"):
 
 class PatientCallCB(CallbackData, prefix="pcl"):
     """The patient's buttons of a booking: ``share`` / ``noshare`` their number for a phone
-    consultation, ``vfail`` (the video does not work: go on in the chat), ``cancel``."""
+    consultation, ``vfail`` (the video does not work: go on in the chat), ``move`` (the free
+    times to move it to), ``cancel``."""
 
     action: str
     b: str
@@ -154,7 +155,12 @@ def _patient_buttons(tr: Translator, b: Booking) -> InlineKeyboardMarkup:
             ("noshare", "book.phone.revoke") if b.phone_consent else ("share", "book.phone.share")
         )
         rows.append([button(tr.plain(share[1]), PatientCallCB(action=share[0], b=b.id))])
-    rows.append([button(tr.plain("book.cancel_button"), PatientCallCB(action="cancel", b=b.id))])
+    rows.append(
+        [
+            button(tr.plain("book.move_button"), PatientCallCB(action="move", b=b.id)),
+            button(tr.plain("book.cancel_button"), PatientCallCB(action="cancel", b=b.id)),
+        ]
+    )
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 

@@ -165,7 +165,7 @@ async def on_book_button(
         await refused(uow, query, patient, "bk", "not_onboarded")
         await reply.answer_callback(query.id, tr.plain("book.start_first"), alert=True)
         return
-    if cb.action == "slot" and await uow.bookings.slot(cb.value) is None:
+    if cb.action in ("slot", "mv") and await uow.bookings.slot(cb.value) is None:
         # No such time was ever offered: a forged or very old button.
         await refused(uow, query, patient, "bk", "stale")
         await reply.answer_callback(query.id, tr.plain("error.stale_button"), alert=True)
@@ -189,8 +189,47 @@ async def on_book_button(
     if cb.action == "slot":
         await _take_slot(uow, patient, cb.value, settings, tr, reply)
         return
+    if cb.action == "mv":
+        await _move(uow, patient, cb.m, cb.value, settings, tr, reply)
+        return
     await refused(uow, query, patient, "bk", "stale")
     await reply.text(tr("error.stale_button"))
+
+
+async def _move(
+    uow: UnitOfWork, patient: Patient, ref: str, slot_id: str, settings: Settings,
+    tr: Translator, reply: Replier,
+) -> None:  # fmt: skip
+    """Move one of the patient's bookings (``ref``: its id's first characters) to a time."""
+    mine = [b for b in await flow.upcoming(uow, patient, now()) if ref and b.id.startswith(ref)]
+    if len(mine) != 1:
+        await reply.text(tr("book.not_yours"))
+        return
+    try:
+        b = await flow.reschedule(
+            uow, patient, mine[0], slot_id, now(), settings.booking_free_cancel_hours
+        )
+    except flow.BookingError as exc:
+        await reply.text(tr(exc.msgid, **exc.params))
+        return
+    zone = _zone(patient, settings)
+    at = b.start_at or now()
+    await reply.text(
+        tr("book.moved", when=common.when(tr, at, zone), zone=common.zone_label(zone)),
+        common.patient_buttons(tr, b),
+    )
+    doctor = await uow.doctors.get(b.doctor_id)
+    if doctor is not None:
+        dtr = Translator(doctor.locale)
+        dzone = common.zone_of(flow.doctor_zone(doctor, settings.timezone), settings.timezone)
+        await Replier(uow, "doctor", doctor.tg_user_id).text(
+            dtr(
+                "book.moved.doctor",
+                ref=b.id[:8],
+                when=common.when(dtr, at, dzone),
+                zone=common.zone_label(dzone),
+            )
+        )
 
 
 async def _take_slot(
@@ -369,6 +408,40 @@ async def on_booking_button(
                 await Replier(uow, "doctor", doctor.tg_user_id).text(
                     Translator(doctor.locale)("book.cancelled.doctor", ref=done.booking.id[:8])
                 )
+        elif cb.action == "move":
+            moving = await uow.bookings.booking(cb.b)
+            if moving is None or moving.patient_id != patient.id:
+                raise flow.BookingError("book.not_yours")
+            if moving.status != flow.BOOKED:
+                raise flow.BookingError("book.cannot_cancel")
+            b = moving
+            await reply.answer_callback(query.id)
+            doctor = await uow.doctors.get(b.doctor_id)
+            if doctor is None:
+                raise flow.BookingError("book.doctor_gone")
+            await flow.lay_out(
+                uow, doctor.id, await flow.availability(uow, doctor, settings.timezone), now()
+            )
+            slots = [
+                s for s in await flow.free_slots(uow, doctor, b.mode, now()) if s.id != b.slot_id
+            ]
+            if not slots:
+                await reply.text(tr("book.no_slots"))
+                return
+            zone = _zone(patient, settings)
+            rows = [
+                [
+                    _b(
+                        common.when(tr, s.start_at, zone),
+                        BookCB(action="mv", value=s.id, m=b.id[:16]),
+                    )
+                ]
+                for s in slots
+            ]
+            await reply.text(
+                tr("book.ask_move", zone=common.zone_label(zone)),
+                InlineKeyboardMarkup(inline_keyboard=rows),
+            )
         elif cb.action == "vfail":
             b = await flow.patient_video_failed(uow, patient, cb.b, now())
             await reply.answer_callback(query.id)

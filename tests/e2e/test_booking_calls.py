@@ -267,3 +267,49 @@ async def test_cancellation_policy_and_a_suspended_doctor(cclinic: Clinic) -> No
     await clinic.client.wait_for(p3.uid, PATIENT_BOT, _has("can no longer see you"))
     assert [c["status"] for c in await clinic.client.payments(PATIENT_BOT, p3.uid)] == ["refunded"]
     assert clinic.app.processor.failed == 0
+
+
+async def test_moving_a_booking(cclinic: Clinic) -> None:
+    clinic = cclinic
+    doc, p, bid = await _book(clinic, "phone")
+    [before] = await _bookings(clinic)
+    # Within the clinic's hour before the time: it cannot be moved (it can be cancelled).
+    await p.say("/bookings", _has("Dr Mira Holt"))
+    await p.press(p.t("book.move_button"), _has(p.t("book.ask_move", zone="UTC+3")[:20]))
+    since = await clinic.seq(p.uid)
+    listed = (await clinic.client.messages(p.uid, PATIENT_BOT))["messages"][-1]
+    first = listed["reply_markup"]["inline_keyboard"][0][0]["text"]
+    await clinic.client.click_button(p.uid, PATIENT_BOT, first)
+    await clinic.client.wait_for(
+        p.uid, PATIENT_BOT, _has(p.t("book.cannot_move", hours=1)[:30]), since=since
+    )
+    # A day ahead it can: the new time is taken, the old one freed, the events follow.
+    async with clinic.app.db.uow() as uow:
+        await uow.session.execute(
+            update(Booking).where(Booking.id == bid).values(start_at=utcnow() + timedelta(days=1))
+        )
+        await uow.commit()
+    await p.press(p.t("book.move_button"), _has(p.t("book.ask_move", zone="UTC+3")[:20]))
+    listed = (await clinic.client.messages(p.uid, PATIENT_BOT))["messages"][-1]
+    target = listed["reply_markup"]["inline_keyboard"][-1][0]["text"]
+    await p.press(target, _has("Moved:"))
+    await doc.wait(_has(f"Booking {bid[:8]} has been moved by the patient"))
+    [after] = await _bookings(clinic)
+    assert after.slot_id != before.slot_id and after.status == "booked"
+    async with clinic.app.db.uow() as uow:
+        old = await uow.bookings.slot(before.slot_id)
+        new = await uow.bookings.slot(after.slot_id)
+        assert old is not None and old.status == "free" and old.booking_id is None
+        assert new is not None and new.status == "busy" and new.booking_id == bid
+        starts = list(
+            await uow.session.scalars(
+                select(ScheduledEvent).where(
+                    ScheduledEvent.kind == booking.START_KIND, ScheduledEvent.subject == bid
+                )
+            )
+        )
+        statuses = sorted(e.status for e in starts)
+        pending = next(e for e in starts if e.status == "pending")
+        assert booking.aware(pending.due_at) == booking.aware(new.start_at)
+    assert statuses == ["cancelled", "pending"]
+    assert clinic.app.processor.failed == 0
