@@ -696,6 +696,31 @@ async def doctor_suspended(uow: UnitOfWork, doctor: Doctor, now: datetime) -> li
     return cancelled
 
 
+async def erase_for_patient(uow: UnitOfWork, patient: Patient, now: datetime) -> None:
+    """The patient erases their data: bookings ahead are cancelled (their doctors told, a
+    Stars payment refunded; a card payment's refund is left to the clinic, as the Bot API
+    cannot make it, and audited), held times are freed, and no booking or slot keeps their
+    id (a booked past time stays busy for the doctor's calendar, with no patient)."""
+    for b in await uow.bookings.of_patient(patient.id):
+        start = aware(b.start_at) if b.start_at else None
+        if b.status in (BOOKED, PENDING) and start is not None and start > now:
+            await _cancel(uow, b, "patient", refund=b.status == BOOKED)
+            if b.refund == "refunded" and b.charge_id:
+                await Replier(uow, "patient", patient.tg_user_id).call(
+                    "refundStarPayment",
+                    {"user_id": patient.tg_user_id, "telegram_payment_charge_id": b.charge_id},
+                    chat_id=patient.tg_user_id, priority=PRIORITY_REPLY,
+                )  # fmt: skip
+            elif b.refund == "to_refund":
+                await uow.audit.record("system", "booking.refund_needed", TABLE, b.id, {})
+            doctor = await uow.doctors.get(b.doctor_id)
+            if doctor is not None and b.status == CANCELLED:
+                await Replier(uow, "doctor", doctor.tg_user_id).text(
+                    Translator(doctor.locale)("book.cancelled.doctor", ref=b.id[:8])
+                )
+    await uow.bookings.forget_patient(patient.id)
+
+
 def departments(doctor: Doctor) -> list[str]:
     """The doctor's departments (for the offer's line)."""
     return departments_of(doctor)

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from flows import caregivers, retention
+from flows import booking, caregivers, retention
 from flows import consultation as cases
 from flows.export import case_resources, export_for_patient
 from flows.fhir import InlineBudget, case_bundle
@@ -147,6 +147,8 @@ async def erase(
     if patient.consent_version:
         await uow.consents.record(patient.id, CONSENT_KIND, CONSENT_VERSION, "withdrawn")
     await uow.outbox.drop_pending_for_chat(bot, patient.tg_user_id)
+    # Bookings ahead cancelled (a Stars refund queued after the drop above), their ids gone.
+    await booking.erase_for_patient(uow, patient, now)
     # Before the kept records' purge events are scheduled under the same (random) id.
     await uow.events.delete_for_patient(patient.id)
     kept = await retention.settle_cases(uow, patient, now=now, policy=policy)

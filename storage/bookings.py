@@ -181,6 +181,23 @@ class BookingRepository:
         """A doctor's bookings, in no order."""
         return list(await self._s.scalars(select(Booking).where(Booking.doctor_id == doctor_id)))
 
+    async def forget_patient(self, patient_id: str) -> None:
+        """Erasure: the patient's bookings go, held times are freed, and booked times keep no
+        patient id (they stay busy in the doctor's calendar)."""
+        await self._s.execute(
+            update(Slot)
+            .where(Slot.patient_id == patient_id, Slot.status == HELD)
+            .values(status=FREE, patient_id=None, hold_until=None, booking_id=None)
+            .execution_options(synchronize_session=False)
+        )
+        await self._s.execute(
+            update(Slot)
+            .where(Slot.patient_id == patient_id)
+            .values(patient_id=None, booking_id=None)
+            .execution_options(synchronize_session=False)
+        )
+        await self._s.execute(delete(Booking).where(Booking.patient_id == patient_id))
+
     async def all_bookings(self) -> list[Booking]:
         """Every booking (for the race benchmark and the operator)."""
         return list(await self._s.scalars(select(Booking)))

@@ -47,7 +47,8 @@ from tests.browser.test_real_sandbox import real_sandbox  # noqa: F401 - the fix
 pytestmark = pytest.mark.browser
 
 MAX_CLOCK_STEPS = 12  # "Next event" presses to the booked time (reminders stop it on the way)
-ROOM_LINK = re.compile(r"(https?://\S+?/sandbox/meet/[A-Za-z0-9]+(?:\?jwt=[\w.-]+)?)")
+# A room link in a chat: the stand-in page's address, with a signed token when there is one.
+ROOM_LINK = re.compile(rf"(https?://\S+?{re.escape(MEET_PATH)}/[A-Za-z0-9]+(?:\?jwt=[\w.-]+)?)")
 
 
 async def sandbox_now(page: Page, sandbox: Sandbox) -> datetime:
@@ -118,21 +119,49 @@ async def test_patient_books_a_video_call_and_both_join_the_room(
     response = await page.request.get(f"{base}/client/payments?bot={PATIENT_BOT}&user_id={uid}")
     charges: list[dict[str, Any]] = (await response.json())["payments"]
     assert [(c["status"], c["total_amount"]) for c in charges] == [("paid", stars("video"))]
-    assert booking_flow.booking_id_of(charges[0]["invoice_payload"]), charges
+    booking_id = booking_flow.booking_id_of(charges[0]["invoice_payload"])
+    assert booking_id, charges
+    ref = booking_id[:8]
+    booked_at = await sandbox_now(page, sandbox)
 
     # The GP's chat beside: the booking notice is there; no room yet.
     doctor = await open_doctor_beside(page, gp_name)
+    notice = pattern("book.doctor_notice", ref=ref, mode=video, when=None, zone=None)
+    await expect(doctor.bot.filter(has_text=notice)).to_have_count(1, timeout=WAIT_MS)
     await expect(doctor.bot.filter(has_text=t("book.call.started"))).to_have_count(0)
 
     # The page's clock: "Next event" until the booked time (the 15-minute reminder and any
     # other noticed event stop it on the way; it never jumps past the booking's start).
-    assert await sandbox_now(page, sandbox) < start, (label, start)
+    # Each reminder passed on the way is waited for in both chats before the next press, as a
+    # person would (and it must show a time before the booked one).
+    reminders = {
+        name: start - before
+        for name, before in booking_flow.REMINDERS.items()
+        if start - before > booked_at
+    }
+    assert booked_at < start, (label, start)
     for _ in range(MAX_CLOCK_STEPS):
         async with page.expect_response(is_clock_move, timeout=WAIT_MS) as moved:
             await page.get_by_test_id("clock-next-event").click()
         state = await (await moved.value).json()
         assert state["ok"], state
-        if datetime.fromisoformat(state["now"]) >= start:
+        clock = datetime.fromisoformat(state["now"])
+        for name, due in list(reminders.items()):
+            if due > clock:
+                continue
+            del reminders[name]
+            remind = t(f"book.remind.{name}", mode=video, when=label, zone=zone_label(zone))
+            reminded = await patient.sees(remind)
+            remind_doctor = pattern(
+                f"book.remind_doctor.{name}", ref=ref, mode=video, when=None, zone=None
+            )
+            await expect(doctor.bot.filter(has_text=remind_doctor)).to_have_count(
+                1, timeout=WAIT_MS
+            )
+            stamp = await reminded.get_by_test_id("message-time").get_attribute("datetime")
+            assert stamp, "the reminder shows no time"
+            assert datetime.fromisoformat(stamp.replace("Z", "+00:00")) < start, stamp
+        if clock >= start:
             break
     else:
         raise AssertionError(f"the clock did not reach {start} in {MAX_CLOCK_STEPS} steps")
@@ -206,9 +235,7 @@ async def test_patient_books_a_video_call_and_both_join_the_room(
     # The doctor: "We are connected" (noted), later "Finished": the card loses its link and
     # buttons, and the close hint follows.
     await ready.get_by_role("button", name=t("book.call.started"), exact=True).click()
-    await expect(toasts.filter(has_text=t("book.call.done.start"))).to_be_visible(
-        timeout=WAIT_MS
-    )
+    await expect(toasts.filter(has_text=t("book.call.done.start"))).to_be_visible(timeout=WAIT_MS)
     await ready.get_by_role("button", name=t("book.call.finished"), exact=True).click()
     await expect(toasts.filter(has_text=t("book.call.done.finished"))).to_be_visible(
         timeout=WAIT_MS
@@ -221,7 +248,8 @@ async def test_patient_books_a_video_call_and_both_join_the_room(
     hint = await doctor.sees(t("book.call.close_hint", number=number))
     await expect(doctor.bot.last).to_contain_text(t("book.call.close_hint", number=number))
     await expect(hint).to_be_in_viewport()
-    # The patient keeps the room link and was not told the call was missed.
+    # The patient keeps the room link and is not told the call was missed.
+    await expect(link).to_be_visible()
     await expect(patient.bot.filter(has_text=t("book.call.missed"))).to_have_count(0)
     await expect(toasts).to_have_count(0, timeout=WAIT_MS)
     await shot(page, "video-03-doctor-finished")

@@ -8,6 +8,7 @@ early, not late); a suspended doctor's bookings (cancelled, refunded, patients t
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 from collections.abc import AsyncIterator
@@ -19,11 +20,11 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select, update
 
-from flows import booking, calls, services
+from flows import booking, calls, privacy, services
 from flows import doctors as doctor_flow
 from flows.export import record_bundle
 from handlers.common.bookings import CallCB
-from storage.models import Booking, ScheduledEvent, utcnow
+from storage.models import Booking, ScheduledEvent, Slot, utcnow
 from tests.e2e.conftest import DOCTOR_BOT, PATIENT_BOT, Clinic, start_clinic, stop_clinic
 from tests.e2e.test_consultation import Doc, add_doctor, wait_answers
 from tests.e2e.test_intake import Patient, new_patient
@@ -312,4 +313,32 @@ async def test_moving_a_booking(cclinic: Clinic) -> None:
         pending = next(e for e in starts if e.status == "pending")
         assert booking.aware(pending.due_at) == booking.aware(new.start_at)
     assert statuses == ["cancelled", "pending"]
+    assert clinic.app.processor.failed == 0
+
+
+async def test_erasure_cancels_refunds_and_forgets_bookings(cclinic: Clinic) -> None:
+    clinic = cclinic
+    doc, p, bid = await _book(clinic, "phone")
+    async with clinic.app.db.uow() as uow:
+        patient = await uow.patients.by_tg_user(p.uid)
+        assert patient is not None
+        pid = patient.id
+        await privacy.erase(uow, patient, bot="patient")
+        await uow.commit()
+    clinic.app.sender.poke()
+    await doc.wait(_has(f"Booking {bid[:8]} has been cancelled by the patient"))
+    # The Stars payment for the time ahead goes back although the patient is gone.
+    deadline = asyncio.get_running_loop().time() + 10
+    while asyncio.get_running_loop().time() < deadline:
+        charges = await clinic.client.payments(PATIENT_BOT, p.uid)
+        if [c["status"] for c in charges] == ["refunded"]:
+            break
+        await asyncio.sleep(0.05)
+    assert [c["status"] for c in charges] == ["refunded"]
+    # Nothing of the booking keeps the patient's id; the time is free again.
+    async with clinic.app.db.uow() as uow:
+        assert await uow.bookings.of_patient(pid) == []
+        rows = list(await uow.session.scalars(select(Slot).where(Slot.patient_id == pid)))
+        assert rows == []
+        assert (await uow.bookings.count_slots()).get("busy", 0) == 0
     assert clinic.app.processor.failed == 0
