@@ -149,9 +149,13 @@ class Replier:
 
     async def call(
         self, method: str, params: dict[str, Any], *, chat_id: int, priority: int
-    ) -> None:
-        """Queue any Bot API method."""
-        await self._uow.outbox.enqueue(self.bot, chat_id, method, params, priority=priority)
+    ) -> int:
+        """Queue any Bot API method; returns the outbox row's id (its sent message can be
+        found by it later, e.g. to edit it)."""
+        queued = await self._uow.outbox.enqueue(
+            self.bot, chat_id, method, params, priority=priority
+        )
+        return queued.id
 
     async def text(
         self,
@@ -162,7 +166,7 @@ class Replier:
         protect: bool = False,
         silent: bool = False,
         priority: int = PRIORITY_REPLY,
-    ) -> None:
+    ) -> int:
         """Send an HTML message (placeholder values were escaped by the translator);
         ``silent``: it arrives without a sound (quiet hours)."""
         target = self._chat(chat_id)
@@ -173,7 +177,7 @@ class Replier:
             params["protect_content"] = True
         if silent:
             params["disable_notification"] = True
-        await self.call("sendMessage", params, chat_id=target, priority=priority)
+        return await self.call("sendMessage", params, chat_id=target, priority=priority)
 
     async def edit_markup(
         self, message_id: int, markup: Markup | None, *, chat_id: int | None = None

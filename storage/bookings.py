@@ -177,6 +177,12 @@ class BookingRepository:
             )
         )
 
+    async def booking_for_case(self, consultation_id: str) -> Booking | None:
+        """The booking a case was opened for (None for a case from the queue)."""
+        return await self._s.scalar(
+            select(Booking).where(Booking.consultation_id == consultation_id)
+        )
+
     async def of_doctor(self, doctor_id: str) -> list[Booking]:
         """A doctor's bookings, in no order."""
         return list(await self._s.scalars(select(Booking).where(Booking.doctor_id == doctor_id)))

@@ -643,3 +643,6 @@ class Booking(Base):
     call_ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     call_outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
     cancelled_by: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # The outbox row of the doctor's call card (its sent message is edited when the call or
+    # the case ends, so the patient's number leaves the doctor's view).
+    card_outbox_id: Mapped[int | None] = mapped_column(Integer, nullable=True)

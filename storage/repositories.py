@@ -588,6 +588,12 @@ class OutboxRepository:
         await self._s.execute(_OUTBOX_SEAL, {"rid": rid, "payload_enc": blob})
         return QueuedCall(rid, bot, chat_id, method, priority, not_before)
 
+    async def sent_message_id(self, row_id: int) -> int | None:
+        """The Telegram message id a sent call produced (None while unsent or for none)."""
+        return await self._s.scalar(
+            select(OutboxMessage.tg_message_id).where(OutboxMessage.id == row_id)
+        )
+
     async def params(self, row: OutboxMessage) -> dict[str, Any]:
         """The decrypted call parameters."""
         assert row.payload_enc is not None

@@ -9,6 +9,8 @@ third-party assets, works offline.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import re
 from pathlib import Path
@@ -73,6 +75,17 @@ def add_web_routes(app: web.Application, *, title: str = "Careline sandbox") -> 
 #: the sandbox unless set): a page naming the room and whether a signed token came with it.
 MEET_PATH = "/sandbox/meet"
 _ROOM = re.compile(r"[A-Za-z0-9]{1,64}")
+_MEET_CSS = (
+    "body{font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem;"
+    "color:#1b2530}code{background:#eef2f6;padding:.1rem .3rem;border-radius:.25rem}"
+)
+# Its one inline style is allowed by its hash; nothing else (no scripts, no other styles).
+_MEET_HEADERS = {
+    **_SECURITY_HEADERS,
+    "Content-Security-Policy": "default-src 'none'; style-src 'sha256-"
+    + base64.b64encode(hashlib.sha256(_MEET_CSS.encode()).digest()).decode()
+    + "'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+}
 
 
 def add_meet_route(app: web.Application) -> None:
@@ -86,9 +99,7 @@ def add_meet_route(app: web.Application) -> None:
         body = (
             '<!doctype html><html lang="en"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            "<title>Video room (sandbox)</title><style>body{font-family:system-ui,sans-serif;"
-            "max-width:36rem;margin:3rem auto;padding:0 1rem;color:#1b2530}"
-            "code{background:#eef2f6;padding:.1rem .3rem;border-radius:.25rem}</style></head>"
+            f"<title>Video room (sandbox)</title><style>{_MEET_CSS}</style></head>"
             f"<body><h1>Video room</h1><p>Room <code>{html.escape(name)}</code>, opened with "
             f"{signed}.</p><p>In a clinic this link opens the video call on the clinic's own "
             "Jitsi Meet server (<code>CARELINE_JITSI_URL</code>). The sandbox works offline, "
@@ -96,7 +107,7 @@ def add_meet_route(app: web.Application) -> None:
             "doctor marks the call started and finished).</p></body></html>"
         )
         return web.Response(
-            text=body, content_type="text/html", charset="utf-8", headers=_SECURITY_HEADERS
+            text=body, content_type="text/html", charset="utf-8", headers=_MEET_HEADERS
         )
 
     app.router.add_get(MEET_PATH + "/{room}", room, name="sandbox_meet")

@@ -270,7 +270,7 @@ def scheduled(settings: Settings) -> dict[str, Callable[..., Awaitable[None]]]:
         dname = await uow.doctors.get_field(doctor, "name") or "—"
         if b.mode == "phone":
             card = await phone_card(uow, settings, b, patient, dtr, case.number)
-            await to_doctor.text(card, call_card_buttons(dtr, b), protect=True)
+            b.card_outbox_id = await to_doctor.text(card, call_card_buttons(dtr, b), protect=True)
             await to_patient.text(tr("book.start.phone", doctor=dname, number=case.number))
         elif b.mode == "video":
             pname = (await uow.patients.get_field(patient, "name") or "").split(" ")[0]
@@ -371,3 +371,21 @@ async def receipts(
             )
         )
     return lines
+
+
+async def after_close(uow: UnitOfWork, case_id: str, tr: Translator, reply: Replier) -> None:
+    """The doctor closed a booked consultation's case: the booking is fulfilled and the call
+    card, if the number is still on it, is edited so the number leaves the doctor's view."""
+    b = await uow.bookings.booking_for_case(case_id)
+    if b is None:
+        return
+    if b.status == "booked":
+        b.status = "fulfilled"
+        b.call_ended_at = b.call_ended_at or utcnow()
+        b.call_outcome = b.call_outcome or "completed"
+    if b.card_outbox_id is not None:
+        sent = await uow.outbox.sent_message_id(b.card_outbox_id)
+        case = await uow.consultations.get(case_id)
+        if sent is not None and case is not None:
+            await reply.edit_text(sent, tr("book.call.ended.finished", number=case.number))
+        b.card_outbox_id = None

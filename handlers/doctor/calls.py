@@ -51,13 +51,16 @@ async def on_call_button(
         # The number leaves the doctor's view with the call.
         if message_id is not None:
             await reply.edit_text(message_id, tr(f"book.call.ended.{cb.action}", number=number))
+        b.card_outbox_id = None
         if to_patient is not None and cb.action == "no_answer":
             await to_patient.text(ptr("book.call.missed"))
         if cb.action == "finished":
             await reply.text(tr("book.call.close_hint", number=number))
+            if to_patient is not None:
+                await to_patient.text(ptr("book.call.finished_patient"))
     elif cb.action == "to_phone" and patient is not None:
         card = await common.phone_card(uow, settings, b, patient, tr, number)
-        await reply.text(card, common.call_card_buttons(tr, b), protect=True)
+        b.card_outbox_id = await reply.text(card, common.call_card_buttons(tr, b), protect=True)
         if to_patient is not None:
             await to_patient.text(ptr("book.video_to_phone"))
     elif cb.action == "to_text" and to_patient is not None:

@@ -17,6 +17,7 @@ from flows.consultation import NotAllowed, State
 from flows.domain import Consultation, Doctor, utcnow
 from flows.outbox import Replier
 from flows.questionnaire import load
+from handlers.common import bookings
 from handlers.common import cases as view
 from handlers.common.cases import ask_rating, file_of
 from handlers.common.routes import RouteTable
@@ -283,6 +284,7 @@ async def on_text(
             protect=True,
         )
         await reply.text(tr("consult.doctor.closed", number=case.number))
+        await bookings.after_close(uow, case.id, tr, reply)  # a booked call's card, if any
         await ask_rating(uow, case)
         return
     name = (await flow.doctor_card(uow, doctor))["name"]

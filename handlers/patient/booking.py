@@ -263,9 +263,12 @@ async def _take_slot(
     params: dict[str, object] = {
         "chat_id": patient.tg_user_id,
         "title": tr.plain("book.invoice_title", mode=mode)[:32],
-        "description": tr.plain("book.invoice_description", when=at, zone=common.zone_label(zone))[
-            :255
-        ],
+        "description": tr.plain(
+            "book.invoice_description",
+            when=at,
+            zone=common.zone_label(zone),
+            hours=settings.booking_free_cancel_hours,
+        )[:255],
         "payload": flow.invoice_payload(held.booking),
         "currency": price.currency,
         "prices": [{"label": mode[:32], "amount": price.minor}],

@@ -126,7 +126,7 @@ async def test_patient_books_and_pays_a_call(
     card = patient.root.get_by_test_id("message-invoice").last
     await expect(card).to_be_visible(timeout=WAIT_MS)
     title = t("book.invoice_title", mode=mode_name)[:32]
-    description = t("book.invoice_description", when=label, zone=zone_label(zone))[:255]
+    description = t("book.invoice_description", when=label, zone=zone_label(zone), hours=24)[:255]
     await expect(card.locator(".invoice-title")).to_have_text(title)
     await expect(card.locator(".invoice-desc")).to_have_text(description)
     await expect(card.get_by_test_id("invoice-amount")).to_have_text(amount)

@@ -342,3 +342,36 @@ async def test_erasure_cancels_refunds_and_forgets_bookings(cclinic: Clinic) -> 
         assert rows == []
         assert (await uow.bookings.count_slots()).get("busy", 0) == 0
     assert clinic.app.processor.failed == 0
+
+
+async def test_closing_the_case_takes_the_number_off_the_card(cclinic: Clinic) -> None:
+    clinic = cclinic
+    doc, p, bid = await _book(clinic, "phone")
+    await p.press(p.t("book.phone.share"), _has(p.t("book.phone.shared")))
+    await _fire(clinic, booking.START_KIND, bid)
+    card = await doc.wait(_has(" now at "))
+    assert "+15550100777" in card["text"]
+    [b] = await _bookings(clinic)
+    async with clinic.app.db.uow() as uow:
+        case = await uow.consultations.get(b.consultation_id or "")
+        assert case is not None
+        number = case.number
+    # The doctor never presses Finished: /close with the advice closes the case, and the card
+    # no longer shows the number.
+    await doc.say("/close", _has(f"#{number}"), reply_to=card["message_id"])
+    await doc.say(
+        "Rest, fluids, and call again if the fever lasts over 3 days.",
+        _has(doc.t("consult.doctor.closed", number=number)),
+    )
+    deadline = asyncio.get_running_loop().time() + 10
+    edited = card
+    while asyncio.get_running_loop().time() < deadline:
+        history = (await doc.history())["messages"]
+        edited = next(m for m in history if m["message_id"] == card["message_id"])
+        if "+15550100777" not in edited["text"]:
+            break
+        await asyncio.sleep(0.05)
+    assert "+15550100777" not in edited["text"]
+    [b] = await _bookings(clinic)
+    assert (b.status, b.call_outcome) == ("fulfilled", "completed")
+    assert clinic.app.processor.failed == 0
