@@ -6,12 +6,13 @@ chat (Telegram Payments) and the slot is theirs.
   forward). A slot that is held or booked is never dropped or overlapped by a new layout.
 - Holding is one conditional UPDATE (:meth:`storage.bookings.BookingRepository.hold`): of two
   patients pressing the same slot, one gets it and the other is offered the next free ones.
-- A paid service: a booking ``pending`` and an invoice; the slot is held ``HOLD_MINUTES``
-  (released by the sweeper when unpaid). ``pre_checkout_query`` re-checks the booking, the hold
-  and the amount; only ``successful_payment`` books, idempotent on its charge id. A payment
-  that arrives for a booking that can no longer be had is refunded (Stars through
-  ``refundStarPayment``; a provider payment is marked ``to_refund`` for the admins, as the Bot
-  API has no refund call for those). A free service is booked at once.
+- A time is held ``HOLD_MINUTES`` for a ``pending`` booking (released by the sweeper when
+  not paid or confirmed). A paid service gets an invoice: ``pre_checkout_query`` re-checks
+  the booking, the hold and the amount; only ``successful_payment`` books, idempotent on its
+  charge id. A payment that arrives for a booking that can no longer be had is refunded
+  (Stars through ``refundStarPayment``; a provider payment is marked ``to_refund`` for the
+  admins, as the Bot API has no refund call for those). A free service is booked when the
+  patient confirms.
 """
 
 from __future__ import annotations
@@ -249,14 +250,28 @@ async def hold(uow: UnitOfWork, patient: Patient, slot_id: str, now: datetime) -
         f"patient:{patient.id}", "booking.hold", TABLE, booking.id, {"slot": slot_id}
     )
     slot = await uow.bookings.slot(slot_id) or slot
-    if service.price.free:
-        await _confirm(uow, booking, now, charge=None)
-    else:
-        await uow.events.add(
-            EXPIRE_KIND, booking.id, patient.id, until + timedelta(seconds=1),
-            key=f"{EXPIRE_KIND}:{booking.id}",
-        )  # fmt: skip
+    # Held until paid (or, for a free service, confirmed); released by the sweeper if not.
+    await uow.events.add(
+        EXPIRE_KIND, booking.id, patient.id, until + timedelta(seconds=1),
+        key=f"{EXPIRE_KIND}:{booking.id}",
+    )  # fmt: skip
     return Held(booking, slot, service, doctor)
+
+
+async def confirm_free(
+    uow: UnitOfWork, patient: Patient, booking_id: str, now: datetime
+) -> Booking:
+    """The patient confirms a held time of a free service: it is booked (a paid one is booked
+    only by its payment)."""
+    booking = await uow.bookings.booking(booking_id)
+    if booking is None or booking.patient_id != patient.id:
+        raise BookingError("book.not_yours")
+    if booking.status != PENDING or booking.price_minor != 0:
+        raise BookingError("book.pay.gone")
+    if not await _confirm(uow, booking, now, charge=None):
+        raise BookingError("book.pay.taken")
+    await uow.events.cancel_for(EXPIRE_KIND, booking.id)
+    return booking
 
 
 async def _confirm(uow: UnitOfWork, booking: Booking, now: datetime, charge: str | None) -> bool:

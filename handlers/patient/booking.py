@@ -192,6 +192,15 @@ async def on_book_button(
     if cb.action == "mv":
         await _move(uow, patient, cb.m, cb.value, settings, tr, reply)
         return
+    if cb.action == "ok":
+        try:
+            done = await flow.confirm_free(uow, patient, cb.value, now())
+        except flow.BookingError as exc:
+            await refused(uow, query, patient, "bk", "stale")
+            await reply.text(tr(exc.msgid, **exc.params))
+            return
+        await common.tell_booked(uow, settings, done.id)
+        return
     await refused(uow, query, patient, "bk", "stale")
     await reply.text(tr("error.stale_button"))
 
@@ -251,8 +260,14 @@ async def _take_slot(
     zone = _zone(patient, settings)
     at = common.when(tr, held.slot.start_at, zone)
     mode = tr.plain(f"svc.mode.{held.slot.mode}")
-    if held.booking.status == flow.BOOKED:
-        await common.tell_booked(uow, settings, held.booking.id)
+    if held.price.free:
+        name = await uow.doctors.get_field(held.doctor, "name") or "—"
+        ok = [[_b(tr.plain("book.confirm_button"), BookCB(action="ok", value=held.booking.id))]]
+        await reply.text(
+            tr("book.confirm_free", mode=mode, when=at, zone=common.zone_label(zone), doctor=name,
+               minutes=flow.HOLD_MINUTES),
+            InlineKeyboardMarkup(inline_keyboard=ok),
+        )  # fmt: skip
         return
     price = held.price
     rail_ok = price.currency == services.STARS or settings.payment_provider_token is not None

@@ -213,3 +213,32 @@ async def test_a_booking_is_offered_after_an_intake_that_needs_a_doctor(bclinic:
     listed = await p.press(labels[0], lambda m: "Dr Mira Holt" in (m.get("text") or ""))
     assert p.t("book.first_available") in str(listed["reply_markup"])
     assert clinic.app.processor.failed == 0
+
+
+async def test_a_free_consultation_is_booked_when_confirmed(bclinic: Clinic) -> None:
+    clinic = bclinic
+    doc = await _setup(clinic, price="free")
+    p = await new_patient(clinic, "zh_Hans")
+    await p.say("/book", _starts(p.t("book.ask_mode")))
+    first_label = p.t("book.first_available")
+    listed = await p.press(
+        p.t("svc.mode.phone"), lambda m: first_label in str(m.get("reply_markup"))
+    )
+    assert p.t("svc.free") in listed["text"]
+    slots = await p.press(first_label, lambda m: m.get("reply_markup") is not None)
+    ask = await p.press(
+        slots["reply_markup"]["inline_keyboard"][0][0]["text"],
+        lambda m: p.t("book.confirm_button") in str(m.get("reply_markup")),
+    )
+    assert "Dr Mira Holt" in ask["text"]
+    [held] = await _bookings(clinic)
+    assert held.status == "pending"  # held, not booked, until confirmed
+    await p.press(p.t("book.confirm_button"), lambda m: "Dr Mira Holt" in (m.get("text") or ""))
+    await doc.wait(_starts("New booking"))
+    [booked] = await _bookings(clinic)
+    assert booked.status == "booked" and booked.charge_id is None
+    assert await clinic.client.payments(PATIENT_BOT, p.uid) == []
+    # Pressing Confirm again changes nothing.
+    await p.press(p.t("book.confirm_button"), lambda m: m.get("text") == p.t("book.pay.gone"))
+    assert [b.status for b in await _bookings(clinic)] == ["booked"]
+    assert clinic.app.processor.failed == 0

@@ -94,11 +94,13 @@ async def test_a_card_payment_with_the_wrong_amount_is_marked_for_refund(db: Dat
 
 async def test_a_changed_schedule_keeps_booked_times(db: Database) -> None:
     doctor_id, patient_id, slot_id = await _clinic(db, price="free")
-    booking_id = await _hold(db, patient_id, slot_id)  # a free service: booked at once
+    booking_id = await _hold(db, patient_id, slot_id)  # a free service: held, then confirmed
     now = utcnow()
     async with db.uow() as uow:
-        b = await uow.bookings.booking(booking_id)
-        assert b is not None and b.status == "booked"
+        p = await uow.patients.get(patient_id)
+        assert p is not None
+        b = await booking.confirm_free(uow, p, booking_id, now)
+        assert b.status == "booked"
         doctor = await uow.doctors.get(doctor_id)
         assert doctor is not None
         # Everything removed, then 20-minute slots: the booked 15-minute time stays, and no
