@@ -67,9 +67,9 @@ benchmark it fell on the baseline's bursts, making it look slower than Careline)
 measured phase starts with one full collection, unmeasured and timed: ``full_gc_ms`` is the
 pause any tap can meet in this process when one does fire (in production: every time the
 long-lived objects grow by a quarter), ``gc_full_in_phases`` counts the ones that still fell
-inside a phase, and each phase lists its collections (``gc.callbacks``). ``--gc-freeze`` is
-an experiment: ``gc.freeze()`` right after ``app.start()``, so full collections skip what the
-app holds from its start.
+inside a phase, and each phase lists its collections (``gc.callbacks``). As ``bot.py run``
+does, the heap is frozen right after ``app.start()`` (``bot.app.freeze_heap``), so full
+collections skip what the app holds from its start; ``--no-gc-freeze`` measures without.
 
 Progress goes to stderr, then one human summary line; the last stdout line is one JSON
 object with the figures.
@@ -557,9 +557,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="a smoke test: 6 taps, bursts of 3")
     ap.add_argument("--report", help="also write the figures with every tap's stamps here")
     ap.add_argument(
-        "--gc-freeze",
-        action="store_true",
-        help="experiment: gc.freeze() once the app has started (not what bot.py run does)",
+        "--no-gc-freeze",
+        dest="gc_freeze",
+        action="store_false",
+        help="do not gc.freeze() once the app has started (bot.py run does; see bot.app)",
     )
     opts = ap.parse_args(argv)
     if opts.quick:
@@ -571,7 +572,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 async def run(opts: argparse.Namespace) -> dict[str, Any]:
     """The whole benchmark; returns the figures (the JSON line)."""
-    from bot.app import Careline
+    from bot.app import Careline, freeze_heap
     from handlers.patient.booking import BookCB
     from storage.migrate import upgrade
 
@@ -604,14 +605,14 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
     await client.__aenter__()
     try:
         await upgrade(db.engine)
-        tracked: dict[str, int] = {"seeded": len(gc.get_objects())}
+        tracked: dict[str, int] = {"before_seed": len(gc.get_objects())}
         slots = await seed(db, users, n_users)
         random.Random(opts.seed).shuffle(slots)
         log(f"seeded: 1 doctor, {n_users} patients, {len(slots)} free slots; {url}")
         app = await Careline.build(careline_settings(data_dir, url), db)
         await app.start()
         if opts.gc_freeze:
-            gc.freeze()  # what is alive now is never looked at by a full collection again
+            freeze_heap()  # as bot.py run does: a full collection skips what is alive now
         tracked["careline_started"] = len(gc.get_objects())
         baseline = await start_baseline(url)
         careline = Target(

@@ -909,7 +909,7 @@ class BotTarget:
 async def _start_careline(spec: BotSpec) -> BotTarget:
     from pydantic import SecretStr
 
-    from bot.app import Careline
+    from bot.app import Careline, freeze_heap
     from bot.settings import Settings
     from storage.crypto import KeyRing
     from storage.migrate import upgrade
@@ -964,6 +964,8 @@ async def _start_careline(spec: BotSpec) -> BotTarget:
         _time_event_loop(timer)
         _count_rows(timer)
     await app.start()
+    if mp.parent_process() is not None:  # a bot process, not inline
+        freeze_heap()  # as bot.py run does after starting
 
     def counters() -> dict[str, int]:
         return {

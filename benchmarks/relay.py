@@ -388,7 +388,7 @@ def _stamp_stages(app: Any, stamps: dict[str, dict[str, float]]) -> None:
 async def _start_careline(spec: BotSpec) -> Target:
     from pydantic import SecretStr
 
-    from bot.app import Careline
+    from bot.app import Careline, freeze_heap
     from bot.settings import Settings
     from storage.crypto import KeyRing
     from storage.migrate import upgrade
@@ -448,6 +448,8 @@ async def _start_careline(spec: BotSpec) -> Target:
         timer = StageTimer()
         db.gate = TimedGate(db.gate, timer)  # type: ignore[assignment]
     await app.start()
+    if mp.parent_process() is not None:  # a bot process, not inline
+        freeze_heap()  # as bot.py run does after starting
     t = time.monotonic()
     await _settle(db)
     settled_s = time.monotonic() - t

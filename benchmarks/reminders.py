@@ -544,7 +544,7 @@ async def serve_careline(
     try:
         from pydantic import SecretStr
 
-        from bot.app import Careline
+        from bot.app import Careline, freeze_heap
         from bot.settings import Settings
         from storage.crypto import KeyRing
 
@@ -569,6 +569,8 @@ async def serve_careline(
         skips = _SkippedTicks()
         logging.getLogger("apscheduler.scheduler").addFilter(skips)
         await app.start()
+        if mp.parent_process() is not None:  # a bot process, not inline
+            freeze_heap()  # as bot.py run does after starting
         emit(
             (
                 "ready",

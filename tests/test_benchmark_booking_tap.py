@@ -15,7 +15,7 @@ from benchmarks.booking_tap import parse_args, run
 
 
 async def test_quick_run_gets_an_invoice_for_every_tap() -> None:
-    opts = parse_args(["--quick"])
+    opts = parse_args(["--quick", "--no-gc-freeze"])  # frozen objects would outlive the test
     result = await run(opts)
 
     for phase in ("sequential", "concurrent"):

@@ -15,7 +15,7 @@ from pathlib import Path
 from aiohttp import web
 from pydantic import SecretStr
 
-from bot.app import Careline, open_database
+from bot.app import Careline, freeze_heap, open_database
 from bot.logging import setup_logging
 from bot.sandbox.client import EmulatorClient
 from bot.sandbox.clock import ClockControl, SandboxClock, add_clock_routes
@@ -237,6 +237,7 @@ async def start_sandbox(
     app = await Careline.build(local, db)
     clock.attach(app)  # Careline's one clock is now the sandbox's (the real bot has no such clock)
     await app.start()
+    freeze_heap()  # as `run` does: no long full collections under the page
     people_api.db = db
     people_api.base_url = internal
     if created:
