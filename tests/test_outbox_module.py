@@ -17,6 +17,7 @@ from handlers.doctor.care import AlertCB
 from handlers.patient.caregivers import CgOfferCB, CgStopCB
 from handlers.patient.checkins import CheckinCB
 from handlers.patient.doses import CareCB, DoseCB
+from storage.repositories import QueuedCall
 
 ID = "0f8fad5b-d9cb-469f-a165-70867728950e"  # as long as the ids the buttons carry
 HEX = "0f8fad5bd9cb469fa16570867728950e"
@@ -109,8 +110,9 @@ class _Outbox:
 
     async def enqueue(
         self, bot: str, chat_id: int, method: str, params: dict[str, Any], *, priority: int
-    ) -> None:
+    ) -> QueuedCall:
         self.calls.append((bot, chat_id, method, params, priority))
+        return QueuedCall(len(self.calls), bot, chat_id, method, priority, None)
 
 
 class _Uow:
