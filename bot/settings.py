@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     # Booked consultations: free cancellation until this many hours before the time (later,
     # the patient's cancellation is not refunded; the clinic's and the doctor's always are).
     booking_free_cancel_hours: int = Field(default=24, ge=0, le=24 * 14)
+    # No-shows: a patient who missed this many booked consultations within this many days
+    # pays a deposit upfront to book a free one (returned when it takes place; "free" = none).
+    noshow_limit: int = Field(default=2, ge=1, le=100)
+    noshow_days: int = Field(default=90, ge=1, le=3650)
+    noshow_deposit: str = "100 XTR"
     # Video consultations on the clinic's own Jitsi Meet (rooms named so nobody can guess
     # them); with an app id and secret each participant gets a signed token (JWT, HS256).
     jitsi_url: str | None = None
@@ -183,6 +188,18 @@ class Settings(BaseSettings):
                 "CARELINE_REMIND_AGAIN_MINUTES < CARELINE_CAREGIVER_AFTER_MINUTES < "
                 "CARELINE_DOCTOR_AFTER_MINUTES is required (the escalation ladder's order)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _deposit_is_a_price(self) -> Settings:
+        from flows.services import BadInput, parse_price  # the one price parser
+
+        try:
+            parse_price(self.noshow_deposit)
+        except BadInput as exc:
+            raise ValueError(
+                'CARELINE_NOSHOW_DEPOSIT must be a price such as "100 XTR", "50 CNY" or "free"'
+            ) from exc
         return self
 
     @model_validator(mode="after")

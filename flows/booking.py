@@ -214,10 +214,37 @@ class Held:
         return Price(self.booking.price_minor, self.booking.currency)
 
 
-async def hold(uow: UnitOfWork, patient: Patient, slot_id: str, now: datetime) -> Held:
-    """Hold a slot for the patient and open its booking; a free service is booked at once.
-    BookingError("book.slot_taken") when someone else got it first (the caller offers the
-    next free slots of the same doctor)."""
+@dataclass(frozen=True)
+class NoShowRule:
+    """The clinic's rule for patients who miss booked consultations: ``limit`` no-shows within
+    ``days`` and a free consultation needs ``deposit`` upfront (None: no deposit)."""
+
+    limit: int = 2
+    days: int = 90
+    deposit: Price | None = None
+
+
+async def no_shows(uow: UnitOfWork, patient: Patient, now: datetime, days: int) -> int:
+    """The patient's missed booked consultations of the last ``days`` days."""
+    since = now - timedelta(days=days)
+    return sum(
+        1
+        for b in await uow.bookings.of_patient(patient.id)
+        if b.status == NOSHOW and b.start_at is not None and aware(b.start_at) >= since
+    )
+
+
+async def hold(
+    uow: UnitOfWork,
+    patient: Patient,
+    slot_id: str,
+    now: datetime,
+    rule: NoShowRule | None = None,
+) -> Held:
+    """Hold a slot for the patient and open its booking (pending: paid, or for a free service
+    confirmed, within ``HOLD_MINUTES``). A patient over the clinic's no-show ``rule`` is asked
+    for its deposit upfront for a free service. BookingError("book.slot_taken") when someone
+    else got it first (the caller offers the next free slots of the same doctor)."""
     slot = await uow.bookings.slot(slot_id)
     if slot is None:
         raise BookingError("book.slot_taken")
@@ -227,6 +254,14 @@ async def hold(uow: UnitOfWork, patient: Patient, slot_id: str, now: datetime) -
     service = await offer(uow, doctor, slot.mode)
     if service is None:
         raise BookingError("book.no_service")
+    price, deposit = service.price, False
+    if (
+        price.free
+        and rule is not None
+        and rule.deposit is not None
+        and await no_shows(uow, patient, now, rule.days) >= rule.limit
+    ):
+        price, deposit = rule.deposit, True
     until = now + timedelta(minutes=HOLD_MINUTES)
     if not await uow.bookings.hold(slot_id, patient.id, now, until):
         raise BookingError("book.slot_taken")
@@ -239,15 +274,20 @@ async def hold(uow: UnitOfWork, patient: Patient, slot_id: str, now: datetime) -
             service_id=service.id,
             mode=slot.mode,
             status=PENDING,
-            price_minor=service.price.minor,
-            currency=service.price.currency,
+            price_minor=price.minor,
+            currency=price.currency,
+            deposit=deposit,
             start_at=aware(slot.start_at),
             created_at=utcnow(),
             updated_at=utcnow(),
         )
     )
     await uow.audit.record(
-        f"patient:{patient.id}", "booking.hold", TABLE, booking.id, {"slot": slot_id}
+        f"patient:{patient.id}",
+        "booking.hold",
+        TABLE,
+        booking.id,
+        {"slot": slot_id, "deposit": deposit},
     )
     slot = await uow.bookings.slot(slot_id) or slot
     # Held until paid (or, for a free service, confirmed); released by the sweeper if not.
@@ -516,6 +556,7 @@ async def doctor_action(
         booking.call_ended_at = now
         booking.call_outcome = "completed"
         booking.status = FULFILLED
+        return_deposit(booking)
     elif action in ("to_phone", "to_text"):
         booking.call_outcome = "video_failed"
         booking.mode = "phone" if action == "to_phone" else "text"
@@ -542,6 +583,15 @@ async def patient_video_failed(
     booking.updated_at = utcnow()
     await uow.audit.record(f"patient:{patient.id}", "booking.video_failed", TABLE, booking.id, {})
     return booking
+
+
+def return_deposit(booking: Booking) -> bool:
+    """A deposit goes back once the consultation has taken place (marked for the refund the
+    caller makes); True when there was one to return."""
+    if booking.deposit and booking.charge_id and booking.refund is None:
+        booking.refund = "refunded" if booking.currency == STARS else "to_refund"
+        return True
+    return False
 
 
 async def no_start_due(uow: UnitOfWork, booking_id: str) -> Booking | None:

@@ -646,3 +646,6 @@ class Booking(Base):
     # The outbox row of the doctor's call card (its sent message is edited when the call or
     # the case ends, so the patient's number leaves the doctor's view).
     card_outbox_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # A deposit for a free consultation (a patient over the clinic's no-show limit pays one
+    # upfront; it goes back when the consultation takes place).
+    deposit: Mapped[bool] = mapped_column(Boolean, default=False)

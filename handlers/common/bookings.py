@@ -383,9 +383,24 @@ async def after_close(uow: UnitOfWork, case_id: str, tr: Translator, reply: Repl
         b.status = "fulfilled"
         b.call_ended_at = b.call_ended_at or utcnow()
         b.call_outcome = b.call_outcome or "completed"
+        if flow.return_deposit(b):
+            await deposit_back(uow, b)
     if b.card_outbox_id is not None:
         sent = await uow.outbox.sent_message_id(b.card_outbox_id)
         case = await uow.consultations.get(case_id)
         if sent is not None and case is not None:
             await reply.edit_text(sent, tr("book.call.ended.finished", number=case.number))
         b.card_outbox_id = None
+
+
+async def deposit_back(uow: UnitOfWork, b: Booking) -> None:
+    """The consultation took place: its deposit goes back (Stars at once) and the patient is
+    told. ``b.refund`` was set by :func:`flows.booking.return_deposit`."""
+    patient = await uow.patients.get(b.patient_id)
+    if patient is None:
+        return
+    if b.refund == "refunded" and b.charge_id:
+        await refund_stars(uow, patient, b.charge_id)
+    await Replier(uow, "patient", patient.tg_user_id).text(
+        Translator(patient.locale)("book.deposit_returned")
+    )

@@ -56,6 +56,8 @@ async def on_call_button(
             await to_patient.text(ptr("book.call.missed"))
         if cb.action == "finished":
             await reply.text(tr("book.call.close_hint", number=number))
+            if b.deposit and b.refund is not None:
+                await common.deposit_back(uow, b)
             if to_patient is not None:
                 await to_patient.text(ptr("book.call.finished_patient"))
     elif cb.action == "to_phone" and patient is not None:

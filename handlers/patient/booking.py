@@ -77,6 +77,14 @@ async def _doctor_line(
     )
 
 
+def no_show_rule(settings: Settings) -> flow.NoShowRule:
+    """The clinic's no-show rule from its settings."""
+    deposit = services.parse_price(settings.noshow_deposit)
+    return flow.NoShowRule(
+        settings.noshow_limit, settings.noshow_days, None if deposit.free else deposit
+    )
+
+
 async def offer_after_intake(
     uow: UnitOfWork, tr: Translator, reply: Replier, settings: Settings, when_: datetime
 ) -> None:
@@ -246,7 +254,7 @@ async def _take_slot(
     reply: Replier,
 ) -> None:  # fmt: skip
     try:
-        held = await flow.hold(uow, patient, slot_id, now())
+        held = await flow.hold(uow, patient, slot_id, now(), no_show_rule(settings))
     except flow.BookingError as exc:
         slot = await uow.bookings.slot(slot_id)
         doctor = await uow.doctors.get(slot.doctor_id) if slot is not None else None
@@ -291,6 +299,12 @@ async def _take_slot(
     }
     if price.currency != services.STARS and settings.payment_provider_token is not None:
         params["provider_token"] = settings.payment_provider_token.get_secret_value()
+    if held.booking.deposit:
+        shown = services.format_price(price, tr.locale, tr.plain)
+        await reply.text(
+            tr("book.held_deposit", n=settings.noshow_limit, days=settings.noshow_days,
+               price=shown)
+        )  # fmt: skip
     await reply.text(tr("book.held", when=at, minutes=flow.HOLD_MINUTES))
     await reply.call("sendInvoice", params, chat_id=patient.tg_user_id, priority=PRIORITY_REPLY)
 

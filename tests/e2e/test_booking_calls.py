@@ -51,7 +51,9 @@ def _has(text: str) -> Any:
     return lambda m: text in (m.get("text") or "")
 
 
-async def _book(clinic: Clinic, mode: str, price: str = "150 XTR") -> tuple[Doc, Patient, str]:
+async def _book(
+    clinic: Clinic, mode: str, price: str = "150 XTR", locale: str = "en"
+) -> tuple[Doc, Patient, str]:
     """A doctor with ``mode`` hours all day, a service, a patient who booked and paid."""
     doc = await add_doctor(clinic, "Dr Mira Holt", departments="general")
     await doc.say(f"/schedule {mode} mon-sun 00:00-23:40 slot 20", _has("free times"))
@@ -59,7 +61,7 @@ async def _book(clinic: Clinic, mode: str, price: str = "150 XTR") -> tuple[Doc,
         await services.add(uow, "admin:test", mode, minutes=20 if mode != "text" else None,
                            price=price)  # fmt: skip
         await uow.commit()
-    p = await new_patient(clinic, "en")
+    p = await new_patient(clinic, locale)
     await p.say("/book", _has(p.t("book.ask_mode")))
     listed = await p.press(p.t(f"svc.mode.{mode}"), _has("Dr Mira Holt"))
     doctor_button = listed["reply_markup"]["inline_keyboard"][1][0]["text"]
@@ -71,7 +73,7 @@ async def _book(clinic: Clinic, mode: str, price: str = "150 XTR") -> tuple[Doc,
     invoice = await clinic.client.wait_for_invoice(p.uid, PATIENT_BOT, since=since)
     since = await clinic.seq(p.uid)
     assert (await clinic.client.pay(p.uid, PATIENT_BOT, invoice["message_id"]))["status"] == "paid"
-    await clinic.client.wait_for(p.uid, PATIENT_BOT, _has("Booked:"), since=since)
+    await clinic.client.wait_for(p.uid, PATIENT_BOT, _has("Dr Mira Holt"), since=since)
     [b] = await _bookings(clinic)
     return doc, p, b.id
 
@@ -140,9 +142,10 @@ async def test_phone_consultation_with_a_shared_number(cclinic: Clinic) -> None:
     assert clinic.app.processor.failed == 0
 
 
-async def test_no_answer_and_a_doctor_who_never_starts(cclinic: Clinic) -> None:
+@pytest.mark.parametrize("locale", ["en", "zh_Hans", "ru"])
+async def test_no_answer_and_a_doctor_who_never_starts(cclinic: Clinic, locale: str) -> None:
     clinic = cclinic
-    doc, p, bid = await _book(clinic, "phone")
+    doc, p, bid = await _book(clinic, "phone", locale=locale)
     await _fire(clinic, booking.START_KIND, bid)
     await doc.wait(_has("has not shared a number"))  # no consent: no number shown
     await doc.press(doc.t("book.call.no_answer"), _has("did not answer"))
@@ -151,7 +154,7 @@ async def test_no_answer_and_a_doctor_who_never_starts(cclinic: Clinic) -> None:
     assert (b.status, b.call_outcome) == ("noshow", "no_answer")
 
     # A second booking the doctor never starts: cancelled and refunded after 15 minutes.
-    p2 = await new_patient(clinic, "en")
+    p2 = await new_patient(clinic, locale)
     await p2.say("/book", _has(p2.t("book.ask_mode")))
     listed = await p2.press(p2.t("svc.mode.phone"), _has("Dr Mira Holt"))
     slots = await p2.press(listed["reply_markup"]["inline_keyboard"][1][0]["text"],
@@ -163,10 +166,10 @@ async def test_no_answer_and_a_doctor_who_never_starts(cclinic: Clinic) -> None:
     invoice = await clinic.client.wait_for_invoice(p2.uid, PATIENT_BOT, since=since)
     paid = await clinic.client.pay(p2.uid, PATIENT_BOT, invoice["message_id"])
     second = (await _bookings(clinic))[-1].id
-    await clinic.client.wait_for(p2.uid, PATIENT_BOT, _has("Booked:"))
+    await clinic.client.wait_for(p2.uid, PATIENT_BOT, _has("Dr Mira Holt"))
     await _fire(clinic, booking.START_KIND, second)
     await _fire(clinic, booking.NO_START_KIND, second)
-    await clinic.client.wait_for(p2.uid, PATIENT_BOT, _has("refunded in full"))
+    await clinic.client.wait_for(p2.uid, PATIENT_BOT, _has(p2.t("book.no_start.refunded")))
     await doc.wait(_has(f"Booking {second[:8]} was not started"))
     charges = await clinic.client.payments(PATIENT_BOT, p2.uid)
     assert [(c["telegram_payment_charge_id"], c["status"]) for c in charges] == [
@@ -374,4 +377,88 @@ async def test_closing_the_case_takes_the_number_off_the_card(cclinic: Clinic) -
     assert "+15550100777" not in edited["text"]
     [b] = await _bookings(clinic)
     assert (b.status, b.call_outcome) == ("fulfilled", "completed")
+    assert clinic.app.processor.failed == 0
+
+
+async def test_two_no_shows_mean_a_deposit_returned_when_it_takes_place(cclinic: Clinic) -> None:
+    clinic = cclinic
+    doc = await add_doctor(clinic, "Dr Mira Holt", departments="general")
+    await doc.say("/schedule phone mon-sun 00:00-23:40 slot 20", _has("free times"))
+    async with clinic.app.db.uow() as uow:
+        await services.add(uow, "admin:test", "phone", minutes=20, price="free")
+        await uow.commit()
+    p = await new_patient(clinic, "zh_Hans")
+    async with clinic.app.db.uow() as uow:  # two missed bookings in the last 90 days
+        patient = await uow.patients.by_tg_user(p.uid)
+        d = await uow.doctors.by_tg_user(doc.uid)
+        assert patient is not None and d is not None
+        for days in (10, 40):
+            uow.session.add(
+                Booking(patient_id=patient.id, doctor_id=d.id, slot_id="x", service_id="x",
+                        mode="phone", status="noshow", start_at=utcnow() - timedelta(days=days))
+            )  # fmt: skip
+        await uow.commit()
+    await p.say("/book", _has(p.t("book.ask_mode")))
+    listed = await p.press(p.t("svc.mode.phone"), _has("Dr Mira Holt"))
+    slots = await p.press(listed["reply_markup"]["inline_keyboard"][1][0]["text"],
+                          lambda m: m.get("reply_markup") is not None)  # fmt: skip
+    since = await clinic.seq(p.uid)
+    await clinic.client.click_button(
+        p.uid, PATIENT_BOT, slots["reply_markup"]["inline_keyboard"][1][0]["text"]
+    )
+    invoice = await clinic.client.wait_for_invoice(p.uid, PATIENT_BOT, since=since)
+    assert (invoice["invoice"]["currency"], invoice["invoice"]["total_amount"]) == ("XTR", 100)
+    texts = await clinic.bot_texts(p.uid)
+    assert p.t("book.held_deposit", n=2, days=90, price="⭐ 100") in texts
+    paid = await clinic.client.pay(p.uid, PATIENT_BOT, invoice["message_id"])
+    assert paid["status"] == "paid"
+    await clinic.client.wait_for(p.uid, PATIENT_BOT, _has("Dr Mira Holt"), since=since)
+    bid = next(b for b in await _bookings(clinic) if b.status == "booked").id
+    await _fire(clinic, booking.START_KIND, bid)
+    await doc.wait(_has("has not shared a number"))
+    answers = len(await doc.callback_answers())
+    await clinic.client.click_button(doc.uid, DOCTOR_BOT, doc.t("book.call.start"))
+    await wait_answers(doc, answers + 1)
+    await doc.press(doc.t("book.call.finished"), _has("/close"))
+    await clinic.client.wait_for(p.uid, PATIENT_BOT, _has(p.t("book.deposit_returned")))
+    charges = await clinic.client.payments(PATIENT_BOT, p.uid)
+    assert [c["status"] for c in charges] == ["refunded"]
+    assert clinic.app.processor.failed == 0
+
+
+async def test_a_text_consultation_opens_in_the_chat(cclinic: Clinic) -> None:
+    clinic = cclinic
+    doc, p, bid = await _book(clinic, "text", locale="ru")
+    await _fire(clinic, booking.START_KIND, bid)
+    opened = await doc.wait(_has("the booked consultation is open"))
+    await clinic.client.wait_for(
+        p.uid, PATIENT_BOT, _has(p.t("book.start.text", doctor="Dr Mira Holt", number=1)[:12])
+    )
+    # The doctor answers by replying to the case's message; the patient reads it.
+    since = await clinic.seq(p.uid)
+    await clinic.client.send(
+        doc.uid, DOCTOR_BOT, "Please tell me your temperature.",
+        reply_to_message_id=opened["message_id"],
+    )  # fmt: skip
+    await clinic.client.wait_for(
+        p.uid, PATIENT_BOT, _has("Mira Holt: Please tell me your temperature."), since=since
+    )
+    # Text consultations are answered within their window: no 15-minute no-start refund.
+    await _fire(clinic, booking.NO_START_KIND, bid)
+    deadline = asyncio.get_running_loop().time() + 10
+    status = "pending"
+    while status != "done" and asyncio.get_running_loop().time() < deadline:
+        async with clinic.app.db.uow() as uow:
+            status = (
+                await uow.session.scalar(
+                    select(ScheduledEvent.status).where(
+                        ScheduledEvent.kind == booking.NO_START_KIND, ScheduledEvent.subject == bid
+                    )
+                )
+                or "missing"
+            )
+        await asyncio.sleep(0.05)
+    assert status == "done"  # the check ran, and left the text consultation alone
+    [b] = await _bookings(clinic)
+    assert b.status == "booked" and b.refund is None
     assert clinic.app.processor.failed == 0
