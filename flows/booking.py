@@ -367,6 +367,19 @@ async def pre_checkout(
     (the booking is gone or not the payer's, the hold ran out and the slot was taken, or the
     amount or currency differ from the invoice)."""
     booking = await _booking_for(uow, tg_user_id, payload)
+    why = await _pre_checkout_refusal(uow, booking, currency, total, now)
+    if why is not None:  # refused before any money moved: audited with the reason
+        actor = f"patient:{booking.patient_id}" if booking else f"tg:{tg_user_id}"
+        await uow.audit.record(
+            actor, "booking.precheckout_refused", TABLE, booking.id if booking else "-",
+            {"reason": why.rsplit(".", 1)[-1]},
+        )  # fmt: skip
+    return why
+
+
+async def _pre_checkout_refusal(
+    uow: UnitOfWork, booking: Booking | None, currency: str, total: int, now: datetime
+) -> str | None:
     if booking is None or booking.status != PENDING:
         return "book.pay.gone"
     if (currency, total) != (booking.currency, booking.price_minor):

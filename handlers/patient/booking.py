@@ -173,11 +173,25 @@ async def on_book_button(
         await refused(uow, query, patient, "bk", "not_onboarded")
         await reply.answer_callback(query.id, tr.plain("book.start_first"), alert=True)
         return
-    if cb.action in ("slot", "mv") and await uow.bookings.slot(cb.value) is None:
-        # No such time was ever offered: a forged or very old button.
-        await refused(uow, query, patient, "bk", "stale")
-        await reply.answer_callback(query.id, tr.plain("error.stale_button"), alert=True)
-        return
+    if cb.action in ("slot", "mv"):
+        slot = await uow.bookings.slot(cb.value)
+        if slot is None:
+            # No such time was ever offered: a forged or very old button.
+            await refused(uow, query, patient, "bk", "stale")
+            await reply.answer_callback(query.id, tr.plain("error.stale_button"), alert=True)
+            return
+        if flow.aware(slot.start_at) <= now():
+            # A time from an old list that has passed meanwhile: the times free now.
+            await refused(uow, query, patient, "bk", "past")
+            await reply.answer_callback(query.id)
+            doctor = await uow.doctors.get(slot.doctor_id)
+            if doctor is not None and cb.action == "slot":
+                await _show_slots(
+                    uow, doctor, slot.mode, patient, settings, tr, reply, msgid="book.slot_past"
+                )
+            else:
+                await reply.text(tr("book.slot_past_only"))
+            return
     await reply.answer_callback(query.id)
     if cb.action == "mode" and cb.value in services.MODES:
         await _show_doctors(uow, cb.value, patient, settings, tr, reply)

@@ -9,6 +9,7 @@ hold ran out, a doctor's schedule typed wrong."""
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -19,7 +20,7 @@ from sqlalchemy import select, update
 
 from flows import services
 from handlers.patient.booking import BookCB
-from storage.models import Booking, ScheduledEvent, Slot, utcnow
+from storage.models import AuditRecord, Booking, ScheduledEvent, Slot, utcnow
 from tests.e2e.conftest import DOCTOR_BOT, PATIENT_BOT, Clinic, start_clinic, stop_clinic
 from tests.e2e.test_consultation import Doc, add_doctor, consult
 from tests.e2e.test_intake import Patient, new_patient
@@ -241,4 +242,34 @@ async def test_a_free_consultation_is_booked_when_confirmed(bclinic: Clinic) -> 
     # Pressing Confirm again changes nothing.
     await p.press(p.t("book.confirm_button"), lambda m: m.get("text") == p.t("book.pay.gone"))
     assert [b.status for b in await _bookings(clinic)] == ["booked"]
+    assert clinic.app.processor.failed == 0
+
+
+async def test_a_time_that_has_passed_offers_the_free_ones(bclinic: Clinic) -> None:
+    clinic = bclinic
+    doc = await _setup(clinic)
+    p = await new_patient(clinic, "en")
+    await p.say("/book", _starts(p.t("book.ask_mode")))
+    first_label = p.t("book.first_available")
+    await p.press(p.t("svc.mode.phone"), lambda m: first_label in str(m.get("reply_markup")))
+    slots = await p.press(first_label, lambda m: m.get("reply_markup") is not None)
+    label = slots["reply_markup"]["inline_keyboard"][0][0]["text"]
+    async with clinic.app.db.uow() as uow:  # the list sat there while the time passed
+        d = await uow.doctors.by_tg_user(doc.uid)
+        assert d is not None
+        [first, *_] = await uow.bookings.free_slots(d.id, "phone", utcnow())
+        first.start_at = utcnow() - timedelta(minutes=1)
+        gone = first.id
+        await uow.commit()
+    assert gone in str(slots["reply_markup"])
+    fresh = await p.press(label, _starts(p.t("book.slot_past", zone="")[:20]))
+    assert gone not in str(fresh["reply_markup"])  # only times still ahead are offered
+    assert await _bookings(clinic) == []
+    async with clinic.app.db.uow() as uow:
+        refusals = list(
+            await uow.session.scalars(
+                select(AuditRecord.details).where(AuditRecord.action == "patient.refused")
+            )
+        )
+    assert [json.loads(r) for r in refusals] == [{"reason": "past"}]
     assert clinic.app.processor.failed == 0

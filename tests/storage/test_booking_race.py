@@ -117,3 +117,27 @@ async def test_a_changed_schedule_keeps_booked_times(db: Database) -> None:
             booking.aware(s.start_at) < end and start < booking.aware(s.end_at) for s in others
         )
         await uow.commit()
+
+
+async def test_a_time_taken_between_the_invoice_and_the_payment(db: Database) -> None:
+    _doctor, patient_id, slot_id = await _clinic(db)
+    booking_id = await _hold(db, patient_id, slot_id)
+    async with db.uow() as uow:  # the hold runs out before the sweeper gets to it ...
+        slot = await uow.bookings.slot(slot_id)
+        assert slot is not None
+        slot.hold_until = utcnow() - timedelta(seconds=1)
+        other = await uow.patients.add(Patient(tg_user_id=3, locale="en", onboarding_state="done"))
+        await uow.commit()
+    other_booking = await _hold(db, other.id, slot_id)  # ... and someone else takes the time
+    async with db.uow() as uow:
+        why = await booking.pre_checkout(uow, 2, f"bk:{booking_id}", "XTR", 150, utcnow())
+        assert why == "book.pay.taken"  # no money moves
+        refused = [
+            r for r in await uow.audit.for_record("bookings", booking_id)
+            if r.action == "booking.precheckout_refused"
+        ]  # fmt: skip
+        assert len(refused) == 1
+        slot = await uow.bookings.slot(slot_id)
+        assert slot is not None and slot.patient_id == other.id
+        b = await uow.bookings.booking(other_booking)
+        assert b is not None and b.status == "pending"
