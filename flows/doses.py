@@ -1019,7 +1019,9 @@ def medication_administration(
         "note": [{"text": f"scheduled {dose.local} (patient's local time)"}],
     }
     if details.get("dose"):
-        resource["dosage"] = {"text": details["dose"]}
+        # mad-1: a dosage needs a coded dose or rate; the doctor's free text is not one (and
+        # Careline never codes it), so it goes in a note instead.
+        resource["note"].append({"text": f"dose as prescribed: {details['dose']}"})
     if dose.status != TAKEN:
         code = skip_reason if dose.status == SKIPPED and skip_reason else dose.status
         resource["statusReason"] = [{"coding": [{"system": FHIR_SKIP_SYSTEM, "code": code}]}]

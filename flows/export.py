@@ -47,6 +47,7 @@ from flows.fhir import (
     InlineBudget,
     RecordedMessage,
     case_communications,
+    encounter_ref,
     medication_request,
     questionnaire_response,
 )
@@ -83,6 +84,8 @@ ROLE_CODE = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
 VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 ALLERGY_VERIFICATION = "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification"
 CONDITION_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
+CONDITION_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+ALLERGY_CLINICAL = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
 AUDIT_TYPE = "http://dicom.nema.org/resources/ontology/DCM"
 EN = Translator("en")
 
@@ -172,6 +175,8 @@ def history_resources(
                 "category": [
                     {"coding": [{"system": CONDITION_CATEGORY, "code": "problem-list-item"}]}
                 ],
+                # con-3: a problem-list item states its clinical status.
+                "clinicalStatus": {"coding": [{"system": CONDITION_CLINICAL, "code": "active"}]},
                 "verificationStatus": {
                     "coding": [{"system": VERIFICATION, "code": "unconfirmed"}]
                 },
@@ -199,6 +204,8 @@ def history_resources(
             {
                 "resourceType": "AllergyIntolerance",
                 "id": f"{patient_id}-allergies",
+                # ait-1: the clinical status is present unless entered in error.
+                "clinicalStatus": {"coding": [{"system": ALLERGY_CLINICAL, "code": "active"}]},
                 "verificationStatus": {
                     "coding": [{"system": ALLERGY_VERIFICATION, "code": "unconfirmed"}]
                 },
@@ -325,6 +332,7 @@ def care_plan(
     outcomes: dict[str, list[str]],
     *,
     patient_ref: str,
+    case_numbers: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """A follow-up plan as a CarePlan: its schedule as one recurring activity, then every
     check-in asked (status, when, the readings it recorded as ``outcomeReference``)."""
@@ -394,9 +402,7 @@ def care_plan(
         "activity": activity,
     }
     if plan.consultation_id:
-        resource["encounter"] = {
-            "identifier": {"system": "urn:careline:consultation", "value": plan.consultation_id}
-        }
+        resource["encounter"] = encounter_ref(plan.consultation_id, case_numbers)
     return resource
 
 
@@ -404,7 +410,12 @@ def care_plan(
 
 
 def service_request(
-    referral: Referral, content: Any, *, patient_ref: str, now: datetime
+    referral: Referral,
+    content: Any,
+    *,
+    patient_ref: str,
+    now: datetime,
+    case_numbers: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """An issued referral slip as a ServiceRequest. ``content`` is its
     :class:`flows.referrals.SlipContent` (decrypted under the patient's key): the requester is
@@ -489,12 +500,7 @@ def service_request(
     if notes:
         resource["note"] = notes
     if referral.consultation_id:
-        resource["encounter"] = {
-            "identifier": {
-                "system": "urn:careline:consultation",
-                "value": referral.consultation_id,
-            }
-        }
+        resource["encounter"] = encounter_ref(referral.consultation_id, case_numbers)
     return resource
 
 
@@ -732,7 +738,7 @@ def _drop_dangling(node: Any) -> Any:
 
 
 async def _referral_resources(
-    uow: UnitOfWork, patient: Patient, now: datetime
+    uow: UnitOfWork, patient: Patient, now: datetime, case_numbers: dict[str, int]
 ) -> list[dict[str, Any]]:
     """ServiceRequests of the patient's issued referrals (needs :mod:`flows.referrals`)."""
     rows = await uow.records.referrals(patient.id, excluding=REFERRAL_DRAFT)
@@ -744,7 +750,11 @@ async def _referral_resources(
     out = []
     for row in rows:
         content = await referrals.content_of(uow, row)
-        out.append(service_request(row, content, patient_ref=patient.id, now=now))
+        out.append(
+            service_request(
+                row, content, patient_ref=patient.id, now=now, case_numbers=case_numbers
+            )
+        )
     return out
 
 
@@ -796,7 +806,9 @@ async def record_bundle(
         )
 
     budget = InlineBudget()  # one budget for the whole document (see flows.fhir)
-    for case in sorted(await uow.consultations.for_patient(pid), key=lambda c: c.number):
+    own_cases = sorted(await uow.consultations.for_patient(pid), key=lambda c: c.number)
+    numbers = {c.id: c.number for c in own_cases}  # one identifier per consultation: its number
+    for case in own_cases:
         cite(case.doctor_id)
         resources += await case_resources(uow, case, budget)
 
@@ -807,7 +819,13 @@ async def record_bundle(
         cite(plan.doctor_id)
         details = await doses.details_of(uow, plan)
         resources.append(
-            medication_request(plan, details, json.loads(plan.schedule or "{}"), patient_ref=pid)
+            medication_request(
+                plan,
+                details,
+                json.loads(plan.schedule or "{}"),
+                patient_ref=pid,
+                case_numbers=numbers,
+            )
         )
     resources += await doses.administrations(uow, patient)
 
@@ -837,10 +855,10 @@ async def record_bundle(
     for fplan in followups:
         cite(fplan.doctor_id)
         asked = [c for c in checkins if c.plan_id == fplan.id and c.status != "closed"]
-        resources.append(care_plan(fplan, asked, outcomes, patient_ref=pid))
+        resources.append(care_plan(fplan, asked, outcomes, patient_ref=pid, case_numbers=numbers))
     resources += observations
 
-    resources += await _referral_resources(uow, patient, now)
+    resources += await _referral_resources(uow, patient, now, numbers)
 
     # Booked consultations: Appointment, and the receipt (Invoice) of a paid one.
     for b in sorted(await uow.bookings.of_patient(pid), key=lambda b: b.created_at):

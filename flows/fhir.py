@@ -159,7 +159,8 @@ def questionnaire_response_json(
 
 # -- consultations as Communication resources --------------------------------------------------
 
-CASE_SYSTEM = "urn:careline:consultation"
+CASE_SYSTEM = "urn:careline:consultation"  # its value is always the case number
+CASE_ID_SYSTEM = "urn:careline:consultation-id"  # the internal id, when no number is at hand
 MESSAGE_SYSTEM = "urn:careline:consultation-message"
 CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/communication-category"
 INLINE_FILE_MAX = 5 * 1024 * 1024
@@ -372,7 +373,12 @@ _PLAN_STATUS = {
 
 
 def medication_request(
-    plan: Any, doc: dict[str, Any], schedule: dict[str, Any], *, patient_ref: str
+    plan: Any,
+    doc: dict[str, Any],
+    schedule: dict[str, Any],
+    *,
+    patient_ref: str,
+    case_numbers: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """A doctor's medication plan as a FHIR R4 MedicationRequest (a plain dict that validates).
 
@@ -426,9 +432,7 @@ def medication_request(
     if authored is not None:
         resource["authoredOn"] = _aware(authored).isoformat(timespec="seconds")
     if plan.consultation_id:
-        resource["encounter"] = {
-            "identifier": {"system": CASE_SYSTEM, "value": plan.consultation_id}
-        }
+        resource["encounter"] = encounter_ref(plan.consultation_id, case_numbers)
     if plan.shift_minutes:
         resource["note"] = [
             {
@@ -440,6 +444,16 @@ def medication_request(
         "medicationrequest", "MedicationRequest", resource
     )  # raises if the resource is not valid FHIR
     return resource
+
+
+def encounter_ref(consultation_id: str, numbers: dict[str, int] | None = None) -> dict[str, Any]:
+    """A logical reference to the consultation a resource came from: by its case number under
+    :data:`CASE_SYSTEM` (as every Communication of the case), or, without the number, by the
+    internal id under a system of its own (never two kinds of value under one system)."""
+    number = (numbers or {}).get(consultation_id)
+    if number is not None:
+        return {"identifier": {"system": CASE_SYSTEM, "value": str(number)}}
+    return {"identifier": {"system": CASE_ID_SYSTEM, "value": consultation_id}}
 
 
 def medication_bundle(

@@ -447,3 +447,62 @@ def test_referral_lifecycle_maps_to_service_request_status() -> None:
         other = dataclasses.replace(content, urgency=urgency)
         assert export.service_request(row, other, patient_ref="p", now=T0)["priority"] == priority
     Bundle.model_validate(export.assemble([fresh], bundle_id="b2", now=T0))
+
+
+# HL7's own R4 invariants (hl7.org/fhir/R4: allergyintolerance, condition,
+# medicationadministration), evaluated with an independent FHIRPath engine (fhirpathpy), not
+# with fhir.resources, which builds and validates the export (its models check structure,
+# not these rules).
+R4_INVARIANTS: dict[str, tuple[str, str, str]] = {
+    "ait-1": (
+        "AllergyIntolerance",
+        "AllergyIntolerance",
+        "verificationStatus.coding.where(system = "
+        "'http://terminology.hl7.org/CodeSystem/allergyintolerance-verification' and "
+        "code = 'entered-in-error').exists() or clinicalStatus.exists()",
+    ),
+    "con-3": (
+        "Condition",
+        "Condition",
+        "clinicalStatus.exists() or verificationStatus.coding.where(system = "
+        "'http://terminology.hl7.org/CodeSystem/condition-ver-status' and "
+        "code = 'entered-in-error').exists() or "
+        "category.coding.where(code = 'problem-list-item').empty()",
+    ),
+    "mad-1": (
+        "MedicationAdministration",
+        "MedicationAdministration.dosage",
+        "dose.exists() or rate.exists()",
+    ),
+}
+
+
+async def test_the_export_keeps_hl7s_r4_invariants_and_one_case_identifier(db: Database) -> None:
+    from fhirpathpy import evaluate  # an engine of its own, from its registry package
+
+    patient_id, _doctor, _other, number = await _seed(db)
+    async with db.uow() as uow:
+        patient = await uow.patients.get(patient_id)
+        assert patient is not None
+        raw = json.loads(await privacy.export(uow, patient, now=T0 + timedelta(days=3)))
+        await uow.commit()
+    resources = [e["resource"] for e in raw["entry"]]
+    checked = Counter[str]()
+    for key, (kind, context, rule) in R4_INVARIANTS.items():
+        for r in (r for r in resources if r["resourceType"] == kind):
+            element = context.partition(".")[2]  # "" for the resource itself
+            found = r.get(element) if element else r
+            nodes = found if isinstance(found, list) else [found] if found else []
+            for node in nodes:
+                assert evaluate(node, rule) == [True], (key, r["id"])
+                checked[key] += 1
+    assert checked["ait-1"] >= 1 and checked["con-3"] >= 1  # the rules did run
+    # One consultation, one identifier: under urn:careline:consultation only the case number.
+    values = {
+        str(v)
+        for r in resources
+        for v in evaluate(
+            r, "descendants().where(system = 'urn:careline:consultation').select(value | code)"
+        )
+    }
+    assert values == {str(number)}, values
