@@ -8,10 +8,15 @@ after erasure nothing is left to export. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
+import os
+import shutil
+import subprocess
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -506,3 +511,49 @@ async def test_the_export_keeps_hl7s_r4_invariants_and_one_case_identifier(db: D
         )
     }
     assert values == {str(number)}, values
+
+
+VALIDATOR = Path(__file__).resolve().parents[1] / "fhir_validator"
+
+
+async def test_a_second_validator_accepts_the_export(db: Database, tmp_path: Path) -> None:
+    """FHIR.js (npm "fhir", no code shared with fhir.resources) checks the whole-record
+    export's structure, required bindings and reference target types; it must run in CI
+    (``CARELINE_TEST_FHIR_VALIDATOR``), and on a laptop without Node.js it is skipped."""
+    node = shutil.which("node")
+    installed = (VALIDATOR / "node_modules" / "fhir").is_dir()
+    if node is None or not installed:
+        if os.environ.get("CARELINE_TEST_FHIR_VALIDATOR"):
+            pytest.fail("the second FHIR validator is required here: node and `npm ci` in "
+                        "tests/fhir_validator (.ci/test installs it)")  # fmt: skip
+        pytest.skip("no Node.js or no tests/fhir_validator/node_modules (bash .ci/test)")
+    patient_id, _doctor, _other, _number = await _seed(db)
+    async with db.uow() as uow:
+        patient = await uow.patients.get(patient_id)
+        assert patient is not None
+        data = await privacy.export(uow, patient, now=T0 + timedelta(days=3))
+        await uow.commit()
+    good = tmp_path / "record.json"
+    good.write_bytes(data)
+    # The same record broken the ways this validator catches: a status outside its required
+    # value set, a reference to the wrong kind of resource.
+    broken = json.loads(data)
+    for entry in broken["entry"]:
+        r = entry["resource"]
+        if r["resourceType"] == "Communication":
+            r["status"] = "sent-ish"
+        if r["resourceType"] == "Observation":
+            r["subject"] = {"reference": "Practitioner/someone"}
+    bad = tmp_path / "broken.json"
+    bad.write_text(json.dumps(broken))
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [node, str(VALIDATOR / "validate.js"), str(good), str(bad)],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    verdicts = json.loads(done.stdout)
+    assert verdicts[str(good)] == {"valid": True, "errors": []}
+    errors = verdicts[str(bad)]["errors"]
+    assert verdicts[str(bad)]["valid"] is False
+    assert any(e.startswith("Communication.status") for e in errors)
+    assert any(e.startswith("Observation.subject: Invalid type for reference") for e in errors)
