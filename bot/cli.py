@@ -79,6 +79,10 @@ def _parser() -> argparse.ArgumentParser:
     ref_sub = referral.add_subparsers(dest="referral_command", metavar="ACTION", required=True)
     ref_verify = ref_sub.add_parser("verify", help="check a slip; exit 0 only when valid")
     ref_verify.add_argument("target", metavar="FILE_OR_CODE", help="PDF/photo, QR text or code")
+    rx = sub.add_parser("rx", help="e-prescription tools")
+    rx_sub = rx.add_subparsers(dest="rx_command", metavar="ACTION", required=True)
+    rx_verify = rx_sub.add_parser("verify", help="check a prescription; exit 0 only when valid")
+    rx_verify.add_argument("target", metavar="FILE_OR_CODE", help="PDF/photo, QR text or code")
     doctors = sub.add_parser("doctors", help="list, approve, reject or suspend doctors")
     doc_sub = doctors.add_subparsers(dest="doctors_command", metavar="ACTION", required=True)
     listing = doc_sub.add_parser("list", help="doctors and applications (newest last)")
@@ -451,6 +455,17 @@ async def _referral_verify(settings: Settings, target: str) -> int:
         await db.dispose()
 
 
+async def _rx_verify(settings: Settings, target: str) -> int:
+    from bot.app import open_database
+    from bot.verify_web import rx_verify_cli
+
+    db = await open_database(settings)
+    try:
+        return await rx_verify_cli(db, target, settings.default_locale, print)
+    finally:
+        await db.dispose()
+
+
 async def _audit(settings: Settings, args: argparse.Namespace) -> int:
     """``audit verify [--checkpoints FILE]`` and ``audit checkpoints [--export FILE]``."""
     from pathlib import Path
@@ -787,6 +802,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_rotate(settings))
         if args.command == "referral":
             return asyncio.run(_referral_verify(settings, args.target))
+        if args.command == "rx":
+            return asyncio.run(_rx_verify(settings, args.target))
         if args.command == "doctors":
             return asyncio.run(_doctors(settings, args))
         if args.command == "audit":

@@ -103,6 +103,10 @@ class Settings(BaseSettings):
     # @BotFather and a balance of at least 10,000 Stars.
     paid_broadcast_stars_per_day: float = Field(default=0.0, ge=0)
     log_level: str = "INFO"
+    # E-prescriptions: whether a pharmacist reviews each one before it takes effect (cn:
+    # always, whatever this says). The prescribing rules themselves are clinic data in
+    # flows/questionnaires/prescribing.toml.
+    rx_review: bool = False
     # Referral slips: the address their QR opens (<public_url>/r/<code>?t=<token>), served by
     # the webhook server (or the sandbox page); in polling mode by a small server of its own
     # on verify_host:verify_port when a port is set. Requests per minute per client address;

@@ -17,6 +17,20 @@ right-most ``X-Forwarded-For`` hop that is not one of ``trusted_proxies``. The p
 language comes from ``?lang=``, else Accept-Language. Everything shown is escaped; errors never
 show a stack trace.
 
+The e-prescription check page a pharmacy opens from a prescription's QR is the same page with
+the same protections: ``GET /rx/<code>?t=<token>`` (verdicts valid / pending / rejected /
+expired / revoked / dispensed / forged / unknown, audited ``pharmacy:web``). The patient, the
+diagnosis and the medicines are shown only with the token or the code plus the year of birth
+(wrong years counted per prescription, apart from slips'); a code alone shows the verdict, the
+prescriber's name and the dates. A valid one shown in full carries the dispensing form
+(``POST /rx/<code>/dispense``: the pharmacy's name and one quantity per medicine, less than
+prescribed being a partial dispensing), guarded like the slip's "mark used" form but with form
+tokens of their own kind (:class:`Kind`) and their own nonce cookie, so neither form passes as
+the other. A bad entry shows the form again with the reason and keeps nothing; a refused POST
+of a prescription that exists is audited ``rx.dispense.refused`` with the address and reason;
+a dispensing also ``rx.dispense.web`` with the address. ``python bot.py rx verify``:
+:func:`rx_verify_cli`.
+
 Mounted on the webhook server and the sandbox page; in polling mode :func:`serve` runs it on
 its own port (``CARELINE_VERIFY_HOST`` / ``CARELINE_VERIFY_PORT``).
 """
@@ -42,7 +56,9 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from flows import prescriptions as rxf
 from flows import referrals as rf
+from flows import trust
 from flows.signing import Signer
 from locales import LOCALES, Translator, normalize_locale
 from storage.models import utcnow
@@ -55,7 +71,9 @@ log = logging.getLogger(__name__)
 
 FORM_TTL_S = 30 * 60
 ACTOR = "desk:web"
+RX_ACTOR = "pharmacy:web"
 COOKIE = "careline_verify"
+RX_COOKIE = "careline_rx"
 BORN_TRIES = 5  # wrong years of birth per slip ...
 BORN_WINDOW_S = 60 * 60  # ... an hour, from any address
 LOOPBACK = ("127.0.0.0/8", "::1/128")
@@ -78,6 +96,22 @@ _ICONS = {
 }
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What a checked document's page is: its path, its nonce cookie and the domain of its
+    form tokens (so a slip's "mark used" form never passes as a prescription's "dispense"
+    form, nor the other way round), and its page title."""
+
+    base: str
+    cookie: str
+    purpose: str
+    title: str
+
+
+SLIP = Kind("/r", COOKIE, "verify-form", "verify.title")
+RX = Kind("/rx", RX_COOKIE, "rx-form", "rxweb.title")
 
 
 class RateLimiter:
@@ -234,6 +268,11 @@ class VerifyPage:
         app.router.add_get("/r/{code}", self.show)
         app.router.add_post("/r/{code}", self.show)  # the QR's #token or a year of birth
         app.router.add_post("/r/{code}/use", self.use)
+        app.router.add_get("/rx", self.rx_index)
+        app.router.add_get("/rx/", self.rx_index)
+        app.router.add_get("/rx/{code}", self.rx_show)
+        app.router.add_post("/rx/{code}", self.rx_show)  # the QR's #token or a year of birth
+        app.router.add_post("/rx/{code}/dispense", self.rx_dispense)
 
     # -- helpers -----------------------------------------------------------------------------
     def _client(self, request: web.Request) -> str:
@@ -269,17 +308,20 @@ class VerifyPage:
             return False
         return _origin_of(given) in self._own_origins(request)
 
-    def _form_mac(self, code: str, status: str, via: str, stamp: int, nonce: str) -> str:
+    def _form_mac(
+        self, code: str, status: str, via: str, stamp: int, nonce: str, kind: Kind = SLIP
+    ) -> str:
         assert self.db is not None
-        return self.db.ring.blind_index("verify-form", f"{code}|{status}|{via}|{stamp}|{nonce}")
+        return self.db.ring.blind_index(kind.purpose, f"{code}|{status}|{via}|{stamp}|{nonce}")
 
-    def _form_token(self, code: str, status: str, via: str, nonce: str) -> str:
+    def _form_token(self, code: str, status: str, via: str, nonce: str, kind: Kind = SLIP) -> str:
         stamp = int(time.time())
-        return f"{stamp}.{via}.{self._form_mac(code, status, via, stamp, nonce)[:32]}"
+        return f"{stamp}.{via}.{self._form_mac(code, status, via, stamp, nonce, kind)[:32]}"
 
-    def _form_ok(self, code: str, token: str, nonce: str) -> str | None:
+    def _form_ok(self, code: str, token: str, nonce: str, kind: Kind = SLIP) -> str | None:
         """How the patient was shown (``token`` / ``born``) when ``token`` is this page's
-        form for the valid verdict on ``code``, with this browser's nonce; else None."""
+        form (of this ``kind`` of document) for the valid verdict on ``code``, with this
+        browser's nonce; else None."""
         stamp_text, _, rest = token.partition(".")
         via, _, mac = rest.partition(".")
         if not stamp_text.isdigit() or via not in ("token", "born") or not mac or not nonce:
@@ -287,20 +329,52 @@ class VerifyPage:
         stamp = int(stamp_text)
         if not 0 <= time.time() - stamp <= FORM_TTL_S:
             return None
-        expected = self._form_mac(code, "valid", via, stamp, nonce)[:32]
+        expected = self._form_mac(code, "valid", via, stamp, nonce, kind)[:32]
         return via if hmac.compare_digest(expected, mac) else None
 
-    def _set_nonce(self, request: web.Request, response: web.Response, nonce: str) -> None:
+    def _set_nonce(
+        self, request: web.Request, response: web.Response, nonce: str, kind: Kind = SLIP
+    ) -> None:
         secure = request.secure or (self.public_url or "").startswith("https://")
         response.set_cookie(
-            COOKIE,
+            kind.cookie,
             nonce,
             max_age=FORM_TTL_S,
-            path="/r",
+            path=kind.base,
             httponly=True,
             samesite="Strict",
             secure=secure,
         )
+
+    @staticmethod
+    async def _posted(request: web.Request) -> tuple[str, str]:
+        """The token (``?t=``, or posted from the URL's fragment) and a posted year of birth."""
+        token = request.query.get("t", "")
+        born = ""
+        if request.method == "POST":
+            try:
+                form = await request.post()
+            except (ValueError, web.HTTPException):
+                form = None
+            token = str(form.get("t", "")) if form else ""
+            born = str(form.get("born", "")).strip()[:8] if form else ""
+        return token[:2048], born
+
+    def _who(
+        self, token: str, born: str, birth_year: str | None, key: str
+    ) -> tuple[str | None, bool]:
+        """How the patient may be shown (``token``, ``born`` or None) and whether a typed
+        year of birth was wrong; a wrong year is counted against ``key`` (one document)."""
+        if token:
+            return "token", False
+        if not born or not birth_year:
+            return None, False
+        year = _year(born)
+        if year is not None and year == birth_year:
+            return "born", False
+        if year is not None:  # a wrong guess, counted per document
+            self.born_limiter.allow(key)
+        return None, True
 
     @staticmethod
     def _locale(request: web.Request) -> str:
@@ -350,16 +424,7 @@ class VerifyPage:
         if self.db is None:
             return _page(tr, _p(tr.plain("verify.unavailable")), status=503)
         code = request.match_info["code"][:40]
-        token = request.query.get("t", "")
-        born = ""
-        if request.method == "POST":
-            try:
-                form = await request.post()
-            except (ValueError, web.HTTPException):
-                form = None
-            token = str(form.get("t", "")) if form else ""
-            born = str(form.get("born", "")).strip()[:8] if form else ""
-        token = token[:2048]
+        token, born = await self._posted(request)
         canon = rf.normalize_code(code)
         if born and not token and canon is not None and self.born_limiter.exhausted(canon):
             return _limited(tr, "verify.born.locked", BORN_WINDOW_S)
@@ -370,16 +435,8 @@ class VerifyPage:
         except Exception:  # the desk sees a plain page, the log has the rest
             log.exception("verify page failed")
             return _page(tr, _p(tr.plain("verify.error")), status=500)
-        via = "token" if token else None
-        notice = ""
-        if not token and born and verdict.birth_year:
-            year = _year(born)
-            if year is not None and year == verdict.birth_year:
-                via = "born"
-            else:
-                if year is not None:  # a wrong guess, counted per slip
-                    self.born_limiter.allow(canon or code)
-                notice = f'<p class="notice">{_e(tr.plain("verify.born.mismatch"))}</p>'
+        via, wrong = self._who(token, born, verdict.birth_year, canon or code)
+        notice = _notice(tr.plain("verify.born.mismatch")) if wrong else ""
         shown = verdict if via else _without_identity(verdict)
         body = notice + _verdict_html(tr, shown)
         nonce = ""
@@ -483,6 +540,182 @@ class VerifyPage:
         except Exception:  # the refusal stands; the log has the rest
             log.exception("verify page: auditing a refused mark failed")
 
+    # -- prescriptions ---------------------------------------------------------------------------
+    def _rx_page(self, tr: Translator, body: str, *, status: int = 200) -> web.Response:
+        return _page(tr, body, status=status, title=RX.title)
+
+    async def rx_index(self, request: web.Request) -> web.Response:
+        """A form to type a prescription's code (``?code=`` goes to its page)."""
+        tr = Translator(self._locale(request))
+        if not self._allow(request):
+            return _limited(tr, title=RX.title)
+        typed = request.query.get("code", "")
+        if typed:
+            canon = rf.normalize_code(typed)
+            if canon is not None:
+                raise web.HTTPSeeOther(f"/rx/{canon}?lang={tr.locale}")
+            body = _rx_verdict_html(tr, rxf.Verdict(status="unknown", reason="code"), False)
+            return self._rx_page(tr, body + _rx_code_form(tr, typed), status=404)
+        return self._rx_page(tr, _rx_code_form(tr, ""))
+
+    async def rx_show(self, request: web.Request) -> web.Response:
+        """The verdict on one prescription: with the patient, the diagnosis and the medicines
+        by its token or code + year of birth; by its code alone only the verdict, the
+        prescriber and the dates. A valid one shown in full carries the dispensing form."""
+        tr = Translator(self._locale(request))
+        if not self._allow(request):
+            return _limited(tr, title=RX.title)
+        if self.db is None:
+            return self._rx_page(tr, _p(tr.plain("verify.unavailable")), status=503)
+        code = request.match_info["code"][:40]
+        token, born = await self._posted(request)
+        canon = rf.normalize_code(code)
+        key = f"rx:{canon or code}"  # prescriptions' wrong years are counted apart from slips'
+        if born and not token and canon is not None and self.born_limiter.exhausted(key):
+            return _limited(tr, "rxweb.born.locked", BORN_WINDOW_S, title=RX.title)
+        try:
+            async with self.db.uow() as uow:
+                verdict = await self._rx_check(uow, code, token)
+                await uow.commit()
+        except Exception:  # the pharmacy sees a plain page, the log has the rest
+            log.exception("prescription page failed")
+            return self._rx_page(tr, _p(tr.plain("verify.error")), status=500)
+        content = verdict.content
+        via, wrong = self._who(token, born, content.birth_year if content else None, key)
+        if content is None:
+            via = None
+        body = _notice(tr.plain("rxweb.born.mismatch")) if wrong else ""
+        body += _rx_verdict_html(tr, verdict, via is not None)
+        nonce = ""
+        if via and verdict.status == "valid" and verdict.code and content is not None:
+            nonce = secrets.token_urlsafe(18)
+            body += self._dispense_form(tr, verdict.code, content, via, nonce)
+        elif not via and content is not None and content.birth_year and verdict.code:
+            body += _rx_born_form(tr, verdict.code)
+        body += _rx_code_form(tr, "")
+        if not token:  # a QR may carry its token after '#': check that too
+            body += _fragment_form(tr, code, RX.base)
+        response = self._rx_page(tr, body, status=200 if verdict.status != "unknown" else 404)
+        if nonce:
+            self._set_nonce(request, response, nonce, RX)
+        return response
+
+    async def _rx_check(self, uow: Any, code: str, token: str) -> rxf.Verdict:
+        now = self.now()
+        if token:
+            signer = trust.signer(uow)
+            return await rxf.verify_token(uow, token, signer, now, code=code, actor=RX_ACTOR)
+        return await rxf.verify_code(uow, code, now, actor=RX_ACTOR)
+
+    def _dispense_form(
+        self,
+        tr: Translator,
+        code: str,
+        content: rxf.RxContent,
+        via: str,
+        nonce: str,
+        pharmacy: str = "",
+        given: Sequence[str] | None = None,
+    ) -> str:
+        form = self._form_token(code, "valid", via, nonce, RX)
+        return _rx_dispense_form(tr, code, content, form, pharmacy, given)
+
+    async def rx_dispense(self, request: web.Request) -> web.Response:
+        """The pharmacy records a valid prescription dispensed (once; audited with its
+        address): its name and the quantity given of each medicine. Only from this page's own
+        origin, with the form of the verdict this browser was shown. A bad entry shows the
+        form again with the reason, and nothing is kept."""
+        tr = Translator(self._locale(request))
+        client = self._client(request)
+        if not self.limiter.allow(_limit_key(client)):
+            return _limited(tr, title=RX.title)
+        if self.db is None:
+            return self._rx_page(tr, _p(tr.plain("verify.unavailable")), status=503)
+        code = request.match_info["code"][:40]
+        canon = rf.normalize_code(code)
+        if not self._same_origin(request):
+            await self._rx_refused(canon, client, "origin")
+            return self._rx_page(tr, _p(tr.plain("rxweb.dispense.cross_origin")), status=403)
+        try:
+            data = await request.post()
+        except (ValueError, web.HTTPException):
+            data = None
+        form = str(data.get("form", ""))[:200] if data else ""
+        nonce = request.cookies.get(RX.cookie, "")[:64]
+        via = self._form_ok(canon, form, nonce, RX) if canon is not None else None
+        if canon is None or via is None:
+            await self._rx_refused(canon, client, "form")
+            return self._rx_page(tr, _p(tr.plain("rxweb.dispense.stale")), status=403)
+        pharmacy = str(data.get("pharmacy", ""))[:1000] if data else ""
+        given = [str(q)[:32] for q in data.getall("q", [])][: rxf.MAX_ITEMS + 1] if data else []
+        now = self.now()
+        error: rxf.RxError | None = None
+        done: rxf.Dispensing | None = None
+        try:
+            async with self.db.uow() as uow:
+                verdict = await rxf.verify_code(uow, canon, now)
+                rx = await uow.prescriptions.get(verdict.rx_id) if verdict.rx_id else None
+                if rx is not None and verdict.status == "valid":
+                    try:
+                        done = await rxf.dispense(uow, rx, pharmacy, given, now, actor=RX_ACTOR)
+                    except rxf.RxError as exc:
+                        error = exc
+                        if exc.msgid not in _RX_INPUT_ERRORS:  # e.g. another pharmacy won
+                            verdict = await rxf.verify_code(uow, canon, now)
+                elif rx is not None:
+                    await self._rx_refusal(uow, rx.id, client, verdict.status)
+                if done is not None:
+                    await uow.audit.record(
+                        RX_ACTOR,
+                        "rx.dispense.web",
+                        "prescription",
+                        rx.id if rx is not None else "",
+                        {"address": client[:64], "shown_by": via},
+                    )
+                if error is None or error.msgid not in _RX_INPUT_ERRORS:
+                    await uow.commit()  # a refusal's audit (and an expiry) is kept
+        except Exception:
+            log.exception("prescription page: dispensing failed")
+            return self._rx_page(tr, _p(tr.plain("verify.error")), status=500)
+        content = verdict.content
+        if done is not None and content is not None:
+            return self._rx_page(tr, _rx_done_html(tr, content, done) + _rx_code_form(tr, ""))
+        if error is not None and error.msgid in _RX_INPUT_ERRORS and content is not None:
+            # Nothing was kept: the same page again, with the reason and what was typed.
+            nonce = secrets.token_urlsafe(18)
+            body = _notice(tr.plain(error.msgid, **error.params))
+            body += _rx_verdict_html(tr, verdict, True)
+            body += self._dispense_form(tr, canon, content, via, nonce, pharmacy, given)
+            response = self._rx_page(tr, body, status=422)
+            self._set_nonce(request, response, nonce, RX)
+            return response
+        msgid = error.msgid if error is not None else MSG_RX_REFUSED.get(verdict.status)
+        body = _p(tr.plain(msgid, **(error.params if error else {}))) if msgid else ""
+        body = body or _p(tr.plain("rxweb.dispense.not_recorded"))
+        return self._rx_page(tr, body + _rx_verdict_html(tr, verdict, False), status=409)
+
+    async def _rx_refusal(self, uow: Any, rx_id: str, client: str, reason: str) -> None:
+        await uow.audit.record(
+            RX_ACTOR,
+            "rx.dispense.refused",
+            "prescription",
+            rx_id,
+            {"address": client[:64], "reason": reason},
+        )
+
+    async def _rx_refused(self, code: str | None, client: str, reason: str) -> None:
+        """A refused dispensing of a prescription that exists is audited (from where, why)."""
+        if code is None or self.db is None:
+            return
+        try:
+            async with self.db.uow() as uow:
+                rx = await rxf.by_code(uow, code)
+                if rx is not None:
+                    await self._rx_refusal(uow, rx.id, client, reason)
+                    await uow.commit()
+        except Exception:  # the refusal stands; the log has the rest
+            log.exception("prescription page: auditing a refused dispensing failed")
+
 
 # --- rendering ---------------------------------------------------------------------------------
 
@@ -493,6 +726,10 @@ def _e(value: object) -> str:
 
 def _p(text: str) -> str:
     return f"<p>{_e(text)}</p>"
+
+
+def _notice(text: str) -> str:
+    return f'<p class="notice">{_e(text)}</p>'
 
 
 def _verdict_html(tr: Translator, v: rf.Verdict) -> str:
@@ -542,14 +779,270 @@ def _born_form(tr: Translator, code: str) -> str:
     )
 
 
-def _code_form(tr: Translator, typed: str) -> str:
+def _code_form(
+    tr: Translator,
+    typed: str,
+    *,
+    base: str = "/r",
+    label: str = "verify.form.label",
+    check: str = "verify.form.check",
+) -> str:
     return (
-        f'<form method="get" action="/r/" class=code><input type="hidden" name="lang" '
-        f'value="{_e(tr.locale)}"><label>{_e(tr.plain("verify.form.label"))} '
+        f'<form method="get" action="{base}/" class=code><input type="hidden" name="lang" '
+        f'value="{_e(tr.locale)}"><label>{_e(tr.plain(label))} '
         f'<input name="code" value="{_e(typed)}" maxlength="40" autocomplete="off" '
         f'placeholder="K7Q-4M9-XDB"></label> '
-        f"<button type=submit>{_e(tr.plain('verify.form.check'))}</button></form>"
+        f"<button type=submit>{_e(tr.plain(check))}</button></form>"
     )
+
+
+# --- prescriptions: rendering ------------------------------------------------------------------
+
+# What the flow's refusals of a bad entry are: the form is shown again, nothing is kept.
+_RX_INPUT_ERRORS = frozenset(
+    {
+        "rx.dispense.pharmacy",
+        "rx.error.too_long",
+        "rx.dispense.quantities",
+        "rx.dispense.quantity_bad",
+        "rx.dispense.quantity_over",
+        "rx.dispense.nothing",
+    }
+)
+# Why a prescription that is not valid (any more) was not dispensed.
+MSG_RX_REFUSED = {
+    "pending": "rx.dispense.pending",
+    "rejected": "rx.dispense.rejected",
+    "expired": "rx.dispense.expired",
+    "revoked": "rx.dispense.revoked",
+    "dispensed": "rx.dispense.already",
+}
+MSG_RX_STATUS = {
+    "valid": "rxweb.status.valid",
+    "pending": "rxweb.status.pending",
+    "rejected": "rxweb.status.rejected",
+    "expired": "rxweb.status.expired",
+    "revoked": "rxweb.status.revoked",
+    "dispensed": "rxweb.status.dispensed",
+    "dispensed_partly": "rxweb.status.dispensed_partly",
+    "dispensed_plain": "rxweb.status.dispensed_plain",
+    "forged": "rxweb.status.forged",
+    "unknown": "rxweb.status.unknown",
+}
+MSG_RX_EXPLAIN = {
+    "valid": "rxweb.explain.valid",
+    "pending": "rxweb.explain.pending",
+    "rejected": "rxweb.explain.rejected",
+    "expired": "rxweb.explain.expired",
+    "revoked": "rxweb.explain.revoked",
+    "dispensed": "rxweb.explain.dispensed",
+    "forged": "rxweb.explain.forged",
+    "unknown": "rxweb.explain.unknown",
+}
+_RX_COLOURS = {
+    "valid": "#1b7f3b",
+    "pending": "#9a6700",
+    "rejected": "#b42318",
+    "expired": "#9a6700",
+    "revoked": "#b42318",
+    "dispensed": "#9a6700",
+    "forged": "#b42318",
+    "unknown": "#555",
+}
+_RX_ICONS = {
+    "valid": "✔",
+    "pending": "⏳",
+    "rejected": "✖",
+    "expired": "⌛",
+    "revoked": "✖",
+    "dispensed": "●",
+    "forged": "✖",
+    "unknown": "?",
+}
+
+
+def _amount(value: float) -> str:
+    """A quantity as a pharmacist types it: ``21``, ``2.5``."""
+    return str(int(value)) if value == int(value) else f"{value:g}"
+
+
+def rx_status_text(tr: Translator, v: rxf.Verdict) -> str:
+    """The verdict in words (a dispensed one says when, where, and whether only partly)."""
+    if v.status == "dispensed":
+        d = v.dispensing
+        if d is None:
+            return tr.plain(MSG_RX_STATUS["dispensed_plain"])
+        key = "dispensed_partly" if d.partial else "dispensed"
+        return tr.plain(MSG_RX_STATUS[key], date=d.at.date().isoformat(), pharmacy=d.pharmacy)
+    return tr.plain(MSG_RX_STATUS.get(v.status, MSG_RX_STATUS["unknown"]))
+
+
+def _rx_explain(tr: Translator, v: rxf.Verdict) -> str:
+    c = v.content
+    params = {"date": c.valid_until.isoformat()} if v.status == "expired" and c else {}
+    return tr.plain(MSG_RX_EXPLAIN.get(v.status, MSG_RX_EXPLAIN["unknown"]), **params)
+
+
+def _rx_rows(tr: Translator, v: rxf.Verdict, identity: bool) -> list[tuple[str, str]]:
+    """(label, value) of what a pharmacy may see: with ``identity`` the patient, the
+    prescriber in full and the diagnosis; without, the prescriber's name and the dates."""
+    c = v.content
+    if c is None:
+        return []
+    doctor = c.doctor_name
+    if identity and c.doctor_title:
+        doctor = f"{c.doctor_name}, {c.doctor_title}" if c.doctor_name else c.doctor_title
+    rows: list[tuple[str, str | None]] = [("rxweb.field.code", v.code)]
+    if identity:
+        rows += [
+            ("rxweb.field.patient", c.patient_name),
+            ("rxweb.field.birth_year", c.birth_year),
+            ("rxweb.field.sex", tr.plain(f"sex.{c.sex}") if c.sex else None),
+        ]
+    rows.append(("rxweb.field.doctor", doctor))
+    if identity:
+        rows += [
+            ("rxweb.field.licence", c.doctor_licence),
+            ("rxweb.field.hospital", c.doctor_hospital),
+            ("rxweb.field.diagnosis", c.diagnosis),
+        ]
+    rows += [
+        ("rxweb.field.issued", c.issued_on.isoformat()),
+        ("rxweb.field.valid_until", c.valid_until.isoformat()),
+    ]
+    if v.dispensing is not None:
+        rows += [
+            ("rxweb.field.dispensed_on", v.dispensing.at.date().isoformat()),
+            ("rxweb.field.pharmacy", v.dispensing.pharmacy),
+        ]
+    return [(tr.plain(label), str(value)) for label, value in rows if value]
+
+
+def _rx_items_html(tr: Translator, v: rxf.Verdict) -> str:
+    """The medicines as prescribed (and what was given, once dispensed)."""
+    c = v.content
+    if c is None:
+        return ""
+    given = v.dispensing.quantities if v.dispensing is not None else None
+    heads = ["rxweb.items.name", "rxweb.items.dose", "rxweb.items.quantity", "rxweb.items.days"]
+    if given is not None:
+        heads.append("rxweb.items.given")
+    head = "".join(f"<th>{_e(tr.plain(h))}</th>" for h in heads)
+    rows = []
+    for i, item in enumerate(c.items):
+        cells = [
+            f"<td><b>{_e(item.name)}</b> {_e(item.strength)}</td>",
+            f"<td>{_e(item.dose)}</td>",
+            f"<td>{_e(item.quantity)}</td>",
+            f"<td>{_e(item.days)}</td>",
+        ]
+        if given is not None:
+            cells.append(f"<td>{_e(_amount(given[i]) if i < len(given) else '')}</td>")
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    return (
+        f"<h2>{_e(tr.plain('rxweb.items.title'))}</h2>"
+        f"<table class=items><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _rx_verdict_html(tr: Translator, v: rxf.Verdict, identity: bool) -> str:
+    colour = _RX_COLOURS.get(v.status, "#555")
+    parts = [
+        f'<div class="banner" style="background:{colour}"><span class=icon>'
+        f"{_RX_ICONS.get(v.status, '?')}</span> {_e(rx_status_text(tr, v))}</div>",
+        _p(_rx_explain(tr, v)),
+    ]
+    if v.status in ("forged", "unknown") or v.content is None:
+        return "".join(parts)
+    cells = "".join(
+        f"<tr><th>{_e(label)}</th><td>{_e(value)}</td></tr>"
+        for label, value in _rx_rows(tr, v, identity)
+    )
+    parts.append(f"<table>{cells}</table>")
+    if identity:
+        parts.append(_rx_items_html(tr, v))
+        if v.status == "valid":
+            parts.append(f"<p class=hint>{_e(tr.plain('rxweb.match_id'))}</p>")
+    return "".join(parts)
+
+
+def _rx_dispense_form(
+    tr: Translator,
+    code: str,
+    content: rxf.RxContent,
+    form: str,
+    pharmacy: str = "",
+    given: Sequence[str] | None = None,
+) -> str:
+    """The dispensing form: the pharmacy's name and one quantity per medicine (prefilled with
+    what was prescribed; less is a partial dispensing)."""
+    rows = []
+    for i, item in enumerate(content.items):
+        value = given[i] if given is not None and i < len(given) else _amount(item.amount)
+        label = f"{tr.plain('rxweb.dispense.given')}: {item.name}"
+        rows.append(
+            f"<tr><td><b>{_e(item.name)}</b> {_e(item.strength)}</td><td>{_e(item.quantity)}"
+            f'</td><td><input name="q" type="number" min="0" max="{_e(_amount(item.amount))}" '
+            f'step="any" inputmode="decimal" value="{_e(value)}" aria-label="{_e(label)}" '
+            f"required></td></tr>"
+        )
+    heads = "".join(
+        f"<th>{_e(tr.plain(h))}</th>"
+        for h in ("rxweb.items.name", "rxweb.dispense.prescribed", "rxweb.dispense.given")
+    )
+    return (
+        f'<form method="post" action="/rx/{_e(code)}/dispense?lang={_e(tr.locale)}" '
+        f'class=dispense><input type="hidden" name="form" value="{_e(form)}">'
+        f"<h2>{_e(tr.plain('rxweb.dispense.title'))}</h2>"
+        f"<p class=hint>{_e(tr.plain('rxweb.dispense.hint'))}</p>"
+        f"<label class=pharmacy>{_e(tr.plain('rxweb.dispense.pharmacy_label'))} "
+        f'<input name="pharmacy" value="{_e(pharmacy)}" maxlength="{rxf.PHARMACY_MAX}" '
+        f'autocomplete="organization" required></label>'
+        f"<table class=items><thead><tr>{heads}</tr></thead><tbody>{''.join(rows)}</tbody>"
+        f"</table><button type=submit>{_e(tr.plain('rxweb.dispense.button'))}</button></form>"
+    )
+
+
+def _rx_done_html(tr: Translator, content: rxf.RxContent, done: rxf.Dispensing) -> str:
+    """What a successful dispensing shows: that it is kept, and what was given where."""
+    key = "rxweb.dispense.done_partly" if done.partial else "rxweb.dispense.done"
+    rows = "".join(
+        f"<tr><td><b>{_e(item.name)}</b> {_e(item.strength)}</td><td>{_e(item.quantity)}</td>"
+        f"<td><b>{_e(_amount(q))}</b></td></tr>"
+        for item, q in zip(content.items, done.quantities, strict=False)
+    )
+    heads = "".join(
+        f"<th>{_e(tr.plain(h))}</th>"
+        for h in ("rxweb.items.name", "rxweb.dispense.prescribed", "rxweb.items.given")
+    )
+    facts = "".join(
+        f"<tr><th>{_e(tr.plain(label))}</th><td>{_e(value)}</td></tr>"
+        for label, value in (
+            ("rxweb.field.code", content.code),
+            ("rxweb.field.pharmacy", done.pharmacy),
+            ("rxweb.field.dispensed_on", done.at.date().isoformat()),
+        )
+    )
+    return (
+        f'<div class="banner ok"><span class=icon>✔</span> {_e(tr.plain(key))}</div>'
+        f"<p>{_e(tr.plain('rxweb.dispense.done_hint'))}</p><table>{facts}</table>"
+        f"<table class=items><thead><tr>{heads}</tr></thead><tbody>{rows}</tbody></table>"
+    )
+
+
+def _rx_born_form(tr: Translator, code: str) -> str:
+    """Asks for the patient's year of birth (posted, so it stays out of URLs and logs)."""
+    return (
+        f'<form method="post" action="/rx/{_e(code)}?lang={_e(tr.locale)}" class=born>'
+        f"<p class=hint>{_e(tr.plain('rxweb.born.hint'))}</p>"
+        f'<label>{_e(tr.plain("rxweb.born.label"))} <input name="born" inputmode="numeric" '
+        f'maxlength="4" size="5" autocomplete="off"></label> '
+        f"<button type=submit>{_e(tr.plain('rxweb.born.check'))}</button></form>"
+    )
+
+
+def _rx_code_form(tr: Translator, typed: str) -> str:
+    return _code_form(tr, typed, base=RX.base, label="rxweb.form.label", check="rxweb.form.check")
 
 
 # Browsers never send a URL's fragment: this posts the slip's token (``/r/<code>#<token>``) to
@@ -563,9 +1056,9 @@ _FRAGMENT_JS = (
 _FRAGMENT_HASH = base64.b64encode(hashlib.sha256(_FRAGMENT_JS.encode()).digest()).decode()
 
 
-def _fragment_form(tr: Translator, code: str) -> str:
+def _fragment_form(tr: Translator, code: str, base: str = "/r") -> str:
     return (
-        f'<form id=tk method="post" action="/r/{_e(code)}?lang={_e(tr.locale)}">'
+        f'<form id=tk method="post" action="{base}/{_e(code)}?lang={_e(tr.locale)}">'
         f'<input type="hidden" name="t" value=""></form><script>{_FRAGMENT_JS}</script>'
     )
 
@@ -579,6 +1072,14 @@ _STYLE = (
     "button{font-size:1.1rem;padding:.6rem 1rem}.hint{color:#444}form.code{margin-top:2rem}"
     ".notice{background:#fff4e5;border-left:4px solid #9a6700;padding:.6rem}"
     "input{font-size:1.1rem;padding:.4rem}"
+    # the prescription page: its medicines and the dispensing form
+    "h2{font-size:1.1rem;margin:1.4rem 0 .3rem}table.items th{width:auto;font-weight:600}"
+    "table.items td{vertical-align:top}form.dispense{border:2px solid #1b7f3b;border-radius:.5rem;"
+    "padding:0 1rem 1rem;margin:1.5rem 0}form.dispense h2{margin-top:1rem}"
+    "label.pharmacy{display:block;font-weight:600}label.pharmacy input{display:block;"
+    "width:100%;box-sizing:border-box;margin-top:.3rem;font-weight:normal}"
+    "form.dispense input[type=number]{width:5rem}form.dispense button{background:#1b7f3b;"
+    "color:#fff;border:0;border-radius:.4rem;font-weight:bold}"
 )
 _HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
@@ -594,9 +1095,11 @@ _HEADERS = {
 }
 
 
-def _page(tr: Translator, body: str, *, status: int = 200) -> web.Response:
+def _page(
+    tr: Translator, body: str, *, status: int = 200, title: str = "verify.title"
+) -> web.Response:
     lang = {"zh_Hans": "zh-Hans"}.get(tr.locale, tr.locale)
-    title = _e(tr.plain("verify.title"))
+    title = _e(tr.plain(title))
     text = (
         f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
@@ -608,9 +1111,15 @@ def _page(tr: Translator, body: str, *, status: int = 200) -> web.Response:
     )
 
 
-def _limited(tr: Translator, msgid: str = "verify.limited", retry_s: int = 60) -> web.Response:
+def _limited(
+    tr: Translator,
+    msgid: str = "verify.limited",
+    retry_s: int = 60,
+    *,
+    title: str = "verify.title",
+) -> web.Response:
     body = f"<p><b>{_e(tr.plain(msgid))}</b></p>"
-    response = _page(tr, body, status=429)
+    response = _page(tr, body, status=429, title=title)
     response.headers["Retry-After"] = str(retry_s)
     return response
 
@@ -697,4 +1206,59 @@ def verdict_lines(tr: Translator, v: rf.Verdict) -> list[str]:
         ("verify.field.used_on", v.used_on.date().isoformat() if v.used_on else None),
     ]
     lines += [f"  {tr.plain(label)}: {value}" for label, value in rows if value]
+    return lines
+
+
+async def rx_verify_cli(db: Database, target: str, locale: str, out: Callable[[str], Any]) -> int:
+    """``python bot.py rx verify FILE_OR_CODE``: a prescription's PDF or a photo of its QR, a
+    scanned QR's text (``/rx/`` URL or token) or a typed code; prints the verdict (audited
+    ``admin:cli``), with the patient and the medicines only when checked by token or file.
+    Returns 0 for a valid prescription, 1 otherwise."""
+    import asyncio
+
+    tr = Translator(locale)
+    now = utcnow()
+    try:
+        data = await asyncio.to_thread(_read_file, target)
+    except OSError as exc:
+        out(f"careline: cannot read {target} ({type(exc).__name__})")
+        return 1
+    identity = True
+    async with db.uow() as uow:
+        signer = trust.signer(uow)
+        if data is not None:
+            verdict = await rxf.verify_file(uow, data, signer, now, actor="admin:cli")
+        elif "://" in target or (target.count(".") == 1 and len(target) > 40):
+            token = rf.token_from_text(target) or ""
+            code = rxf.code_from_text(target) if "://" in target else None
+            verdict = await rxf.verify_token(uow, token, signer, now, code=code, actor="admin:cli")
+        else:
+            identity = False
+            verdict = await rxf.verify_code(uow, target, now, actor="admin:cli")
+        await uow.commit()
+    for line in rx_verdict_lines(tr, verdict, identity):
+        out(line)
+    return 0 if verdict.ok else 1
+
+
+def rx_verdict_lines(tr: Translator, v: rxf.Verdict, identity: bool) -> list[str]:
+    """A prescription's verdict as plain text lines (status first; the patient and the
+    medicines only with ``identity``)."""
+    lines = [f"{v.status.upper()}: {rx_status_text(tr, v)} ({v.reason})", _rx_explain(tr, v)]
+    if v.status in ("forged", "unknown") or v.content is None:
+        return lines
+    lines += [f"  {label}: {value}" for label, value in _rx_rows(tr, v, identity)]
+    if identity:
+        given = v.dispensing.quantities if v.dispensing is not None else ()
+        lines.append(f"  {tr.plain('rxweb.items.title')}:")
+        for i, item in enumerate(v.content.items):
+            line = (
+                f"    {i + 1}. {item.name} {item.strength}: {item.dose}; {item.quantity}; "
+                f"{tr.plain('rxweb.items.days')}: {item.days}"
+            )
+            if i < len(given):
+                line += f" — {tr.plain('rxweb.items.given')}: {_amount(given[i])}"
+            lines.append(line)
+    elif v.content.birth_year:
+        lines.append(tr.plain("rxweb.cli.identity_hidden"))
     return lines

@@ -225,6 +225,23 @@ def require_verified(doctor: Doctor | None, now: datetime | None = None) -> Doct
     return doctor
 
 
+ROLES = ("doctor", "pharmacist")
+
+
+def set_role(doctor: Doctor, role: str) -> None:
+    """An applicant who has not submitted yet applies as a doctor or a pharmacist (a
+    pharmacist has no departments: the departments question is skipped)."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}")
+    if doctor.status != APPLYING:
+        raise InvalidStep("the application is submitted already")
+    doctor.role = role
+    if role == "pharmacist":
+        doctor.departments = ""
+        if step_of(doctor) is Step.DEPARTMENTS:
+            _advance(doctor, "give_departments")
+
+
 def can_approve(years: int | None, jurisdiction: str) -> bool:
     """The cn rule: at least three years of independent practice."""
     return jurisdiction != "cn" or (years or 0) >= CN_MIN_YEARS
@@ -303,12 +320,19 @@ async def answer_text(uow: UnitOfWork, doctor: Doctor, raw: str) -> Step:
         value = parse_field(step.value, raw)
         next_step(step, ANSWER_TRIGGER[step])
         await uow.doctors.set_field(doctor, step.value, value)
-    return _advance(doctor, ANSWER_TRIGGER[step])
+    new = _advance(doctor, ANSWER_TRIGGER[step])
+    if new is Step.DEPARTMENTS and doctor.role == "pharmacist":
+        new = _advance(doctor, "give_departments")  # a pharmacist takes no cases
+    return new
 
 
 def toggle_department(doctor: Doctor, department: str, known: tuple[str, ...]) -> tuple[str, ...]:
     """Tick or untick one department; returns the chosen ones."""
-    if _applying(doctor) is not Step.DEPARTMENTS or department not in known:
+    if (
+        _applying(doctor) is not Step.DEPARTMENTS
+        or department not in known
+        or doctor.role != "doctor"
+    ):
         raise InvalidStep("not choosing departments")
     chosen = set(parse_departments(doctor.departments)) ^ {department}
     doctor.departments = ",".join(d for d in known if d in chosen)
@@ -344,8 +368,11 @@ async def give_phone(uow: UnitOfWork, doctor: Doctor, phone: str) -> Step:
 
 
 def go_back(doctor: Doctor) -> Step:
-    """Back to the previous question."""
-    return _advance(doctor, "back")
+    """Back to the previous question (a pharmacist skips the departments)."""
+    step = _advance(doctor, "back")
+    if step is Step.DEPARTMENTS and doctor.role == "pharmacist":
+        step = _advance(doctor, "back")
+    return step
 
 
 async def restart(uow: UnitOfWork, doctor: Doctor) -> Step:
@@ -364,7 +391,11 @@ async def submit(uow: UnitOfWork, doctor: Doctor) -> Step:
         "doctor.apply",
         "doctor",
         doctor.id,
-        {"departments": doctor.departments, "years": doctor.years_practice},
+        {
+            "departments": doctor.departments,
+            "years": doctor.years_practice,
+            "role": doctor.role,
+        },
     )
     return step
 
@@ -384,6 +415,7 @@ class Application:
     title: str
     years: int | None
     phone: str
+    role: str = "doctor"
 
 
 async def application(uow: UnitOfWork, doctor: Doctor) -> Application:
@@ -403,6 +435,7 @@ async def application(uow: UnitOfWork, doctor: Doctor) -> Application:
         title=await field("title"),
         years=doctor.years_practice,
         phone=await field("phone"),
+        role=doctor.role,
     )
 
 
@@ -454,7 +487,7 @@ async def approve(
     doctor = await _locked(uow, doctor_id)
     if doctor.status != PENDING:
         raise AlreadyDecided(doctor.status)
-    if not can_approve(doctor.years_practice, jurisdiction):
+    if doctor.role == "doctor" and not can_approve(doctor.years_practice, jurisdiction):
         await uow.audit.record(
             actor, "doctor.approve_refused", "doctor", doctor.id, {"rule": "cn_min_years"}
         )

@@ -53,6 +53,7 @@ from flows.fhir import (
 )
 from flows.questionnaire import load
 from locales import Translator
+from storage.crypto import CryptoError
 from storage.models import (
     AuditRecord,
     Caregiver,
@@ -758,6 +759,30 @@ async def _referral_resources(
     return out
 
 
+async def _prescription_resources(
+    uow: UnitOfWork, patient: Patient, case_numbers: dict[str, int], cite: Any
+) -> list[dict[str, Any]]:
+    """MedicationRequests (with dispenseRequest) and MedicationDispenses of the patient's
+    issued e-prescriptions."""
+    from flows import fhir_rx
+    from flows import prescriptions as rxf
+
+    out: list[dict[str, Any]] = []
+    for rx in reversed(await rxf.for_patient(uow, patient.id)):
+        try:
+            content = await rxf.content_of(uow, rx)
+        except CryptoError:  # a record kept under its case's key after an erasure
+            continue
+        cite(rx.doctor_id)
+        out += fhir_rx.medication_requests(
+            rx, content, patient_ref=patient.id, case_numbers=case_numbers
+        )
+        given = await rxf.dispensing_of(uow, rx)
+        if given is not None:
+            out += fhir_rx.medication_dispenses(rx, content, given, patient_ref=patient.id)
+    return out
+
+
 async def _caregiver_of(
     uow: UnitOfWork, row: Consent, caregivers: list[Caregiver]
 ) -> Caregiver | None:
@@ -859,6 +884,7 @@ async def record_bundle(
     resources += observations
 
     resources += await _referral_resources(uow, patient, now, numbers)
+    resources += await _prescription_resources(uow, patient, numbers, cite)
 
     # Booked consultations: Appointment, and the receipt (Invoice) of a paid one.
     for b in sorted(await uow.bookings.of_patient(pid), key=lambda b: b.created_at):

@@ -326,6 +326,15 @@ async def _store_answer(
     return plan.step
 
 
+async def prefill(
+    uow: UnitOfWork, doctor: Doctor, plan: MedicationPlan, values: dict[str, Any]
+) -> str:
+    """Fill a new draft's ``name`` and ``dose`` from elsewhere (a prescription's medicine);
+    the wizard goes on from the next unanswered step."""
+    clean = {k: _clean(str(v))[:TEXT_MAX] for k, v in values.items() if k in ("name", "dose")}
+    return await _store_answer(uow, doctor, plan, "prefill", clean)
+
+
 def _text_value(raw: str) -> str:
     text = _clean(raw)
     if not text:

@@ -133,6 +133,7 @@ async def delete_messages(uow: UnitOfWork, case: Consultation) -> int:
 async def drop_case(uow: UnitOfWork, case: Consultation) -> None:
     """Delete a case and its messages (erasure of a case no doctor took part in)."""
     await delete_messages(uow, case)
+    await uow.prescriptions.delete_for_case(case.id)
     await uow.records.delete_case(case)
 
 
@@ -151,6 +152,7 @@ async def keep_record(
     else:
         for row in await uow.consultations.messages(case):
             await uow.records.reseal(row, "case_messages", str(row.id), old, case.id)
+    await _keep_prescriptions(uow, patient, case, now)
     case.key_owner = case.id
     case.record_enc = await uow.consultations.seal_text(
         case, "record_enc", json.dumps(snapshot, ensure_ascii=False)
@@ -170,6 +172,27 @@ async def keep_record(
             "record_until": record_until.isoformat(timespec="seconds"),
         },
     )
+
+
+async def _keep_prescriptions(
+    uow: UnitOfWork, patient: Patient, case: Consultation, now: datetime
+) -> None:
+    """A kept record keeps its prescriptions under the case's key; one still waiting or
+    valid is revoked first (nobody may dispense to an erased patient), a draft goes."""
+    from flows import prescriptions as rxf
+
+    for rx in await uow.prescriptions.for_case_any(case.id):
+        if rx.status == rxf.State.DRAFT:
+            await uow.prescriptions.delete(rx)
+            continue
+        if rx.status in (rxf.State.PENDING, rxf.State.ACTIVE):
+            rx.status = rxf.State.REVOKED.value
+            rx.revoked_at = now
+            await uow.events.cancel_for(rxf.EXPIRE, rx.id)
+            await uow.audit.record(
+                Actor(patient.id).ref, "rx.revoke", "prescription", rx.id, {"by": "erasure"}
+            )
+        await uow.prescriptions.reseal(rx, case.id)
 
 
 async def settle_cases(

@@ -3,7 +3,8 @@
 A token is ``base64url(payload JSON) + "." + base64url(signature)``, unpadded; the signature is
 over the payload's JSON bytes exactly as carried. The payload is
 ``{"rid": referral id, "iss": issue date, "exp": last valid date, "h": SHA-256 of the slip's
-canonical content, "kid": signing key id}``. The keys live in the keys file beside the master
+canonical content, "kid": signing key id}``; a prescription's (flows/prescriptions.py) also
+carries ``"typ": "rx"``. The keys live in the keys file beside the master
 keys (:class:`storage.crypto.KeyRing`); ``python bot.py keys rotate-signing`` adds a new key and
 keeps the old public keys, so slips signed before a rotation verify until they expire.
 """
@@ -75,9 +76,11 @@ class Signer:
         sig = Ed25519PrivateKey.from_private_bytes(key.private).sign(raw)
         return f"{b64u(raw)}.{b64u(sig)}"
 
-    def verify(self, token: str) -> dict[str, Any] | None:
+    def verify(self, token: str, typ: str | None = None) -> dict[str, Any] | None:
         """The payload of a genuine token (signed by one of our keys, active or retired, and
-        well formed), else None. Never raises on bad input."""
+        well formed), else None. Never raises on bad input. ``typ`` names the kind of document
+        (``rx`` for a prescription, whose payload carries it); without it only a referral
+        slip's payload (no ``typ``) passes, so one kind's token never checks as the other's."""
         if not isinstance(token, str) or len(token) > TOKEN_MAX or token.count(".") != 1:
             return None
         head, _, tail = token.partition(".")
@@ -86,9 +89,12 @@ class Signer:
             payload = json.loads(raw.decode("utf-8"))
         except (ValueError, UnicodeDecodeError):
             return None
-        if not isinstance(payload, dict) or set(payload) != set(PAYLOAD_FIELDS):
+        wanted = set(PAYLOAD_FIELDS) | ({"typ"} if typ is not None else set())
+        if not isinstance(payload, dict) or set(payload) != wanted:
             return None
-        if not all(isinstance(payload[f], str) for f in PAYLOAD_FIELDS):
+        if not all(isinstance(payload[f], str) for f in wanted):
+            return None
+        if typ is not None and payload["typ"] != typ:
             return None
         key = self.ring.signing_key(payload["kid"]) if payload["kid"] else None
         if key is None or key.kid != payload["kid"] or len(sig) != 64:

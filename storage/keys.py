@@ -50,6 +50,7 @@ from storage.models import (
     MedicationPlan,
     OutboxMessage,
     Patient,
+    Prescription,
     Reading,
     Referral,
 )
@@ -144,6 +145,10 @@ SEALED: tuple[Sealed, ...] = (
     Sealed(CheckIn, lambda o: CheckIn.patient_id == o),
     Sealed(Reading, lambda o: Reading.patient_id == o),
     Sealed(Referral, lambda o: Referral.patient_id == o),
+    Sealed(
+        Prescription,
+        lambda o: func.coalesce(Prescription.key_owner, Prescription.patient_id) == o,
+    ),
     Sealed(MedicationPlan, lambda o: MedicationPlan.patient_id == o),
     Sealed(Dose, lambda o: Dose.patient_id == o),
     Sealed(Consultation, lambda o: _case_owner() == o),

@@ -126,6 +126,9 @@ class Doctor(Base):
     locale: Mapped[str] = mapped_column(String(8))
     # applying -> pending -> verified | rejected; verified -> suspended -> verified
     status: Mapped[str] = mapped_column(String(16), default="applying")
+    # doctor | pharmacist: a pharmacist applies and is verified the same way, has no
+    # departments (never gets cases) and reviews e-prescriptions instead.
+    role: Mapped[str] = mapped_column(String(16), default="doctor")
     apply_step: Mapped[str] = mapped_column(String(32), default="name")
     departments: Mapped[str] = mapped_column(String(300), default="")  # comma-separated ids
     years_practice: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -649,3 +652,42 @@ class Booking(Base):
     # A deposit for a free consultation (a patient over the clinic's no-show limit pays one
     # upfront; it goes back when the consultation takes place).
     deposit: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Prescription(Base):
+    """An e-prescription (flows/prescriptions.py). ``status``: draft → pending (waiting for a
+    pharmacist's review) | active → dispensed | expired | revoked; pending → rejected.
+    What it says (medicines, patient identification, the prescriber) is ciphertext under the
+    patient's key (``content_enc``: the draft's answers, then the issued canonical JSON);
+    ``content_hash`` is the SHA-256 of the canonical content, carried in the signed token;
+    ``file_hash`` is the SHA-256 of the PDF sent to the patient. ``key_owner`` is the case id
+    once a kept record moved under the case's own key (retention after an erasure).
+    The review's reason and the dispensing (pharmacy, quantities) are sealed too."""
+
+    __tablename__ = "prescriptions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    code: Mapped[str | None] = mapped_column(String(16), nullable=True, unique=True)
+    patient_id: Mapped[str] = mapped_column(String(32), index=True)
+    doctor_id: Mapped[str] = mapped_column(String(32), index=True)
+    consultation_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    status: Mapped[str] = mapped_column(String(16), default="draft", index=True)
+    step: Mapped[str] = mapped_column(String(16), default="items")
+    review_required: Mapped[bool] = mapped_column(Boolean, default=False)
+    chronic: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    supply_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    content_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    content_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    file_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    key_owner: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    issued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    valid_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    reviewer_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    review_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    dispensed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    dispense_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    plan_id: Mapped[str | None] = mapped_column(String(32), nullable=True)

@@ -19,6 +19,7 @@ from storage.doctors import DoctorRepository
 from storage.followups import FollowUpRepository
 from storage.keystore import KeyStore, beside
 from storage.medication import MedicationRepository
+from storage.prescriptions import PrescriptionRepository
 from storage.records import RecordsRepository
 from storage.referrals import ReferralRepository
 from storage.reports import ReportRepository
@@ -114,6 +115,10 @@ class UnitOfWork:
     @cached_property
     def referrals(self) -> ReferralRepository:
         return ReferralRepository(self.session, self.vault)
+
+    @cached_property
+    def prescriptions(self) -> PrescriptionRepository:
+        return PrescriptionRepository(self.session, self.vault)
 
     @cached_property
     def care(self) -> CareRepository:

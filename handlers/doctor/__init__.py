@@ -16,6 +16,7 @@ from handlers.doctor import (
     guard,
     ops,
     plans,
+    prescriptions,
     queue,
     referrals,
     reports,
@@ -51,6 +52,8 @@ def get_router() -> Router:
     # buttons are @guard.verified; a wizard's or a case's typed texts go on to the fallback
     # when the doctor may not work.
     root.include_routers(export.routes.router())  # /export [case]: before typed answers
+    # /review's typed rejection reason and the /rx wizard's typed medicines: before plans
+    root.include_routers(prescriptions.routes.router())
     root.include_routers(plans.routes.router())  # a typed plan answer is not a case message
     root.include_routers(referrals.routes.router())  # nor a referral answer or a hospital
     root.include_routers(queue.routes.router(), reports.routes.router())

@@ -41,20 +41,29 @@ class Guard:
 
     what: str
     end_typing: bool = False
+    role: str = "doctor"  # or "pharmacist": who the handler is for
 
 
-def verified(what: str, *, end_typing: bool = False) -> Callable[[H], H]:
-    """Mark a handler as for verified doctors only; others are refused as ``what``."""
+def verified(what: str, *, end_typing: bool = False, role: str = "doctor") -> Callable[[H], H]:
+    """Mark a handler as for verified doctors only (``role="pharmacist"``: for verified
+    pharmacists only); others are refused as ``what``."""
 
     def mark(handler: H) -> H:
-        return cast(H, FlagDecorator(Flag(FLAG, Guard(what, end_typing)))(handler))
+        return cast(H, FlagDecorator(Flag(FLAG, Guard(what, end_typing, role)))(handler))
 
     return mark
 
 
 def can_work(doctor: Doctor | None) -> TypeGuard[Doctor]:
-    """A known doctor whose verification holds now."""
-    return doctor is not None and flow.is_verified(doctor, utcnow())
+    """A known doctor (not a pharmacist) whose verification holds now."""
+    return doctor is not None and doctor.role == "doctor" and flow.is_verified(doctor, utcnow())
+
+
+def can_review(person: Doctor | None) -> TypeGuard[Doctor]:
+    """A known pharmacist whose verification holds now."""
+    return (
+        person is not None and person.role == "pharmacist" and flow.is_verified(person, utcnow())
+    )
 
 
 def working_doctor(event: TelegramObject, doctor: Doctor | None) -> bool:
@@ -63,12 +72,24 @@ def working_doctor(event: TelegramObject, doctor: Doctor | None) -> bool:
 
 
 async def refuse(
-    uow: UnitOfWork, doctor: Doctor | None, what: str, tr: Translator, reply: Replier
+    uow: UnitOfWork,
+    doctor: Doctor | None,
+    what: str,
+    tr: Translator,
+    reply: Replier,
+    *,
+    role: str = "doctor",
 ) -> None:
-    """Someone who is not a verified doctor asked for cases: refused and audited."""
+    """Someone who is not a verified doctor asked for cases (or not a verified pharmacist
+    for a pharmacist's work): refused and audited."""
     actor = flow.doctor_ref(doctor) if doctor is not None else f"tg:{reply.chat_id}"
-    await uow.audit.record(actor, "consultation.refused", "command", what, {})
-    await reply.text(tr("consult.doctor.not_verified"))
+    await uow.audit.record(actor, "consultation.refused", "command", what, {"role": role})
+    if role == "pharmacist":
+        await reply.text(tr("rx.review.not_pharmacist"))
+    elif doctor is not None and doctor.role == "pharmacist" and flow.is_verified(doctor, utcnow()):
+        await reply.text(tr("rx.pharmacist.doctors_only"))
+    else:
+        await reply.text(tr("consult.doctor.not_verified"))
 
 
 class VerifiedOnly(BaseMiddleware):
@@ -83,7 +104,9 @@ class VerifiedOnly(BaseMiddleware):
         """Passes the event on, or answers with the refusal instead of the handler."""
         guard = get_flag(data, FLAG)
         doctor = data.get("doctor")
-        if not isinstance(guard, Guard) or can_work(doctor):
+        if not isinstance(guard, Guard):
+            return await handler(event, data)
+        if can_review(doctor) if guard.role == "pharmacist" else can_work(doctor):
             return await handler(event, data)
         reply: Replier = data["reply"]
         if isinstance(event, CallbackQuery):
@@ -91,7 +114,7 @@ class VerifiedOnly(BaseMiddleware):
         state = data.get("state")
         if guard.end_typing and isinstance(state, FSMContext):
             await state.set_state(None)
-        await refuse(data["uow"], doctor, guard.what, data["tr"], reply)
+        await refuse(data["uow"], doctor, guard.what, data["tr"], reply, role=guard.role)
         return None
 
 

@@ -154,7 +154,11 @@ def application_text(tr: Translator, app: Application, msgid: str) -> Html:
         licence=app.licence,
         authority=app.authority,
         hospital=app.hospital,
-        departments=", ".join(tr.plain(f"dept.{d}") for d in app.departments),
+        departments=(
+            tr.plain("rx.role.pharmacist")
+            if app.role == "pharmacist"
+            else ", ".join(tr.plain(f"dept.{d}") for d in app.departments)
+        ),
         title=app.title,
         years=app.years if app.years is not None else "",
         phone=app.phone,
@@ -206,7 +210,9 @@ async def show_status(
     if doctor.status == flow.VERIFIED and flow.is_verified(doctor, now):
         rating = rating_of(doctor)
         line = (
-            tr("trust.profile_rating", average=rating.average, count=rating.count)
+            tr("doctor.help.pharmacist")
+            if doctor.role == "pharmacist"
+            else tr("trust.profile_rating", average=rating.average, count=rating.count)
             if rating.average is not None
             else tr("trust.profile_unrated")
         )

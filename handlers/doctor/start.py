@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aiogram import F
-from aiogram.filters import Command, CommandStart
+from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
@@ -21,22 +21,32 @@ routes = RouteTable("doctor.start")
 @routes.message(CommandStart())
 async def on_start(
     message: Message,
+    command: CommandObject,
     uow: UnitOfWork,
     state: FSMContext,
     doctor: Doctor | None,
     tr: Translator,
     reply: Replier,
 ) -> None:
-    """A newcomer sees what the bot is, the language choice and the first question; an
-    applicant picks up where they left off; anyone else sees where they stand."""
+    """A newcomer sees what the bot is, the language choice and the first question (with the
+    deep link ``?start=pharmacist``: a pharmacist's application); an applicant picks up where
+    they left off; anyone else sees where they stand."""
     assert message.from_user is not None
     await state.clear()
+    pharmacist = (command.args or "").strip() == "pharmacist"
     if doctor is None:
         doctor, _ = await flow.start(uow, message.from_user.id, tr.locale)
-        await reply.text(tr("doctor.start"), render.languages())
+        if pharmacist:
+            flow.set_role(doctor, "pharmacist")
+        await reply.text(
+            tr("doctor.start.pharmacist" if pharmacist else "doctor.start"), render.languages()
+        )
         await render.show_step(reply, tr, doctor, uow)
         return
     if doctor.status == flow.APPLYING:
+        if pharmacist and doctor.role != "pharmacist":
+            flow.set_role(doctor, "pharmacist")
+            await reply.text(tr("doctor.start.pharmacist"))
         await reply.text(tr("doctor.apply.resume"))
         await render.show_step(reply, tr, doctor, uow)
         return
@@ -55,7 +65,8 @@ async def on_status(
 async def on_help(message: Message, doctor: Doctor | None, tr: Translator, reply: Replier) -> None:
     """What the doctor bot is and how to start; a verified doctor gets their commands."""
     if doctor is not None and flow.is_verified(doctor, utcnow()):
-        await reply.text(tr("doctor.help.verified"))
+        pharmacist = doctor.role == "pharmacist"
+        await reply.text(tr("doctor.help.pharmacist" if pharmacist else "doctor.help.verified"))
         return
     await reply.text(tr("doctor.help"))
 

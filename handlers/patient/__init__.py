@@ -6,6 +6,7 @@ from aiogram import F, Router
 
 from bot.settings import Settings
 from flows import checkback as flows_checkback
+from flows import prescriptions as rx_flow
 from flows import referrals as referral_flow  # not `referrals`: a handler module has that name
 from flows import retention
 from handlers.common import errors
@@ -24,6 +25,7 @@ from handlers.patient import (
 from handlers.patient import caregivers as caregiver_handlers
 from handlers.patient import doses as dose_handlers
 from handlers.patient import meds as meds_handlers
+from handlers.patient import prescriptions as rx_handlers
 from handlers.patient import referrals as referral_handlers
 from scheduler.sweeper import Handler
 
@@ -38,6 +40,7 @@ def scheduled(settings: Settings | None = None) -> dict[str, Handler]:
         **dose_handlers.scheduled(settings or Settings()),
         **referral_handlers.scheduled(),
         **referral_flow.scheduled(),
+        **rx_flow.scheduled(),
         **booking.scheduled(settings or Settings()),
     }
 
@@ -60,6 +63,7 @@ def get_router() -> Router:
         caregiver_handlers.routes.router(),  # invitation links, /caregivers, /stop, home
         checkins.routes.router(),  # follow-up check-in answers, /readings
         referral_handlers.routes.router(),  # /referrals, a visit's outcome typed after "I went"
+        rx_handlers.routes.router(),  # /prescriptions and "send it again"
         case.cancel_routes.router(),  # /cancel of a case, unless a profile edit is going on
         commands.routes.router(),
         case.routes.router(),
