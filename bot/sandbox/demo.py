@@ -60,11 +60,13 @@ class DemoDoctor:
     title: str
     department: str
     years: int = 12
+    role: str = "doctor"  # or "pharmacist" (reviews e-prescriptions, takes no cases)
 
 
 DEMO_DOCTORS = (
     DemoDoctor("Lena", "Brightwater", "General practitioner", "general"),
     DemoDoctor("Tomas", "Harrow", "Cardiologist", "cardiology", 15),
+    DemoDoctor("Nora", "Pestle", "Clinical pharmacist", "", 8, "pharmacist"),
 )
 # Bookable hours of the demo doctors (by department; `/schedule` syntax) and the clinic's
 # services: a free text consultation, paid phone and video calls in Telegram Stars.
@@ -173,10 +175,13 @@ async def make_doctor(
     title: str = "Attending physician",
     years: int = 12,
     locale: str = "en",
+    role: str = "doctor",
 ) -> Doctor:
-    """A verified doctor through the doctors' own flow: the application (filled in as the
-    applicant would), submitted, approved by the sandbox admin, on duty all day."""
+    """A verified doctor (or pharmacist) through the doctors' own flow: the application
+    (filled in as the applicant would), submitted, approved by the sandbox admin, on duty all
+    day."""
     doctor, _ = await doctor_flow.start(uow, tg_user_id, locale)
+    doctor_flow.set_role(doctor, role)
     for key, value in (
         ("name", name),
         ("licence", f"DEMO-{tg_user_id}"),
@@ -212,7 +217,8 @@ def create_demo_people(emulator: BotApiEmulator, demo: Demo) -> list[tuple[int, 
     for d in DEMO_DOCTORS:
         user = emulator.create_user(d.first_name, last_name=d.last_name, language_code="en")
         demo.roles[user.id] = "doctor"
-        made.append((user.id, "doctor", f"Dr. {d.first_name} {d.last_name}, {d.title}"))
+        who = "Dr. " if d.role == "doctor" else ""
+        made.append((user.id, "doctor", f"{who}{d.first_name} {d.last_name}, {d.title}"))
     patient = emulator.create_user(DEMO_PATIENT[0], last_name=DEMO_PATIENT[1], language_code="en")
     demo.roles[patient.id] = "patient"
     made.append((patient.id, "patient", f"{DEMO_PATIENT[0]} {DEMO_PATIENT[1]} (new patient)"))
@@ -235,6 +241,7 @@ async def seed_doctors(db: Database, settings: Settings, made: list[tuple[int, s
                 department=d.department,
                 title=d.title,
                 years=d.years,
+                role=d.role,
             )
             for rule in DEMO_SCHEDULES.get(d.department, ()):
                 await booking.add_rule(uow, doctor, rule, settings.timezone, utcnow())

@@ -208,6 +208,8 @@ async def start_sandbox(
     if "public_url" not in settings.model_fields_set:  # slips' QR codes open this sandbox
         public = url if is_loopback(host) else f"http://{host}:{url.rsplit(':', 1)[1]}"
         local = local.model_copy(update={"public_url": public.rstrip("/")})
+    if "rx_review" not in settings.model_fields_set:  # the demo pharmacist reviews each one
+        local = local.model_copy(update={"rx_review": True})
     if local.jitsi_url is None:  # video rooms: the sandbox's stand-in page (no Jitsi offline)
         local = local.model_copy(update={"jitsi_url": f"{url.rstrip('/')}{MEET_PATH}"})
     people_file = local.data_dir / PEOPLE_FILE

@@ -24,7 +24,17 @@ from fhir.resources.R4B.bundle import Bundle
 from sqlalchemy import select
 
 from bot.settings import Settings
-from flows import caregivers, doses, export, followup, onboarding, privacy, referrals, timing
+from flows import (
+    caregivers,
+    doses,
+    export,
+    followup,
+    onboarding,
+    prescriptions,
+    privacy,
+    referrals,
+    timing,
+)
 from flows import consultation as cases
 from flows.signing import Signer
 from handlers.doctor import ops_alerts
@@ -216,6 +226,30 @@ async def _seed(db: Database) -> tuple[str, str, str, int]:
             if urgency == "routine":
                 await referrals.revoke(uow, issuer, issued.id, ISSUED + timedelta(hours=1))
         await uow.commit()
+
+    # Two e-prescriptions: one dispensed in part, one revoked.
+    async with db.uow() as uow:
+        issuer = await uow.doctors.get(ids[1])
+        case = await uow.consultations.by_number(ids[3])
+        assert issuer is not None and case is not None
+        for n, line in enumerate(
+            ("Amlodipine; 5 mg; 1 tablet every morning; 28 tablets; 28",
+             "Amoxicillin; 500 mg; 1 capsule 3 times a day; 21 capsules; 7")
+        ):  # fmt: skip
+            rx = await prescriptions.begin(uow, issuer, case, ISSUED, "generic")
+            await prescriptions.add_item(uow, issuer, rx, line, "generic")
+            await prescriptions.set_adding(uow, rx, adding=False)
+            for step, value in (("diagnosis", "Essential hypertension"), ("validity", "3"),
+                                ("chronic", "hypertension" if n == 0 else "-")):  # fmt: skip
+                await prescriptions.set_answer(uow, issuer, rx, step, value, "generic")
+            await prescriptions.issue(uow, issuer, rx, ISSUED, signer, "generic")
+            if n == 0:
+                await prescriptions.dispense(
+                    uow, rx, "Example Pharmacy", ["14"], ISSUED + timedelta(hours=2), actor="t"
+                )
+            else:
+                await prescriptions.revoke(uow, issuer, rx.id, ISSUED + timedelta(hours=1))
+        await uow.commit()
     return ids
 
 
@@ -261,7 +295,8 @@ async def test_a_full_record_exports_as_one_valid_bundle(db: Database) -> None:
         "AllergyIntolerance": 1,
         "QuestionnaireResponse": 1,
         "Communication": 4,  # three messages and the advice
-        "MedicationRequest": 1,
+        "MedicationRequest": 3,  # the plan, and one per medicine of two prescriptions
+        "MedicationDispense": 1,  # the dispensed prescription's medicine
         "MedicationAdministration": 2,
         "CarePlan": 1,
         "Observation": 2,  # blood pressure and pulse
@@ -309,8 +344,17 @@ async def test_a_full_record_exports_as_one_valid_bundle(db: Database) -> None:
     assert doctor["name"] == [{"text": "Dr Ines Probe"}]
     assert res["Communication"][1]["sender"]["reference"] == f"urn:uuid:{doctor['id']}"
 
-    [request] = res["MedicationRequest"]
+    [request] = [r for r in res["MedicationRequest"] if "groupIdentifier" not in r]
     assert request["medicationCodeableConcept"]["text"] == MEDICINE
+    revoked, dispensed = sorted(
+        (r for r in res["MedicationRequest"] if "groupIdentifier" in r), key=lambda r: r["status"]
+    )
+    assert (dispensed["status"], revoked["status"]) == ("completed", "cancelled")
+    assert dispensed["dispenseRequest"]["expectedSupplyDuration"]["value"] == 28
+    assert dispensed["dispenseRequest"]["numberOfRepeatsAllowed"] == 0
+    [given] = res["MedicationDispense"]
+    assert given["authorizingPrescription"][0]["reference"] == f"urn:uuid:{dispensed['id']}"
+    assert given["quantity"] == {"value": 14, "unit": "tablets"}
     assert request["requester"]["reference"] == f"urn:uuid:{doctor['id']}"
     taken, skipped = res["MedicationAdministration"]
     assert taken["status"] == "completed" and skipped["status"] == "not-done"
@@ -478,6 +522,11 @@ R4_INVARIANTS: dict[str, tuple[str, str, str]] = {
         "MedicationAdministration",
         "MedicationAdministration.dosage",
         "dose.exists() or rate.exists()",
+    ),
+    "mdd-1": (
+        "MedicationDispense",
+        "MedicationDispense",
+        "whenHandedOver.empty() or whenPrepared.empty() or whenHandedOver >= whenPrepared",
     ),
 }
 
