@@ -60,6 +60,7 @@ from flows import prescriptions as rxf
 from flows import referrals as rf
 from flows import trust
 from flows.signing import Signer
+from handlers.patient import prescriptions as patient_rx
 from locales import LOCALES, Translator, normalize_locale
 from storage.models import utcnow
 from storage.uow import Database
@@ -664,6 +665,13 @@ class VerifyPage:
                             verdict = await rxf.verify_code(uow, canon, now)
                 elif rx is not None:
                     await self._rx_refusal(uow, rx.id, client, verdict.status)
+                if done is not None and rx is not None:
+                    # The patient hears at once: a dispensing they did not ask for is seen.
+                    await patient_rx.tell(
+                        uow, rx, "rx.pat.dispensed", pharmacy=done.pharmacy,
+                        partial=" " + Translator(await _locale_of(uow, rx)).plain("rx.partial")
+                        if done.partial else "",
+                    )  # fmt: skip
                 if done is not None:
                     await uow.audit.record(
                         RX_ACTOR,
@@ -875,6 +883,11 @@ def rx_status_text(tr: Translator, v: rxf.Verdict) -> str:
         key = "dispensed_partly" if d.partial else "dispensed"
         return tr.plain(MSG_RX_STATUS[key], date=d.at.date().isoformat(), pharmacy=d.pharmacy)
     return tr.plain(MSG_RX_STATUS.get(v.status, MSG_RX_STATUS["unknown"]))
+
+
+async def _locale_of(uow: Any, rx: Any) -> str:
+    patient = await uow.patients.get(rx.patient_id)
+    return str(patient.locale) if patient is not None else "en"
 
 
 def _rx_explain(tr: Translator, v: rxf.Verdict) -> str:

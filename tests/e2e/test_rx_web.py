@@ -32,7 +32,7 @@ from flows import referrals as rf
 from flows import trust
 from flows.signing import Signer, b64u, unb64u
 from storage.crypto import KeyRing
-from storage.models import AuditRecord, Consultation, Doctor
+from storage.models import AuditRecord, Consultation, Doctor, OutboxMessage
 from storage.uow import Database
 from tests.flows.test_referrals import issued, people
 
@@ -456,6 +456,13 @@ async def test_dispense_in_part(db: Database, page: tuple[TestClient, VerifyPage
     text = await (await client.get(f"/rx/{rx.code}", params={"t": rx.token})).text()
     assert "Already dispensed (partly) on 2026-03-03 at Аптека № 1" in text
     assert re.search(r"<td>21 capsules</td><td>7</td><td>14</td>", text)  # what was given
+    # The patient is told at once (a dispensing they did not ask for would be seen).
+    async with db.uow() as uow:
+        rows = (
+            await uow.session.scalars(select(OutboxMessage).where(OutboxMessage.bot == "patient"))
+        ).all()
+        told = [await uow.outbox.open_payload(r.id, r.payload_enc) for r in rows if r.payload_enc]
+    assert any(rx.code in str(t.get("text")) and "Аптека № 1" in str(t.get("text")) for t in told)
 
 
 async def test_bad_entries_keep_nothing(db: Database, page: tuple[TestClient, VerifyPage]) -> None:
