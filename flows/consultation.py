@@ -209,7 +209,7 @@ async def doctors_for(
     """Doctors to tell about a new case of this department."""
     return [
         d
-        for d in await uow.doctors.with_status("verified")
+        for d in await uow.doctors.with_status("verified", role="doctor")
         if department in departments_of(d) and available(d, now, clinic_tz) and not d.unreachable
     ]
 
@@ -256,7 +256,7 @@ async def staffing(uow: UnitOfWork, now: datetime, clinic_tz: str) -> tuple[set[
     """(departments with a verified doctor, departments with one on duty and reachable now)."""
     staffed: set[str] = set()
     on_duty: set[str] = set()
-    for d in await uow.doctors.with_status("verified"):
+    for d in await uow.doctors.with_status("verified", role="doctor"):
         if not is_verified(d, now):
             continue
         depts = departments_of(d)
@@ -270,7 +270,7 @@ async def reachable(uow: UnitOfWork, now: datetime, clinic_tz: str, within: time
     """Departments with a verified, reachable doctor on duty now or whose working hours start
     within ``within`` (a doctor who switched duty off does not count)."""
     out: set[str] = set()
-    for d in await uow.doctors.with_status("verified"):
+    for d in await uow.doctors.with_status("verified", role="doctor"):
         if not is_verified(d, now) or d.unreachable or not d.on_duty:
             continue
         if within_hours(d, now, clinic_tz):
@@ -472,7 +472,7 @@ async def wait_of(uow: UnitOfWork, case: Consultation, now: datetime, clinic_tz:
         estimate = timedelta(seconds=max(60.0, seconds[len(seconds) // 2]))
     team = [
         d
-        for d in await uow.doctors.with_status("verified")
+        for d in await uow.doctors.with_status("verified", role="doctor")
         if case.department in departments_of(d) and is_verified(d, now) and not d.unreachable
     ]
     on_duty = any(available(d, now, clinic_tz) for d in team)

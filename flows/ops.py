@@ -136,7 +136,7 @@ async def overview(
     depts = list(departments if departments is not None else load_questionnaire().departments)
     verified: dict[str, set[str]] = {}
     on_duty: dict[str, set[str]] = {}
-    for doctor in await uow.doctors.with_status("verified"):
+    for doctor in await uow.doctors.with_status("verified", role="doctor"):
         if not consultation.is_verified(doctor, now):
             continue
         available = consultation.available(doctor, now, clinic_tz) and not doctor.unreachable
@@ -336,7 +336,9 @@ async def staffing_due(
     if not waiting:
         return []  # nothing waits: no more checks until a case enters a queue
     verified = [
-        d for d in await uow.doctors.with_status("verified") if consultation.is_verified(d, now)
+        d
+        for d in await uow.doctors.with_status("verified", role="doctor")
+        if consultation.is_verified(d, now)
     ]
     on_duty = {
         dept

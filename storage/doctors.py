@@ -84,9 +84,11 @@ class DoctorRepository:
             doctor.id, "doctors", "licence_photo_enc", doctor.id, doctor.licence_photo_enc
         )
 
-    async def with_status(self, *statuses: str) -> list[Doctor]:
-        """Doctors in any of these statuses, oldest application first."""
-        rows = await self._s.scalars(
-            select(Doctor).where(Doctor.status.in_(statuses)).order_by(Doctor.created_at)
-        )
+    async def with_status(self, *statuses: str, role: str | None = None) -> list[Doctor]:
+        """Doctors (and pharmacists) in any of these statuses, oldest application first;
+        ``role`` keeps only doctors or only pharmacists."""
+        q = select(Doctor).where(Doctor.status.in_(statuses))
+        if role is not None:
+            q = q.where(Doctor.role == role)
+        rows = await self._s.scalars(q.order_by(Doctor.created_at))
         return list(rows)

@@ -361,7 +361,7 @@ async def notify_pharmacists(uow: UnitOfWork, rx: Any, content: rxf.RxContent) -
     """Every verified pharmacist hears that a prescription waits for review (no patient data
     in the notice: /review shows it, audited)."""
     now = utcnow()
-    for person in await uow.doctors.with_status("verified"):
+    for person in await uow.doctors.with_status("verified", role="pharmacist"):
         if rxf.is_pharmacist(person, now) and person.tg_user_id is not None:
             ptr = Translator(person.locale)
             await Replier(uow, "doctor", person.tg_user_id).text(

@@ -21,6 +21,7 @@ from flows.outbox import Replier
 from flows.signing import Signer
 from handlers.common.routes import RouteTable
 from handlers.common.rx import chronic_label, items_text
+from handlers.patient.refusals import refused_button
 from locales import Translator
 from storage.crypto import CryptoError
 from storage.uow import UnitOfWork
@@ -176,10 +177,7 @@ async def on_again(
     """The same prescription again (only the patient's own, only while it can be used)."""
     rx = await uow.prescriptions.by_prefix(callback_data.ref)
     if patient is None or rx is None or rx.patient_id != patient.id:
-        actor = f"patient:{patient.id}" if patient else f"tg:{query.from_user.id}"
-        await uow.audit.record(
-            actor, "rx.refused", "prescription", callback_data.ref[:32], {"reason": "not_yours"}
-        )
+        await refused_button(uow, query, patient, "not_yours")
         raise UserError("rx.pat.not_found")
     if not rxf.usable(rx, utcnow()):
         raise UserError("rx.pat.not_valid")

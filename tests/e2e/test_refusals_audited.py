@@ -120,6 +120,7 @@ async def test_every_patient_refusal_is_audited(sqlite_clinic: Clinic) -> None:
         "dc": f"dc:checked:{nobody}",
         "hx": f"hx:{nobody[:8]}:0",
         "prf": f"prf:again:{nobody}",
+        "prx": f"prx:again:{nobody[:12]}",
         "pc": f"pc:cancel:{bobs_case}",  # another patient's case
         "pr": f"pr:{bobs_case}:5",
         "ci": f"ci:opt:{nobody}:0:yes",
