@@ -897,6 +897,24 @@ async def record_bundle(
         if receipt is not None:
             resources.append(receipt)
 
+    # Hospital appointments behind referrals.
+    for appt in await uow.appointments.for_patient(pid):
+        hslot = await uow.appointments.slot(appt.slot_id)
+        if hslot is None:
+            continue
+        service = await uow.appointments.service(appt.service_id)
+        hospital = await uow.referrals.hospital(appt.hospital_id)
+        resources.append(
+            fhir_booking.hospital_appointment(
+                appt,
+                hslot,
+                service,
+                hospital.name if hospital else "Hospital",
+                patient_ref=pid,
+                outcome=await uow.appointments.outcome(appt),
+            )
+        )
+
     caregivers = await uow.records.caregivers(pid)
     consents = await uow.consents.for_patient(pid)
     about: dict[int, Caregiver | None] = {}

@@ -91,3 +91,41 @@ def invoice(booking: Booking, *, patient_ref: str) -> dict[str, Any] | None:
         resource["cancelledReason"] = "refunded"
     resource["note"] = [{"text": n} for n in notes]
     return resource
+
+
+def hospital_appointment(
+    appt: Any,
+    slot: Any,
+    service: Any,
+    hospital_name: str,
+    *,
+    patient_ref: str,
+    outcome: str | None = None,
+) -> dict[str, Any]:
+    """A referral's hospital appointment as an Appointment, based on the referral's
+    ServiceRequest (references are "Type/id"; the export relinks them)."""
+    start = slot.starts_at if slot.starts_at.tzinfo else slot.starts_at.replace(tzinfo=UTC)
+    end = start + (timedelta(days=1) if slot.all_day else timedelta(minutes=30))
+    resource: dict[str, Any] = {
+        "resourceType": "Appointment",
+        "id": appt.id,
+        "status": appt.status,  # booked | arrived | fulfilled | noshow | cancelled
+        "serviceCategory": [{"text": service.kind if service else "visit"}],
+        "serviceType": [{"text": service.name if service else "Hospital visit"}],
+        "specialty": [{"text": service.department}] if service else [],
+        "basedOn": [{"reference": f"ServiceRequest/{appt.referral_id}"}],
+        "start": _iso(start),
+        "end": _iso(end),
+        "created": _iso(appt.created_at),
+        "participant": [
+            {"actor": {"reference": f"Patient/{patient_ref}"}, "status": "accepted"},
+            {"actor": {"display": hospital_name}, "status": "accepted"},
+        ],
+    }
+    if not resource["specialty"]:
+        del resource["specialty"]
+    if outcome:
+        resource["comment"] = f"Outcome recorded by the hospital: {outcome}"
+    if appt.status == "cancelled":
+        resource["cancelationReason"] = {"text": "cancelled by the patient or the hospital"}
+    return resource

@@ -152,6 +152,8 @@ async def erase(
     # Before the kept records' purge events are scheduled under the same (random) id.
     await uow.events.delete_for_patient(patient.id)
     kept = await retention.settle_cases(uow, patient, now=now, policy=policy)
+    # Hospital appointments: places released, rows gone (their outcome was under this key).
+    await uow.appointments.delete_for_patient(patient.id)
     # Prescriptions of kept records moved under the case's key; the rest go.
     await uow.prescriptions.delete_for_patient(patient.id)
     await uow.reports.delete_for_patient(patient.id)
@@ -185,6 +187,7 @@ async def reapply_erasure(uow: UnitOfWork, owner_id: str, *, actor: str = "admin
             if case.key_owner in (None, owner_id):  # a record kept under its own key stays
                 await retention.drop_case(uow, case)
         await uow.prescriptions.delete_for_patient(owner_id)
+        await uow.appointments.delete_for_patient(owner_id)
         await uow.reports.delete_for_patient(owner_id)
         await uow.intakes.delete_for_patient(owner_id)
         await uow.records.delete_chronic_care(owner_id)

@@ -45,6 +45,7 @@ from storage.models import (
     DataKey,
     Doctor,
     Dose,
+    HospitalAppointment,
     InboxUpdate,
     Intake,
     MedicationPlan,
@@ -145,6 +146,7 @@ SEALED: tuple[Sealed, ...] = (
     Sealed(CheckIn, lambda o: CheckIn.patient_id == o),
     Sealed(Reading, lambda o: Reading.patient_id == o),
     Sealed(Referral, lambda o: Referral.patient_id == o),
+    Sealed(HospitalAppointment, lambda o: HospitalAppointment.patient_id == o),
     Sealed(
         Prescription,
         lambda o: func.coalesce(Prescription.key_owner, Prescription.patient_id) == o,

@@ -126,9 +126,11 @@ class Doctor(Base):
     locale: Mapped[str] = mapped_column(String(8))
     # applying -> pending -> verified | rejected; verified -> suspended -> verified
     status: Mapped[str] = mapped_column(String(16), default="applying")
-    # doctor | pharmacist: a pharmacist applies and is verified the same way, has no
+    # doctor | pharmacist | desk: a pharmacist applies and is verified the same way, has no
     # departments (never gets cases) and reviews e-prescriptions instead.
     role: Mapped[str] = mapped_column(String(16), default="doctor")
+    # A hospital desk's hospital (role "desk": created by an admin, marks appointments).
+    hospital_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     apply_step: Mapped[str] = mapped_column(String(32), default="name")
     departments: Mapped[str] = mapped_column(String(300), default="")  # comma-separated ids
     years_practice: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -691,3 +693,58 @@ class Prescription(Base):
     dispense_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     plan_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class HospitalService(Base):
+    """Something a hospital of the directory lets the clinic book (clinic data, no patient
+    data): an examination, an outpatient visit or an admission, in one of its departments,
+    with what the patient should bring."""
+
+    __tablename__ = "hospital_services"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    hospital_id: Mapped[str] = mapped_column(String(32), index=True)
+    department: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(16))  # examination | outpatient | admission
+    name: Mapped[str] = mapped_column(String(200))
+    bring: Mapped[str] = mapped_column(Text, default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class HospitalSlot(Base):
+    """A bookable time of a hospital service with its capacity (``all_day``: a day's quota).
+    ``booked`` only moves through one conditional UPDATE (never past ``capacity``)."""
+
+    __tablename__ = "hospital_slots"
+    __table_args__ = (UniqueConstraint("service_id", "starts_at", name="uq_hospital_slots_start"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    service_id: Mapped[str] = mapped_column(String(32), index=True)
+    hospital_id: Mapped[str] = mapped_column(String(32), index=True)
+    starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    all_day: Mapped[bool] = mapped_column(Boolean, default=False)
+    capacity: Mapped[int] = mapped_column(Integer)
+    booked: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class HospitalAppointment(Base):
+    """A referral's booked hospital appointment (FHIR Appointment statuses: booked → arrived →
+    fulfilled; booked → noshow | cancelled). The visit's outcome (the desk's text) is sealed
+    under the patient's key. ``version`` rises with every change: a desk's mark names the
+    version it saw, so two desks marking at once cannot both win."""
+
+    __tablename__ = "hospital_appointments"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    referral_id: Mapped[str] = mapped_column(String(32), index=True)
+    patient_id: Mapped[str] = mapped_column(String(32), index=True)
+    hospital_id: Mapped[str] = mapped_column(String(32), index=True)
+    service_id: Mapped[str] = mapped_column(String(32))
+    slot_id: Mapped[str] = mapped_column(String(32), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="booked")
+    booked_by: Mapped[str] = mapped_column(String(16))  # doctor | patient
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    outcome_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from storage.appointments import AppointmentRepository
 from storage.audit import RING_INFO, AuditLog
 from storage.bookings import BookingRepository
 from storage.care import CareRepository
@@ -115,6 +116,10 @@ class UnitOfWork:
     @cached_property
     def referrals(self) -> ReferralRepository:
         return ReferralRepository(self.session, self.vault)
+
+    @cached_property
+    def appointments(self) -> AppointmentRepository:
+        return AppointmentRepository(self.session, self.vault)
 
     @cached_property
     def prescriptions(self) -> PrescriptionRepository:

@@ -11,6 +11,7 @@ from handlers.doctor import (
     calls,
     care,
     cases,
+    desk,
     export,
     fallback,
     guard,
@@ -54,6 +55,7 @@ def get_router() -> Router:
     root.include_routers(export.routes.router())  # /export [case]: before typed answers
     # /review's typed rejection reason and the /rx wizard's typed medicines: before plans
     root.include_routers(prescriptions.routes.router())
+    root.include_routers(desk.routes.router())  # /desk; a desk's typed visit outcome
     root.include_routers(plans.routes.router())  # a typed plan answer is not a case message
     root.include_routers(referrals.routes.router())  # nor a referral answer or a hospital
     root.include_routers(queue.routes.router(), reports.routes.router())

@@ -59,6 +59,16 @@ def can_work(doctor: Doctor | None) -> TypeGuard[Doctor]:
     return doctor is not None and doctor.role == "doctor" and flow.is_verified(doctor, utcnow())
 
 
+def can_desk(person: Doctor | None) -> TypeGuard[Doctor]:
+    """A hospital desk account (made by an admin for one hospital)."""
+    return (
+        person is not None
+        and person.role == "desk"
+        and person.status == "verified"
+        and person.hospital_id is not None
+    )
+
+
 def can_review(person: Doctor | None) -> TypeGuard[Doctor]:
     """A known pharmacist whose verification holds now."""
     return (
@@ -86,6 +96,10 @@ async def refuse(
     await uow.audit.record(actor, "consultation.refused", "command", what, {"role": role})
     if role == "pharmacist":
         await reply.text(tr("rx.review.not_pharmacist"))
+    elif role == "desk":
+        await reply.text(tr("appt.desk.not_desk"))
+    elif doctor is not None and doctor.role == "desk":
+        await reply.text(tr("appt.desk.doctors_only"))
     elif doctor is not None and doctor.role == "pharmacist" and flow.is_verified(doctor, utcnow()):
         await reply.text(tr("rx.pharmacist.doctors_only"))
     else:
@@ -106,7 +120,8 @@ class VerifiedOnly(BaseMiddleware):
         doctor = data.get("doctor")
         if not isinstance(guard, Guard):
             return await handler(event, data)
-        if can_review(doctor) if guard.role == "pharmacist" else can_work(doctor):
+        allowed = {"pharmacist": can_review, "desk": can_desk}.get(guard.role, can_work)
+        if allowed(doctor):
             return await handler(event, data)
         reply: Replier = data["reply"]
         if isinstance(event, CallbackQuery):

@@ -40,6 +40,7 @@ from flows.questionnaire import load
 from flows.referral_wizard import REVIEW, STEPS, BadInput, NotAllowed
 from handlers.common.errors import pressed
 from handlers.common.routes import RouteTable
+from handlers.doctor import desk
 from handlers.doctor.guard import can_work, case_from_command, verified
 from handlers.patient.intake_render import summary_text
 from locales import LOCALES, Html, Translator
@@ -400,6 +401,7 @@ async def _issue(
         await reply.text(tr("ref.wiz.no_patient"))
     if due is not None:
         await reply.text(tr("ref.wiz.followup_planned", days=followup.DELAY_DAYS[issued.urgency]))
+    await desk.offer_times(uow, tr, reply, issued, doctor)
 
 
 _WHY = {

@@ -11,6 +11,7 @@ from flows import referrals as referral_flow  # not `referrals`: a handler modul
 from flows import retention
 from handlers.common import errors
 from handlers.patient import (
+    appointments,
     booking,
     case,
     checkback,
@@ -41,6 +42,7 @@ def scheduled(settings: Settings | None = None) -> dict[str, Handler]:
         **referral_handlers.scheduled(),
         **referral_flow.scheduled(),
         **rx_flow.scheduled(),
+        **appointments.scheduled(),
         **booking.scheduled(settings or Settings()),
     }
 
@@ -64,6 +66,7 @@ def get_router() -> Router:
         checkins.routes.router(),  # follow-up check-in answers, /readings
         referral_handlers.routes.router(),  # /referrals, a visit's outcome typed after "I went"
         rx_handlers.routes.router(),  # /prescriptions and "send it again"
+        appointments.routes.router(),  # hospital times for a referral, "I can't come"
         case.cancel_routes.router(),  # /cancel of a case, unless a profile edit is going on
         commands.routes.router(),
         case.routes.router(),

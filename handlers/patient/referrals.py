@@ -23,6 +23,7 @@ from flows.domain import Hospital, Patient, Referral, ScheduledEvent, utcnow
 from flows.outbox import PRIORITY_ROUTINE, Replier
 from flows.signing import Signer
 from handlers.common.routes import RouteTable
+from handlers.patient import appointments
 from handlers.patient.refusals import refused, refused_button
 from locales import Translator
 from storage.uow import UnitOfWork
@@ -200,6 +201,14 @@ async def on_referrals(
         rows = []
         if referral.status == "issued":
             rows.append([_b(tr, "ref.pat.again", PRefCB(action="again", ref=referral.id))])
+        booked = await uow.appointments.open_for_referral(referral.id)
+        if (
+            booked is None
+            and referral.status == "issued"
+            and referral.hospital_id is not None
+            and await uow.appointments.services(referral.hospital_id)
+        ):
+            rows.append([appointments.book_button(tr, referral.id)])
         said = await followup.outcome(uow, referral)
         if referral.status in ("issued", "used") and not said.get("text"):
             rows.append([_b(tr, "ref.pat.went", PRefCB(action="went", ref=referral.id))])
@@ -216,6 +225,8 @@ async def on_referrals(
             InlineKeyboardMarkup(inline_keyboard=rows) if rows else None,
             protect=True,
         )
+        if booked is not None:  # the hospital time booked for it, with "I can't come"
+            await appointments.confirm(uow, patient, booked)
 
 
 async def _telling(

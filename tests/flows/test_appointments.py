@@ -1,0 +1,215 @@
+"""Hospital appointments behind referrals (flows/appointments.py) on SQLite and PostgreSQL:
+the machine, services and slots, booking under capacity (also many patients at once for the
+last places), "I can't come", the desk's marks (another hospital's desk refused, two desks at
+once: one wins), the outcome back to the referral, the reminder time, erasure and export."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from flows import appointments as apf
+from flows import referrals as rf
+from flows.signing import Signer
+from storage.crypto import KeyRing
+from storage.models import AuditRecord, Doctor, Hospital, Patient
+from storage.uow import Database
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+DAY = date(2026, 3, 5)
+
+
+@pytest.fixture
+def signer(keyring: KeyRing) -> Signer:
+    return Signer(keyring)
+
+
+async def setup(db: Database, signer: Signer, *, patients: int = 1, capacity: int = 2) -> dict:
+    """A hospital with one service and a 09:00 slot, a doctor, patients with issued referrals
+    to it, and a desk of the hospital (and one of another)."""
+    async with db.uow() as uow:
+        hospital = Hospital(name="Riverside General Hospital", city="Maplebrook", departments="[]")
+        other = Hospital(name="Hillcrest Hospital", city="Maplebrook", departments="[]")
+        uow.session.add_all([hospital, other])
+        await uow.session.flush()
+        doctor = await uow.doctors.add(
+            Doctor(tg_user_id=9000, locale="en", status="verified",
+                   verified_until=T0 + timedelta(days=300), departments="general")
+        )  # fmt: skip
+        service = await apf.add_service(
+            uow, "admin:test", hospital.id, "Cardiology", "examination", "Holter monitoring",
+            "previous ECGs",
+        )  # fmt: skip
+        assert (
+            await apf.add_slots(uow, "admin:test", service.id, [DAY], ["09:00"], capacity, "UTC")
+            == 1
+        )
+        assert (
+            await apf.add_slots(uow, "admin:test", service.id, [DAY], ["09:00"], capacity, "UTC")
+            == 0
+        )
+        refs = []
+        for n in range(patients):
+            patient = await uow.patients.add(
+                Patient(tg_user_id=9100 + n, locale="en", onboarding_state="done",
+                        consent_version="1", timezone="UTC")
+            )  # fmt: skip
+            await uow.patients.set_field(patient, "name", f"Test Patient {n}")
+            ref = await rf.start_draft(uow, doctor, patient.id)
+            await rf.save_draft(uow, ref, {"hospital_id": hospital.id, "target_department":
+                                           "Cardiology", "reason": "Palpitations"})  # fmt: skip
+            await rf.issue(uow, doctor, ref.id, T0, signer)
+            refs.append(ref.id)
+        desk = await apf.make_desk(uow, "admin:test", hospital.id, 9500, "Front desk", "en")
+        desk2 = await apf.make_desk(uow, "admin:test", other.id, 9501, "Other desk", "en")
+        await uow.commit()
+        [slot] = await uow.appointments.free_slots([service.id], T0, T0 + timedelta(days=10))
+        return {"refs": refs, "slot": slot.id, "desk": desk.id, "desk2": desk2.id,
+                "hospital": hospital.id, "doctor": doctor.id}  # fmt: skip
+
+
+async def _book(db: Database, ref_id: str, slot_id: str) -> str:
+    async with db.uow() as uow:
+        ref = await uow.referrals.get(ref_id)
+        assert ref is not None
+        try:
+            appt = await apf.book(uow, ref, slot_id, T0, by="patient", actor="patient:t", tz="UTC")
+        except apf.AppointmentError as exc:
+            await uow.rollback()
+            return exc.msgid
+        await uow.commit()
+        return appt.id
+
+
+def test_machine_follows_fhir_appointment_statuses() -> None:
+    assert apf.next_state("booked", "arrive") is apf.State.ARRIVED
+    assert apf.next_state("arrived", "fulfil") is apf.State.FULFILLED
+    assert apf.next_state("booked", "noshow") is apf.State.NOSHOW
+    assert apf.next_state("booked", "cancel") is apf.State.CANCELLED
+    for bad in (("arrived", "noshow"), ("noshow", "arrive"), ("fulfilled", "cancel"),
+                ("cancelled", "arrive"), ("booked", "fulfil")):  # fmt: skip
+        assert apf.next_state(*bad) is None
+
+
+async def test_capacity_holds_under_many_patients_at_once(db: Database, signer: Signer) -> None:
+    s = await setup(db, signer, patients=6, capacity=2)
+    results = await asyncio.gather(*(_book(db, r, s["slot"]) for r in s["refs"]))
+    booked = [r for r in results if not r.startswith("appt.")]
+    assert len(booked) == 2 and results.count("appt.error.full") == 4, results
+    async with db.uow() as uow:
+        slot = await uow.appointments.slot(s["slot"])
+        assert slot is not None and slot.booked == 2
+
+
+async def test_one_appointment_per_referral_and_cancel_releases(
+    db: Database, signer: Signer
+) -> None:
+    s = await setup(db, signer, patients=1, capacity=1)
+    first = await _book(db, s["refs"][0], s["slot"])
+    assert await _book(db, s["refs"][0], s["slot"]) == "appt.error.already_booked"
+    async with db.uow() as uow:
+        appt = await uow.appointments.get(first)
+        assert appt is not None
+        with pytest.raises(apf.AppointmentError):
+            await apf.cancel(uow, appt.id, "someone-else", T0)
+        await apf.cancel(uow, appt.id, appt.patient_id, T0)
+        await uow.commit()
+    async with db.uow() as uow:
+        slot = await uow.appointments.slot(s["slot"])
+        assert slot is not None and slot.booked == 0
+    assert not (await _book(db, s["refs"][0], s["slot"])).startswith("appt.")  # again
+
+
+async def test_desks_mark_once_and_only_their_hospital(db: Database, signer: Signer) -> None:
+    s = await setup(db, signer)
+    appt_id = await _book(db, s["refs"][0], s["slot"])
+    async with db.uow() as uow:
+        other = await uow.doctors.get(s["desk2"])
+        assert other is not None
+        with pytest.raises(apf.AppointmentError) as exc:
+            await apf.mark(uow, other, appt_id, "arrive", 1, T0)
+        assert exc.value.msgid == "appt.desk.not_yours"
+        desk = await uow.doctors.get(s["desk"])
+        assert desk is not None
+        rows = await apf.day_list(uow, desk, DAY, "UTC")
+        assert [a.id for a, _ in rows] == [appt_id]
+        await uow.commit()
+
+    async def mark(trigger: str) -> str:
+        async with db.uow() as uow:
+            desk = await uow.doctors.get(s["desk"])
+            assert desk is not None
+            try:
+                await apf.mark(uow, desk, appt_id, trigger, 1, T0)
+            except apf.AppointmentError as exc:
+                await uow.commit()
+                return exc.msgid
+            await uow.commit()
+            return trigger
+
+    if db.sqlite:
+        results = [await mark("arrive"), await mark("noshow")]
+    else:
+        results = list(await asyncio.gather(mark("arrive"), mark("noshow")))
+    assert sorted(results).count("appt.desk.already") == 1, results
+    async with db.uow() as uow:
+        refused = await uow.session.scalars(
+            select(AuditRecord).where(AuditRecord.action == "appt.refused")
+        )
+        assert len(list(refused)) == 2
+
+
+async def test_outcome_goes_back_and_uses_the_slip(db: Database, signer: Signer) -> None:
+    s = await setup(db, signer)
+    appt_id = await _book(db, s["refs"][0], s["slot"])
+    async with db.uow() as uow:
+        desk = await uow.doctors.get(s["desk"])
+        assert desk is not None
+        with pytest.raises(apf.AppointmentError):  # not arrived yet
+            await apf.record_outcome(uow, desk, appt_id, "Sinus rhythm", T0)
+        await apf.mark(uow, desk, appt_id, "arrive", 1, T0)
+        with pytest.raises(apf.AppointmentError):
+            await apf.record_outcome(uow, desk, appt_id, "   ", T0)
+        appt = await apf.record_outcome(uow, desk, appt_id, "Holter: sinus rhythm, 3 PVCs", T0)
+        assert appt.status == "fulfilled"
+        assert await uow.appointments.outcome(appt) == "Holter: sinus rhythm, 3 PVCs"
+        ref = await uow.referrals.get(s["refs"][0])
+        assert ref is not None and ref.status == "used" and ref.used_by == "desk"
+        await uow.commit()
+
+
+def test_the_reminder_is_the_evening_before_in_the_patients_zone() -> None:
+    from storage.models import HospitalSlot
+
+    slot = HospitalSlot(starts_at=datetime(2026, 3, 5, 1, 30, tzinfo=UTC), all_day=False)
+    # 09:30 in Shanghai on the 5th: reminded at 18:00 Shanghai time on the 4th
+    assert apf.reminder_time(slot, "Asia/Shanghai") == datetime(2026, 3, 4, 10, 0, tzinfo=UTC)
+
+
+async def test_export_and_erasure(db: Database, signer: Signer) -> None:
+    from flows import privacy, retention
+    from flows.export import record_bundle
+
+    s = await setup(db, signer)
+    appt_id = await _book(db, s["refs"][0], s["slot"])
+    async with db.uow() as uow:
+        appt = await uow.appointments.get(appt_id)
+        assert appt is not None
+        patient = await uow.patients.get(appt.patient_id)
+        assert patient is not None
+        bundle = await record_bundle(uow, patient, now=T0)
+        [resource] = [
+            e["resource"] for e in bundle["entry"]
+            if e["resource"]["resourceType"] == "Appointment"
+        ]  # fmt: skip
+        assert resource["status"] == "booked" and resource["start"].startswith("2026-03-05T09:00")
+        assert resource["basedOn"][0]["reference"].startswith("urn:uuid:")
+        await privacy.erase(uow, patient, bot="patient", policy=retention.Policy(), now=T0)
+        await uow.commit()
+    async with db.uow() as uow:
+        assert await uow.appointments.get(appt_id) is None
+        slot = await uow.appointments.slot(s["slot"])
+        assert slot is not None and slot.booked == 0
