@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from bot import cli_services
 from bot.settings import Settings, SettingsError, load_settings
@@ -17,6 +20,11 @@ from flows.redflags import LexiconError
 from flows.understand import UnderstandDataError
 from locales import CatalogError
 from storage.crypto import CryptoError, KeysFileError
+
+# ``hospitals`` subcommands about appointments (flows/appointments.py), not the directory.
+BOOKING_COMMANDS = ("service", "services", "slots", "desk")
+FREE_DAYS = 14  # ``hospitals services`` counts the free places of this many days ahead
+MAX_SLOT_DAYS = 366  # ``hospitals slots --days`` at most
 
 
 def _speed(value: str) -> float:
@@ -148,6 +156,56 @@ def _hospitals_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     for name, text in (("disable", "stop offering a hospital"), ("enable", "offer it again")):
         h_on = h_sub.add_parser(name, help=text)
         h_on.add_argument("id", help="hospital id, or a unique prefix of at least 6 characters")
+    _hospital_booking_parsers(h_sub)
+
+
+def _hospital_booking_parsers(h_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``hospitals service|services|slots|desk``: what the clinic can book at a hospital
+    (flows/appointments.py) and who keeps its desk. Values are checked by the command, which
+    names a bad one in one line (exit 2)."""
+    hospital_help = "hospital id, or a unique prefix of at least 6 characters"
+    svc = h_sub.add_parser("service", help="add a bookable service of a hospital")
+    svc.add_argument("hospital", metavar="HOSPITAL", help=hospital_help)
+    svc.add_argument("department", metavar="DEPARTMENT", help="the department that provides it")
+    svc.add_argument("kind", metavar="KIND", help="examination, outpatient or admission")
+    svc.add_argument(
+        "name", metavar="NAME", help="the service's name (patients and desks read it)"
+    )
+    svc.add_argument("--bring", default="", metavar="TEXT", help="what the patient should bring")
+    svcs = h_sub.add_parser(
+        "services",
+        help=f"a hospital's services and their free places in the next {FREE_DAYS} days",
+    )
+    svcs.add_argument("hospital", metavar="HOSPITAL", help=hospital_help)
+    slots = h_sub.add_parser("slots", help="add bookable times of a service")
+    slots.add_argument(
+        "service",
+        metavar="SERVICE",
+        help="service id, or a unique prefix of at least 6 characters",
+    )
+    slots.add_argument(
+        "--from", dest="start", required=True, metavar="YYYY-MM-DD", help="the first day"
+    )
+    slots.add_argument("--days", default="1", metavar="N", help="how many days (default 1)")
+    slots.add_argument(
+        "--times",
+        default="",
+        metavar="HH:MM,...",
+        help="start times in the clinic's time zone; none: one all-day quota a day",
+    )
+    slots.add_argument(
+        "--capacity", required=True, metavar="N", help="patients per time (or per day's quota)"
+    )
+    desk = h_sub.add_parser(
+        "desk",
+        help="make a Telegram user a hospital's desk (they then send /desk to the doctor bot)",
+    )
+    desk.add_argument("hospital", metavar="HOSPITAL", help=hospital_help)
+    desk.add_argument("tg_user_id", metavar="TG_USER_ID", help="the person's Telegram user id")
+    desk.add_argument("name", metavar="NAME", help="the desk's name, as the clinic shows it")
+    desk.add_argument(
+        "--locale", help="the desk's language: en, ru or zh_Hans (default: the hospital's)"
+    )
 
 
 def _backup_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -262,6 +320,8 @@ async def _hospitals(settings: Settings, args: argparse.Namespace) -> int:
     from flows import directory
     from locales import Translator
 
+    if args.hospitals_command in BOOKING_COMMANDS:
+        return await _hospital_bookings(settings, args)
     db = await open_database(settings)
     actor = "admin:cli"
     try:
@@ -309,6 +369,161 @@ async def _hospitals(settings: Settings, args: argparse.Namespace) -> int:
                 return 2
             except directory.BadInput as exc:
                 en = Translator("en").plain(exc.msgid, **exc.params)
+                print(f"careline: {en}", file=sys.stderr)
+                return 2
+    finally:
+        await db.dispose()
+
+
+class _BadValue(ValueError):
+    """A value typed on the command line is not usable; the text says which and why."""
+
+
+def _whole(value: str, what: str) -> int:
+    try:
+        return int(value.strip())
+    except ValueError:
+        raise _BadValue(f"{what} must be a whole number, not {value!r}") from None
+
+
+def _slot_days(args: argparse.Namespace, today: date) -> list[date]:
+    """``slots --from --days``: the days to add slots on (today or later)."""
+    try:
+        first = date.fromisoformat(args.start.strip())
+    except ValueError:
+        raise _BadValue(f"--from must be a date as YYYY-MM-DD, not {args.start!r}") from None
+    if first < today:
+        raise _BadValue(f"--from {first.isoformat()} is in the past (today is {today})")
+    days = _whole(args.days, "--days")
+    if not 1 <= days <= MAX_SLOT_DAYS:
+        raise _BadValue(f"--days must be between 1 and {MAX_SLOT_DAYS}")
+    return [first + timedelta(days=i) for i in range(days)]
+
+
+async def _find_service(uow: Any, ref: str) -> Any:
+    """A hospital service by id or a unique id prefix of at least six characters."""
+    from sqlalchemy import select
+
+    from storage.models import HospitalService
+
+    ref = (ref or "").strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{6,32}", ref):
+        raise _BadValue("not a service id (at least 6 hex characters)")
+    found = await uow.appointments.service(ref)
+    if found is not None:
+        return found
+    rows = list(
+        await uow.session.scalars(
+            select(HospitalService).where(HospitalService.id.startswith(ref)).limit(2)
+        )
+    )
+    if not rows:
+        raise _BadValue("no service with this id (python bot.py hospitals services HOSPITAL)")
+    if len(rows) > 1:
+        raise _BadValue("several services match this prefix; give more characters")
+    return rows[0]
+
+
+async def _free_places(uow: Any, service_id: str, now: datetime, zone: ZoneInfo) -> int:
+    """Places left in a service's slots of the next :data:`FREE_DAYS` days (today's all-day
+    quota included, times already begun not)."""
+    start = datetime.combine(now.astimezone(zone).date(), time(0, 0), zone).astimezone(UTC)
+    slots = await uow.appointments.free_slots(
+        [service_id], start, now + timedelta(days=FREE_DAYS), limit=100_000
+    )
+    return sum(
+        s.capacity - s.booked
+        for s in slots
+        if s.all_day
+        or (s.starts_at if s.starts_at.tzinfo else s.starts_at.replace(tzinfo=UTC)) >= now
+    )
+
+
+async def _hospital_bookings(settings: Settings, args: argparse.Namespace) -> int:
+    """``hospitals service|services|slots|desk``: a hospital's bookable services, their times
+    (in the clinic's time zone) and its desk, audited as ``admin:cli``. A bad value, an
+    unknown hospital or service: one line, exit 2; a person who is a doctor already cannot
+    be made a desk: refused, exit 1."""
+    from bot.app import open_database
+    from flows import appointments, directory
+    from locales import LOCALES, Translator
+    from storage.models import utcnow
+
+    actor = "admin:cli"
+    zone = ZoneInfo(settings.timezone)
+    now = utcnow()
+    cmd = args.hospitals_command
+    try:
+        days = _slot_days(args, now.astimezone(zone).date()) if cmd == "slots" else []
+        times = [t.strip() for t in args.times.split(",") if t.strip()] if cmd == "slots" else []
+        capacity = _whole(args.capacity, "--capacity") if cmd == "slots" else 0
+        tg_user = _whole(args.tg_user_id, "TG_USER_ID") if cmd == "desk" else 0
+        if cmd == "desk" and tg_user <= 0:
+            raise _BadValue("TG_USER_ID must be a Telegram user id (a positive number)")
+        if cmd == "desk" and not args.name.strip():
+            raise _BadValue("the desk's NAME is empty")
+        if cmd == "desk" and args.locale is not None and args.locale not in LOCALES:
+            raise _BadValue(f"--locale must be one of {', '.join(LOCALES)}, not {args.locale!r}")
+    except _BadValue as exc:
+        print(f"careline: {exc}", file=sys.stderr)
+        return 2
+    db = await open_database(settings)
+    try:
+        async with db.uow() as uow:
+            try:
+                if cmd == "slots":
+                    service = await _find_service(uow, args.service)
+                    added = await appointments.add_slots(
+                        uow, actor, service.id, days, times, capacity, settings.timezone
+                    )
+                    await uow.commit()
+                    asked = len(days) * max(1, len(times))
+                    kept = f" ({asked - added} already there)" if added < asked else ""
+                    print(
+                        f"service {service.id[:8]} ({service.name}): {added} slot(s) added"
+                        f"{kept}, {len(days)} day(s) from {days[0]}"
+                        + (f" at {', '.join(times)}" if times else ", all-day quota")
+                        + f" ({settings.timezone}), {capacity} place(s) each"
+                    )
+                    return 0
+                hospital = await directory.find(uow, args.hospital)
+                if cmd == "service":
+                    service = await appointments.add_service(
+                        uow, actor, hospital.id, args.department, args.kind, args.name,
+                        args.bring,
+                    )  # fmt: skip
+                    await uow.commit()
+                    print(f"service {service.id} added to {hospital.name}: {service.name}")
+                    return 0
+                if cmd == "services":
+                    rows = await uow.appointments.services(hospital.id)
+                    print(f"{hospital.name} ({hospital.id[:8]}):")
+                    for s in rows:
+                        free = await _free_places(uow, s.id, now, zone)
+                        print(f"{s.id[:8]}  {s.department} · {s.kind} · {s.name}")
+                        print(f"          bring: {s.bring or '—'}")
+                        print(f"          free places in the next {FREE_DAYS} days: {free}")
+                    print(f"{len(rows)} service(s)")
+                    return 0
+                locale = args.locale or hospital.locale or "en"
+                desk = await appointments.make_desk(
+                    uow, actor, hospital.id, tg_user, args.name, locale
+                )
+                await uow.commit()
+                print(f"desk {desk.id[:8]} of {hospital.name}: {args.name.strip()} ({tg_user})")
+                print(
+                    f"Telegram user {tg_user} must now open the doctor bot and send /desk "
+                    "to see the day's appointments."
+                )
+                return 0
+            except (directory.NotFound, _BadValue) as exc:
+                print(f"careline: {exc}", file=sys.stderr)
+                return 2
+            except appointments.AppointmentError as exc:
+                en = Translator("en").plain(exc.msgid, **exc.params)
+                if exc.msgid == "appt.error.desk_taken":
+                    print(f"careline: refused: {en}", file=sys.stderr)
+                    return 1
                 print(f"careline: {en}", file=sys.stderr)
                 return 2
     finally:

@@ -3,8 +3,11 @@
 ``GET /r/<code>?t=<token>`` shows the verdict (valid / expired / revoked / used / forged /
 unknown). Who the slip is for (name, year of birth, sex) is shown only with the slip's signed
 token (the QR link) or with the typed code plus the patient's year of birth; a typed code alone
-says only whether the slip is valid, where it sends the patient and until when. ``GET /r/`` is a
-form to type a code. A slip whose patient was shown and that is valid carries a form whose
+says only whether the slip is valid, where it sends the patient and until when. A slip with an
+open hospital appointment (booked or arrived, flows/appointments.py) shows it with the patient:
+its day and time in the clinic's time zone (``timezone``), the service, the department and its
+status; a typed code alone says only that one is booked. ``GET /r/`` is a form to type a
+code. A slip whose patient was shown and that is valid carries a form whose
 ``POST /r/<code>/use`` marks it used, once: the POST must come from this page's own origin
 (``Origin``, else ``Referer``) and carry a form token bound to the verdict just shown (an HMAC
 over the code, the verdict, how the patient was shown, the issue time and a per-page nonce
@@ -50,9 +53,10 @@ import unicodedata
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
 
@@ -97,6 +101,21 @@ _ICONS = {
 }
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# A slip's open hospital appointment, as the page names its status.
+MSG_APPT_STATUS = {"booked": "apptweb.status.booked", "arrived": "apptweb.status.arrived"}
+
+
+@dataclass(frozen=True)
+class Booking:
+    """A slip's open hospital appointment as the page shows it (None: not known, e.g. a
+    service or slot gone)."""
+
+    status: str
+    starts_at: datetime | None
+    all_day: bool
+    service: str | None
+    department: str | None
 
 
 @dataclass(frozen=True)
@@ -234,7 +253,8 @@ class VerifyPage:
     after its web server starts); until then the page says it is not available yet.
     ``public_url``: where slips' QR codes point (its origin is this page's own, besides the
     request's); ``trusted_proxies``: addresses or CIDRs of the reverse proxies whose
-    X-Forwarded-For is read when ``trust_proxy`` is on."""
+    X-Forwarded-For is read when ``trust_proxy`` is on; ``timezone``: the clinic's, in which
+    a slip's hospital appointment is shown."""
 
     db: Database | None
     per_minute: int = 30
@@ -242,6 +262,7 @@ class VerifyPage:
     now: Callable[[], datetime] = field(default=utcnow)
     trusted_proxies: Sequence[str] = LOOPBACK
     public_url: str | None = None
+    timezone: str = "UTC"
     limiter: RateLimiter = field(init=False)
     born_limiter: RateLimiter = field(init=False)
     _proxies: tuple[Network, ...] = field(init=False)
@@ -260,6 +281,7 @@ class VerifyPage:
             trust_proxy=settings.verify_trust_proxy,
             trusted_proxies=settings.verify_trusted_proxies,
             public_url=settings.public_url,
+            timezone=settings.timezone,
         )
 
     def mount(self, app: web.Application) -> None:
@@ -432,6 +454,7 @@ class VerifyPage:
         try:
             async with self.db.uow() as uow:
                 verdict = await self._check(uow, code, token)
+                booking = await _booking(uow, verdict)
                 await uow.commit()
         except Exception:  # the desk sees a plain page, the log has the rest
             log.exception("verify page failed")
@@ -440,6 +463,7 @@ class VerifyPage:
         notice = _notice(tr.plain("verify.born.mismatch")) if wrong else ""
         shown = verdict if via else _without_identity(verdict)
         body = notice + _verdict_html(tr, shown)
+        body += _booking_html(tr, booking, via is not None, self.timezone)
         nonce = ""
         if via and verdict.status == "valid" and verdict.code:
             nonce = secrets.token_urlsafe(18)
@@ -774,6 +798,64 @@ def _verdict_html(tr: Translator, v: rf.Verdict) -> str:
     if v.status == "valid":
         parts.append(_p(tr.plain("verify.match_id")))
     return "".join(parts)
+
+
+async def _booking(uow: Any, v: rf.Verdict) -> Booking | None:
+    """The open (booked or arrived) hospital appointment of a genuine slip, if it has one."""
+    if v.referral_id is None or v.status in ("forged", "unknown"):
+        return None
+    appt = await uow.appointments.open_for_referral(v.referral_id)
+    if appt is None:
+        return None
+    slot = await uow.appointments.slot(appt.slot_id)
+    service = await uow.appointments.service(appt.service_id)
+    return Booking(
+        status=appt.status,
+        starts_at=slot.starts_at if slot is not None else None,
+        all_day=bool(slot.all_day) if slot is not None else False,
+        service=service.name if service is not None else None,
+        department=service.department if service is not None else None,
+    )
+
+
+def _local(at: datetime, tz: str) -> datetime:
+    """A stored (UTC) time in the clinic's zone (UTC when the zone is unknown)."""
+    try:
+        zone = ZoneInfo(tz or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(zone)
+
+
+def _booking_html(tr: Translator, b: Booking | None, identity: bool, tz: str) -> str:
+    """The slip's hospital appointment: with the patient shown, when (in the clinic's zone),
+    what, where and its status; without them, only that one is booked."""
+    if b is None:
+        return ""
+    head = f"<h2>{_e(tr.plain('apptweb.title'))}</h2>"
+    if not identity:
+        return head + _p(tr.plain("apptweb.booked"))
+    when = None
+    if b.starts_at is not None:
+        local = _local(b.starts_at, tz)
+        when = (
+            tr.plain("apptweb.all_day", date=local.date().isoformat())
+            if b.all_day
+            else local.strftime("%Y-%m-%d %H:%M")
+        )
+    status = MSG_APPT_STATUS.get(b.status)
+    rows = [
+        ("apptweb.field.when", when),
+        ("apptweb.field.service", b.service),
+        ("apptweb.field.department", b.department),
+        ("apptweb.field.status", tr.plain(status) if status else b.status),
+    ]
+    cells = "".join(
+        f"<tr><th>{_e(tr.plain(label))}</th><td>{_e(value)}</td></tr>"
+        for label, value in rows
+        if value
+    )
+    return f"{head}<table class=appt>{cells}</table>"
 
 
 def _born_form(tr: Translator, code: str) -> str:

@@ -319,13 +319,17 @@ async def make_desk(
     hospital = await uow.referrals.hospital(hospital_id)
     if hospital is None:
         raise AppointmentError("appt.error.no_hospital")
+    if not name.strip():
+        raise AppointmentError("appt.error.service")
     existing = await uow.doctors.by_tg_user(tg_user_id)
     if existing is not None and existing.role != "desk":
+        await uow.audit.record(actor, "desk.refused", "doctor", existing.id, {"reason": "taken"})
         raise AppointmentError("appt.error.desk_taken")
     desk = existing or await uow.doctors.add(
         Doctor(tg_user_id=tg_user_id, locale=locale, status="verified", role="desk")
     )
     desk.role, desk.status, desk.hospital_id = "desk", "verified", hospital.id
+    desk.locale = locale
     desk.apply_step = "submitted"
     desk.departments = ""
     desk.verified_until = datetime(9999, 1, 1, tzinfo=UTC)
@@ -404,6 +408,23 @@ async def record_outcome(
     if referral is not None and referral.status == slips.State.ISSUED:
         await slips.mark_used(uow, referral, now, by="desk", actor=actor)
     await uow.audit.record(actor, "appt.fulfil", "appointment", appt.id, {})
+    return appt
+
+
+async def release_for_referral(
+    uow: UnitOfWork, referral_id: str, actor: str
+) -> HospitalAppointment | None:
+    """A revoked slip's booked appointment is cancelled and its place released (the caller
+    tells the desk); returns it, or None when there was none."""
+    appt = await uow.appointments.open_for_referral(referral_id)
+    if appt is None or appt.status != State.BOOKED:
+        return None
+    if not await uow.appointments.move(appt.id, appt.version, (State.BOOKED,), State.CANCELLED):
+        return None
+    await uow.appointments.refresh(appt)
+    await uow.appointments.release(appt.slot_id)
+    await uow.events.cancel_for(REMIND, appt.id)
+    await uow.audit.record(actor, "appt.cancel", "appointment", appt.id, {"by": "revocation"})
     return appt
 
 

@@ -37,6 +37,13 @@ class ReferralRepository:
         """A referral by id."""
         return await self._s.get(Referral, referral_id)
 
+    async def by_prefix(self, prefix: str) -> Referral | None:
+        """The one referral whose id starts with ``prefix`` (a button's short id)."""
+        rows = list(
+            await self._s.scalars(select(Referral).where(Referral.id.startswith(prefix)).limit(2))
+        )
+        return rows[0] if len(rows) == 1 else None
+
     async def delete(self, ref: Referral) -> None:
         """Remove a referral row (a cancelled draft)."""
         await self._s.delete(ref)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +34,7 @@ from sqlalchemy import select
 
 from bot.sandbox.emulator import BotApiEmulator
 from bot.settings import Settings
-from flows import booking, consultation, directory, services
+from flows import appointments, booking, consultation, directory, services
 from flows import doctors as doctor_flow
 from storage.models import Caregiver, Doctor, utcnow
 from storage.uow import Database, UnitOfWork
@@ -126,6 +127,15 @@ DEMO_HOSPITALS = (
     ),
 )
 DEMO_ADMIN = ("Sam", "Admin")
+DEMO_DESK = ("Dana", "Frontdesk")  # the desk of the first demo hospital
+# What the first demo hospital lets the clinic book: (department, kind, name, what to bring),
+# at these local times each day for the next two weeks, 4 places each.
+DEMO_HOSPITAL_SERVICES = (
+    ("Cardiology", "examination", "Holter monitoring", "previous ECGs and your medicines"),
+    ("General medicine", "outpatient", "Outpatient visit", "your ID and the referral slip"),
+)
+DEMO_HOSPITAL_TIMES = ("09:00", "10:30", "14:00")
+DEMO_HOSPITAL_DAYS = 14
 DEMO_PATIENT = ("Pat", "Demo")
 
 
@@ -219,6 +229,11 @@ def create_demo_people(emulator: BotApiEmulator, demo: Demo) -> list[tuple[int, 
         demo.roles[user.id] = "doctor"
         who = "Dr. " if d.role == "doctor" else ""
         made.append((user.id, "doctor", f"{who}{d.first_name} {d.last_name}, {d.title}"))
+    desk = emulator.create_user(DEMO_DESK[0], last_name=DEMO_DESK[1], language_code="en")
+    demo.roles[desk.id] = "doctor"  # the doctor bot is where a desk works
+    made.append(
+        (desk.id, "desk", f"{DEMO_DESK[0]} {DEMO_DESK[1]}, desk of {DEMO_HOSPITALS[0].name}")
+    )
     patient = emulator.create_user(DEMO_PATIENT[0], last_name=DEMO_PATIENT[1], language_code="en")
     demo.roles[patient.id] = "patient"
     made.append((patient.id, "patient", f"{DEMO_PATIENT[0]} {DEMO_PATIENT[1]} (new patient)"))
@@ -280,10 +295,40 @@ async def seed_hospitals(db: Database) -> int:
     return added
 
 
+async def seed_hospital_bookings(
+    db: Database, settings: Settings, made: list[tuple[int, str, str]]
+) -> int:
+    """The first demo hospital's bookable services and two weeks of times, and its desk;
+    returns how many times were added."""
+    added = 0
+    async with db.uow() as uow:
+        hospitals = await directory.hospitals(uow, include_disabled=True)
+        first = next((h for h in hospitals if h.name == DEMO_HOSPITALS[0].name), None)
+        if first is None:
+            return 0
+        today = utcnow().date()
+        days = [today + timedelta(days=n) for n in range(1, DEMO_HOSPITAL_DAYS + 1)]
+        for department, kind, name, bring in DEMO_HOSPITAL_SERVICES:
+            service = await appointments.add_service(
+                uow, ADMIN_ACTOR, first.id, department, kind, name, bring
+            )
+            added += await appointments.add_slots(
+                uow, ADMIN_ACTOR, service.id, days, list(DEMO_HOSPITAL_TIMES), 4,
+                settings.timezone,
+            )  # fmt: skip
+        for uid, role, _ in made:
+            if role == "desk":
+                name = " ".join(DEMO_DESK)
+                await appointments.make_desk(uow, ADMIN_ACTOR, first.id, uid, name, "en")
+        await uow.commit()
+    return added
+
+
 async def greet(client: EmulatorClient, made: list[tuple[int, str, str]], doctor_bot: str) -> None:
-    """The demo doctors and the admin open the doctor bot (a bot cannot write first)."""
+    """The demo doctors, the desk and the admin open the doctor bot (a bot cannot write
+    first)."""
     for uid, role, _ in made:
-        if role == "doctor":
+        if role in ("doctor", "desk"):
             await client.start(uid, doctor_bot)
         elif role == "admin":
             await client.send(uid, doctor_bot, "/pending")

@@ -26,6 +26,7 @@ from bot.sandbox.demo import (
     create_demo_people,
     greet,
     seed_doctors,
+    seed_hospital_bookings,
     seed_hospitals,
     seed_services,
 )
@@ -188,6 +189,7 @@ async def start_sandbox(
         per_minute=settings.verify_requests_per_minute,
         trust_proxy=settings.verify_trust_proxy,
         trusted_proxies=settings.verify_trusted_proxies,
+        timezone=settings.timezone,
     )
     verify.mount(emulator.app)  # /r/<code>: the referral verify page (database set below)
     data_dir = settings.data_dir / "sandbox"
@@ -226,6 +228,8 @@ async def start_sandbox(
     if created:
         await seed_doctors(db, local, created)
     await seed_hospitals(db)  # every start: sandboxes made before the directory get it too
+    if created:
+        await seed_hospital_bookings(db, local, created)
     await seed_services(db)  # when the clinic sells none yet (an older sandbox too)
     # The emulator forgets its update counters on restart; continue after what the inbox
     # already holds so new updates are not mistaken for replays.

@@ -39,7 +39,8 @@ OUTCOME = "appt_outcome"  # FSM data key: the appointment whose outcome the desk
 
 
 class DApCB(CallbackData, prefix="dap"):
-    """A doctor's time for a referral (``ref``: referral id, ``value``: slot id)."""
+    """A doctor's time for a referral (``ref``: the referral id's first 16, ``value``: the
+    slot id; callback data is at most 64 bytes)."""
 
     ref: str
     value: str
@@ -61,7 +62,7 @@ async def offer_times(
     if not found:
         return
     rows = view.offer_buttons(
-        tr, found, doctor.timezone, lambda sid: DApCB(ref=referral.id, value=sid)
+        tr, found, doctor.timezone, lambda sid: DApCB(ref=referral.id[:16], value=sid)
     )
     await reply.text(tr("appt.doc.choose"), InlineKeyboardMarkup(inline_keyboard=rows))
     patient = await uow.patients.get(referral.patient_id)
@@ -84,7 +85,8 @@ async def on_doctor_pick(
     reply: Replier,
 ) -> None:
     """The doctor books a time for their referral; the patient gets the booking."""
-    referral = await uow.referrals.get(callback_data.ref)
+    ref = callback_data.ref
+    referral = await uow.referrals.by_prefix(ref) if len(ref) >= 12 else None
     if referral is None or referral.doctor_id != doctor.id:
         await uow.audit.record(
             f"doctor:{doctor.id}", "appt.refused", "referral", callback_data.ref[:32],

@@ -29,8 +29,8 @@ from aiogram.types import (
 
 import handlers.patient.referrals as patient_side
 from bot.settings import Settings
+from flows import appointments, directory
 from flows import consultation as cases
-from flows import directory
 from flows import referral_followup as followup
 from flows import referral_wizard as wiz
 from flows import referrals as core
@@ -42,6 +42,7 @@ from handlers.common.errors import pressed
 from handlers.common.routes import RouteTable
 from handlers.doctor import desk
 from handlers.doctor.guard import can_work, case_from_command, verified
+from handlers.patient import appointments as desk_side
 from handlers.patient.intake_render import summary_text
 from locales import LOCALES, Html, Translator
 from storage.uow import UnitOfWork
@@ -599,6 +600,9 @@ async def on_revoke_confirmed(
     await _no_buttons(query, reply)
     await reply.text(tr("ref.doc.revoked", code=revoked.code or "—"))
     await patient_side.tell_revoked(uow, revoked)
+    released = await appointments.release_for_referral(uow, revoked.id, f"doctor:{doctor.id}")
+    if released is not None:  # the hospital's desk hears the place is free again
+        await desk_side.tell_desks(uow, released, "appt.desk.cancelled")
 
 
 async def _stale_button(

@@ -28,7 +28,7 @@ class PApCB(CallbackData, prefix="pap"):
     referral), ``cant`` (an appointment)."""
 
     action: str
-    ref: str  # referral id (times, pick) or appointment id (cant)
+    ref: str  # the referral id's first 16 (times, pick) or the appointment id (cant)
     value: str = ""  # the slot id (pick)
 
 
@@ -36,7 +36,7 @@ def book_button(tr: Translator, referral_id: str) -> InlineKeyboardButton:
     """ "Book a hospital time" under a referral."""
     return InlineKeyboardButton(
         text=tr.plain("appt.pat.book_button")[:64],
-        callback_data=PApCB(action="times", ref=referral_id).pack(),
+        callback_data=PApCB(action="times", ref=referral_id[:16]).pack(),
     )
 
 
@@ -49,7 +49,10 @@ async def send_offers(
         await reply.text(tr("appt.pat.no_times"))
         return
     rows = view.offer_buttons(
-        tr, found, patient.timezone, lambda sid: PApCB(action="pick", ref=referral.id, value=sid)
+        tr,
+        found,
+        patient.timezone,
+        lambda sid: PApCB(action="pick", ref=referral.id[:16], value=sid),
     )
     await reply.text(tr("appt.pat.choose"), InlineKeyboardMarkup(inline_keyboard=rows))
 
@@ -70,7 +73,7 @@ async def confirm(uow: UnitOfWork, patient: Patient, appt: Any) -> None:
 async def _own_referral(
     uow: UnitOfWork, query: CallbackQuery, patient: Patient | None, ref: str
 ) -> Any:
-    referral = await uow.referrals.get(ref)
+    referral = await uow.referrals.by_prefix(ref) if len(ref) >= 12 else None
     if patient is None or referral is None or referral.patient_id != patient.id:
         await refused_button(uow, query, patient, "not_yours")
         raise UserError("appt.error.not_found")

@@ -41,7 +41,7 @@ async def test_restart_keeps_people_and_fresh_forgets(tmp_path: Path) -> None:
     sandbox = await start_sandbox(settings, port=_port())
     async with EmulatorClient(sandbox.url) as client:
         users = await client.users()
-        assert [u["id"] for u in users][-1] == alice["id"] and len(users) == 5
+        assert [u["id"] for u in users][-1] == alice["id"] and len(users) == 7
         bob = await client.create_user("Bob", language_code="en")
         assert bob["id"] != alice["id"]
         await client.send(alice["id"], BOT, "/start")
@@ -51,7 +51,7 @@ async def test_restart_keeps_people_and_fresh_forgets(tmp_path: Path) -> None:
 
     sandbox = await start_sandbox(settings, port=_port(), fresh=True)
     async with EmulatorClient(sandbox.url) as client:
-        assert len(await client.users()) == 4  # only the new demo people
+        assert len(await client.users()) == 6  # only the new demo people
         assert alice["id"] not in [u["id"] for u in await client.users()]
     await sandbox.stop()
 
@@ -96,10 +96,17 @@ async def test_demo_data_on_first_start_only(tmp_path: Path) -> None:
     sandbox = await start_sandbox(settings, port=_port())
     try:
         roles = {uid: role for uid, role, _ in sandbox.created}
-        assert sorted(roles.values()) == ["admin", "doctor", "doctor", "patient"]
+        # two doctors, the pharmacist (a doctor-bot role), the hospital's desk, a patient
+        assert sorted(roles.values()) == ["admin", "desk", "doctor", "doctor", "doctor", "patient"]
         async with sandbox.app.db.uow() as uow:
-            doctors = await uow.doctors.with_status("verified")
+            doctors = await uow.doctors.with_status("verified", role="doctor")
             assert {d.departments for d in doctors} == {"general", "cardiology"}
+            [pharmacist] = await uow.doctors.with_status("verified", role="pharmacist")
+            assert not pharmacist.departments
+            [desk] = await uow.doctors.with_status("verified", role="desk")
+            assert desk.hospital_id is not None
+            services = await uow.appointments.services(desk.hospital_id)
+            assert {s.name for s in services} == {"Holter monitoring", "Outpatient visit"}
             assert all(d.on_duty and d.work_hours == "00:00-24:00" for d in doctors)
             hospitals = {await uow.doctors.get_field(d, "hospital") for d in doctors}
             assert hospitals == {"Careline Demo Clinic"}
@@ -118,6 +125,6 @@ async def test_demo_data_on_first_start_only(tmp_path: Path) -> None:
         assert again.created == []
         assert admin in again.app.settings.admin_ids
         async with again.app.db.uow() as uow:
-            assert len(await uow.doctors.with_status("verified")) == 2
+            assert len(await uow.doctors.with_status("verified", role="doctor")) == 2
     finally:
         await again.stop()
