@@ -38,6 +38,7 @@ from flows.domain import Consultation, Doctor, Hospital, Referral, utcnow
 from flows.outbox import Replier
 from flows.questionnaire import load
 from flows.referral_wizard import REVIEW, STEPS, BadInput, NotAllowed
+from handlers.common import appointments as appointment_view
 from handlers.common.errors import pressed
 from handlers.common.routes import RouteTable
 from handlers.doctor import desk
@@ -298,6 +299,19 @@ async def on_referrals(
         if said.get("answer") in followup.ANSWERS:
             answer = tr.plain(f"ref.answer.{said['answer']}")
             outcome = tr("ref.doc.outcome", answer=answer, text=said.get("text") or "—")
+        for appt in await uow.appointments.for_referral(referral.id):
+            if appt.status in ("cancelled",):
+                continue
+            params = await appointment_view.card(uow, tr, appt, doctor.timezone)
+            text = await uow.appointments.outcome(appt)
+            outcome += str(
+                tr(
+                    "appt.doc.in_list",
+                    status=tr.plain(f"appt.status.{appt.status}"),
+                    outcome=text or "—",
+                    **params,
+                )
+            )
         rows = []
         if referral.status == "issued":
             rows = [[_b(tr, "ref.doc.revoke", RefCB(action="rev", ref=referral.id))]]

@@ -142,6 +142,9 @@ async def test_referral_to_appointment_to_desk_to_outcome(aclinic: Clinic, local
     assert SERVICE in done["text"]
     [appt] = await _rows(clinic)
     assert appt.status == "fulfilled"
+    # The referring doctor sees it in the case's referrals too.
+    listed = await doc.say(f"/referrals {number}", lambda m: OUTCOME in (m.get("text") or ""))
+    assert doc.t("appt.status.fulfilled") in listed["text"]
     async with clinic.app.db.uow() as uow:
         [ref] = list(await uow.session.scalars(select(Referral)))
         assert ref.status == "used" and ref.used_by == "desk"
