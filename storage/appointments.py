@@ -165,7 +165,7 @@ class AppointmentRepository:
             )
             .order_by(HospitalSlot.starts_at, HospitalAppointment.created_at)
         )
-        return [(a, s) for a, s in rows.tuples()]
+        return [(a, s) for a, s in rows]
 
     async def move(
         self, appt_id: str, version: int, status_from: tuple[str, ...], status_to: str
