@@ -10,6 +10,7 @@ import pytest
 from transitions import Machine
 
 from flows import (
+    appointments,
     caregivers,
     consultation,
     doctors,
@@ -18,6 +19,7 @@ from flows import (
     intake,
     medication,
     onboarding,
+    prescriptions,
     referrals,
 )
 from flows.machines import _attach_and_fire, _table, fire
@@ -32,6 +34,8 @@ MACHINES: dict[str, tuple[Machine, tuple[str, ...]]] = {
     "medication": (medication._MACHINE, medication.TRIGGERS),
     "onboarding": (onboarding._MACHINE, onboarding.TRIGGERS),
     "referrals": (referrals.MACHINE, referrals.TRIGGERS),
+    "prescriptions": (prescriptions.MACHINE, prescriptions.TRIGGERS),
+    "appointments": (appointments.MACHINE, appointments.TRIGGERS),
 }
 
 
