@@ -69,7 +69,7 @@ async def test_roles_after_the_missed_dose_scenario(tmp_path: Path) -> None:
         assert people[player.ids["doctor"]]["role"] == "doctor"
         assert people[player.ids["rosa"]]["role"] == "patient"
         demo_roles = sorted(role for _, role, _ in sandbox.created)
-        assert demo_roles == ["admin", "doctor", "doctor", "patient"]
+        assert demo_roles == ["admin", "desk", "doctor", "doctor", "doctor", "patient"]
         clock = await _get(f"{sandbox.url}/sandbox/clock")
         assert clock["offset_s"] > 0  # the scenario moved the clock
     finally:
