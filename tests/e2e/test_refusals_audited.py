@@ -121,6 +121,7 @@ async def test_every_patient_refusal_is_audited(sqlite_clinic: Clinic) -> None:
         "hx": f"hx:{nobody[:8]}:0",
         "prf": f"prf:again:{nobody}",
         "prx": f"prx:again:{nobody[:12]}",
+        "pap": f"pap:times:{nobody}",  # another patient's referral or none
         "pc": f"pc:cancel:{bobs_case}",  # another patient's case
         "pr": f"pr:{bobs_case}:5",
         "ci": f"ci:opt:{nobody}:0:yes",
