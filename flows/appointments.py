@@ -282,6 +282,20 @@ def reminder_time(slot: HospitalSlot, tz: str | None) -> datetime:
     return datetime.combine(day, REMIND_AT, zone).astimezone(UTC)
 
 
+async def _release(
+    uow: UnitOfWork, appt: HospitalAppointment, version: int, actor: str, details: dict[str, Any]
+) -> bool:
+    """Booked → cancelled from ``version`` (one conditional UPDATE), the place released and the
+    reminder dropped, audited ``appt.cancel``; False when it was not booked at that version."""
+    if not await uow.appointments.move(appt.id, version, (State.BOOKED,), State.CANCELLED):
+        return False
+    await uow.appointments.refresh(appt)
+    await uow.appointments.release(appt.slot_id)
+    await uow.events.cancel_for(REMIND, appt.id)
+    await uow.audit.record(actor, "appt.cancel", "appointment", appt.id, details)
+    return True
+
+
 async def cancel(
     uow: UnitOfWork, appt_id: str, patient_id: str, now: datetime
 ) -> HospitalAppointment:
@@ -289,12 +303,8 @@ async def cancel(
     appt = await uow.appointments.get(appt_id)
     if appt is None or appt.patient_id != patient_id:
         raise AppointmentError("appt.error.not_found")
-    if not await uow.appointments.move(appt.id, appt.version, (State.BOOKED,), State.CANCELLED):
+    if not await _release(uow, appt, appt.version, f"patient:{patient_id}", {}):
         raise AppointmentError("appt.error.state", status=appt.status)
-    await uow.appointments.refresh(appt)
-    await uow.appointments.release(appt.slot_id)
-    await uow.events.cancel_for(REMIND, appt.id)
-    await uow.audit.record(f"patient:{patient_id}", "appt.cancel", "appointment", appt.id, {})
     return appt
 
 
@@ -356,6 +366,19 @@ async def day_list(
     return rows
 
 
+async def of_this_desk(uow: UnitOfWork, desk: Doctor, appt_id: str) -> HospitalAppointment:
+    """The appointment, when it is at the desk's hospital; anything else is refused and
+    audited."""
+    appt = await uow.appointments.get(appt_id)
+    if not is_desk(desk) or appt is None or appt.hospital_id != desk.hospital_id:
+        await uow.audit.record(
+            f"desk:{desk.id}", "appt.refused", "appointment", appt_id[:32],
+            {"reason": "not_this_hospital"},
+        )  # fmt: skip
+        raise AppointmentError("appt.desk.not_yours")
+    return appt
+
+
 async def mark(
     uow: UnitOfWork, desk: Doctor, appt_id: str, trigger: str, version: int, now: datetime
 ) -> HospitalAppointment:
@@ -363,12 +386,7 @@ async def mark(
     of another hospital, a stale list (another desk marked it first) or a mark the machine
     does not allow is refused and audited."""
     actor = f"desk:{desk.id}"
-    appt = await uow.appointments.get(appt_id)
-    if not is_desk(desk) or appt is None or appt.hospital_id != desk.hospital_id:
-        await uow.audit.record(
-            actor, "appt.refused", "appointment", appt_id[:32], {"reason": "not_this_hospital"}
-        )
-        raise AppointmentError("appt.desk.not_yours")
+    appt = await of_this_desk(uow, desk, appt_id)
     new = next_state(appt.status, trigger)
     if trigger not in ("arrive", "noshow") or new is None:
         await uow.audit.record(actor, "appt.refused", "appointment", appt.id, {"reason": "state"})
@@ -389,12 +407,7 @@ async def record_outcome(
     """The desk records what the visit found (an arrived appointment becomes fulfilled; the
     text is sealed under the patient's key; the referral is marked used by the desk)."""
     actor = f"desk:{desk.id}"
-    appt = await uow.appointments.get(appt_id)
-    if not is_desk(desk) or appt is None or appt.hospital_id != desk.hospital_id:
-        await uow.audit.record(
-            actor, "appt.refused", "appointment", appt_id[:32], {"reason": "not_this_hospital"}
-        )
-        raise AppointmentError("appt.desk.not_yours")
+    appt = await of_this_desk(uow, desk, appt_id)
     clean = " ".join((text or "").split())
     if not clean:
         raise AppointmentError("appt.desk.outcome_empty")
@@ -417,14 +430,19 @@ async def release_for_referral(
     """A revoked slip's booked appointment is cancelled and its place released (the caller
     tells the desk); returns it, or None when there was none."""
     appt = await uow.appointments.open_for_referral(referral_id)
-    if appt is None or appt.status != State.BOOKED:
+    if appt is None or not await _release(uow, appt, appt.version, actor, {"by": "revocation"}):
         return None
-    if not await uow.appointments.move(appt.id, appt.version, (State.BOOKED,), State.CANCELLED):
-        return None
-    await uow.appointments.refresh(appt)
-    await uow.appointments.release(appt.slot_id)
-    await uow.events.cancel_for(REMIND, appt.id)
-    await uow.audit.record(actor, "appt.cancel", "appointment", appt.id, {"by": "revocation"})
+    return appt
+
+
+async def ask_to_move(
+    uow: UnitOfWork, desk: Doctor, appt_id: str, version: int
+) -> HospitalAppointment:
+    """The desk asks the patient to move: the booking (at the version the desk saw) is
+    cancelled and its place released; the caller offers the patient the free times."""
+    appt = await of_this_desk(uow, desk, appt_id)
+    if not await _release(uow, appt, version, f"desk:{desk.id}", {"by": "desk"}):
+        raise AppointmentError("appt.desk.already", status=appt.status)
     return appt
 
 

@@ -25,7 +25,7 @@ import re
 import tomllib
 import unicodedata
 from dataclasses import asdict, dataclass, field, fields
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -848,8 +848,6 @@ def usable(rx: Prescription, now: datetime) -> bool:
 
 
 def _aware(moment: datetime) -> datetime:
-    from datetime import UTC
-
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -924,8 +922,6 @@ async def dispense(
         await refuse("expired", "rx.dispense.expired")
     if rx.status != State.ACTIVE:
         await refuse(rx.status, f"rx.dispense.{_why_not(rx.status)}")
-    if next_state(rx.status, "dispense") is None:  # the machine agrees
-        await refuse(rx.status, "rx.dispense.already")
     if not await uow.prescriptions.mark_once(
         rx.id, status_from=State.ACTIVE.value, status_to=State.DISPENSED.value, at=now
     ):

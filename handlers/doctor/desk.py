@@ -180,14 +180,10 @@ async def on_desk(
 
 
 async def _appt(uow: UnitOfWork, doctor: Doctor, ref: str) -> Any:
-    appt = await uow.appointments.by_prefix(ref)
-    if appt is None or appt.hospital_id != doctor.hospital_id:
-        await uow.audit.record(
-            f"desk:{doctor.id}", "appt.refused", "appointment", ref[:32],
-            {"reason": "not_this_hospital"},
-        )  # fmt: skip
-        raise UserError("appt.desk.not_yours")
-    return appt
+    """The appointment a desk's button names (by its id's start), when it is at the desk's
+    hospital (refused and audited by the flow otherwise)."""
+    found = await uow.appointments.by_prefix(ref)
+    return await apf.of_this_desk(uow, doctor, found.id if found is not None else ref)
 
 
 @routes.callback_query(DeskCB.filter(F.action.in_({"arrive", "noshow"})))
@@ -228,13 +224,9 @@ async def on_move(
     reply: Replier,
 ) -> None:
     """Ask the patient to move: the booking is cancelled and the free times offered again."""
-    appt = await _appt(uow, doctor, callback_data.appt)
-    if not await uow.appointments.move(appt.id, callback_data.v, (apf.State.BOOKED,), "cancelled"):
-        raise UserError("appt.desk.already", status=appt.status)
-    await uow.appointments.refresh(appt)
-    await uow.appointments.release(appt.slot_id)
-    await uow.events.cancel_for(apf.REMIND, appt.id)
-    await uow.audit.record(f"desk:{doctor.id}", "appt.move", "appointment", appt.id, {})
+    found = await uow.appointments.by_prefix(callback_data.appt)
+    ref = found.id if found is not None else callback_data.appt
+    appt = await apf.ask_to_move(uow, doctor, ref, callback_data.v)
     await reply.answer_callback(query.id)
     if query.message is not None:
         await reply.edit_markup(query.message.message_id, None)

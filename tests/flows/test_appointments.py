@@ -213,3 +213,23 @@ async def test_export_and_erasure(db: Database, signer: Signer) -> None:
         assert await uow.appointments.get(appt_id) is None
         slot = await uow.appointments.slot(s["slot"])
         assert slot is not None and slot.booked == 0
+
+
+async def test_ask_to_move_releases_the_place_once(db: Database, signer: Signer) -> None:
+    s = await setup(db, signer, capacity=1)
+    appt_id = await _book(db, s["refs"][0], s["slot"])
+    async with db.uow() as uow:
+        other = await uow.doctors.get(s["desk2"])
+        desk = await uow.doctors.get(s["desk"])
+        assert other is not None and desk is not None
+        with pytest.raises(apf.AppointmentError) as exc:
+            await apf.ask_to_move(uow, other, appt_id, 1)
+        assert exc.value.msgid == "appt.desk.not_yours"
+        appt = await apf.ask_to_move(uow, desk, appt_id, 1)
+        assert appt.status == "cancelled"
+        with pytest.raises(apf.AppointmentError) as exc:  # the same button again: stale
+            await apf.ask_to_move(uow, desk, appt_id, 1)
+        assert exc.value.msgid == "appt.desk.already"
+        slot = await uow.appointments.slot(s["slot"])
+        assert slot is not None and slot.booked == 0
+        await uow.commit()
