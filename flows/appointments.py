@@ -18,6 +18,8 @@ marking at once cannot both win. No aiogram here.
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 import zoneinfo
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -30,6 +32,9 @@ from flows import referrals as slips
 from flows.errors import UserError
 from flows.machines import fire
 from storage.models import (
+    CaseMessage,
+    Consultation,
+    DeskInvite,
     Doctor,
     HospitalAppointment,
     HospitalService,
@@ -47,6 +52,10 @@ OUTCOME_MAX = 2000
 NAME_MAX = 200
 BRING_MAX = 500
 MAX_CAPACITY = 500
+MAX_FILES = 20  # files a desk can attach to one visit
+FILE_KINDS = ("photo", "document")  # a discharge letter or results: a PDF or a photo
+INVITE_PREFIX = "desk_"  # ``/start desk_<token>`` in the doctor bot
+INVITE_HOURS = 72
 
 
 class AppointmentError(UserError):
@@ -250,20 +259,24 @@ async def book(
         raise AppointmentError("appt.error.slot_gone")
     if not await uow.appointments.take(slot.id):
         raise AppointmentError("appt.error.full")
-    appt = await uow.appointments.add(
-        HospitalAppointment(
-            referral_id=referral.id,
-            patient_id=referral.patient_id,
-            hospital_id=slot.hospital_id,
-            service_id=slot.service_id,
-            slot_id=slot.id,
-            status=State.BOOKED.value,
-            booked_by=by,
-            version=1,
-            created_at=now,
-            updated_at=now,
-        )
+    appt = HospitalAppointment(
+        referral_id=referral.id,
+        patient_id=referral.patient_id,
+        hospital_id=slot.hospital_id,
+        service_id=slot.service_id,
+        slot_id=slot.id,
+        status=State.BOOKED.value,
+        booked_by=by,
+        version=1,
+        created_at=now,
+        updated_at=now,
     )
+    if not await uow.appointments.add_open(appt):
+        # Another booking of this referral landed meanwhile (the doctor and the patient at
+        # once): the place goes back and this one is refused.
+        await uow.appointments.release(slot.id)
+        await uow.audit.record(actor, "appt.refused", "referral", referral.id, {"reason": "race"})
+        raise AppointmentError("appt.error.already_booked")
     await uow.audit.record(
         actor, "appt.book", "appointment", appt.id, {"referral": referral.id, "by": by}
     )
@@ -444,6 +457,192 @@ async def ask_to_move(
     if not await _release(uow, appt, version, f"desk:{desk.id}", {"by": "desk"}):
         raise AppointmentError("appt.desk.already", status=appt.status)
     return appt
+
+
+async def move_offers(
+    uow: UnitOfWork, desk: Doctor, appt_id: str, now: datetime
+) -> tuple[HospitalAppointment, list[Offer]]:
+    """The desk's choice of times to move a booked appointment to: free times of the same
+    service (not its own), until the slip's last day."""
+    appt = await of_this_desk(uow, desk, appt_id)
+    if appt.status != State.BOOKED:
+        raise AppointmentError("appt.desk.already", status=appt.status)
+    referral = await uow.referrals.get(appt.referral_id)
+    service = await uow.appointments.service(appt.service_id)
+    if referral is None or service is None:
+        raise AppointmentError("appt.error.not_found")
+    until = min(
+        _aware(referral.valid_until) if referral.valid_until else now + timedelta(days=BOOK_DAYS),
+        now + timedelta(days=BOOK_DAYS),
+    )
+    slots = await uow.appointments.free_slots([service.id], now, until)
+    return appt, [Offer(slot, service) for slot in slots if slot.id != appt.slot_id]
+
+
+async def reschedule(
+    uow: UnitOfWork,
+    desk: Doctor,
+    appt_id: str,
+    version: int,
+    slot_id: str,
+    now: datetime,
+    *,
+    tz: str | None = None,
+) -> HospitalAppointment:
+    """The desk moves a booked appointment to another free time of its service (from the
+    version the desk saw): the new place is taken, the old one released and the patient's
+    reminder moved. A full or past time, another hospital's slot or a stale list is refused
+    and audited."""
+    actor = f"desk:{desk.id}"
+    appt = await of_this_desk(uow, desk, appt_id)
+    if appt.status != State.BOOKED or appt.version != version:
+        await uow.audit.record(actor, "appt.refused", "appointment", appt.id, {"reason": "stale"})
+        raise AppointmentError("appt.desk.already", status=appt.status)
+    slot = await uow.appointments.slot(slot_id)
+    if slot is None or slot.service_id != appt.service_id or slot.id == appt.slot_id:
+        await uow.audit.record(actor, "appt.refused", "appointment", appt.id, {"reason": "slot"})
+        raise AppointmentError("appt.error.slot_gone")
+    if _aware(slot.starts_at) <= now and not slot.all_day:
+        raise AppointmentError("appt.error.slot_gone")
+    if not await uow.appointments.take(slot.id):
+        raise AppointmentError("appt.error.full")
+    old = appt.slot_id
+    if not await uow.appointments.reslot(appt.id, version, slot.id):
+        await uow.appointments.release(slot.id)
+        await uow.appointments.refresh(appt)
+        await uow.audit.record(actor, "appt.refused", "appointment", appt.id, {"reason": "stale"})
+        raise AppointmentError("appt.desk.already", status=appt.status)
+    await uow.appointments.release(old)
+    await uow.appointments.refresh(appt)
+    await uow.appointments.note_moved(appt, old)
+    await uow.events.cancel_for(REMIND, appt.id)
+    remind = reminder_time(slot, tz)
+    if remind > now:
+        await uow.events.add(
+            REMIND, appt.id, appt.patient_id, remind, key=f"apptrem:{appt.id}:{appt.version}"
+        )
+    await uow.audit.record(actor, "appt.reschedule", "appointment", appt.id, {})
+    return appt
+
+
+async def attach(
+    uow: UnitOfWork,
+    desk: Doctor,
+    appt_id: str,
+    kind: str,
+    file_name: str | None,
+    caption: str | None,
+    now: datetime,
+) -> tuple[HospitalAppointment, Consultation, CaseMessage]:
+    """The desk attaches a discharge letter or results (a PDF or a photo) to an arrived or
+    fulfilled visit. The file becomes a message of the referral's case (the caller relays it
+    to the referring doctor, and its bytes are kept sealed under the patient's key when it is
+    sent), so it is part of the record: in the export, under the case's retention, erased
+    with the patient. Audited ``appt.attach``."""
+    actor = f"desk:{desk.id}"
+    appt = await of_this_desk(uow, desk, appt_id)
+    if appt.status not in (State.ARRIVED, State.FULFILLED):
+        await uow.audit.record(actor, "appt.refused", "appointment", appt.id, {"reason": "state"})
+        raise AppointmentError("appt.desk.attach_state", status=appt.status)
+    if kind not in FILE_KINDS:
+        raise AppointmentError("appt.desk.attach_kind")
+    if len(uow.appointments.attachment_ids(appt)) >= MAX_FILES:
+        raise AppointmentError("appt.desk.attach_many", n=MAX_FILES)
+    referral = await uow.referrals.get(appt.referral_id)
+    case = await uow.consultations.get(referral.consultation_id or "") if referral else None
+    if case is None:
+        raise AppointmentError("appt.desk.attach_no_case")
+    text = " ".join((caption or "").split())[:OUTCOME_MAX] or None
+    row = await uow.consultations.add_message(
+        case, "hospital", kind, text, file_name=(file_name or None) and file_name[:128], at=now
+    )
+    await uow.appointments.add_attachment(appt, row.id)
+    await uow.audit.record(actor, "appt.attach", "appointment", appt.id, {"kind": kind})
+    return appt, case, row
+
+
+async def attachments(
+    uow: UnitOfWork, appt: HospitalAppointment
+) -> list[tuple[CaseMessage, bytes | None]]:
+    """The desk's files of an appointment with their bytes (None while a file is still on
+    its way: the copy is kept when it is delivered)."""
+    ids = uow.appointments.attachment_ids(appt)
+    referral = await uow.referrals.get(appt.referral_id)
+    case = await uow.consultations.get(referral.consultation_id or "") if referral else None
+    if not ids or case is None:
+        return []
+    rows = [m for m in await uow.consultations.messages(case) if m.id in ids]
+    return [(m, await uow.consultations.message_file(case, m)) for m in rows]
+
+
+# --- admins make desks in the doctor bot -------------------------------------------------------
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode("ascii", "replace")).hexdigest()
+
+
+async def invite_desk(uow: UnitOfWork, actor: str, hospital_id: str, now: datetime) -> str:
+    """An admin's one-time invitation to become a hospital's desk (valid
+    :data:`INVITE_HOURS`); returns the ``/start`` payload (only its hash is kept)."""
+    hospital = await uow.referrals.hospital(hospital_id)
+    if hospital is None:
+        raise AppointmentError("appt.error.no_hospital")
+    token = secrets.token_urlsafe(24).replace("-", "")
+    await uow.appointments.add_invite(
+        DeskInvite(
+            token_hash=_hash(token),
+            hospital_id=hospital.id,
+            created_by=actor[:64],
+            expires_at=now + timedelta(hours=INVITE_HOURS),
+            created_at=now,
+        )
+    )
+    await uow.audit.record(actor, "desk.invite", "hospital", hospital.id, {})
+    return INVITE_PREFIX + token
+
+
+async def join_desk(
+    uow: UnitOfWork, payload: str, tg_user_id: int, name: str, locale: str, now: datetime
+) -> Doctor:
+    """Someone opened an admin's desk invitation: they become the desk of its hospital (once;
+    an unknown, used or expired invitation, or a doctor or pharmacist, is refused and
+    audited)."""
+    actor = f"tg:{tg_user_id}"
+    token = payload[len(INVITE_PREFIX) :] if payload.startswith(INVITE_PREFIX) else ""
+    invite = await uow.appointments.invite(_hash(token)) if token else None
+    if invite is None or invite.used_at is not None or _aware(invite.expires_at) <= now:
+        await uow.audit.record(
+            actor, "desk.refused", "desk_invite", invite.id if invite else "-",
+            {"reason": "unknown" if invite is None else "used_or_expired"},
+        )  # fmt: skip
+        raise AppointmentError("appt.desk.invite_bad")
+    desk = await make_desk(uow, invite.created_by, invite.hospital_id, tg_user_id, name, locale)
+    if not await uow.appointments.use_invite(invite.id, desk.id, now):
+        await uow.audit.record(
+            actor, "desk.refused", "desk_invite", invite.id, {"reason": "used_or_expired"}
+        )
+        raise AppointmentError("appt.desk.invite_bad")
+    return desk
+
+
+async def remove_desk(uow: UnitOfWork, actor: str, desk_id: str) -> Doctor:
+    """An admin ends a desk account (it is suspended: it sees and marks nothing more)."""
+    desk = await uow.doctors.get(desk_id)
+    if desk is None or desk.role != "desk":
+        raise AppointmentError("appt.desk.not_found")
+    desk.status = "suspended"
+    await uow.audit.record(actor, "desk.remove", "doctor", desk.id, {})
+    return desk
+
+
+async def desks(uow: UnitOfWork, hospital_id: str) -> list[Doctor]:
+    """A hospital's verified desk accounts."""
+    return [
+        d
+        for d in await uow.doctors.with_status("verified", role="desk")
+        if d.hospital_id == hospital_id
+    ]
 
 
 async def on_remind(

@@ -192,6 +192,26 @@ async def modes_on_offer(uow: UnitOfWork, clinic_tz: str, now: datetime) -> list
     return [m for m in sched.MODES if await offers(uow, m, clinic_tz, now, limit=1)]
 
 
+async def modes_of_doctor(
+    uow: UnitOfWork, doctor: Doctor, clinic_tz: str, now: datetime
+) -> list[str]:
+    """The modes one doctor can be booked in now (a service and a free time), e.g. for a
+    follow-up with the doctor who referred the patient."""
+    if not _bookable(doctor, now):
+        return []
+    modes = []
+    laid = False
+    for mode in sched.MODES:
+        if await offer(uow, doctor, mode) is None:
+            continue
+        if not laid:
+            await lay_out(uow, doctor.id, await availability(uow, doctor, clinic_tz), now)
+            laid = True
+        if await uow.bookings.free_slots(doctor.id, mode, now, limit=1):
+            modes.append(mode)
+    return modes
+
+
 async def free_slots(uow: UnitOfWork, doctor: Doctor, mode: str, now: datetime) -> list[Slot]:
     """The doctor's next free slots of a mode."""
     return await uow.bookings.free_slots(doctor.id, mode, now, limit=SLOTS_SHOWN)

@@ -22,7 +22,7 @@ import zoneinfo
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from transitions import Machine
@@ -30,8 +30,11 @@ from transitions import Machine
 from flows.machines import fire
 from flows.signing import Signer
 from storage.crypto import CryptoError
-from storage.models import Doctor, Referral, ScheduledEvent
+from storage.models import Doctor, HospitalAppointment, Referral, ScheduledEvent
 from storage.uow import UnitOfWork
+
+if TYPE_CHECKING:
+    from flows.slip import SlipAppointment
 
 URGENCIES = ("emergency", "within_24h", "within_2w", "routine")
 # Default validity (days after issue, inclusive) when the doctor gives no valid-until date.
@@ -439,6 +442,38 @@ async def slip_token(uow: UnitOfWork, ref: Referral, signer: Signer) -> str:
     return token
 
 
+async def slip_appointment(
+    uow: UnitOfWork,
+    ref: Referral,
+    tz: str | None,
+    appt: HospitalAppointment | None = None,
+    slot_id: str | None = None,
+) -> SlipAppointment | None:
+    """The hospital appointment as the slip prints it: ``appt``, else the referral's open
+    (booked or arrived) one, at its slot (or ``slot_id``: one it was moved away from); None
+    when there is none or its slot is gone. The time is in zone
+    ``tz`` (``2026-03-05 09:30``); an all-day place gives the date alone and the slip adds
+    "any time that day" in each of its languages."""
+    from flows.slip import SlipAppointment  # the PDF stack (~55 MB) is loaded on first use
+
+    if appt is None:
+        appt = await uow.appointments.open_for_referral(ref.id)
+    if appt is None:
+        return None
+    slot = await uow.appointments.slot(slot_id or appt.slot_id)
+    if slot is None:
+        return None
+    service = await uow.appointments.service(appt.service_id)
+    local = _aware(slot.starts_at).astimezone(_zone(tz))
+    return SlipAppointment(
+        when=local.date().isoformat() if slot.all_day else local.strftime("%Y-%m-%d %H:%M"),
+        service=service.name if service else "",
+        department=service.department if service else "",
+        bring=service.bring if service else "",
+        all_day=slot.all_day,
+    )
+
+
 async def attach_file(uow: UnitOfWork, ref: Referral, pdf: bytes) -> None:
     """Record the SHA-256 of the PDF sent to the patient (a file check compares it)."""
     ref.file_hash = hashlib.sha256(pdf).hexdigest()
@@ -730,15 +765,31 @@ async def _renders_the_same(uow: UnitOfWork, ref: Referral, scanned: str, data: 
     """Is ``data`` exactly the slip this record renders with the token its QR carries? Slips
     render deterministically, so an earlier copy (before the slip was sent again under a
     newer signing key, which replaced ``file_hash``) is recognised byte for byte, and any
-    other change to the file is not."""
+    other change to the file is not. A copy may show none of the referral's hospital
+    appointments or any one of them at any time it had (a slip sent while it was booked keeps
+    showing it after it is cancelled or moved), with its time in the patient's current
+    zone."""
     from flows import slip  # the PDF layer imports this module's types
 
     base, sep, _ = scanned.partition("?t=")
     token = token_from_text(scanned)
     if not sep or token is None:
         return False
-    try:
-        again = slip.render_slip(await content_of(uow, ref), token, base)
-    except slip.SlipError:
-        return False
-    return hashlib.sha256(again).digest() == hashlib.sha256(data).digest()
+    content = await content_of(uow, ref)
+    patient = await uow.patients.get(ref.patient_id)
+    tz = patient.timezone if patient is not None else None
+    shown: list[slip.SlipAppointment | None] = [None]
+    for appt in await uow.appointments.for_referral(ref.id):
+        for slot_id in [appt.slot_id, *uow.appointments.moved_from(appt)]:
+            found = await slip_appointment(uow, ref, tz, appt, slot_id)
+            if found is not None and found not in shown:
+                shown.append(found)
+    digest = hashlib.sha256(data).digest()
+    for appointment in shown:
+        try:
+            again = slip.render_slip(content, token, base, appointment)
+        except slip.SlipError:
+            return False
+        if hashlib.sha256(again).digest() == digest:
+            return True
+    return False

@@ -7,8 +7,10 @@ version carries: the clinic header, the title, the short code (large), the urgen
 band), the patient's identification (name, year of birth, sex — nothing more), the referring
 doctor (name, position, licence number, hospital), the target hospital and department, the
 reason and findings, the issue and valid-until dates, a QR code and a line telling the desk how
-to check it. Long findings flow onto a second page (with a continuation header); every page has
-a footer with the code and the page number.
+to check it. When the referral has a booked hospital appointment (:class:`SlipAppointment`), an
+"Appointment" box under the target shows its date and time, the service and what to bring.
+Long findings flow onto a second page (with a continuation header); every page has a footer
+with the code and the page number.
 
 The QR code (segno, error correction M, drawn as vector rectangles so it stays sharp at any
 zoom) carries ``verify_url + "?t=" + token`` (:func:`qr_payload`): a phone scan opens the
@@ -23,8 +25,9 @@ the characters DejaVu lacks. When the slip needs Chinese characters and no CJK f
 
 The output is deterministic: the PDF's creation date is the slip's issue date, and nothing
 else in the file depends on the clock, so the same content and token give the same bytes (the
-referral's ``file_hash`` can be recomputed). The PDF's metadata names the referral code only —
-never the patient.
+referral's ``file_hash`` can be recomputed). A slip without an appointment is laid out exactly
+as before the appointment box existed, so copies sent earlier still match their re-render. The
+PDF's metadata names the referral code only — never the patient.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from __future__ import annotations
 import os
 import unicodedata
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time
 from functools import cache
 from pathlib import Path
@@ -90,6 +94,9 @@ GREY = (95, 95, 95)
 BLACK = (0, 0, 0)
 LINE = (190, 190, 190)
 DESK_FILL = (240, 240, 240)
+APPT_FILL = (232, 241, 250)  # pale blue: the appointment stands apart from the desk's grey box
+APPT_EDGE = (52, 101, 164)  # the strip on the box's left edge
+APPT_EDGE_W = 1.2
 BOX_PAD = 4.0
 MISSING = "—"
 BASE = "dejavu"
@@ -108,6 +115,22 @@ class SlipError(Exception):
         self.msgid = msgid
         self.detail = detail
         self.params: dict[str, Any] = params
+
+
+@dataclass(frozen=True)
+class SlipAppointment:
+    """The hospital appointment booked for the referral, as the slip prints it.
+
+    ``when`` is already formatted in the patient's zone (``2026-03-05 09:30``); for a place
+    that is good for the whole day (``all_day``) it is the ISO date alone, and each language
+    version of the slip adds its own "any time that day". ``department`` and ``bring`` are
+    left out of the box when empty."""
+
+    when: str
+    service: str
+    department: str = ""
+    bring: str = ""
+    all_day: bool = False
 
 
 class SlipFields(Protocol):
@@ -330,8 +353,8 @@ def _section(pdf: _Slip, title: str, width: float) -> None:
     )
 
 
-def _row(pdf: _Slip, x: float, width: float, label: str, value: str) -> None:
-    """One 'label  value' line; the value wraps under itself."""
+def _row(pdf: _Slip, x: float, width: float, label: str, value: str, style: str = "") -> None:
+    """One 'label  value' line; the value (``style`` "B" for bold) wraps under itself."""
     y = pdf.get_y()
     pdf.set_xy(x, y)
     pdf.set_font(BASE, "", 8.5)
@@ -339,7 +362,7 @@ def _row(pdf: _Slip, x: float, width: float, label: str, value: str) -> None:
     pdf.multi_cell(LABEL_W, 5.5, label, align="L", new_x=XPos.LEFT, new_y=YPos.NEXT)
     label_end = pdf.get_y()
     pdf.set_xy(x + LABEL_W, y)
-    pdf.set_font(BASE, "", 10.5)
+    pdf.set_font(BASE, style, 10.5)
     _ink(pdf, BLACK)
     pdf.multi_cell(
         width - LABEL_W,
@@ -351,6 +374,61 @@ def _row(pdf: _Slip, x: float, width: float, label: str, value: str) -> None:
         wrapmode=_wrap(value),
     )
     pdf.set_xy(x, max(pdf.get_y(), label_end))
+
+
+def _row_height(pdf: _Slip, width: float, label: str, value: str, style: str = "") -> float:
+    """The height :func:`_row` will take for this label and value."""
+    pdf.set_font(BASE, "", 8.5)
+    label_lines = pdf.multi_cell(LABEL_W, 5.5, label, dry_run=True, output=MethodReturnValue.LINES)
+    pdf.set_font(BASE, style, 10.5)
+    value_lines = pdf.multi_cell(
+        width - LABEL_W,
+        5.5,
+        value or MISSING,
+        dry_run=True,
+        output=MethodReturnValue.LINES,
+        wrapmode=_wrap(value),
+    )
+    return max(len(cast(list[str], label_lines)), len(cast(list[str], value_lines))) * 5.5
+
+
+def _appointment_rows(tr: Translator, appt: SlipAppointment) -> list[tuple[str, str, str]]:
+    """The appointment box's lines as (label, value, value style), in ``tr``'s language."""
+    when = _clean(appt.when)
+    if appt.all_day:
+        when = tr.plain("slip.appointment.all_day", date=when)
+    rows = [
+        (tr.plain("slip.appointment.when"), when, "B"),
+        (tr.plain("slip.appointment.service"), _clean(appt.service), ""),
+    ]
+    if _clean(appt.department):
+        rows.append((tr.plain("slip.target.department"), _clean(appt.department), ""))
+    if _clean(appt.bring):
+        rows.append((tr.plain("slip.appointment.bring"), _clean(appt.bring), ""))
+    return rows
+
+
+def _appointment(pdf: _Slip, tr: Translator, appt: SlipAppointment) -> None:
+    """The full-width "Appointment" box, kept in one piece (a new page when it would not
+    fit). The fill is drawn before the text (see :func:`_ink`), so its height is measured
+    first."""
+    x = MARGIN + APPT_EDGE_W + BOX_PAD
+    width = CONTENT_W - APPT_EDGE_W - 2 * BOX_PAD
+    rows = _appointment_rows(tr, appt)
+    heading = tr.plain("slip.section.appointment")
+    height = 2 + 6 + sum(_row_height(pdf, width, *row) for row in rows) + 2.5
+    if pdf.get_y() + height > pdf.page_break_trigger:
+        pdf.add_page()
+    top = pdf.get_y()
+    pdf.set_fill_color(*APPT_FILL)
+    pdf.rect(MARGIN, top, CONTENT_W, height, style="F")
+    pdf.set_fill_color(*APPT_EDGE)
+    pdf.rect(MARGIN, top, APPT_EDGE_W, height, style="F")
+    pdf.set_xy(x, top + 2)
+    _section(pdf, heading, width)
+    for label, value, style in rows:
+        _row(pdf, x, width, label, value, style)
+    pdf.set_xy(MARGIN, top + height)
 
 
 def _qr(pdf: _Slip, data: str, x: float, y: float, size: float) -> None:
@@ -393,6 +471,7 @@ def _version(
     qr_data: str,
     verify_url: str,
     locales: Sequence[str],
+    appointment: SlipAppointment | None = None,
 ) -> None:
     """One complete slip in one language, starting on a new page."""
     tr = Translator(locale)
@@ -473,6 +552,11 @@ def _version(
         pdf, MARGIN, LEFT_W, tr.plain("slip.target.department"), _clean(content.target_department)
     )
     pdf.set_y(max(pdf.get_y(), qr_end) + 3)
+
+    # The booked hospital appointment, when there is one.
+    if appointment is not None:
+        _appointment(pdf, tr, appointment)
+        pdf.ln(3)
 
     # Dates.
     pdf._rule()
@@ -569,7 +653,12 @@ def _locales(content: SlipFields) -> list[str]:
     return [first] if second == first else [first, second]
 
 
-def _texts(content: SlipFields, locales: Sequence[str], verify_url: str) -> list[str]:
+def _texts(
+    content: SlipFields,
+    locales: Sequence[str],
+    verify_url: str,
+    appointment: SlipAppointment | None = None,
+) -> list[str]:
     """Everything the slip will print (for the font check)."""
     fields = (
         content.code,
@@ -591,6 +680,11 @@ def _texts(content: SlipFields, locales: Sequence[str], verify_url: str) -> list
         out += [tr.plain("slip.clinic"), tr.plain("slip.title"), tr.plain("slip.check")]
         out += [_date(content.issued_on, loc), _date(content.valid_until, loc)]
         out += [_language_name(loc)]
+    if appointment is not None:
+        out += [appointment.when, appointment.service, appointment.department, appointment.bring]
+        for loc in locales:
+            out += [label for label, _, _ in _appointment_rows(Translator(loc), appointment)]
+            out += [Translator(loc).plain("slip.section.appointment")]
     return out
 
 
@@ -618,18 +712,25 @@ def qr_payload(verify_url: str, token: str) -> str:
     return f"{verify_url}{'&' if '?' in verify_url else '?'}t={token}"
 
 
-def render_slip(content: SlipFields, token: str, verify_url: str) -> bytes:
+def render_slip(
+    content: SlipFields,
+    token: str,
+    verify_url: str,
+    appointment: SlipAppointment | None = None,
+) -> bytes:
     """The slip's PDF bytes: one page, or more when the findings are long or a second language
-    is printed. The QR carries :func:`qr_payload` (``verify_url?t=token``). Raises
-    :class:`SlipError` when a needed font is missing or unreadable."""
+    is printed. The QR carries :func:`qr_payload` (``verify_url?t=token``). With
+    ``appointment`` each version shows the booked hospital appointment; without it the bytes
+    are those of a slip rendered before appointments existed. Raises :class:`SlipError` when
+    a needed font is missing or unreadable."""
     fonts = _base_fonts()
     locales = _locales(content)
     base_cmap = _cmap(str(fonts["regular"]))
     cjk_path: Path | None = None
-    if _needs_cjk(_texts(content, locales, verify_url), base_cmap):
+    if _needs_cjk(_texts(content, locales, verify_url, appointment), base_cmap):
         cjk_path = find_cjk_font()
         needs_chinese = "zh_Hans" in locales or any(
-            _is_cjk(t) for t in _texts(content, [], verify_url)
+            _is_cjk(t) for t in _texts(content, [], verify_url, appointment)
         )
         if cjk_path is None and needs_chinese:
             raise SlipError(
@@ -659,7 +760,18 @@ def render_slip(content: SlipFields, token: str, verify_url: str) -> bytes:
     pdf.set_creation_date(datetime.combine(content.issued_on, time(0), tzinfo=UTC))
 
     shown = cast(SlipFields, _Content(content, drawable))
+    shown_appt = (
+        None
+        if appointment is None
+        else replace(
+            appointment,
+            when=_usable(appointment.when, drawable),
+            service=_usable(appointment.service, drawable),
+            department=_usable(appointment.department, drawable),
+            bring=_usable(appointment.bring, drawable),
+        )
+    )
     qr_data = qr_payload(verify_url, token)
     for loc in locales:
-        _version(pdf, shown, loc, qr_data, _usable(verify_url, drawable), locales)
+        _version(pdf, shown, loc, qr_data, _usable(verify_url, drawable), locales, shown_appt)
     return bytes(pdf.output())

@@ -7,9 +7,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import HospitalAppointment, HospitalService, HospitalSlot, utcnow
+from storage.models import DeskInvite, HospitalAppointment, HospitalService, HospitalSlot, utcnow
 from storage.vault import Vault
 
 TABLE = "hospital_appointments"
@@ -108,6 +109,51 @@ class AppointmentRepository:
         self._s.add(appt)
         await self._s.flush()
         return appt
+
+    async def add_open(self, appt: HospitalAppointment) -> bool:
+        """Insert a booked appointment unless its referral has an open one already (the
+        database's partial unique index decides, so two bookings racing on PostgreSQL cannot
+        both land); False then, with nothing written."""
+        try:
+            async with self._s.begin_nested():
+                self._s.add(appt)
+                await self._s.flush()
+        except IntegrityError:
+            return False
+        return True
+
+    async def reslot(self, appt_id: str, version: int, slot_id: str) -> bool:
+        """One conditional UPDATE: a booked appointment moves to another slot, only from the
+        version the caller saw."""
+        result = await self._s.execute(
+            update(HospitalAppointment)
+            .where(
+                HospitalAppointment.id == appt_id,
+                HospitalAppointment.version == version,
+                HospitalAppointment.status == "booked",
+            )
+            .values(slot_id=slot_id, version=version + 1, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    def moved_from(self, appt: HospitalAppointment) -> list[str]:
+        """The slots the appointment was moved away from, oldest first."""
+        return [x for x in (appt.moved_from or "").split(",") if x]
+
+    async def note_moved(self, appt: HospitalAppointment, old_slot_id: str) -> None:
+        """Remember a slot the appointment was moved away from."""
+        appt.moved_from = ",".join([*self.moved_from(appt), old_slot_id][-20:])
+        await self._s.flush()
+
+    def attachment_ids(self, appt: HospitalAppointment) -> list[int]:
+        """The case messages holding the desk's files for this appointment, oldest first."""
+        return [int(x) for x in (appt.attachments or "").split(",") if x.strip().isdigit()]
+
+    async def add_attachment(self, appt: HospitalAppointment, message_id: int) -> None:
+        """Note one more file (kept, sealed, as a message of the referral's case)."""
+        appt.attachments = ",".join(str(i) for i in [*self.attachment_ids(appt), message_id])
+        await self._s.flush()
 
     async def get(self, appt_id: str) -> HospitalAppointment | None:
         """An appointment by id."""
@@ -211,3 +257,29 @@ class AppointmentRepository:
         appt.outcome_enc = await self._vault.seal(
             appt.patient_id, TABLE, "outcome_enc", appt.id, text
         )
+
+    # --- desk invitations ---------------------------------------------------------------------
+
+    async def add_invite(self, invite: DeskInvite) -> DeskInvite:
+        """Insert an admin's invitation (only its token's hash)."""
+        self._s.add(invite)
+        await self._s.flush()
+        return invite
+
+    async def invite(self, token_hash: str) -> DeskInvite | None:
+        """An invitation by its token's hash."""
+        return await self._s.scalar(select(DeskInvite).where(DeskInvite.token_hash == token_hash))
+
+    async def use_invite(self, invite_id: str, desk_id: str, now: datetime) -> bool:
+        """One conditional UPDATE: an unused, unexpired invitation is used once."""
+        result = await self._s.execute(
+            update(DeskInvite)
+            .where(
+                DeskInvite.id == invite_id,
+                DeskInvite.used_at.is_(None),
+                DeskInvite.expires_at > now,
+            )
+            .values(used_at=now, used_by=desk_id)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)

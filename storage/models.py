@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -735,6 +736,16 @@ class HospitalAppointment(Base):
     version it saw, so two desks marking at once cannot both win."""
 
     __tablename__ = "hospital_appointments"
+    __table_args__ = (
+        # One open (booked or arrived) appointment per referral, on SQLite and PostgreSQL.
+        Index(
+            "uq_hospital_appointments_open",
+            "referral_id",
+            unique=True,
+            sqlite_where=text("status IN ('booked', 'arrived')"),
+            postgresql_where=text("status IN ('booked', 'arrived')"),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     referral_id: Mapped[str] = mapped_column(String(32), index=True)
@@ -746,5 +757,27 @@ class HospitalAppointment(Base):
     booked_by: Mapped[str] = mapped_column(String(16))  # doctor | patient
     version: Mapped[int] = mapped_column(Integer, default=1)
     outcome_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # The desk's files (a discharge letter, results): ids of the case's messages, which hold
+    # the bytes sealed under the patient's key; comma-separated, oldest first.
+    attachments: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # Slots it was moved away from (the desk's reschedules), comma-separated, oldest first: a
+    # slip printed before a move still passes the file check.
+    moved_from: Mapped[str] = mapped_column(Text, default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DeskInvite(Base):
+    """An admin's one-time invitation that makes whoever opens it the desk of a hospital
+    (``/start desk_<token>`` in the doctor bot). Only the token's SHA-256 is kept."""
+
+    __tablename__ = "desk_invites"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    hospital_id: Mapped[str] = mapped_column(String(32))
+    created_by: Mapped[str] = mapped_column(String(64))  # audit actor of the admin
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    used_by: Mapped[str | None] = mapped_column(String(32), nullable=True)  # the desk's id
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

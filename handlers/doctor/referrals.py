@@ -39,6 +39,7 @@ from flows.outbox import Replier
 from flows.questionnaire import load
 from flows.referral_wizard import REVIEW, STEPS, BadInput, NotAllowed
 from handlers.common import appointments as appointment_view
+from handlers.common import slips
 from handlers.common.errors import pressed
 from handlers.common.routes import RouteTable
 from handlers.doctor import desk
@@ -299,9 +300,13 @@ async def on_referrals(
         if said.get("answer") in followup.ANSWERS:
             answer = tr.plain(f"ref.answer.{said['answer']}")
             outcome = tr("ref.doc.outcome", answer=answer, text=said.get("text") or "—")
+        files = []
         for appt in await uow.appointments.for_referral(referral.id):
             if appt.status in ("cancelled",):
                 continue
+            n = len(uow.appointments.attachment_ids(appt))
+            if n:
+                files.append([desk.files_button(tr, appt, n)])
             params = await appointment_view.card(uow, tr, appt, doctor.timezone)
             text = await uow.appointments.outcome(appt)
             outcome += str(
@@ -312,9 +317,9 @@ async def on_referrals(
                     **params,
                 )
             )
-        rows = []
+        rows = list(files)
         if referral.status == "issued":
-            rows = [[_b(tr, "ref.doc.revoke", RefCB(action="rev", ref=referral.id))]]
+            rows.append([_b(tr, "ref.doc.revoke", RefCB(action="rev", ref=referral.id))])
         await reply.text(
             tr(
                 "ref.doc.item",
@@ -392,13 +397,13 @@ async def _issue(
         return
     try:
         issued, content, token = await core.issue(
-            uow, doctor, referral.id, now, patient_side.signer(uow), tz=None
+            uow, doctor, referral.id, now, slips.signer(uow), tz=None
         )
     except core.ReferralError as exc:
         await reply.text(tr("ref.wiz.cannot_issue", why=tr.plain(_why(exc.msgid))))
         await show_step(uow, tr, reply, referral)
         return
-    sent = await patient_side.send_slip(uow, issued, settings, content=content, token=token)
+    sent = await slips.send_slip(uow, issued, settings, content=content, token=token)
     due = await followup.schedule(uow, issued, now)
     number, name = await _header(uow, issued)
     await reply.text(

@@ -7,11 +7,13 @@ from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
+from bot.settings import Settings
+from flows import appointments as apf
 from flows import doctors as flow
 from flows.domain import Doctor, utcnow
 from flows.outbox import Replier
 from handlers.common.routes import RouteTable
-from handlers.doctor import render
+from handlers.doctor import desk, render
 from locales import LOCALES, Translator
 from storage.uow import UnitOfWork
 
@@ -27,13 +29,19 @@ async def on_start(
     doctor: Doctor | None,
     tr: Translator,
     reply: Replier,
+    settings: Settings,
 ) -> None:
     """A newcomer sees what the bot is, the language choice and the first question (with the
-    deep link ``?start=pharmacist``: a pharmacist's application); an applicant picks up where
+    deep link ``?start=pharmacist``: a pharmacist's application; ``?start=desk_<token>``: an
+    admin's invitation to be a hospital's desk); an applicant picks up where
     they left off; anyone else sees where they stand."""
     assert message.from_user is not None
     await state.clear()
-    pharmacist = (command.args or "").strip() == "pharmacist"
+    payload = (command.args or "").strip()
+    if payload.startswith(apf.INVITE_PREFIX):
+        await desk.join(message, payload, uow, tr, reply, settings)
+        return
+    pharmacist = payload == "pharmacist"
     if doctor is None:
         doctor, _ = await flow.start(uow, message.from_user.id, tr.locale)
         if pharmacist:

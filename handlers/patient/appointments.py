@@ -10,12 +10,16 @@ from aiogram import F
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup
 
+from bot.settings import Settings
 from flows import appointments as apf
+from flows import booking
 from flows.domain import Patient, ScheduledEvent, utcnow
 from flows.errors import UserError
 from flows.outbox import Replier
 from handlers.common import appointments as view
 from handlers.common.routes import RouteTable
+from handlers.common.slips import send_slip
+from handlers.patient.booking import BookCB
 from handlers.patient.refusals import refused_button
 from locales import Translator
 from storage.uow import UnitOfWork
@@ -57,8 +61,10 @@ async def send_offers(
     await reply.text(tr("appt.pat.choose"), InlineKeyboardMarkup(inline_keyboard=rows))
 
 
-async def confirm(uow: UnitOfWork, patient: Patient, appt: Any) -> None:
-    """The booking, told to the patient, with "I can't come"."""
+async def confirm(
+    uow: UnitOfWork, patient: Patient, appt: Any, *, msgid: str = "appt.pat.booked"
+) -> None:
+    """The booking (or the desk's new time), told to the patient, with "I can't come"."""
     tr = Translator(patient.locale)
     params = await view.card(uow, tr, appt, patient.timezone)
     cant = InlineKeyboardButton(
@@ -66,8 +72,16 @@ async def confirm(uow: UnitOfWork, patient: Patient, appt: Any) -> None:
         callback_data=PApCB(action="cant", ref=appt.id).pack(),
     )
     await Replier(uow, "patient", patient.tg_user_id).text(
-        tr("appt.pat.booked", **params), InlineKeyboardMarkup(inline_keyboard=[[cant]])
+        tr(msgid, **params), InlineKeyboardMarkup(inline_keyboard=[[cant]])
     )
+
+
+async def slip_again(uow: UnitOfWork, appt: Any, settings: Settings) -> None:
+    """The patient gets the slip again, now showing the booked time (the one to show at the
+    hospital's desk)."""
+    referral = await uow.referrals.get(appt.referral_id)
+    if referral is not None and referral.status == "issued":
+        await send_slip(uow, referral, settings)
 
 
 async def _own_referral(
@@ -106,6 +120,7 @@ async def on_pick(
     patient: Patient | None,
     tr: Translator,
     reply: Replier,
+    settings: Settings,
 ) -> None:
     """A time chosen: booked (a full one says so, with the times still free)."""
     referral = await _own_referral(uow, query, patient, callback_data.ref)
@@ -124,6 +139,7 @@ async def on_pick(
     if query.message is not None:
         await reply.edit_markup(query.message.message_id, None)
     await confirm(uow, patient, appt)
+    await slip_again(uow, appt, settings)
     await tell_doctor(uow, appt, "appt.doc.booked")
 
 
@@ -182,18 +198,53 @@ async def tell_doctor(uow: UnitOfWork, appt: Any, msgid: str, **extra: Any) -> N
     )
 
 
-async def tell_patient(uow: UnitOfWork, appt: Any, msgid: str, *, offer: bool = False) -> None:
-    """The patient hears what the desk did (``offer``: with the free times to choose again)."""
+async def tell_patient(
+    uow: UnitOfWork,
+    appt: Any,
+    msgid: str,
+    *,
+    offer: bool = False,
+    followup: str | None = None,
+) -> None:
+    """The patient hears what the desk did (``offer``: with the free times to choose again;
+    ``followup``: the clinic's zone, for buttons to book a follow-up online consultation with
+    the referring doctor in each mode they have free times in)."""
     patient = await uow.patients.get(appt.patient_id)
     if patient is None or patient.tg_user_id is None:
         return
     tr = Translator(patient.locale)
     params = await view.card(uow, tr, appt, patient.timezone)
     reply = Replier(uow, "patient", patient.tg_user_id)
-    await reply.text(tr(msgid, **params))
+    rows = await followup_buttons(uow, tr, appt, followup) if followup else []
+    if rows:
+        msgid = f"{msgid}_followup"
+    await reply.text(
+        tr(msgid, **params), InlineKeyboardMarkup(inline_keyboard=rows) if rows else None
+    )
     referral = await uow.referrals.get(appt.referral_id)
     if offer and referral is not None:
         await send_offers(uow, reply, tr, patient, referral)
+
+
+async def followup_buttons(
+    uow: UnitOfWork, tr: Translator, appt: Any, clinic_tz: str
+) -> list[list[InlineKeyboardButton]]:
+    """ "Follow-up by video with <the referring doctor>" per mode that doctor has free times
+    in (the /book flow's own buttons: the doctor's times come next); none when they have no
+    free time (the message says /book)."""
+    referral = await uow.referrals.get(appt.referral_id)
+    if referral is None:
+        return []
+    doctor = await uow.doctors.get(referral.doctor_id)
+    if doctor is None:
+        return []
+    name = await uow.doctors.get_field(doctor, "name") or "—"
+    rows = []
+    for mode in await booking.modes_of_doctor(uow, doctor, clinic_tz, utcnow()):
+        label = tr.plain("appt.pat.followup_button", mode=tr.plain(f"svc.mode.{mode}"), name=name)
+        cb = BookCB(action="doc", value=doctor.id, m=mode)
+        rows.append([InlineKeyboardButton(text=label[:64], callback_data=cb.pack())])
+    return rows
 
 
 async def send_reminder(uow: UnitOfWork, event: ScheduledEvent, now: Any) -> None:

@@ -18,11 +18,11 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from bot.settings import Settings
 from flows import referral_followup as followup
 from flows import referrals as core
-from flows import trust
 from flows.domain import Hospital, Patient, Referral, ScheduledEvent, utcnow
 from flows.outbox import PRIORITY_ROUTINE, Replier
-from flows.signing import Signer
 from handlers.common.routes import RouteTable
+from handlers.common.slips import patient_chat as _patient_chat
+from handlers.common.slips import send_slip
 from handlers.patient import appointments
 from handlers.patient.refusals import refused, refused_button
 from locales import Translator
@@ -42,11 +42,6 @@ class PRefCB(CallbackData, prefix="prf"):
     value: str = ""
 
 
-def signer(uow: UnitOfWork) -> Signer:
-    """The slip signer over the clinic's key ring."""
-    return trust.signer(uow)
-
-
 async def font_problem(
     uow: UnitOfWork, referral: Referral, texts: list[str], hospital: Hospital | None
 ) -> bool:
@@ -59,54 +54,6 @@ async def font_problem(
     patient = await uow.patients.get(referral.patient_id)
     locales = {patient.locale if patient else "en", hospital.locale if hospital else None}
     return "zh_Hans" in locales or any(_CJK.search(t) for t in texts)
-
-
-def verify_url(settings: Settings, code: str) -> str:
-    """The verify page of a slip (its QR adds the token)."""
-    return f"{settings.public_url.rstrip('/')}/r/{code}"
-
-
-async def _patient_chat(uow: UnitOfWork, referral: Referral) -> tuple[Patient, Translator] | None:
-    patient = await uow.patients.get(referral.patient_id)
-    if patient is None or patient.tg_user_id is None:
-        return None
-    return patient, Translator(patient.locale)
-
-
-async def send_slip(
-    uow: UnitOfWork,
-    referral: Referral,
-    settings: Settings,
-    *,
-    content: core.SlipContent | None = None,
-    token: str | None = None,
-) -> str:
-    """Render the slip and queue it to the patient as a protected document; records the
-    file's hash. Returns "sent", "no_patient" or "no_font"."""
-    found = await _patient_chat(uow, referral)
-    if found is None:
-        return "no_patient"
-    patient, ptr = found
-    if content is None or token is None:
-        content = await core.content_of(uow, referral)
-        token = await core.slip_token(uow, referral, signer(uow))
-    from flows import slip  # the PDF stack (~55 MB) is loaded on the first slip
-
-    try:
-        pdf = slip.render_slip(content, token, verify_url(settings, content.code))
-    except slip.SlipError:
-        return "no_font"
-    await core.attach_file(uow, referral, pdf)
-    reply = Replier(uow, "patient", patient.tg_user_id)
-    caption = ptr(
-        "ref.slip.caption",
-        code=content.code,
-        hospital=content.target_hospital,
-        urgency=ptr.plain(f"ref.urgency.{content.urgency}"),
-        valid_until=content.valid_until.isoformat(),
-    )
-    await reply.document(f"referral-{content.code}.pdf", pdf, caption, protect=True)
-    return "sent"
 
 
 async def tell_revoked(uow: UnitOfWork, referral: Referral) -> None:

@@ -1,7 +1,9 @@
 """Hospital appointments behind referrals (flows/appointments.py) on SQLite and PostgreSQL:
 the machine, services and slots, booking under capacity (also many patients at once for the
-last places), "I can't come", the desk's marks (another hospital's desk refused, two desks at
-once: one wins), the outcome back to the referral, the reminder time, erasure and export."""
+last places, and one referral booked twice at once), "I can't come", the desk's marks
+(another hospital's desk refused, two desks at once: one wins), moving a booking, the files a
+desk attaches, admins' desk invitations, the outcome back to the referral, the reminder time,
+erasure and export."""
 
 from __future__ import annotations
 
@@ -15,7 +17,15 @@ from flows import appointments as apf
 from flows import referrals as rf
 from flows.signing import Signer
 from storage.crypto import KeyRing
-from storage.models import AuditRecord, Doctor, Hospital, Patient
+from storage.models import (
+    AuditRecord,
+    Consultation,
+    Doctor,
+    Hospital,
+    HospitalAppointment,
+    Patient,
+    ScheduledEvent,
+)
 from storage.uow import Database
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -58,7 +68,11 @@ async def setup(db: Database, signer: Signer, *, patients: int = 1, capacity: in
                         consent_version="1", timezone="UTC")
             )  # fmt: skip
             await uow.patients.set_field(patient, "name", f"Test Patient {n}")
-            ref = await rf.start_draft(uow, doctor, patient.id)
+            case = await uow.consultations.add(
+                Consultation(patient_id=patient.id, department="general", state="active",
+                             doctor_id=doctor.id, requested_at=T0, accepted_at=T0)
+            )  # fmt: skip
+            ref = await rf.start_draft(uow, doctor, patient.id, consultation_id=case.id)
             await rf.save_draft(uow, ref, {"hospital_id": hospital.id, "target_department":
                                            "Cardiology", "reason": "Palpitations"})  # fmt: skip
             await rf.issue(uow, doctor, ref.id, T0, signer)
@@ -233,3 +247,177 @@ async def test_ask_to_move_releases_the_place_once(db: Database, signer: Signer)
         slot = await uow.appointments.slot(s["slot"])
         assert slot is not None and slot.booked == 0
         await uow.commit()
+
+
+async def _actions(db: Database, action: str) -> int:
+    async with db.uow() as uow:
+        rows = await uow.session.scalars(select(AuditRecord).where(AuditRecord.action == action))
+        return len(list(rows))
+
+
+async def test_one_referral_booked_twice_at_once_lands_once(db: Database, signer: Signer) -> None:
+    """The doctor and the patient book the same referral at the same moment: one booking, one
+    place taken (the database's partial unique index decides on PostgreSQL)."""
+    s = await setup(db, signer, capacity=5)
+    results = await asyncio.gather(*(_book(db, s["refs"][0], s["slot"]) for _ in range(4)))
+    assert sum(not r.startswith("appt.") for r in results) == 1, results
+    assert results.count("appt.error.already_booked") == 3, results
+    async with db.uow() as uow:
+        slot = await uow.appointments.slot(s["slot"])
+        assert slot is not None and slot.booked == 1
+        # Past the flow's own check, the database refuses a second open appointment.
+        [appt] = await uow.appointments.for_referral(s["refs"][0])
+        twin = HospitalAppointment(
+            referral_id=appt.referral_id, patient_id=appt.patient_id,
+            hospital_id=appt.hospital_id, service_id=appt.service_id, slot_id=appt.slot_id,
+            status="booked", booked_by="doctor", version=1, created_at=T0, updated_at=T0,
+        )  # fmt: skip
+        assert await uow.appointments.add_open(twin) is False
+        assert len(await uow.appointments.for_referral(s["refs"][0])) == 1
+        await uow.commit()
+
+
+async def _second_slot(db: Database, s: dict, hour: str = "11:00", capacity: int = 1) -> str:
+    async with db.uow() as uow:
+        slot = await uow.appointments.slot(s["slot"])
+        assert slot is not None
+        await apf.add_slots(uow, "admin:test", slot.service_id, [DAY], [hour], capacity, "UTC")
+        await uow.commit()
+        free = await uow.appointments.free_slots([slot.service_id], T0, T0 + timedelta(days=10))
+        return next(f.id for f in free if f.id != s["slot"])
+
+
+async def test_the_desk_moves_a_booking_to_another_time(db: Database, signer: Signer) -> None:
+    s = await setup(db, signer, capacity=1)
+    appt_id = await _book(db, s["refs"][0], s["slot"])
+    later = await _second_slot(db, s)
+    async with db.uow() as uow:
+        desk = await uow.doctors.get(s["desk"])
+        other = await uow.doctors.get(s["desk2"])
+        assert desk is not None and other is not None
+        _, offers = await apf.move_offers(uow, desk, appt_id, T0)
+        assert [o.slot.id for o in offers] == [later]  # its own time is not offered
+        with pytest.raises(apf.AppointmentError) as exc:
+            await apf.reschedule(uow, other, appt_id, 1, later, T0)
+        assert exc.value.msgid == "appt.desk.not_yours"
+        with pytest.raises(apf.AppointmentError) as exc:  # a slot of no service of it
+            await apf.reschedule(uow, desk, appt_id, 1, "0" * 32, T0)
+        assert exc.value.msgid == "appt.error.slot_gone"
+        moved = await apf.reschedule(uow, desk, appt_id, 1, later, T0, tz="Asia/Shanghai")
+        assert moved.slot_id == later and moved.version == 2 and moved.status == "booked"
+        with pytest.raises(apf.AppointmentError) as exc:  # the same list pressed again
+            await apf.reschedule(uow, desk, appt_id, 1, s["slot"], T0)
+        assert exc.value.msgid == "appt.desk.already"
+        old = await uow.appointments.slot(s["slot"])
+        new = await uow.appointments.slot(later)
+        assert old is not None and new is not None
+        for row in (old, new):
+            await uow.session.refresh(row)  # changed by conditional UPDATEs
+        assert (old.booked, new.booked) == (0, 1)
+        events = list(
+            await uow.session.scalars(
+                select(ScheduledEvent).where(
+                    ScheduledEvent.kind == apf.REMIND, ScheduledEvent.subject == appt_id
+                )
+            )
+        )
+        pending = [e for e in events if e.status == "pending"]
+        assert len(pending) == 1 and len(events) == 2
+        assert apf._aware(pending[0].due_at) == apf.reminder_time(new, "Asia/Shanghai")
+        await uow.commit()
+    assert await _actions(db, "appt.reschedule") == 1
+    assert await _actions(db, "appt.refused") == 3
+
+
+async def test_a_full_time_is_not_moved_into(db: Database, signer: Signer) -> None:
+    s = await setup(db, signer, patients=2, capacity=1)
+    first = await _book(db, s["refs"][0], s["slot"])
+    later = await _second_slot(db, s)
+    await _book(db, s["refs"][1], later)
+    async with db.uow() as uow:
+        desk = await uow.doctors.get(s["desk"])
+        assert desk is not None
+        with pytest.raises(apf.AppointmentError) as exc:
+            await apf.reschedule(uow, desk, first, 1, later, T0)
+        assert exc.value.msgid == "appt.error.full"
+        appt = await uow.appointments.get(first)
+        assert appt is not None and appt.slot_id == s["slot"]
+
+
+async def test_desk_files_are_kept_in_the_case_sealed(db: Database, signer: Signer) -> None:
+    s = await setup(db, signer)
+    appt_id = await _book(db, s["refs"][0], s["slot"])
+    async with db.uow() as uow:
+        desk = await uow.doctors.get(s["desk"])
+        other = await uow.doctors.get(s["desk2"])
+        assert desk is not None and other is not None
+        with pytest.raises(apf.AppointmentError) as exc:  # booked: not seen yet
+            await apf.attach(uow, desk, appt_id, "document", "letter.pdf", None, T0)
+        assert exc.value.msgid == "appt.desk.attach_state"
+        await apf.mark(uow, desk, appt_id, "arrive", 1, T0)
+        with pytest.raises(apf.AppointmentError) as exc:
+            await apf.attach(uow, other, appt_id, "document", "letter.pdf", None, T0)
+        assert exc.value.msgid == "appt.desk.not_yours"
+        with pytest.raises(apf.AppointmentError) as exc:
+            await apf.attach(uow, desk, appt_id, "voice", None, None, T0)
+        assert exc.value.msgid == "appt.desk.attach_kind"
+        appt, case, row = await apf.attach(
+            uow, desk, appt_id, "document", "discharge.pdf", "Discharge letter", T0
+        )
+        assert row.sender == "hospital" and row.consultation_id == case.id
+        assert uow.appointments.attachment_ids(appt) == [row.id]
+        [(kept, data)] = await apf.attachments(uow, appt)
+        assert kept.id == row.id and data is None  # not delivered yet: no copy
+        await uow.consultations.set_message_file(case, row, b"%PDF-1.4 letter")
+        await uow.commit()
+    async with db.uow() as uow:
+        appt2 = await uow.appointments.get(appt_id)
+        assert appt2 is not None
+        [(_, data)] = await apf.attachments(uow, appt2)
+        assert data == b"%PDF-1.4 letter"
+        raw = await uow.session.get(type(row), row.id)
+        assert raw is not None and raw.file_enc is not None
+        assert b"letter" not in raw.file_enc and b"Discharge" not in (raw.body_enc or b"")
+        # the outcome still works after files came first, and files after it
+        desk = await uow.doctors.get(s["desk"])
+        assert desk is not None
+        await apf.record_outcome(uow, desk, appt_id, "Discharged home", T0)
+        await apf.attach(uow, desk, appt_id, "photo", None, None, T0)
+        await uow.commit()
+    assert await _actions(db, "appt.attach") == 2
+
+
+async def test_admins_invite_desks_once(db: Database, signer: Signer) -> None:
+    s = await setup(db, signer)
+    async with db.uow() as uow:
+        payload = await apf.invite_desk(uow, "admin:77", s["hospital"], T0)
+        assert payload.startswith(apf.INVITE_PREFIX) and len(payload) <= 64
+        expired = await apf.invite_desk(uow, "admin:77", s["hospital"], T0 - timedelta(days=4))
+        with pytest.raises(apf.AppointmentError):
+            await apf.invite_desk(uow, "admin:77", "no-such-hospital", T0)
+        await uow.commit()
+    async with db.uow() as uow:
+        for bad in (payload + "x", "desk_", expired):
+            with pytest.raises(apf.AppointmentError) as exc:
+                await apf.join_desk(uow, bad, 9700, "Dana Frontdesk", "en", T0)
+            assert exc.value.msgid == "appt.desk.invite_bad"
+        with pytest.raises(apf.AppointmentError) as exc:  # a doctor cannot become a desk
+            await apf.join_desk(uow, payload, 9000, "Dr Test", "en", T0)
+        assert exc.value.msgid == "appt.error.desk_taken"
+        await uow.commit()
+    async with db.uow() as uow:
+        desk = await apf.join_desk(uow, payload, 9700, "Dana Frontdesk", "ru", T0)
+        assert apf.is_desk(desk) and desk.hospital_id == s["hospital"] and desk.locale == "ru"
+        await uow.commit()
+    async with db.uow() as uow:
+        with pytest.raises(apf.AppointmentError):  # used once
+            await apf.join_desk(uow, payload, 9701, "Someone Else", "en", T0)
+        assert [d.tg_user_id for d in await apf.desks(uow, s["hospital"])] == [9500, 9700]
+        gone = await apf.remove_desk(uow, "admin:77", desk.id)
+        assert not apf.is_desk(gone)
+        with pytest.raises(apf.AppointmentError):
+            await apf.remove_desk(uow, "admin:77", s["doctor"])
+        await uow.commit()
+    assert await _actions(db, "desk.refused") == 5
+    assert await _actions(db, "desk.create") == 3  # the two of the setup and this one
+    assert await _actions(db, "desk.remove") == 1
