@@ -73,8 +73,8 @@ async def on_status(
 async def on_help(message: Message, doctor: Doctor | None, tr: Translator, reply: Replier) -> None:
     """What the doctor bot is and how to start; a verified doctor gets their commands."""
     if doctor is not None and flow.is_verified(doctor, utcnow()):
-        pharmacist = doctor.role == "pharmacist"
-        await reply.text(tr("doctor.help.pharmacist" if pharmacist else "doctor.help.verified"))
+        msgid = {"pharmacist": "doctor.help.pharmacist", "desk": "doctor.help.desk"}
+        await reply.text(tr(msgid.get(doctor.role, "doctor.help.verified")))
         return
     await reply.text(tr("doctor.help"))
 

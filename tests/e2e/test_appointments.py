@@ -267,6 +267,7 @@ async def test_the_desk_moves_a_booking_and_admins_make_desks(aclinic: Clinic) -
     await clinic.client.wait_for(admin, DOCTOR_BOT, lambda m: HOSPITAL in (m.get("text") or "")
                                  and "Dana" in (m.get("text") or ""))  # fmt: skip
     desk = Doc(clinic, uid, "Dana", "en")
+    await desk.say("/help", starts("/desk — today's appointments at your hospital"))
     stranger = await clinic.person("Sam", "en")
     since = await clinic.seq(stranger, DOCTOR_BOT)
     await clinic.client.start(stranger, DOCTOR_BOT, payload)
