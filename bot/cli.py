@@ -172,6 +172,12 @@ def _hospital_booking_parsers(h_sub: argparse._SubParsersAction[argparse.Argumen
         "name", metavar="NAME", help="the service's name (patients and desks read it)"
     )
     svc.add_argument("--bring", default="", metavar="TEXT", help="what the patient should bring")
+    svc.add_argument(
+        "--directions",
+        default="",
+        metavar="TEXT",
+        help="where to go inside the hospital (building, floor, reception)",
+    )
     svcs = h_sub.add_parser(
         "services",
         help=f"a hospital's services and their free places in the next {FREE_DAYS} days",
@@ -490,7 +496,7 @@ async def _hospital_bookings(settings: Settings, args: argparse.Namespace) -> in
                 if cmd == "service":
                     service = await appointments.add_service(
                         uow, actor, hospital.id, args.department, args.kind, args.name,
-                        args.bring,
+                        args.bring, args.directions,
                     )  # fmt: skip
                     await uow.commit()
                     print(f"service {service.id} added to {hospital.name}: {service.name}")
@@ -502,6 +508,7 @@ async def _hospital_bookings(settings: Settings, args: argparse.Namespace) -> in
                         free = await _free_places(uow, s.id, now, zone)
                         print(f"{s.id[:8]}  {s.department} · {s.kind} · {s.name}")
                         print(f"          bring: {s.bring or '—'}")
+                        print(f"          where: {s.directions or '—'}")
                         print(f"          free places in the next {FREE_DAYS} days: {free}")
                     print(f"{len(rows)} service(s)")
                     return 0

@@ -126,15 +126,24 @@ async def add_service(
     kind: str,
     name: str,
     bring: str = "",
+    directions: str = "",
 ) -> HospitalService:
-    """A bookable service of a hospital (audited ``hospital.service``)."""
+    """A bookable service of a hospital, with what to bring and where to go inside the
+    hospital (audited ``hospital.service``)."""
     hospital = await uow.referrals.hospital(hospital_id)
     if hospital is None:
         raise AppointmentError("appt.error.no_hospital")
     if kind not in KINDS:
         raise AppointmentError("appt.error.kind")
     name, department, bring = name.strip(), department.strip(), bring.strip()
-    if not name or not department or len(name) > NAME_MAX or len(bring) > BRING_MAX:
+    directions = directions.strip()
+    if (
+        not name
+        or not department
+        or len(name) > NAME_MAX
+        or len(bring) > BRING_MAX
+        or len(directions) > BRING_MAX
+    ):
         raise AppointmentError("appt.error.service")
     service = await uow.appointments.add_service(
         HospitalService(
@@ -143,6 +152,7 @@ async def add_service(
             kind=kind,
             name=name,
             bring=bring,
+            directions=directions,
             active=True,
         )
     )

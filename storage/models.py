@@ -709,6 +709,9 @@ class HospitalService(Base):
     kind: Mapped[str] = mapped_column(String(16))  # examination | outpatient | admission
     name: Mapped[str] = mapped_column(String(200))
     bring: Mapped[str] = mapped_column(Text, default="")
+    # Where to go inside the hospital (building, floor, reception), told with the booking
+    # and the reminder.
+    directions: Mapped[str] = mapped_column(Text, default="", server_default="")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

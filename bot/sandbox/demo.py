@@ -128,12 +128,14 @@ DEMO_HOSPITALS = (
 )
 DEMO_ADMIN = ("Sam", "Admin")
 DEMO_DESK = ("Dana", "Frontdesk")  # the desk of the first demo hospital
-# What the first demo hospital lets the clinic book: (department, kind, name, what to bring),
-# at these local times each day for the next two weeks, 4 places each.
+# What the first demo hospital lets the clinic book: (department, kind, name, what to bring,
+# where to go), at these local times each day for the next two weeks, 4 places each.
 DEMO_HOSPITAL_SERVICES = (
-    ("Cardiology", "examination", "Holter monitoring", "previous ECGs and your medicines"),
-    ("General medicine", "outpatient", "Outpatient visit", "your ID and the referral slip"),
-)
+    ("Cardiology", "examination", "Holter monitoring", "previous ECGs and your medicines",
+     "Building B, 2nd floor, cardiology reception"),
+    ("General medicine", "outpatient", "Outpatient visit", "your ID and the referral slip",
+     "Main entrance, outpatient desk"),
+)  # fmt: skip
 DEMO_HOSPITAL_TIMES = ("09:00", "10:30", "14:00")
 DEMO_HOSPITAL_DAYS = 14
 DEMO_PATIENT = ("Pat", "Demo")
@@ -308,9 +310,9 @@ async def seed_hospital_bookings(
             return 0
         today = utcnow().date()
         days = [today + timedelta(days=n) for n in range(1, DEMO_HOSPITAL_DAYS + 1)]
-        for department, kind, name, bring in DEMO_HOSPITAL_SERVICES:
+        for department, kind, name, bring, where in DEMO_HOSPITAL_SERVICES:
             service = await appointments.add_service(
-                uow, ADMIN_ACTOR, first.id, department, kind, name, bring
+                uow, ADMIN_ACTOR, first.id, department, kind, name, bring, where
             )
             added += await appointments.add_slots(
                 uow, ADMIN_ACTOR, service.id, days, list(DEMO_HOSPITAL_TIMES), 4,

@@ -48,7 +48,8 @@ def offer_buttons(
 
 async def card(uow: UnitOfWork, tr: Translator, appt: Any, tz: str | None) -> dict[str, str]:
     """The parameters of an appointment's messages: hospital, city, service, department, when,
-    what to bring, the slip's code."""
+    what to bring, the slip's code, and where to go inside the hospital (a line of its own,
+    or empty)."""
     slot = await uow.appointments.slot(appt.slot_id)
     service = await uow.appointments.service(appt.service_id)
     hospital = await uow.referrals.hospital(appt.hospital_id)
@@ -61,4 +62,9 @@ async def card(uow: UnitOfWork, tr: Translator, appt: Any, tz: str | None) -> di
         "when": when(tr, slot.starts_at, slot.all_day, tz) if slot else "—",
         "bring": (service.bring if service and service.bring else tr.plain("appt.bring_none")),
         "code": (referral.code or "—") if referral else "—",
+        "directions": (
+            "\n" + tr.plain("appt.directions", text=service.directions)
+            if service and service.directions
+            else ""
+        ),
     }

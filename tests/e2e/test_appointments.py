@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from flows import appointments as apf
 from flows import services
 from locales import Translator
-from storage.models import Hospital, HospitalAppointment, Referral, utcnow
+from storage.models import Hospital, HospitalAppointment, Referral, ScheduledEvent, utcnow
 from tests.e2e.conftest import DOCTOR_BOT, PATIENT_BOT, Clinic, start_clinic, stop_clinic
 from tests.e2e.test_booking import RULE
 from tests.e2e.test_consultation import Doc, add_doctor, consult, is_text, starts
@@ -35,6 +35,7 @@ CITY = "Maplebrook"
 SERVICE = "Holter monitoring"
 REASON = {"en": "Palpitations", "ru": "Сердцебиение", "zh_Hans": "心悸"}
 OUTCOME = "Holter 24 h: sinus rhythm, 3 PVCs; no pauses"
+WHERE = "Building B, 2nd floor, cardiology reception"
 LETTER = b"%PDF-1.4 discharge letter of a fictional patient"
 ADMIN_ID = 700000001
 EN = Translator("en").plain
@@ -60,7 +61,7 @@ async def hospital_with_times(clinic: Clinic, capacity: int = 3) -> tuple[str, s
         await uow.session.flush()
         service = await apf.add_service(
             uow, "admin:test", hospital.id, "Cardiology", "examination", SERVICE,
-            "previous ECGs and your medicines",
+            "previous ECGs and your medicines", WHERE,
         )  # fmt: skip
         await apf.add_slots(uow, "admin:test", service.id, [day], ["09:00"], capacity, "UTC")
         await uow.commit()
@@ -131,8 +132,23 @@ async def test_referral_to_appointment_to_desk_to_outcome(aclinic: Clinic, local
         p.uid, PATIENT_BOT, has_button(p.t("appt.pat.cant")), since=since_p
     )
     assert day in told["text"] and "previous ECGs" in told["text"]  # in the patient's zone
+    assert WHERE in told["text"]
     [appt] = await _rows(clinic)
     assert appt.status == "booked" and appt.booked_by == "doctor"
+    # The evening before: when, where to go, what to bring, "I can't come".
+    since_p = await clinic.seq(p.uid)
+    async with clinic.app.db.uow() as uow:
+        await uow.session.execute(
+            update(ScheduledEvent)
+            .where(ScheduledEvent.kind == apf.REMIND, ScheduledEvent.subject == appt.id)
+            .values(due_at=utcnow() - timedelta(seconds=1))
+        )
+        await uow.commit()
+    remind = await clinic.client.wait_for(
+        p.uid, PATIENT_BOT, has_button(p.t("appt.pat.cant")), since=since_p
+    )
+    assert remind["text"].startswith("⏰") and WHERE in remind["text"]
+    assert "previous ECGs" in remind["text"] and HOSPITAL in remind["text"]
 
     # The desk's day: the patient with their year of birth, Arrived, then the outcome.
     item = await desk.say(f"/desk {day}", has_button(desk.t("appt.desk.arrived")))

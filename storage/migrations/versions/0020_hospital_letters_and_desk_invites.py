@@ -1,4 +1,5 @@
-"""Hospital appointments, second part (flows/appointments.py): the files a desk attached to a
+"""Hospital appointments, second part (flows/appointments.py): where to go inside the
+hospital for a service, the files a desk attached to a
 visit (ids of the case's messages, whose bytes are sealed there), the slots a booking was
 moved away from (so an earlier slip still passes the file check), one open appointment per
 referral as a database rule, and admins' one-time invitations that make someone a hospital's
@@ -28,6 +29,8 @@ OPEN = sa.text("status IN ('booked', 'arrived')")
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("hospital_services") as batch:
+        batch.add_column(sa.Column("directions", sa.Text(), nullable=False, server_default=""))
     with op.batch_alter_table("hospital_appointments") as batch:
         batch.add_column(sa.Column("attachments", sa.Text(), nullable=False, server_default=""))
         batch.add_column(sa.Column("moved_from", sa.Text(), nullable=False, server_default=""))
@@ -60,3 +63,5 @@ def downgrade() -> None:
     with op.batch_alter_table("hospital_appointments") as batch:
         batch.drop_column("moved_from")
         batch.drop_column("attachments")
+    with op.batch_alter_table("hospital_services") as batch:
+        batch.drop_column("directions")
