@@ -23,6 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.devices_web import DeviceApi
 from bot.settings import Settings
 from bot.telegram.dispatchers import build_dispatcher, fsm_backends
 from bot.telegram.processor import BotRuntime, UpdateProcessor
@@ -309,6 +310,10 @@ class Careline:
         """The referral verify page over this app's database."""
         return VerifyPage.from_settings(self.db, self.settings)
 
+    def device_api(self) -> DeviceApi:
+        """The device upload API over this app's database (it wakes the sender)."""
+        return DeviceApi.from_settings(self.db, self.settings, on_commit=self.sender.poke)
+
     async def start(self) -> None:
         """Start the processor, the sender and the update sources (polling or webhook)."""
         s = self.settings
@@ -323,6 +328,7 @@ class Careline:
             app = web.Application()
             webhook_routes(app, self.processor, secret, list(ROLES))
             self.verify_page().mount(app)  # /r/<code>: the referral slips' verify page
+            self.device_api().mount(app)  # /d/<device>/…: readings from home devices
             self._web = web.AppRunner(app)
             await self._web.setup()
             await web.TCPSite(self._web, s.webhook_host, s.webhook_port).start()
@@ -341,7 +347,9 @@ class Careline:
                 self.pollers.append(poller)
                 self._tasks.append(asyncio.create_task(poller.run(), name=f"poll-{role}"))
             if s.verify_port is not None:
-                self._web = await serve_verify(self.verify_page(), s.verify_host, s.verify_port)
+                self._web = await serve_verify(
+                    self.verify_page(), s.verify_host, s.verify_port, self.device_api()
+                )
         log.info(
             "careline started", extra={"ctx": {"mode": "webhook" if s.webhook_url else "polling"}}
         )

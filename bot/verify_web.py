@@ -1219,10 +1219,13 @@ def _limited(
     return response
 
 
-async def serve(page: VerifyPage, host: str, port: int) -> web.AppRunner:
-    """Run the page on its own server (polling mode); returns the runner to clean up."""
+async def serve(page: VerifyPage, host: str, port: int, *more: Any) -> web.AppRunner:
+    """Run the page (and ``more`` route sets with a ``mount(app)``, e.g. the device API) on
+    its own server (polling mode); returns the runner to clean up."""
     app = web.Application(client_max_size=64 * 1024)
     page.mount(app)
+    for routes in more:
+        routes.mount(app)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()

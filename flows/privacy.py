@@ -160,6 +160,7 @@ async def erase(
     await uow.intakes.delete_for_patient(patient.id)
     # Their contents were under the key about to be destroyed; their events are gone already.
     await uow.records.delete_chronic_care(patient.id)
+    await uow.devices.delete_for_patient(patient.id)  # their tokens stop working at once
     await caregivers.erase_for_patient(uow, patient, bot=bot)  # each active one is told
     # The data key, and once this unit commits the key share outside the database
     # (storage/keystore.py): database backups taken before now cannot open the patient.

@@ -482,7 +482,11 @@ class Reading(Base):
     ciphertext; ``kind`` and ``flag`` (none | high | low | danger) stay readable."""
 
     __tablename__ = "readings"
-    __table_args__ = (Index("ix_readings_patient_taken", "patient_id", "taken_at"),)
+    __table_args__ = (
+        Index("ix_readings_patient_taken", "patient_id", "taken_at"),
+        # A device's reading is stored once per identity it gave (the upload is idempotent).
+        UniqueConstraint("patient_id", "source_key", name="uq_readings_source_key"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     patient_id: Mapped[str] = mapped_column(String(32))
@@ -491,6 +495,33 @@ class Reading(Base):
     value_enc: Mapped[bytes] = mapped_column(LargeBinary)
     flag: Mapped[str] = mapped_column(String(8), default="none")
     taken_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # How it was made: manual (typed in a check-in) | device | imported.
+    source: Mapped[str] = mapped_column(String(12), default="manual", server_default="manual")
+    device_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # SHA-256 of the device and the identity the source gave the reading (None: manual).
+    source_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class Device(Base):
+    """A patient's home device or health app (flows/devices.py): ``pending`` with a one-time
+    pairing code (only its hash, expiring) → ``active`` with an upload token (only its hash)
+    → ``revoked``."""
+
+    __tablename__ = "devices"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    patient_id: Mapped[str] = mapped_column(String(32), index=True)
+    label: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    pair_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
+    pair_expires_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+    token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    paired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class CareAlert(Base):

@@ -16,6 +16,7 @@ from storage.care import CareRepository
 from storage.consultations import ConsultationRepository
 from storage.crypto import KeyRing
 from storage.db import WriterGate, is_sqlite, make_engine
+from storage.devices import DeviceRepository
 from storage.doctors import DoctorRepository
 from storage.followups import FollowUpRepository
 from storage.keystore import KeyStore, beside
@@ -108,6 +109,10 @@ class UnitOfWork:
     @cached_property
     def followups(self) -> FollowUpRepository:
         return FollowUpRepository(self.session, self.vault)
+
+    @cached_property
+    def devices(self) -> DeviceRepository:
+        return DeviceRepository(self.session, self.vault)
 
     @cached_property
     def medication(self) -> MedicationRepository:

@@ -17,6 +17,7 @@ from handlers.patient import (
     checkback,
     checkins,
     commands,
+    devices,
     emergency,
     fallback,
     intake,
@@ -67,6 +68,7 @@ def get_router() -> Router:
         referral_handlers.routes.router(),  # /referrals, a visit's outcome typed after "I went"
         rx_handlers.routes.router(),  # /prescriptions and "send it again"
         appointments.routes.router(),  # hospital times for a referral, "I can't come"
+        devices.routes.router(),  # /devices: connect a device or app, revoke one
         case.cancel_routes.router(),  # /cancel of a case, unless a profile edit is going on
         commands.routes.router(),
         case.routes.router(),

@@ -140,6 +140,7 @@ async def test_every_patient_refusal_is_audited(sqlite_clinic: Clinic) -> None:
         "del": "del:maybe",
         "pm": f"pm:ok:{nobody}:1:",
         "bk": f"bk:slot:{nobody}:",  # a time nobody offered
+        "dev": f"dev:rev:{nobody}",  # a device that is not hers
         "unknown": f"zz:{nobody}",
     }
     ours = _patient_prefixes()

@@ -1,0 +1,137 @@
+"""Persistence of home devices and the readings they send (flows/devices.py).
+
+SQL and the sealing of reading values live here; flows call these methods."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import Device, Reading, new_id
+from storage.vault import Vault
+
+
+class DeviceRepository:
+    """Reads and writes devices and device readings."""
+
+    def __init__(self, session: AsyncSession, vault: Vault) -> None:
+        self._s = session
+        self._vault = vault
+
+    async def add(self, device: Device) -> Device:
+        """Insert a device."""
+        self._s.add(device)
+        await self._s.flush()
+        return device
+
+    async def get(self, device_id: str) -> Device | None:
+        """A device by id."""
+        return await self._s.get(Device, device_id)
+
+    async def by_pair_hash(self, pair_hash: str) -> Device | None:
+        """The pending device whose pairing code hashes to ``pair_hash``."""
+        return await self._s.scalar(select(Device).where(Device.pair_hash == pair_hash))
+
+    async def by_token_hash(self, token_hash: str) -> Device | None:
+        """The device whose upload token hashes to ``token_hash`` (any status)."""
+        return await self._s.scalar(select(Device).where(Device.token_hash == token_hash))
+
+    async def for_patient(self, patient_id: str) -> list[Device]:
+        """A patient's devices, oldest first."""
+        rows = await self._s.scalars(
+            select(Device).where(Device.patient_id == patient_id).order_by(Device.created_at)
+        )
+        return list(rows)
+
+    async def pair(self, device_id: str, token_hash: str, now: datetime) -> bool:
+        """One conditional UPDATE: a pending device with an unexpired code becomes active with
+        this token (a code works once, even when two apps send it at once)."""
+        result = await self._s.execute(
+            update(Device)
+            .where(
+                Device.id == device_id,
+                Device.status == "pending",
+                Device.pair_expires_at > now,
+            )
+            .values(
+                status="active",
+                token_hash=token_hash,
+                pair_hash=None,
+                pair_expires_at=None,
+                paired_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    async def refresh(self, device: Device) -> None:
+        """Read the row again (after a conditional UPDATE)."""
+        await self._s.refresh(device)
+
+    async def add_reading(
+        self,
+        device: Device,
+        kind: str,
+        value: str,
+        flag: str,
+        taken_at: datetime,
+        source_key: str,
+    ) -> Reading | None:
+        """Insert a device reading (its value sealed under the patient's key); None when a
+        reading with this ``source_key`` is stored already (the database decides, so two
+        uploads of the same reading at once store it once)."""
+        row = Reading(
+            patient_id=device.patient_id, checkin_id=None, kind=kind, flag=flag,
+            taken_at=taken_at, value_enc=b"", source="device", device_id=device.id,
+            source_key=source_key,
+        )  # fmt: skip
+        row.id = new_id()  # bound into the ciphertext, so known before insert
+        row.value_enc = await self._vault.seal(
+            device.patient_id, "readings", "value_enc", row.id, value
+        )
+        try:
+            async with self._s.begin_nested():
+                self._s.add(row)
+                await self._s.flush()
+        except IntegrityError:
+            return None
+        return row
+
+    async def has_key(self, patient_id: str, source_key: str) -> bool:
+        """Is a reading with this identity stored already?"""
+        found = await self._s.scalar(
+            select(Reading.id).where(
+                Reading.patient_id == patient_id, Reading.source_key == source_key
+            )
+        )
+        return found is not None
+
+    async def near(
+        self, patient_id: str, kind: str, at: datetime, within: timedelta
+    ) -> list[tuple[Reading, str]]:
+        """The patient's readings of ``kind`` taken within ``within`` of ``at``, each with its
+        decrypted value."""
+        rows = await self._s.scalars(
+            select(Reading).where(
+                Reading.patient_id == patient_id,
+                Reading.kind == kind,
+                Reading.taken_at >= at - within,
+                Reading.taken_at <= at + within,
+            )
+        )
+        out = []
+        for row in rows:
+            value = await self._vault.open(
+                patient_id, "readings", "value_enc", row.id, row.value_enc
+            )
+            out.append((row, value))
+        return out
+
+    async def delete_for_patient(self, patient_id: str) -> int:
+        """Remove a patient's devices (erasure); their readings go with the chronic-care
+        rows."""
+        result = await self._s.execute(delete(Device).where(Device.patient_id == patient_id))
+        return int(getattr(result, "rowcount", 0) or 0)
