@@ -51,6 +51,22 @@ from storage.uow import Database
 
 log = logging.getLogger("careline.app")
 
+
+class BotSession(AiohttpSession):
+    """aiogram's HTTP session to the Bot API. aiogram's ``close`` waits 250 ms for TLS
+    connections to shut down; over plain HTTP (a local Bot API server, the sandbox's
+    emulator) there are none, so it closes at once."""
+
+    def __init__(self, *, api: TelegramAPIServer, tls: bool) -> None:
+        super().__init__(api=api)
+        self.tls = tls
+
+    async def close(self) -> None:
+        if self.tls:
+            await super().close()
+        elif self._session is not None and not self._session.closed:
+            await self._session.close()
+
 ROLES = ("patient", "doctor")
 PATIENT_COMMANDS = (
     "intake",
@@ -98,7 +114,10 @@ def freeze_heap() -> None:
     collection no longer walks it. A full collection took 217-268 ms before and ~5 ms after
     (``python -m benchmarks.booking_tap``): without this, one lands on some reply now and then.
     Called by the long-running entry points (``run``, ``sandbox``), not by tests that build
-    many apps in one process (frozen objects are never collected)."""
+    many apps in one process (frozen objects are never collected). First the heap freed while
+    building the app goes back to the system (:func:`release_freed_memory`: a full collection,
+    which in a test process holding many finished apps costs ~0.3 s, so not in ``start``)."""
+    release_freed_memory()
     gc.freeze()
 
 
@@ -262,8 +281,10 @@ class Careline:
         tokens = dict(zip(ROLES, settings.require_tokens(), strict=True))
         db = db or await open_database(settings)
         api = TelegramAPIServer.from_base(settings.telegram_api_url)
+        tls = settings.telegram_api_url.lower().startswith("https:")
         bots = {
-            role: Bot(token, session=AiohttpSession(api=api)) for role, token in tokens.items()
+            role: Bot(token, session=BotSession(api=api, tls=tls))
+            for role, token in tokens.items()
         }
         storage, isolation = fsm_backends(settings)
         runtimes = {
@@ -318,7 +339,6 @@ class Careline:
         """Start the processor, the sender and the update sources (polling or webhook)."""
         s = self.settings
         await self._set_commands()
-        release_freed_memory()
         self._tasks.append(asyncio.create_task(self.processor.run(), name="processor"))
         self._tasks.append(asyncio.create_task(self.sender.run(), name="sender"))
         self._tasks.append(asyncio.create_task(self.sweeper.run(), name="sweeper"))
@@ -378,8 +398,7 @@ class Careline:
         # ...and the sender finishes the call in flight; the rest waits in the outbox.
         await self.sender.stop()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for bot in self.bots.values():
-            await bot.session.close()
+        await asyncio.gather(*(bot.session.close() for bot in self.bots.values()))
         await self.storage.close()
         await self.isolation.close()
         from storage.audit import checkpoint_now  # the audit head, signed outside the database
