@@ -67,6 +67,7 @@ class BotSession(AiohttpSession):
         elif self._session is not None and not self._session.closed:
             await self._session.close()
 
+
 ROLES = ("patient", "doctor")
 PATIENT_COMMANDS = (
     "intake",

@@ -40,7 +40,7 @@ import tomllib
 import unicodedata
 import zoneinfo
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
@@ -900,7 +900,59 @@ async def fire_checkin(uow: UnitOfWork, event: Event, now: datetime) -> Prompt |
         if patient.unreachable:
             return None
         return Prompt(patient, plan, checkin, None, "missed", next_due=nxt[1] if nxt else None)
+    answers = await device_answers(uow, patient, template, now)
+    if answers:
+        # Today's device readings answer their questions: only the rest are asked.
+        await _save(uow, checkin, answers)
+        first = _first_open(template, answers, 0)
+        if first is None:
+            level, _ = _evaluate(template, answers)
+            state = State.DONE if level != "danger" else State.RED_FLAG
+            checkin.state, checkin.status, checkin.level = state.value, "done", level
+            checkin.completed_at = now
+            await uow.audit.record(
+                "system", "followup.checkin.by_device", "checkin", checkin.id, {"level": level}
+            )
+            await _resolve_missed(uow, plan, checkin, now)
+            return None  # the device's readings were judged (and told) when they came
+        state = State(checkin.state)
+        for _ in range(first):
+            state = next_state(state, "answer", more=True)
+        checkin.state = state.value
+        return Prompt(patient, plan, checkin, template.questions[first], mode)
     return Prompt(patient, plan, checkin, template.questions[0], mode)
+
+
+def _first_open(template: Template, answers: dict[str, Any], start: int) -> int | None:
+    """The index of the first question from ``start`` that has no answer yet."""
+    for i in range(start, len(template.questions)):
+        if template.questions[i].id not in answers:
+            return i
+    return None
+
+
+async def device_answers(
+    uow: UnitOfWork, patient: Patient, template: Template, now: datetime
+) -> dict[str, Any]:
+    """The answers today's device readings give to a template's reading questions (the
+    newest reading of each kind since the patient's local midnight): a check-in a device
+    already answered is not asked again."""
+    wanted = {q.reading: q for q in template.questions if q.reading and q.type in ("bp", "number")}
+    if not wanted:
+        return {}
+    midnight = datetime.combine(today_for(patient, now), time(0, 0), _zoneinfo(patient))
+    newest: dict[str, str] = {}
+    for row, value in await uow.followups.readings_since(patient.id, midnight.astimezone(UTC)):
+        if row.source == "device" and row.kind in wanted:
+            newest[row.kind] = value  # oldest first: the last one wins
+    answers: dict[str, Any] = {}
+    for kind, value in newest.items():
+        q = wanted[kind]
+        try:
+            answers[q.id] = list(parse_bp(q, value)) if q.type == "bp" else parse_number(q, value)
+        except BadAnswer:
+            continue  # outside this question's plausible range: the patient is asked
+    return answers
 
 
 async def _doctor_tr(uow: UnitOfWork, doctor_id: str) -> Translator:
@@ -1183,8 +1235,11 @@ async def _advance(
     if level == "danger":
         state = next_state(State(checkin.state), "red_flag", more=False)
     else:
-        more = idx + 1 < len(template.questions)
-        state = next_state(State(checkin.state), "answer", more=more)
+        # Questions a device answered today are passed over.
+        following = _first_open(template, answers, idx + 1)
+        state = next_state(State(checkin.state), "answer", more=following is not None)
+        for _ in range((following or 0) - idx - 1):
+            state = next_state(state, "answer", more=True)
     checkin.state = state.value
     checkin.level = level
     if state in FINAL:

@@ -244,3 +244,72 @@ async def test_erasure_removes_devices_and_their_readings(db: Database) -> None:
     async with db.uow() as uow:
         assert await dev.authenticate(uow, device.id, token) is None
         assert list(await uow.session.scalars(select(Reading))) == []
+
+
+async def test_a_checkin_a_device_answered_today_asks_only_the_rest(db: Database) -> None:
+    """Hypertension at 20:00 (Berlin): blood pressure and pulse came from the cuff today, so
+    the check-in asks only about symptoms, and a high device reading with a symptom is still
+    danger; diabetes with today's glucose from the meter asks only when it was measured."""
+    from flows import followup
+    from tests.flows.test_followup import _doctor, _enrol, _events, _patient
+
+    async with db.uow() as uow:
+        patient = await _patient(uow, 5400)
+        doctor = await _doctor(uow, 5500)
+        plan = await _enrol(uow, patient, doctor, "hypertension")
+        [event] = await _events(uow, followup.KIND)
+        due = event.due_at if event.due_at.tzinfo else event.due_at.replace(tzinfo=UTC)
+        device, _ = await _paired(uow, patient)
+        morning = due - timedelta(hours=10)
+        await _upload(uow, device, bundle(obs("bp", (186, 100), morning, "b1"),
+                                          obs("pulse", 70, morning, "p1")), morning)  # fmt: skip
+        event.status = "done"
+        prompt = await followup.fire_checkin(uow, event, due)
+        assert prompt is not None and prompt.question is not None
+        assert prompt.question.id == "bp_symptoms" and prompt.checkin.state == "q3"
+        answers = await followup.answers_of(uow, prompt.checkin)
+        assert answers == {"bp": [186, 100], "pulse": 70.0}
+        await followup.press(uow, patient, prompt.checkin.id, 2, "tick", "chest_pain", due)
+        out = await followup.press(uow, patient, prompt.checkin.id, 2, "done", "", due)
+        assert out.level == "danger" and out.checkin.status == "done"
+        assert plan.template == "hypertension"
+        await uow.commit()
+
+
+async def test_only_todays_device_readings_answer_a_checkin(db: Database) -> None:
+    from flows import followup
+    from tests.flows.test_followup import _doctor, _enrol, _events, _patient
+
+    async with db.uow() as uow:
+        patient = await _patient(uow, 5600)
+        doctor = await _doctor(uow, 5700)
+        await _enrol(uow, patient, doctor, "diabetes")
+        [event] = await _events(uow, followup.KIND)
+        due = event.due_at if event.due_at.tzinfo else event.due_at.replace(tzinfo=UTC)
+        device, _ = await _paired(uow, patient)
+        yesterday = due - timedelta(days=1)
+        await _upload(uow, device, obs("glucose", 6.2, yesterday, "g-1"), yesterday)
+        event.status = "done"
+        prompt = await followup.fire_checkin(uow, event, due)
+        assert prompt is not None and prompt.question is not None
+        assert prompt.question.id == "glucose_when"
+        out = await followup.press(uow, patient, prompt.checkin.id, 0, "opt", "fasting", due)
+        assert out.question is not None and out.question.id == "glucose"  # asked: not today's
+        await uow.commit()
+    async with db.uow() as uow:  # another patient whose meter sent today's glucose
+        patient = await _patient(uow, 5800)
+        doctor = await _doctor(uow, 5900)
+        await _enrol(uow, patient, doctor, "diabetes")
+        [event] = [e for e in await _events(uow, followup.KIND) if e.patient_id == patient.id]
+        device, _ = await _paired(uow, patient)
+        await _upload(uow, device, obs("glucose", 6.4, due - timedelta(hours=1), "g-2"), due)
+        event.status = "done"
+        prompt = await followup.fire_checkin(uow, event, due)
+        assert prompt is not None and prompt.question is not None
+        assert prompt.question.id == "glucose_when"
+        out = await followup.press(uow, patient, prompt.checkin.id, 0, "opt", "fasting", due)
+        assert out.question is None and out.checkin.status == "done"  # glucose passed over
+        assert await followup.answers_of(uow, out.checkin) == {
+            "glucose_when": "fasting", "glucose": 6.4,
+        }  # fmt: skip
+        await uow.commit()
