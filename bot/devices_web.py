@@ -124,7 +124,8 @@ class DeviceApi:
         )
 
     async def upload(self, request: web.Request) -> web.Response:
-        """Observations in: stored once, judged, the doctor and caregivers told."""
+        """Observations in: stored once, judged, the doctor and caregivers told (one
+        transaction: the token is checked in the same one that stores)."""
         assert self.db is not None
         device_id = request.match_info["device"][:32]
         auth = request.headers.get("Authorization", "")
@@ -137,20 +138,16 @@ class DeviceApi:
                 return outcome(
                     401, "security", "a valid device token is needed (Authorization: Bearer …)"
                 )
-        if not self.limiter.allow(device_id):
-            return outcome(429, "throttled", "too many uploads", **{"Retry-After": "60"})
-        body = await self._body(request)
-        if body is None:
-            return outcome(413, "too-costly", f"the body is over {MAX_BODY} bytes")
-        now = self.now()
-        try:
-            parsed = fhir_readings.parse(body, now)
-        except fhir_readings.PayloadError as exc:
-            return outcome(400, "invalid", str(exc) or "not a FHIR Observation or Bundle")
-        async with self.db.uow() as uow:
-            device = await flow.authenticate(uow, device_id, token)
-            if device is None:  # revoked between the two transactions
-                return outcome(401, "security", "this device was revoked by its patient")
+            if not self.limiter.allow(device_id):
+                return outcome(429, "throttled", "too many uploads", **{"Retry-After": "60"})
+            body = await self._body(request)
+            if body is None:
+                return outcome(413, "too-costly", f"the body is over {MAX_BODY} bytes")
+            now = self.now()
+            try:
+                parsed = fhir_readings.parse(body, now)
+            except fhir_readings.PayloadError as exc:
+                return outcome(400, "invalid", str(exc) or "not a FHIR Observation or Bundle")
             done = await flow.ingest(uow, device, parsed, now)
             findings = await flow.assess(uow, device, done, now)
             await flow.tell(uow, device, findings, now, self.emergency_number)

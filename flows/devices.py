@@ -277,24 +277,48 @@ def _key(device: Device, r: DeviceReading) -> str:
 
 async def ingest(uow: UnitOfWork, device: Device, parsed: Parsed, now: datetime) -> Ingested:
     """Store a parsed upload's readings once each (idempotent on the source's identity, and a
-    reading of the same kind and value within a minute is a duplicate); audited
-    ``device.upload`` with the counts only."""
+    reading of the same kind and value within a minute of another is a duplicate); audited
+    ``device.upload`` with the counts only. The identities are looked up at once, the
+    readings near in time once per kind, and the new ones inserted together."""
     out = Ingested(rejected=list(parsed.rejected))
-    for r in parsed.readings:
-        key = _key(device, r)
-        if await uow.devices.has_key(device.patient_id, key):
+    keyed = [(_key(device, r), r) for r in parsed.readings]
+    stored_keys = await uow.devices.existing_keys(device.patient_id, [k for k, _ in keyed])
+    nearby: dict[str, list[tuple[datetime, str]]] = {}
+    for kind in {r.kind for _, r in keyed}:
+        times = [r.taken_at for _, r in keyed if r.kind == kind]
+        span = (max(times) - min(times)) / 2
+        middle = min(times) + span
+        nearby[kind] = [
+            (_aware(row.taken_at), value)
+            for row, value in await uow.devices.near(
+                device.patient_id, kind, middle, span + DUPLICATE_WITHIN
+            )
+        ]
+    fresh: list[tuple[str, DeviceReading, str]] = []
+    seen: set[str] = set()
+    for key, r in keyed:
+        if key in stored_keys or key in seen:
             out.duplicates += 1
             continue
-        near = await uow.devices.near(device.patient_id, r.kind, r.taken_at, DUPLICATE_WITHIN)
-        if any(value == r.value for _, value in near):
+        close = nearby[r.kind]
+        if any(v == r.value and abs(at - r.taken_at) <= DUPLICATE_WITHIN for at, v in close):
             out.duplicates += 1
             continue
-        flag = flag_of(r)
-        row = await uow.devices.add_reading(device, r.kind, r.value, flag, r.taken_at, key)
+        seen.add(key)
+        close.append((r.taken_at, r.value))  # a repeat later in the same upload
+        fresh.append((key, r, flag_of(r)))
+    rows = (
+        await uow.devices.add_readings(
+            device, [(r.kind, r.value, flag, r.taken_at, key) for key, r, flag in fresh]
+        )
+        if fresh
+        else []
+    )
+    for (_, r, flag), row in zip(fresh, rows, strict=True):
         if row is None:
             out.duplicates += 1
-            continue
-        out.stored.append(Stored(row, r, flag))
+        else:
+            out.stored.append(Stored(row, r, flag))
     device.last_seen_at = now
     await uow.audit.record(
         actor_of(device), "device.upload", "device", device.id,

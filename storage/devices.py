@@ -100,6 +100,47 @@ class DeviceRepository:
             return None
         return row
 
+    async def add_readings(
+        self, device: Device, items: list[tuple[str, str, str, datetime, str]]
+    ) -> list[Reading | None]:
+        """Insert many device readings (kind, value, flag, taken_at, source_key) in one flush;
+        if the database refuses one as stored already (an upload of the same reading racing
+        this one), each is inserted on its own and that one comes back None."""
+        rows = []
+        for kind, value, flag, taken_at, key in items:
+            row = Reading(
+                patient_id=device.patient_id, checkin_id=None, kind=kind, flag=flag,
+                taken_at=taken_at, value_enc=b"", source="device", device_id=device.id,
+                source_key=key,
+            )  # fmt: skip
+            row.id = new_id()  # bound into the ciphertext, so known before insert
+            row.value_enc = await self._vault.seal(
+                device.patient_id, "readings", "value_enc", row.id, value
+            )
+            rows.append(row)
+        try:
+            async with self._s.begin_nested():
+                self._s.add_all(rows)
+                await self._s.flush()
+        except IntegrityError:
+            return [
+                await self.add_reading(device, kind, value, flag, taken_at, key)
+                for kind, value, flag, taken_at, key in items
+            ]
+        return list(rows)
+
+    async def existing_keys(self, patient_id: str, keys: list[str]) -> set[str]:
+        """Which of these reading identities are stored already."""
+        found: set[str] = set()
+        for i in range(0, len(keys), 500):
+            rows = await self._s.scalars(
+                select(Reading.source_key).where(
+                    Reading.patient_id == patient_id, Reading.source_key.in_(keys[i : i + 500])
+                )
+            )
+            found.update(k for k in rows if k)
+        return found
+
     async def has_key(self, patient_id: str, source_key: str) -> bool:
         """Is a reading with this identity stored already?"""
         found = await self._s.scalar(
