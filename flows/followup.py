@@ -1404,6 +1404,7 @@ class ReadingView:
     value: str
     flag: str
     taken_at: datetime
+    source: str = "manual"  # manual (typed in a check-in) | device | imported
 
 
 async def recent_readings(
@@ -1411,7 +1412,10 @@ async def recent_readings(
 ) -> list[ReadingView]:
     """The patient's readings of the last ``days`` days, oldest first (decrypted)."""
     rows = await uow.followups.readings_since(patient_id, now - timedelta(days=days))
-    return [ReadingView(row.kind, value, row.flag, aware(row.taken_at)) for row, value in rows]
+    return [
+        ReadingView(row.kind, value, row.flag, aware(row.taken_at), row.source or "manual")
+        for row, value in rows
+    ]
 
 
 READING_UNITS = {
@@ -1420,4 +1424,6 @@ READING_UNITS = {
     "glucose": "mmol/L",
     "temperature": "°C",
     "pain": "/10",
+    "spo2": "%",
+    "weight": "kg",
 }

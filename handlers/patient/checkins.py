@@ -281,6 +281,8 @@ async def on_readings(
     for r in readings[-40:]:
         unit = followup.READING_UNITS.get(r.kind, "")
         mark = {"none": "", "danger": " 🚨"}.get(r.flag, " ⚠️")
+        if r.source == "device":
+            mark += " 📟"  # from a connected device (/devices)
         lines.append(
             tr("followup.readings.line", when=followup.local_time(patient, r.taken_at),
                what=tr.plain(f"followup.reading.{r.kind}"), value=f"{r.value} {unit}".strip(),

@@ -104,6 +104,10 @@ async def test_a_device_reading_reaches_the_doctor(
         n = await uow.session.scalar(select(func.count()).select_from(Reading))
         assert n == 2
 
+    # The patient's /readings lists them, marked as from a device.
+    listed = await p.say("/readings", lambda m: "188/114" in (m.get("text") or ""))
+    assert "188/114 mmHg ⚠️ 📟" in listed["text"] and "88 bpm 📟" in listed["text"]
+
     # Bad uploads get a reason each and store nothing.
     junk: list[dict[str, Any]] = [
         {**obs("pulse", 70, now, "x1"), "code": {"coding": [{"system": "http://loinc.org",
