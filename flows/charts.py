@@ -37,6 +37,8 @@ PANELS: dict[str, tuple[str, tuple[tuple[float, str], ...]]] = {
     "glucose": ("mmol/L", ((3.0, "#7b241c"), (3.9, "#c0392b"), (16.7, "#c0392b"))),
     "temperature": ("°C", ((38.0, "#e67e22"), (40.0, "#7b241c"))),
     "pain": ("0–10", ((8.0, "#c0392b"),)),
+    "spo2": ("SpO₂ %", ((93.0, "#e67e22"), (91.0, "#7b241c"))),  # devices.toml
+    "weight": ("kg", ()),
 }
 
 
