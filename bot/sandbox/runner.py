@@ -16,6 +16,7 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from bot.app import Careline, freeze_heap, open_database
+from bot.devices_web import DeviceApi
 from bot.logging import setup_logging
 from bot.sandbox.client import EmulatorClient
 from bot.sandbox.clock import ClockControl, SandboxClock, add_clock_routes
@@ -30,6 +31,7 @@ from bot.sandbox.demo import (
     seed_hospitals,
     seed_services,
 )
+from bot.sandbox.devices import SimulatedDevices
 from bot.sandbox.emulator import BotApiEmulator, RateLimits
 from bot.sandbox.emulator_state import SimUser
 from bot.sandbox.play import PlayState, ScenarioError, add_play_routes, load_scenario, replay
@@ -192,6 +194,11 @@ async def start_sandbox(
         timezone=settings.timezone,
     )
     verify.mount(emulator.app)  # /r/<code>: the referral verify page (database set below)
+    # /d/<device>/pair and /fhir: the device upload API (its address is known once served)
+    device_api = DeviceApi(None, emergency_number=settings.local_emergency_number)
+    device_api.mount(emulator.app)
+    simulated = SimulatedDevices()  # POST /sandbox/device: readings through that API
+    simulated.mount(emulator.app)
     data_dir = settings.data_dir / "sandbox"
     if fresh and data_dir.exists():
         shutil.rmtree(data_dir)
@@ -214,6 +221,7 @@ async def start_sandbox(
         local = local.model_copy(update={"rx_review": True})
     if local.jitsi_url is None:  # video rooms: the sandbox's stand-in page (no Jitsi offline)
         local = local.model_copy(update={"jitsi_url": f"{url.rstrip('/')}{MEET_PATH}"})
+    device_api.public_url = local.public_url  # the upload address /devices shows, too
     people_file = local.data_dir / PEOPLE_FILE
     load_people(emulator, people_file)
     created: list[tuple[int, str, str]] = []
@@ -240,12 +248,16 @@ async def start_sandbox(
                 record = emulator.find_bot(username)
                 record.next_update_id = max(record.next_update_id, last + 1)
     verify.db = db
+    device_api.db = db
     app = await Careline.build(local, db)
+    device_api.on_commit = app.sender.poke
     clock.attach(app)  # Careline's one clock is now the sandbox's (the real bot has no such clock)
     await app.start()
     freeze_heap()  # as `run` does: no long full collections under the page
     people_api.db = db
     people_api.base_url = internal
+    simulated.db = db
+    simulated.base_url = internal
     if created:
         async with EmulatorClient(internal) as client:
             await greet(client, created, DOCTOR_USERNAME)

@@ -2,8 +2,9 @@
  * Careline sandbox page: chat with the bots as simulated Telegram users.
  *
  * Talks to the Bot API emulator's client API under /client/ and, when the sandbox
- * serves them, to /sandbox/people (roles) and /sandbox/clock (time travel), all
- * same origin. Up to three chat panes side by side, each one person with one bot.
+ * serves them, to /sandbox/people (roles), /sandbox/clock (time travel) and
+ * /sandbox/device (a simulated home device posting a reading), all same origin.
+ * Up to three chat panes side by side, each one person with one bot.
  * SECURITY: everything a bot sends is put into the page as text (textContent,
  * createTextNode). Telegram's formatting (bold, italic, links, ...) is rebuilt
  * from a whitelist with createElement; no bot content ever reaches innerHTML.
@@ -25,6 +26,8 @@
   const DIRECTORY_REFRESH_MS = 8000;
   const CLOCK_REFRESH_MS = 30000;
   const ROLES = ["patient", "caregiver", "doctor", "admin"];
+  // The simulated device (POST /sandbox/device): what to type for each kind of reading.
+  const DEVICE_EXAMPLES = { bp: "150/95", pulse: "72", glucose: "6.1", spo2: "97", temperature: "37.2", weight: "70.5" };
 
   const app = {
     users: [],
@@ -956,6 +959,8 @@
         "composer-text": `composer-text${suffix}`,
         "contact-phone": `contact-phone${suffix}`,
         "contact-name": `contact-name${suffix}`,
+        "device-kind": `device-kind${suffix}`,
+        "device-value": `device-value${suffix}`,
         "commands-menu": `commands-menu${suffix}`,
         "attach-menu": `attach-menu${suffix}`,
       };
@@ -963,6 +968,8 @@
       this.part("composer-label").htmlFor = ids["composer-text"];
       this.part("contact-phone-label").htmlFor = ids["contact-phone"];
       this.part("contact-name-label").htmlFor = ids["contact-name"];
+      this.part("device-kind-label").htmlFor = ids["device-kind"];
+      this.part("device-value-label").htmlFor = ids["device-value"];
       this.part("commands-btn").setAttribute("aria-controls", ids["commands-menu"]);
       this.part("attach-btn").setAttribute("aria-controls", ids["attach-menu"]);
       this.root.setAttribute("aria-labelledby", ids.title);
@@ -1025,6 +1032,11 @@
       for (const el of this.part("composer").elements) el.disabled = !ready;
       this.root.classList.toggle("chat-ready", ready);
       this.part("close").hidden = app.panes.length <= 1;
+      // Readings belong to patients: the device is offered in the patient bot's chat only,
+      // and only when the sandbox (not a bare emulator) serves /sandbox/device.
+      const device = ready && app.rolesKnown && !isDoctorBot(this.bot);
+      this.part("attach-device").hidden = !device;
+      if (!device && !this.part("device-form").hidden) this.closeDeviceForm(false);
     }
 
     /** Page language changed: redo every text this pane drew itself. */
@@ -1531,6 +1543,51 @@
       }
     }
 
+    openDeviceForm() {
+      this.part("device-form").hidden = false;
+      this.showDeviceExample();
+      this.part("device-kind").focus();
+    }
+
+    /** Close the simulated device's form; `refocus`: back to the "+" button that opened it. */
+    closeDeviceForm(refocus) {
+      this.part("device-form").hidden = true;
+      this.part("device-value").value = "";
+      if (refocus) this.part("attach-btn").focus();
+    }
+
+    showDeviceExample() {
+      const kind = this.part("device-kind").value;
+      const input = this.part("device-value");
+      input.placeholder = DEVICE_EXAMPLES[kind] || "";
+      input.inputMode = kind === "bp" ? "text" : "decimal"; // a phone's number pad has no "/"
+    }
+
+    /** The patient's simulated device posts the reading (through the real device API). */
+    async sendReading(e) {
+      e.preventDefault();
+      if (!this.requireChat()) return;
+      const submit = this.part("device-submit");
+      const input = this.part("device-value");
+      const body = { user_id: this.userId, kind: this.part("device-kind").value, value: input.value.trim() };
+      const gen = this.generation;
+      submit.disabled = true;
+      try {
+        const data = await api("POST", "/sandbox/device", body);
+        clearError();
+        if (gen !== this.generation) return;
+        this.closeDeviceForm(false);
+        this.focusComposer();
+        const result = data.result || {};
+        toast(t(result.stored ? "device.stored" : "device.duplicate"));
+      } catch (err) {
+        showError(t("device.failed"), err);
+        if (gen === this.generation) input.focus();
+      } finally {
+        submit.disabled = false;
+      }
+    }
+
     async sendFile(kind, file) {
       if (!this.requireChat() || !file) return;
       const form = new FormData();
@@ -1560,6 +1617,7 @@
       this.lastSeq = 0;
       this.replyKeyboard = null;
       this.closeContactForm();
+      this.closeDeviceForm(false);
       this.clearMessages();
       this.updateReplyKeyboard(false);
       this.renderBots();
@@ -1671,6 +1729,13 @@
       input.addEventListener("input", () => this.autoGrow());
       this.part("contact-form").addEventListener("submit", (e) => this.shareContact(e));
       this.part("contact-cancel").addEventListener("click", () => this.closeContactForm());
+      this.part("device-form").addEventListener("submit", (e) => this.sendReading(e));
+      this.part("device-cancel").addEventListener("click", () => this.closeDeviceForm(true));
+      this.part("device-kind").addEventListener("change", () => this.showDeviceExample());
+      this.part("attach-device").addEventListener("click", () => {
+        this.setPopover(null, false);
+        this.openDeviceForm();
+      });
       this.part("close").addEventListener("click", () => closePane(this));
 
       const attachMenu = this.part("attach-menu");
@@ -1811,10 +1876,15 @@
     return badge;
   }
 
+  /** Is `username` the doctors' bot (the sandbox names it so)? */
+  function isDoctorBot(username) {
+    return /doctor/i.test(username || "");
+  }
+
   /** Doctors and the admin talk to the doctor bot, everybody else to the patient bot. */
   function preferredBot(user, current) {
     if (app.bots.length === 0) return null;
-    const doctorBot = app.bots.find((b) => /doctor/i.test(b.username));
+    const doctorBot = app.bots.find((b) => isDoctorBot(b.username));
     const patientBot = app.bots.find((b) => b !== doctorBot);
     if (!app.rolesKnown || !user) return current || app.bots[0].username;
     const role = roleOf(user);
@@ -2175,8 +2245,11 @@
         popover.button.focus();
         return;
       }
+      const withDevice = app.panes.find((p) => !p.part("device-form").hidden);
       const withContact = app.panes.find((p) => !p.part("contact-form").hidden);
-      if (withContact) {
+      if (withDevice) {
+        withDevice.closeDeviceForm(true);
+      } else if (withContact) {
         withContact.closeContactForm();
       } else if (document.body.classList.contains("people-open")) {
         showPeoplePanel(false);
