@@ -124,3 +124,62 @@ async def db(
         yield database
     finally:
         await drop_database(database, schema)
+
+
+# The modules that take longest (wall time, measured per test in CI), longest first. Under
+# `-n 3 --dist loadscope` a module runs on one worker and modules are handed out in collection
+# order, so these are collected first: they start at once and the short ones fill in around
+# them, instead of one of them starting last and running alone at the end.
+SLOW_FIRST = (
+    "tests/e2e/test_resilience.py",
+    "tests/e2e/test_reminder_processes.py",
+    "tests/e2e/test_intake.py",
+    "tests/e2e/test_booking_calls.py",
+    "tests/flows/test_slip_appointment.py",
+    "tests/e2e/test_referrals.py",
+    "tests/e2e/test_consultation.py",
+    "tests/e2e/test_onboarding.py",
+    "tests/e2e/test_free_text.py",
+    "tests/e2e/test_bad_input.py",
+    "tests/e2e/test_relay.py",
+    "tests/browser/test_journey.py",
+    "tests/e2e/test_med_plans.py",
+    "tests/e2e/test_booking.py",
+    "tests/browser/test_sandbox_clock.py",
+    "tests/browser/test_sandbox_walkthrough.py",
+    "tests/flows/test_redflags.py",
+    "tests/e2e/test_sender_concurrency.py",
+    "tests/browser/test_booking_video.py",
+    "tests/e2e/test_scenarios.py",
+    "tests/browser/test_sandbox_device.py",
+    "tests/test_benchmark_readings.py",
+    "tests/flows/test_doses.py",
+    "tests/e2e/test_appointments.py",
+    "tests/browser/test_sandbox_page.py",
+    "tests/e2e/test_caregivers.py",
+    "tests/storage/test_audit_tamper.py",
+    "tests/e2e/test_sandbox_walkthrough.py",
+    "tests/e2e/test_followups.py",
+    "tests/flows/test_referrals.py",
+    "tests/e2e/test_doctor_onboarding.py",
+    "tests/e2e/test_authorization.py",
+    "tests/flows/test_understand.py",
+    "tests/flows/test_rx_pdf.py",
+    "tests/storage/test_erasure_backups.py",
+    "tests/test_cli.py",
+    "tests/e2e/test_rx_web.py",
+    "tests/storage/test_keys_failsafe.py",
+    "tests/e2e/test_prescriptions.py",
+    "tests/browser/test_booking_pay.py",
+    "tests/e2e/test_sandbox_runner.py",
+    "tests/test_benchmark_reminders.py",
+    "tests/test_property_updates.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Long modules first (see SLOW_FIRST); the rest keep their order, as do tests within a
+    module."""
+    rank = {path: i for i, path in enumerate(SLOW_FIRST)}
+    last = len(SLOW_FIRST)
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], last))
