@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import warnings
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +34,7 @@ from storage.models import (
     Referral,
 )
 from storage.uow import Database, UnitOfWork
+from tests.conftest import drop_database, make_database
 from tests.flows.test_referrals import T0, issued
 from tests.flows.test_slip import (
     CHINESE,
@@ -259,13 +261,25 @@ async def test_an_all_day_place_is_its_date(db: Database, signer: Signer) -> Non
         assert shown is not None and shown.all_day and shown.when == "2026-03-06"
 
 
+@pytest.fixture
+async def sqlite_db(tmp_path: Path, keyring: KeyRing) -> AsyncIterator[Database]:
+    """SQLite only: the PDF tests below render many slips, which does not depend on the
+    database (the appointment queries run on both backends in the tests above)."""
+    database, name = await make_database("sqlite", tmp_path, keyring)
+    try:
+        yield database
+    finally:
+        await drop_database(database, name)
+
+
 @needs_cjk
 async def test_file_check_knows_slips_with_and_without_the_appointment(
-    db: Database, signer: Signer
+    sqlite_db: Database, signer: Signer
 ) -> None:
     """The patient's slip with the appointment checks valid and one changed byte of it is
     forged; a copy from before the booking, or from while a since-cancelled appointment was
     booked, is still recognised; an appointment the referral never had is not."""
+    db = sqlite_db
     rid, code, token, _ = await issued(db, signer)
     url = f"https://clinic.example/r/{code}"
     async with db.uow() as uow:
@@ -309,10 +323,11 @@ async def test_file_check_knows_slips_with_and_without_the_appointment(
 
 @needs_cjk
 async def test_send_slip_sends_and_records_the_slip_with_the_appointment(
-    db: Database, signer: Signer
+    sqlite_db: Database, signer: Signer
 ) -> None:
     from handlers.common import slips as patient_side
 
+    db = sqlite_db
     rid, code, _, _ = await issued(db, signer)
     settings = Settings(_env_file=None, public_url="https://clinic.example")
     async with db.uow() as uow:
