@@ -316,7 +316,7 @@ async def count_careline(data: Path, acked: dict[str, int]) -> tuple[int, int]:
         rows = await uow.session.execute(
             select(Reading.device_id, func.count()).group_by(Reading.device_id)
         )
-        per_device = dict(rows.tuples().all())
+        per_device = {str(d): int(n) for d, n in rows.all()}
     await db.dispose()
     expected: dict[str, int] = {}
     for key in acked:
