@@ -26,7 +26,7 @@ import hashlib
 import secrets
 import tomllib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -159,10 +159,6 @@ def _hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
 
 
-def _aware(at: datetime) -> datetime:
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
-
-
 def normal_code(code: str) -> str:
     """A pairing code as typed ("ab12-cd34", "AB12CD34") in its one form."""
     clean = "".join(ch for ch in code.upper() if ch.isalnum())
@@ -289,7 +285,7 @@ async def ingest(uow: UnitOfWork, device: Device, parsed: Parsed, now: datetime)
         span = (max(times) - min(times)) / 2
         middle = min(times) + span
         nearby[kind] = [
-            (_aware(row.taken_at), value)
+            (followup.aware(row.taken_at), value)
             for row, value in await uow.devices.near(
                 device.patient_id, kind, middle, span + DUPLICATE_WITHIN
             )
@@ -361,11 +357,11 @@ async def assess(uow: UnitOfWork, device: Device, done: Ingested, now: datetime)
             )
             before = [
                 row for row, _ in history
-                if row.id != s.row.id and _aware(row.taken_at) <= s.reading.taken_at
+                if row.id != s.row.id and followup.aware(row.taken_at) <= s.reading.taken_at
             ]  # fmt: skip
             recent = s.reading.taken_at - timedelta(minutes=cfg.confirm_minutes)
             confirmed = any(
-                row.flag == "danger" and _aware(row.taken_at) >= recent for row in before
+                row.flag == "danger" and followup.aware(row.taken_at) >= recent for row in before
             )
             sudden = bool(before) and all(row.flag == "none" for row in before)
             action = "remeasure" if sudden and not confirmed else "emergency"

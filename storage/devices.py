@@ -71,6 +71,21 @@ class DeviceRepository:
         """Read the row again (after a conditional UPDATE)."""
         await self._s.refresh(device)
 
+    async def _sealed(
+        self, device: Device, kind: str, value: str, flag: str, taken_at: datetime, key: str
+    ) -> Reading:
+        """A device reading row with its value sealed under the patient's key."""
+        row = Reading(
+            patient_id=device.patient_id, checkin_id=None, kind=kind, flag=flag,
+            taken_at=taken_at, value_enc=b"", source="device", device_id=device.id,
+            source_key=key,
+        )  # fmt: skip
+        row.id = new_id()  # bound into the ciphertext, so known before insert
+        row.value_enc = await self._vault.seal(
+            device.patient_id, "readings", "value_enc", row.id, value
+        )
+        return row
+
     async def add_reading(
         self,
         device: Device,
@@ -83,15 +98,7 @@ class DeviceRepository:
         """Insert a device reading (its value sealed under the patient's key); None when a
         reading with this ``source_key`` is stored already (the database decides, so two
         uploads of the same reading at once store it once)."""
-        row = Reading(
-            patient_id=device.patient_id, checkin_id=None, kind=kind, flag=flag,
-            taken_at=taken_at, value_enc=b"", source="device", device_id=device.id,
-            source_key=source_key,
-        )  # fmt: skip
-        row.id = new_id()  # bound into the ciphertext, so known before insert
-        row.value_enc = await self._vault.seal(
-            device.patient_id, "readings", "value_enc", row.id, value
-        )
+        row = await self._sealed(device, kind, value, flag, taken_at, source_key)
         try:
             async with self._s.begin_nested():
                 self._s.add(row)
@@ -106,18 +113,7 @@ class DeviceRepository:
         """Insert many device readings (kind, value, flag, taken_at, source_key) in one flush;
         if the database refuses one as stored already (an upload of the same reading racing
         this one), each is inserted on its own and that one comes back None."""
-        rows = []
-        for kind, value, flag, taken_at, key in items:
-            row = Reading(
-                patient_id=device.patient_id, checkin_id=None, kind=kind, flag=flag,
-                taken_at=taken_at, value_enc=b"", source="device", device_id=device.id,
-                source_key=key,
-            )  # fmt: skip
-            row.id = new_id()  # bound into the ciphertext, so known before insert
-            row.value_enc = await self._vault.seal(
-                device.patient_id, "readings", "value_enc", row.id, value
-            )
-            rows.append(row)
+        rows = [await self._sealed(device, *item) for item in items]
         try:
             async with self._s.begin_nested():
                 self._s.add_all(rows)
@@ -140,15 +136,6 @@ class DeviceRepository:
             )
             found.update(k for k in rows if k)
         return found
-
-    async def has_key(self, patient_id: str, source_key: str) -> bool:
-        """Is a reading with this identity stored already?"""
-        found = await self._s.scalar(
-            select(Reading.id).where(
-                Reading.patient_id == patient_id, Reading.source_key == source_key
-            )
-        )
-        return found is not None
 
     async def near(
         self, patient_id: str, kind: str, at: datetime, within: timedelta

@@ -205,11 +205,17 @@ async def on_desk(
         )
 
 
+async def _full_id(uow: UnitOfWork, ref: str) -> str:
+    """The appointment id a button's short id names (the short id itself when none: the flow
+    then refuses and audits it)."""
+    found = await uow.appointments.by_prefix(ref)
+    return found.id if found is not None else ref
+
+
 async def _appt(uow: UnitOfWork, doctor: Doctor, ref: str) -> Any:
     """The appointment a desk's button names (by its id's start), when it is at the desk's
     hospital (refused and audited by the flow otherwise)."""
-    found = await uow.appointments.by_prefix(ref)
-    return await apf.of_this_desk(uow, doctor, found.id if found is not None else ref)
+    return await apf.of_this_desk(uow, doctor, await _full_id(uow, ref))
 
 
 @routes.callback_query(DeskCB.filter(F.action.in_({"arrive", "noshow"})))
@@ -250,8 +256,7 @@ async def on_move(
     reply: Replier,
 ) -> None:
     """Ask the patient to move: the booking is cancelled and the free times offered again."""
-    found = await uow.appointments.by_prefix(callback_data.appt)
-    ref = found.id if found is not None else callback_data.appt
+    ref = await _full_id(uow, callback_data.appt)
     appt = await apf.ask_to_move(uow, doctor, ref, callback_data.v)
     await reply.answer_callback(query.id)
     if query.message is not None:
@@ -335,8 +340,7 @@ async def on_resched(
     settings: Settings,
 ) -> None:
     """The free times of the same service to move the booking to."""
-    found = await uow.appointments.by_prefix(callback_data.appt)
-    ref = found.id if found is not None else callback_data.appt
+    ref = await _full_id(uow, callback_data.appt)
     appt, offers = await apf.move_offers(uow, doctor, ref, utcnow())
     await reply.answer_callback(query.id)
     params = await view.card(uow, tr, appt, settings.timezone)

@@ -14,13 +14,12 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 
 from bot.settings import Settings
 from flows import prescriptions as rxf
-from flows import trust
 from flows.domain import Patient, utcnow
 from flows.errors import UserError
 from flows.outbox import Replier
-from flows.signing import Signer
 from handlers.common.routes import RouteTable
 from handlers.common.rx import chronic_label, items_text
+from handlers.common.slips import signer  # the same keys as referral slips
 from handlers.patient.refusals import refused_button
 from locales import Translator
 from storage.crypto import CryptoError
@@ -35,11 +34,6 @@ class PRxCB(CallbackData, prefix="prx"):
 
     action: str  # again
     ref: str
-
-
-def signer(uow: UnitOfWork) -> Signer:
-    """The signer over the clinic's key ring (the same keys as referral slips)."""
-    return trust.signer(uow)
 
 
 def font_problem(patient: Patient | None, texts: list[str]) -> bool:
