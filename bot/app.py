@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.devices_web import DeviceApi
+from bot.imports import ImportRunner
 from bot.settings import Settings
 from bot.telegram.dispatchers import build_dispatcher, fsm_backends
 from bot.telegram.processor import BotRuntime, UpdateProcessor
@@ -263,6 +264,7 @@ class Careline:
     processor: UpdateProcessor
     sender: OutboxSender
     sweeper: Sweeper
+    imports: ImportRunner
     storage: BaseStorage
     isolation: BaseEventIsolation
     pollers: list[Poller] = field(default_factory=list)
@@ -305,17 +307,28 @@ class Careline:
                 settings.paid_broadcast_stars_per_day,
             ),
         )
+        imports = ImportRunner(
+            db,
+            bots["patient"],
+            emergency_number=settings.local_emergency_number,
+            on_commit=sender.poke,
+        )
+
+        def committed() -> None:
+            sender.poke()
+            imports.poke()  # perhaps a file to import was queued
+
         processor = UpdateProcessor(
             db,
             runtimes,
             default_locale=settings.default_locale,
             emergency_number=settings.local_emergency_number,
-            on_commit=sender.poke,
+            on_commit=committed,
             on_inbound=sender.note_inbound,
         )
         handlers = {**patient_handlers.scheduled(settings), **ops_alerts.scheduled(settings)}
         sweeper = Sweeper(db, handlers, on_commit=sender.poke)
-        return cls(settings, db, bots, processor, sender, sweeper, storage, isolation)
+        return cls(settings, db, bots, processor, sender, sweeper, imports, storage, isolation)
 
     async def _set_commands(self) -> None:
         for locale in ("en", "zh_Hans", "ru"):
@@ -343,6 +356,7 @@ class Careline:
         self._tasks.append(asyncio.create_task(self.processor.run(), name="processor"))
         self._tasks.append(asyncio.create_task(self.sender.run(), name="sender"))
         self._tasks.append(asyncio.create_task(self.sweeper.run(), name="sweeper"))
+        self._tasks.append(asyncio.create_task(self.imports.run(), name="imports"))
         if s.webhook_url:
             assert s.webhook_secret is not None
             secret = s.webhook_secret.get_secret_value()
@@ -394,8 +408,10 @@ class Careline:
             await asyncio.gather(named["processor"], return_exceptions=True)
         # No new scheduled work; what it already wrote is in the outbox...
         await self.sweeper.stop()
-        if "sweeper" in named:
-            await asyncio.gather(named["sweeper"], return_exceptions=True)
+        await self.imports.stop()  # an import stops after its batch and resumes at next start
+        for name in ("sweeper", "imports"):
+            if name in named:
+                await asyncio.gather(named[name], return_exceptions=True)
         # ...and the sender finishes the call in flight; the rest waits in the outbox.
         await self.sender.stop()
         await asyncio.gather(*self._tasks, return_exceptions=True)

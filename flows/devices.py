@@ -37,7 +37,8 @@ from flows.fhir_readings import DeviceReading, Parsed, Rejected
 from flows.outbox import PRIORITY_REPLY, PRIORITY_URGENT, Replier
 from flows.questionnaire import DataFileError
 from locales import Translator
-from storage.models import Device, Patient, Reading
+from storage.devices import IMPORT_STATUS
+from storage.models import Device, HealthImport, Patient, Reading
 from storage.uow import UnitOfWork
 
 FILE = Path(__file__).parent / "questionnaires" / "devices.toml"
@@ -174,7 +175,7 @@ async def connect(
     uow: UnitOfWork, patient: Patient, now: datetime, label: str | None = None
 ) -> tuple[Device, str]:
     """A new pending device of the patient and its one-time pairing code ("ABCD-EFGH")."""
-    mine = [d for d in await uow.devices.for_patient(patient.id) if d.status != "revoked"]
+    mine = await devices_of(uow, patient)
     if len(mine) >= MAX_DEVICES:
         raise DeviceError("device.error.too_many", n=MAX_DEVICES)
     code = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(8))
@@ -231,7 +232,7 @@ async def revoked(uow: UnitOfWork, device_id: str, token: str) -> bool:
 async def revoke(uow: UnitOfWork, patient: Patient, device_id: str, now: datetime) -> Device:
     """The patient revokes a device: its token (or pairing code) stops working at once."""
     device = await uow.devices.get(device_id)
-    if device is None or device.patient_id != patient.id:
+    if device is None or device.patient_id != patient.id or device.status == IMPORT_STATUS:
         raise DeviceError("device.error.not_found")
     if device.status == "revoked":
         raise DeviceError("device.error.revoked_already")
@@ -241,8 +242,17 @@ async def revoke(uow: UnitOfWork, patient: Patient, device_id: str, now: datetim
 
 
 async def devices_of(uow: UnitOfWork, patient: Patient) -> list[Device]:
-    """The patient's devices that are not revoked."""
-    return [d for d in await uow.devices.for_patient(patient.id) if d.status != "revoked"]
+    """The patient's devices that are not revoked (not their imported files)."""
+    return [
+        d
+        for d in await uow.devices.for_patient(patient.id)
+        if d.status not in ("revoked", IMPORT_STATUS)
+    ]
+
+
+async def file_sources_of(uow: UnitOfWork, patient: Patient) -> list[Device]:
+    """The sources of the patient's imported files ("Apple Health", "CSV file")."""
+    return [d for d in await uow.devices.for_patient(patient.id) if d.status == IMPORT_STATUS]
 
 
 # --- uploads ------------------------------------------------------------------------------------
@@ -271,7 +281,9 @@ def _key(device: Device, r: DeviceReading) -> str:
     return _hash(f"{device.id}|{ident}")
 
 
-async def ingest(uow: UnitOfWork, device: Device, parsed: Parsed, now: datetime) -> Ingested:
+async def ingest(
+    uow: UnitOfWork, device: Device, parsed: Parsed, now: datetime, *, audit: bool = True
+) -> Ingested:
     """Store a parsed upload's readings once each (idempotent on the source's identity, and a
     reading of the same kind and value within a minute of another is a duplicate); audited
     ``device.upload`` with the counts only. The identities are looked up at once, the
@@ -316,6 +328,8 @@ async def ingest(uow: UnitOfWork, device: Device, parsed: Parsed, now: datetime)
         else:
             out.stored.append(Stored(row, r, flag))
     device.last_seen_at = now
+    if not audit:  # an import's batch: the import is audited once, with its totals
+        return out
     await uow.audit.record(
         actor_of(device), "device.upload", "device", device.id,
         {"stored": len(out.stored), "duplicates": out.duplicates, "rejected": len(out.rejected)},
@@ -447,3 +461,102 @@ async def tell(
             await uow.audit.record(
                 f"patient:{patient.id}", "redflag.raised", "reading", f.reading_id, {}
             )
+
+
+# --- imported files -----------------------------------------------------------------------------
+
+IMPORT_WAIT = timedelta(minutes=15)  # after "Import a file", the next file is taken until then
+# A bot can download files of at most 20 MB through the Bot API (getFile); an Apple Health
+# export.zip of that size holds an export.xml of several hundred MB.
+MAX_IMPORT_BYTES = 20 * 1024 * 1024
+MAX_IMPORT_ATTEMPTS = 3  # a file whose import was interrupted this often is given up
+# Imported readings older than this are history: stored and charted, never alerted on.
+IMPORT_ALERT_WITHIN = timedelta(hours=24)
+FILE_SOURCES = {"apple_xml": "Apple Health", "apple_zip": "Apple Health", "csv": "CSV"}
+_SUFFIX_KIND = {".zip": "apple_zip", ".xml": "apple_xml", ".csv": "csv", ".txt": "csv"}
+
+
+def import_kind(file_name: str | None, mime_type: str | None) -> str | None:
+    """What a sent file claims to be, from its name (or type): ``apple_zip``, ``apple_xml``,
+    ``csv``, or None. The runner checks the content itself before reading it."""
+    name = (file_name or "").casefold()
+    for suffix, kind in _SUFFIX_KIND.items():
+        if name.endswith(suffix):
+            return kind
+    mime = (mime_type or "").casefold()
+    if mime in ("text/csv", "text/comma-separated-values"):
+        return "csv"
+    if mime in ("application/zip", "application/x-zip-compressed"):
+        return "apple_zip"
+    if mime in ("text/xml", "application/xml"):
+        return "apple_xml"
+    return None
+
+
+async def busy_import(uow: UnitOfWork, patient: Patient) -> HealthImport | None:
+    """The patient's import that is queued or running, if any."""
+    found = await uow.devices.imports_of(patient.id, ("queued", "running"))
+    return found[0] if found else None
+
+
+async def ask_import(uow: UnitOfWork, patient: Patient, now: datetime) -> HealthImport:
+    """ "Import a file": the next file the patient sends (within :data:`IMPORT_WAIT`) is read
+    as readings. One import at a time (``device.import.busy``)."""
+    if await busy_import(uow, patient) is not None:
+        raise DeviceError("device.import.busy")
+    for old in await uow.devices.imports_of(patient.id, ("waiting",)):
+        old.status = "expired"
+    job = await uow.devices.add_import(
+        HealthImport(
+            patient_id=patient.id, status="waiting", expires_at=now + IMPORT_WAIT, created_at=now
+        )
+    )
+    await uow.audit.record(f"patient:{patient.id}", "device.import.ask", "import", job.id, {})
+    return job
+
+
+async def waiting_import(uow: UnitOfWork, patient_id: str, now: datetime) -> HealthImport | None:
+    """The patient's "Import a file" that still waits for its file."""
+    for job in await uow.devices.imports_of(patient_id, ("waiting",)):
+        if followup.aware(job.expires_at) > now:
+            return job
+    return None
+
+
+async def queue_import(
+    uow: UnitOfWork,
+    patient: Patient,
+    job: HealthImport,
+    *,
+    file_id: str,
+    file_size: int | None,
+    file_name: str | None,
+    mime_type: str | None,
+) -> HealthImport:
+    """The file the patient sent for a waiting import: refused when it is not a file Careline
+    reads (``device.import.format``) or over :data:`MAX_IMPORT_BYTES`
+    (``device.import.too_big``; the waiting import stays, for a smaller file), else queued
+    for the import runner (bot/imports.py)."""
+    kind = import_kind(file_name, mime_type)
+    if kind is None:
+        raise DeviceError("device.import.format")
+    if file_size is not None and file_size > MAX_IMPORT_BYTES:
+        raise DeviceError(
+            "device.import.too_big",
+            size_mb=f"{file_size / 1024 / 1024:.0f}",
+            max_mb=MAX_IMPORT_BYTES // 1024 // 1024,
+        )
+    source = await uow.devices.file_source(patient.id, FILE_SOURCES[kind])
+    job.status, job.kind, job.device_id = "queued", kind, source.id
+    job.file_id, job.file_size = file_id, file_size
+    await uow.audit.record(
+        f"patient:{patient.id}", "device.import.file", "import", job.id,
+        {"kind": kind, "bytes": file_size},
+    )  # fmt: skip
+    return job
+
+
+def recent(done: Ingested, now: datetime) -> list[Stored]:
+    """The stored readings of an import taken within :data:`IMPORT_ALERT_WITHIN` of now:
+    the ones that go into care; older ones are history."""
+    return [s for s in done.stored if now - s.reading.taken_at <= IMPORT_ALERT_WITHIN]

@@ -10,8 +10,10 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Device, Reading, new_id
+from storage.models import Device, HealthImport, Reading, new_id
 from storage.vault import Vault
+
+IMPORT_STATUS = "import"  # a Device row that stands for a patient's imported files
 
 
 class DeviceRepository:
@@ -74,11 +76,12 @@ class DeviceRepository:
     async def _sealed(
         self, device: Device, kind: str, value: str, flag: str, taken_at: datetime, key: str
     ) -> Reading:
-        """A device reading row with its value sealed under the patient's key."""
+        """A device reading row with its value sealed under the patient's key (``imported``
+        when the device is a patient's file source)."""
         row = Reading(
             patient_id=device.patient_id, checkin_id=None, kind=kind, flag=flag,
-            taken_at=taken_at, value_enc=b"", source="device", device_id=device.id,
-            source_key=key,
+            taken_at=taken_at, value_enc=b"", device_id=device.id, source_key=key,
+            source="imported" if device.status == IMPORT_STATUS else "device",
         )  # fmt: skip
         row.id = new_id()  # bound into the ciphertext, so known before insert
         row.value_enc = await self._vault.seal(
@@ -161,5 +164,95 @@ class DeviceRepository:
     async def delete_for_patient(self, patient_id: str) -> int:
         """Remove a patient's devices (erasure); their readings go with the chronic-care
         rows."""
+        await self._s.execute(delete(HealthImport).where(HealthImport.patient_id == patient_id))
         result = await self._s.execute(delete(Device).where(Device.patient_id == patient_id))
         return int(getattr(result, "rowcount", 0) or 0)
+
+    # --- imported files ---------------------------------------------------------------------
+
+    async def file_source(self, patient_id: str, label: str) -> Device:
+        """The device row that stands for a patient's imported files of one kind (made once;
+        its id keys the readings' identities, so importing the same file again stores
+        nothing new)."""
+        found = await self._s.scalar(
+            select(Device).where(
+                Device.patient_id == patient_id,
+                Device.status == IMPORT_STATUS,
+                Device.label == label,
+            )
+        )
+        if found is not None:
+            return found
+        return await self.add(Device(patient_id=patient_id, label=label, status=IMPORT_STATUS))
+
+    async def add_import(self, job: HealthImport) -> HealthImport:
+        """Insert an import job."""
+        self._s.add(job)
+        await self._s.flush()
+        return job
+
+    async def get_import(self, job_id: str) -> HealthImport | None:
+        """An import job by id."""
+        return await self._s.get(HealthImport, job_id)
+
+    async def imports_of(self, patient_id: str, statuses: tuple[str, ...]) -> list[HealthImport]:
+        """A patient's import jobs in these states, newest first."""
+        rows = await self._s.scalars(
+            select(HealthImport)
+            .where(HealthImport.patient_id == patient_id, HealthImport.status.in_(statuses))
+            .order_by(HealthImport.created_at.desc())
+        )
+        return list(rows)
+
+    async def claim_import(
+        self, worker: str, now: datetime, lease: timedelta
+    ) -> HealthImport | None:
+        """Lease the oldest queued import, or a running one whose worker's lease ran out, to
+        ``worker`` (one conditional UPDATE: two workers never run the same file)."""
+        candidates = await self._s.scalars(
+            select(HealthImport.id)
+            .where(
+                (HealthImport.status == "queued")
+                | ((HealthImport.status == "running") & (HealthImport.lease_until < now))
+            )
+            .order_by(HealthImport.created_at)
+            .limit(5)
+        )
+        for job_id in list(candidates):
+            result = await self._s.execute(
+                update(HealthImport)
+                .where(
+                    HealthImport.id == job_id,
+                    (HealthImport.status == "queued")
+                    | ((HealthImport.status == "running") & (HealthImport.lease_until < now)),
+                )
+                .values(
+                    status="running",
+                    lease_until=now + lease,
+                    leased_by=worker,
+                    attempts=HealthImport.attempts + 1,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            if getattr(result, "rowcount", 0) == 1:
+                job = await self._s.get(HealthImport, job_id)
+                if job is not None:
+                    await self._s.refresh(job)
+                return job
+        return None
+
+    async def renew_import(
+        self, job_id: str, worker: str, now: datetime, lease: timedelta
+    ) -> bool:
+        """Extend the lease of a running import still held by ``worker``."""
+        result = await self._s.execute(
+            update(HealthImport)
+            .where(
+                HealthImport.id == job_id,
+                HealthImport.status == "running",
+                HealthImport.leased_by == worker,
+            )
+            .values(lease_until=now + lease)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)

@@ -524,6 +524,38 @@ class Device(Base):
     last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+class HealthImport(Base):
+    """A file of readings a patient sends to import (flows/devices.py, bot/imports.py):
+    ``waiting`` (the patient asked to import; the next file they send is taken, until
+    ``expires_at``) → ``queued`` (the file is known) → ``running`` (leased to a worker until
+    ``lease_until``) → ``done`` or ``failed``. Holds the Telegram file id and counts, never the
+    file's contents or name."""
+
+    __tablename__ = "health_imports"
+    __table_args__ = (Index("ix_health_imports_status", "status", "lease_until"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    patient_id: Mapped[str] = mapped_column(String(32), index=True)
+    status: Mapped[str] = mapped_column(String(12), default="waiting")
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    file_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    file_size: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    kind: Mapped[str | None] = mapped_column(String(12), nullable=True)  # apple_xml|apple_zip|csv
+    device_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # The outbox row of the progress message (its Telegram message id once sent is edited).
+    progress_row: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    leased_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    stored: Mapped[int] = mapped_column(Integer, default=0)
+    duplicates: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
 class CareAlert(Base):
     """Something a doctor must look at for a patient under their care (a reading over a
     threshold, a side effect, a dose nobody answered): shown at the top of /queue until

@@ -104,9 +104,11 @@ class ClockControl:
         self._restore: Callable[[], None] | None = None
 
     def attach(self, app: Careline) -> None:
-        """Make the sandbox clock Careline's one clock (storage/clock.py) and the sweeper's."""
+        """Make the sandbox clock Careline's one clock (storage/clock.py), the sweeper's and the
+        import runner's."""
         self.app = app
         app.sweeper.clock = self.clock.now
+        app.imports.clock = self.clock.now
         if self._restore is None:
             self._restore = one_clock.use(self.clock.now)
 

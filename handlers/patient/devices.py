@@ -1,5 +1,6 @@
 """/devices in the patient bot: the patient's connected devices and apps, "Connect a device or
-app" (a one-time pairing code and the personal upload address), and Revoke."""
+app" (a one-time pairing code and the personal upload address), Revoke, and "Import a file"
+(the next Apple Health export or CSV the patient sends is queued for bot/imports.py)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ routes = RouteTable("patient.devices")
 
 
 class DevCB(CallbackData, prefix="dev"):
-    """A /devices button: ``new`` or ``rev`` (``id``: the device)."""
+    """A /devices button: ``new``, ``imp`` or ``rev`` (``id``: the device)."""
 
     action: str
     id: str = ""
@@ -55,11 +56,22 @@ async def _list(uow: UnitOfWork, patient: Patient, tr: Translator, reply: Replie
         )
     if not mine:
         lines.append(str(tr("device.list.empty")))
+    for src in await flow.file_sources_of(uow, patient):
+        at = src.last_seen_at or src.created_at
+        lines.append(str(tr("device.list.imported", label=src.label, at=f"{at:%Y-%m-%d %H:%M}")))
     rows.append(
         [
             InlineKeyboardButton(
                 text=tr.plain("device.button.connect")[:64],
                 callback_data=DevCB(action="new").pack(),
+            )
+        ]
+    )
+    rows.append(
+        [
+            InlineKeyboardButton(
+                text=tr.plain("device.button.import")[:64],
+                callback_data=DevCB(action="imp").pack(),
             )
         ]
     )
@@ -77,7 +89,7 @@ async def on_devices(
     await _list(uow, patient, tr, reply)
 
 
-@routes.callback_query(DevCB.filter(F.action.in_({"new", "rev"})))
+@routes.callback_query(DevCB.filter(F.action.in_({"new", "imp", "rev"})))
 async def on_button(
     query: CallbackQuery,
     callback_data: DevCB,
@@ -91,6 +103,17 @@ async def on_button(
     if patient is None or step_of(patient) is not Step.DONE:
         await refused_button(uow, query, patient, "not_onboarded")
         await reply.answer_callback(query.id, tr.plain("device.start_first"), alert=True)
+        return
+    if callback_data.action == "imp":
+        await flow.ask_import(uow, patient, utcnow())
+        await reply.answer_callback(query.id)
+        await reply.text(
+            tr(
+                "device.import.ask",
+                minutes=int(flow.IMPORT_WAIT.total_seconds() // 60),
+                max_mb=flow.MAX_IMPORT_BYTES // 1024 // 1024,
+            )
+        )
         return
     if callback_data.action == "new":
         device, code = await flow.connect(uow, patient, utcnow())
@@ -113,3 +136,28 @@ async def on_button(
     await reply.answer_callback(query.id)
     await reply.text(tr("device.revoked", label=device.label))
     await _list(uow, patient, tr, reply)
+
+
+async def _importing(message: Message, uow: UnitOfWork, patient: Patient | None) -> bool:
+    """A file sent after "Import a file" (and before that ran out)."""
+    return (
+        patient is not None
+        and message.document is not None
+        and await flow.waiting_import(uow, patient.id, utcnow()) is not None
+    )
+
+
+@routes.message(F.document, _importing)
+async def on_import_file(
+    message: Message, uow: UnitOfWork, patient: Patient, tr: Translator, reply: Replier
+) -> None:
+    """The file to import: refused with what to send instead, or queued with a progress
+    message that the import runner edits as it reads the file."""
+    job = await flow.waiting_import(uow, patient.id, utcnow())
+    doc = message.document
+    assert job is not None and doc is not None
+    await flow.queue_import(
+        uow, patient, job, file_id=doc.file_id, file_size=doc.file_size,
+        file_name=doc.file_name, mime_type=doc.mime_type,
+    )  # fmt: skip
+    job.progress_row = await reply.text(tr("device.import.queued"))

@@ -313,3 +313,78 @@ async def test_only_todays_device_readings_answer_a_checkin(db: Database) -> Non
             "glucose_when": "fasting", "glucose": 6.4,
         }  # fmt: skip
         await uow.commit()
+
+
+# --- imported files -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "mime", "kind"),
+    [
+        ("export.zip", None, "apple_zip"),
+        ("EXPORT.XML", None, "apple_xml"),
+        ("bp log.csv", None, "csv"),
+        (None, "text/csv", "csv"),
+        ("scan.pdf", "application/pdf", None),
+        (None, None, None),
+    ],
+)
+def test_import_kind_from_name_or_type(
+    name: str | None, mime: str | None, kind: str | None
+) -> None:
+    assert dev.import_kind(name, mime) == kind
+
+
+async def test_an_import_waits_is_queued_once_and_is_leased_to_one_worker(db: Database) -> None:
+    async with db.uow() as uow:
+        patient, _ = await _setup(uow)
+        job = await dev.ask_import(uow, patient, T0)
+        # Not a readings file, or over the download limit: refused, the import still waits.
+        with pytest.raises(dev.DeviceError) as bad:
+            await dev.queue_import(uow, patient, job, file_id="f", file_size=10,
+                                   file_name="scan.pdf", mime_type=None)  # fmt: skip
+        assert bad.value.msgid == "device.import.format"
+        with pytest.raises(dev.DeviceError) as big:
+            await dev.queue_import(uow, patient, job, file_id="f", file_size=200 * 1024 * 1024,
+                                   file_name="export.zip", mime_type=None)  # fmt: skip
+        assert big.value.msgid == "device.import.too_big" and big.value.params["size_mb"] == "200"
+        assert await dev.waiting_import(uow, patient.id, T0) is job
+        assert await dev.waiting_import(uow, patient.id, T0 + dev.IMPORT_WAIT) is None
+        await dev.queue_import(uow, patient, job, file_id="f", file_size=1000,
+                               file_name="export.zip", mime_type=None)  # fmt: skip
+        assert job.status == "queued" and job.kind == "apple_zip"
+        assert await dev.waiting_import(uow, patient.id, T0) is None
+        # One import at a time.
+        with pytest.raises(dev.DeviceError) as busy:
+            await dev.ask_import(uow, patient, T0)
+        assert busy.value.msgid == "device.import.busy"
+        # The file source is not a device: not listed, not counted, not revocable.
+        assert await dev.devices_of(uow, patient) == []
+        [source] = await dev.file_sources_of(uow, patient)
+        assert source.label == "Apple Health"
+        with pytest.raises(dev.DeviceError):
+            await dev.revoke(uow, patient, source.id, T0)
+        await uow.commit()
+    lease = timedelta(minutes=2)
+    async with db.uow() as uow:
+        got = await uow.devices.claim_import("a", T0, lease)
+        assert got is not None and got.id == job.id and got.attempts == 1
+        assert await uow.devices.claim_import("b", T0, lease) is None  # leased to "a"
+        assert await uow.devices.renew_import(job.id, "b", T0, lease) is False
+        again = await uow.devices.claim_import("b", T0 + lease * 2, lease)  # "a" died
+        assert again is not None and again.leased_by == "b" and again.attempts == 2
+        assert await uow.devices.renew_import(job.id, "a", T0, lease) is False
+        await uow.commit()
+
+
+async def test_erasure_removes_import_jobs(db: Database) -> None:
+    from flows import privacy, retention
+    from storage.models import HealthImport
+
+    async with db.uow() as uow:
+        patient, _ = await _setup(uow)
+        await dev.ask_import(uow, patient, T0)
+        await privacy.erase(uow, patient, bot="patient", policy=retention.Policy(), now=T0)
+        await uow.commit()
+    async with db.uow() as uow:
+        assert list(await uow.session.scalars(select(HealthImport))) == []
