@@ -31,7 +31,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from flows import alerts, caregivers, followup
+from flows import alerts, caregivers, followup, weekly
 from flows.errors import UserError
 from flows.fhir_readings import DeviceReading, Parsed, Rejected
 from flows.outbox import PRIORITY_REPLY, PRIORITY_URGENT, Replier
@@ -328,6 +328,8 @@ async def ingest(
         else:
             out.stored.append(Stored(row, r, flag))
     device.last_seen_at = now
+    if out.stored:  # device-only patients get the weekly summary too
+        await weekly.ensure_planner(uow, now)
     if not audit:  # an import's batch: the import is audited once, with its totals
         return out
     await uow.audit.record(

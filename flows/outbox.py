@@ -240,9 +240,10 @@ class Replier:
         chat_id: int | None = None,
         protect: bool = True,
         priority: int = PRIORITY_REPLY,
+        markup: Markup | None = None,
     ) -> None:
-        """Send an image (e.g. a chart) with an HTML caption; protected by default, like
-        every clinical document."""
+        """Send an image (e.g. a chart) with an HTML caption (and buttons under it);
+        protected by default, like every clinical document."""
         target = self._chat(chat_id)
         params: dict[str, Any] = {
             "chat_id": target,
@@ -251,6 +252,8 @@ class Replier:
             "parse_mode": "HTML",
             "protect_content": protect,
         }
+        if markup is not None:
+            params["reply_markup"] = markup_json(markup)
         await self.call("sendPhoto", params, chat_id=target, priority=priority)
 
     async def relay_file(

@@ -12,12 +12,15 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import (
+    AuditRecord,
     CareAlert,
     Caregiver,
     Consultation,
     Dose,
     FollowUpPlan,
     MedicationPlan,
+    Reading,
+    ScheduledEvent,
 )
 from storage.vault import Vault
 
@@ -206,3 +209,43 @@ class CareRepository:
             )
         )
         return [(due_at, status) for due_at, status in rows]
+
+    async def plan_changes(
+        self, patient_id: str, actions: Sequence[str], since: datetime, until: datetime
+    ) -> list[tuple[datetime, str]]:
+        """(time, action) of the audit records of these actions about the patient's
+        medication and follow-up plans from ``since`` to ``until``, oldest first (the audit log
+        is where a plan's history is kept; its (record type, record id) index serves this)."""
+        med = select(MedicationPlan.id).where(MedicationPlan.patient_id == patient_id)
+        follow = select(FollowUpPlan.id).where(FollowUpPlan.patient_id == patient_id)
+        rows = await self._s.execute(
+            select(AuditRecord.at, AuditRecord.action)
+            .where(
+                AuditRecord.action.in_(list(actions)),
+                AuditRecord.at >= since,
+                AuditRecord.at <= until,
+                ((AuditRecord.record_type == "med_plans") & AuditRecord.record_id.in_(med))
+                | (
+                    (AuditRecord.record_type == "followup_plan")
+                    & AuditRecord.record_id.in_(follow)
+                ),
+            )
+            .order_by(AuditRecord.seq)
+        )
+        return [(at, action) for at, action in rows]
+
+    async def patients_with_readings(
+        self, since: datetime, without_pending: str, limit: int = 1000
+    ) -> list[str]:
+        """Ids of patients with a reading taken since ``since`` and no pending scheduled
+        event of kind ``without_pending`` (the weekly summary's planner), at most ``limit``."""
+        pending = select(ScheduledEvent.subject).where(
+            ScheduledEvent.kind == without_pending, ScheduledEvent.status == "pending"
+        )
+        rows = await self._s.scalars(
+            select(Reading.patient_id)
+            .where(Reading.taken_at >= since, Reading.patient_id.not_in(pending))
+            .distinct()
+            .limit(limit)
+        )
+        return list(rows)

@@ -48,6 +48,14 @@ class PlanCB(CallbackData, prefix="fe"):
     plan: str
 
 
+class ChartCB(CallbackData, prefix="ch"):
+    """7 / 30 / 90 days under a patient's chart (``case``: the case number it was asked
+    for; checked again on every press)."""
+
+    case: int
+    days: int
+
+
 class Typing(StatesGroup):
     """The doctor may type the time of day or the review date of a draft plan."""
 
@@ -477,7 +485,6 @@ async def on_chart(
     reply: Replier,
 ) -> None:
     """The chart of a patient under the doctor's care (refused and audited otherwise)."""
-    now = utcnow()
     arg = (command.args or "").strip().lstrip("#")
     case: Consultation | None
     if arg:
@@ -496,10 +503,73 @@ async def on_chart(
         )
         await reply.text(tr("followup.chart.refused"))
         return
-    png = await charts.chart_for(uow, case.patient_id, now)
-    await uow.audit.record(flow.doctor_ref(doctor), "care.chart", "patient", case.patient_id, {})
+    await _send_chart(uow, doctor, case, charts.DAYS, tr, reply)
+
+
+def _days_keyboard(tr: Translator, case: Consultation, current: int) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                _button(
+                    ("• " if n == current else "") + tr.plain("charts.days", n=n),
+                    ChartCB(case=case.number, days=n),
+                )
+                for n in charts.DAY_CHOICES
+            ]
+        ]
+    )
+
+
+async def _send_chart(
+    uow: UnitOfWork, doctor: Doctor, case: Consultation, days: int, tr: Translator,
+    reply: Replier,
+) -> None:  # fmt: skip
+    """The chart of the case's patient (audited), with the 7 / 30 / 90 days buttons."""
+    now = utcnow()
+    patient = await uow.patients.get(case.patient_id)
+    tz = charts.zone(patient.timezone if patient is not None else None)
+    data = await charts.data_for(uow, case.patient_id, now, days, tz)
+    png = charts.render(data.readings, data.adherence, now, days, tr=tr, targets=data.targets,
+                        changes=data.changes, tz=tz)  # fmt: skip
+    await uow.audit.record(
+        flow.doctor_ref(doctor), "care.chart", "patient", case.patient_id, {"days": days}
+    )
+    plans = sorted({b.source for bs in data.targets.values() for b in bs} - {"default"})
+    source = (
+        tr.plain(
+            "charts.source.plan",
+            template=", ".join(tr.plain(f"followup.template.{p[5:]}") for p in plans),
+        )
+        if plans
+        else tr.plain("charts.source.default")
+    )
     tag = await alerts.patient_tag(uow, tr, doctor.id, case.patient_id)
     await charts.send(
-        uow, "doctor", doctor.tg_user_id, png, tr("followup.chart.caption_doctor", tag=tag),
-        priority=PRIORITY_REPLY,
+        uow, "doctor", doctor.tg_user_id, png,
+        tr("charts.caption.doctor", tag=tag, days=days, source=source),
+        priority=PRIORITY_REPLY, markup=_days_keyboard(tr, case, days),
     )  # fmt: skip
+
+
+@routes.callback_query(ChartCB.filter())
+@verified("chart_button")
+async def on_chart_days(
+    query: CallbackQuery,
+    callback_data: ChartCB,
+    uow: UnitOfWork,
+    doctor: Doctor,
+    tr: Translator,
+    reply: Replier,
+) -> None:
+    """7 / 30 / 90 days: the chart again over those days; a patient no longer (or never)
+    under the doctor's care, or a forged number of days, is refused and audited."""
+    case = await uow.consultations.by_number(callback_data.case)
+    allowed = case is not None and await alerts.under_care(uow, doctor.id, case.patient_id)
+    if case is None or not allowed or callback_data.days not in charts.DAY_CHOICES:
+        reason = "days" if allowed else "not_under_care"
+        await uow.audit.record(flow.doctor_ref(doctor), "care.chart.refused", "case_number",
+                               str(callback_data.case)[:32], {"reason": reason})  # fmt: skip
+        await reply.answer_callback(query.id, tr.plain("followup.chart.refused"), alert=True)
+        return
+    await reply.answer_callback(query.id)
+    await _send_chart(uow, doctor, case, callback_data.days, tr, reply)

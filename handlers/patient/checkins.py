@@ -14,7 +14,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
 from bot.settings import Settings
-from flows import charts, followup, intake
+from flows import charts, followup, intake, weekly
 from flows.domain import CheckIn, FollowUpPlan, Patient, ScheduledEvent, utcnow
 from flows.onboarding import Step, step_of
 from flows.outbox import PRIORITY_REPLY, PRIORITY_ROUTINE, PRIORITY_URGENT, Replier
@@ -36,9 +36,26 @@ class CheckinCB(CallbackData, prefix="ci"):
 
 
 class ReadingsCB(CallbackData, prefix="rd"):
-    """The Chart button under /readings."""
+    """The Chart button under /readings and the 7 / 30 / 90 days buttons under a chart
+    (``days``: 30 on buttons from before there was a choice)."""
 
     action: str  # chart
+    days: int = charts.DAYS
+
+
+def days_keyboard(tr: Translator, current: int) -> InlineKeyboardMarkup:
+    """7 / 30 / 90 days under the patient's chart, the shown one marked."""
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(
+                    text=("• " if n == current else "") + tr.plain("charts.days", n=n),
+                    callback_data=ReadingsCB(action="chart", days=n).pack(),
+                )
+                for n in charts.DAY_CHOICES
+            ]
+        ]
+    )
 
 
 def _keyboard(
@@ -106,6 +123,7 @@ async def ask(
 async def send_checkin(uow: UnitOfWork, event: ScheduledEvent, now: datetime) -> None:
     """``checkin`` event: the first question (or the "skipped" notice after a long
     downtime); the next occurrence is scheduled by the flow in the same transaction."""
+    await weekly.ensure_planner(uow, now)  # the weekly summaries' hourly planner runs
     prompt = await followup.fire_checkin(uow, event, now)
     if prompt is None:
         return
@@ -139,8 +157,8 @@ async def send_recall(uow: UnitOfWork, event: ScheduledEvent, now: datetime) -> 
 
 
 def scheduled() -> dict[str, Any]:
-    """Scheduler handlers of check-ins, by event kind."""
-    return {followup.KIND: send_checkin, followup.RECALL: send_recall}
+    """Scheduler handlers of check-ins and the weekly summary of readings, by event kind."""
+    return {followup.KIND: send_checkin, followup.RECALL: send_recall, **weekly.scheduled()}
 
 
 # --- answers -----------------------------------------------------------------------------------
@@ -263,6 +281,7 @@ async def on_readings(
         await reply.text(tr("followup.readings.empty"))
         return
     now = utcnow()
+    await weekly.ensure_planner(uow, now)
     readings = await followup.recent_readings(uow, patient.id, now)
     markup = InlineKeyboardMarkup(
         inline_keyboard=[
@@ -300,11 +319,25 @@ async def on_chart_button(
     tr: Translator,
     reply: Replier,
 ) -> None:
-    """The patient's own chart (PNG)."""
+    """The patient's own chart (PNG) of the chosen days, with the 7 / 30 / 90 buttons."""
     if patient is None or step_of(patient) is not Step.DONE or callback_data.action != "chart":
         await refused_button(uow, query, patient)
         await reply.answer_callback(query.id, tr.plain("error.stale_button"))
         return
+    if callback_data.days not in charts.DAY_CHOICES:  # a forged button
+        await refused_button(uow, query, patient, "bad_days")
+        await reply.answer_callback(query.id, tr.plain("charts.stale"), alert=True)
+        return
     await reply.answer_callback(query.id)
-    png = await charts.chart_for(uow, patient.id, utcnow())
-    await charts.send(uow, "patient", patient.tg_user_id, png, tr("followup.chart.caption"))
+    days = callback_data.days
+    png = await charts.chart_for(
+        uow, patient.id, utcnow(), days, tr, charts.zone(patient.timezone)
+    )
+    await charts.send(
+        uow,
+        "patient",
+        patient.tg_user_id,
+        png,
+        tr("charts.caption.patient", days=days),
+        markup=days_keyboard(tr, days),
+    )

@@ -137,15 +137,43 @@ async def test_hypertension_followup_alert_recall_readings_and_chart(clinic: Cli
     await clinic.client.click_button(p.uid, PATIENT_BOT, EN.plain("followup.readings.chart"))
     width, height = await _photo(clinic, p.uid, PATIENT_BOT, since)
     assert width == 900 and height > 300
+    # 7 / 30 / 90 days under the chart; a forged number of days is refused and audited.
+    since = await clinic.seq(p.uid)
+    await clinic.client.click_button(p.uid, PATIENT_BOT, EN.plain("charts.days", n=7))
+    await _photo(clinic, p.uid, PATIENT_BOT, since)
+    chart = await clinic.client.wait_for(
+        p.uid, PATIENT_BOT, lambda m: bool(m.get("photo")), since=since
+    )
+    assert "last 7 days" in chart["caption"]
+    [buttons] = chart["reply_markup"]["inline_keyboard"]
+    assert [b["text"] for b in buttons] == ["• 7 days", "30 days", "90 days"]
+    await clinic.client.click(p.uid, PATIENT_BOT, chart["message_id"], "rd:chart:5", force=True)
+    await _callback_answer(clinic, p.uid, PATIENT_BOT, EN.plain("charts.stale"))
 
-    # The doctor's chart; another doctor is refused (and it is audited).
+    # The doctor's chart and its 90 days; another doctor is refused (and it is audited),
+    # by command and by a forged button.
     since = await clinic.seq(doc.uid, DOCTOR_BOT)
     await clinic.client.send(doc.uid, DOCTOR_BOT, f"/chart {number}")
     assert (await _photo(clinic, doc.uid, DOCTOR_BOT, since))[0] == 900
-    await other.say(f"/chart {number}", contains("only for patients under your care"))
+    since = await clinic.seq(doc.uid, DOCTOR_BOT)
+    await clinic.client.click_button(doc.uid, DOCTOR_BOT, EN.plain("charts.days", n=90))
+    chart = await clinic.client.wait_for(
+        doc.uid, DOCTOR_BOT, lambda m: bool(m.get("photo")), since=since
+    )
+    assert (
+        "last 90 days" in chart["caption"]
+        and "target bands: the Blood pressure plan" in (chart["caption"])
+    )
+    refusal = await other.say(f"/chart {number}", contains("only for patients under your care"))
+    await clinic.client.click(
+        other.uid, DOCTOR_BOT, refusal["message_id"], f"ch:{number}:30", force=True
+    )
+    await _callback_answer(clinic, other.uid, DOCTOR_BOT, EN.plain("followup.chart.refused"))
     async with clinic.app.db.uow() as uow:
-        actions = [r.action for r in await uow.session.scalars(select(AuditRecord))]
-        assert "care.chart" in actions and "care.chart.refused" in actions
+        records = list(await uow.session.scalars(select(AuditRecord)))
+        actions = [r.action for r in records]
+        assert "care.chart" in actions and actions.count("care.chart.refused") == 2
+        assert any(r.action == "patient.refused" and r.record_id == "rd" for r in records)
         assert "followup.enrol" in actions and "care.alert.ack" in actions
 
 

@@ -388,3 +388,20 @@ async def test_erasure_removes_import_jobs(db: Database) -> None:
         await uow.commit()
     async with db.uow() as uow:
         assert list(await uow.session.scalars(select(HealthImport))) == []
+
+
+async def test_a_device_reading_starts_the_weekly_summary_planner(db: Database) -> None:
+    """A patient who only uses a device (no check-ins, no /readings) still gets the weekly
+    summary: storing a device reading makes sure the hourly planner runs."""
+    from flows import weekly
+    from storage.models import ScheduledEvent
+
+    async with db.uow() as uow:
+        patient, _ = await _setup(uow, plan=False)
+        device, _ = await _paired(uow, patient)
+        await _upload(uow, device, obs("pulse", 70, T0, "p"), T0)
+        await _upload(uow, device, obs("pulse", 71, T0, "q"), T0)
+        await uow.commit()
+    async with db.uow() as uow:
+        kinds = list(await uow.session.scalars(select(ScheduledEvent.kind)))
+        assert kinds.count(weekly.PLAN) == 1
