@@ -23,6 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.bodymap_web import BodyMapApi
 from bot.devices_web import DeviceApi
 from bot.imports import ImportRunner
 from bot.settings import Settings
@@ -32,7 +33,7 @@ from bot.telegram.sender import Limits, OutboxSender
 from bot.telegram.sources import ALLOWED_UPDATES, Poller, webhook_routes
 from bot.verify_web import VerifyPage
 from bot.verify_web import serve as serve_verify
-from flows import followup, questionnaire, redflag_model, routing, understand
+from flows import bodymap, followup, questionnaire, redflag_model, routing, understand
 from handlers import patient as patient_handlers
 from handlers.doctor import ops_alerts
 from locales import Translator, validate_catalogs
@@ -281,6 +282,7 @@ class Careline:
         routing.validate()  # fallbacks and waiting limits (flows/questionnaires/routing.toml)
         understand.validate()  # the free-text lexicon (flows/questionnaires/understand.toml)
         redflag_model.validate()  # the second-opinion weights (redflag_model.json.gz)
+        bodymap.load()  # the body map's regions (flows/questionnaires/bodymap.toml)
         tokens = dict(zip(ROLES, settings.require_tokens(), strict=True))
         db = db or await open_database(settings)
         api = TelegramAPIServer.from_base(settings.telegram_api_url)
@@ -349,6 +351,10 @@ class Careline:
         """The device upload API over this app's database (it wakes the sender)."""
         return DeviceApi.from_settings(self.db, self.settings, on_commit=self.sender.poke)
 
+    def bodymap_api(self) -> BodyMapApi:
+        """The body map Mini App over this app's database (it wakes the sender)."""
+        return BodyMapApi.from_settings(self.db, self.settings, on_commit=self.sender.poke)
+
     async def start(self) -> None:
         """Start the processor, the sender and the update sources (polling or webhook)."""
         s = self.settings
@@ -364,6 +370,7 @@ class Careline:
             webhook_routes(app, self.processor, secret, list(ROLES))
             self.verify_page().mount(app)  # /r/<code>: the referral slips' verify page
             self.device_api().mount(app)  # /d/<device>/…: readings from home devices
+            self.bodymap_api().mount(app)  # /m/bodymap: the intake's body map Mini App
             self._web = web.AppRunner(app)
             await self._web.setup()
             await web.TCPSite(self._web, s.webhook_host, s.webhook_port).start()
@@ -383,7 +390,11 @@ class Careline:
                 self._tasks.append(asyncio.create_task(poller.run(), name=f"poll-{role}"))
             if s.verify_port is not None:
                 self._web = await serve_verify(
-                    self.verify_page(), s.verify_host, s.verify_port, self.device_api()
+                    self.verify_page(),
+                    s.verify_host,
+                    s.verify_port,
+                    self.device_api(),
+                    self.bodymap_api(),
                 )
         log.info(
             "careline started", extra={"ctx": {"mode": "webhook" if s.webhook_url else "polling"}}

@@ -39,6 +39,27 @@ def _coding(kind: str, code: str, msgid: str) -> dict[str, Any]:
     }
 
 
+def _body_mark(mark: dict[str, Any]) -> dict[str, Any]:
+    region = str(mark["region"])
+    nested: list[dict[str, Any]] = [
+        {
+            "linkId": "body_map.intensity",
+            "text": "Intensity (0-10)",
+            "answer": [{"valueInteger": int(mark["intensity"])}],
+        }
+    ]
+    if mark.get("type"):
+        kind = str(mark["type"])
+        nested.append(
+            {
+                "linkId": "body_map.type",
+                "text": "Kind of pain",
+                "answer": [_coding("pain-type", kind, f"bodymap.type.{kind}")],
+            }
+        )
+    return {**_coding("body-region", region, f"bodymap.region.{region}"), "item": nested}
+
+
 def questionnaire_response(
     q: Questionnaire, intake: Intake, answers: dict[str, Any], *, patient_ref: str
 ) -> dict[str, Any]:
@@ -80,6 +101,10 @@ def questionnaire_response(
             "In the patient's words",
             [{"valueString": answers["complaint_text"]}],
         )
+    marks = (answers.get("bodymap") or {}).get("marks") or []
+    if marks:
+        # The body map's marks: the region, with its intensity and kind of pain inside it.
+        add("body_map", "Marked on the body", [_body_mark(m) for m in marks])
     if answers.get("duration"):
         d = answers["duration"]
         add("onset", "Onset and duration", [_coding("duration", d, f"intake.duration.{d}")])

@@ -448,6 +448,23 @@ async def _move(
     await uow.intakes.save_answers(intake, answers)
 
 
+async def take_complaint(
+    uow: UnitOfWork,
+    intake: Intake,
+    answers: dict[str, Any],
+    category: str,
+    q: Questionnaire,
+    jurisdiction: str = "generic",
+) -> None:
+    """The complaint chosen other than by its button (the body map): a new one starts its
+    checklist, questions and symptoms afresh, and the intake moves on as after the button."""
+    if answers.get("category") != category:
+        for key in ("red_flags_cleared", "followup", "associated", "question_index"):
+            answers.pop(key, None)
+    answers["category"] = category
+    await _move(uow, intake, answers, "choose_complaint", q, jurisdiction)
+
+
 # What a typed first message already answered: the step, the trigger that leaves it, and the
 # answer's key. Each prefilled answer is used once, so Back shows the question again.
 _PREFILL_STEPS = {

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-HEAD = "0022"  # the newest revision in migrations/versions
+HEAD = "0023"  # the newest revision in migrations/versions
 
 
 def alembic_config(url: str) -> Config:

@@ -847,3 +847,15 @@ class DeskInvite(Base):
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     used_by: Mapped[str | None] = mapped_column(String(32), nullable=True)  # the desk's id
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WebAppUse(Base):
+    """A Mini App's signed launch data (``initData``) that was used once (bot/bodymap_web.py):
+    only the SHA-256 of its Telegram hash is kept, until its ``auth_date`` is too old for the
+    data to be taken anyway."""
+
+    __tablename__ = "webapp_uses"
+
+    hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    auth_date: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    used_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -35,6 +35,7 @@ from storage.repositories import (
 )
 from storage.services import ServiceRepository
 from storage.vault import KEYSTORE_INFO, KeyCache, Vault
+from storage.webapp import WebAppRepository
 
 
 class UnitOfWork:
@@ -137,6 +138,10 @@ class UnitOfWork:
     @cached_property
     def records(self) -> RecordsRepository:
         return RecordsRepository(self.session, self.vault)
+
+    @cached_property
+    def webapp(self) -> WebAppRepository:
+        return WebAppRepository(self.session)
 
     @cached_property
     def services(self) -> ServiceRepository:

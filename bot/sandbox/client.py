@@ -201,6 +201,16 @@ class EmulatorClient:
             "click", user_id, bot, message_id=message_id, data=data, force=force
         )
 
+    async def open_web_app(
+        self, user_id: int, bot: str, message_id: int, url: str | None = None
+    ) -> dict[str, Any]:
+        """Open the Mini App of a message's ``web_app`` button: ``{url, init_data}``, the
+        launch data signed with the bot's token."""
+        body: dict[str, Any] = {"user_id": user_id, "bot": bot, "message_id": message_id}
+        if url is not None:
+            body["url"] = url
+        return await self._call("POST", "web_app", json=body)
+
     async def click_button(self, user_id: int, bot: str, text: str) -> dict[str, Any]:
         """Press the inline button labelled ``text`` on the newest bot message having one."""
         history = await self.messages(user_id, bot)

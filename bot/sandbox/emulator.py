@@ -691,6 +691,31 @@ class BotApiEmulator:
         )
         return update_id, msg, msg.seq
 
+    def open_web_app(
+        self, bot: BotRecord, user: SimUser, message_id: int, url: str | None = None
+    ) -> tuple[str, str]:
+        """Open the Mini App of a message's inline ``web_app`` button (the one with ``url``,
+        else the first): returns (the URL with the signed launch data in its fragment, the
+        initData), signed with the bot's token at the one clock's now, as Telegram does."""
+        from bot.sandbox import webapp
+
+        chat = self.chat(bot.id, user.id)
+        msg = chat.messages.get(message_id)
+        if msg is None or msg.deleted:
+            raise ClientApiError(f"message {message_id} not found in this chat")
+        rows = (msg.reply_markup or {}).get("inline_keyboard") or []
+        urls = [
+            str(b["web_app"].get("url"))
+            for row in rows
+            for b in row
+            if isinstance(b.get("web_app"), dict) and b["web_app"].get("url")
+        ]
+        chosen = url if url in urls else (urls[0] if urls and url is None else None)
+        if chosen is None:
+            raise ClientApiError(f"message {message_id} has no web_app button {url or ''}".strip())
+        data = webapp.init_data(bot.token, user.to_api(), int(one_clock.now().timestamp()))
+        return webapp.launch_url(chosen, data), data
+
     def click(
         self, bot: BotRecord, user: SimUser, message_id: int, data: str, *, force: bool
     ) -> tuple[int, str, int]:

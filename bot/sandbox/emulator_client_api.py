@@ -322,6 +322,16 @@ class ClientApi:
         )
         return _ok(update_id=update_id, callback_query_id=qid, seq=seq)
 
+    async def web_app(self, request: web.Request) -> web.Response:
+        """POST /client/web_app: open the Mini App of an inline ``web_app`` button; the
+        answer's ``url`` carries launch data signed with the bot's token, as Telegram's."""
+        body = await _body(request)
+        user, bot = self._who(body)
+        mid = _int(body, "message_id", required=True)
+        assert mid is not None  # required=True guarantees it
+        url, data = self.emu.open_web_app(bot, user, mid, _str(body, "url"))
+        return _ok(url=url, init_data=data)
+
     async def reply_button(self, request: web.Request) -> web.Response:
         """POST /client/reply_button: press a button of the current reply keyboard."""
         body = await _body(request)
@@ -700,6 +710,7 @@ def setup_client_api(app: web.Application, emu: BotApiEmulator) -> ClientApi:
         ("POST", "/client/send", api.send),
         ("POST", "/client/start", api.start),
         ("POST", "/client/click", api.click),
+        ("POST", "/client/web_app", api.web_app),
         ("POST", "/client/reply_button", api.reply_button),
         ("POST", "/client/contact", api.contact),
         ("POST", "/client/location", api.location),

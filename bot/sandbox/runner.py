@@ -16,6 +16,7 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from bot.app import Careline, freeze_heap, open_database
+from bot.bodymap_web import BodyMapApi
 from bot.devices_web import DeviceApi
 from bot.logging import setup_logging
 from bot.sandbox.client import EmulatorClient
@@ -197,6 +198,10 @@ async def start_sandbox(
     # /d/<device>/pair and /fhir: the device upload API (its address is known once served)
     device_api = DeviceApi(None, emergency_number=settings.local_emergency_number)
     device_api.mount(emulator.app)
+    # /m/bodymap: the intake's body map Mini App (the page opens it with initData the
+    # emulator signs with the patient bot's token: POST /client/web_app)
+    bodymap_api = BodyMapApi(None, token=PATIENT_TOKEN)
+    bodymap_api.mount(emulator.app)
     simulated = SimulatedDevices()  # POST /sandbox/device: readings through that API
     simulated.mount(emulator.app)
     data_dir = settings.data_dir / "sandbox"
@@ -251,6 +256,8 @@ async def start_sandbox(
     device_api.db = db
     app = await Careline.build(local, db)
     device_api.on_commit = app.sender.poke
+    bodymap_api.db, bodymap_api.settings = db, local
+    bodymap_api.on_commit = app.sender.poke
     clock.attach(app)  # Careline's one clock is now the sandbox's (the real bot has no such clock)
     await app.start()
     freeze_heap()  # as `run` does: no long full collections under the page

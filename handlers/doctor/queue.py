@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from html import escape
+from typing import Any
 
 from aiogram.filters import Command, CommandObject
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
 from bot.settings import Settings
+from flows import bodymap, bodymap_image
 from flows import consultation as flow
 from flows.domain import Consultation, Doctor, utcnow
 from flows.intake import age_band_for
@@ -23,7 +25,7 @@ from handlers.doctor.care import queue_alerts
 from handlers.doctor.cases import CaseCB
 from handlers.doctor.guard import verified
 from handlers.doctor.referrals import referral_button
-from handlers.patient.intake_render import summary_text
+from handlers.patient.intake_render import marks_text, summary_text
 from locales import Html, Translator
 from storage.uow import UnitOfWork
 
@@ -43,6 +45,13 @@ async def case_view(
     uow: UnitOfWork, tr: Translator, doctor: Doctor, case: Consultation, now: datetime
 ) -> Html:
     """A case as a doctor sees it: tag, first name, age band, sex, level and the intake."""
+    return (await case_card(uow, tr, doctor, case, now))[0]
+
+
+async def case_card(
+    uow: UnitOfWork, tr: Translator, doctor: Doctor, case: Consultation, now: datetime
+) -> tuple[Html, dict[str, Any]]:
+    """:func:`case_view`'s text and the intake's answers it was made from."""
     answers, who = await flow.view_intake(uow, doctor, case)
     q = load()
     band = age_band_for(who["birth_year"], q.age_bands)
@@ -63,7 +72,20 @@ async def case_view(
         came = tr("consult.doctor.from", left=tr.plain(f"dept.{preferred}"))
         head, _, rest = text.partition("\n")
         text = Html(f"{head}\n{came}\n{rest}")
-    return text
+    return text, answers
+
+
+async def send_bodymap(
+    reply: Replier, tr: Translator, case: Consultation, answers: dict[str, Any]
+) -> None:
+    """The regions the patient marked on the body map, as a small picture (front and back,
+    shaded by intensity) with the list in the doctor's language; nothing without marks."""
+    marks = bodymap.stored_marks(answers)
+    if not marks:
+        return
+    picture = bodymap_image.render(bodymap.load(), marks, tr)
+    caption = tr("bodymap.card.caption", number=case.number, regions=marks_text(tr, marks))
+    await reply.photo(f"bodymap-{case.number}.png", picture, Html(caption[:1024]))
 
 
 @routes.message(Command("queue"))
@@ -80,7 +102,9 @@ async def on_queue(
         return
     for case in cases[:QUEUE_SHOWN]:
         markup = accept_keyboard(tr, case, skip=True)
-        await reply.text(await case_view(uow, tr, doctor, case, now), markup, protect=True)
+        text, answers = await case_card(uow, tr, doctor, case, now)
+        await send_bodymap(reply, tr, case, answers)
+        await reply.text(text, markup, protect=True)
     if len(cases) > QUEUE_SHOWN:
         await reply.text(tr("consult.doctor.queue_more", n=len(cases) - QUEUE_SHOWN))
 

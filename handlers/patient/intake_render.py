@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 from aiogram.filters.callback_data import CallbackData
-from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, WebAppInfo
 
 from bot.settings import Settings
-from flows import redflags
+from flows import bodymap, redflags
 from flows.domain import Intake
 from flows.intake import HISTORY_STATES, SECTIONS, Outcome, State, questions_of, who_of
 from flows.onboarding import SEX_VALUES
@@ -313,6 +315,9 @@ def summary_text(
     category = q.categories.get(str(answers.get("category", "")))
     if category is not None:
         line("intake.summary.complaint", tr(f"intake.category.{category.id}"))
+    marks = bodymap.stored_marks(answers)
+    if marks:
+        line("bodymap.summary.location", marks_text(tr, marks))
     if answers.get("complaint_text"):
         line("intake.summary.in_own_words", tr("intake.quoted", text=answers["complaint_text"]))
     if answers.get("duration"):
@@ -389,7 +394,47 @@ async def show(
         await show_emergency(reply, tr, flag, settings)
         return
     text, markup = step_view(tr, q, out.intake, out.answers, known_history)
+    url = bodymap_url(settings, tr, out.intake) if state is State.COMPLAINT else None
+    if url is not None and markup is not None:
+        button = InlineKeyboardButton(text=tr.plain("bodymap.button"), web_app=WebAppInfo(url=url))
+        rows = list(markup.inline_keyboard)
+        markup = InlineKeyboardMarkup(inline_keyboard=[[button], *rows])
     await reply.text(text, markup)
+
+
+BODYMAP_PATH = "/m/bodymap"
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host in _LOOPBACK or host.startswith("127.")
+
+
+def bodymap_url(settings: Settings, tr: Translator, intake: Intake) -> str | None:
+    """Where the "Show on a body" button opens the body map for this intake, or None when
+    it cannot be offered: Telegram opens Mini Apps only over HTTPS, so ``public_url`` must be
+    https — except with a Bot API emulator on this machine (the sandbox, tests), where the
+    page is served on loopback too."""
+    base = settings.public_url.rstrip("/")
+    local = _loopback(base) and _loopback(settings.telegram_api_url)
+    if not base.lower().startswith("https://") and not local:
+        return None
+    return f"{base}{BODYMAP_PATH}?{urlencode({'lang': tr.locale, 'i': tag_of(intake)})}"
+
+
+def marks_text(tr: Translator, marks: Sequence[bodymap.Mark]) -> Html:
+    """The marked regions in a line, in ``tr``'s language: "Left side of the chest — 7/10,
+    sharp; Left elbow and forearm — 4/10"."""
+    parts = []
+    for mark in marks:
+        region = tr.plain(f"bodymap.region.{mark.region}")
+        if mark.type:
+            kind = tr.plain(f"bodymap.type.{mark.type}")
+            parts.append(tr("bodymap.mark", region=region, intensity=mark.intensity, type=kind))
+        else:
+            parts.append(tr("bodymap.mark.no_type", region=region, intensity=mark.intensity))
+    return Html("; ".join(parts))
 
 
 async def show_result(

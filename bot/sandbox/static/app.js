@@ -822,6 +822,10 @@
       el.addEventListener("click", () => pane.startPay(msg, el));
     } else if (typeof button.callback_data === "string") {
       el.addEventListener("click", () => pane.pressInline(msg.message_id, button.callback_data, el));
+    } else if (button.web_app && typeof button.web_app.url === "string") {
+      el.classList.add("kb-webapp");
+      el.dataset.testid = "inline-webapp";
+      el.addEventListener("click", () => pane.openWebApp(msg.message_id, button.web_app.url, label, el));
     } else if (button.copy_text && typeof button.copy_text.text === "string") {
       el.addEventListener("click", () => copyText(button.copy_text.text));
     } else {
@@ -829,6 +833,54 @@
       el.title = t("kb.unsupported");
     }
     return el;
+  }
+
+  /** The Mini App over the page: a dialog with a frame, closed by × / Escape or by the app's
+   *  own web_app_close event (https://core.telegram.org/api/web-events). */
+  function showWebApp(url, label, opener) {
+    const old = document.querySelector(".webapp-overlay");
+    if (old) old.remove();
+    const overlay = document.createElement("div");
+    overlay.className = "webapp-overlay";
+    overlay.dataset.testid = "webapp-overlay";
+    overlay.setAttribute("role", "dialog");
+    overlay.setAttribute("aria-modal", "true");
+    overlay.setAttribute("aria-label", label);
+    const bar = document.createElement("div");
+    bar.className = "webapp-bar";
+    const title = document.createElement("span");
+    title.textContent = label;
+    const close = document.createElement("button");
+    close.type = "button";
+    close.className = "webapp-close";
+    close.textContent = "×";
+    close.setAttribute("aria-label", t("webapp.close"));
+    close.dataset.testid = "webapp-close";
+    bar.append(title, close);
+    const frame = document.createElement("iframe");
+    frame.className = "webapp-frame";
+    frame.dataset.testid = "webapp-frame";
+    frame.title = label;
+    frame.src = url;
+    overlay.append(bar, frame);
+    document.body.append(overlay);
+    const done = () => {
+      window.removeEventListener("message", onMessage);
+      document.removeEventListener("keydown", onKey);
+      overlay.remove();
+      if (opener && opener.isConnected) opener.focus();
+    };
+    const onMessage = (ev) => {
+      if (ev.source !== frame.contentWindow) return;
+      let event = null;
+      try { event = typeof ev.data === "string" ? JSON.parse(ev.data) : ev.data; } catch (_e) { return; }
+      if (event && event.eventType === "web_app_close") done();
+    };
+    const onKey = (ev) => { if (ev.key === "Escape") done(); };
+    window.addEventListener("message", onMessage);
+    document.addEventListener("keydown", onKey);
+    close.addEventListener("click", done);
+    close.focus();
   }
 
   async function copyText(text) {
@@ -1436,6 +1488,25 @@
       } finally {
         el.disabled = false;
         el.removeAttribute("aria-busy");
+      }
+    }
+
+    /** A web_app button: the emulator signs the launch data with the bot's token, as
+     *  Telegram does, and the Mini App opens over the page in a frame (it closes itself with
+     *  Telegram's own "web_app_close" event, or with the × button). */
+    async openWebApp(messageId, url, label, el) {
+      if (!this.requireChat()) return;
+      el.disabled = true;
+      try {
+        const opened = await api("POST", "/client/web_app", {
+          user_id: this.userId, bot: this.bot, message_id: messageId, url,
+        });
+        clearError();
+        showWebApp(opened.url, label, el);
+      } catch (err) {
+        showError(t("error.press"), err);
+      } finally {
+        el.disabled = false;
       }
     }
 
