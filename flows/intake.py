@@ -791,7 +791,8 @@ async def text(
                 for key in ("red_flags_cleared", "followup", "associated", "question_index"):
                     answers.pop(key, None)
             answers["category"] = chosen.id
-            answers["prefill"] = prefill
+            # What the body map already said (its severity) stays unless the words say it.
+            answers["prefill"] = {**(answers.get("prefill") or {}), **prefill}
             await _move(uow, intake, answers, "choose_complaint", q, jurisdiction)
             return out
         await uow.intakes.save_answers(intake, answers)

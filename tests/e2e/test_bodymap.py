@@ -309,3 +309,26 @@ async def test_the_page_is_served_in_the_patients_language(api: TestClient) -> N
     script = await api.get("/m/bodymap.js")
     assert script.status == 200
     assert "tgWebAppData" in await script.text()
+
+
+async def test_words_typed_after_an_ambiguous_map_keep_its_severity(
+    bclinic: Clinic, api: TestClient
+) -> None:
+    """Marks that fit two complaints, then the patient names one in words: the map's
+    intensity still answers the severity question."""
+    clinic = bclinic
+    p = await new_patient(clinic, "en")
+    question = await at_complaint(p)
+    init_data, tag = await open_map(clinic, p, question)
+    marks = [{"region": "head", "intensity": 6}, {"region": "lower_back", "intensity": 4}]
+    since = await clinic.seq(p.uid)
+    assert (await post(api, {"initData": init_data, "intake": tag, "marks": marks}))[0] == 200
+    await clinic.client.wait_for(
+        p.uid, PATIENT_BOT, has_button(p.t("bodymap.button")), since=since
+    )
+    await p.say("I have a headache", has_button(p.t("intake.duration.today")))
+    await p.press(p.t("intake.duration.today"), has_button(p.t("intake.red_flags.none")))
+    [intake] = await intakes_of(clinic)
+    async with clinic.app.db.uow() as uow:
+        answers = await uow.intakes.answers(intake)
+    assert answers["category"] == "headache" and answers["severity"] == 6
