@@ -26,10 +26,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.bodymap_web import BodyMapApi
 from bot.devices_web import DeviceApi
 from bot.imports import ImportRunner
+from bot.ops_web import OpsWeb
 from bot.settings import Settings
 from bot.telegram.dispatchers import build_dispatcher, fsm_backends
 from bot.telegram.processor import BotRuntime, UpdateProcessor
-from bot.telegram.sender import Limits, OutboxSender
+from bot.telegram.sender import BulkLeader, Limits, OutboxSender
 from bot.telegram.sources import ALLOWED_UPDATES, Poller, webhook_routes
 from bot.verify_web import VerifyPage
 from bot.verify_web import serve as serve_verify
@@ -270,6 +271,8 @@ class Careline:
     isolation: BaseEventIsolation
     pollers: list[Poller] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    worker_index: int = 0  # this process's place among `bot.py run --workers N`
+    leader: BulkLeader | None = None  # several workers: which one sends bulk calls
     _web: web.AppRunner | None = None
     _stopped: bool = False
 
@@ -326,11 +329,18 @@ class Careline:
             default_locale=settings.default_locale,
             emergency_number=settings.local_emergency_number,
             on_commit=committed,
+            shared=settings.shared_inbox,
             on_inbound=sender.note_inbound,
         )
         handlers = {**patient_handlers.scheduled(settings), **ops_alerts.scheduled(settings)}
+        sender.in_order = settings.shared_inbox  # other workers send from this outbox too
+        leader = BulkLeader(db) if settings.shared_inbox else None
+        if leader is not None:
+            sender.bulk_allowed = lambda: leader.leading
         sweeper = Sweeper(db, handlers, on_commit=sender.poke)
-        return cls(settings, db, bots, processor, sender, sweeper, imports, storage, isolation)
+        app = cls(settings, db, bots, processor, sender, sweeper, imports, storage, isolation)
+        app.leader = leader
+        return app
 
     async def _set_commands(self) -> None:
         for locale in ("en", "zh_Hans", "ru"):
@@ -363,6 +373,8 @@ class Careline:
         self._tasks.append(asyncio.create_task(self.sender.run(), name="sender"))
         self._tasks.append(asyncio.create_task(self.sweeper.run(), name="sweeper"))
         self._tasks.append(asyncio.create_task(self.imports.run(), name="imports"))
+        if self.leader is not None:
+            self._tasks.append(asyncio.create_task(self.leader.run(), name="bulk-leader"))
         if s.webhook_url:
             assert s.webhook_secret is not None
             secret = s.webhook_secret.get_secret_value()
@@ -371,10 +383,16 @@ class Careline:
             self.verify_page().mount(app)  # /r/<code>: the referral slips' verify page
             self.device_api().mount(app)  # /d/<device>/…: readings from home devices
             self.bodymap_api().mount(app)  # /m/bodymap: the intake's body map Mini App
+            OpsWeb(self).mount(app)  # /healthz, /readyz, /metrics (docs/OPERATIONS.md)
             self._web = web.AppRunner(app)
             await self._web.setup()
-            await web.TCPSite(self._web, s.webhook_host, s.webhook_port).start()
+            # Workers on one machine share the port (the kernel spreads connections).
+            await web.TCPSite(
+                self._web, s.webhook_host, s.webhook_port, reuse_port=s.shared_inbox or None
+            ).start()
             for role, bot in self.bots.items():
+                if self.worker_index:
+                    break  # `run --workers N`: the first worker tells Telegram where to post
                 await bot.set_webhook(
                     f"{s.webhook_url}/webhook/{role}",
                     secret_token=secret,
@@ -395,6 +413,7 @@ class Careline:
                     s.verify_port,
                     self.device_api(),
                     self.bodymap_api(),
+                    OpsWeb(self),  # /healthz, /readyz, /metrics (docs/OPERATIONS.md)
                 )
         log.info(
             "careline started", extra={"ctx": {"mode": "webhook" if s.webhook_url else "polling"}}
@@ -404,7 +423,7 @@ class Careline:
         """Graceful stop: no new updates; finish what is stored and the current sends."""
         if self._stopped:
             return
-        self._stopped = True
+        self._stopped = True  # from here /readyz answers 503 "stopping" (bot/ops_web.py)
         for poller in self.pollers:
             poller.stop()
         if self._web is not None:
@@ -425,6 +444,8 @@ class Careline:
                 await asyncio.gather(named[name], return_exceptions=True)
         # ...and the sender finishes the call in flight; the rest waits in the outbox.
         await self.sender.stop()
+        if self.leader is not None:
+            await self.leader.stop()  # another worker sends the bulk calls from now on
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await asyncio.gather(*(bot.session.close() for bot in self.bots.values()))
         await self.storage.close()

@@ -55,7 +55,11 @@ def _parser() -> argparse.ArgumentParser:
         description="Careline: a patient bot and a doctor bot for an online clinic.",
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    sub.add_parser("run", help="run both bots against Telegram (polling, or webhook if set)")
+    rn = sub.add_parser("run", help="run both bots against Telegram (polling, or webhook if set)")
+    rn.add_argument(
+        "--workers", type=int, default=1, metavar="N",
+        help="N worker processes sharing PostgreSQL (webhook mode only; default 1)",
+    )  # fmt: skip
     sb = sub.add_parser("sandbox", help="local Bot API emulator + both bots + web chat page")
     sb.add_argument("--host", default="127.0.0.1", help="address for the page (default loopback)")
     sb.add_argument("--port", type=int, default=8080, help="port for the page (default 8080)")
@@ -606,6 +610,27 @@ async def _run(settings: Settings) -> int:
     return 0
 
 
+def _run_workers(settings: Settings, count: int) -> int:
+    """``run --workers N``: checked here, so a wrong set-up is one line, not N tracebacks."""
+    if not 1 <= count <= 64:
+        raise SettingsError("--workers must be between 1 and 64")
+    if not settings.webhook_url:
+        raise SettingsError(
+            "--workers needs webhook mode (CARELINE_WEBHOOK_URL): polling is one worker by "
+            "design (Telegram hands getUpdates to one reader)"
+        )
+    if not (settings.database_url or "").startswith("postgresql"):
+        raise SettingsError(
+            "--workers needs CARELINE_DATABASE_URL to be PostgreSQL: SQLite serves one process"
+        )
+    settings.require_tokens()
+    from bot.logging import setup_logging
+    from bot.workers import run_workers
+
+    setup_logging(settings.log_level)
+    return run_workers(count)
+
+
 def _progress(done: int, total: int) -> None:
     width = 30
     filled = width if total == 0 else int(width * done / total)
@@ -1006,6 +1031,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     speed=args.speed,
                 )
             )
+        if args.command == "run" and args.workers != 1:
+            return _run_workers(settings, args.workers)
         if args.command == "run":
             return asyncio.run(_run(settings))
         if args.command == "migrate":

@@ -1,4 +1,5 @@
-"""Structured logs: one JSON object a line, with update id, bot role and a hashed user id.
+"""Structured logs: one JSON object a line, with update id, bot role and a hashed user id;
+every line written while an update is processed carries its correlation id (``update``).
 
 Never message text, names, phone numbers or tokens: code passes only ids and codes in
 ``extra={"ctx": {...}}``, and token-looking strings are masked as a last line of defence.
@@ -12,10 +13,16 @@ import json
 import logging
 import re
 import sys
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
 _TOKEN = re.compile(r"\d{5,}:[A-Za-z0-9_-]{20,}")
+
+# The correlation id of the update being processed ("<bot>:<update_id>"), set by the processor
+# around each update: every line logged meanwhile (handlers' and flows' own included) carries
+# it as ``update`` without passing it along.
+CURRENT_UPDATE: ContextVar[str | None] = ContextVar("careline_update", default=None)
 
 # Third-party loggers that can carry what a person wrote, or are chatty for nothing: held at
 # WARNING whatever ``log_level`` says (DEBUG included), and their records below WARNING are
@@ -64,6 +71,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "event": record.getMessage(),
         }
+        update = CURRENT_UPDATE.get()
+        if update is not None:
+            out["update"] = update
         ctx = getattr(record, "ctx", None)
         if isinstance(ctx, dict):
             out.update(ctx)

@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     masked_number: str | None = Field(default=None, max_length=32)
     webhook_host: str = "0.0.0.0"  # noqa: S104 - a webhook server must be reachable by Telegram
     webhook_port: int = Field(default=8443, ge=1, le=65535)
+    # Several worker processes (here: `bot.py run --workers N`, or on other machines) share
+    # this PostgreSQL database in webhook mode: each chat is handled by one worker at a time,
+    # and a chat's messages are sent in order across workers (docs/DEPLOY.md).
+    shared_inbox: bool = False
     jurisdiction: Jurisdiction = Jurisdiction.GENERIC
     default_locale: str = "en"
     timezone: str = "UTC"
@@ -223,6 +227,20 @@ class Settings(BaseSettings):
         ):
             raise ValueError(
                 "CARELINE_WEBHOOK_SECRET must be 16-256 characters of A-Z, a-z, 0-9, _ and -"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _shared_needs_postgres_and_webhook(self) -> Settings:
+        if self.shared_inbox and not (self.database_url or "").startswith("postgresql"):
+            raise ValueError(
+                "CARELINE_SHARED_INBOX (several workers) needs CARELINE_DATABASE_URL to be "
+                "PostgreSQL: SQLite serves one process"
+            )
+        if self.shared_inbox and not self.webhook_url:
+            raise ValueError(
+                "CARELINE_SHARED_INBOX (several workers) needs webhook mode "
+                "(CARELINE_WEBHOOK_URL): polling is one worker by design"
             )
         return self
 

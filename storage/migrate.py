@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-HEAD = "0023"  # the newest revision in migrations/versions
+HEAD = "0024"  # the newest revision in migrations/versions
 
 
 def alembic_config(url: str) -> Config:
@@ -29,18 +29,38 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-async def _at_head(engine: AsyncEngine) -> bool:
+# Taken around a migration on PostgreSQL: workers starting together migrate one at a time
+# (the others then find the database at head and do nothing).
+_LOCK = 0x6361_7265_6C69_6E65  # "careline"
+
+
+def known_revisions() -> set[str]:
+    """The revisions this code has (``0001`` … :data:`HEAD`)."""
+    return {p.name.split("_", 1)[0] for p in (MIGRATIONS / "versions").glob("[0-9]*_*.py")}
+
+
+async def _version(engine: AsyncEngine) -> list[str] | None:
     try:
         async with engine.connect() as conn:
-            version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
+            rows = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
     except Exception:  # noqa: BLE001 - no table yet (a new database): Alembic decides
+        return None
+    return [str(row[0]) for row in rows]
+
+
+async def _at_head(engine: AsyncEngine) -> bool:
+    """At :data:`HEAD`, or ahead of it: a newer version's migrations ran (they only add, so
+    this code still works on it — expand/contract, docs/DEPLOY.md) and must not be undone."""
+    version = await _version(engine)
+    if version is None:
         return False
-    return [tuple(row) for row in version] == [(HEAD,)]
+    return version == [HEAD] or (len(version) == 1 and version[0] not in known_revisions())
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     """Upgrade the database behind ``engine`` to ``revision`` (nothing to do, and Alembic not
-    even imported, when it is at :data:`HEAD` and that is what is asked)."""
+    even imported, when it is at :data:`HEAD` — or ahead of it — and that is what is
+    asked). On PostgreSQL one process migrates at a time (an advisory lock)."""
     if revision in ("head", HEAD) and await _at_head(engine):
         return
     from alembic import command
@@ -52,6 +72,8 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
         command.upgrade(cfg, revision)
 
     async with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK})
         await conn.run_sync(_run)
 
 

@@ -287,7 +287,11 @@ class InboxUpdate(Base):
     """A raw Telegram update, stored (encrypted) and committed before it is acknowledged."""
 
     __tablename__ = "inbox"
-    __table_args__ = (UniqueConstraint("bot", "update_id", name="uq_inbox_bot_update"),)
+    __table_args__ = (
+        UniqueConstraint("bot", "update_id", name="uq_inbox_bot_update"),
+        # workers sharing the inbox take a chat's pending updates together, in update order
+        Index("ix_inbox_chat", "bot", "chat_id", "update_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     bot: Mapped[str] = mapped_column(String(16))
@@ -297,6 +301,8 @@ class InboxUpdate(Base):
     error: Mapped[str | None] = mapped_column(String(200), nullable=True)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # The chat (else the user) the update came from: one worker at a time handles a chat.
+    chat_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class OutboxMessage(Base):
@@ -305,6 +311,8 @@ class OutboxMessage(Base):
     __tablename__ = "outbox"
     __table_args__ = (
         Index("ix_outbox_due", "status", "priority", "id"),
+        # workers sharing the outbox send a chat's calls in order: its earlier waiting ones
+        Index("ix_outbox_chat", "bot", "chat_id", "id"),
         # the sender's deferred chat heads (rows waiting out a retry or a chat's pacing)
         Index("ix_outbox_not_before", "not_before"),
     )

@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Table, bindparam, delete, func, literal, null, select, union_all, update
+from sqlalchemy import (
+    Table,
+    bindparam,
+    delete,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    text,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -421,6 +434,22 @@ class ConsentRepository:
         return list(rows)
 
 
+def chat_of(update: dict[str, Any]) -> int | None:
+    """The chat an update belongs to (else its sender): the unit of per-chat order."""
+    for key, value in update.items():
+        if key == "update_id" or not isinstance(value, dict):
+            continue
+        message = value.get("message")
+        chat = value.get("chat") or (message.get("chat") if isinstance(message, dict) else None)
+        cid = chat.get("id") if isinstance(chat, dict) else None
+        if isinstance(cid, int) and not isinstance(cid, bool):
+            return cid
+        user = value.get("from") or value.get("user")
+        uid = user.get("id") if isinstance(user, dict) else None
+        return uid if isinstance(uid, int) and not isinstance(uid, bool) else None
+    return None
+
+
 class InboxRepository:
     """Raw updates, stored before acknowledgement; payloads encrypted and wiped when done."""
 
@@ -471,6 +500,7 @@ class InboxRepository:
                     "payload_enc": blob,
                     "received_at": now,
                     "processed_at": now if processed else None,
+                    "chat_id": chat_of(upd),
                 }
             )
         new = await self._insert_new(rows)
@@ -511,6 +541,49 @@ class InboxRepository:
             .limit(limit)
         )
         return list(rows)
+
+    async def pending_chats(self, limit: int) -> list[tuple[str, int | None]]:
+        """The chats with pending updates, the longest waiting first (workers sharing the
+        inbox each take some of them)."""
+        rows = await self._s.execute(
+            select(InboxUpdate.bot, InboxUpdate.chat_id)
+            .where(InboxUpdate.status == "pending")
+            .group_by(InboxUpdate.bot, InboxUpdate.chat_id)
+            .order_by(func.min(InboxUpdate.id))
+            .limit(limit)
+        )
+        return [(bot, chat) for bot, chat in rows.all()]
+
+    async def pending_of_chats(
+        self, chats: Sequence[tuple[str, int | None]], limit: int
+    ) -> list[InboxUpdate]:
+        """The pending updates of these chats, each chat's in Telegram's order (update id)."""
+        if not chats:
+            return []
+        conds = [
+            (InboxUpdate.bot == bot)
+            & (InboxUpdate.chat_id.is_(None) if chat is None else InboxUpdate.chat_id == chat)
+            for bot, chat in chats
+        ]
+        rows = await self._s.scalars(
+            select(InboxUpdate)
+            .where(InboxUpdate.status == "pending", or_(*conds))
+            .order_by(InboxUpdate.bot, InboxUpdate.chat_id, InboxUpdate.update_id)
+            .limit(limit)
+        )
+        return list(rows)
+
+    async def lock_chat(self, bot: str, chat: int | None) -> bool:
+        """Take a chat for this transaction (PostgreSQL: a transaction-scoped advisory lock,
+        released at commit, rollback, or when the worker's connection dies). False when
+        another worker holds it. SQLite has one process: always True."""
+        if self._s.get_bind().dialect.name != "postgresql":
+            return True
+        key = int.from_bytes(
+            hashlib.sha256(f"careline-chat|{bot}|{chat}".encode()).digest()[:8], "big", signed=True
+        )
+        got = await self._s.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": key})
+        return bool(got)
 
     async def payload(self, row: InboxUpdate) -> dict[str, Any]:
         """The decrypted raw update."""
@@ -717,14 +790,17 @@ class OutboxRepository:
         return None if row is None else (int(row[0]), row[1])
 
     async def claim_many(
-        self, row_ids: Sequence[int], now: datetime, lease: timedelta
+        self, row_ids: Sequence[int], now: datetime, lease: timedelta, *, in_order: bool = False
     ) -> dict[int, tuple[int, bytes | None]]:
         """:meth:`claim` for several rows in one statement: {id: (attempts, payload)} of the
-        rows taken (a row another sender holds, or that is gone, is left out)."""
+        rows taken (a row another sender holds, or that is gone, is left out). ``in_order``
+        (workers sharing the outbox): a row behind an earlier waiting call to its chat of the
+        same or a more urgent priority is left too."""
         if not row_ids:
             return {}
         res = await self._s.execute(
-            _CLAIM_MANY, {"ids": list(row_ids), "now": now, "until": now + lease}
+            _CLAIM_MANY_IN_ORDER if in_order else _CLAIM_MANY,
+            {"ids": list(row_ids), "now": now, "until": now + lease},
         )
         return {int(r[0]): (int(r[1]), r[2]) for r in res.all()}
 
@@ -859,6 +935,22 @@ _CLAIM_MANY = (
     .values(status="sending", attempts=_OUTBOX.c.attempts + 1, lease_until=bindparam("until"))
     .returning(_OUTBOX.c.id, _OUTBOX.c.attempts, _OUTBOX.c.payload_enc)
 )
+# Workers sharing the outbox: a call is taken only when no earlier call to the same chat, as
+# urgent or more, still waits or is in flight (another worker may be sending it), so a chat's
+# messages keep their order across workers while an urgent one may still pass routine ones.
+_EARLIER = _OUTBOX.alias("earlier")
+_CLAIM_MANY_IN_ORDER = _CLAIM_MANY.where(
+    ~select(_EARLIER.c.id)
+    .where(
+        _EARLIER.c.bot == _OUTBOX.c.bot,
+        _EARLIER.c.chat_id == _OUTBOX.c.chat_id,
+        _EARLIER.c.chat_id != 0,  # chat 0 holds unordered calls (callback answers)
+        _EARLIER.c.id < _OUTBOX.c.id,
+        _EARLIER.c.priority <= _OUTBOX.c.priority,
+        _EARLIER.c.status.in_(("pending", "sending")),
+    )
+    .exists()
+)
 _MARK_SENT = (
     update(_OUTBOX)
     .where(_OUTBOX.c.id == bindparam("rid"))
@@ -886,3 +978,73 @@ _MARK_AGAIN = (
         ),
     )
 )
+
+
+# --- operations: read-only figures for /readyz and /metrics (bot/ops_web.py) -----------------
+
+
+class OpsRepository:
+    """What the operations endpoints read: the schema version and how much work waits, and
+    since when. Read-only, one statement each (counts through the status indexes); used on a
+    session of its own, outside the unit of work, so a probe never waits for SQLite's writer.
+    Times come back as stored (naive UTC on SQLite)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def ping(self) -> None:
+        """One round trip to the database."""
+        await self._s.execute(text("SELECT 1"))
+
+    async def schema_versions(self) -> list[str]:
+        """The Alembic revision(s) the database is at (empty before the first migration)."""
+        rows = await self._s.execute(text("SELECT version_num FROM alembic_version"))
+        return [str(r[0]) for r in rows]
+
+    async def inbox_waiting(self) -> tuple[int, datetime | None]:
+        """Updates stored and not yet processed, and when the oldest was received."""
+        row = (
+            await self._s.execute(
+                select(func.count(), func.min(InboxUpdate.received_at)).where(
+                    InboxUpdate.status == "pending"
+                )
+            )
+        ).one()
+        return int(row[0]), row[1]
+
+    async def outbox_waiting(self, now: datetime) -> tuple[int, datetime | None]:
+        """Calls not yet made (pending, or in flight / interrupted while sending), and since
+        when the oldest one that is due has been due: a call deferred on purpose (a retry's
+        backoff, a 429, a message for later) counts from its ``not_before``, not before."""
+        from sqlalchemy import case  # kept beside its one use: this section stands apart
+
+        since = func.coalesce(OutboxMessage.not_before, OutboxMessage.created_at)
+        due = OutboxMessage.not_before.is_(None) | (OutboxMessage.not_before <= now)
+        row = (
+            await self._s.execute(
+                select(
+                    func.count(),
+                    func.min(case((due, since), else_=null())),
+                ).where(OutboxMessage.status.in_(("pending", "sending")))
+            )
+        ).one()
+        return int(row[0]), row[1]
+
+    async def events_due(self, now: datetime) -> tuple[int, datetime | None]:
+        """Scheduled events due by ``now`` and not yet run, and the oldest one's due time."""
+        row = (
+            await self._s.execute(
+                select(func.count(), func.min(ScheduledEvent.due_at)).where(
+                    ScheduledEvent.status == "pending", ScheduledEvent.due_at <= now
+                )
+            )
+        ).one()
+        return int(row[0]), row[1]
+
+    async def imports_running(self) -> int:
+        """Health-data imports being run by some worker right now."""
+        from storage.models import HealthImport  # only the operations endpoints need it here
+
+        return int(
+            await self._s.scalar(select(func.count()).where(HealthImport.status == "running")) or 0
+        )

@@ -105,3 +105,19 @@ def test_bulk_calls_are_claimed_a_little_ahead_of_their_tokens() -> None:
         )
         taken += len(got)
     assert taken <= 3 + 30 + BULK_AHEAD_S * 30 + 1, taken
+
+
+def test_a_worker_that_does_not_lead_sends_replies_but_no_bulk() -> None:
+    """Several workers: only the leading one makes bulk calls (so ~30/s holds for all of
+    them); the others still answer the chats that just wrote, and a chat whose bulk call
+    waits for the leader is not overtaken by its own later calls."""
+    s = _sender(global_per_s=100.0, concurrency=8)
+    leading = False
+    s.bulk_allowed = lambda: leading
+    s.note_inbound("patient", 7)  # chat 7 just wrote: its calls are replies
+    rows = [*_rows(1, 2, 7), OutboxKey(4, "patient", 1, "sendMessage")]
+    chosen, _ = s._choose(rows, {}, 8, time.monotonic())
+    assert [k.chat_id for k, _, _ in chosen] == [7]
+    leading = True
+    chosen, _ = s._choose(rows[:2], {}, 8, time.monotonic())
+    assert [k.chat_id for k, _, _ in chosen] == [1, 2]

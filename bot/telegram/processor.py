@@ -14,6 +14,10 @@ other update that arrived meanwhile (group commit), and only then returns, so th
 acknowledges nothing before it is committed. The rows are written ``done`` without a payload
 (nothing to encrypt and wipe). If that transaction fails as a whole, the updates are stored
 the usual way and the loop takes them from the inbox.
+
+Workers sharing the inbox (``shared``; PostgreSQL, webhook mode): every update is stored
+first, and :meth:`UpdateProcessor.process_shared` takes only chats no other worker holds (a
+transaction-scoped advisory lock per chat), each chat's updates in update-id order.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +37,7 @@ from aiogram.types.update import UpdateTypeLookupError
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from bot.logging import CURRENT_UPDATE
 from bot.telegram.reply import PRIORITY_REPLY, Replier
 from locales import Translator, normalize_locale
 from storage.uow import Database, UnitOfWork
@@ -125,8 +131,13 @@ class UpdateProcessor:
         batch_size: int = 64,
         on_commit: Callable[[], None] | None = None,
         on_inbound: Callable[[str, int | None], None] | None = None,
+        shared: bool = False,
     ) -> None:
         self.db = db
+        # Several workers share this inbox (PostgreSQL): every update is stored first, and a
+        # worker processes a chat's pending updates only while it holds that chat (see
+        # process_shared); no worker processes what it received ahead of the inbox.
+        self.shared = shared
         self.bots = bots
         self.default_locale = default_locale
         self.emergency_number = emergency_number
@@ -144,6 +155,10 @@ class UpdateProcessor:
         self._backlog = True
         self.processed = 0
         self.failed = 0
+        # Operations hooks (bot/ops_web.py): told of the updates received (role, updates) and
+        # of each one processed (role, kind, ok, seconds).
+        self.on_received: Callable[[str, Sequence[dict[str, Any]]], None] | None = None
+        self.observer: Callable[[str, str, bool, float], None] | None = None
 
     async def store(self, role: str, updates: Sequence[dict[str, Any]]) -> int:
         """Commit raw updates to the inbox; returns how many were new. An update that
@@ -159,7 +174,9 @@ class UpdateProcessor:
             updates = [u for u in updates if update_problem(u) is None]
             if not updates:
                 return 0
-        if self._running and not self._stopping:
+        if self.on_received is not None:
+            self.on_received(role, updates)
+        if self._running and not self._stopping and not self.shared:
             done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
             self._incoming.append((role, list(updates), done))
             self._wake.set()
@@ -247,7 +264,7 @@ class UpdateProcessor:
                                 handed.set_result(await self._store_only(role, updates))
                             except Exception as exc:  # noqa: BLE001 - not acknowledged
                                 handed.set_exception(exc)
-                    done = await self.process_pending()
+                    done = await (self.process_shared() if self.shared else self.process_pending())
                     if done < self.batch_size:
                         self._backlog = False
                 backoff = 0.5
@@ -281,6 +298,8 @@ class UpdateProcessor:
     async def _isolate_poison(self) -> bool:
         """After a failed batch: retry the oldest row alone; if that fails too (and not for
         a connection problem), mark it failed. Returns whether progress was made."""
+        if self.shared:
+            return await self._isolate_poison_shared()
         try:
             return await self.process_pending(limit=1) > 0
         except Exception as exc:  # noqa: BLE001 - deciding below whether it is the row's fault
@@ -305,6 +324,57 @@ class UpdateProcessor:
             )
             return True
 
+    async def _isolate_poison_shared(self) -> bool:
+        """:meth:`_isolate_poison` for workers sharing the inbox: the oldest update of a chat
+        this worker can take, alone; set aside if it fails again."""
+        try:
+            return await self.process_shared(limit=1) > 0
+        except Exception as exc:  # noqa: BLE001 - deciding below whether it is the row's fault
+            if _is_connection_error(exc):
+                return False
+        async with self.db.uow() as uow:
+            for bot, chat in await uow.inbox.pending_chats(self.batch_size):
+                if await uow.inbox.lock_chat(bot, chat):
+                    found = await uow.inbox.pending_of_chats([(bot, chat)], 1)
+                    if not found:
+                        continue
+                    row = found[0]
+                    await uow.inbox.finish([row.id], "failed", "poison")
+                    await uow.commit()
+                    self.failed += 1
+                    log.error(
+                        "update set aside: it breaks processing itself",
+                        extra={"ctx": {"bot": row.bot, "update_id": row.update_id}},
+                    )
+                    return True
+        return False
+
+    async def process_shared(self, limit: int | None = None) -> int:
+        """Workers sharing the inbox: in one transaction, take the chats with pending updates
+        that no other worker holds (a per-chat lock that ends with the transaction — or with
+        the worker's connection, when it dies), and process each one's pending updates in
+        Telegram's order. Returns how many updates were processed."""
+        size = limit or self.batch_size
+        async with self.db.uow() as uow:
+            chats = await uow.inbox.pending_chats(size)
+            if not chats:
+                return 0
+            mine = [c for c in chats if await uow.inbox.lock_chat(*c)]
+            rows = await uow.inbox.pending_of_chats(mine, size)
+            if not rows:
+                await uow.commit()  # every waiting chat is another worker's right now
+                return 0
+            done: list[int] = []
+            for row in rows:
+                ok = await self._process_one(uow, row.bot, row.id, await uow.inbox.payload(row))
+                if ok:
+                    done.append(row.id)
+            await uow.inbox.finish(done, "done")
+            await uow.commit()
+        if self.on_commit:
+            self.on_commit()
+        return len(rows)
+
     async def process_pending(self, limit: int | None = None) -> int:
         """Process one batch of pending updates in one transaction; returns its size."""
         async with self.db.uow() as uow:
@@ -323,6 +393,22 @@ class UpdateProcessor:
         return len(rows)
 
     async def _process_one(
+        self, uow: UnitOfWork, role: str, row_id: int, raw: dict[str, Any]
+    ) -> bool:
+        """:meth:`_handle_one` with the update's correlation id in every line logged meanwhile,
+        then the observer told how it went and how long it took."""
+        token = CURRENT_UPDATE.set(f"{role}:{raw.get('update_id')}")
+        start, ok = time.perf_counter(), False
+        try:
+            ok = await self._handle_one(uow, role, row_id, raw)
+            return ok
+        finally:
+            CURRENT_UPDATE.reset(token)
+            if self.observer is not None:
+                kind = next((k for k in raw if k != "update_id"), "none")
+                self.observer(role, kind, ok, time.perf_counter() - start)
+
+    async def _handle_one(
         self, uow: UnitOfWork, role: str, row_id: int, raw: dict[str, Any]
     ) -> bool:
         runtime = self.bots.get(role)

@@ -261,6 +261,13 @@ class OutboxSender:
         self._paid_used = 0.0  # Stars committed to paid calls today (UTC), in this process
         self._recent: dict[tuple[str, int], float] = {}
         self._chats: dict[tuple[str, int], TokenBucket] = {}
+        # Several workers share this outbox: take a chat's calls only in order (see
+        # OutboxRepository.claim_many); one process alone keeps the order itself.
+        self.in_order = False
+        # Several workers: only the one that leads (BulkLeader) makes bulk calls, so the
+        # bot-wide ~30/s (and the paid-broadcast budget) hold for the whole deployment;
+        # every worker still sends replies. None: this process sends everything.
+        self.bulk_allowed: Callable[[], bool] | None = None
         self._wake = asyncio.Event()
         self._poke = asyncio.Event()  # new rows were committed (a subset of the wake-ups)
         self._poked = False
@@ -420,7 +427,9 @@ class OutboxSender:
                 return self._seconds_until(nxt)
             # Anything else seen now is looked at again as soon as a place is free.
             self._more = len(rows) > len(chosen)
-            claimed = await uow.outbox.claim_many([k.id for k, _, _ in chosen], now, self.lease)
+            claimed = await uow.outbox.claim_many(
+                [k.id for k, _, _ in chosen], now, self.lease, in_order=self.in_order
+            )
             unreadable: list[dict[str, Any]] = []
             for key, paid, delay in chosen:
                 got = claimed.get(key.id)
@@ -488,6 +497,9 @@ class OutboxSender:
             paid = False
             delay = 0.0
             bulk = row.chat_id != 0 and not self._is_reply(row.bot, row.chat_id, now_m)
+            if bulk and self.bulk_allowed is not None and not self.bulk_allowed():
+                blocked.add(key)  # the leading worker sends it; nothing of this chat overtakes
+                continue
             if bulk:
                 gw = self._global[row.bot].wait_time(now_m)
                 if gw == 0:
@@ -686,3 +698,65 @@ class OutboxSender:
         self.stats.retried += 1
         backoff = min(300.0, 0.5 * 2 ** (attempts - 1)) * (0.5 + random.random())  # noqa: S311
         return _Result(row_id, "pending", error=error, retry_in=backoff, chat_id=chat_id, bot=bot)
+
+
+# A session-level advisory lock: the worker whose connection holds it sends the bulk calls.
+BULK_LOCK = 0x6361_7265_6275_6C6B  # "carebulk"
+
+
+class BulkLeader:
+    """Elects one bulk sender among workers sharing PostgreSQL: the worker holding a
+    session-level advisory lock on its own connection leads. A leader that dies loses the
+    connection and with it the lock; another worker takes it at its next try (every
+    ``every`` seconds). :meth:`try_once` is also what tests call."""
+
+    def __init__(self, db: Database, *, every: float = 5.0) -> None:
+        self.db = db
+        self.every = every
+        self.leading = False
+        self._conn: Any = None
+        self._stop = asyncio.Event()
+
+    async def try_once(self) -> bool:
+        """Take the lead if it is free (or check the held connection is alive)."""
+        from sqlalchemy import text
+
+        try:
+            if self._conn is None:
+                self._conn = await self.db.engine.connect()
+            if self.leading:
+                await self._conn.execute(text("SELECT 1"))
+            else:
+                got = await self._conn.scalar(
+                    text("SELECT pg_try_advisory_lock(:k)"), {"k": BULK_LOCK}
+                )
+                await self._conn.commit()  # the lock is the session's, not the transaction's
+                self.leading = bool(got)
+                if self.leading:
+                    log.info("this worker sends the bulk calls now", extra={"ctx": {}})
+        except Exception as exc:  # noqa: BLE001 - a lost connection: follow, try again later
+            log.warning("bulk lead lost", extra={"ctx": {"error": type(exc).__name__}})
+            self.leading = False
+            await self._drop()
+        return self.leading
+
+    async def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.invalidate()  # closed, not pooled: the lock goes with it
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+    async def run(self) -> None:
+        """Try (or hold) the lead until :meth:`stop`."""
+        while not self._stop.is_set():
+            await self.try_once()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=self.every)
+
+    async def stop(self) -> None:
+        """Give up the lead at once (another worker takes it at its next try)."""
+        self._stop.set()
+        self.leading = False
+        await self._drop()
