@@ -92,6 +92,8 @@ class ImportRunner:
             except Exception:
                 log.exception("import failed")
             self._wake.clear()
+            if self._stop.is_set():  # asked to stop while it looked: a cleared wake-up
+                break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=IDLE_SECONDS)
 

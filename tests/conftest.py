@@ -143,6 +143,8 @@ SLOW_FIRST = (
     "tests/e2e/test_bad_input.py",
     "tests/e2e/test_relay.py",
     "tests/browser/test_journey.py",
+    "tests/browser/test_bodymap_page.py",
+    "tests/e2e/test_bodymap.py",
     "tests/e2e/test_med_plans.py",
     "tests/e2e/test_booking.py",
     "tests/browser/test_sandbox_clock.py",

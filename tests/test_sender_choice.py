@@ -121,3 +121,18 @@ def test_a_worker_that_does_not_lead_sends_replies_but_no_bulk() -> None:
     leading = True
     chosen, _ = s._choose(rows[:2], {}, 8, time.monotonic())
     assert [k.chat_id for k, _, _ in chosen] == [1, 2]
+
+
+def test_a_chat_another_worker_holds_is_skipped_for_a_moment() -> None:
+    """Several workers: a call refused because an earlier one of its chat is another
+    worker's (perhaps a dead one's, until its lease ends) is not chosen again at once, so
+    the sender does not spin on it; other chats go on."""
+    s = _sender(global_per_s=100.0, concurrency=8)
+    s.note_inbound("patient", 5)
+    s.note_inbound("patient", 6)
+    now = time.monotonic()
+    s._held[("patient", 5)] = now + 1.0
+    chosen, _ = s._choose(_rows(5, 6), {}, 8, now)
+    assert [k.chat_id for k, _, _ in chosen] == [6]
+    chosen, _ = s._choose(_rows(5), {}, 8, now + 1.5)
+    assert [k.chat_id for k, _, _ in chosen] == [5]

@@ -111,6 +111,7 @@ _RESPONSE_TYPES = [
     for m in (*METHODS.values(), GetFile)
 ]
 MAX_ATTEMPTS = 25  # with backoff capped at 5 min this is about two hours of retrying
+HELD_S = 1.0  # several workers: a chat whose earlier call another holds is skipped this long
 RELAY_TIMEOUT = 120  # seconds for one download or upload of a relayed file (up to 50 MB)
 # How long the "sent" marks of finished calls may wait for the transaction of the next call
 # when nothing else is waiting (then they are written on their own).
@@ -268,6 +269,7 @@ class OutboxSender:
         # bot-wide ~30/s (and the paid-broadcast budget) hold for the whole deployment;
         # every worker still sends replies. None: this process sends everything.
         self.bulk_allowed: Callable[[], bool] | None = None
+        self._held: dict[tuple[str, int], float] = {}  # chats another worker holds, until
         self._wake = asyncio.Event()
         self._poke = asyncio.Event()  # new rows were committed (a subset of the wake-ups)
         self._poked = False
@@ -436,6 +438,11 @@ class OutboxSender:
                 if got is None:  # gone meanwhile (e.g. erased with its chat) or taken
                     if delay:
                         self._ahead -= 1
+                    if self.in_order and key.chat_id:
+                        # Behind an earlier call another worker holds (perhaps a dead one's,
+                        # until its lease ends): not looked at again for a moment, so this
+                        # sender does not spin on it.
+                        self._held[(key.bot, key.chat_id)] = now_m + HELD_S
                     continue
                 attempts, blob = got
                 params: dict[str, Any] | None = None
@@ -478,6 +485,9 @@ class OutboxSender:
         # retry delay for the same chat, and a chat gets one call at a time (chat 0 holds
         # unordered calls, e.g. callback answers).
         blocked = {(k.bot, k.chat_id) for k in self._inflight.values() if k.chat_id}
+        if self._held:
+            self._held = {k: t for k, t in self._held.items() if t > now_m}
+            blocked.update(self._held)
         for row in rows:
             if len(chosen) >= free:
                 break

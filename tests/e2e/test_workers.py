@@ -210,6 +210,13 @@ async def test_a_chats_calls_are_claimed_in_order_across_senders(pg: Database) -
         }
         # While the first is in flight (another sender's), the second still waits.
         assert await uow.outbox.claim_many([second.id], now, lease, in_order=True) == {}
+        # Calls without a chat (callback answers, chat 0) are not one chat: never held back.
+        answers = [
+            await uow.outbox.enqueue("patient", 0, "answerCallbackQuery", {"callback_query_id": q})
+            for q in ("a", "b")
+        ]
+        got = await uow.outbox.claim_many([a.id for a in answers], now, lease, in_order=True)
+        assert set(got) == {a.id for a in answers}
         await uow.outbox.record([{"id": first.id, "status": "sent", "at": now}])
         assert set(await uow.outbox.claim_many([second.id], now, lease, in_order=True)) == {
             second.id
