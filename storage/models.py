@@ -312,7 +312,15 @@ class OutboxMessage(Base):
     __table_args__ = (
         Index("ix_outbox_due", "status", "priority", "id"),
         # workers sharing the outbox send a chat's calls in order: its earlier waiting ones
-        Index("ix_outbox_chat", "bot", "chat_id", "id"),
+        # (only waiting calls are indexed: a chat's sent history is long and never asked)
+        Index(
+            "ix_outbox_chat",
+            "bot",
+            "chat_id",
+            "id",
+            sqlite_where=text("status IN ('pending', 'sending')"),
+            postgresql_where=text("status IN ('pending', 'sending')"),
+        ),
         # the sender's deferred chat heads (rows waiting out a retry or a chat's pacing)
         Index("ix_outbox_not_before", "not_before"),
     )

@@ -1,6 +1,6 @@
 """Workers sharing one database (issue 19): each inbox row knows its chat, so a worker can take
 all of a chat's pending updates at once and in order (and no other worker takes them
-meanwhile); an index lets senders find a chat's earlier waiting calls.
+meanwhile); a partial index lets senders find a chat's earlier waiting calls.
 
 Additive: a nullable column (rows stored before it have none and are taken as before) and
 two indexes. Safe to run while workers of the previous version are up.
@@ -24,7 +24,11 @@ def upgrade() -> None:
     with op.batch_alter_table("inbox") as batch:
         batch.add_column(sa.Column("chat_id", sa.BigInteger(), nullable=True))
     op.create_index("ix_inbox_chat", "inbox", ["bot", "chat_id", "update_id"])
-    op.create_index("ix_outbox_chat", "outbox", ["bot", "chat_id", "id"])
+    waiting = sa.text("status IN ('pending', 'sending')")
+    op.create_index(
+        "ix_outbox_chat", "outbox", ["bot", "chat_id", "id"],
+        sqlite_where=waiting, postgresql_where=waiting,
+    )  # fmt: skip
 
 
 def downgrade() -> None:
