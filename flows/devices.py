@@ -329,7 +329,7 @@ async def ingest(
             out.stored.append(Stored(row, r, flag))
     device.last_seen_at = now
     if out.stored:  # device-only patients get the weekly summary too
-        await weekly.ensure_planner(uow, now)
+        await weekly.ensure_planner(uow, now, once=True)
     if not audit:  # an import's batch: the import is audited once, with its totals
         return out
     await uow.audit.record(

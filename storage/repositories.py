@@ -7,7 +7,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple, cast
+from typing import Any, ClassVar, NamedTuple, cast
 
 from sqlalchemy import (
     Table,
@@ -218,9 +218,28 @@ class IntakeRepository:
 class EventRepository:
     """The scheduler's due-event queue (``scheduled_events``)."""
 
+    # Keys this process has seen in a database (inserted, or there already), for add_known.
+    _known: ClassVar[dict[str, set[str]]] = {}
+
     def __init__(self, session: AsyncSession, postgres: bool) -> None:
         self._s = session
         self._postgres = postgres
+
+    async def add_known(
+        self, kind: str, subject: str, patient_id: str, due_at: datetime, *, key: str
+    ) -> None:
+        """:meth:`add` for a keyed event that many transactions ask for (the hourly weekly-
+        summary planner, from every device upload): a key this process has added (or found)
+        in this database is not asked for again. Should that transaction roll back, the
+        event waits for the next key (the next hour)."""
+        where = str(self._s.get_bind().engine.url)
+        seen = self._known.setdefault(where, set())
+        if key in seen:
+            return
+        await self.add(kind, subject, patient_id, due_at, key=key)
+        if len(seen) > 1000:
+            seen.clear()
+        seen.add(key)
 
     async def add(
         self,
