@@ -40,6 +40,8 @@ from tests.e2e.test_consultation import add_doctor
 from tests.e2e.test_intake import Patient, has_button, has_text, intakes_of, new_patient
 
 
+# Both databases for the whole path and a valid result; the rest (bad input, the page, how
+# marks and words combine) does not depend on the database and runs on SQLite only.
 @pytest.fixture(params=BACKENDS)
 async def bclinic(
     request: pytest.FixtureRequest, tmp_path: Path, log_capture: io.StringIO
@@ -168,6 +170,7 @@ async def test_body_map_to_intake_to_the_doctors_card(bclinic: Clinic, api: Test
     assert ru_regions in card["text"]
 
 
+@pytest.mark.parametrize("bclinic", ["sqlite"], indirect=True)
 async def test_high_intensity_on_the_chest_still_meets_triage_and_the_checklist(
     bclinic: Clinic, api: TestClient
 ) -> None:
@@ -189,6 +192,7 @@ async def test_high_intensity_on_the_chest_still_meets_triage_and_the_checklist(
     assert intake.disposition == "emergency_ambulance"  # severe_chest_pain: severity >= 7
 
 
+@pytest.mark.parametrize("bclinic", ["sqlite"], indirect=True)
 async def test_marks_that_fit_several_complaints_let_the_patient_pick(
     bclinic: Clinic, api: TestClient
 ) -> None:
@@ -256,6 +260,7 @@ def _tamper(init_data: str) -> str:
          413, "too_large"),
     ],
 )  # fmt: skip
+@pytest.mark.parametrize("bclinic", ["sqlite"], indirect=True)
 async def test_bad_results_get_a_clear_answer_and_change_nothing(
     bclinic: Clinic, api: TestClient, make: Any, status: int, code: str
 ) -> None:
@@ -298,6 +303,7 @@ async def test_a_valid_result_with_its_own_launch_data_is_taken(
     assert answers["prefill"] == {"severity": 3}
 
 
+@pytest.mark.parametrize("bclinic", ["sqlite"], indirect=True)
 async def test_the_page_is_served_in_the_patients_language(api: TestClient) -> None:
     resp = await api.get("/m/bodymap?lang=ru&i=abcdef12")
     assert resp.status == 200
@@ -311,6 +317,7 @@ async def test_the_page_is_served_in_the_patients_language(api: TestClient) -> N
     assert "tgWebAppData" in await script.text()
 
 
+@pytest.mark.parametrize("bclinic", ["sqlite"], indirect=True)
 async def test_words_typed_after_an_ambiguous_map_keep_its_severity(
     bclinic: Clinic, api: TestClient
 ) -> None:
