@@ -319,16 +319,12 @@ class Careline:
             on_commit=sender.poke,
         )
 
-        def committed() -> None:
-            sender.poke()
-            imports.poke()  # perhaps a file to import was queued
-
         processor = UpdateProcessor(
             db,
             runtimes,
             default_locale=settings.default_locale,
             emergency_number=settings.local_emergency_number,
-            on_commit=committed,
+            on_commit=sender.poke,
             shared=settings.shared_inbox,
             on_inbound=sender.note_inbound,
         )

@@ -2,7 +2,8 @@
 CSV; flows/health_import.py) in the background, so a large file never holds up the chat.
 
 The patient bot queues a job (``health_imports``, flows/devices.py) in the transaction that
-answers the file, with a progress message. The runner leases one job at a time (a
+answers the file, with a progress message; the runner looks for queued jobs every
+:data:`IDLE_SECONDS`. The runner leases one job at a time (a
 conditional UPDATE; a job whose worker died is leased again when its lease runs out, at most
 :data:`~flows.devices.MAX_IMPORT_ATTEMPTS` times), downloads the file through the patient
 bot into a temporary file on disk (never whole in memory), parses it in a thread, and stores
@@ -44,7 +45,9 @@ log = logging.getLogger("careline.imports")
 LEASE = timedelta(minutes=2)
 BATCH = 1000  # readings per transaction
 PROGRESS_SECONDS = 3.0  # the progress message is edited at most this often
-IDLE_SECONDS = 30.0  # without a poke, queued jobs are looked for this often
+# Queued jobs are looked for this often (not after every committed update: that would add a
+# query to every update's path for a rare event; a file waits at most this long to start).
+IDLE_SECONDS = 2.0
 _HINT = {"apple_zip": "export.zip", "apple_xml": "export.xml", "csv": "readings.csv"}
 
 
@@ -75,32 +78,22 @@ class ImportRunner:
         self.worker = worker or worker_name()
         self.lease = lease
         self.batch = batch
-        self.ran = 0
-        self._wake = asyncio.Event()
         self._stop = asyncio.Event()
 
-    def poke(self) -> None:
-        """Something was committed (perhaps a queued import): look now."""
-        self._wake.set()
-
     async def run(self) -> None:
-        """Until :meth:`stop`: run queued imports, waiting for a poke (or a while) between."""
+        """Until :meth:`stop`: run queued imports, looking again every :data:`IDLE_SECONDS`."""
         while not self._stop.is_set():
             try:
                 if await self.run_once():
                     continue
             except Exception:
                 log.exception("import failed")
-            self._wake.clear()
-            if self._stop.is_set():  # asked to stop while it looked: a cleared wake-up
-                break
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=IDLE_SECONDS)
+                await asyncio.wait_for(self._stop.wait(), timeout=IDLE_SECONDS)
 
     async def stop(self) -> None:
         """Stop after the current batch (its job is leased again later and resumes)."""
         self._stop.set()
-        self._wake.set()
 
     def _committed(self) -> None:
         if self.on_commit is not None:
@@ -113,7 +106,6 @@ class ImportRunner:
             await uow.commit()
         if job is None:
             return False
-        self.ran += 1
         try:
             await self._run(job)
         except _Lost:

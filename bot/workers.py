@@ -5,7 +5,7 @@ Each worker is a whole Careline (both bots' dispatchers, the processor, the send
 sweeper, the import runner) with ``CARELINE_SHARED_INBOX`` on: the webhook port is shared
 (``SO_REUSEPORT``: the kernel spreads Telegram's connections over the workers), every update
 is stored in the inbox before it is acknowledged, and a worker processes a chat's updates only
-while it holds that chat (bot/telegram/processor.py ``process_shared``), so one patient's
+while it holds that chat (bot/telegram/processor.py ``process_pending``), so one patient's
 updates are handled in order and once whichever worker received them; the outbox sends a
 chat's messages in order across workers. Only the first worker sets the webhook.
 

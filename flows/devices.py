@@ -241,18 +241,21 @@ async def revoke(uow: UnitOfWork, patient: Patient, device_id: str, now: datetim
     return device
 
 
+async def devices_and_files(
+    uow: UnitOfWork, patient: Patient
+) -> tuple[list[Device], list[Device]]:
+    """The patient's devices that are not revoked, and the sources of their imported files
+    ("Apple Health", "CSV"), from one read."""
+    rows = await uow.devices.for_patient(patient.id)
+    return (
+        [d for d in rows if d.status not in ("revoked", IMPORT_STATUS)],
+        [d for d in rows if d.status == IMPORT_STATUS],
+    )
+
+
 async def devices_of(uow: UnitOfWork, patient: Patient) -> list[Device]:
     """The patient's devices that are not revoked (not their imported files)."""
-    return [
-        d
-        for d in await uow.devices.for_patient(patient.id)
-        if d.status not in ("revoked", IMPORT_STATUS)
-    ]
-
-
-async def file_sources_of(uow: UnitOfWork, patient: Patient) -> list[Device]:
-    """The sources of the patient's imported files ("Apple Health", "CSV file")."""
-    return [d for d in await uow.devices.for_patient(patient.id) if d.status == IMPORT_STATUS]
+    return (await devices_and_files(uow, patient))[0]
 
 
 # --- uploads ------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ acknowledges nothing before it is committed. The rows are written ``done`` witho
 the usual way and the loop takes them from the inbox.
 
 Workers sharing the inbox (``shared``; PostgreSQL, webhook mode): every update is stored
-first, and :meth:`UpdateProcessor.process_shared` takes only chats no other worker holds (a
+first, and :meth:`UpdateProcessor.process_pending` takes only chats no other worker holds (a
 transaction-scoped advisory lock per chat), each chat's updates in update-id order.
 """
 
@@ -40,6 +40,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from bot.logging import CURRENT_UPDATE
 from bot.telegram.reply import PRIORITY_REPLY, Replier
 from locales import Translator, normalize_locale
+from storage.models import InboxUpdate
 from storage.uow import Database, UnitOfWork
 
 log = logging.getLogger("careline.processor")
@@ -136,7 +137,7 @@ class UpdateProcessor:
         self.db = db
         # Several workers share this inbox (PostgreSQL): every update is stored first, and a
         # worker processes a chat's pending updates only while it holds that chat (see
-        # process_shared); no worker processes what it received ahead of the inbox.
+        # process_pending); no worker processes what it received ahead of the inbox.
         self.shared = shared
         self.bots = bots
         self.default_locale = default_locale
@@ -264,7 +265,7 @@ class UpdateProcessor:
                                 handed.set_result(await self._store_only(role, updates))
                             except Exception as exc:  # noqa: BLE001 - not acknowledged
                                 handed.set_exception(exc)
-                    done = await (self.process_shared() if self.shared else self.process_pending())
+                    done = await self.process_pending()
                     if done < self.batch_size:
                         self._backlog = False
                 backoff = 0.5
@@ -296,17 +297,16 @@ class UpdateProcessor:
         self._wake.set()
 
     async def _isolate_poison(self) -> bool:
-        """After a failed batch: retry the oldest row alone; if that fails too (and not for
-        a connection problem), mark it failed. Returns whether progress was made."""
-        if self.shared:
-            return await self._isolate_poison_shared()
+        """After a failed batch: retry the oldest row this worker may take alone; if that fails
+        too (and not for a connection problem), mark it failed. Returns whether progress was
+        made."""
         try:
             return await self.process_pending(limit=1) > 0
         except Exception as exc:  # noqa: BLE001 - deciding below whether it is the row's fault
             if _is_connection_error(exc):
                 return False
             async with self.db.uow() as uow:
-                rows = await uow.inbox.pending(1)
+                rows = await self._takeable(uow, 1)
                 if not rows:
                     return False
                 await uow.inbox.finish([rows[0].id], "failed", f"poison: {type(exc).__name__}")
@@ -324,61 +324,22 @@ class UpdateProcessor:
             )
             return True
 
-    async def _isolate_poison_shared(self) -> bool:
-        """:meth:`_isolate_poison` for workers sharing the inbox: the oldest update of a chat
-        this worker can take, alone; set aside if it fails again."""
-        try:
-            return await self.process_shared(limit=1) > 0
-        except Exception as exc:  # noqa: BLE001 - deciding below whether it is the row's fault
-            if _is_connection_error(exc):
-                return False
-        async with self.db.uow() as uow:
-            for bot, chat in await uow.inbox.pending_chats(self.batch_size):
-                if await uow.inbox.lock_chat(bot, chat):
-                    found = await uow.inbox.pending_of_chats([(bot, chat)], 1)
-                    if not found:
-                        continue
-                    row = found[0]
-                    await uow.inbox.finish([row.id], "failed", "poison")
-                    await uow.commit()
-                    self.failed += 1
-                    log.error(
-                        "update set aside: it breaks processing itself",
-                        extra={"ctx": {"bot": row.bot, "update_id": row.update_id}},
-                    )
-                    return True
-        return False
-
-    async def process_shared(self, limit: int | None = None) -> int:
-        """Workers sharing the inbox: in one transaction, take the chats with pending updates
-        that no other worker holds (a per-chat lock that ends with the transaction — or with
-        the worker's connection, when it dies), and process each one's pending updates in
-        Telegram's order. Returns how many updates were processed."""
-        size = limit or self.batch_size
-        async with self.db.uow() as uow:
-            chats = await uow.inbox.pending_chats(size)
-            if not chats:
-                return 0
-            mine = [c for c in chats if await uow.inbox.lock_chat(*c)]
-            rows = await uow.inbox.pending_of_chats(mine, size)
-            if not rows:
-                await uow.commit()  # every waiting chat is another worker's right now
-                return 0
-            done: list[int] = []
-            for row in rows:
-                ok = await self._process_one(uow, row.bot, row.id, await uow.inbox.payload(row))
-                if ok:
-                    done.append(row.id)
-            await uow.inbox.finish(done, "done")
-            await uow.commit()
-        if self.on_commit:
-            self.on_commit()
-        return len(rows)
+    async def _takeable(self, uow: UnitOfWork, size: int) -> list[InboxUpdate]:
+        """The pending updates this worker may process now. Alone: the oldest. Sharing the
+        inbox: those of the chats with pending updates that no other worker holds, each taken
+        for this transaction (a per-chat lock that ends with the transaction — or with the
+        worker's connection, when it dies), each chat's in Telegram's order."""
+        if not self.shared:
+            return await uow.inbox.pending(size)
+        chats = await uow.inbox.pending_chats(size)
+        mine = [c for c in chats if await uow.inbox.lock_chat(*c)]
+        return await uow.inbox.pending_of_chats(mine, size)
 
     async def process_pending(self, limit: int | None = None) -> int:
-        """Process one batch of pending updates in one transaction; returns its size."""
+        """Process one batch of pending updates (see :meth:`_takeable`) in one transaction;
+        returns its size."""
         async with self.db.uow() as uow:
-            rows = await uow.inbox.pending(limit or self.batch_size)
+            rows = await self._takeable(uow, limit or self.batch_size)
             if not rows:
                 return 0
             done: list[int] = []

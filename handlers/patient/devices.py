@@ -35,7 +35,7 @@ def upload_address(settings: Settings, device_id: str) -> str:
 
 
 async def _list(uow: UnitOfWork, patient: Patient, tr: Translator, reply: Replier) -> None:
-    mine = await flow.devices_of(uow, patient)
+    mine, files = await flow.devices_and_files(uow, patient)
     lines = [str(tr("device.list.title"))]
     rows = []
     for d in mine:
@@ -56,7 +56,7 @@ async def _list(uow: UnitOfWork, patient: Patient, tr: Translator, reply: Replie
         )
     if not mine:
         lines.append(str(tr("device.list.empty")))
-    for src in await flow.file_sources_of(uow, patient):
+    for src in files:
         at = src.last_seen_at or src.created_at
         lines.append(str(tr("device.list.imported", label=src.label, at=f"{at:%Y-%m-%d %H:%M}")))
     rows.append(

@@ -11,11 +11,9 @@ region, intensity 11, an intake that moved on.
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -27,38 +25,26 @@ from bot.bodymap_web import MAX_BODY, BodyMapApi
 from bot.sandbox import webapp
 from flows.intake import State
 from storage.models import utcnow
-from tests.conftest import BACKENDS
 from tests.e2e.conftest import (
     DOCTOR_BOT,
     PATIENT_BOT,
     PATIENT_TOKEN,
     Clinic,
-    start_clinic,
-    stop_clinic,
 )
 from tests.e2e.test_consultation import add_doctor
 from tests.e2e.test_intake import Patient, has_button, has_text, intakes_of, new_patient
 
-
-# Both databases for the whole path and a valid result; the rest (bad input, the page, how
-# marks and words combine) does not depend on the database and runs on SQLite only.
-@pytest.fixture(params=BACKENDS)
-async def bclinic(
-    request: pytest.FixtureRequest, tmp_path: Path, log_capture: io.StringIO
-) -> AsyncIterator[Clinic]:
-    c, schema = await start_clinic(tmp_path, request.param, log_capture)
-    try:
-        yield c
-    finally:
-        await stop_clinic(c, schema)
+# `clinic` (tests/e2e/conftest.py) runs on both databases: for the whole path and a valid
+# result; the rest (bad input, the page, how marks and words combine) does not depend on the
+# database and runs on SQLite only.
 
 
 @pytest.fixture
-async def api(bclinic: Clinic) -> AsyncIterator[TestClient]:
+async def api(clinic: Clinic) -> AsyncIterator[TestClient]:
     app = web.Application()
     BodyMapApi(
-        bclinic.app.db, token=PATIENT_TOKEN, settings=bclinic.settings,
-        on_commit=bclinic.app.sender.poke,
+        clinic.app.db, token=PATIENT_TOKEN, settings=clinic.settings,
+        on_commit=clinic.app.sender.poke,
     ).mount(app)  # fmt: skip
     client = TestClient(TestServer(app))
     await client.start_server()
@@ -103,8 +89,7 @@ MARKS = [
 ]
 
 
-async def test_body_map_to_intake_to_the_doctors_card(bclinic: Clinic, api: TestClient) -> None:
-    clinic = bclinic
+async def test_body_map_to_intake_to_the_doctors_card(clinic: Clinic, api: TestClient) -> None:
     doc = await add_doctor(clinic, "Dr Lena Varga", departments="cardiology", locale="ru")
     p = await new_patient(clinic, "en")
     question = await at_complaint(p)
@@ -170,11 +155,10 @@ async def test_body_map_to_intake_to_the_doctors_card(bclinic: Clinic, api: Test
     assert ru_regions in card["text"]
 
 
-@pytest.mark.parametrize("bclinic", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("clinic", ["sqlite"], indirect=True)
 async def test_high_intensity_on_the_chest_still_meets_triage_and_the_checklist(
-    bclinic: Clinic, api: TestClient
+    clinic: Clinic, api: TestClient
 ) -> None:
-    clinic = bclinic
     p = await new_patient(clinic, "ru")
     question = await at_complaint(p)
     init_data, tag = await open_map(clinic, p, question)
@@ -192,11 +176,10 @@ async def test_high_intensity_on_the_chest_still_meets_triage_and_the_checklist(
     assert intake.disposition == "emergency_ambulance"  # severe_chest_pain: severity >= 7
 
 
-@pytest.mark.parametrize("bclinic", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("clinic", ["sqlite"], indirect=True)
 async def test_marks_that_fit_several_complaints_let_the_patient_pick(
-    bclinic: Clinic, api: TestClient
+    clinic: Clinic, api: TestClient
 ) -> None:
-    clinic = bclinic
     p = await new_patient(clinic, "zh_Hans")
     question = await at_complaint(p)
     init_data, tag = await open_map(clinic, p, question)
@@ -260,11 +243,10 @@ def _tamper(init_data: str) -> str:
          413, "too_large"),
     ],
 )  # fmt: skip
-@pytest.mark.parametrize("bclinic", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("clinic", ["sqlite"], indirect=True)
 async def test_bad_results_get_a_clear_answer_and_change_nothing(
-    bclinic: Clinic, api: TestClient, make: Any, status: int, code: str
+    clinic: Clinic, api: TestClient, make: Any, status: int, code: str
 ) -> None:
-    clinic = bclinic
     p = await new_patient(clinic, "en")
     await at_complaint(p)
     [intake] = await intakes_of(clinic)
@@ -285,10 +267,9 @@ async def test_bad_results_get_a_clear_answer_and_change_nothing(
 
 
 async def test_a_valid_result_with_its_own_launch_data_is_taken(
-    bclinic: Clinic, api: TestClient
+    clinic: Clinic, api: TestClient
 ) -> None:
     """The happy path of the table above: the same request shape, correctly signed."""
-    clinic = bclinic
     p = await new_patient(clinic, "en")
     await at_complaint(p)
     [intake] = await intakes_of(clinic)
@@ -303,7 +284,7 @@ async def test_a_valid_result_with_its_own_launch_data_is_taken(
     assert answers["prefill"] == {"severity": 3}
 
 
-@pytest.mark.parametrize("bclinic", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("clinic", ["sqlite"], indirect=True)
 async def test_the_page_is_served_in_the_patients_language(api: TestClient) -> None:
     resp = await api.get("/m/bodymap?lang=ru&i=abcdef12")
     assert resp.status == 200
@@ -317,13 +298,12 @@ async def test_the_page_is_served_in_the_patients_language(api: TestClient) -> N
     assert "tgWebAppData" in await script.text()
 
 
-@pytest.mark.parametrize("bclinic", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("clinic", ["sqlite"], indirect=True)
 async def test_words_typed_after_an_ambiguous_map_keep_its_severity(
-    bclinic: Clinic, api: TestClient
+    clinic: Clinic, api: TestClient
 ) -> None:
     """Marks that fit two complaints, then the patient names one in words: the map's
     intensity still answers the severity question."""
-    clinic = bclinic
     p = await new_patient(clinic, "en")
     question = await at_complaint(p)
     init_data, tag = await open_map(clinic, p, question)

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,19 +20,10 @@ from sqlalchemy import func, select
 from bot.imports import ImportRunner
 from flows import devices as flow
 from storage.models import FollowUpPlan, HealthImport, Patient, Reading, utcnow
-from tests.e2e.conftest import DOCTOR_BOT, PATIENT_BOT, Clinic, start_clinic, stop_clinic
+from tests.e2e.conftest import DOCTOR_BOT, PATIENT_BOT, Clinic
 from tests.e2e.test_consultation import add_doctor
 from tests.e2e.test_intake import has_button, new_patient
 from tests.flows.test_health_import import export, pressure, record
-
-
-@pytest.fixture
-async def iclinic(tmp_path: Path, log_capture: io.StringIO) -> AsyncIterator[Clinic]:
-    c, schema = await start_clinic(tmp_path, "sqlite", log_capture)
-    try:
-        yield c
-    finally:
-        await stop_clinic(c, schema)
 
 
 def _apple(at: str) -> str:
@@ -84,9 +73,9 @@ async def _readings(clinic: Clinic) -> list[tuple[str, str | None]]:
 
 @pytest.mark.parametrize("locale", ["en", "ru"])
 async def test_an_apple_health_export_is_imported_and_the_recent_high_reaches_the_doctor(
-    iclinic: Clinic, locale: str
+    sqlite_clinic: Clinic, locale: str
 ) -> None:
-    clinic = iclinic
+    clinic = sqlite_clinic
     doc = await add_doctor(clinic, "Dr Ines Calder", locale="en")
     p = await new_patient(clinic, locale)
     async with clinic.app.db.uow() as uow:
@@ -155,8 +144,8 @@ async def test_an_apple_health_export_is_imported_and_the_recent_high_reaches_th
     assert clinic.app.processor.failed == 0
 
 
-async def test_bad_files_get_a_clear_answer_and_store_nothing(iclinic: Clinic) -> None:
-    clinic = iclinic
+async def test_bad_files_get_a_clear_answer_and_store_nothing(sqlite_clinic: Clinic) -> None:
+    clinic = sqlite_clinic
     p = await new_patient(clinic, "en")
     await p.say("/devices", has_button(p.t("device.button.import")))
     await p.press(p.t("device.button.import"), lambda m: "export.zip" in _text(m))
@@ -198,10 +187,10 @@ async def test_bad_files_get_a_clear_answer_and_store_nothing(iclinic: Clinic) -
 
 
 async def test_an_import_whose_worker_dies_is_finished_by_another_once(
-    iclinic: Clinic, monkeypatch: pytest.MonkeyPatch
+    sqlite_clinic: Clinic, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The attack on "nothing lost, nothing twice": the worker dies after its first batch."""
-    clinic = iclinic
+    clinic = sqlite_clinic
     await clinic.app.imports.stop()  # this test drives its own runners
     p = await new_patient(clinic, "en")
     now = utcnow()

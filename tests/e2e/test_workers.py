@@ -157,8 +157,8 @@ async def test_a_killed_worker_gives_up_its_chat_and_another_processes_it_in_ord
         await until(lambda: _exists(marker))
         # Meanwhile this worker processes other chats, never chat 77.
         await survivor.store("patient", [update(4, 88, "other")])
-        assert await survivor.process_shared() == 1
-        assert await survivor.process_shared() == 0  # 77 is held
+        assert await survivor.process_pending() == 1
+        assert await survivor.process_pending() == 0  # 77 is held
         assert seen == [("survivor", 88, "other")]
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
@@ -178,7 +178,7 @@ async def _exists(path: Path) -> bool:
 
 
 async def _processes(p: UpdateProcessor) -> bool:
-    return await p.process_shared() > 0
+    return await p.process_pending() > 0
 
 
 @pg_only

@@ -360,7 +360,7 @@ async def test_an_import_waits_is_queued_once_and_is_leased_to_one_worker(db: Da
         assert busy.value.msgid == "device.import.busy"
         # The file source is not a device: not listed, not counted, not revocable.
         assert await dev.devices_of(uow, patient) == []
-        [source] = await dev.file_sources_of(uow, patient)
+        [source] = (await dev.devices_and_files(uow, patient))[1]
         assert source.label == "Apple Health"
         with pytest.raises(dev.DeviceError):
             await dev.revoke(uow, patient, source.id, T0)
