@@ -66,8 +66,11 @@ class Counts:
     fp: int = 0
     tn: int = 0
     same_flag: int = 0  # true positives whose detected flag is the labelled one
-    asked: int = 0  # misses the second-opinion model flags: "is this an emergency?"
-    asked_benign: int = 0  # benign phrases, no lexicon hit, the model flags (asked needlessly)
+    asked: int = 0  # misses met with "is this an emergency?" (model, or a doubted hit)
+    asked_benign: int = 0  # benign phrases asked "is this an emergency?" needlessly
+    lexicon_tp: int = 0  # emergencies the lexicon alone detects (before the model's doubt)
+    lexicon_fp: int = 0  # benign phrases the lexicon alone flags
+    doubted: int = 0  # lexicon hits the model doubted (asked instead of instructions)
 
     @property
     def recall(self) -> float:
@@ -84,6 +87,15 @@ class Counts:
         """(TP + misses the model asks about) / emergencies: the patient sees the emergency
         number either way, as instructions or as the question."""
         return (self.tp + self.asked) / (self.tp + self.fn) if self.tp + self.fn else 1.0
+
+    @property
+    def lexicon_recall(self) -> float:
+        """The lexicon alone, as every round before round 06 was measured."""
+        return self.lexicon_tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
+
+    @property
+    def lexicon_fpr(self) -> float:
+        return self.lexicon_fp / (self.fp + self.tn) if self.fp + self.tn else 0.0
 
     @property
     def asked_rate(self) -> float:
@@ -143,29 +155,46 @@ def is_detected(label: str, hit: redflags.Hit | None) -> bool:
     return _level(reg[hit.flag]) <= _level(want)
 
 
+def answer(text: str) -> tuple[redflags.Hit | None, bool, bool]:
+    """What Careline does with a message: (the lexicon's hit, whether the model doubts it,
+    whether the patient is asked "is this an emergency?"). A hit that is not doubted gets
+    the emergency instructions; a doubted hit, or no hit that the model finds possible, gets
+    the question with the emergency number (handlers/patient/emergency.py, flows/intake.py)."""
+    hit = redflags.detect(text)
+    if hit is None:
+        return None, False, redflag_model.possible(text)
+    doubted = redflags.registry()[hit.flag].doubtable and redflag_model.doubts(text)
+    return hit, doubted, doubted
+
+
 def evaluate(phrases: Iterable[Phrase]) -> Evaluation:
-    """Run detect() on every phrase and count."""
+    """Run detect() and the model on every phrase and count (see ``answer``)."""
     ev = Evaluation(
         by_lang={lang: Counts() for lang in redflags.LANGUAGES},
         overall=Counts(),
         by_flag={fid: Counts() for fid in redflags.RED_FLAG_IDS},
     )
     for phrase in phrases:
-        hit = redflags.detect(phrase.text)
-        asked = hit is None and redflag_model.possible(phrase.text)
+        hit, doubted, asked = answer(phrase.text)
         slices = [ev.by_lang[phrase.lang], ev.overall]
         if phrase.label == NONE:
             for c in slices:
-                if hit is None:
+                c.lexicon_fp += hit is not None
+                c.doubted += doubted
+                if hit is None or doubted:
                     c.tn += 1
                     c.asked_benign += asked
                 else:
                     c.fp += 1
-            if hit is not None:
+            if hit is not None and not doubted:
                 ev.false_alarms.append((phrase, hit))
             continue
         slices.append(ev.by_flag[phrase.label])
-        if is_detected(phrase.label, hit):
+        found = is_detected(phrase.label, hit)
+        for c in slices:
+            c.lexicon_tp += found
+            c.doubted += doubted
+        if found and not doubted:
             assert hit is not None
             same = hit.flag == phrase.label
             for c in slices:
@@ -202,6 +231,8 @@ def summary(ev: Evaluation) -> dict[str, object]:
             "tp": c.tp, "fn": c.fn, "fp": c.fp, "tn": c.tn,
             "recall": round(c.recall, 4), "fpr": round(c.fpr, 4),
             "recall_or_asked": round(c.recall_or_asked, 4), "asked_benign": round(c.asked_rate, 4),
+            "recall_lexicon": round(c.lexicon_recall, 4), "fpr_lexicon": round(c.lexicon_fpr, 4),
+            "doubted": c.doubted,
         }  # fmt: skip
     return out
 
@@ -222,17 +253,21 @@ def _pct(x: float) -> str:
 def format_table(ev: Evaluation) -> str:
     """The confusion table, per language and overall, and per-flag recall, as text."""
     lines = [
-        "language   TP   FN   FP   TN   recall     FPR  same flag  +asked recall  asked benign",
+        "language   TP   FN   FP   TN   recall     FPR  same flag  +asked recall  asked benign"
+        "  | lexicon alone: recall     FPR  doubted",
     ]
     for name, c in [*ev.by_lang.items(), ("overall", ev.overall)]:
         lines.append(
             f"{name:<8} {c.tp:4} {c.fn:4} {c.fp:4} {c.tn:4}  {_pct(c.recall)}  {_pct(c.fpr)}"
             f"     {_pct(c.flag_match)}         {_pct(c.recall_or_asked)}        "
-            f"{_pct(c.asked_rate)}"
+            f"{_pct(c.asked_rate)}  |                {_pct(c.lexicon_recall)}  "
+            f"{_pct(c.lexicon_fpr)}  {c.doubted:7}"
         )
     lines.append(
-        "(+asked: misses the second-opinion model meets with 'is this an emergency?' and the "
-        "emergency number)"
+        "(recall/FPR: emergency instructions sent; +asked: the misses met with 'is this an "
+        "emergency?' and the emergency number instead — the model's second opinion or a "
+        "lexicon hit it doubts; lexicon alone: before the model's doubt, as rounds 01-05 "
+        "were measured)"
     )
     lines.append("")
     lines.append("flag                    phrases  recall  same flag")
@@ -253,9 +288,9 @@ def format_table(ev: Evaluation) -> str:
 
 
 def _per_message(text: str) -> None:
-    """What every patient message costs: the lexicon, then (on no hit) the model."""
-    if redflags.detect(text) is None:
-        redflag_model.possible(text)
+    """What every patient message costs: the lexicon, then the model (its second opinion on
+    no hit, its doubt on a hit)."""
+    answer(text)
 
 
 def _timings_us(

@@ -140,6 +140,8 @@ class Replier:
         self._uow = uow
         self.bot = bot
         self.chat_id = chat_id
+        # "Is this an emergency?" goes once per update, however many handlers would ask it.
+        self.safety_asked = False
 
     def _chat(self, chat_id: int | None) -> int:
         target = chat_id if chat_id is not None else self.chat_id

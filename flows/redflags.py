@@ -128,6 +128,9 @@ class RedFlag:
     id: str
     disposition: str  # "emergency_ambulance" | "emergency"
     crisis: bool
+    # Whether the second-opinion model may turn a hit of this flag it finds very unlikely into
+    # "is this an emergency?" (flows/redflag_model.py, ``doubts``); never for self-harm.
+    doubtable: bool = True
 
 
 @dataclass(frozen=True)
@@ -904,6 +907,7 @@ def _load_flags(
             "history",
             "min_hours",
             "resolvable",
+            "doubtable",
         }
         if unknown:
             raise _err(path, where, f"unknown keys {sorted(unknown)}")
@@ -917,6 +921,7 @@ def _load_flags(
         booleans = {k: spec.get(k, d) for k, d in (("crisis", False), ("negatable", True))}
         booleans["history"] = spec.get("history", True)
         booleans["resolvable"] = spec.get("resolvable", True)
+        booleans["doubtable"] = spec.get("doubtable", True)
         for key, value in booleans.items():
             if not isinstance(value, bool):
                 raise _err(path, f"{where} {key}", f"expected true or false, got {value!r}")
@@ -927,7 +932,7 @@ def _load_flags(
             raise _err(
                 path, f"{where} min_hours", f"expected a positive number, got {min_hours!r}"
             )
-        flags[fid] = RedFlag(fid, disposition, booleans["crisis"])
+        flags[fid] = RedFlag(fid, disposition, booleans["crisis"], booleans["doubtable"])
         rule = FlagRules(
             booleans["negatable"],
             booleans["history"],

@@ -2,6 +2,12 @@
 
 A hit stops the open intake (if any), sends emergency instructions ahead of everything else
 and is audited. Nothing else handles that message, so no further questions follow.
+
+A hit the second-opinion model finds very unlikely to be an emergency ("heartburn again
+after pizza, burning behind the breastbone, goes with antacids") is *doubted*: for flags whose
+data allows it, the patient is asked "Is this an emergency?" with the emergency number (Yes
+gives the instructions and alerts the doctor), and the message then goes on to whatever
+would have taken it (the intake, a live case, a check-in), so nothing said is lost.
 """
 
 from __future__ import annotations
@@ -9,17 +15,18 @@ from __future__ import annotations
 from typing import Any
 
 from aiogram import F
+from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.types import CallbackQuery, Message
 
 from bot.settings import Settings
-from flows import caregivers, intake, medication, redflags
+from flows import caregivers, intake, medication, redflag_model, redflags
 from flows.domain import Patient
 from flows.outbox import PRIORITY_URGENT, Replier
 from flows.questionnaire import load
 from handlers.common import cases as view
 from handlers.common.routes import RouteTable
 from handlers.patient import case
-from handlers.patient.intake_render import SafetyCB, show_emergency
+from handlers.patient.intake_render import SafetyCB, ask_safety, show_emergency
 from locales import Translator
 from storage.uow import UnitOfWork
 
@@ -32,7 +39,10 @@ def red_flag_in(message: Message) -> bool | dict[str, Any]:
     if not text:
         return False
     hit = redflags.detect(text)
-    return False if hit is None else {"hit": hit}
+    if hit is None:
+        return False
+    doubted = redflags.registry()[hit.flag].doubtable and redflag_model.doubts(text)
+    return {"hit": hit, "doubted": doubted}
 
 
 @routes.edited_message(F.text | F.caption, red_flag_in)
@@ -40,6 +50,7 @@ def red_flag_in(message: Message) -> bool | dict[str, Any]:
 async def on_red_flag_text(
     message: Message,
     hit: redflags.Hit,
+    doubted: bool,
     uow: UnitOfWork,
     patient: Patient | None,
     tr: Translator,
@@ -47,7 +58,15 @@ async def on_red_flag_text(
     settings: Settings,
 ) -> None:
     """An emergency in the patient's own words (also when they edit a message to say it):
-    instructions now, the intake stops."""
+    instructions now, the intake stops. A doubted hit is asked about, then handled as
+    ordinary words."""
+    if doubted:
+        ref = f"patient:{patient.id}" if patient is not None else "patient:unknown"
+        await uow.audit.record(
+            ref, "redflag.doubted", "patient", patient.id if patient else "-", {"flag": hit.flag}
+        )
+        await ask_safety(reply, tr, settings)
+        raise SkipHandler
     if patient is not None:
         await intake.stop_for_red_flag(uow, patient, hit.flag, source="text", q=load())
     else:

@@ -160,9 +160,13 @@ def safety_keyboard(tr: Translator) -> InlineKeyboardMarkup:
 
 async def ask_safety(reply: Replier, tr: Translator, settings: Settings) -> None:
     """When Careline is not sure what the words mean: ask whether it is an emergency, with
-    the emergency number in the question itself."""
+    the emergency number in the question itself (once per update)."""
+    if reply.safety_asked:
+        return
+    reply.safety_asked = True
     await reply.text(
-        tr("safety.ask", emergency_number=settings.local_emergency_number), safety_keyboard(tr)
+        tr("safety.ask", emergency_number=settings.local_emergency_number),
+        safety_keyboard(tr),
     )
 
 

@@ -324,3 +324,73 @@ async def test_words_the_model_reads_as_an_emergency_are_asked_first(clinic: Cli
     found = await open_intake(clinic, p.uid)
     assert found is not None and found[1]["complaint_text"] == text
     assert clinic.app.processor.failed == 0
+
+
+# Benign messages the lexicon flags on a word ("blue lips", "muddled") that the model finds very
+# unlikely to be emergencies. When the model stops doubting them all, add another.
+DOUBTED = [
+    "lips went a bit blue after swimming in the sea but warmed up straight away in the car, "
+    "thats normal right?",
+    "my nan talks a bit muddled when shes tired but the GP said thats her normal and her "
+    "bloods were fine last week",
+    "stubbed my toe on the bed and it went a bit blue but i can walk on it, do i need an x-ray?",
+]
+
+
+def _doubted_phrase() -> str:
+    """A phrase the lexicon flags with a doubtable flag that the model doubts."""
+    from flows import redflag_model, redflags
+
+    for text in DOUBTED:
+        hit = redflags.detect(text)
+        if (
+            hit is not None
+            and redflags.registry()[hit.flag].doubtable
+            and redflag_model.doubts(text)
+        ):
+            return text
+    raise AssertionError("no DOUBTED phrase is a doubted lexicon hit any more: add a new one")
+
+
+async def _audit_actions(clinic: Clinic) -> list[str]:
+    async with clinic.app.db.uow() as uow:
+        return [r.action for r in await uow.session.scalars(select(AuditRecord))]
+
+
+async def test_a_doubted_hit_is_asked_about_not_instructed(sqlite_clinic: Clinic) -> None:
+    """A scary word the model doubts: one "is this an emergency?" with the number instead of
+    the instructions, the intake still starts with the words kept, audited; "Yes" gives the
+    instructions."""
+    clinic = sqlite_clinic
+    text = _doubted_phrase()
+    p = await new_patient(clinic, "en")
+    before = len(await clinic.bot_texts(p.uid))
+    msg = await p.say(text, has_button(p.t("safety.yes")))
+    assert msg["text"] == p.t("safety.ask", emergency_number="112")
+    call_now = p.t("emergency.call_now", emergency_number="112", what="")[:30]
+    await clinic.settled()
+    texts = (await clinic.bot_texts(p.uid))[before:]
+    assert not [t for t in texts if t.startswith(call_now)], texts
+    assert texts.count(msg["text"]) == 1, texts  # asked once, not by every handler
+    found = await open_intake(clinic, p.uid)
+    assert found is not None and found[0].state != "emergency"
+    assert found[1]["complaint_text"] == text
+    assert "redflag.doubted" in await _audit_actions(clinic)
+    await p.press(p.t("safety.yes"), starts(call_now))
+    assert clinic.app.processor.failed == 0
+
+
+async def test_a_doubted_hit_in_a_live_case_is_asked_and_relayed(sqlite_clinic: Clinic) -> None:
+    """In a live case the doubted words still reach the doctor (relayed as usual) and the
+    patient is asked whether it is an emergency."""
+    clinic = sqlite_clinic
+    doc = await add_doctor(clinic, "Dr Ada Fictus")
+    p = await new_patient(clinic, "en")
+    number = await consult(p)
+    await doc.accept(number)
+    text = _doubted_phrase()
+    since_doc = await clinic.seq(doc.uid, DOCTOR_BOT)
+    await p.say(text, has_button(p.t("safety.yes")))
+    relayed = await doc.wait(lambda m: text in (m.get("text") or ""), since_doc)
+    assert relayed["text"].startswith(f"#{number} ·")
+    assert clinic.app.processor.failed == 0

@@ -82,3 +82,27 @@ def test_a_missing_or_broken_file_is_named(tmp_path: Path) -> None:
         fh.write('{"weights": {}}')
     with pytest.raises(ModelError, match=r"broken\.json\.gz"):
         load(broken)
+
+
+def test_the_model_doubts_scary_words_in_harmless_messages_not_emergencies() -> None:
+    """``doubts``: a lexicon hit the model finds very unlikely is asked about instead."""
+    assert 0 < load().doubt < load().threshold
+    assert redflag_model.doubts(
+        "my nan talks a bit muddled when shes tired but the GP said thats her normal"
+    )
+    for text in (
+        "my husband collapsed and he is not breathing",
+        "у мамы перекосило лицо и она не может говорить",
+        "孩子抽搐了，叫他也没反应",
+    ):
+        assert not redflag_model.doubts(text), text
+    # Too short for the model to mean anything: never doubted.
+    assert not redflag_model.doubts("blue lips")
+
+
+def test_self_harm_and_chest_pain_are_never_doubted() -> None:
+    from flows.redflags import registry
+
+    reg = registry()
+    assert not reg["self_harm"].doubtable and not reg["chest_pain"].doubtable
+    assert reg["breathing"].doubtable

@@ -59,9 +59,16 @@ def test_confusion_table() -> None:
     ev = evaluate(load_phrases())
     print()  # noqa: T201 - `pytest -s` shows the table
     print(format_table(ev))  # noqa: T201
-    missed = [f"[{p.lang}] {p.label}: {p.text} -> {h}" for p, h in ev.misses]
+    # The lexicon's own contract: it flags every emergency of the set.
+    missed = [f"[{p.lang}] {p.label}: {p.text} -> {h}" for p, h in ev.misses if h is None]
     assert not missed, "emergencies not detected:\n" + "\n".join(missed)
-    assert ev.overall.recall == 1.0
+    assert ev.overall.lexicon_recall == 1.0
+    # What the patient gets: every emergency gets the instructions or, where the model doubts
+    # the lexicon's hit, "is this an emergency?" with the number — never nothing. Doubted
+    # emergencies are rare (1 of these 280, 2 of the 3,884 of every round, when the doubt was
+    # introduced).
+    assert ev.overall.recall_or_asked == 1.0
+    assert ev.overall.recall >= 0.99, [(p.text, h) for p, h in ev.misses]
     assert ev.overall.fpr <= MAX_FPR, f"false-positive rate {ev.overall.fpr:.1%} > {MAX_FPR:.0%}"
     assert ev.overall.flag_match >= MIN_SAME_FLAG, (
         f"only {ev.overall.flag_match:.1%} of detections name the labelled flag"
