@@ -79,7 +79,7 @@ class Model:
         norm = normalize(text[:MAX_CHARS])
         if not norm:
             return 0.0
-        return max(self._window(w) for w in windows(norm))
+        return max(self._window(w) for w in set(windows(norm)))  # a repeated window once
 
     def _window(self, chunk: str) -> float:
         feats = features(chunk, self.ngrams)
