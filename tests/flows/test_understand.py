@@ -450,6 +450,18 @@ GENERAL_RULES = [
     ("температура поднялась, на 12", "severity", None),
     ("болит, на 2.5", "severity", None),
     ("в 8 утра заболел живот", "severity", None),
+    # after prefill-04: a rating word with text after it, and "на N" closing the message...
+    ("кашель сухой, оцениваю на 3 но бесит", "severity", 3),
+    ("самочувствие на 6 уже третий день", "severity", 6),
+    ("колено распухло чувствую себя на 5 из-за него", "severity", 5),
+    ("зуб ноет всю ночь на 6", "severity", 6),
+    ("живот крутит на 4 с обеда", "severity", 4),
+    # ...but not a time, a dose, an address, sick leave or a wait for a doctor
+    ("кашель три дня, можно записаться на 10", "severity", None),
+    ("температура 38, жду врача на 2", "severity", None),
+    ("кашель, дали больничный на 7", "severity", None),
+    ("таблетки пью по одной на 3", "severity", None),
+    ("чувствую себя на 5 лет старше, спина болит", "severity", None),
     # a Chinese numeral after 疼/痛 is a rating only with 分 or at a clause end
     ("肚子疼七 昨天开始的", "severity", 7),
     ("头刺痛一下就好了", "severity", None),
