@@ -36,6 +36,57 @@ TUNED_RU_RULES = [
     # self_harm: no point in living, giving things away
     ("подруга раздает свои вещи и не видит смысла жить", "self_harm"),
     ("раздаем вещи после переезда", None),
+    # trauma: a bone sticking out
+    ("у мужа из голени торчит кость", "trauma"),
+    ("из супа торчит косточка", None),
+    # trauma: a gun wound
+    ("брата ранили из пистолета в живот", "trauma"),
+    ("дед выстрелил из ружья в воздух, чтобы отпугнуть кабанов", None),
+    # trauma: crushed under something heavy
+    ("на стройке рабочего завалило плитой", "trauma"),
+    ("снегом завалило всю дорогу к даче", None),
+    # trauma: more vehicles that hit someone
+    ("велосипедиста сбила маршрутка", "trauma"),
+    ("маршрутка сбила график, опоздала на работу", None),
+    # trauma: impaled
+    ("сын напоролся на арматуру животом", "trauma"),
+    ("напоролся на грубость в магазине", None),
+    # trauma: a finger or limb torn off
+    ("мужу отрубило топором два пальца, он отрубил их полностью", "trauma"),
+    ("оторвал заусенец у пальца", None),
+    # trauma: a stab in the body
+    ("ударили заточкой под ребра", "trauma"),
+    ("коллега воткнул нож в спину на совещании", None),
+    # trauma: a limb bent the wrong way
+    ("у дочки запястье странно вывернуто после падения с горки", "trauma"),
+    ("вывернул шапку наизнанку", None),
+    # trauma: a vehicle rolled over; ribs moving
+    ("наш джип опрокинулся в кювет", "trauma"),
+    ("перевернул лодку на зиму вверх дном", None),
+    # trauma: falls from more heights
+    ("дед сорвался с чердака на бетонный пол", "trauma"),
+    ("дед принес старые книги с чердака", None),
+    # cues: a decade is history; nobody hurt; what first aid is; a series, an essay, a course
+    ("в девяностых дядя разбился на мотоцикле, сейчас хромает", None),
+    ("столкнулись на парковке, все целы", None),
+    ("какая первая помощь при переломе со смещением?", None),
+    ("смотрю новый сериал, там героя сбила машина", None),
+    ("дочка пишет доклад про огнестрельные ранения", None),
+    # vision_loss: one side or half the picture gone
+    ("у отца слева все почернело и не проходит", "vision_loss"),
+    ("слева на фото все почернело от вспышки", None),
+    # vision_loss: black paint, blinds over an eye
+    ("в левом глазу как будто черной краской залили", "vision_loss"),
+    ("жалюзи опустили, в комнате темно", None),
+    # vision_loss: sudden loss of sight (a noun)
+    ("у бабушки резкая потеря зрения на правый глаз", "vision_loss"),
+    ("какие бывают причины потери зрения с возрастом", None),
+    # vision_loss: closing the good eye and seeing nothing
+    ("прикрываю левый глаз, а правым ничего не вижу", "vision_loss"),
+    ("прикрываю левый глаз от солнца", None),
+    # vision_loss: the left or right eye not seeing
+    ("правый глаз совсем не видит с утра", "vision_loss"),
+    ("правый глаз видит хуже левого, надо к окулисту", None),
 ]
 
 
