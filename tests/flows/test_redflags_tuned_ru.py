@@ -87,6 +87,33 @@ TUNED_RU_RULES = [
     # vision_loss: the left or right eye not seeing
     ("правый глаз совсем не видит с утра", "vision_loss"),
     ("правый глаз видит хуже левого, надо к окулисту", None),
+    # burns: the size of a palm or a plate
+    ("ошпарил бедро, пятно размером с тарелку", "burns"),
+    ("ожог размером с монетку, уже заживает", None),
+    # burns: hot liquid spilled on a child or a limb; skin peeling off
+    ("горячий суп опрокинулся на ребенка", "burns"),
+    ("горячий суп налили в тарелку ребенку", None),
+    # burns: a hand in the deep fryer or boiling oil
+    ("повар сунул руку в кипящее масло", "burns"),
+    ("повар сунул руку в холодную воду", None),
+    # burns: scalded by steam; flame in the face; singed lashes
+    ("кипятком окатило грудь и живот", "burns"),
+    ("волной окатило с головы до ног на пляже", None),
+    # burns: skin hard or white like leatherette; a grey burn spot
+    ("после огня кожа на руке твердая как резина и не чувствует", "burns"),
+    ("мяч твердый как резина", None),
+    # burns: a child biting a cable
+    ("малыш перегрыз шнур от лампы", "burns"),
+    ("кот перегрыз шнур от лампы", None),
+    # burns: a palm in huge blisters
+    ("у сына спина в огромных волдырях после кипятка", "burns"),
+    ("мелкие волдыри на руках от крапивы", None),
+    # burns: clothes on fire
+    ("на бабушке вспыхнул халат от газовой плиты", "burns"),
+    ("халат купила новый на рынке", None),
+    # burns: skin eaten by acid or battery electrolyte
+    ("едкая жидкость попала, разъедает кожу на ладони", "burns"),
+    ("крем разглаживает кожу на ладонях", None),
 ]
 
 
