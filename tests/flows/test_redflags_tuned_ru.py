@@ -114,6 +114,41 @@ TUNED_RU_RULES = [
     # burns: skin eaten by acid or battery electrolyte
     ("едкая жидкость попала, разъедает кожу на ладони", "burns"),
     ("крем разглаживает кожу на ладонях", None),
+    # thunderclap_headache: worse than ever or than childbirth
+    ("затылок болит так, что хуже не было в жизни, началось за секунду", "thunderclap_headache"),
+    ("хуже не было никогда этого сериала, голова от него болит", None),
+    # thunderclap_headache: something burst or popped in the head
+    ("в голове будто что-то лопнуло, и сразу адская боль", "thunderclap_headache"),
+    ("в голове не укладывается, что отпуск закончился", None),
+    # thunderclap_headache: the maximum at once
+    ("боль в голове за пару секунд дошла до предела", "thunderclap_headache"),
+    ("голова болит на 3 из 10, к вечеру проходит", None),
+    # thunderclap_headache: as if struck by lightning or a knife
+    ("затылок как молнией прошило", "thunderclap_headache"),
+    ("голова как чугунная после перелета", None),
+    # thunderclap_headache: "бошка" suddenly and severely
+    ("вдруг башка заболела дико, никогда так не было", "thunderclap_headache"),
+    ("башка заболела от шума, выпил таблетку", None),
+    # seizure: a fit that will not stop
+    ("припадок у брата не прекращается уже пять минут", "seizure"),
+    ("приступ кашля не прекращается третий день", None),
+    # seizure: beating or thrashing
+    ("дедушка упал и стал биться на полу", "seizure"),
+    ("сердце стало биться чаще после кофе", None),
+    # seizure: stiffening, then jerking
+    ("сын весь выгнулся, а потом руки задергались", "seizure"),
+    ("кошка выгнула спину и зашипела", None),
+    # seizure: limbs or face twitching for minutes
+    ("у мамы нога дергается без остановки и не слушается", "seizure"),
+    ("нога дергается, когда засыпаю, потом все нормально", None),
+    # seizure: one side twitching, a fixed stare
+    ("у дочки подергивания левой половины и глаза застыли", "seizure"),
+    ("левую половину огорода вскопали", None),
+    # seizure: shaking for a minute or two
+    ("отца затрясло на пару минут, потом не помнит ничего", "seizure"),
+    ("машину затрясло на кочках", None),
+    # cue: "чем отличается X от Y" is a question
+    ("чем отличается эпилепсия от обычных судорог?", None),
 ]
 
 
