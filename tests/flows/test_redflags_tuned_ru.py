@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.redflags import is_detected
+from benchmarks.redflags import evaluate, is_detected, whole_set
 from flows.redflags import detect, detect_all
 
 TUNED_RU_RULES = [
@@ -70,7 +70,8 @@ TUNED_RU_RULES = [
     ("в девяностых дядя разбился на мотоцикле, сейчас хромает", None),
     ("столкнулись на парковке, все целы", None),
     ("какая первая помощь при переломе со смещением?", None),
-    ("смотрю новый сериал, там героя сбила машина", None),
+    ("вчера вышел фильм про аварию на трассе, очень страшно", None),
+    ("смотрели фильм, и вдруг у мужа перекосило лицо", "stroke"),
     ("дочка пишет доклад про огнестрельные ранения", None),
     # vision_loss: one side or half the picture gone
     ("у отца слева все почернело и не проходит", "vision_loss"),
@@ -159,3 +160,10 @@ def test_rules_tuned_on_train_01_ru(text: str, flag: str | None) -> None:
         assert hit is None, detect_all(text)
     else:
         assert hit is not None and is_detected(flag, hit), detect_all(text)
+
+
+def test_whole_set_keeps_every_russian_emergency() -> None:
+    """The rules above must not cost a detection anywhere in the phrase set and the rounds."""
+    ev = evaluate(p for p in whole_set() if p.lang == "ru")
+    missed = [f"{p.label}: {p.text} -> {h}" for p, h in ev.misses]
+    assert not missed, "emergencies not detected:\n" + "\n".join(missed)
