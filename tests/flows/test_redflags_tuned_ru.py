@@ -150,6 +150,43 @@ TUNED_RU_RULES = [
     ("машину затрясло на кочках", None),
     # cue: "чем отличается X от Y" is a question
     ("чем отличается эпилепсия от обычных судорог?", None),
+    # stroke: only one half moves
+    ("папа пробует улыбнуться, а шевелится только одна половина рта", "stroke"),
+    ("на даче работает только одна половина теплицы", None),
+    # stroke: the face slid down on one side
+    ("у деда пол лица будто стекло вниз", "stroke"),
+    ("пол лица закрыто маской от солнца", None),
+    # stroke: only sounds instead of words; porridge in the mouth; speech not right
+    ("хочет что-то сказать, а выходит только мычание", "stroke"),
+    ("на завтрак была каша, во рту до сих пор вкус овсянки", None),
+    # stroke: numb like after the dentist; an arm hanging
+    ("у мамы губа как после заморозки у стоматолога, а к врачу не ходила", "stroke"),
+    ("рука висит на перевязи после перелома, гипс снимут через неделю", None),
+    # confusion: "спутанная" alone
+    ("бабушка какая-то спутанная с обеда", "confusion"),
+    ("спутанная леска на удочке", None),
+    # confusion: thinks it is another year
+    ("дед уверен, что сейчас 1975 год", "confusion"),
+    ("дед уверен, что этот год будет урожайным", None),
+    # confusion: cannot say what day it is or where she lives
+    ("мама не смогла назвать, какое сегодня число", "confusion"),
+    ("не смогла вспомнить, где оставила ключи", None),
+    # confusion: asks the same thing over and over
+    ("отец по кругу спрашивает, где он", "confusion"),
+    ("по кругу бегали дети на празднике", None),
+    # confusion: lost in her own flat; a dead relative's name
+    ("дедушка заблудился в собственном подъезде", "confusion"),
+    ("заблудились в лесу, но вышли к станции, все хорошо", None),
+    # cues: numb after a knock or sitting; tablets since an old stroke; tongue tied by drink
+    # or nerves; foggy after a night shift; for an essay; in a photo
+    ("стукнулся коленом о стол, нога онемела", None),
+    ("руки онемели, когда спала на них", None),
+    ("папа принимает статины после инсульта, нужен рецепт", None),
+    ("от волнения на экзамене язык заплетался", None),
+    ("после ночной смены ничего не соображаю", None),
+    ("какие признаки менингита у детей? для доклада", None),
+    ("на фото у мамы один глаз кажется опущенным", None),
+    ("муж говорит как пьяный, язык заплетается, а он не пил", "confusion"),
 ]
 
 
