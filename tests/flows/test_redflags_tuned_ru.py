@@ -187,6 +187,21 @@ TUNED_RU_RULES = [
     ("какие признаки менингита у детей? для доклада", None),
     ("на фото у мамы один глаз кажется опущенным", None),
     ("муж говорит как пьяный, язык заплетается, а он не пил", "confusion"),
+    # child_unresponsive: an age alone names a child; cannot be woken, asleep mid-word, flat
+    ("ему 3, с утра лежит пластом и не смотрит на нас", "child_unresponsive"),
+    ("ему 3, с утра строит башню из кубиков", None),
+    ("ей 6 лет, никак не добудиться после обеда", "child_unresponsive"),
+    ("ей 6 лет, по утрам ее не добудиться в школу", None),
+    ("дочка засыпает прямо на полуслове, ей 2", "child_unresponsive"),
+    ("бабушка засыпает на ходу после ночной смены", None),
+    # child_dehydration: no wet nappy; not peeing since a time of day; not a sip; neither
+    # breast nor bottle
+    ("мокрого памперса нет с обеда, малыш горячий", "child_dehydration"),
+    ("мокрый памперс меняем каждые три часа", None),
+    ("сын не пописал с самого утра и вялый", "child_dehydration"),
+    ("малышка ни глотка не сделала за весь вечер, рвота", "child_dehydration"),
+    ("малышка ест кашу, а пьет только компот", None),
+    ("сын не пьет молоко, а кефир пьет", None),
 ]
 
 
