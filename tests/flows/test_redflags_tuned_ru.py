@@ -202,6 +202,18 @@ TUNED_RU_RULES = [
     ("малышка ни глотка не сделала за весь вечер, рвота", "child_dehydration"),
     ("малышка ест кашу, а пьет только компот", None),
     ("сын не пьет молоко, а кефир пьет", None),
+    # meningitis: a neck that locked or cramped, the head not lowered or arched back, crying
+    # when the neck is touched, with a fever
+    ("шею свело так, что не повернуть, и жар 39", "meningitis"),
+    ("шею свело после сна на неудобной подушке", None),
+    ("малыш выгибается и запрокидывает голову, температура высокая", "meningitis"),
+    ("малыш запрокидывает голову, когда смеется", None),
+    # meningitis: neck, fever, rash named together
+    ("сыпь, шея, температура 39,5", "meningitis"),
+    ("сыпь на шее от нового шарфа", None),
+    # cues: a vaccine against meningococcus; is it contagious
+    ("нужна ли прививка от менингококка перед лагерем?", None),
+    ("эпилепсия наследуется от родителей?", None),
 ]
 
 
