@@ -214,6 +214,40 @@ TUNED_RU_RULES = [
     # cues: a vaccine against meningococcus; is it contagious
     ("нужна ли прививка от менингококка перед лагерем?", None),
     ("эпилепсия наследуется от родителей?", None),
+    # anaphylaxis: an allergen or contrast dye and a lump in the throat, a dull voice, lips
+    # swelling, covered in welts
+    ("съела миндаль, и голос пропадает, в горле что-то мешает", "anaphylaxis"),
+    ("голос пропадает после концерта, пью теплый чай", None),
+    ("после контраста на МРТ губы пухнут на глазах", "anaphylaxis"),
+    ("у дочки губы пухлые от природы, и аллергии нет", None),
+    # sepsis: fever with mottled or net-like purple skin, a cold sticky sweat, fearing death
+    ("жар под 40 и на бедрах фиолетовая сеточка", "sepsis"),
+    ("на бедрах фиолетовая сеточка сосудов, давно так", None),
+    # sepsis: red streaks from a wound and chills
+    ("от пореза на руке красная полоса до локтя, знобит", "sepsis"),
+    ("красная полоса на стене от фломастера", None),
+    # sepsis: shaking chills after a caesarean or with a catheter
+    ("неделю после кесарева, колотит и живот болит", "sepsis"),
+    ("неделю после кесарева, шов заживает хорошо", None),
+    # sepsis: spots that do not fade when pressed
+    ("пятнышки на ногах не бледнеют, если на них нажать", "sepsis"),
+    ("пятна на ногах бледнеют, если нажать, температуры нет", None),
+    # cauda_equina: back trouble and saddle numbness, wet pants unnoticed
+    ("спину прихватило, и ягодицы немеют, как после укола", "cauda_equina"),
+    ("спину прихватило, ягодицы не немеют, в туалет хожу нормально", None),
+    ("с грыжей позвоночника, сегодня мокрые трусы, не заметил как", "cauda_equina"),
+    ("мокрые трусы после бассейна", None),
+    # urinary_retention: failing to pass urine and a bladder about to burst
+    ("хочется писать, а не получается, ощущение что лопну", "urinary_retention"),
+    ("хочется писать после кофе, бегу в туалет", None),
+    ("мешок катетера пустой с ночи, внизу распирает", "urinary_retention"),
+    # cues: swollen from tears or salt; teeth chattering from the cold; blotches after a hot
+    # shower; an auto-injector expiring; "ни разу не" leaves the negation to "не"
+    ("веки опухли от слез, всю ночь плакала", None),
+    ("зуб на зуб не попадает, на улице холодно", None),
+    ("после бани на ногах красные пятна", None),
+    ("у эпипена кончается срок годности, как заменить", None),
+    ("после операции ни разу не сходила по-маленькому, внизу распирает", "urinary_retention"),
 ]
 
 
