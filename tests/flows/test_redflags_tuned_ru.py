@@ -242,12 +242,47 @@ TUNED_RU_RULES = [
     ("хочется писать после кофе, бегу в туалет", None),
     ("мешок катетера пустой с ночи, внизу распирает", "urinary_retention"),
     # cues: swollen from tears or salt; teeth chattering from the cold; blotches after a hot
-    # shower; an auto-injector expiring; "ни разу не" leaves the negation to "не"
+    # shower; an auto-injector expiring
     ("веки опухли от слез, всю ночь плакала", None),
     ("зуб на зуб не попадает, на улице холодно", None),
     ("после бани на ногах красные пятна", None),
     ("у эпипена кончается срок годности, как заменить", None),
     ("после операции ни разу не сходила по-маленькому, внизу распирает", "urinary_retention"),
+    # bleeding: a long nosebleed, "течёт и течёт"
+    ("у сына кровь из носа уже полчаса, вата не помогает", "bleeding"),
+    ("у сына кровь из носа была минуту, сразу прошла", None),
+    # bleeding: coughing up clots, a mouthful of blood, bright red froth
+    ("отец кашляет сгустками, весь платок красный", "bleeding"),
+    ("отец кашляет второй день, мокрота желтая", None),
+    # bleeding: "опять хлещет"; a dressing soaked through
+    ("повязка насквозь промокла кровью за десять минут", "bleeding"),
+    ("повязка на колене сухая, меняю раз в день", None),
+    # bleeding: black shiny or sticky stool; vomiting blood
+    ("стул черный липкий, как деготь, слабость", "bleeding"),
+    ("стул черный после активированного угля, чувствую себя хорошо", None),
+    ("брата стошнило кровью два раза", "bleeding"),
+    ("брата стошнило в машине, укачало", None),
+    # breathing: every breath a struggle; the reliever inhaler not helping
+    ("у дочки астма, сальбутамол не помогает уже третий раз", "breathing"),
+    ("сальбутамол закончился, нужен рецепт", None),
+    # breathing: unable to say two words; clutching the throat; breathless even sitting
+    ("мама не может сказать больше двух слов, губы серые", "breathing"),
+    ("мама не может сказать ни слова по-английски", None),
+    # chest_pain: as if squeezed by a hoop or a vice, a brick on the chest
+    ("будто тисками сдавило грудь, пот ручьем", "chest_pain"),
+    ("будто тисками сдавило виски после работы за компьютером", None),
+    # chest_pain: heavy or aching right through to the back; tight in the chest
+    ("грудину давит и отдает в лопатку", "chest_pain"),
+    ("в груди туго, не вздохнуть полной грудью", "chest_pain"),
+    ("в груди нет никакой боли, просто насморк", None),
+    # unconscious: collapsed and still not moving; came to on the ground; did not respond
+    ("дед упал в ванной и так и не шевелится", "unconscious"),
+    ("дед упал в ванной, сам встал, синяк на бедре", None),
+    ("очнулся на полу в коридоре и не помню, как упал", "unconscious"),
+    ("очнулся на диване после сериала", None),
+    # overdose: weed killer, antifreeze, solvent, vinegar essence
+    ("сын глотнул антифриза из бутылки в гараже", "overdose"),
+    ("купил антифриз для машины, какой лучше?", None),
 ]
 
 
