@@ -283,6 +283,45 @@ TUNED_RU_RULES = [
     # overdose: weed killer, antifreeze, solvent, vinegar essence
     ("сын глотнул антифриза из бутылки в гараже", "overdose"),
     ("купил антифриз для машины, какой лучше?", None),
+    # testicular_pain: "хозяйство", one side of the groin; "так болят", came on very fast
+    ("хозяйство распухло и болит, сын плачет", "testicular_pain"),
+    ("хозяйство на даче большое, болит спина от грядок", None),
+    # abdominal_emergency: a belly tight as a drum or hard as concrete
+    ("у отца живот как барабан и болит сильно", "abdominal_emergency"),
+    ("сын стучит по животу как по барабану, смеется", None),
+    # pregnancy_bleeding: pregnant and unable to straighten up for pain
+    ("на 9 неделе, внизу так больно, что не могу разогнуться", "pregnancy_bleeding"),
+    ("после грядок не могу разогнуться, спина", None),
+    # cues: an appendix removed long ago, "can I get X"; how a heart attack shows itself, "can X
+    # look like a heart attack"; an arm aching after a jab
+    ("аппендикс удалили в детстве, болит ли шрам потом?", None),
+    ("можно ли инсульт получить от стресса?", None),
+    ("как начинается инфаркт у пожилых?", None),
+    ("может ли остеохондроз быть похож на инфаркт?", None),
+    ("рука ноет после прививки от гриппа", None),
+    ("после укола правая рука болит второй день", None),
+    # cues: pretending to faint; knocked out by a film; out like a light after drinking or on
+    # the sofa; "щас в обморок упаду"
+    ("сын притворился мертвым в игре", None),
+    ("этот фильм меня просто убил, так красиво", None),
+    ("вырубилась на диване до утра после смены", None),
+    ("вчера напился и вырубился, сегодня болит голова", None),
+    ("от этих цен щас в обморок упаду", None),
+    # cues: laughing until breathless; choking on paperwork; blue fingers in the cold; a stubbed
+    # toe gone blue
+    ("угорали до удушья над видео", None),
+    ("задыхаюсь от отчетов в конце квартала", None),
+    ("в холодной реке губы посинели, вылезли и согрелись", None),
+    ("стукнул палец молотком, теперь синий ноготь и синяк", None),
+    # cues: a vitamin taken twice; an "overdose" of sweets; a normal temperature; how to take a
+    # temperature; asking in advance; coughed it up; bleeding that stopped within minutes
+    ("дала сыну витамин Д дважды за утро", None),
+    ("передоз сладкого на празднике", None),
+    ("малышу 2 месяца, температура в норме, просто капризничает", None),
+    ("как измерять температуру месячному малышу?", None),
+    ("что делать при судорогах у ребенка? хочу знать заранее", None),
+    ("подавился косточкой, откашлялся и все", None),
+    ("порезала палец, много крови, но через пять минут остановилась", None),
 ]
 
 
