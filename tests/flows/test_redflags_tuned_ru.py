@@ -287,7 +287,7 @@ TUNED_RU_RULES = [
     ("хозяйство распухло и болит, сын плачет", "testicular_pain"),
     ("хозяйство на даче большое, болит спина от грядок", None),
     # abdominal_emergency: a belly tight as a drum or hard as concrete
-    ("у отца живот как барабан и болит сильно", "abdominal_emergency"),
+    ("у отца живот натянутый как барабан и болит сильно", "abdominal_emergency"),
     ("сын стучит по животу как по барабану, смеется", None),
     # pregnancy_bleeding: pregnant and unable to straighten up for pain
     ("на 9 неделе, внизу так больно, что не могу разогнуться", "pregnancy_bleeding"),
@@ -330,6 +330,16 @@ TUNED_RU_RULES = [
     ("его завалило работой к концу года", None),
     ("палец отрезал кусочек сыра", None),
     ("голова взрывается от информации на курсах", None),
+    # generalisation checks: "лучше б мне не жить"; hitting oneself on the forehead is a
+    # gesture; a pot of boiling water tipped over oneself; a face hit by steam; a sudden,
+    # unbearable "башка"; a belly bloated like a drum
+    ("лучше б мне вообще не просыпаться", "self_harm"),
+    ("бью себя по лбу каждый раз, когда забываю пароль", None),
+    ("дочка опрокинула на себя чайник с кипятком", "burns"),
+    ("опрокинула на себя стакан сока", None),
+    ("шею обдало паром из чайника, краснота и пузыри", "burns"),
+    ("башка вдруг заболела, адски, как никогда", "thunderclap_headache"),
+    ("живот как барабан после фасоли, но не болит", None),
 ]
 
 
