@@ -1,0 +1,381 @@
+"""Rules added to the Russian lexicon after the first training set (train-01).
+
+Each rule has an emergency wording that is not in any phrase set and a benign look-alike that
+must stay unflagged.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.redflags import evaluate, is_detected, whole_set
+from flows.redflags import detect, detect_all
+
+TUNED_RU_RULES = [
+    # self_harm: a burden to others
+    ("думаю, что семье без меня будет только легче", "self_harm"),
+    ("без меня в отпуске коллегам будет сложнее", None),
+    # self_harm: wishing to be dead
+    ("лучше бы я вообще не родилась", "self_harm"),
+    ("лучше бы я взяла зонт", None),
+    # self_harm: a method pictured
+    ("хочется просто прыгнуть с моста", "self_harm"),
+    ("прыгнули с тарзанки с моста, было весело", None),
+    # self_harm: how to die without pain
+    ("как уйти из жизни без боли", "self_harm"),
+    ("как пережить удаление зуба без боли", None),
+    # self_harm: burning, hitting, cutting oneself
+    ("когда накатывает, бью себя по ногам", "self_harm"),
+    ("бью тесто для пельменей", None),
+    # self_harm: hanging, shooting oneself
+    ("брат написал, что застрелится", "self_harm"),
+    ("хоть вешайся с этим отчетом", None),
+    # self_harm: farewell letters, a plan
+    ("оставила записку с прощанием и просит прощения у всех", "self_harm"),
+    ("написала записку учителю, что заболела", None),
+    # self_harm: no point in living, giving things away
+    ("подруга раздает свои вещи и не видит смысла жить", "self_harm"),
+    ("раздаем вещи после переезда", None),
+    # trauma: a bone sticking out
+    ("у мужа из голени торчит кость", "trauma"),
+    ("из супа торчит косточка", None),
+    # trauma: a gun wound
+    ("брата ранили из пистолета в живот", "trauma"),
+    ("дед выстрелил из ружья в воздух, чтобы отпугнуть кабанов", None),
+    # trauma: crushed under something heavy
+    ("на стройке рабочего завалило плитой", "trauma"),
+    ("снегом завалило всю дорогу к даче", None),
+    # trauma: more vehicles that hit someone
+    ("велосипедиста сбила маршрутка", "trauma"),
+    ("маршрутка сбила график, опоздала на работу", None),
+    # trauma: impaled
+    ("сын напоролся на арматуру животом", "trauma"),
+    ("напоролся на грубость в магазине", None),
+    # trauma: a finger or limb torn off
+    ("мужу отрубило топором два пальца, он отрубил их полностью", "trauma"),
+    ("оторвал заусенец у пальца", None),
+    # trauma: a stab in the body
+    ("ударили заточкой под ребра", "trauma"),
+    ("коллега воткнул нож в спину на совещании", None),
+    # trauma: a limb bent the wrong way
+    ("у дочки запястье странно вывернуто после падения с горки", "trauma"),
+    ("вывернул шапку наизнанку", None),
+    # trauma: a vehicle rolled over; ribs moving
+    ("наш джип опрокинулся в кювет", "trauma"),
+    ("перевернул лодку на зиму вверх дном", None),
+    # trauma: falls from more heights
+    ("дед сорвался с чердака на бетонный пол", "trauma"),
+    ("дед принес старые книги с чердака", None),
+    # cues: a decade is history; nobody hurt; what first aid is; a series, an essay, a course
+    ("в девяностых дядя разбился на мотоцикле, сейчас хромает", None),
+    ("столкнулись на парковке, все целы", None),
+    ("какая первая помощь при переломе со смещением?", None),
+    ("вчера вышел фильм про аварию на трассе, очень страшно", None),
+    ("смотрели фильм, и вдруг у мужа перекосило лицо", "stroke"),
+    ("дочка пишет доклад про огнестрельные ранения", None),
+    # vision_loss: one side or half the picture gone
+    ("у отца слева все почернело и не проходит", "vision_loss"),
+    ("слева на фото все почернело от вспышки", None),
+    # vision_loss: black paint, blinds over an eye
+    ("в левом глазу как будто черной краской залили", "vision_loss"),
+    ("жалюзи опустили, в комнате темно", None),
+    # vision_loss: sudden loss of sight (a noun)
+    ("у бабушки резкая потеря зрения на правый глаз", "vision_loss"),
+    ("какие бывают причины потери зрения с возрастом", None),
+    # vision_loss: closing the good eye and seeing nothing
+    ("прикрываю левый глаз, а правым ничего не вижу", "vision_loss"),
+    ("прикрываю левый глаз от солнца", None),
+    # vision_loss: the left or right eye not seeing
+    ("правый глаз совсем не видит с утра", "vision_loss"),
+    ("правый глаз видит хуже левого, надо к окулисту", None),
+    # burns: the size of a palm or a plate
+    ("ошпарил бедро, пятно размером с тарелку", "burns"),
+    ("ожог размером с монетку, уже заживает", None),
+    # burns: hot liquid spilled on a child or a limb; skin peeling off
+    ("горячий суп опрокинулся на ребенка", "burns"),
+    ("горячий суп налили в тарелку ребенку", None),
+    # burns: a hand in the deep fryer or boiling oil
+    ("повар сунул руку в кипящее масло", "burns"),
+    ("повар сунул руку в холодную воду", None),
+    # burns: scalded by steam; flame in the face; singed lashes
+    ("кипятком окатило грудь и живот", "burns"),
+    ("волной окатило с головы до ног на пляже", None),
+    # burns: skin hard or white like leatherette; a grey burn spot
+    ("после огня кожа на руке твердая как резина и не чувствует", "burns"),
+    ("мяч твердый как резина", None),
+    # burns: a child biting a cable
+    ("малыш перегрыз шнур от лампы", "burns"),
+    ("кот перегрыз шнур от лампы", None),
+    # burns: a palm in huge blisters
+    ("у сына спина в огромных волдырях после кипятка", "burns"),
+    ("мелкие волдыри на руках от крапивы", None),
+    # burns: clothes on fire
+    ("на бабушке вспыхнул халат от газовой плиты", "burns"),
+    ("халат купила новый на рынке", None),
+    # burns: skin eaten by acid or battery electrolyte
+    ("едкая жидкость попала, разъедает кожу на ладони", "burns"),
+    ("крем разглаживает кожу на ладонях", None),
+    # thunderclap_headache: worse than ever or than childbirth
+    ("затылок болит так, что хуже не было в жизни, началось за секунду", "thunderclap_headache"),
+    ("хуже не было никогда этого сериала, голова от него болит", None),
+    # thunderclap_headache: something burst or popped in the head
+    ("в голове будто что-то лопнуло, и сразу адская боль", "thunderclap_headache"),
+    ("в голове не укладывается, что отпуск закончился", None),
+    # thunderclap_headache: the maximum at once
+    ("боль в голове за пару секунд дошла до предела", "thunderclap_headache"),
+    ("голова болит на 3 из 10, к вечеру проходит", None),
+    # thunderclap_headache: as if struck by lightning or a knife
+    ("затылок как молнией прошило", "thunderclap_headache"),
+    ("голова как чугунная после перелета", None),
+    # thunderclap_headache: "бошка" suddenly and severely
+    ("вдруг башка заболела дико, никогда так не было", "thunderclap_headache"),
+    ("башка заболела от шума, выпил таблетку", None),
+    # seizure: a fit that will not stop
+    ("припадок у брата не прекращается уже пять минут", "seizure"),
+    ("приступ кашля не прекращается третий день", None),
+    # seizure: beating or thrashing
+    ("дедушка упал и стал биться на полу", "seizure"),
+    ("сердце стало биться чаще после кофе", None),
+    # seizure: stiffening, then jerking
+    ("сын весь выгнулся, а потом руки задергались", "seizure"),
+    ("кошка выгнула спину и зашипела", None),
+    # seizure: limbs or face twitching for minutes
+    ("у мамы нога дергается без остановки и не слушается", "seizure"),
+    ("нога дергается, когда засыпаю, потом все нормально", None),
+    # seizure: one side twitching, a fixed stare
+    ("у дочки подергивания левой половины и глаза застыли", "seizure"),
+    ("левую половину огорода вскопали", None),
+    # seizure: shaking for a minute or two
+    ("отца затрясло на пару минут, потом не помнит ничего", "seizure"),
+    ("машину затрясло на кочках", None),
+    # cue: "чем отличается X от Y" is a question
+    ("чем отличается эпилепсия от обычных судорог?", None),
+    # stroke: only one half moves
+    ("папа пробует улыбнуться, а шевелится только одна половина рта", "stroke"),
+    ("на даче работает только одна половина теплицы", None),
+    # stroke: the face slid down on one side
+    ("у деда пол лица будто стекло вниз", "stroke"),
+    ("пол лица закрыто маской от солнца", None),
+    # stroke: only sounds instead of words; porridge in the mouth; speech not right
+    ("хочет что-то сказать, а выходит только мычание", "stroke"),
+    ("на завтрак была каша, во рту до сих пор вкус овсянки", None),
+    # stroke: numb like after the dentist; an arm hanging
+    ("у мамы губа как после заморозки у стоматолога, а к врачу не ходила", "stroke"),
+    ("рука висит на перевязи после перелома, гипс снимут через неделю", None),
+    # confusion: "спутанная" alone
+    ("бабушка какая-то спутанная с обеда", "confusion"),
+    ("спутанная леска на удочке", None),
+    # confusion: thinks it is another year
+    ("дед уверен, что сейчас 1975 год", "confusion"),
+    ("дед уверен, что этот год будет урожайным", None),
+    # confusion: cannot say what day it is or where she lives
+    ("мама не смогла назвать, какое сегодня число", "confusion"),
+    ("не смогла вспомнить, где оставила ключи", None),
+    # confusion: asks the same thing over and over
+    ("отец по кругу спрашивает, где он", "confusion"),
+    ("по кругу бегали дети на празднике", None),
+    # confusion: lost in her own flat; a dead relative's name
+    ("дедушка заблудился в собственном подъезде", "confusion"),
+    ("заблудились в лесу, но вышли к станции, все хорошо", None),
+    # cues: numb after a knock or sitting; tablets since an old stroke; tongue tied by drink
+    # or nerves; foggy after a night shift; for an essay; in a photo
+    ("стукнулся коленом о стол, нога онемела", None),
+    ("руки онемели, когда спала на них", None),
+    ("папа принимает статины после инсульта, нужен рецепт", None),
+    ("от волнения на экзамене язык заплетался", None),
+    ("после ночной смены ничего не соображаю", None),
+    ("какие признаки менингита у детей? для доклада", None),
+    ("на фото у мамы один глаз кажется опущенным", None),
+    ("муж говорит как пьяный, язык заплетается, а он не пил", "confusion"),
+    # child_unresponsive: an age alone names a child; cannot be woken, asleep mid-word, flat
+    ("ему 3, с утра лежит пластом и не смотрит на нас", "child_unresponsive"),
+    ("ему 3, с утра строит башню из кубиков", None),
+    ("ей 6 лет, никак не добудиться после обеда", "child_unresponsive"),
+    ("ей 6 лет, по утрам ее не добудиться в школу", None),
+    ("дочка засыпает прямо на полуслове, ей 2", "child_unresponsive"),
+    ("бабушка засыпает на ходу после ночной смены", None),
+    # child_dehydration: no wet nappy; not peeing since a time of day; not a sip; neither
+    # breast nor bottle
+    ("мокрого памперса нет с обеда, малыш горячий", "child_dehydration"),
+    ("мокрый памперс меняем каждые три часа", None),
+    ("сын не пописал с самого утра и вялый", "child_dehydration"),
+    ("малышка ни глотка не сделала за весь вечер, рвота", "child_dehydration"),
+    ("малышка ест кашу, а пьет только компот", None),
+    ("сын не пьет молоко, а кефир пьет", None),
+    # meningitis: a neck that locked or cramped, the head not lowered or arched back, crying
+    # when the neck is touched, with a fever
+    ("шею свело так, что не повернуть, и жар 39", "meningitis"),
+    ("шею свело после сна на неудобной подушке", None),
+    ("малыш выгибается и запрокидывает голову, температура высокая", "meningitis"),
+    ("малыш запрокидывает голову, когда смеется", None),
+    # meningitis: neck, fever, rash named together
+    ("сыпь, шея, температура 39,5", "meningitis"),
+    ("сыпь на шее от нового шарфа", None),
+    # cues: a vaccine against meningococcus; is it contagious
+    ("нужна ли прививка от менингококка перед лагерем?", None),
+    ("эпилепсия наследуется от родителей?", None),
+    # anaphylaxis: an allergen or contrast dye and a lump in the throat, a dull voice, lips
+    # swelling, covered in welts
+    ("съела миндаль, и голос пропадает, в горле что-то мешает", "anaphylaxis"),
+    ("голос пропадает после концерта, пью теплый чай", None),
+    ("после контраста на МРТ губы пухнут на глазах", "anaphylaxis"),
+    ("у дочки губы пухлые от природы, и аллергии нет", None),
+    # sepsis: fever with mottled or net-like purple skin, a cold sticky sweat, fearing death
+    ("жар под 40 и на бедрах фиолетовая сеточка", "sepsis"),
+    ("на бедрах фиолетовая сеточка сосудов, давно так", None),
+    # sepsis: red streaks from a wound and chills
+    ("от пореза на руке красная полоса до локтя, знобит", "sepsis"),
+    ("красная полоса на стене от фломастера", None),
+    # sepsis: shaking chills after a caesarean or with a catheter
+    ("неделю после кесарева, колотит и живот болит", "sepsis"),
+    ("неделю после кесарева, шов заживает хорошо", None),
+    # sepsis: spots that do not fade when pressed
+    ("пятнышки на ногах не бледнеют, если на них нажать", "sepsis"),
+    ("пятна на ногах бледнеют, если нажать, температуры нет", None),
+    # cauda_equina: back trouble and saddle numbness, wet pants unnoticed
+    ("спину прихватило, и ягодицы немеют, как после укола", "cauda_equina"),
+    ("спину прихватило, ягодицы не немеют, в туалет хожу нормально", None),
+    ("с грыжей позвоночника, сегодня мокрые трусы, не заметил как", "cauda_equina"),
+    ("мокрые трусы после бассейна", None),
+    # urinary_retention: failing to pass urine and a bladder about to burst
+    ("хочется писать, а не получается, ощущение что лопну", "urinary_retention"),
+    ("хочется писать после кофе, бегу в туалет", None),
+    ("мешок катетера пустой с ночи, внизу распирает", "urinary_retention"),
+    # cues: swollen from tears or salt; teeth chattering from the cold; blotches after a hot
+    # shower; an auto-injector expiring
+    ("веки опухли от слез, всю ночь плакала", None),
+    ("зуб на зуб не попадает, на улице холодно", None),
+    ("после бани на ногах красные пятна", None),
+    ("у эпипена кончается срок годности, как заменить", None),
+    ("после операции ни разу не сходила по-маленькому, внизу распирает", "urinary_retention"),
+    # bleeding: a long nosebleed, "течёт и течёт"
+    ("у сына кровь из носа уже полчаса, вата не помогает", "bleeding"),
+    ("у сына кровь из носа была минуту, сразу прошла", None),
+    # bleeding: coughing up clots, a mouthful of blood, bright red froth
+    ("отец кашляет сгустками, весь платок красный", "bleeding"),
+    ("отец кашляет второй день, мокрота желтая", None),
+    # bleeding: "опять хлещет"; a dressing soaked through
+    ("повязка насквозь промокла кровью за десять минут", "bleeding"),
+    ("повязка на колене сухая, меняю раз в день", None),
+    # bleeding: black shiny or sticky stool; vomiting blood
+    ("стул черный липкий, как деготь, слабость", "bleeding"),
+    ("стул черный после активированного угля, чувствую себя хорошо", None),
+    ("брата стошнило кровью два раза", "bleeding"),
+    ("брата стошнило в машине, укачало", None),
+    # breathing: every breath a struggle; the reliever inhaler not helping
+    ("у дочки астма, сальбутамол не помогает уже третий раз", "breathing"),
+    ("сальбутамол закончился, нужен рецепт", None),
+    # breathing: unable to say two words; clutching the throat; breathless even sitting
+    ("мама не может сказать больше двух слов, губы серые", "breathing"),
+    ("мама не может сказать ни слова по-английски", None),
+    # chest_pain: as if squeezed by a hoop or a vice, a brick on the chest
+    ("будто тисками сдавило грудь, пот ручьем", "chest_pain"),
+    ("будто тисками сдавило виски после работы за компьютером", None),
+    # chest_pain: heavy or aching right through to the back; tight in the chest
+    ("грудину давит и отдает в лопатку", "chest_pain"),
+    ("в груди туго, не вздохнуть полной грудью", "chest_pain"),
+    ("в груди нет никакой боли, просто насморк", None),
+    # unconscious: collapsed and still not moving; came to on the ground; did not respond
+    ("дед упал в ванной и так и не шевелится", "unconscious"),
+    ("дед упал в ванной, сам встал, синяк на бедре", None),
+    ("очнулся на полу в коридоре и не помню, как упал", "unconscious"),
+    ("очнулся на диване после сериала", None),
+    # overdose: weed killer, antifreeze, solvent, vinegar essence
+    ("сын глотнул антифриза из бутылки в гараже", "overdose"),
+    ("купил антифриз для машины, какой лучше?", None),
+    # testicular_pain: "хозяйство", one side of the groin; "так болят", came on very fast
+    ("хозяйство распухло и болит, сын плачет", "testicular_pain"),
+    ("хозяйство на даче большое, болит спина от грядок", None),
+    # abdominal_emergency: a belly tight as a drum or hard as concrete
+    ("у отца живот натянутый как барабан и болит сильно", "abdominal_emergency"),
+    ("сын стучит по животу как по барабану, смеется", None),
+    # pregnancy_bleeding: pregnant and unable to straighten up for pain
+    ("на 9 неделе, внизу так больно, что не могу разогнуться", "pregnancy_bleeding"),
+    ("после грядок не могу разогнуться, спина", None),
+    # cues: an appendix removed long ago, "can I get X"; how a heart attack shows itself, "can X
+    # look like a heart attack"; an arm aching after a jab
+    ("аппендикс удалили в детстве, болит ли шрам потом?", None),
+    ("можно ли инсульт получить от стресса?", None),
+    ("как начинается инфаркт у пожилых?", None),
+    ("может ли остеохондроз быть похож на инфаркт?", None),
+    ("рука ноет после прививки от гриппа", None),
+    ("после укола правая рука болит второй день", None),
+    # cues: pretending to faint; knocked out by a film; out like a light after drinking or on
+    # the sofa; "щас в обморок упаду"
+    ("сын притворился мертвым в игре", None),
+    ("этот фильм меня просто убил, так красиво", None),
+    ("вырубилась на диване до утра после смены", None),
+    ("вчера напился и вырубился, сегодня болит голова", None),
+    ("от этих цен щас в обморок упаду", None),
+    # cues: laughing until breathless; choking on paperwork; blue fingers in the cold; a stubbed
+    # toe gone blue
+    ("угорали до удушья над видео", None),
+    ("задыхаюсь от отчетов в конце квартала", None),
+    ("в холодной реке губы посинели, вылезли и согрелись", None),
+    ("стукнул палец молотком, теперь синий ноготь и синяк", None),
+    # cues: a vitamin taken twice; an "overdose" of sweets; a normal temperature; how to take a
+    # temperature; asking in advance; coughed it up; bleeding that stopped within minutes
+    ("дала сыну витамин Д дважды за утро", None),
+    ("передоз сладкого на празднике", None),
+    ("малышу 2 месяца, температура в норме, просто капризничает", None),
+    ("как измерять температуру месячному малышу?", None),
+    ("что делать при судорогах у ребенка? хочу знать заранее", None),
+    ("подавился косточкой, откашлялся и все", None),
+    ("порезала палец, много крови, но через пять минут остановилась", None),
+    # generalisation checks: a groan for words; crying when the head is bent, with a fever;
+    # a figurative crush or "exploding" head; a piece cut, not a finger
+    ("хочет ответить, а выходит нечленораздельное", "stroke"),
+    ("из колонок выходит только шипение", None),
+    ("малыш кричит, когда наклоняю голову, и жар", "meningitis"),
+    ("его завалило работой к концу года", None),
+    ("палец отрезал кусочек сыра", None),
+    ("голова взрывается от информации на курсах", None),
+    # generalisation checks: "лучше б мне не жить"; hitting oneself on the forehead is a
+    # gesture; a pot of boiling water tipped over oneself; a face hit by steam; a sudden,
+    # unbearable "башка"; a belly bloated like a drum
+    ("лучше б мне вообще не просыпаться", "self_harm"),
+    ("бью себя по лбу каждый раз, когда забываю пароль", None),
+    ("дочка опрокинула на себя чайник с кипятком", "burns"),
+    ("опрокинула на себя стакан сока", None),
+    ("шею обдало паром из чайника, краснота и пузыри", "burns"),
+    ("башка вдруг заболела, адски, как никогда", "thunderclap_headache"),
+    ("живот как барабан после фасоли, но не болит", None),
+    # generalisation checks: wanting to pee "в туалет по-маленькому"; not feeling oneself wipe
+    # (after a comma); sitting "как на вату"; a sticky sweat in the heat; breathless after
+    # stairs, then it passes
+    ("хочу в туалет по-маленькому, а не выходит, и очень больно", "urinary_retention"),
+    ("хочу в туалет по-маленькому, подождите минутку", None),
+    ("спина болит третий день, и не чувствую, как подтираюсь", "cauda_equina"),
+    ("спина болит третий день, подтираюсь нормально, все чувствую", None),
+    ("липкий пот в жару, хожу в душ три раза в день", None),
+    ("задыхаюсь на лестнице, потом проходит", None),
+    # a negation inside the gap ("речь не изменилась", "губы не пухнут") is not the symptom
+    ("речь не изменилась, просто устал", None),
+    ("голос не садится, губы не пухнут, просто чешется после орехов", None),
+    ("половина лица не опустилась, все симметрично", None),
+    ("кровь из носа не идет уже час, остановилась", None),
+    ("в груди не туго, дышу свободно", None),
+    ("кожа не разъедает, просто покраснела", None),
+    ("в груди будто камень лежит, и рука немеет", "chest_pain"),
+    ("на душе будто камень лежит после ссоры", None),
+    # head_injury: kicked in the head by an animal (the animal's victim is the patient)
+    ("корова лягнула отца в голову, он теперь путается", "head_injury"),
+    ("лошадь лягнула ведро с водой", None),
+    ("у собаки после драки кровь течет и течет", None),
+]
+
+
+@pytest.mark.parametrize(("text", "flag"), TUNED_RU_RULES)
+def test_rules_tuned_on_train_01_ru(text: str, flag: str | None) -> None:
+    hit = detect(text)
+    if flag is None:
+        assert hit is None, detect_all(text)
+    else:
+        assert hit is not None and is_detected(flag, hit), detect_all(text)
+
+
+def test_whole_set_keeps_every_russian_emergency() -> None:
+    """The rules above must not cost a detection anywhere in the phrase set and the rounds."""
+    ev = evaluate(p for p in whole_set() if p.lang == "ru")
+    missed = [f"{p.label}: {p.text} -> {h}" for p, h in ev.misses]
+    assert not missed, "emergencies not detected:\n" + "\n".join(missed)
