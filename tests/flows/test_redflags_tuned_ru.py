@@ -377,5 +377,6 @@ def test_rules_tuned_on_train_01_ru(text: str, flag: str | None) -> None:
 def test_whole_set_keeps_every_russian_emergency() -> None:
     """The rules above must not cost a detection anywhere in the phrase set and the rounds."""
     ev = evaluate(p for p in whole_set() if p.lang == "ru")
-    missed = [f"{p.label}: {p.text} -> {h}" for p, h in ev.misses]
+    # The lexicon's own detections (a hit the model doubts is still asked about, REDFLAGS.md).
+    missed = [f"{p.label}: {p.text} -> {h}" for p, h in ev.misses if not is_detected(p.label, h)]
     assert not missed, "emergencies not detected:\n" + "\n".join(missed)
