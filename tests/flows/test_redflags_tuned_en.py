@@ -237,6 +237,15 @@ TRAIN_01_EN_RULES = [
     ("grandma fainted in the heat but came round straight away", None),
     ("his lips went blue and he stopped breathing", "breathing"),
     ("my lips went a little blue after swimming in the lake", None),
+    # testes "killing me"; a sudden turn with no speech; a bulging soft spot; a burst appendix
+    ("my testes are killing me and I keep retching", "testicular_pain"),
+    ("this commute is killing me", None),
+    ("out of nowhere my dad can't get his words out", "stroke"),
+    ("I was so shocked I couldn't speak", None),
+    ("my baby's soft spot is bulging", "meningitis"),
+    ("my baby's soft spot looks normal, not bulging", None),
+    ("I think my appendix has burst", "abdominal_emergency"),
+    ("my appendix burst when I was 12", None),
     # history: contagious, well controlled, always a stroke, in the 90s; a homework frame
     ("my son has a stiff neck and a high fever", "meningitis"),
     ("is sepsis contagious?", None),
