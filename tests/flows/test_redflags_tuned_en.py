@@ -251,6 +251,8 @@ TRAIN_01_EN_RULES = [
     ("is sepsis contagious?", None),
     ("my epileptic son is having a seizure right now", "seizure"),
     ("my seizures are well controlled on lamotrigine", None),
+    ("his last seizure was 10 minutes ago and he is still not waking", "seizure"),
+    ("my last seizure was in March, can I drive again?", None),
     ("is this a stroke? her face is drooping", "stroke"),
     ("does a numb hand always mean a stroke?", None),
     ("he had a seizure once before and is fitting again right now", "seizure"),
