@@ -1,0 +1,271 @@
+"""Rules added to the English lexicon after the first training set (train-01).
+
+Each rule covers a family of wordings. For each: an emergency wording that is in no phrase set,
+and a benign look-alike that must stay unflagged (None).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.redflags import is_detected
+from flows.redflags import detect, detect_all
+
+TRAIN_01_EN_RULES = [
+    # vision: "cnt see", an eye that sees only black, black ink, grey in one eye, half the
+    # world gone, from blurry to black
+    ("i cnt see anything with my left eye", "vision_loss"),
+    ("I can't see the point of this appointment", None),
+    ("when I close my right eye I see only black", "vision_loss"),
+    ("I had my eyes tested and the optician sees nothing wrong", None),
+    ("it's like looking through thick black ink in my left eye", "vision_loss"),
+    ("the windscreen was like looking through fog this morning", None),
+    ("everything went grey in my left eye a minute ago", "vision_loss"),
+    ("the sky went white in my photo of the eclipse", None),
+    ("the right side of the world is just gone since this morning", "vision_loss"),
+    ("half of the world is asleep when I work nights", None),
+    ("my vision went from blurry to black in ten minutes", "vision_loss"),
+    ("the photo went from blurry to sharp after the update", None),
+    # urinary retention: no urine all day, not a drop, can't go for a wee, desperate but nothing
+    ("grandad hasn't passed any urine all day and is in pain", "urinary_retention"),
+    ("I've peed all day long since starting the water tablets", None),
+    ("not a single drop of urine since breakfast, he's in agony", "urinary_retention"),
+    ("not a drop of rain all week", None),
+    ("he can't go for a wee and his belly is swollen", "urinary_retention"),
+    ("I can't go for a walk today, it's raining", None),
+    ("I'm desperate to pee but nothing happens, been 10 hours", "urinary_retention"),
+    ("I need to pee a lot at night, is that normal?", None),
+    # cauda equina: a numb saddle described; leaking without noticing; lost bladder control
+    ("my bottom feels like the dentist numbed it and my back is agony", "cauda_equina"),
+    ("sitting on nothing but a hard stool all day", None),
+    ("I leaked into my underwear and didn't notice, my back is killing me", "cauda_equina"),
+    ("the pen leaked in my bag and I didn't notice", None),
+    ("lost bladder control this morning and my lower back is agony", "cauda_equina"),
+    ("my back aches after gardening but everything else works", None),
+    # self-harm: better off without me, the painless way, hurting oneself to cope, marks and
+    # a note, knowing how one will do it
+    ("my family would be better off without me", "self_harm"),
+    ("the team is better off without him", None),
+    ("what is the most painless way to end my life", "self_harm"),
+    ("what is the quickest way to get to the hospital", None),
+    ("I scratch myself until I bleed when I feel numb", "self_harm"),
+    ("I burnt myself on the oven tray when I was cooking", None),
+    ("I noticed scratches on her wrists and she wears long sleeves in summer", "self_harm"),
+    ("he has cuts on his arms from the rose bushes", None),
+    ("I know exactly how I'm going to do it, I've written my goodbye note", "self_harm"),
+    ("I know how I'm going to do it, the cake will be a surprise", None),
+    # head injury: clashed heads, the back of the head, no helmet
+    ("my son clashed heads with a friend and now keeps being sick", "head_injury"),
+    ("we clashed heads playing rugby, small bump, feel fine", None),
+    ("he came off his scooter with no helmet and hit his head, now he's vomiting", "head_injury"),
+    ("fell off my bike, no helmet, but I didn't hit my head at all", None),
+    # bleeding: vomit full of blood, spurting, a soaked towel, non-stop, through the dressing,
+    # black stool with pallor
+    ("my dad vomited a bowl full of dark red blood", "bleeding"),
+    ("coughed up yellow phlegm this morning", None),
+    ("a vein in his leg burst and it's spurting everywhere", "bleeding"),
+    ("she was gushing about her new job", None),
+    ("the towel round his hand is soaked and it keeps coming", "bleeding"),
+    ("the towel is soaked after my shower", None),
+    ("her nose has been bleeding nonstop for an hour", "bleeding"),
+    ("my phone has been ringing nonstop", None),
+    ("the cut keeps soaking through the dressing", "bleeding"),
+    ("rain soaked through my jacket", None),
+    ("his poo is jet black and he looks pale and clammy", "bleeding"),
+    ("my poo is black since I started iron tablets, no dizziness", None),
+    ("the cut on his leg bled heavily and still won't stop", "bleeding"),
+    ("my nose bled like crazy for a few minutes and then stopped", None),
+    # burns: chemicals, a chewed cable, the size of a palm, a hand in the chip pan, blistering
+    ("drain cleaner splashed and is eating into his hand", "burns"),
+    ("acid reflux burning my throat after dinner", None),
+    ("my baby chewed through the phone charger cable and has a burn on her lip", "burns"),
+    ("the dog chewed through the charger cable", None),
+    ("he has a burn the size of my palm on his chest", "burns"),
+    ("I have a bruise the size of a plate on my leg", None),
+    ("his hand went into the chip pan at work", "burns"),
+    ("my hand went into the bag of crisps", None),
+    ("steam from the kettle hit her arm and her skin is peeling", "burns"),
+    ("the kettle steamed up the kitchen window", None),
+    # trauma: hanging off, a vehicle on top of someone, caught in machinery, an odd angle
+    ("his thumb is hanging off after the saw slipped", "trauma"),
+    ("my fingernail is hanging off after I caught it", None),
+    ("the quad bike rolled over on top of him", "trauma"),
+    ("a branch came down on our fence in the storm", None),
+    ("his arm got caught in the conveyor belt", "trauma"),
+    ("pinned under a pile of paperwork all week", None),
+    ("her wrist is at a really odd angle after she fell", "trauma"),
+    ("my elbow bends backwards a little, I'm hypermobile", None),
+    # stroke: half the face dropped, a lopsided mouth, only grunts come out, a limp arm
+    ("half of his face has dropped since lunch", "stroke"),
+    ("half of her face is covered in freckles", None),
+    ("his mouth has gone lopsided in the last hour", "stroke"),
+    ("my smile looks wonky in photos", None),
+    ("she's trying to speak but only grunts come out", "stroke"),
+    ("the words won't come out when I'm nervous in meetings", None),
+    ("his left arm is hanging limp by his side", "stroke"),
+    ("my arm went dead after sleeping on it", None),
+    ("my hand went numb out of nowhere and my face is drooping", "stroke"),
+    ("my leg went numb because I sat on it too long", None),
+    ("his face is drooping on one side right now", "stroke"),
+    ("my smile looks a bit wonky in this selfie", None),
+    # seizure: twitching for minutes, a first fit then another
+    ("her arm has been twitching for ten minutes and she won't answer", "seizure"),
+    ("my eyelid has been twitching for days", None),
+    ("grandad has never had a fit before and just had one in the garden", "seizure"),
+    ("I've never had a seizure before, can I still drive?", None),
+    ("he had a seizure this morning and just had another", "seizure"),
+    ("she had a seizure once as a child", None),
+    # confusion: lost in one's own street, a mouth full of marbles
+    ("dad got lost in his own street this afternoon and didn't know me", "confusion"),
+    ("I always get lost in my own city, no sense of direction", None),
+    ("his mouth is full of marbles when he talks, it started an hour ago", "confusion"),
+    ("my mouth is full of ulcers", None),
+    # chest: a band round the chest
+    ("feels like a tight band around my chest and I'm sweating", "chest_pain"),
+    ("the seat belt across my chest left a mark", None),
+    # breathing: not more than two words, grabbing the throat without a sound
+    ("she can't say more than two words without gasping", "breathing"),
+    ("I can't say two words in French", None),
+    ("she's clutching her throat and can't cough", "breathing"),
+    ("he keeps clutching his throat when he sings", None),
+    # unconscious: hasn't moved since; slumped in the car (not a machine not responding)
+    ("my grandad fell and hasn't moved since", "unconscious"),
+    ("the parcel hasn't moved since Tuesday", None),
+    ("grandpa is slumped in the car not responding", "unconscious"),
+    ("my car is not responding to the key fob", None),
+    # overdose: a toxic liquid, all the tablets at once, a child and an open bottle
+    ("my son swallowed some antifreeze from the garage", "overdose"),
+    ("is antifreeze poisonous to pets?", None),
+    ("she took all her tablets at once", "overdose"),
+    ("should I take my tablets all at once or spread them out?", None),
+    ("my 2 year old got hold of an open bottle of paracetamol", "overdose"),
+    ("my daughter helped me open a new bottle of vitamins", None),
+    # anaphylaxis: lips like fillers
+    ("her lips look like she's had fillers after the peanut", "anaphylaxis"),
+    ("she got lip fillers yesterday and they look great", None),
+    # a child's age said as "she's 3", "he's 2": floppy, hard to wake, refusing drinks
+    ("she's 3 and her head keeps flopping, we can barely wake her", "child_unresponsive"),
+    ("he's 4 and dozing off in the car after the zoo", None),
+    ("he's 2 and pushes the cup away every time, no wee since morning", "child_dehydration"),
+    ("she's 3 and pushes her peas away at dinner", None),
+    (
+        "my toddler won't drink anything and hasn't had a wet nappy since this morning",
+        "child_dehydration",
+    ),
+    ("my daughter won't drink milk, only juice", None),
+    # infant fever: "he's 6 weeks", "running 38"; a thermometer under 38
+    ("he's 6 weeks and running 38.2", "infant_fever"),
+    ("he's 6 weeks and running 37.2", None),
+    ("my 4 week old feels hot and the thermometer says 38.3", "infant_fever"),
+    ("my 4 week old felt warm but the thermometer says 36.9", None),
+    # thunderclap: head pain all at once; meningitis: a locked neck and fever
+    ("headache came on all at once like being hit with a hammer", "thunderclap_headache"),
+    ("my headache is a dull ache behind my eyes", None),
+    ("her neck is locked and she has a fever of 39", "meningitis"),
+    ("my neck is locked after sleeping funny, no fever", None),
+    # testicles by other names; appendicitis said otherwise; a rigid belly; rebound pain
+    ("my son's nads are swollen and he's been sick", "testicular_pain"),
+    ("my nads itch after the gym", None),
+    (
+        "the pain started around my belly button and moved to the lower right",
+        "abdominal_emergency",
+    ),
+    ("the ache started at my belly button after dinner and went away", None),
+    ("pain in the right lower part of my tummy with a fever of 38.5", "abdominal_emergency"),
+    ("right lower tooth aches, no fever", None),
+    ("my tummy hurts much more when I let go after pressing", "abdominal_emergency"),
+    ("my hand hurts when I let go of the bar", None),
+    ("my abs are like a board and the pain is unbearable", "abdominal_emergency"),
+    ("my stomach is stiff as anything after sit-ups", None),
+    # sepsis: an infection and no urine; grey skin and fever; hay fever is not a fever
+    ("her UTI got worse and she hasn't had a wee all day", "sepsis"),
+    ("my UTI cleared up and I've peed normally since", None),
+    ("her skin has gone a grey colour and she has a high fever", "sepsis"),
+    ("the dog's skin has gone grey and he has a fever", None),
+    ("my mum is shivering and confused with a high fever from her kidney infection", "sepsis"),
+    ("my hay fever is bad and I feel drowsy from the tablets", None),
+    # pregnancy words: "preggo", "expecting our first"
+    ("preggo and bleeding heavily with cramps", "pregnancy_bleeding"),
+    ("we're expecting our first in May, any tips on prenatal vitamins?", None),
+    # figurative and everyday: knocked out by a shift, seizure meds, laughter, the cold,
+    # a confusing leaflet, a throat tight with nerves, EpiPen renewals, blotchy after a bath,
+    # a MenB vaccine, taking a temperature, delirium, floppy infant, the difference between,
+    # can you get, overdosing on chocolate, dark for a second on standing, puffy eyes, numb
+    # after the filling, a lip that swells a little, a sore throat from a cold, muddled when
+    # tired, came round straight away, fine today, blue lips after a swim
+    ("he was knocked out by a punch and isn't waking up", "head_injury"),
+    ("totally knocked out after a double shift, slept till noon", None),
+    ("she's having a seizure and we can't find her seizure meds", "seizure"),
+    ("can I take paracetamol with my seizure medication?", None),
+    ("he's choking on a grape and can't breathe", "breathing"),
+    ("the sketch had us wheezing for breath", None),
+    ("shivering because I'm just freezing at the bus stop", None),
+    ("grandma is suddenly very confused and doesn't know where she is", "confusion"),
+    ("I'm confused by the instructions on the inhaler leaflet", None),
+    ("my throat is tight and my lips are swelling after the prawns", "anaphylaxis"),
+    ("my throat gets tight whenever I'm nervous before speaking", None),
+    ("I had to use her EpiPen, her tongue is swelling", "anaphylaxis"),
+    ("can I get a replacement EpiPen, mine is out of date", None),
+    ("his skin is mottled and he's burning up with a chest infection", "sepsis"),
+    ("my legs get mottled after a hot bath and then it fades", None),
+    ("stiff neck, fever and a rash that doesn't fade, could it be meningitis?", "meningitis"),
+    ("when should my daughter get the MenB vaccine?", None),
+    ("my 6 week old has a temperature of 38.5", "infant_fever"),
+    ("how should we take a newborn's temperature, under the arm?", None),
+    ("since the operation dad is suddenly confused and seeing things", "confusion"),
+    ("what are the symptoms of delirium after surgery?", None),
+    ("my 3 month old is floppy and won't wake up", "child_unresponsive"),
+    ("what is a floppy infant? the nurse mentioned it", None),
+    ("I think I'm having a stroke, my arm is weak", "stroke"),
+    ("what's the difference between a TIA and a stroke?", None),
+    ("she has a fever and her neck is too stiff to bend", "meningitis"),
+    ("can you still get meningitis after the vaccine?", None),
+    ("my brother overdosed on heroin and is barely breathing", "overdose"),
+    ("I overdosed on chocolate at Christmas", None),
+    ("I suddenly went blind in my left eye an hour ago", "vision_loss"),
+    ("my sight goes dark for a second when I get up quickly", None),
+    ("her eyes and lips are puffing up after the peanut butter", "anaphylaxis"),
+    ("my eyes are swollen after a late night", None),
+    ("one side of my mouth is drooping and I can't lift my arm", "stroke"),
+    ("half my face is numb after the filling, is that normal?", None),
+    ("my lips swelled up massively after the bee sting", "anaphylaxis"),
+    ("my lip swells a little when I eat pineapple", None),
+    ("my throat is swelling shut after the antibiotic", "anaphylaxis"),
+    ("throat feels swollen from a bad cold but I'm eating fine", None),
+    ("grandad gets a little confused when he's tired in the evening", None),
+    ("she fainted and hasn't come round", "unconscious"),
+    ("grandma fainted in the heat but came round straight away", None),
+    ("his lips went blue and he stopped breathing", "breathing"),
+    ("my lips went a little blue after swimming in the lake", None),
+    # testes "killing me"; a sudden turn with no speech; a bulging soft spot; a burst appendix
+    ("my testes are killing me and I keep retching", "testicular_pain"),
+    ("this commute is killing me", None),
+    ("out of nowhere my dad can't get his words out", "stroke"),
+    ("I was so shocked I couldn't speak", None),
+    ("my baby's soft spot is bulging", "meningitis"),
+    ("my baby's soft spot looks normal, not bulging", None),
+    ("I think my appendix has burst", "abdominal_emergency"),
+    ("my appendix burst when I was 12", None),
+    # history: contagious, well controlled, always a stroke, in the 90s; a homework frame
+    ("my son has a stiff neck and a high fever", "meningitis"),
+    ("is sepsis contagious?", None),
+    ("my epileptic son is having a seizure right now", "seizure"),
+    ("my seizures are well controlled on lamotrigine", None),
+    ("his last seizure was 10 minutes ago and he is still not waking", "seizure"),
+    ("my last seizure was in March, can I drive again?", None),
+    ("is this a stroke? her face is drooping", "stroke"),
+    ("does a numb hand always mean a stroke?", None),
+    ("he had a seizure once before and is fitting again right now", "seizure"),
+    ("my uncle had a bad car crash in the 90s", None),
+    ("my son is doing his homework and suddenly can't breathe", "breathing"),
+    ("what does a seizure look like? it's for my psychology homework", None),
+]
+
+
+@pytest.mark.parametrize(("text", "flag"), TRAIN_01_EN_RULES)
+def test_rules_added_after_train_01_en(text: str, flag: str | None) -> None:
+    hit = detect(text)
+    if flag is None:
+        assert hit is None, detect_all(text)
+    else:
+        assert hit is not None and is_detected(flag, hit), detect_all(text)
