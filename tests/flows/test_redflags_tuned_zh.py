@@ -1,0 +1,240 @@
+"""Rules added to the Simplified Chinese lexicon after the first training set (train-01).
+
+Each rule has a wording that is in no phrase set and a benign look-alike that must stay
+unflagged, like ``ROUND_05_RULES`` in ``test_redflags.py``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.redflags import is_detected
+from flows.redflags import detect, detect_all
+
+TRAIN_01_ZH_RULES = [
+    # cue scopes: 仰过去/晕过去 are not the history word 过去; the 1990s, 多年前, 出过 are history
+    ("他往后一仰过去，后脑勺磕在地上，现在一直吐", "head_injury"),
+    ("小时候从床上摔下来磕到头吐过一次", None),
+    ("刚才出车祸了，我爸被卡在车里", "trauma"),
+    ("我舅舅八几年出过车祸，现在腿脚还行，想开点止痛药", None),
+    # 现在 followed by "recovered" is not an acute word
+    ("外公现在说话含糊，嘴也歪了", "stroke"),
+    ("外公前两年中风过，现在恢复得挺好，想开降压药", None),
+    # frames: a novel, a game, a video; not a PE class
+    ("体育课上同学突然晕倒了，叫不醒", "unconscious"),
+    ("在看一本小说，主人公心梗倒在地上了", None),
+    ("游戏里我被车撞了，笑死", None),
+    # pretending, or worrying that it will happen, is not happening
+    ("我担心他是中风了，嘴歪了", "stroke"),
+    ("弟弟假装晕倒吓唬我", None),
+    ("我怕吃了这个药会过敏性休克，可以换一种吗", None),
+    # an animal that kicked or butted a person is not the patient
+    ("被牛顶到头，现在一直吐", "head_injury"),
+    ("牛吃了塑料袋一直吐", None),
+    # a baby who feeds and plays normally takes back "sleeps a lot"; "他没事" takes back a lick
+    ("宝宝特别能睡，喂奶都不醒", "child_unresponsive"),
+    ("宝宝最近特别能睡，不过吃奶和玩都挺好", None),
+    ("孩子舔了洗衣凝珠，现在一直吐，他没事吧？", "overdose"),
+    ("孩子舔了一下洗衣球，马上吐出来了，他没事", None),
+    # idioms: black stool from iron, renewing an adrenaline pen, slurring when drunk
+    ("大便黑得像沥青，人站起来就晕", "bleeding"),
+    ("吃了铁剂以后大便是黑色的，医生说正常", None),
+    ("吃了花生，嘴唇肿了，喉咙发紧", "anaphylaxis"),
+    ("儿子的肾上腺素笔到期了，想续开", None),
+    ("他没喝酒，说话像喝醉了一样，一边手没劲", "stroke"),
+    ("他喝醉了说话含糊，睡一觉就好了", None),
+    # a throat tight from nerves, swollen from tonsillitis; eyes swollen from crying
+    ("吃了虾以后喉咙发紧，声音都变了", "anaphylaxis"),
+    ("一紧张喉咙就发紧，面试前特别明显", None),
+    ("扁桃体发炎喉咙肿，吃饭有点疼", None),
+    ("被蜜蜂蛰了以后眼皮肿了，喘不上气", "anaphylaxis"),
+    ("昨晚哭得眼睛都肿了", None),
+    # suffocating under work is figurative
+    ("孩子哮喘发作，喘不过气了", "breathing"),
+    ("工作任务多得我都喘不过气了", None),
+    # general questions: "就一定是X吗", "会遗传吗", how to take a temperature, may he sleep
+    ("我爸嘴歪了，手也抬不起来", "stroke"),
+    ("手麻就一定是中风吗？", None),
+    ("心梗会遗传吗", None),
+    ("三周的宝宝烧到38度", "infant_fever"),
+    ("新生儿几度算高烧？", None),
+    ("一个月宝宝量肛温还是耳温准？", None),
+    ("磕到头以后一直想睡觉，还吐了", "head_injury"),
+    ("孩子磕到头以后可以睡觉吗", None),
+    # a teenager sleeping in; mottling after a hot bath; a small scrape of cars; shy bladder
+    ("早上叫孩子，怎么叫都叫不醒，身子软软的", "child_unresponsive"),
+    ("周末孩子睡懒觉，怎么叫都叫不醒", None),
+    ("发烧，身上一块一块发紫，压了不褪", "sepsis"),
+    ("泡澡后腿上一块一块花花的，一会就消了", None),
+    ("从早上到现在一直尿不出来，小肚子胀得疼", "urinary_retention"),
+    ("有人在旁边我就尿不出来", None),
+    ("吃了老鼠药，现在一直吐", "overdose"),
+    ("追剧追得中毒了，停不下来", None),
+    # "要去死" is intent; "感觉要死了" after exercise is not
+    ("我真的要去死了，别找我", "self_harm"),
+    ("爬山累得感觉要死了哈哈", None),
+    # collapsed and not waking; came round on the floor
+    ("爷爷在院子里摔倒了，到现在都没醒", "unconscious"),
+    ("宝宝午睡两个小时了还没醒", None),
+    ("醒来发现自己倒在厨房地上，不知道发生了什么", "unconscious"),
+    ("醒来发现自己躺在沙发上，昨晚看电视睡着了", None),
+    # confusion: a relative's name or who someone is, the same words again and again, the date
+    ("奶奶今天连我是谁都说不出来了", "confusion"),
+    ("那个演员的名字我一下子叫不出来", None),
+    ("爷爷同样的话一上午说了十几遍", "confusion"),
+    ("这首歌我一天听了二十遍", None),
+    ("问她今天几号，她答不上来", "confusion"),
+    ("问他在哪吃饭，他说还没定", None),
+    # the chest and the back hurting together
+    ("胸口和后背一起疼，出冷汗", "chest_pain"),
+    ("胸口和后背一起长了痘", None),
+    # breathless at rest, a word at a time, no breath, breathing through a straw
+    ("躺着都喘，晚上只能坐着睡", "breathing"),
+    ("跑完步坐着休息，一会就不喘了", None),
+    ("他现在说话只能一个字一个字地往外蹦", "breathing"),
+    ("爷爷好像没气了，叫也不应", "breathing"),
+    ("车胎没气了，打不了车", None),
+    ("呼吸像用吸管一样，怎么都吸不够", "breathing"),
+    ("奶茶太稠，吸管吸不上来", None),
+    # stiff, then shaking
+    ("浑身僵硬接着开始抖，叫他没反应", "seizure"),
+    ("早上起来浑身僵硬，活动一下就好", None),
+    # stroke: one side of the mouth, half the face, only sounds, a cup he cannot hold
+    ("爸爸笑起来只有半边嘴会动", "stroke"),
+    ("我能只让一边眉毛动，朋友都说好厉害", None),
+    ("妈妈右边脸突然垮下来了", "stroke"),
+    ("最近熬夜脸垮了好多", None),
+    ("他张嘴只能发出啊啊的声音", "stroke"),
+    ("嗓子发炎，说话只能小声", None),
+    ("拿茶杯的手突然端不住了", "stroke"),
+    ("茶杯太烫了端不住", None),
+    # bleeding: many cotton balls, oozing, spurting, through the dressing, still after an hour
+    ("拔牙后棉球换了二十几个，嘴里还是血", "bleeding"),
+    ("感冒了，纸巾用了好几包", None),
+    ("伤口一直在往外渗血，按不住", "bleeding"),
+    ("刷牙时牙龈偶尔渗血", None),
+    ("切到手了，血一股一股往外冒", "bleeding"),
+    ("气得我血往上涌", None),
+    ("绷带缠了好几圈还是往外渗", "bleeding"),
+    ("纱布包着，伤口没再渗了", None),
+    ("手指割破了，半个小时了还在流", "bleeding"),
+    ("切洋葱眼泪流了半个小时了还在流", None),
+    # burns: caustics and battery acid on the skin, a hand into boiling water, a palm-sized burn
+    ("管道疏通剂溅在手背上，皮都发白了", "burns"),
+    ("通下水道的药水放哪里比较安全", None),
+    ("蓄电池液弄到手上，越来越痛", "burns"),
+    ("电瓶液怎么加", None),
+    ("孩子的手伸到开水里了", "burns"),
+    ("手泡在热水里暖和一下", None),
+    ("热蜡烫到腿上，巴掌大一片", "burns"),
+    ("热咖啡洒在裤子上了，人没烫着", None),
+    # head injury: the head then an object; something falling on someone's head
+    ("头被门框撞了一下，现在一直想睡", "head_injury"),
+    ("头被门框撞了一下，起了个包，没别的事", None),
+    ("一块砖砸到工友头上，他当场晕了", "head_injury"),
+    ("球砸到我头上，一点事都没有", None),
+    # trauma: overturned vehicles, pinned by what fell, near-amputation, impaled
+    ("三轮车翻了，我爸被压在下面", "trauma"),
+    ("我把车里的东西翻了个遍", None),
+    ("一根钢管倒下来砸中了工人的腿", "trauma"),
+    ("被子压住了腿，有点麻", None),
+    ("切菜把手指头切得快掉了", "trauma"),
+    ("切菜切到手指，破了点皮", None),
+    ("钢筋扎穿了他的小腿", "trauma"),
+    ("针扎穿了手套，手没事", None),
+    # sepsis: fever with an ashen face; shaking after an operation or a caesarean
+    ("妈妈高烧，脸色灰白，叫她反应很慢", "sepsis"),
+    ("发烧两天了，脸色有点白，吃了退烧药好多了", None),
+    ("剖宫产后第三天，冷得打颤停不下来", "sepsis"),
+    ("做完手术病房空调太冷，有点发抖", None),
+    # overdose: the verb first, a dose taken again, a dozen tablets; not vitamins, not milk
+    ("孩子咬开了一颗洗碗块", "overdose"),
+    ("洗衣凝珠要放在孩子够不到的地方", None),
+    ("爸爸早上把降糖药吃了三次", "overdose"),
+    ("这个药一天吃了三次，按医生说的", None),
+    ("弟弟吃了十多片退烧药", "overdose"),
+    ("一盒十几片，一天吃一片", None),
+    ("不小心吃了两次降压药", "overdose"),
+    ("不小心吃了两次钙片", None),
+    ("宝宝喝了一整瓶止咳糖浆", "overdose"),
+    ("宝宝一口气喝了一整瓶奶", None),
+    # pregnancy: weeks without the word, blood that "flows"
+    ("30周了，刚才流了很多鲜红的血", "pregnancy_bleeding"),
+    ("30周，产检一切正常，胎动很好", None),
+    # a child gone limp, an arm that drops; a baby who turns away the bottle all day
+    ("孩子一下子软下去了", "child_unresponsive"),
+    ("孩子心一下子软了，就原谅了弟弟", None),
+    ("宝宝胳膊一松手就垂下去", "child_unresponsive"),
+    ("宝宝一喂水就扭头，一整天没喝东西了", "child_dehydration"),
+    ("孩子在奶奶家，今天没喝奶，喝了好多水", None),
+    # vision: one side gone, gone dark at once, cannot "瞧见"
+    ("奶奶说右边的东西都看不见了", "vision_loss"),
+    ("右边的东西都收起来了", None),
+    ("看着看着眼前一下子全黑了，半个小时还没恢复", "vision_loss"),
+    ("电视一下子全黑了", None),
+    ("左眼突然瞧不见了", "vision_loss"),
+    ("眼镜丢了，瞅不清字", None),
+    # cauda equina: saddle numbness in lay words, not knowing whether one has peed, back pain
+    ("腰疼了一周，今天屁股那块木木的", "cauda_equina"),
+    ("腰痛，上厕所感觉不到自己有没有尿", "cauda_equina"),
+    ("腰痛，尿尿正常，腿不麻", None),
+    # urinary retention: nothing since the operation, not a drop
+    ("做完手术到现在一直没尿出来，憋得慌", "urinary_retention"),
+    ("从早上到现在只尿了一次，是不是水喝少了", None),
+    ("站了半天一滴尿都出不来", "urinary_retention"),
+    ("一滴酒都没喝", None),
+    # testicular: sudden pain on one side down there, a young man's pain, one "蛋"
+    ("儿子说下面左边突然剧痛", "testicular_pain"),
+    ("下面左边的牙疼得厉害", None),
+    ("老公说下面疼得要命，站都站不直", "testicular_pain"),
+    ("儿子说下面有点痒", None),
+    ("右边蛋肿得老大，疼得走不了路", "testicular_pain"),
+    ("右边蛋糕有点塌了", None),
+    # abdomen: bile-green vomit, a belly hard to the touch
+    ("一直吐绿水，肚子胀", "abdominal_emergency"),
+    ("老公吐苦水说工作太累", None),
+    ("胃疼得厉害，摸起来很硬", "abdominal_emergency"),
+    ("胃疼，吃了药好点了，肚子摸着软的", None),
+    # self-harm: cut marks, "better off without me", driving into a wall, burning oneself, jumping
+    ("在儿子手臂上看到好多割痕", "self_harm"),
+    ("胳膊上被猫抓了几道，要打针吗", None),
+    ("家里人没有我会更轻松", "self_harm"),
+    ("他们没有我的电话号码", None),
+    ("每天开车上班都想一头撞到护栏上", "self_harm"),
+    ("开车的时候差点撞到树，吓死了", None),
+    ("我会用烟头烫自己", "self_harm"),
+    ("用卷发棒烫到自己了", None),
+    ("站在江边就想跳下去", "self_harm"),
+    ("站在跳台上不敢往下跳", None),
+    # meningitis: a neck that hurts when moved, a child who will not have the light on
+    ("烧到39度，一动脖子就哭", "meningitis"),
+    ("落枕了，一动脖子就疼，不发烧", None),
+    ("发烧39度，脖子硬，不让开灯", "meningitis"),
+    # thunderclap: a headache that floors you, a bang in the head, split like an axe, 10 of 10
+    ("突然头疼到站不起来", "thunderclap_headache"),
+    ("感冒头疼到不想起床", None),
+    ("脑子里面砰的一声，然后剧痛", "thunderclap_headache"),
+    ("脑子里嗡嗡的，没睡好", None),
+    ("头痛得像被斧头劈开一样", "thunderclap_headache"),
+    ("头痛得像没睡醒一样", None),
+    ("突然头痛，痛到10分", "thunderclap_headache"),
+    ("头有点痛，大概3分", None),
+    # infant fever: weeks as 礼拜 or in English, twins, after a jab, a forehead burning hot
+    ("宝宝6个礼拜，发烧38.2", "infant_fever"),
+    ("宝宝6个礼拜，体温36.8，正常吗", None),
+    ("my baby 3 weeks，发烧38.5", "infant_fever"),
+    ("1个月宝宝打完疫苗发烧38度", "infant_fever"),
+    ("打完疫苗宝宝有点闹，不发烧", None),
+    ("双胞胎才5周，一个烧到38.5", "infant_fever"),
+    ("2个月宝宝额头滚烫", "infant_fever"),
+    ("2个月宝宝的奶瓶刚消毒，滚烫的", None),
+]
+
+
+@pytest.mark.parametrize(("text", "flag"), TRAIN_01_ZH_RULES)
+def test_rules_added_after_train_01_zh(text: str, flag: str | None) -> None:
+    hit = detect(text)
+    if flag is None:
+        assert hit is None, detect_all(text)
+    else:
+        assert hit is not None and is_detected(flag, hit), detect_all(text)
