@@ -72,6 +72,11 @@ TRAIN_01_ZH_RULES = [
     ("有人在旁边我就尿不出来", None),
     ("吃了老鼠药，现在一直吐", "overdose"),
     ("追剧追得中毒了，停不下来", None),
+    # craving something "to death"; a habit of calling every headache the worst
+    ("我想死了，活着没意思", "self_harm"),
+    ("想吃火锅想死了", None),
+    ("这次头疼跟以前完全不一样，突然就痛到顶了", "thunderclap_headache"),
+    ("我儿子每次感冒头疼都喊是这辈子最疼的", None),
     # "要去死" is intent; "感觉要死了" after exercise is not
     ("我真的要去死了，别找我", "self_harm"),
     ("爬山累得感觉要死了哈哈", None),
@@ -192,7 +197,9 @@ TRAIN_01_ZH_RULES = [
     ("儿子说下面有点痒", None),
     ("右边蛋肿得老大，疼得走不了路", "testicular_pain"),
     ("右边蛋糕有点塌了", None),
-    # abdomen: bile-green vomit, a belly hard to the touch
+    # abdomen: bile-green vomit, a belly hard to the touch or held tight as a drum, and pain
+    ("整个肚子绷得紧紧的，疼得直冒汗", "abdominal_emergency"),
+    ("吃太饱了肚子都绷紧了，有点疼", None),
     ("一直吐绿水，肚子胀", "abdominal_emergency"),
     ("老公吐苦水说工作太累", None),
     ("胃疼得厉害，摸起来很硬", "abdominal_emergency"),
