@@ -92,6 +92,15 @@ TRAIN_01_ZH_RULES = [
     ("这首歌我一天听了二十遍", None),
     ("问她今天几号，她答不上来", "confusion"),
     ("问他在哪吃饭，他说还没定", None),
+    # slid down to the floor; asking what year it is; people in the room; pills hoarded
+    ("奶奶吃着饭人就出溜到地上了，叫不应", "unconscious"),
+    ("小孩滑倒了，出溜到地上哈哈", None),
+    ("外婆下午开始一直问现在是哪一年", "confusion"),
+    ("孩子一直问我今天是星期几，想出去玩", None),
+    ("爷爷突然神神叨叨的，说屋里有人", "confusion"),
+    ("我爸说屋里有人在装修，吵得很", None),
+    ("我把安眠药都攒起来了", "self_harm"),
+    ("降压药都囤够了，过年不用去医院", None),
     # the chest and the back hurting together
     ("胸口和后背一起疼，出冷汗", "chest_pain"),
     ("胸口和后背一起长了痘", None),
