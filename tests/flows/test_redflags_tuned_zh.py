@@ -101,6 +101,17 @@ TRAIN_01_ZH_RULES = [
     ("我爸说屋里有人在装修，吵得很", None),
     ("我把安眠药都攒起来了", "self_harm"),
     ("降压药都囤够了，过年不用去医院", None),
+    # sightseeing on a bridge, missing home, a dose twice a day, sore arms, deaf not confused
+    ("我现在站在桥上，不想活了", "self_harm"),
+    ("站在桥上看江景，特别美", None),
+    ("想家想死了，好久没回去", None),
+    ("不小心把降压药吃了两次", "overdose"),
+    ("奶奶的降压药一天吃两次，晚上忘了能补吗", None),
+    ("爸爸右胳膊突然抬不起来了", "stroke"),
+    ("打完羽毛球胳膊抬不起来，肌肉酸", None),
+    ("爷爷突然答非所问，还不认人", "confusion"),
+    ("爷爷耳背，问他话老是答非所问", None),
+    ("孩子做作业做到哭，眼睛都哭肿了", None),
     # the chest and the back hurting together
     ("胸口和后背一起疼，出冷汗", "chest_pain"),
     ("胸口和后背一起长了痘", None),
