@@ -112,6 +112,28 @@ TRAIN_01_ZH_RULES = [
     ("爷爷突然答非所问，还不认人", "confusion"),
     ("爷爷耳背，问他话老是答非所问", None),
     ("孩子做作业做到哭，眼睛都哭肿了", None),
+    # not recognising even me; chest pain in waves; lips a little blue, nostrils flaring
+    ("外婆连家里人都认不出了", "confusion"),
+    ("连我都不认识这个字", None),
+    ("胸口一阵阵地绞着疼", "chest_pain"),
+    ("肚子一阵一阵地疼，拉完就好", None),
+    ("宝宝嘴唇有点紫，喘得厉害", "breathing"),
+    ("口红涂得嘴唇有点紫", None),
+    ("宝宝鼻翼一张一合，呼吸很急", "breathing"),
+    ("外公半边身子不能动了", "stroke"),
+    ("坐久了半边屁股麻，站起来就好", None),
+    # nothing but blood passed; hives after a jab; a bottle of syrup drunk
+    ("拉出来的都是鲜血，人发虚", "bleeding"),
+    ("拉的全是血丝", None),
+    ("打了头孢后身上起了好多风疙瘩，嗓子发紧", "anaphylaxis"),
+    ("蚊子咬了，身上起了好多疙瘩", None),
+    ("孩子把半瓶退烧药水都喝了", "overdose"),
+    ("孩子把一瓶酸奶都喝了", None),
+    # "she says she cut herself"; planning to end oneself
+    ("胳膊上的伤是他自己割的", "self_harm"),
+    ("桌上的字是自己划的", None),
+    ("我打算今晚结束自己", "self_harm"),
+    ("我打算月底结束自己的小店", None),
     # the chest and the back hurting together
     ("胸口和后背一起疼，出冷汗", "chest_pain"),
     ("胸口和后背一起长了痘", None),
