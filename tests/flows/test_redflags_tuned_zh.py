@@ -134,6 +134,17 @@ TRAIN_01_ZH_RULES = [
     ("桌上的字是自己划的", None),
     ("我打算今晚结束自己", "self_harm"),
     ("我打算月底结束自己的小店", None),
+    # "不知道我是谁" (not whose child I am); an inhaler without relief; half the view gone;
+    # a handful of pills to sleep away; lookaheads read the comma NFKC makes of "，"
+    ("爷爷刚才突然不知道我是谁", "confusion"),
+    ("他不知道我是谁家的孩子", None),
+    ("我奶奶今天连我都不认识了，一直说要回老家", "confusion"),
+    ("吸了药也不管用，越来越喘", "breathing"),
+    ("喷了药以后好多了", None),
+    ("视野一下子少了一半", "vision_loss"),
+    ("这张照片的视野少了一半", None),
+    ("我想吃一把药睡过去，不想醒了", "self_harm"),
+    ("我想吃点安眠药睡个好觉", None),
     # the chest and the back hurting together
     ("胸口和后背一起疼，出冷汗", "chest_pain"),
     ("胸口和后背一起长了痘", None),
