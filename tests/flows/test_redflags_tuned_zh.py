@@ -34,8 +34,12 @@ TRAIN_01_ZH_RULES = [
     # a baby who feeds and plays normally takes back "sleeps a lot"; "他没事" takes back a lick
     ("宝宝特别能睡，喂奶都不醒", "child_unresponsive"),
     ("宝宝最近特别能睡，不过吃奶和玩都挺好", None),
+    ("孩子抽搐了五分钟，现在吃奶都正常", "seizure"),
+    ("等红灯被追尾了，脖子有点僵", None),
+    ("他从三楼摔下来，腿断了，别的都还好", "trauma"),
     ("孩子舔了洗衣凝珠，现在一直吐，他没事吧？", "overdose"),
     ("孩子舔了一下洗衣球，马上吐出来了，他没事", None),
+    ("孩子吞了一颗纽扣电池，看着他没事", "overdose"),
     # idioms: black stool from iron, renewing an adrenaline pen, slurring when drunk
     ("大便黑得像沥青，人站起来就晕", "bleeding"),
     ("吃了铁剂以后大便是黑色的，医生说正常", None),
