@@ -50,6 +50,7 @@ TRAIN_01_ZH_RULES = [
     # a throat tight from nerves, swollen from tonsillitis; eyes swollen from crying
     ("吃了虾以后喉咙发紧，声音都变了", "anaphylaxis"),
     ("一紧张喉咙就发紧，面试前特别明显", None),
+    ("孩子吃了花生后一直哭，嗓子发紧", "anaphylaxis"),
     ("扁桃体发炎喉咙肿，吃饭有点疼", None),
     ("被蜜蜂蛰了以后眼皮肿了，喘不上气", "anaphylaxis"),
     ("昨晚哭得眼睛都肿了", None),
