@@ -150,6 +150,22 @@ TRAIN_01_ZH_RULES = [
     ("这张照片的视野少了一半", None),
     ("我想吃一把药睡过去，不想醒了", "self_harm"),
     ("我想吃点安眠药睡个好觉", None),
+    # low blood pressure with fever; cold all over after an infected wound; neck pain on bending;
+    # no feeling on the toilet with back trouble; a week's pills at once; a big lump on the head
+    ("发烧三天，今天血压很低，人很虚", "sepsis"),
+    ("血压很低，一直这样，想开点药", None),
+    ("伤口红肿发烫，现在全身发冷", "sepsis"),
+    ("冬天出门全身发冷", None),
+    ("女儿发烧吐了，低头就喊脖子疼", "meningitis"),
+    ("落枕了，低头就喊脖子疼", None),
+    ("搬东西闪了腰，现在上厕所没感觉了", "cauda_equina"),
+    ("闪了腰，上厕所蹲不下去", None),
+    ("老人一次吃了一周的药量", "overdose"),
+    ("药一次买了一周的量", None),
+    ("孩子摔倒后头上鼓起一个大包，一直想睡觉", "head_injury"),
+    ("头上起了个包，没别的事", None),
+    ("领导安排的任务太多了，压得我喘不过气", None),
+    ("胸口压得我喘不过气", "chest_pain"),
     # the chest and the back hurting together
     ("胸口和后背一起疼，出冷汗", "chest_pain"),
     ("胸口和后背一起长了痘", None),
