@@ -185,6 +185,22 @@ TRAIN_01_ZH_RULES = [
     ("车翻了，人被压在下面", "trauma"),
     ("用刀切菜不小心划到自己，流了一点血", None),
     ("又忍不住用刀划自己了", "self_harm"),
+    # blood everywhere in pregnancy; a neck arched back or that cannot bend, light that hurts;
+    # a belly "梆硬"; vomit smelling of stool; "想了结", wanting to die somewhere quiet
+    ("怀孕十周，内裤上全是血", "pregnancy_bleeding"),
+    ("怀孕十周，内裤上全是分泌物", None),
+    ("孩子发烧，脖子往后挺，叫他反应慢", "meningitis"),
+    ("拍照的时候头往后仰", None),
+    ("高烧，头疼得厉害，脖子不能弯，看到灯就难受", "meningitis"),
+    ("晚上看到灯就难受，眼睛干，不发烧", None),
+    ("肚子痛得不敢动，一动就疼，摸着梆硬", "abdominal_emergency"),
+    ("肚子摸着梆硬，吃太多了", None),
+    ("吐出来的东西有屎味，肚子胀得很", "abdominal_emergency"),
+    ("老公吐槽这个屎味的榴莲", None),
+    ("我觉得活着没什么意义，想了结", "self_harm"),
+    ("我想了结这件事，再也不跟他来往", None),
+    ("我想找个没人的地方安静地死去", "self_harm"),
+    ("这盆花我不想让它死掉", None),
     # the chest and the back hurting together
     ("胸口和后背一起疼，出冷汗", "chest_pain"),
     ("胸口和后背一起长了痘", None),
