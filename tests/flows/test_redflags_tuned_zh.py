@@ -215,6 +215,9 @@ TRAIN_01_ZH_RULES = [
     ("术后八小时未排尿，下腹胀痛", "urinary_retention"),
     ("停经8周，阴道大量流血", "pregnancy_bleeding"),
     ("停经8周了，想问问怎么确认怀孕", None),
+    # lifelong, not new
+    ("我说话有点大舌头，从小就这样", None),
+    ("爸爸今天说话突然大舌头了", "stroke"),
     # the chest and the back hurting together
     ("胸口和后背一起疼，出冷汗", "chest_pain"),
     ("胸口和后背一起长了痘", None),
