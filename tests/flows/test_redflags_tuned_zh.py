@@ -218,6 +218,20 @@ TRAIN_01_ZH_RULES = [
     # lifelong, not new
     ("我说话有点大舌头，从小就这样", None),
     ("爸爸今天说话突然大舌头了", "stroke"),
+    # a face sagging on one side, an arm that "抬不起"; tree nuts; the same question after a
+    # head injury; pinned "被...压住了腿"; a listless child; wet pants unnoticed; to vanish
+    ("爸爸脸一边塌下来了，手也抬不起", "stroke"),
+    ("举重举得手也抬不起", None),
+    ("吃完腰果嗓子越来越紧，话都说不出", "anaphylaxis"),
+    ("吃了腰果，肚子有点胀", None),
+    ("从自行车上摔下来，头先着地，现在老是问同一个问题", "head_injury"),
+    ("被水泥板压住了腿，拉不出来", "trauma"),
+    ("被子压住了腿", None),
+    ("孩子呕吐后变得蔫蔫的，不爱动", "child_unresponsive"),
+    ("孩子叫他都不太理，在玩游戏", None),
+    ("腰疼得厉害，尿了裤子自己都不知道", "cauda_equina"),
+    ("我想让自己消失", "self_harm"),
+    ("我想让自己消失一段时间去旅行", None),
     # the chest and the back hurting together
     ("胸口和后背一起疼，出冷汗", "chest_pain"),
     ("胸口和后背一起长了痘", None),
