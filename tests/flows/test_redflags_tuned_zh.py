@@ -232,6 +232,9 @@ TRAIN_01_ZH_RULES = [
     ("腰疼得厉害，尿了裤子自己都不知道", "cauda_equina"),
     ("我想让自己消失", "self_harm"),
     ("我想让自己消失一段时间去旅行", None),
+    # the belly sucked in with each breath
+    ("孩子呼吸很急，每次吸气肚子都往里瘪", "breathing"),
+    ("饿得肚子都瘪进去了", None),
     # the chest and the back hurting together
     ("胸口和后背一起疼，出冷汗", "chest_pain"),
     ("胸口和后背一起长了痘", None),
