@@ -234,6 +234,7 @@ TRAIN_01_ZH_RULES = [
     ("我想让自己消失一段时间去旅行", None),
     ("我想让自己消失在人群里，太社恐了", None),
     ("看了个纪录片，讲脑膜炎的，好吓人", None),
+    ("刚看了个健康节目，突然我爸说话不清楚了", "stroke"),
     # the belly sucked in with each breath
     ("孩子呼吸很急，每次吸气肚子都往里瘪", "breathing"),
     ("饿得肚子都瘪进去了", None),
