@@ -24,6 +24,9 @@ TRAIN_01_ZH_RULES = [
     ("体育课上同学突然晕倒了，叫不醒", "unconscious"),
     ("在看一本小说，主人公心梗倒在地上了", None),
     ("游戏里我被车撞了，笑死", None),
+    ("我在追剧，突然胸口剧痛", "chest_pain"),
+    ("在看一部电影，突然我爸倒地抽搐", "seizure"),
+    ("追剧看到车祸那集哭惨了", None),
     # pretending, or worrying that it will happen, is not happening
     ("我担心他是中风了，嘴歪了", "stroke"),
     ("弟弟假装晕倒吓唬我", None),
