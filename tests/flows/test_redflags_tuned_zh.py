@@ -71,6 +71,8 @@ TRAIN_01_ZH_RULES = [
     ("一个月宝宝量肛温还是耳温准？", None),
     ("磕到头以后一直想睡觉，还吐了", "head_injury"),
     ("孩子磕到头以后可以睡觉吗", None),
+    ("我爸突然说话都说不清了", "stroke"),
+    ("这个病我也说不清楚是怎么回事", None),
     # a teenager sleeping in; mottling after a hot bath; a small scrape of cars; shy bladder
     ("早上叫孩子，怎么叫都叫不醒，身子软软的", "child_unresponsive"),
     ("周末孩子睡懒觉，怎么叫都叫不醒", None),
