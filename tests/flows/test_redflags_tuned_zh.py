@@ -76,6 +76,8 @@ TRAIN_01_ZH_RULES = [
     # a teenager sleeping in; mottling after a hot bath; a small scrape of cars; shy bladder
     ("早上叫孩子，怎么叫都叫不醒，身子软软的", "child_unresponsive"),
     ("周末孩子睡懒觉，怎么叫都叫不醒", None),
+    ("周末我爸突然叫不醒了", "unconscious"),
+    ("儿子放假天天叫不醒，睡到中午才起", None),
     ("发烧，身上一块一块发紫，压了不褪", "sepsis"),
     ("泡澡后腿上一块一块花花的，一会就消了", None),
     ("从早上到现在一直尿不出来，小肚子胀得疼", "urinary_retention"),
