@@ -41,7 +41,8 @@ TRAIN_01_ZH_RULES = [
     ("等红灯被追尾了，脖子有点僵", None),
     ("他从三楼摔下来，腿断了，别的都还好", "trauma"),
     ("孩子舔了洗衣凝珠，现在一直吐，他没事吧？", "overdose"),
-    ("孩子舔了一下洗衣球，马上吐出来了，他没事", None),
+    ("孩子舔了一下洗衣球，马上吐出来了，他没事，就是吓了一跳", None),
+    ("车祸了，我老公流血很多，孩子没事", "bleeding"),
     ("孩子吞了一颗纽扣电池，看着他没事", "overdose"),
     # idioms: black stool from iron, renewing an adrenaline pen, slurring when drunk
     ("大便黑得像沥青，人站起来就晕", "bleeding"),
