@@ -94,6 +94,8 @@ TRAIN_01_ZH_RULES = [
     ("想吃火锅想死了", None),
     ("这次头疼跟以前完全不一样，突然就痛到顶了", "thunderclap_headache"),
     ("我儿子每次感冒头疼都喊是这辈子最疼的", None),
+    ("我爸平时都不头痛，刚才突然痛死了，一直吐", "thunderclap_headache"),
+    ("我从来不头疼，今天有点头疼", None),
     # "要去死" is intent; "感觉要死了" after exercise is not
     ("我真的要去死了，别找我", "self_harm"),
     ("爬山累得感觉要死了哈哈", None),
@@ -121,6 +123,7 @@ TRAIN_01_ZH_RULES = [
     # sightseeing on a bridge, missing home, a dose twice a day, sore arms, deaf not confused
     ("我现在站在桥上，不想活了", "self_harm"),
     ("站在桥上看江景，特别美", None),
+    ("他一个人站在天台边上一直往下看", "self_harm"),
     ("想家想死了，好久没回去", None),
     ("不小心把降压药吃了两次", "overdose"),
     ("奶奶的降压药一天吃两次，晚上忘了能补吗", None),
