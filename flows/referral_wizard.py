@@ -29,7 +29,11 @@ URGENCIES = core.URGENCIES
 STEPS = ("target", "department", "reason", "urgency", "findings", "valid")
 REVIEW = "review"
 DONE = "done"
-CHANGE = "c:"
+# A step being changed from the review card is stored as "c.<step>". Drafts from before kept
+# "c:<step>", and ':' is aiogram's callback-data separator: a button carrying it cannot be
+# packed ("Change a step" -> urgency answered "Sorry, something went wrong"). Both are read.
+CHANGE = "c."
+LEGACY_CHANGE = "c:"
 TEXT_MAX = 200  # hospital and department names typed as free text
 REASON_MAX = 500
 FINDINGS_MAX = 2000
@@ -60,14 +64,20 @@ def _one_line(text: str | None) -> str:
     return re.sub(r"\s+", " ", text or "").strip()
 
 
+def normal_step(step: str) -> str:
+    """The step as buttons carry it (a draft's old ``c:reason`` is ``c.reason``)."""
+    return CHANGE + step[len(LEGACY_CHANGE) :] if step.startswith(LEGACY_CHANGE) else step
+
+
 def base_step(step: str) -> str:
-    """The step asked (``c:reason`` -> ``reason``)."""
+    """The step asked (``c.reason`` -> ``reason``)."""
+    step = normal_step(step)
     return step[len(CHANGE) :] if step.startswith(CHANGE) else step
 
 
 def changing(step: str) -> bool:
     """Whether the step is being changed from the review card (so it can be kept)."""
-    return step.startswith(CHANGE)
+    return normal_step(step).startswith(CHANGE)
 
 
 async def values(uow: UnitOfWork, referral: Referral) -> dict[str, Any]:
@@ -228,7 +238,7 @@ async def choose(
     or draft is stale; a hospital no longer in the directory is :class:`BadInput`."""
     _check_doctor(doctor, now)
     referral = await _wizard(uow, doctor, referral_id)
-    if referral.step != step:
+    if normal_step(referral.step) != normal_step(step):
         raise NotAllowed("stale")
     asked = base_step(step)
     new: dict[str, Any]

@@ -162,7 +162,7 @@ async def show_step(uow: UnitOfWork, tr: Translator, reply: Replier, referral: R
         )
         return
     step = wiz.base_step(referral.step)
-    pick = {"ref": rid, "step": referral.step}
+    pick = {"ref": rid, "step": wiz.normal_step(referral.step)}
     params: dict[str, Any] = {"number": number, "name": name}
     if step == "target":
         for h in (await directory.hospitals(uow))[:HOSPITAL_BUTTONS]:

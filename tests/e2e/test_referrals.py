@@ -274,6 +274,20 @@ async def test_terminate_offers_referral_change_cancel_and_refusals(rsqlite: Cli
     await doc.press(t("ref.step.reason"), has_button(t("ref.wiz.keep")))
     review = await doc.say("Knee injury: MRI needed", has_button(t("ref.wiz.issue")))
     assert "MRI needed" in review["text"]
+    # Steps answered with buttons too: a changing step once carried ':' (aiogram's callback
+    # separator) into its buttons, and "Change a step" -> Urgency answered "something went
+    # wrong".
+    await doc.press(t("ref.wiz.change_step"), has_button(t("ref.step.urgency")))
+    await doc.press(t("ref.step.urgency"), has_button(t("ref.urgency.within_2w")))
+    review = await doc.press(t("ref.urgency.within_2w"), has_button(t("ref.wiz.issue")))
+    assert t("ref.urgency.within_2w") in review["text"]
+    await doc.press(t("ref.wiz.change_step"), has_button(t("ref.step.department")))
+    await doc.press(t("ref.step.department"), has_button(t("ref.wiz.any_department")))
+    await doc.press(t("ref.wiz.keep"), has_button(t("ref.wiz.issue")))
+    await doc.press(t("ref.wiz.change_step"), has_button(t("ref.step.valid")))
+    await doc.press(t("ref.step.valid"), has_button(t("ref.wiz.days", n=14)))
+    await doc.press(t("ref.wiz.days", n=14), has_button(t("ref.wiz.issue")))
+    assert clinic.app.processor.failed == 0
     # Another doctor presses this doctor's Issue button (forged): stale, nothing issued.
     other = await add_doctor(clinic, "Dr Ines Vale")
     mid = await doc.message_id_of(t("ref.wiz.review", number=number, name=FIRST, card="")[:12])

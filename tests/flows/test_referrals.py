@@ -582,3 +582,16 @@ async def test_a_copy_from_before_a_resend_under_a_new_key_still_verifies(
         tampered[at] = (tampered[at] + 1) % 256
         v = await rf.verify_file(uow, bytes(tampered), signer, T0)
         assert v.status in ("forged", "unknown"), v
+
+
+def test_a_changing_step_is_carried_without_the_callback_separator() -> None:
+    """A step changed from the review card goes into button data: no ':' (aiogram's
+    separator). Drafts stored with the old "c:" marker read the same."""
+    from flows import referral_wizard as wiz
+
+    assert ":" not in wiz.CHANGE
+    for stored in ("c:urgency", "c.urgency"):
+        assert wiz.normal_step(stored) == "c.urgency"
+        assert wiz.base_step(stored) == "urgency"
+        assert wiz.changing(stored)
+    assert wiz.normal_step("urgency") == "urgency" and not wiz.changing("review")
