@@ -450,6 +450,15 @@ GENERAL_RULES = [
     ("температура поднялась, на 12", "severity", None),
     ("болит, на 2.5", "severity", None),
     ("в 8 утра заболел живот", "severity", None),
+    # after prefill-04, Chinese: 别的 ("other") is not 别 ("don't"); 还是 ("still") between a
+    # body part and the pain; tight or uneven breathing and pauses in sleep; repeat scripts
+    ("能不能换别的降压药", "category", "chronic_review"),
+    ("别吃辣的了，嗓子疼", "category", "sore_throat_ear"),
+    ("后脑勺还是隐隐作痛", "category", "headache"),
+    ("爬楼的时候呼吸有点发紧", "category", "breathing"),
+    ("孩子他爸睡觉时呼噜打着打着就停了", "category", "breathing"),
+    ("他打呼噜很响，吵得我睡不着", "category", "mental_health"),
+    ("胰岛素快用完了，想续个方子", "category", "chronic_review"),
     # after prefill-04: a rating word with text after it, and "на N" closing the message...
     ("кашель сухой, оцениваю на 3 но бесит", "severity", 3),
     ("самочувствие на 6 уже третий день", "severity", 6),
