@@ -269,3 +269,106 @@ def test_rules_added_after_train_01_en(text: str, flag: str | None) -> None:
         assert hit is None, detect_all(text)
     else:
         assert hit is not None and is_detected(flag, hit), detect_all(text)
+
+
+ROUND_06_EN_RULES = [
+    # unconscious: 'hes/shes not responding' without the apostrophe
+    ("shes not responding to anything we say", "unconscious"),
+    ("shes not answering her phone, probably at work", None),
+    # confusion: not knowing who family are; drunk-sounding without drinking; a relative who died
+    ("grandpa doesn't recognise who his own grandchildren are since lunch", "confusion"),
+    ("I don't know who the new manager is yet", None),
+    ("my husband seems drunk but he hasn't had a drop, started an hour ago", "confusion"),
+    ("my husband seems drunk after the office party", None),
+    ("mum thought I was her sister who passed away ten years ago", "confusion"),
+    ("my sister passed away ten years ago and I still miss her", None),
+    # chest pain: something heavy sitting on the patient; the heart or ribs in a vice
+    ("it's like a ton of bricks pressing on me and I can't stop sweating", "chest_pain"),
+    ("the cat is sitting on me and I can't move", None),
+    ("his heart feels like it's caught in a vice", "chest_pain"),
+    ("my jaw is in a clamp after the dentist", None),
+    # seizure: arms and legs jerking; one fit after another
+    ("the toddler's arms and legs are jerking, eyes rolled", "seizure"),
+    ("my arms and legs are going numb from sitting cross-legged", None),
+    ("she's having one seizure after another", "seizure"),
+    ("one meeting after another today", None),
+    # stroke: an arm and a leg on one side heavy; one side of the face slack
+    ("left arm and leg feel heavy as lead and won't lift", "stroke"),
+    ("my legs feel heavy after the marathon", None),
+    ("the left side of dad's face looks slack and he's dribbling", "stroke"),
+    ("the left side of the house looks frozen in the snow photo", None),
+    # burns: waxy or bubbling skin; trauma: a stabbing, a vehicle tipped onto someone
+    ("the skin on her arm is blistered and looks waxy after the fire", "burns"),
+    ("my skin looks waxy in winter", None),
+    ("there has been a stabbing outside the shop and he's on the ground", "trauma"),
+    ("my stab vest arrived today for work", None),
+    ("the tractor tipped over onto him in the field", "trauma"),
+    ("the tractor tipped over in the field but nobody was near it", None),
+    # thunderclap: a bang of pain in the head, something popping inside it
+    ("there was a sudden bang of pain at the base of my skull", "thunderclap_headache"),
+    ("the fireworks made a sudden bang", None),
+    (
+        "it felt like a blood vessel popped in my head, the pain is the worst ever",
+        "thunderclap_headache",
+    ),
+    ("a blood vessel popped in my eye after sneezing", None),
+    # overdose: a whole dosette box in one go; 'swalowed' a battery
+    ("nan took her whole dosette box in one go by mistake", "overdose"),
+    ("nan fills her dosette box once a week", None),
+    ("my son swalowed a battery from his toy car", "overdose"),
+    ("my son swallowed his food too fast and got hiccups", None),
+    # vision: a shadow over part of the sight, half of it gone, a light off in one eye
+    ("a dark shadow crept up over half of my vision in my left eye", "vision_loss"),
+    ("a shadow crept over the garden as the sun set", None),
+    ("the top half of what I see just vanished in my right eye", "vision_loss"),
+    ("the top half of the page just vanished when I printed it", None),
+    ("it's like someone turned off the lights in my left eye", "vision_loss"),
+    ("someone turned off the lights in the office", None),
+    # bleeding: pressure held and it still gushes; burns: a chemical splash
+    ("she's holding a towel on the gash and it's still gushing", "bleeding"),
+    ("we held a towel on the spilt milk and it's still dripping off the table", None),
+    ("bleach splashed in his eyes and they're burning", "burns"),
+    ("bleach splashed on my jeans and left a mark", None),
+    # cauda equina: no feeling of the seat; urinary retention: can't pee at all
+    ("I've had back pain all week and I can't feel the toilet seat when I sit", "cauda_equina"),
+    ("I can't feel the seat of my bike after a long ride", None),
+    ("he can't pee at all and he keeps going back to the toilet", "urinary_retention"),
+    ("I can't go at all to the party this weekend", None),
+    # abdominal: can't bear the duvet on the belly; self-harm: goodbye then silence,
+    # never waking up, doing something to oneself
+    ("her tummy hurts so much she can't bear the duvet touching it", "abdominal_emergency"),
+    ("I can't bear the duvet on me in this heat", None),
+    ("my son texted me goodbye and now his phone is switched off", "self_harm"),
+    ("she said goodbye and then called back five minutes later", None),
+    ("sometimes I think how peaceful it would be to never wake up", "self_harm"),
+    ("it is peaceful to sleep in on Sundays", None),
+    ("I'm scared he'll do something to himself tonight", "self_harm"),
+    ("he did something to his back lifting boxes", None),
+    # in-place widenings: grabbing AT the throat, misspelt fever, he/she moving the neck,
+    # any ball to the head, a clipped head, hot drinks, misspelt pregnancy and bleeding
+    ("he's grabbing at his throat and can't make a sound", "breathing"),
+    ("he's grabbing at his throat because he has a sore throat", None),
+    ("fevre of 39 and her neck is too stiff to move", "meningitis"),
+    ("fevre blisters on my lip again", None),
+    ("he screams when she tilts his neck and the light hurts his eyes", "meningitis"),
+    ("he screams when she tilts the camera, silly boy", None),
+    ("a cricket ball to the head and now he keeps throwing up", "head_injury"),
+    ("a cricket ball to the head yesterday, no symptoms at all", None),
+    ("she clipped her head on the cupboard and now won't stay awake", "head_injury"),
+    ("she clipped the hedge and won't stay awake past nine", None),
+    ("a mug of coffee went over his lap and it is blistering already", "burns"),
+    ("the tea was so hot it made my tongue sore", None),
+    ("pregant 8 weeks and there's a lot of bleding", "pregnancy_bleeding"),
+    ("pregnant 8 weeks and a bit of spotting once, now gone", None),
+    ("baby's due in 3 weeks and blood is trickling down my thighs", "pregnancy_bleeding"),
+    ("baby's due in 3 weeks and my feet are swollen", None),
+]
+
+
+@pytest.mark.parametrize(("text", "flag"), ROUND_06_EN_RULES)
+def test_rules_added_after_round_06_en(text: str, flag: str | None) -> None:
+    hit = detect(text)
+    if flag is None:
+        assert hit is None, detect_all(text)
+    else:
+        assert hit is not None and is_detected(flag, hit), detect_all(text)
