@@ -372,3 +372,55 @@ def test_rules_added_after_round_06_en(text: str, flag: str | None) -> None:
         assert hit is None, detect_all(text)
     else:
         assert hit is not None and is_detected(flag, hit), detect_all(text)
+
+
+ROUND_06_EN_CUES = [
+    # history: last week/Tuesday, a month, 'always has been'; at what age
+    ("dad collapsed in the kitchen and isn't responding", "unconscious"),
+    ("my son had a seizure last Tuesday and the neurologist wants to see him", None),
+    ("my 2 year old is having a febrile seizure right now, what do I do", "seizure"),
+    ("at what age do kids usually stop having seizures", None),
+    # idioms: dying of hunger, as if hit by a bus; how long a typical seizure lasts;
+    # tablets that get muddled; a spare epipen; can you overdose on; which thermometer
+    ("my friend was hit by a bus and isn't moving", "unconscious"),
+    ("feel like I've been run over by a truck after that gym session", None),
+    ("i'm dying of hunger, when is lunch", None),
+    ("his seizure has lasted 10 minutes and he's still fitting", "seizure"),
+    ("how long does a typical febrile seizure last?", None),
+    ("she's muddled and doesn't know where she is", "confusion"),
+    ("he keeps getting his tablets muddled up", None),
+    ("I used his epipen, his throat is closing", "anaphylaxis"),
+    # frames: writing a story, a soap, an exam question, in my lecture
+    ("can I get a spare epipen for school?", None),
+    ("my son is choking on a sweet right now", "breathing"),
+    ("writing a short story where the hero is choking on a sweet", None),
+    ("in Emmerdale the pregnant woman was bleeding heavily, is that realistic", None),
+    ("exam question: what are the signs of sepsis", None),
+    ("in my pharmacology lecture they said a paracetamol overdose can kill", None),
+    # hypothetical: if my newborn ever gets; resolved: wearing off, that was it;
+    # taken back: false alarm; animals that fell; heartburn burning behind the breastbone
+    ("my newborn has a temperature of 38.2 right now", "infant_fever"),
+    ("if my newborn ever gets a temperature, should I ring 111?", None),
+    ("my speech is slurred and it's getting worse", "confusion"),
+    ("my words were slurred after the filling but it's wearing off now", None),
+    ("he fainted in the queue, came round, and that was it", None),
+    ("I thought she wasn't breathing, false alarm, she was just sleeping deeply", None),
+    ("she isn't breathing, please help", "breathing"),
+    ("cat fell off the shelf and is limping", None),
+    ("grandad fell off the ladder and is not moving", "unconscious"),
+    ("heartburn after curry, burning behind my breastbone, antacids help", None),
+    ("burning pain behind my breastbone spreading to my jaw", "chest_pain"),
+    ("can you overdose on vitamin C?", None),
+    ("he overdosed on his insulin and is sweaty and confused", "overdose"),
+    ("which ear thermometer should I buy for my 4 week old?", None),
+    ("my 4 week old's thermometer reads 38.4", "infant_fever"),
+]
+
+
+@pytest.mark.parametrize(("text", "flag"), ROUND_06_EN_CUES)
+def test_cues_added_after_round_06_en(text: str, flag: str | None) -> None:
+    hit = detect(text)
+    if flag is None:
+        assert hit is None, detect_all(text)
+    else:
+        assert hit is not None and is_detected(flag, hit), detect_all(text)
