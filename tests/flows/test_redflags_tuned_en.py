@@ -424,3 +424,68 @@ def test_cues_added_after_round_06_en(text: str, flag: str | None) -> None:
         assert hit is None, detect_all(text)
     else:
         assert hit is not None and is_detected(flag, hit), detect_all(text)
+
+
+TRAIN_02_EN_RULES = [
+    # thunderclap: the skull cracked open; a blow likened, sudden (combo)
+    ("out of nowhere it's like my skull cracked open, worst pain ever", "thunderclap_headache"),
+    ("my laptop screen cracked open when I dropped it", None),
+    ("like a sledgehammer to the back of my head, came out of nowhere", "thunderclap_headache"),
+    ("like a hammer to the back of my head, this hangover, I've had it since waking", None),
+    # vision: one eye gone black; can't see out of an eye; a shadow across the sight
+    ("my left eye has gone completely black in the last ten minutes", "vision_loss"),
+    ("my left eye is black and blue after the punch", None),
+    ("she can't see anything out of her right eye since lunch", "vision_loss"),
+    ("she can't see the stage from the back row", None),
+    ("there's a grey shadow across the side of my vision in the right eye", "vision_loss"),
+    ("there's a grey shadow across the lawn in the evening", None),
+    # self-harm: staring at the pills or the rope (any mention is self_harm)
+    ("I keep staring at the pills in the drawer and I can't stop thinking", "self_harm"),
+    ("I keep staring at the pills for the week in the organiser to check them", "self_harm"),
+    # trauma: bone sticking out, a fall off scaffolding; chest & arm; gulping for air
+    ("his leg bone is sticking out through his jeans after the crash", "trauma"),
+    ("the bone is sticking out of the dog's dinner bowl", None),
+    ("he fell off the scaffolding at work and can't get up", "trauma"),
+    ("he fell off the wagon again, started drinking", None),
+    ("chest & left arm aching badly for 20 mins", "chest_pain"),
+    ("my chest of drawers is crushed in the move", None),
+    ("she's gulping for air and can't talk", "breathing"),
+    ("the goldfish is gulping at the surface of the tank", None),
+    # seizure: some sort of seizure; stroke: half the face not moving; confusion: which town
+    ("my son just had some sort of seizure, he's never had one before", "seizure"),
+    ("my son wants some sort of fitness tracker", None),
+    ("half of grandad's face isn't moving when he smiles", "stroke"),
+    ("half of the team isn't moving to the new office", None),
+    ("dad doesn't know which town he is in and keeps asking who we are", "confusion"),
+    ("I don't know which town the wedding is in", None),
+    # combos: lightning in the head; busting and nothing comes out; a rash under a glass;
+    # white spirit drunk; a child who can't keep milk down
+    ("like being struck by lightning in my head, out of the blue", "thunderclap_headache"),
+    ("like being struck by lightning, the news out of the blue", None),
+    ("he's been busting for a wee for 10 hours and nothing will come out", "urinary_retention"),
+    ("I'm busting for a wee, where is the nearest toilet", None),
+    ("purple dots on his legs that don't fade under a glass", "sepsis"),
+    ("a red rash that fades when I press a glass on it", None),
+    ("my 2 year old drank some white spirit from the shed", "overdose"),
+    ("I cleaned the brushes with white spirit in the shed", None),
+    ("my 9 month old can't keep any milk down since lunch", "child_dehydration"),
+    ("I can't keep water down after the stomach bug", None),
+    # widened: something slammed on the head; can't feel the paper; a teste; twins' age
+    ("the cupboard door slammed on his head and now he keeps being sick", "head_injury"),
+    ("the cupboard door slammed shut and the baby keeps being sick with a cold", None),
+    ("my back's been bad for days and now I can't feel the paper when I wipe", "cauda_equina"),
+    ("my back's been bad since the move", None),
+    ("stabbing pain in his teste that started 30 minutes ago", "testicular_pain"),
+    ("the teste strip says negative", None),
+    ("twins are 6 weeks and one of them is 38.5", "infant_fever"),
+    ("twins are 6 weeks and both feeding well", None),
+]
+
+
+@pytest.mark.parametrize(("text", "flag"), TRAIN_02_EN_RULES)
+def test_rules_added_after_train_02_en(text: str, flag: str | None) -> None:
+    hit = detect(text)
+    if flag is None:
+        assert hit is None, detect_all(text)
+    else:
+        assert hit is not None and is_detected(flag, hit), detect_all(text)
