@@ -489,3 +489,49 @@ def test_rules_added_after_train_02_en(text: str, flag: str | None) -> None:
         assert hit is None, detect_all(text)
     else:
         assert hit is not None and is_detected(flag, hit), detect_all(text)
+
+
+TRAIN_02_EN_RULES_2 = [
+    # half the face not moving; an eye gone dark; turning the neck is agony; a head about
+    # to burst; a child hardly responding; the balls numb with a bad back; not a drop since
+    # breakfast; eyebrows gone at a bonfire; grey leather skin; spark out; a rash under a glass;
+    # at the bridge wanting it to stop; 20 paracetamol in a day
+    ("half her face isn't moving and she can't smile", "stroke"),
+    ("half the class isn't moving up a set", None),
+    ("eye gone dark suddenly, 5 mins, scared", "vision_loss"),
+    ("eye gone red from the chlorine in the pool", None),
+    ("fever and turning her neck is agony, she wants the lights off", "meningitis"),
+    ("turning the mattress is agony with my bad shoulder", None),
+    (
+        "his head feels like it's going to burst, came on suddenly a minute ago",
+        "thunderclap_headache",
+    ),
+    ("my inbox feels like it's going to burst, came on suddenly after the holiday", None),
+    ("my 3 year old is so sleepy and hardly responding to us", "child_unresponsive"),
+    ("my son is hardly responding to my messages from camp", None),
+    ("bad back all week and now my balls and the area behind feel numb", "cauda_equina"),
+    ("bad back all week and my feet are cold", None),
+    ("been trying to wee since breakfast and not a single drop", "urinary_retention"),
+    ("been trying to get a table since breakfast, not a single one free", None),
+    ("the bonfire flared and his eyebrows are gone and there are blisters everywhere", "burns"),
+    ("the bonfire was lovely and the sparklers lit up the garden", None),
+    ("her thigh burn looks like grey leather and she can't feel it", "burns"),
+    ("these boots look like grey leather but they're plastic", None),
+    ("he went spark out after the tackle and isn't answering us", "unconscious"),
+    ("I went spark out on the sofa after the roast", None),
+    ("he has a rash that won't fade under the glass and a fever", "sepsis"),
+    ("the rash fades under the glass, just heat rash", None),
+    ("I'm at the bridge and I want it all to stop", "self_harm"),
+    ("I'm at the bridge club and I want the bidding to stop", None),
+    ("she's had 20 paracetamol today for toothache", "overdose"),
+    ("she's had 20 minutes of sleep today", None),
+]
+
+
+@pytest.mark.parametrize(("text", "flag"), TRAIN_02_EN_RULES_2)
+def test_more_rules_added_after_train_02_en(text: str, flag: str | None) -> None:
+    hit = detect(text)
+    if flag is None:
+        assert hit is None, detect_all(text)
+    else:
+        assert hit is not None and is_detected(flag, hit), detect_all(text)
