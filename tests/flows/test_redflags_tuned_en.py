@@ -525,6 +525,9 @@ TRAIN_02_EN_RULES_2 = [
     ("I'm at the bridge club and I want the bidding to stop", None),
     ("she's had 20 paracetamol today for toothache", "overdose"),
     ("she's had 20 minutes of sleep today", None),
+    # it passed within minutes (a resolvable flag), unless it has not passed
+    ("she can't breathe and it hasn't passed in 20 minutes", "breathing"),
+    ("I felt like I couldn't breathe on the bus, it passed in 5 minutes", None),
 ]
 
 
