@@ -269,3 +269,272 @@ def test_rules_added_after_train_01_en(text: str, flag: str | None) -> None:
         assert hit is None, detect_all(text)
     else:
         assert hit is not None and is_detected(flag, hit), detect_all(text)
+
+
+ROUND_06_EN_RULES = [
+    # unconscious: 'hes/shes not responding' without the apostrophe
+    ("shes not responding to anything we say", "unconscious"),
+    ("shes not answering her phone, probably at work", None),
+    # confusion: not knowing who family are; drunk-sounding without drinking; a relative who died
+    ("grandpa doesn't recognise who his own grandchildren are since lunch", "confusion"),
+    ("I don't know who the new manager is yet", None),
+    ("my husband seems drunk but he hasn't had a drop, started an hour ago", "confusion"),
+    ("my husband seems drunk after the office party", None),
+    ("mum thought I was her sister who passed away ten years ago", "confusion"),
+    ("my sister passed away ten years ago and I still miss her", None),
+    # chest pain: something heavy sitting on the patient; the heart or ribs in a vice
+    ("it's like a ton of bricks pressing on me and I can't stop sweating", "chest_pain"),
+    ("the cat is sitting on me and I can't move", None),
+    ("his heart feels like it's caught in a vice", "chest_pain"),
+    ("my jaw is in a clamp after the dentist", None),
+    # seizure: arms and legs jerking; one fit after another
+    ("the toddler's arms and legs are jerking, eyes rolled", "seizure"),
+    ("my arms and legs are going numb from sitting cross-legged", None),
+    ("she's having one seizure after another", "seizure"),
+    ("one meeting after another today", None),
+    # stroke: an arm and a leg on one side heavy; one side of the face slack
+    ("left arm and leg feel heavy as lead and won't lift", "stroke"),
+    ("my legs feel heavy after the marathon", None),
+    ("the left side of dad's face looks slack and he's dribbling", "stroke"),
+    ("the left side of the house looks frozen in the snow photo", None),
+    # burns: waxy or bubbling skin; trauma: a stabbing, a vehicle tipped onto someone
+    ("the skin on her arm is blistered and looks waxy after the fire", "burns"),
+    ("my skin looks waxy in winter", None),
+    ("there has been a stabbing outside the shop and he's on the ground", "trauma"),
+    ("my stab vest arrived today for work", None),
+    ("the tractor tipped over onto him in the field", "trauma"),
+    ("the tractor tipped over in the field but nobody was near it", None),
+    # thunderclap: a bang of pain in the head, something popping inside it
+    ("there was a sudden bang of pain at the base of my skull", "thunderclap_headache"),
+    ("the fireworks made a sudden bang", None),
+    (
+        "it felt like a blood vessel popped in my head, the pain is the worst ever",
+        "thunderclap_headache",
+    ),
+    ("a blood vessel popped in my eye after sneezing", None),
+    # overdose: a whole dosette box in one go; 'swalowed' a battery
+    ("nan took her whole dosette box in one go by mistake", "overdose"),
+    ("nan fills her dosette box once a week", None),
+    ("my son swalowed a battery from his toy car", "overdose"),
+    ("my son swallowed his food too fast and got hiccups", None),
+    # vision: a shadow over part of the sight, half of it gone, a light off in one eye
+    ("a dark shadow crept up over half of my vision in my left eye", "vision_loss"),
+    ("a shadow crept over the garden as the sun set", None),
+    ("the top half of what I see just vanished in my right eye", "vision_loss"),
+    ("the top half of the page just vanished when I printed it", None),
+    ("it's like someone turned off the lights in my left eye", "vision_loss"),
+    ("someone turned off the lights in the office", None),
+    # bleeding: pressure held and it still gushes; burns: a chemical splash
+    ("she's holding a towel on the gash and it's still gushing", "bleeding"),
+    ("we held a towel on the spilt milk and it's still dripping off the table", None),
+    ("bleach splashed in his eyes and they're burning", "burns"),
+    ("bleach splashed on my jeans and left a mark", None),
+    # cauda equina: no feeling of the seat; urinary retention: can't pee at all
+    ("I've had back pain all week and I can't feel the toilet seat when I sit", "cauda_equina"),
+    ("I can't feel the seat of my bike after a long ride", None),
+    ("he can't pee at all and he keeps going back to the toilet", "urinary_retention"),
+    ("I can't go at all to the party this weekend", None),
+    # abdominal: can't bear the duvet on the belly; self-harm: goodbye then silence,
+    # never waking up, doing something to oneself
+    ("her tummy hurts so much she can't bear the duvet touching it", "abdominal_emergency"),
+    ("I can't bear the duvet on me in this heat", None),
+    ("my son texted me goodbye and now his phone is switched off", "self_harm"),
+    ("she said goodbye and then called back five minutes later", None),
+    ("sometimes I think how peaceful it would be to never wake up", "self_harm"),
+    ("it is peaceful to sleep in on Sundays", None),
+    ("I'm scared he'll do something to himself tonight", "self_harm"),
+    ("he did something to his back lifting boxes", None),
+    # in-place widenings: grabbing AT the throat, misspelt fever, he/she moving the neck,
+    # any ball to the head, a clipped head, hot drinks, misspelt pregnancy and bleeding
+    ("he's grabbing at his throat and can't make a sound", "breathing"),
+    ("he's grabbing at his throat because he has a sore throat", None),
+    ("fevre of 39 and her neck is too stiff to move", "meningitis"),
+    ("fevre blisters on my lip again", None),
+    ("he screams when she tilts his neck and the light hurts his eyes", "meningitis"),
+    ("he screams when she tilts the camera, silly boy", None),
+    ("a cricket ball to the head and now he keeps throwing up", "head_injury"),
+    ("a cricket ball to the head yesterday, no symptoms at all", None),
+    ("she clipped her head on the cupboard and now won't stay awake", "head_injury"),
+    ("she clipped the hedge and won't stay awake past nine", None),
+    ("a mug of coffee went over his lap and it is blistering already", "burns"),
+    ("the tea was so hot it made my tongue sore", None),
+    ("pregant 8 weeks and there's a lot of bleding", "pregnancy_bleeding"),
+    ("pregnant 8 weeks and a bit of spotting once, now gone", None),
+    ("baby's due in 3 weeks and blood is trickling down my thighs", "pregnancy_bleeding"),
+    ("baby's due in 3 weeks and my feet are swollen", None),
+]
+
+
+@pytest.mark.parametrize(("text", "flag"), ROUND_06_EN_RULES)
+def test_rules_added_after_round_06_en(text: str, flag: str | None) -> None:
+    hit = detect(text)
+    if flag is None:
+        assert hit is None, detect_all(text)
+    else:
+        assert hit is not None and is_detected(flag, hit), detect_all(text)
+
+
+ROUND_06_EN_CUES = [
+    # history: last week/Tuesday, a month, 'always has been'; at what age
+    ("dad collapsed in the kitchen and isn't responding", "unconscious"),
+    ("my son had a seizure last Tuesday and the neurologist wants to see him", None),
+    ("my 2 year old is having a febrile seizure right now, what do I do", "seizure"),
+    ("at what age do kids usually stop having seizures", None),
+    # idioms: dying of hunger, as if hit by a bus; how long a typical seizure lasts;
+    # tablets that get muddled; a spare epipen; can you overdose on; which thermometer
+    ("my friend was hit by a bus and isn't moving", "unconscious"),
+    ("feel like I've been run over by a truck after that gym session", None),
+    ("i'm dying of hunger, when is lunch", None),
+    ("his seizure has lasted 10 minutes and he's still fitting", "seizure"),
+    ("how long does a typical febrile seizure last?", None),
+    ("she's muddled and doesn't know where she is", "confusion"),
+    ("he keeps getting his tablets muddled up", None),
+    ("I used his epipen, his throat is closing", "anaphylaxis"),
+    # frames: writing a story, a soap, an exam question, in my lecture
+    ("can I get a spare epipen for school?", None),
+    ("my son is choking on a sweet right now", "breathing"),
+    ("writing a short story where the hero is choking on a sweet", None),
+    ("in Emmerdale the pregnant woman was bleeding heavily, is that realistic", None),
+    ("exam question: what are the signs of sepsis", None),
+    ("in my pharmacology lecture they said a paracetamol overdose can kill", None),
+    # hypothetical: if my newborn ever gets; resolved: wearing off, that was it;
+    # taken back: false alarm; animals that fell; heartburn burning behind the breastbone
+    ("my newborn has a temperature of 38.2 right now", "infant_fever"),
+    ("if my newborn ever gets a temperature, should I ring 111?", None),
+    ("my speech is slurred and it's getting worse", "confusion"),
+    ("my words were slurred after the filling but it's wearing off now", None),
+    ("he fainted in the queue, came round, and that was it", None),
+    ("I thought she wasn't breathing, false alarm, she was just sleeping deeply", None),
+    ("she isn't breathing, please help", "breathing"),
+    ("cat fell off the shelf and is limping", None),
+    ("grandad fell off the ladder and is not moving", "unconscious"),
+    ("heartburn after curry, burning behind my breastbone, antacids help", None),
+    ("burning pain behind my breastbone spreading to my jaw", "chest_pain"),
+    ("can you overdose on vitamin C?", None),
+    ("he overdosed on his insulin and is sweaty and confused", "overdose"),
+    ("which ear thermometer should I buy for my 4 week old?", None),
+    ("my 4 week old's thermometer reads 38.4", "infant_fever"),
+]
+
+
+@pytest.mark.parametrize(("text", "flag"), ROUND_06_EN_CUES)
+def test_cues_added_after_round_06_en(text: str, flag: str | None) -> None:
+    hit = detect(text)
+    if flag is None:
+        assert hit is None, detect_all(text)
+    else:
+        assert hit is not None and is_detected(flag, hit), detect_all(text)
+
+
+TRAIN_02_EN_RULES = [
+    # thunderclap: the skull cracked open; a blow likened, sudden (combo)
+    ("out of nowhere it's like my skull cracked open, worst pain ever", "thunderclap_headache"),
+    ("my laptop screen cracked open when I dropped it", None),
+    ("like a sledgehammer to the back of my head, came out of nowhere", "thunderclap_headache"),
+    ("like a hammer to the back of my head, this hangover, I've had it since waking", None),
+    # vision: one eye gone black; can't see out of an eye; a shadow across the sight
+    ("my left eye has gone completely black in the last ten minutes", "vision_loss"),
+    ("my left eye is black and blue after the punch", None),
+    ("she can't see anything out of her right eye since lunch", "vision_loss"),
+    ("she can't see the stage from the back row", None),
+    ("there's a grey shadow across the side of my vision in the right eye", "vision_loss"),
+    ("there's a grey shadow across the lawn in the evening", None),
+    # self-harm: staring at the pills or the rope (any mention is self_harm)
+    ("I keep staring at the pills in the drawer and I can't stop thinking", "self_harm"),
+    ("I keep staring at the pills for the week in the organiser to check them", "self_harm"),
+    # trauma: bone sticking out, a fall off scaffolding; chest & arm; gulping for air
+    ("his leg bone is sticking out through his jeans after the crash", "trauma"),
+    ("the bone is sticking out of the dog's dinner bowl", None),
+    ("he fell off the scaffolding at work and can't get up", "trauma"),
+    ("he fell off the wagon again, started drinking", None),
+    ("chest & left arm aching badly for 20 mins", "chest_pain"),
+    ("my chest of drawers is crushed in the move", None),
+    ("she's gulping for air and can't talk", "breathing"),
+    ("the goldfish is gulping at the surface of the tank", None),
+    # seizure: some sort of seizure; stroke: half the face not moving; confusion: which town
+    ("my son just had some sort of seizure, he's never had one before", "seizure"),
+    ("my son wants some sort of fitness tracker", None),
+    ("half of grandad's face isn't moving when he smiles", "stroke"),
+    ("half of the team isn't moving to the new office", None),
+    ("dad doesn't know which town he is in and keeps asking who we are", "confusion"),
+    ("I don't know which town the wedding is in", None),
+    # combos: lightning in the head; busting and nothing comes out; a rash under a glass;
+    # white spirit drunk; a child who can't keep milk down
+    ("like being struck by lightning in my head, out of the blue", "thunderclap_headache"),
+    ("like being struck by lightning, the news out of the blue", None),
+    ("he's been busting for a wee for 10 hours and nothing will come out", "urinary_retention"),
+    ("I'm busting for a wee, where is the nearest toilet", None),
+    ("purple dots on his legs that don't fade under a glass", "sepsis"),
+    ("a red rash that fades when I press a glass on it", None),
+    ("my 2 year old drank some white spirit from the shed", "overdose"),
+    ("I cleaned the brushes with white spirit in the shed", None),
+    ("my 9 month old can't keep any milk down since lunch", "child_dehydration"),
+    ("I can't keep water down after the stomach bug", None),
+    # widened: something slammed on the head; can't feel the paper; a teste; twins' age
+    ("the cupboard door slammed on his head and now he keeps being sick", "head_injury"),
+    ("the cupboard door slammed shut and the baby keeps being sick with a cold", None),
+    ("my back's been bad for days and now I can't feel the paper when I wipe", "cauda_equina"),
+    ("my back's been bad since the move", None),
+    ("stabbing pain in his teste that started 30 minutes ago", "testicular_pain"),
+    ("the teste strip says negative", None),
+    ("twins are 6 weeks and one of them is 38.5", "infant_fever"),
+    ("twins are 6 weeks and both feeding well", None),
+]
+
+
+@pytest.mark.parametrize(("text", "flag"), TRAIN_02_EN_RULES)
+def test_rules_added_after_train_02_en(text: str, flag: str | None) -> None:
+    hit = detect(text)
+    if flag is None:
+        assert hit is None, detect_all(text)
+    else:
+        assert hit is not None and is_detected(flag, hit), detect_all(text)
+
+
+TRAIN_02_EN_RULES_2 = [
+    # half the face not moving; an eye gone dark; turning the neck is agony; a head about
+    # to burst; a child hardly responding; the balls numb with a bad back; not a drop since
+    # breakfast; eyebrows gone at a bonfire; grey leather skin; spark out; a rash under a glass;
+    # at the bridge wanting it to stop; 20 paracetamol in a day
+    ("half her face isn't moving and she can't smile", "stroke"),
+    ("half the class isn't moving up a set", None),
+    ("eye gone dark suddenly, 5 mins, scared", "vision_loss"),
+    ("eye gone red from the chlorine in the pool", None),
+    ("fever and turning her neck is agony, she wants the lights off", "meningitis"),
+    ("turning the mattress is agony with my bad shoulder", None),
+    (
+        "his head feels like it's going to burst, came on suddenly a minute ago",
+        "thunderclap_headache",
+    ),
+    ("my inbox feels like it's going to burst, came on suddenly after the holiday", None),
+    ("my 3 year old is so sleepy and hardly responding to us", "child_unresponsive"),
+    ("my son is hardly responding to my messages from camp", None),
+    ("bad back all week and now my balls and the area behind feel numb", "cauda_equina"),
+    ("bad back all week and my feet are cold", None),
+    ("been trying to wee since breakfast and not a single drop", "urinary_retention"),
+    ("been trying to get a table since breakfast, not a single one free", None),
+    ("the bonfire flared and his eyebrows are gone and there are blisters everywhere", "burns"),
+    ("the bonfire was lovely and the sparklers lit up the garden", None),
+    ("her thigh burn looks like grey leather and she can't feel it", "burns"),
+    ("these boots look like grey leather but they're plastic", None),
+    ("he went spark out after the tackle and isn't answering us", "unconscious"),
+    ("I went spark out on the sofa after the roast", None),
+    ("he has a rash that won't fade under the glass and a fever", "sepsis"),
+    ("the rash fades under the glass, just heat rash", None),
+    ("I'm at the bridge and I want it all to stop", "self_harm"),
+    ("I'm at the bridge club and I want the bidding to stop", None),
+    ("she's had 20 paracetamol today for toothache", "overdose"),
+    ("she's had 20 minutes of sleep today", None),
+    # it passed within minutes (a resolvable flag), unless it has not passed
+    ("she can't breathe and it hasn't passed in 20 minutes", "breathing"),
+    ("I felt like I couldn't breathe on the bus, it passed in 5 minutes", None),
+]
+
+
+@pytest.mark.parametrize(("text", "flag"), TRAIN_02_EN_RULES_2)
+def test_more_rules_added_after_train_02_en(text: str, flag: str | None) -> None:
+    hit = detect(text)
+    if flag is None:
+        assert hit is None, detect_all(text)
+    else:
+        assert hit is not None and is_detected(flag, hit), detect_all(text)
