@@ -408,3 +408,87 @@ def test_rules_added_after_train_01_zh(text: str, flag: str | None) -> None:
         assert hit is None, detect_all(text)
     else:
         assert hit is not None and is_detected(flag, hit), detect_all(text)
+
+
+# Rules added after round 06 (merged) and the second training set (train-02), each with a
+# wording that is in no phrase set and a benign look-alike.
+ROUND_06_ZH_RULES = [
+    # confusion: asked again the moment it is answered; a relative called by another's name
+    ("我妈刚告诉完她马上又问一遍现在几点", "confusion"),
+    ("客服同样的问题问了三遍", None),
+    ("外婆今天把我叫成我舅舅的名字", "confusion"),
+    ("他总把我当成小孩", None),
+    ("奶奶下午突然犯糊涂，找不到家门", "confusion"),
+    ("早上起来迷迷糊糊的，洗把脸就好了", None),
+    # chest pain spreading to the left-side shoulder
+    ("胸口很闷，疼到左侧肩膀", "chest_pain"),
+    ("落枕了，脖子疼", None),
+    # the whole body stiff, then shaking; not stiff with cold
+    ("爸爸整个人突然僵住然后开始抖", "seizure"),
+    ("冻得整个人僵硬，一直发抖", None),
+    # an arm that drifts down half-way; a mouth "a bit" crooked
+    ("让他两只胳膊平举，左手举到一半就垂下去了", "stroke"),
+    ("杠铃举到一半就掉下来了", None),
+    ("妈妈说话慢，嘴角看着有点歪", "stroke"),
+    # a blood thinner and bleeding that will not stop
+    ("我外婆吃利伐沙班，切菜割到手，血按不住", "bleeding"),
+    ("我吃华法林，咳嗽一直停不下来", None),
+    # something stuck in the throat after a food or a jab
+    ("孩子吃完花生以后喉咙里好像有东西卡着，说话变了", "anaphylaxis"),
+    ("嗓子发炎，咽口水都难", None),
+    # a cooker's steam vent and a blistered palm
+    ("宝宝手碰到高压锅排气口，整个手掌起了水泡", "burns"),
+    ("电饭煲出气口烫了一下，红了一小块", None),
+    # a head struck by an object, then a blackout
+    ("他的后脑勺被铁锤敲了一下，现在断片了", "head_injury"),
+    ("头被蚊子咬了个包", None),
+    # a person falling from scaffolding or into a shaft
+    ("有个工友从脚手架上掉下来了", "trauma"),
+    ("他的钥匙掉进井里了", None),
+    # a fever and a sense of doom; not a slightly fast heart
+    ("发烧39度，感觉自己快要死了", "sepsis"),
+    ("发烧38度，心跳有点快，正常吗", None),
+    # pregnancy with bleeding written in English
+    ("怀孕8周 blood 好多 止不住", "pregnancy_bleeding"),
+    ("怀孕了，想问问能不能吃布洛芬", None),
+    # painkiller totals in milligrams or tablets; not a box's count
+    ("退烧药加起来吃了5000毫克", "overdose"),
+    ("布洛芬一盒24片，一天吃几片", None),
+    # pesticide spraying, then drooling and blurred sight
+    ("喷了农药以后一直流口水，看东西模糊", "overdose"),
+    ("打农药的时候要戴口罩吗", None),
+    # a veil over one eye; "blind" in English; haloes with eye pain
+    ("右眼像被一层纱挡住了", "vision_loss"),
+    ("眼镜像蒙了一层纱，擦擦就好了", None),
+    ("突然 blind 了左眼", "vision_loss"),
+    ("看灯有光晕，眼睛胀痛，看不清", "vision_loss"),
+    ("近视眼看灯有光晕", None),
+    # one side "down there"; one "球" down there; pinyin gao wan
+    ("老公说他那里左边疼得受不了", "testicular_pain"),
+    ("下面一个球场被占了", None),
+    ("下面左侧那里很疼", "testicular_pain"),
+    # pinyin "xiang si" with despair, not "missing you"
+    ("xiang si 了，活着没意思", "self_harm"),
+    ("xiang si 你了", None),
+    # a head about to burst, scores above ten; not a noisy child
+    ("今天头要炸了，突然痛到十三分", "thunderclap_headache"),
+    ("孩子吵得我头都要炸了", None),
+    # back pain and wet sheets unnoticed; a wooden ring round the bottom
+    ("腰疼，发现尿湿了床自己都不知道", "cauda_equina"),
+    ("宝宝尿湿了床", None),
+    ("我腰疼，屁股周围是木的", "cauda_equina"),
+    # the right side of the lower belly in lay words
+    ("右边小肚子疼，还发烧", "abdominal_emergency"),
+    ("右边小肚子有点胀，吃多了", None),
+    # straining, and not a drop
+    ("憋得小腹疼，尿不出来，一滴也没有", "urinary_retention"),
+]
+
+
+@pytest.mark.parametrize(("text", "flag"), ROUND_06_ZH_RULES)
+def test_rules_added_after_round_06_zh(text: str, flag: str | None) -> None:
+    hit = detect(text)
+    if flag is None:
+        assert hit is None, detect_all(text)
+    else:
+        assert hit is not None and is_detected(flag, hit), detect_all(text)
