@@ -482,6 +482,66 @@ ROUND_06_ZH_RULES = [
     ("右边小肚子有点胀，吃多了", None),
     # straining, and not a drop
     ("憋得小腹疼，尿不出来，一滴也没有", "urinary_retention"),
+    # look-alikes: bleeding gums, static shock, a blocked nose, a chest-pain clinic, a twitching
+    # eyelid, flu "run over by a lorry", money "bleeding", laughing breathless, a bath-time baby,
+    # dental numbness; the real thing still flags
+    ("刷牙的时候满口都是血，止不住", "bleeding"),
+    ("牙龈经常出血，是不是上火", None),
+    ("插座打了一下，手心发黑", "burns"),
+    ("冬天脱毛衣被静电打了一下", None),
+    ("吃了虾以后嗓子发紧，喘不上气", "anaphylaxis"),
+    ("感冒了鼻子堵得难受", None),
+    ("胸口压着疼，出冷汗", "chest_pain"),
+    ("胸痛中心在几楼", None),
+    ("孩子全身一抽一抽的，叫不醒", "seizure"),
+    ("眼皮一抽一抽的，是不是没睡好", None),
+    ("被卡车碾过了腿，动不了", "trauma"),
+    ("累得像被压路机碾过一样", None),
+    ("手被玻璃划了，大出血了", "bleeding"),
+    ("装修把我大出血了", None),
+    ("笑着笑着突然喘不上气，嘴唇发紫", "breathing"),
+    ("笑得我都快岔气了", None),
+    ("宝宝洗完澡全身软软的，叫不醒", "child_unresponsive"),
+    ("宝宝一洗澡就软软的，可乖了", None),
+    ("拔牙打了麻药，喉咙发紧，喘不上气", "anaphylaxis"),
+    ("补牙打了麻药，说话有点大舌头", None),
+    # a fall from a balcony is trauma, not a jump; a cat that fell is fine
+    ("孩子从三楼阳台掉下去了", "trauma"),
+    ("猫从阳台掉下去了，没事", None),
+    # an age "now" is not an acute word
+    ("爸爸现在八十岁了，刚才突然说话不清", "stroke"),
+    ("宝宝现在两个月大了，今天长得很好，想约体检", None),
+    # general questions: how long, at what age, one disease or two, an emergency or not,
+    # what to put in the mouth, which thermometer, the normal temperature
+    ("癫痫发作了五分钟还没停", "seizure"),
+    ("癫痫发作一般持续多长时间", None),
+    ("高热惊厥几岁就不会再犯了", None),
+    ("我爸心绞痛发作了，含了药也不管用", "chest_pain"),
+    ("心梗和心绞痛是一回事吗", None),
+    ("腰疼得厉害，突然大小便失禁了", "cauda_equina"),
+    ("一个人大小便失禁算急症吗", None),
+    ("有人抽搐的时候要往嘴里塞东西吗", None),
+    ("2个月宝宝耳温38.6", "infant_fever"),
+    ("新生儿额温枪好还是耳温枪好", None),
+    ("新生儿正常的体温是多少", None),
+    ("宝宝体温一直在36.8，正常吗", None),
+    # fiction: a heroine, writing a novel
+    ("电视剧里的女主晕倒了，好假", None),
+    ("写小说，主角车祸了怎么写", None),
+    # after a stroke (history) unless it happens again now
+    ("爷爷脑梗以后又突然说不出话了", "stroke"),
+    ("爷爷中风以后一直在吃药", None),
+    # over in minutes, swelling gone, woke and played, a wee after all
+    ("刚才喘不上气，到现在还没缓过来", "breathing"),
+    ("刚才喘不上气，十分钟就过去了", None),
+    ("嘴唇肿了，今天已经完全消了", None),
+    ("孩子叫不醒，后来就醒了，又开始闹", None),
+    ("宝宝一整天尿布都是干的", "child_dehydration"),
+    ("宝宝一上午没尿，刚刚换的时候马上就尿了", None),
+    # a vitamin twice, "poisoned" with anger
+    ("降压药不小心吃了两次", "overdose"),
+    ("维生素D不小心吃了两次", None),
+    ("气得我要中毒了", None),
 ]
 
 
