@@ -542,6 +542,117 @@ ROUND_06_ZH_RULES = [
     ("降压药不小心吃了两次", "overdose"),
     ("维生素D不小心吃了两次", None),
     ("气得我要中毒了", None),
+    # train-02: lying still on the floor (not a lazy dog); mumbling no one understands
+    ("奶奶倒在地板上不动了", "unconscious"),
+    ("狗躺地上不动了，懒得很", None),
+    ("他说话嘟嘟囔囔的听不懂在说什么", "confusion"),
+    ("他说的是方言，我听不懂", None),
+    # asking the same question over; not knowing how he got there (a person, not a parcel)
+    ("奶奶一直重复问同一个问题", "confusion"),
+    ("我一直重复说同样的话提醒他，他还是忘", None),
+    ("外公说他不知道怎么到那儿的，在公园坐着", "confusion"),
+    ("快递不知道怎么到那的，反正收到了", None),
+    # mid-chest heaviness; tearing back pain through to the chest
+    ("胸口正中间发沉，喘不上来", "chest_pain"),
+    ("胸口中间长了颗痘", None),
+    ("后背突然撕裂一样疼，窜到胸口", "chest_pain"),
+    ("后背长了个痘，有点疼", None),
+    # every breath an effort; a named inhaler without relief; gasping
+    ("他每口气都很费力，说不出话", "breathing"),
+    ("喷了万托林也不管用，越来越喘", "breathing"),
+    ("喷了万托林以后好多了", None),
+    ("他张着嘴大口倒气", "breathing"),
+    # fitting on the floor, not smoking there; violent shaking
+    ("倒在地上抽个不停", "seizure"),
+    ("他在地上抽烟", None),
+    ("突然全身剧烈抖动，叫不醒", "seizure"),
+    # a limp or leaden arm; suddenly unable to write
+    ("她的胳膊软塌塌地垂下来，抬不起来", "stroke"),
+    ("左边胳膊像灌了铅，抬都抬不起", "stroke"),
+    ("爷爷突然写不了字了", "stroke"),
+    # red blood coughed or vomited; blood spurting
+    ("外婆咳出来的都是鲜红色的血", "bleeding"),
+    ("吐出来的都是红色的西瓜汁", None),
+    ("伤口的血往外滋", "bleeding"),
+    # a caustic splash that burns; hot oil on the back, not on the floor
+    ("洁厕灵溅到手上，火辣辣的，皮都发白了", "burns"),
+    ("洗碗水溅到手上了", None),
+    ("热油全泼到后背上了", "burns"),
+    ("热水洒在地上了", None),
+    # knocked flying, a ladder that slips, a stab, a broken shin, a deep gash
+    ("他被车撞飞了", "trauma"),
+    ("那辆车被撞得飞了出去，人没事", None),
+    ("梯子一滑他摔下来了", "trauma"),
+    ("他肚子上挨了一刀", "trauma"),
+    ("小腿骨断了，动不了", "trauma"),
+    ("桌子腿断了", None),
+    ("胳膊上划了很深一个口子", "trauma"),
+    # a solvent or rat poison swallowed; a battery in the mouth and gone
+    ("孩子把松节油喝了", "overdose"),
+    ("汽油放在哪里安全", None),
+    ("孩子在翻老鼠药，嘴里都是蓝色的东西", "overdose"),
+    ("孩子把纽扣电池塞嘴里了，找不到了", "overdose"),
+    ("电池装反了", None),
+    # a curtain drawn down; "eyes gone blind" (not an insult); floaters and a growing shadow
+    ("眼前好像有人把一块黑色的帘子拉下来", "vision_loss"),
+    ("我爸眼睛突然瞎了", "vision_loss"),
+    ("你眼睛瞎了吗，红灯都不看", None),
+    ("右眼一下子啥也瞧不见了", "vision_loss"),
+    ("眼前好多黑点越来越多，有一块黑影越来越大", "vision_loss"),
+    # a bladder about to burst; not once since the operation
+    ("膀胱胀得感觉要爆了", "urinary_retention"),
+    ("手术后一次都没尿出来", "urinary_retention"),
+    # one testicle wrung (not a cake)
+    ("老公说右边蛋像被拧了一样", "testicular_pain"),
+    ("右边蛋糕有点塌了", None),
+    # pills hoarded (not the money for them); wanting it all to stop; a train; no point living
+    ("攒了一个月的药，今晚就吃", "self_harm"),
+    ("攒了一个月的药费", None),
+    ("我只想让这一切停下来", "self_harm"),
+    ("我想让这场雨停下来", None),
+    ("每天都想冲到地铁前面", "self_harm"),
+    ("活着有什么意思", "self_harm"),
+    # cue scopes: a precaution not taken and "soon after" do not negate; 吃没吃 (whether);
+    # 不正常 is not 正常; the horse one rides; not really woken
+    ("修灯没断电，被电打了，手上有个黑点", "burns"),
+    ("修灯的时候没被电打到", None),
+    ("他没戴头盔摔了，头上流血，一直吐", "head_injury"),
+    ("吃了芒果，没过多久嘴唇就肿了，嗓子发紧", "anaphylaxis"),
+    ("吃了芒果，没有嘴唇肿，也没有嗓子发紧", None),
+    ("忘了降压药吃没吃，又吃了两遍", "overdose"),
+    ("烧到39度，走路都不正常，右下腹疼得厉害", "abdominal_emergency"),
+    ("右下腹有点疼，体温正常", None),
+    ("骑马摔下来，头着地，一直吐", "head_injury"),
+    ("马摔倒了，一直吐", None),
+    ("摔倒以后到现在也没真正醒过来", "unconscious"),
+    ("脑壳突然痛得遭不住", "thunderclap_headache"),
+    ("大便黑得发亮，一站起来就天旋地转", "bleeding"),
+    # combos: a nonsense answer when muddled; hives on the face after a food; a fire and a
+    # burnt hand; a fall and a bleeding forehead; rigors with an infection; a neck that will
+    # not turn with fever; a child barely opening the eyes (not sleepy); a toddler not
+    # drinking; a pregnancy in weeks; saddle signs in lay words; one side swollen down there
+    ("奶奶犯迷糊了，问她在哪她说在学校", "confusion"),
+    ("问她在哪她说在学校，下课就回来", None),
+    ("吃了鸡蛋以后脸上起了一片风团", "anaphylaxis"),
+    ("脸上起了一片痘痘", None),
+    ("锅里着火了，手被烧到了", "burns"),
+    ("生日蜡烛着火了，好漂亮", None),
+    ("摔了一跤，额头上流血，一直想睡", "head_injury"),
+    ("额头上长了个包，一直想睡", None),
+    ("肾盂肾炎，牙齿咯咯打颤", "sepsis"),
+    ("冬天冷得牙齿打颤", None),
+    ("发烧了，脖子转不动", "meningitis"),
+    ("落枕了，脖子转不动", None),
+    ("孩子眼睛几乎睁不开，头往后耷拉", "child_unresponsive"),
+    ("宝宝困得眼睛都快睁不开了，一会就睡了", None),
+    ("两岁的孩子不吃不喝，一整天了", "child_dehydration"),
+    ("我奶奶八十岁了，不吃不喝", None),
+    ("我28周了，下面见红了", "pregnancy_bleeding"),
+    ("我28岁了，牙龈出血", None),
+    ("腰疼，屁股像坐在棉花上，感觉不到椅子", "cauda_equina"),
+    ("沙发软得像坐在棉花上", None),
+    ("我儿子说下面疼，右边已经肿了", "testicular_pain"),
+    ("我女儿说下面疼，可能是尿路感染", None),
 ]
 
 
