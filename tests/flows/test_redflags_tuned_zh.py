@@ -514,7 +514,7 @@ ROUND_06_ZH_RULES = [
     # general questions: how long, at what age, one disease or two, an emergency or not,
     # what to put in the mouth, which thermometer, the normal temperature
     ("癫痫发作了五分钟还没停", "seizure"),
-    ("癫痫发作一般持续多长时间", None),
+    ("癫痫发作一般能持续几分钟", None),
     ("高热惊厥几岁就不会再犯了", None),
     ("我爸心绞痛发作了，含了药也不管用", "chest_pain"),
     ("心梗和心绞痛是一回事吗", None),
