@@ -653,6 +653,18 @@ ROUND_06_ZH_RULES = [
     ("沙发软得像坐在棉花上", None),
     ("我儿子说下面疼，右边已经肿了", "testicular_pain"),
     ("我女儿说下面疼，可能是尿路感染", None),
+    # a calm baby is not a floppy one; "no use" (没用) does not negate what follows; "才三周"
+    # without a child word (not a pregnancy); slumped over a table; no feeling passing urine
+    ("孩子不哭不闹，就那么躺着", "child_unresponsive"),
+    ("宝宝很乖，不哭不闹，吃得也多", None),
+    ("吃了药也没用胸口还是疼", "chest_pain"),
+    ("吃了药也没用，不头疼", None),
+    ("才三周，烧到38.2，一直哼唧", "infant_fever"),
+    ("怀孕才六周，发烧38.2", None),
+    ("爸爸在桌上一趴就不动了", "unconscious"),
+    ("我在床上一趴，就不想动了", None),
+    ("腰疼，尿尿的时候好像是滴的而且没感觉", "cauda_equina"),
+    ("腰疼，尿尿的时候感觉正常", None),
 ]
 
 
