@@ -665,6 +665,12 @@ ROUND_06_ZH_RULES = [
     ("我在床上一趴，就不想动了", None),
     ("腰疼，尿尿的时候好像是滴的而且没感觉", "cauda_equina"),
     ("腰疼，尿尿的时候感觉正常", None),
+    # "迷糊过去" (drifting off) is not the history word 过去; a blackout (断片) after a knock,
+    # not after drinking
+    ("磕到头以后老是吐说着说着就迷糊过去", "head_injury"),
+    ("奶奶过去一直吐，查了是胃炎", None),
+    ("磕到头以后断片了", "head_injury"),
+    ("喝多了断片了", None),
 ]
 
 
