@@ -671,6 +671,9 @@ ROUND_06_ZH_RULES = [
     ("奶奶过去一直吐，查了是胃炎", None),
     ("磕到头以后断片了", "head_injury"),
     ("喝多了断片了", None),
+    # "didn't notice any" (没注意到) still negates; "wasn't careful" (没注意) does not
+    ("没注意，头撞到柜角上，一直想睡", "head_injury"),
+    ("没注意到有抽搐", None),
 ]
 
 
