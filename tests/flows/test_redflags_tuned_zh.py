@@ -672,7 +672,7 @@ ROUND_06_ZH_RULES = [
     ("磕到头以后断片了", "head_injury"),
     ("喝多了断片了", None),
     # "didn't notice any" (没注意到) still negates; "wasn't careful" (没注意) does not
-    ("没注意，头撞到柜角上，一直想睡", "head_injury"),
+    ("没注意头撞到柜角上一直想睡", "head_injury"),
     ("没注意到有抽搐", None),
 ]
 
