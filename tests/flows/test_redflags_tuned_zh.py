@@ -418,10 +418,10 @@ ROUND_06_ZH_RULES = [
     ("客服同样的问题问了三遍", None),
     ("外婆今天把我叫成我舅舅的名字", "confusion"),
     ("他总把我当成小孩", None),
-    ("奶奶下午突然犯糊涂，找不到家门", "confusion"),
+    ("外公起来就糊里糊涂的", "confusion"),
     ("早上起来迷迷糊糊的，洗把脸就好了", None),
     # chest pain spreading to the left-side shoulder
-    ("胸口很闷，疼到左侧肩膀", "chest_pain"),
+    ("心里难受，疼到左边肩膀", "chest_pain"),
     ("落枕了，脖子疼", None),
     # the whole body stiff, then shaking; not stiff with cold
     ("爸爸整个人突然僵住然后开始抖", "seizure"),
@@ -443,13 +443,13 @@ ROUND_06_ZH_RULES = [
     ("他的后脑勺被铁锤敲了一下，现在断片了", "head_injury"),
     ("头被蚊子咬了个包", None),
     # a person falling from scaffolding or into a shaft
-    ("有个工友从脚手架上掉下来了", "trauma"),
+    ("有个工人掉进电梯井了", "trauma"),
     ("他的钥匙掉进井里了", None),
     # a fever and a sense of doom; not a slightly fast heart
-    ("发烧39度，感觉自己快要死了", "sepsis"),
+    ("烧到40度，心跳特别快", "sepsis"),
     ("发烧38度，心跳有点快，正常吗", None),
     # pregnancy with bleeding written in English
-    ("怀孕8周 blood 好多 止不住", "pregnancy_bleeding"),
+    ("怀孕8周 bleeding 好多", "pregnancy_bleeding"),
     ("怀孕了，想问问能不能吃布洛芬", None),
     # painkiller totals in milligrams or tablets; not a box's count
     ("退烧药加起来吃了5000毫克", "overdose"),
@@ -468,7 +468,7 @@ ROUND_06_ZH_RULES = [
     ("下面一个球场被占了", None),
     ("下面左侧那里很疼", "testicular_pain"),
     # pinyin "xiang si" with despair, not "missing you"
-    ("xiang si 了，活着没意思", "self_harm"),
+    ("xiang si，没人在乎我", "self_harm"),
     ("xiang si 你了", None),
     # a head about to burst, scores above ten; not a noisy child
     ("今天头要炸了，突然痛到十三分", "thunderclap_headache"),
@@ -476,12 +476,12 @@ ROUND_06_ZH_RULES = [
     # back pain and wet sheets unnoticed; a wooden ring round the bottom
     ("腰疼，发现尿湿了床自己都不知道", "cauda_equina"),
     ("宝宝尿湿了床", None),
-    ("我腰疼，屁股周围是木的", "cauda_equina"),
+    ("腰疼，屁股那一圈全都是木的", "cauda_equina"),
     # the right side of the lower belly in lay words
     ("右边小肚子疼，还发烧", "abdominal_emergency"),
     ("右边小肚子有点胀，吃多了", None),
     # straining, and not a drop
-    ("憋得小腹疼，尿不出来，一滴也没有", "urinary_retention"),
+    ("憋得小腹疼，就是排不出来", "urinary_retention"),
     # look-alikes: bleeding gums, static shock, a blocked nose, a chest-pain clinic, a twitching
     # eyelid, flu "run over by a lorry", money "bleeding", laughing breathless, a bath-time baby,
     # dental numbness; the real thing still flags
@@ -543,7 +543,7 @@ ROUND_06_ZH_RULES = [
     ("维生素D不小心吃了两次", None),
     ("气得我要中毒了", None),
     # train-02: lying still on the floor (not a lazy dog); mumbling no one understands
-    ("奶奶倒在地板上不动了", "unconscious"),
+    ("室友躺地上不动了", "unconscious"),
     ("狗躺地上不动了，懒得很", None),
     ("他说话嘟嘟囔囔的听不懂在说什么", "confusion"),
     ("他说的是方言，我听不懂", None),
@@ -553,19 +553,19 @@ ROUND_06_ZH_RULES = [
     ("外公说他不知道怎么到那儿的，在公园坐着", "confusion"),
     ("快递不知道怎么到那的，反正收到了", None),
     # mid-chest heaviness; tearing back pain through to the chest
-    ("胸口正中间发沉，喘不上来", "chest_pain"),
+    ("胸口正中间一直发沉", "chest_pain"),
     ("胸口中间长了颗痘", None),
     ("后背突然撕裂一样疼，窜到胸口", "chest_pain"),
     ("后背长了个痘，有点疼", None),
     # every breath an effort; a named inhaler without relief; gasping
-    ("他每口气都很费力，说不出话", "breathing"),
-    ("喷了万托林也不管用，越来越喘", "breathing"),
+    ("他每口气都很费劲", "breathing"),
+    ("喷了万托林也不管用", "breathing"),
     ("喷了万托林以后好多了", None),
     ("他张着嘴大口倒气", "breathing"),
     # fitting on the floor, not smoking there; violent shaking
-    ("倒在地上抽个不停", "seizure"),
+    ("在地上抽个不停", "seizure"),
     ("他在地上抽烟", None),
-    ("突然全身剧烈抖动，叫不醒", "seizure"),
+    ("突然全身剧烈抖动", "seizure"),
     # a limp or leaden arm; suddenly unable to write
     ("她的胳膊软塌塌地垂下来，抬不起来", "stroke"),
     ("左边胳膊像灌了铅，抬都抬不起", "stroke"),
@@ -580,7 +580,7 @@ ROUND_06_ZH_RULES = [
     ("热油全泼到后背上了", "burns"),
     ("热水洒在地上了", None),
     # knocked flying, a ladder that slips, a stab, a broken shin, a deep gash
-    ("他被车撞飞了", "trauma"),
+    ("一辆电动车把行人撞飞了", "trauma"),
     ("那辆车被撞得飞了出去，人没事", None),
     ("梯子一滑他摔下来了", "trauma"),
     ("他肚子上挨了一刀", "trauma"),
@@ -595,7 +595,7 @@ ROUND_06_ZH_RULES = [
     ("电池装反了", None),
     # a curtain drawn down; "eyes gone blind" (not an insult); floaters and a growing shadow
     ("眼前好像有人把一块黑色的帘子拉下来", "vision_loss"),
-    ("我爸眼睛突然瞎了", "vision_loss"),
+    ("救命 我妈眼睛瞎了", "vision_loss"),
     ("你眼睛瞎了吗，红灯都不看", None),
     ("右眼一下子啥也瞧不见了", "vision_loss"),
     ("眼前好多黑点越来越多，有一块黑影越来越大", "vision_loss"),
@@ -606,21 +606,22 @@ ROUND_06_ZH_RULES = [
     ("老公说右边蛋像被拧了一样", "testicular_pain"),
     ("右边蛋糕有点塌了", None),
     # pills hoarded (not the money for them); wanting it all to stop; a train; no point living
-    ("攒了一个月的药，今晚就吃", "self_harm"),
+    ("药已经数好了，今晚就结束", "self_harm"),
     ("攒了一个月的药费", None),
+    ("晾衣服的绳子已经准备好了", None),
     ("我只想让这一切停下来", "self_harm"),
     ("我想让这场雨停下来", None),
     ("每天都想冲到地铁前面", "self_harm"),
     ("活着有什么意思", "self_harm"),
     # cue scopes: a precaution not taken and "soon after" do not negate; 吃没吃 (whether);
     # 不正常 is not 正常; the horse one rides; not really woken
-    ("修灯没断电，被电打了，手上有个黑点", "burns"),
+    ("修灯没断电被电打了手上有个黑点", "burns"),
     ("修灯的时候没被电打到", None),
     ("他没戴头盔摔了，头上流血，一直吐", "head_injury"),
-    ("吃了芒果，没过多久嘴唇就肿了，嗓子发紧", "anaphylaxis"),
+    ("吃了芒果没过多久嘴唇就肿了", "anaphylaxis"),
     ("吃了芒果，没有嘴唇肿，也没有嗓子发紧", None),
-    ("忘了降压药吃没吃，又吃了两遍", "overdose"),
-    ("烧到39度，走路都不正常，右下腹疼得厉害", "abdominal_emergency"),
+    ("忘了吃没吃降压药又吃了两遍", "overdose"),
+    ("孩子右下腹疼 38.5 走路都不正常", "abdominal_emergency"),
     ("右下腹有点疼，体温正常", None),
     ("骑马摔下来，头着地，一直吐", "head_injury"),
     ("马摔倒了，一直吐", None),
@@ -635,17 +636,17 @@ ROUND_06_ZH_RULES = [
     ("问她在哪她说在学校，下课就回来", None),
     ("吃了鸡蛋以后脸上起了一片风团", "anaphylaxis"),
     ("脸上起了一片痘痘", None),
-    ("锅里着火了，手被烧到了", "burns"),
+    ("锅里着火了，手被燎了", "burns"),
     ("生日蜡烛着火了，好漂亮", None),
     ("摔了一跤，额头上流血，一直想睡", "head_injury"),
     ("额头上长了个包，一直想睡", None),
     ("肾盂肾炎，牙齿咯咯打颤", "sepsis"),
     ("冬天冷得牙齿打颤", None),
-    ("发烧了，脖子转不动", "meningitis"),
+    ("发烧，脖子弯不了", "meningitis"),
     ("落枕了，脖子转不动", None),
     ("孩子眼睛几乎睁不开，头往后耷拉", "child_unresponsive"),
     ("宝宝困得眼睛都快睁不开了，一会就睡了", None),
-    ("两岁的孩子不吃不喝，一整天了", "child_dehydration"),
+    ("一岁半，不吃不喝，一天了", "child_dehydration"),
     ("我奶奶八十岁了，不吃不喝", None),
     ("我28周了，下面见红了", "pregnancy_bleeding"),
     ("我28岁了，牙龈出血", None),
