@@ -563,7 +563,7 @@ ROUND_06_ZH_RULES = [
     ("喷了万托林以后好多了", None),
     ("他张着嘴大口倒气", "breathing"),
     # fitting on the floor, not smoking there; violent shaking
-    ("在地上抽个不停", "seizure"),
+    ("他躺在沙发上抽", "seizure"),
     ("他在地上抽烟", None),
     ("突然全身剧烈抖动", "seizure"),
     # a limp or leaden arm; suddenly unable to write
@@ -606,7 +606,7 @@ ROUND_06_ZH_RULES = [
     ("老公说右边蛋像被拧了一样", "testicular_pain"),
     ("右边蛋糕有点塌了", None),
     # pills hoarded (not the money for them); wanting it all to stop; a train; no point living
-    ("药已经数好了，今晚就结束", "self_harm"),
+    ("管子都准备好了，今晚", "self_harm"),
     ("攒了一个月的药费", None),
     ("晾衣服的绳子已经准备好了", None),
     ("我只想让这一切停下来", "self_harm"),
@@ -636,7 +636,7 @@ ROUND_06_ZH_RULES = [
     ("问她在哪她说在学校，下课就回来", None),
     ("吃了鸡蛋以后脸上起了一片风团", "anaphylaxis"),
     ("脸上起了一片痘痘", None),
-    ("锅里着火了，手被燎了", "burns"),
+    ("油锅起火，眉毛被烧了", "burns"),
     ("生日蜡烛着火了，好漂亮", None),
     ("摔了一跤，额头上流血，一直想睡", "head_injury"),
     ("额头上长了个包，一直想睡", None),
