@@ -675,6 +675,10 @@ ROUND_06_ZH_RULES = [
     # "didn't notice any" (没注意到) still negates; "wasn't careful" (没注意) does not
     ("没注意头撞到柜角上一直想睡", "head_injury"),
     ("没注意到有抽搐", None),
+    # trying to conceive (备孕) is not a pregnancy; a face in a photo is not the patient's
+    ("备孕中，想知道着床出血是什么样的", None),
+    ("我妈脸看着有点歪，说话也慢", "stroke"),
+    ("照片里我妈脸看着有点歪，是角度问题", None),
 ]
 
 
