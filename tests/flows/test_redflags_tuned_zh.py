@@ -679,6 +679,14 @@ ROUND_06_ZH_RULES = [
     ("备孕中，想知道着床出血是什么样的", None),
     ("我妈脸看着有点歪，说话也慢", "stroke"),
     ("照片里我妈脸看着有点歪，是角度问题", None),
+    # narrower: a racing heart only with a fever of 39.5 or more; "only want it all to stop";
+    # a tongue tied by nerves; a new question is not the same one again; a bin knocked flying
+    ("发烧38度，心跳好快，是不是正常", None),
+    ("工作压力大，想让这一切停下来", None),
+    ("舅舅现在说话舌头打结", "stroke"),
+    ("他一紧张说话舌头打结", None),
+    ("刚回答完他又问了一个新问题", None),
+    ("汽车把垃圾桶撞飞了", None),
 ]
 
 
