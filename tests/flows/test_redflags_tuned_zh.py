@@ -687,6 +687,12 @@ ROUND_06_ZH_RULES = [
     ("他一紧张说话舌头打结", None),
     ("刚回答完他又问了一个新问题", None),
     ("汽车把垃圾桶撞飞了", None),
+    # "突然想起" (suddenly remembering) is not a sudden onset; fitting on a sofa, not smoking
+    # an e-cigarette there or spinning a top; pretend play with a remote control
+    ("刷了一天题，头要炸了，突然想起还有作业", None),
+    ("他在床上抽电子烟", None),
+    ("孩子在地上抽陀螺", None),
+    ("孩子把遥控器当电话用，玩得开心", None),
 ]
 
 
