@@ -693,6 +693,12 @@ ROUND_06_ZH_RULES = [
     ("他在床上抽电子烟", None),
     ("孩子在地上抽陀螺", None),
     ("孩子把遥控器当电话用，玩得开心", None),
+    # a splash that changes the skin, not chilli that stings; an operation is not a stabbing;
+    # a deep cut in the body, not in trousers
+    ("不知道什么东西溅到腿上，皮都变硬了", "burns"),
+    ("辣椒水溅到手上，火辣辣的", None),
+    ("剖腹产肚子上挨了一刀，现在恢复得不错", None),
+    ("裤子划了很深一个口子", None),
 ]
 
 
