@@ -699,6 +699,11 @@ ROUND_06_ZH_RULES = [
     ("辣椒水溅到手上，火辣辣的", None),
     ("剖腹产肚子上挨了一刀，现在恢复得不错", None),
     ("裤子划了很深一个口子", None),
+    # pregnant and clutching the belly, not laughing; a toothache on one side is not down there
+    ("怀孕8周，捂着肚子蜷成一团", "pregnancy_bleeding"),
+    ("怀孕了，看小品笑得捂着肚子", None),
+    ("儿子说下面疼，左边牙很疼", None),
+    ("我家猫3岁，不吃不喝", None),
 ]
 
 
