@@ -704,6 +704,9 @@ ROUND_06_ZH_RULES = [
     ("怀孕了，看小品笑得捂着肚子", None),
     ("儿子说下面疼，左边牙很疼", None),
     ("我家猫3岁，不吃不喝", None),
+    # what happens in a show or a novel, up to the end of its clause
+    ("电视剧里的人晕倒了，我爸看着看着也突然晕倒了", "unconscious"),
+    ("小说里男主被人从背后捅了一刀血流不止", None),
 ]
 
 
