@@ -707,6 +707,10 @@ ROUND_06_ZH_RULES = [
     # what happens in a show or a novel, up to the end of its clause
     ("电视剧里的人晕倒了，我爸看着看着也突然晕倒了", "unconscious"),
     ("小说里男主被人从背后捅了一刀血流不止", None),
+    # a toddler's last wee yesterday, not this morning; breathless from a climb is expected
+    ("一岁的娃吐了一天，最后一次尿是昨天晚上", "child_dehydration"),
+    ("孩子最后一次尿是早上，现在还不想尿，正常吗", None),
+    ("爬山每口气都很费劲，正常吗", None),
 ]
 
 
