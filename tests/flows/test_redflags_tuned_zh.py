@@ -408,3 +408,316 @@ def test_rules_added_after_train_01_zh(text: str, flag: str | None) -> None:
         assert hit is None, detect_all(text)
     else:
         assert hit is not None and is_detected(flag, hit), detect_all(text)
+
+
+# Rules added after round 06 (merged) and the second training set (train-02), each with a
+# wording that is in no phrase set and a benign look-alike.
+ROUND_06_ZH_RULES = [
+    # confusion: asked again the moment it is answered; a relative called by another's name
+    ("我妈刚告诉完她马上又问一遍现在几点", "confusion"),
+    ("客服同样的问题问了三遍", None),
+    ("外婆今天把我叫成我舅舅的名字", "confusion"),
+    ("他总把我当成小孩", None),
+    ("外公起来就糊里糊涂的", "confusion"),
+    ("早上起来迷迷糊糊的，洗把脸就好了", None),
+    # chest pain spreading to the left-side shoulder
+    ("心里难受，疼到左边肩膀", "chest_pain"),
+    ("落枕了，脖子疼", None),
+    # the whole body stiff, then shaking; not stiff with cold
+    ("爸爸整个人突然僵住然后开始抖", "seizure"),
+    ("冻得整个人僵硬，一直发抖", None),
+    # an arm that drifts down half-way; a mouth "a bit" crooked
+    ("让他两只胳膊平举，左手举到一半就垂下去了", "stroke"),
+    ("杠铃举到一半就掉下来了", None),
+    ("妈妈说话慢，嘴角看着有点歪", "stroke"),
+    # a blood thinner and bleeding that will not stop
+    ("我外婆吃利伐沙班，切菜割到手，血按不住", "bleeding"),
+    ("我吃华法林，咳嗽一直停不下来", None),
+    # something stuck in the throat after a food or a jab
+    ("孩子吃完花生以后喉咙里好像有东西卡着，说话变了", "anaphylaxis"),
+    ("嗓子发炎，咽口水都难", None),
+    # a cooker's steam vent and a blistered palm
+    ("宝宝手碰到高压锅排气口，整个手掌起了水泡", "burns"),
+    ("电饭煲出气口烫了一下，红了一小块", None),
+    # a head struck by an object, then a blackout
+    ("他的后脑勺被铁锤敲了一下，现在断片了", "head_injury"),
+    ("头被蚊子咬了个包", None),
+    # a person falling from scaffolding or into a shaft
+    ("有个工人掉进电梯井了", "trauma"),
+    ("他的钥匙掉进井里了", None),
+    # a fever and a sense of doom; not a slightly fast heart
+    ("烧到40度，心跳特别快", "sepsis"),
+    ("发烧38度，心跳有点快，正常吗", None),
+    # pregnancy with bleeding written in English
+    ("怀孕8周 bleeding 好多", "pregnancy_bleeding"),
+    ("怀孕了，想问问能不能吃布洛芬", None),
+    # painkiller totals in milligrams or tablets; not a box's count
+    ("退烧药加起来吃了5000毫克", "overdose"),
+    ("布洛芬一盒24片，一天吃几片", None),
+    # pesticide spraying, then drooling and blurred sight
+    ("喷了农药以后一直流口水，看东西模糊", "overdose"),
+    ("打农药的时候要戴口罩吗", None),
+    # a veil over one eye; "blind" in English; haloes with eye pain
+    ("右眼像被一层纱挡住了", "vision_loss"),
+    ("眼镜像蒙了一层纱，擦擦就好了", None),
+    ("突然 blind 了左眼", "vision_loss"),
+    ("看灯有光晕，眼睛胀痛，看不清", "vision_loss"),
+    ("近视眼看灯有光晕", None),
+    # one side "down there"; one "球" down there; pinyin gao wan
+    ("老公说他那里左边疼得受不了", "testicular_pain"),
+    ("下面一个球场被占了", None),
+    ("下面左侧那里很疼", "testicular_pain"),
+    # pinyin "xiang si" with despair, not "missing you"
+    ("xiang si，没人在乎我", "self_harm"),
+    ("xiang si 你了", None),
+    # a head about to burst, scores above ten; not a noisy child
+    ("今天头要炸了，突然痛到十三分", "thunderclap_headache"),
+    ("孩子吵得我头都要炸了", None),
+    # back pain and wet sheets unnoticed; a wooden ring round the bottom
+    ("腰疼，发现尿湿了床自己都不知道", "cauda_equina"),
+    ("宝宝尿湿了床", None),
+    ("腰疼，屁股那一圈全都是木的", "cauda_equina"),
+    # the right side of the lower belly in lay words
+    ("右边小肚子疼，还发烧", "abdominal_emergency"),
+    ("右边小肚子有点胀，吃多了", None),
+    # straining, and not a drop
+    ("憋得小腹疼，就是排不出来", "urinary_retention"),
+    # look-alikes: bleeding gums, static shock, a blocked nose, a chest-pain clinic, a twitching
+    # eyelid, flu "run over by a lorry", money "bleeding", laughing breathless, a bath-time baby,
+    # dental numbness; the real thing still flags
+    ("刷牙的时候满口都是血，止不住", "bleeding"),
+    ("牙龈经常出血，是不是上火", None),
+    ("插座打了一下，手心发黑", "burns"),
+    ("冬天脱毛衣被静电打了一下", None),
+    ("吃了虾以后嗓子发紧，喘不上气", "anaphylaxis"),
+    ("感冒了鼻子堵得难受", None),
+    ("胸口压着疼，出冷汗", "chest_pain"),
+    ("胸痛中心在几楼", None),
+    ("孩子全身一抽一抽的，叫不醒", "seizure"),
+    ("眼皮一抽一抽的，是不是没睡好", None),
+    ("被卡车碾过了腿，动不了", "trauma"),
+    ("累得像被压路机碾过一样", None),
+    ("手被玻璃划了，大出血了", "bleeding"),
+    ("装修把我大出血了", None),
+    ("笑着笑着突然喘不上气，嘴唇发紫", "breathing"),
+    ("笑得我都快岔气了", None),
+    ("宝宝洗完澡全身软软的，叫不醒", "child_unresponsive"),
+    ("宝宝一洗澡就软软的，可乖了", None),
+    ("拔牙打了麻药，喉咙发紧，喘不上气", "anaphylaxis"),
+    ("补牙打了麻药，说话有点大舌头", None),
+    # a fall from a balcony is trauma, not a jump; a cat that fell is fine
+    ("孩子从三楼阳台掉下去了", "trauma"),
+    ("猫从阳台掉下去了，没事", None),
+    # an age "now" is not an acute word
+    ("爸爸现在八十岁了，刚才突然说话不清", "stroke"),
+    ("宝宝现在两个月大了，今天长得很好，想约体检", None),
+    # general questions: how long, at what age, one disease or two, an emergency or not,
+    # what to put in the mouth, which thermometer, the normal temperature
+    ("癫痫发作了五分钟还没停", "seizure"),
+    ("癫痫发作一般能持续几分钟", None),
+    ("高热惊厥几岁就不会再犯了", None),
+    ("我爸心绞痛发作了，含了药也不管用", "chest_pain"),
+    ("心梗和心绞痛是一回事吗", None),
+    ("腰疼得厉害，突然大小便失禁了", "cauda_equina"),
+    ("一个人大小便失禁算急症吗", None),
+    ("有人抽搐的时候要往嘴里塞东西吗", None),
+    ("2个月宝宝耳温38.6", "infant_fever"),
+    ("新生儿额温枪好还是耳温枪好", None),
+    ("新生儿正常的体温是多少", None),
+    ("宝宝体温一直在36.8，正常吗", None),
+    # fiction: a heroine, writing a novel
+    ("电视剧里的女主晕倒了，好假", None),
+    ("写小说，主角车祸了怎么写", None),
+    # after a stroke (history) unless it happens again now
+    ("爷爷脑梗以后又突然说不出话了", "stroke"),
+    ("爷爷中风以后一直在吃药", None),
+    # over in minutes, swelling gone, woke and played, a wee after all
+    ("刚才喘不上气，到现在还没缓过来", "breathing"),
+    ("刚才喘不上气，十分钟就过去了", None),
+    ("嘴唇肿了，今天已经完全消了", None),
+    ("孩子叫不醒，后来就醒了，又开始闹", None),
+    ("宝宝一整天尿布都是干的", "child_dehydration"),
+    ("宝宝一上午没尿，刚刚换的时候马上就尿了", None),
+    # a vitamin twice, "poisoned" with anger
+    ("降压药不小心吃了两次", "overdose"),
+    ("维生素D不小心吃了两次", None),
+    ("气得我要中毒了", None),
+    # train-02: lying still on the floor (not a lazy dog); mumbling no one understands
+    ("室友躺地上不动了", "unconscious"),
+    ("狗躺地上不动了，懒得很", None),
+    ("他说话嘟嘟囔囔的听不懂在说什么", "confusion"),
+    ("他说的是方言，我听不懂", None),
+    # asking the same question over; not knowing how he got there (a person, not a parcel)
+    ("奶奶一直重复问同一个问题", "confusion"),
+    ("我一直重复说同样的话提醒他，他还是忘", None),
+    ("外公说他不知道怎么到那儿的，在公园坐着", "confusion"),
+    ("快递不知道怎么到那的，反正收到了", None),
+    # mid-chest heaviness; tearing back pain through to the chest
+    ("胸口正中间一直发沉", "chest_pain"),
+    ("胸口中间长了颗痘", None),
+    ("后背突然撕裂一样疼，窜到胸口", "chest_pain"),
+    ("后背长了个痘，有点疼", None),
+    # every breath an effort; a named inhaler without relief; gasping
+    ("他每口气都很费劲", "breathing"),
+    ("喷了万托林也不管用", "breathing"),
+    ("喷了万托林以后好多了", None),
+    ("他张着嘴大口倒气", "breathing"),
+    # fitting on the floor, not smoking there; violent shaking
+    ("他躺在沙发上抽", "seizure"),
+    ("他在地上抽烟", None),
+    ("突然全身剧烈抖动", "seizure"),
+    # a limp or leaden arm; suddenly unable to write
+    ("她的胳膊软塌塌地垂下来，抬不起来", "stroke"),
+    ("左边胳膊像灌了铅，抬都抬不起", "stroke"),
+    ("爷爷突然写不了字了", "stroke"),
+    # red blood coughed or vomited; blood spurting
+    ("外婆咳出来的都是鲜红色的血", "bleeding"),
+    ("吐出来的都是红色的西瓜汁", None),
+    ("伤口的血往外滋", "bleeding"),
+    # a caustic splash that burns; hot oil on the back, not on the floor
+    ("洁厕灵溅到手上，火辣辣的，皮都发白了", "burns"),
+    ("洗碗水溅到手上了", None),
+    ("热油全泼到后背上了", "burns"),
+    ("热水洒在地上了", None),
+    # knocked flying, a ladder that slips, a stab, a broken shin, a deep gash
+    ("一辆电动车把行人撞飞了", "trauma"),
+    ("那辆车被撞得飞了出去，人没事", None),
+    ("梯子一滑他摔下来了", "trauma"),
+    ("他肚子上挨了一刀", "trauma"),
+    ("小腿骨断了，动不了", "trauma"),
+    ("桌子腿断了", None),
+    ("胳膊上划了很深一个口子", "trauma"),
+    # a solvent or rat poison swallowed; a battery in the mouth and gone
+    ("孩子把松节油喝了", "overdose"),
+    ("汽油放在哪里安全", None),
+    ("孩子在翻老鼠药，嘴里都是蓝色的东西", "overdose"),
+    ("孩子把纽扣电池塞嘴里了，找不到了", "overdose"),
+    ("电池装反了", None),
+    # a curtain drawn down; "eyes gone blind" (not an insult); floaters and a growing shadow
+    ("眼前好像有人把一块黑色的帘子拉下来", "vision_loss"),
+    ("救命 我妈眼睛瞎了", "vision_loss"),
+    ("你眼睛瞎了吗，红灯都不看", None),
+    ("右眼一下子啥也瞧不见了", "vision_loss"),
+    ("眼前好多黑点越来越多，有一块黑影越来越大", "vision_loss"),
+    # a bladder about to burst; not once since the operation
+    ("膀胱胀得感觉要爆了", "urinary_retention"),
+    ("手术后一次都没尿出来", "urinary_retention"),
+    # one testicle wrung (not a cake)
+    ("老公说右边蛋像被拧了一样", "testicular_pain"),
+    ("右边蛋糕有点塌了", None),
+    # pills hoarded (not the money for them); wanting it all to stop; a train; no point living
+    ("管子都准备好了，今晚", "self_harm"),
+    ("攒了一个月的药费", None),
+    ("晾衣服的绳子已经准备好了", None),
+    ("我只想让这一切停下来", "self_harm"),
+    ("我想让这场雨停下来", None),
+    ("每天都想冲到地铁前面", "self_harm"),
+    ("活着有什么意思", "self_harm"),
+    # cue scopes: a precaution not taken and "soon after" do not negate; 吃没吃 (whether);
+    # 不正常 is not 正常; the horse one rides; not really woken
+    ("修灯没断电被电打了手上有个黑点", "burns"),
+    ("修灯的时候没被电打到", None),
+    ("他没戴头盔摔了，头上流血，一直吐", "head_injury"),
+    ("吃了芒果没过多久嘴唇就肿了", "anaphylaxis"),
+    ("吃了芒果，没有嘴唇肿，也没有嗓子发紧", None),
+    ("忘了吃没吃降压药又吃了两遍", "overdose"),
+    ("孩子右下腹疼 38.5 走路都不正常", "abdominal_emergency"),
+    ("右下腹有点疼，体温正常", None),
+    ("骑马摔下来，头着地，一直吐", "head_injury"),
+    ("马摔倒了，一直吐", None),
+    ("摔倒以后到现在也没真正醒过来", "unconscious"),
+    ("脑壳突然痛得遭不住", "thunderclap_headache"),
+    ("大便黑得发亮，一站起来就天旋地转", "bleeding"),
+    # combos: a nonsense answer when muddled; hives on the face after a food; a fire and a
+    # burnt hand; a fall and a bleeding forehead; rigors with an infection; a neck that will
+    # not turn with fever; a child barely opening the eyes (not sleepy); a toddler not
+    # drinking; a pregnancy in weeks; saddle signs in lay words; one side swollen down there
+    ("奶奶犯迷糊了，问她在哪她说在学校", "confusion"),
+    ("问她在哪她说在学校，下课就回来", None),
+    ("吃了鸡蛋以后脸上起了一片风团", "anaphylaxis"),
+    ("脸上起了一片痘痘", None),
+    ("油锅起火，眉毛被烧了", "burns"),
+    ("生日蜡烛着火了，好漂亮", None),
+    ("摔了一跤，额头上流血，一直想睡", "head_injury"),
+    ("额头上长了个包，一直想睡", None),
+    ("肾盂肾炎，牙齿咯咯打颤", "sepsis"),
+    ("冬天冷得牙齿打颤", None),
+    ("发烧，脖子弯不了", "meningitis"),
+    ("落枕了，脖子转不动", None),
+    ("孩子眼睛几乎睁不开，头往后耷拉", "child_unresponsive"),
+    ("宝宝困得眼睛都快睁不开了，一会就睡了", None),
+    ("一岁半，不吃不喝，一天了", "child_dehydration"),
+    ("我奶奶八十岁了，不吃不喝", None),
+    ("我28周了，下面见红了", "pregnancy_bleeding"),
+    ("我28岁了，牙龈出血", None),
+    ("腰疼，屁股像坐在棉花上，感觉不到椅子", "cauda_equina"),
+    ("沙发软得像坐在棉花上", None),
+    ("我儿子说下面疼，右边已经肿了", "testicular_pain"),
+    ("我女儿说下面疼，可能是尿路感染", None),
+    # a calm baby is not a floppy one; "no use" (没用) does not negate what follows; "才三周"
+    # without a child word (not a pregnancy); slumped over a table; no feeling passing urine
+    ("孩子不哭不闹，就那么躺着", "child_unresponsive"),
+    ("宝宝很乖，不哭不闹，吃得也多", None),
+    ("吃了药也没用胸口还是疼", "chest_pain"),
+    ("吃了药也没用，不头疼", None),
+    ("才三周，烧到38.2，一直哼唧", "infant_fever"),
+    ("怀孕才六周，发烧38.2", None),
+    ("爸爸在桌上一趴就不动了", "unconscious"),
+    ("我在床上一趴，就不想动了", None),
+    ("腰疼，尿尿的时候好像是滴的而且没感觉", "cauda_equina"),
+    ("腰疼，尿尿的时候感觉正常", None),
+    # "迷糊过去" (drifting off) is not the history word 过去; a blackout (断片) after a knock,
+    # not after drinking
+    ("磕到头以后老是吐说着说着就迷糊过去", "head_injury"),
+    ("奶奶过去一直吐，查了是胃炎", None),
+    ("磕到头以后断片了", "head_injury"),
+    ("喝多了断片了", None),
+    # "didn't notice any" (没注意到) still negates; "wasn't careful" (没注意) does not
+    ("没注意头撞到柜角上一直想睡", "head_injury"),
+    ("没注意到有抽搐", None),
+    # trying to conceive (备孕) is not a pregnancy; a face in a photo is not the patient's
+    ("备孕中，想知道着床出血是什么样的", None),
+    ("我妈脸看着有点歪，说话也慢", "stroke"),
+    ("照片里我妈脸看着有点歪，是角度问题", None),
+    # narrower: a racing heart only with a fever of 39.5 or more; "only want it all to stop";
+    # a tongue tied by nerves; a new question is not the same one again; a bin knocked flying
+    ("发烧38度，心跳好快，是不是正常", None),
+    ("工作压力大，想让这一切停下来", None),
+    ("舅舅现在说话舌头打结", "stroke"),
+    ("他一紧张说话舌头打结", None),
+    ("刚回答完他又问了一个新问题", None),
+    ("汽车把垃圾桶撞飞了", None),
+    # "突然想起" (suddenly remembering) is not a sudden onset; fitting on a sofa, not smoking
+    # an e-cigarette there or spinning a top; pretend play with a remote control
+    ("刷了一天题，头要炸了，突然想起还有作业", None),
+    ("他在床上抽电子烟", None),
+    ("孩子在地上抽陀螺", None),
+    ("孩子把遥控器当电话用，玩得开心", None),
+    # a splash that changes the skin, not chilli that stings; an operation is not a stabbing;
+    # a deep cut in the body, not in trousers
+    ("不知道什么东西溅到腿上，皮都变硬了", "burns"),
+    ("辣椒水溅到手上，火辣辣的", None),
+    ("剖腹产肚子上挨了一刀，现在恢复得不错", None),
+    ("裤子划了很深一个口子", None),
+    # pregnant and clutching the belly, not laughing; a toothache on one side is not down there
+    ("怀孕8周，捂着肚子蜷成一团", "pregnancy_bleeding"),
+    ("怀孕了，看小品笑得捂着肚子", None),
+    ("儿子说下面疼，左边牙很疼", None),
+    ("我家猫3岁，不吃不喝", None),
+    # what happens in a show or a novel, up to the end of its clause
+    ("电视剧里的人晕倒了，我爸看着看着也突然晕倒了", "unconscious"),
+    ("小说里男主被人从背后捅了一刀血流不止", None),
+    # a toddler's last wee yesterday, not this morning; breathless from a climb is expected
+    ("一岁的娃吐了一天，最后一次尿是昨天晚上", "child_dehydration"),
+    ("孩子最后一次尿是早上，现在还不想尿，正常吗", None),
+    ("爬山每口气都很费劲，正常吗", None),
+]
+
+
+@pytest.mark.parametrize(("text", "flag"), ROUND_06_ZH_RULES)
+def test_rules_added_after_round_06_zh(text: str, flag: str | None) -> None:
+    hit = detect(text)
+    if flag is None:
+        assert hit is None, detect_all(text)
+    else:
+        assert hit is not None and is_detected(flag, hit), detect_all(text)
