@@ -362,6 +362,142 @@ TUNED_RU_RULES = [
     ("корова лягнула отца в голову, он теперь путается", "head_injury"),
     ("лошадь лягнула ведро с водой", None),
     ("у собаки после драки кровь течет и течет", None),
+    # train-02/round 06 (ru) — confusion: stopped recognising someone (a word between), cannot work
+    # out what year it is or where one is, muddled words, cannot find one's own flat
+    ("дедушка вдруг перестал нас узнавать и спрашивает, где он", "confusion"),
+    ("перестал совсем понимать этот сериал", None),
+    ("бабушка не может понять, какой сейчас месяц", "confusion"),
+    ("не могу понять, какой сейчас тариф у оператора", None),
+    ("отец путается в словах с обеда", "confusion"),
+    ("путаюсь в датах отпуска", None),
+    ("сосед не может найти свой подъезд, хотя живет здесь 20 лет", "confusion"),
+    ("не могу найти квартиру в аренду", None),
+    # seizure: arched like a bow, jaws clenched; a person shaking for minutes
+    ("дочку выгнуло дугой, потом задергалась", "seizure"),
+    ("на растяжке спину выгнула дугой", None),
+    ("брата колотит уже больше трех минут", "seizure"),
+    ("меня колотит от волнения уже больше трех минут", None),
+    # stroke: cannot get a word out, a tongue that barely moves, a face gone asymmetric
+    ("мама пытается сказать и не может, слова не выходят", "stroke"),
+    ("хочет сказать, но не может от смущения", None),
+    ("у деда язык еле ворочается и лицо асимметричное", "stroke"),
+    ("после праздника язык еле ворочается от усталости? нет, просто болтала весь вечер", None),
+    # anaphylaxis: a thick tongue too big for the mouth; covered in blotches and hoarse after an
+    # allergen
+    ("после креветок язык стал огромный", "anaphylaxis"),
+    ("язык огромный от природы, логопед сказал", None),
+    ("съел орехи и покрылся красными волдырями, охрип", "anaphylaxis"),
+    ("покрылся загаром за неделю на море", None),
+    # burns: a deep burn, a burn that does not hurt, a live wire and skin blackening; drain
+    # cleaner; half the back red and blistered
+    ("ожог от сковородки, глубокий и белый в середине", "burns"),
+    ("ожог неглубокий, на пальце, уже подсох", None),
+    ("сын схватился за оголенный провод, на пальцах кожа чернеет", "burns"),
+    ("оголенный провод торчит из стены, надо вызвать электрика", None),
+    ("плеснула средство для прочистки труб на ногу, кожа побелела", "burns"),
+    ("купила средство для труб, какое лучше?", None),
+    ("на сына опрокинулся чайник, половина живота в пузырях", "burns"),
+    # overdose: carbon monoxide
+    ("в бане рано закрыли заслонку, у отца рвота и голова кружится", "overdose"),
+    ("в новогоднем угаре забыли про салат", None),
+    # vision_loss: not seeing with one eye, one eye dark or switched off, a grey veil
+    ("не вижу правым глазом вообще, с утра", "vision_loss"),
+    ("правый глаз погас, как будто выключили, полчаса", "vision_loss"),
+    ("правый глаз видит хуже, серый налет на очках", None),
+    # unconscious: "не будится"
+    ("дед лежит и не будится, еле дышит", "unconscious"),
+    ("будильник звенит, а я не слышу", None),
+    # urinary_retention: unable to pass urine for hours (min_hours cancels short ones)
+    ("не могу помочиться уже десять часов", "urinary_retention"),
+    ("не могу писать 2 часа, в поезде очередь в туалет", None),
+    # negation: a bare "никак" right before the match is emphasis ("никак не реагирует")
+    ("тетя совсем никак не реагирует на голос", "unconscious"),
+    ("телефон никак не реагирует на нажатия", None),
+    # a clock time is not a duration ("с 5 часов утра")
+    ("малыш не писал с пяти часов утра, сухой памперс", "child_dehydration"),
+    ("подгузник сухой всего 3 часа", None),
+    # sepsis: marble skin, no wee, with a fever or chills
+    ("у отца ноги в разводах как мрамор и знобит", "sepsis"),
+    ("мраморная столешница в разводах", None),
+    # meningitis: a neck like a stake or the back of the head wooden; a burning forehead; crying
+    # when one tries to bend the neck
+    ("у сына затылок деревянный и жар", "meningitis"),
+    ("шея как палка после тренировки, температуры нет", None),
+    ("малышка кричит, когда пытаюсь нагнуть ей голову, температура 39", "meningitis"),
+    ("голову не наклонить, лоб горит", "meningitis"),
+    ("лоб горит от стыда", None),
+    # thunderclap: "никогда такого не было" kept whole; clutching the head, "раскалывается"
+    ("вдруг голова разорвалась от боли, никогда такого не было", "thunderclap_headache"),
+    (
+        "отец схватился за голову, говорит раскалывается, началось резко, никогда так",
+        "thunderclap_headache",
+    ),
+    ("схватилась за голову от счетов, голова раскалывается от шума", None),
+    # child_unresponsive: sags when picked up, barely moves
+    ("малыш обвисает на руках и почти не шевелится", "child_unresponsive"),
+    ("щеки обвисают с возрастом", None),
+    # child_dehydration: not been for a wee since morning
+    ("сын 3 лет с утра не ходил по-маленькому, рвота", "child_dehydration"),
+    # pregnancy: "на сроке N", cannot bend for pain
+    ("на сроке 12 недель мажет и тянет", "pregnancy_bleeding"),
+    ("на сроке 12 недель, все хорошо, анализы в норме", None),
+    ("беременна, 30 нед, живот так болит, что выпрямиться не могу", "pregnancy_bleeding"),
+    # cauda_equina: numb around the anus, stool passing by itself, not feeling when peeing,
+    # numbness (a noun) in the saddle, a bladder not felt
+    ("поясница болит и онемение в промежности", "cauda_equina"),
+    ("спина ноет, а мочевой пузырь не чувствую, полный он или нет", "cauda_equina"),
+    ("спина болит, в туалет хожу нормально, все чувствую", None),
+    # urinary_retention: wanting the toilet but failing, pain low down; a catheter that fell out
+    ("хочется в туалет, но не выходит, и боль внизу живота", "urinary_retention"),
+    ("у деда выскочил катетер и ничего не идет", "urinary_retention"),
+    ("хочу в туалет, а очередь длинная", None),
+    # testicular_pain: "тестикул", the Latin word in a Russian message
+    ("резкая боль в тестикуле, тошнит", "testicular_pain"),
+    ("что такое тестикулярная микролитиаз? просто интересно", None),
+    # "раньше ... ничего такого не было" says the event is new; "прошло минут десять" is time
+    # elapsed, not an end
+    ("после укуса осы отек лица, раньше кусали и ничего такого не было", "anaphylaxis"),
+    ("глаз вдруг перестал видеть, серая пелена, прошло уже 20 минут", "vision_loss"),
+    ("в прошлом году мушки перед глазами исчезли за полчаса", None),
+    # abdominal_emergency: a severe belly pain and a tense belly
+    ("адская боль в животе, живот напряжен", "abdominal_emergency"),
+    ("я напряжен перед экзаменом, живот крутит", None),
+    # self_harm: a plan with a means and despair
+    ("я всё решила, таблетки есть, устала от жизни", "self_harm"),
+    ("все продумала к переезду, таблетки от аллергии взяла", None),
+    # cues tuned on round 06 (ru): tired tongue; "какие первые признаки"; a heart "breaking" at
+    # the news; a cramp limb-first; homework about; two tablets instead of one; refusing milk
+    # but wanting juice; "неделю назад"; licked but not swallowed; a leak on sneezing; "что такое
+    # острая задержка мочи"; an animal stung as the object
+    ("язык заплетается, когда не высплюсь, это нормально?", None),
+    ("какие ранние признаки инсульта у пожилых?", None),
+    ("сердце разрывается, глядя на бездомных собак", None),
+    ("икру свело судорогой ночью, через минуту прошло", None),
+    ("у сына домашка про эпилепсию, что почитать?", None),
+    ("дала ребенку две таблетки нурофена вместо одной, он бодрый", None),
+    ("сын отказывается пить воду, а компот пьет", None),
+    ("неделю назад был сильный приступ головной боли, сейчас прошло", None),
+    ("дочь лизнула таблетку, но не проглотила", None),
+    ("подтекает моча при кашле после родов", None),
+    ("что такое задержка мочи у мужчин?", None),
+    ("кошку ужалила оса, лапа опухла", None),
+    # train-02 (ru): a denied list after a dash or "нет, просто"; heartburn; out like a light;
+    # foggy in the exam session; hiding in a game; bleeding gums; a panic attack; general
+    # questions; a task for college, a leaflet; a nappy wet after all; hives alone
+    ("рвоты, крови, температуры — ничего нет, просто живот урчит", None),
+    ("судорог, потери сознания нет, просто устал", None),
+    ("изжога, печет за грудиной после жирного", None),
+    ("вырубился спать без задних ног после дачи", None),
+    ("ничего не соображаю, дедлайн горит", None),
+    ("сын спрятался за шторой и не откликался, смеялся", None),
+    ("при беременности десны кровоточат, это опасно?", None),
+    ("была паническая атака, казалось нечем дышать, прошла сама", None),
+    ("сколько длятся фебрильные судороги обычно?", None),
+    ("задача для колледжа: боль в груди у мужчины 50 лет", None),
+    ("после сна подгузник сухой, но потом сразу пописал", None),
+    ("съела клубнику, на руках крапивница, чешется", None),
+    ("в груди не давит, в спину не отдает, просто кашель", None),
+    ("на груди давит, отдает в руку и в челюсть", "chest_pain"),
 ]
 
 
