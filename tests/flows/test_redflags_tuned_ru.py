@@ -498,6 +498,113 @@ TUNED_RU_RULES = [
     ("съела клубнику, на руках крапивница, чешется", None),
     ("в груди не давит, в спину не отдает, просто кашель", None),
     ("на груди давит, отдает в руку и в челюсть", "chest_pain"),
+    # train-02 (ru) — unconscious: limp and slumped, still not come round, cannot be shaken awake
+    ("сосед обмяк на скамейке и не отвечает", "unconscious"),
+    ("тесто обмякло, пора лепить", None),
+    ("бабушка так и не очнулась после падения", "unconscious"),
+    ("не можем растолкать деда, храпит странно", "unconscious"),
+    ("растолкать толпу у входа не получилось", None),
+    # confusion: believes she is elsewhere while at home; asks who a relative is; cannot say
+    # (the question first) what day it is
+    ("папа говорит, что он на заводе, а мы дома", "confusion"),
+    ("мама говорит, что она в магазине, скоро будет дома", None),
+    ("бабуля спросила, кто я такая, хотя я ее внучка", "confusion"),
+    ("какое сегодня число сказать не может, путает", "confusion"),
+    ("какой сегодня день недели, не подскажете?", None),
+    # chest_pain: the middle of the chest first; a fist squeezing inside; the chest crushed;
+    # shooting into the chest
+    ("посередине груди жжение и давит уже полчаса", "chest_pain"),
+    ("в груди будто кулак сжали, пот", "chest_pain"),
+    ("кулак сжал от злости", None),
+    ("из-под лопатки простреливает в грудь", "chest_pain"),
+    # breathing: a reliever that did not help; a straw; lungs not filling; the phrase first
+    ("пшикнул ингалятор три раза, не помогло", "breathing"),
+    ("ингалятор от насморка помог, спасибо", None),
+    ("дышу будто через трубочку, становится хуже", "breathing"),
+    ("пью коктейль через трубочку", None),
+    ("предложение закончить не может, задыхается", "breathing"),
+    # seizure: shaking that will not stop, shaking with a blank stare
+    ("мужа трясет и не прекращается, пена у рта", "seizure"),
+    ("машину трясет на кочках без остановки", None),
+    # stroke: half the face not moving; words as mush; an arm like a whip; arm and leg heavy;
+    # speech not right
+    ("у мамы половина лица не двигается", "stroke"),
+    ("половина лица в веснушках", None),
+    ("говорит, а слова кашей", "stroke"),
+    ("каша в тарелке, а слова он знает", None),
+    ("у мужа рука и нога ватные с одной стороны", "stroke"),
+    # abdominal: a belly as if stabbed; a sudden severe pain in the whole belly
+    ("в животе будто ножом режут и рвет", "abdominal_emergency"),
+    ("режу ножом овощи для живота полезные", None),
+    ("внезапная адская боль по всему животу", "abdominal_emergency"),
+    # vision_loss: fog in one eye, half the view dark, a dark curtain creeping in, both dimmed
+    ("в левом глазу как в тумане с утра, вдруг", "vision_loss"),
+    ("в тумане ничего не видно на дороге", None),
+    ("темная штора наползает сбоку на глаз", "vision_loss"),
+    ("оба глаза разом потускнели", "vision_loss"),
+    # urinary_retention: a full bladder and unable to go
+    ("мочевой переполнен, а не могу сходить", "urinary_retention"),
+    # thunderclap: a simile blow on the head; the head "cracked"
+    ("будто по голове кто-то треснул, дикая боль, внезапно", "thunderclap_headache"),
+    ("сосед треснул по забору молотком", None),
+    ("затылок как раскололся, резко", "thunderclap_headache"),
+    # overdose: household chemicals, a bottle of solvent swigged, rat poison, a battery perhaps
+    # swallowed, painkillers by the dozen
+    ("дочь глотнула средство для мытья полов", "overdose"),
+    ("купила средство для мытья посуды", None),
+    ("нашел отраву для мышей, у сына во рту гранулы", "overdose"),
+    ("купили отраву для мышей на дачу", None),
+    ("батарейка пропала, сын, похоже, проглотил", "overdose"),
+    ("принимал обезболивающие весь день, уже 14 штук", "overdose"),
+    ("купил обезболивающие, в пачке 20 штук", None),
+    # trauma: a limb bent midway; head-on; into a lift shaft; from a roof (the place first)
+    ("у брата голень посередине изогнута после падения", "trauma"),
+    ("лоб в лоб с грузовиком на трассе, водитель зажат", "trauma"),
+    ("с балкона сорвался сосед, лежит", "trauma"),
+    ("с крыши упал снег на машину", None),
+    # self_harm: looking at a rope; a plan; a farewell forever; a note saying she cannot go on
+    ("все время смотрю на петлю в гараже", "self_harm"),
+    ("смотрю на веревку для белья, порвалась", None),
+    ("продумала, как это сделать, и никому не скажу", "self_harm"),
+    ("сын написал прощайте навсегда и выключил телефон", "self_harm"),
+    # testicular: a testicle in a vice; "стоять не могу"; higher than usual; worse and worse
+    ("яичко как в тисках, внезапно", "testicular_pain"),
+    ("яичко болит, ходить не могу", "testicular_pain"),
+    ("яйца в тисках не колются, рецепт для кухни", None),
+    # appendicitis: moved down to the right, with a fever
+    ("боль переместилась вниз справа и температура 38", "abdominal_emergency"),
+    # pregnancy: "у меня 20 недель", gushing, "так болит, что"; months
+    ("у меня 22 недели и хлынуло красное", "pregnancy_bleeding"),
+    ("у меня 22 недели, все спокойно", None),
+    ("на третьем месяце, скрючилась от боли", "pregnancy_bleeding"),
+    # meningitis: a neck like concrete or stiffened, a neck that cannot be moved; "горю"
+    ("шея будто бетоном залита, горю вся", "meningitis"),
+    ("шеей не пошевелить и температура 39", "meningitis"),
+    ("шеей повернуть не могу после сна, температуры нет", None),
+    # thunderclap: "башка трещит" with a sudden onset and severity
+    ("башка трещит, накрыло за пару секунд, адская боль", "thunderclap_headache"),
+    ("башка трещит после вечеринки", None),
+    # infant_fever: "мелкой", a head "как печка"
+    ("мелкой 3 недели, горит как печка", "infant_fever"),
+    ("печка в бане как печка, жарит", None),
+    # child_unresponsive: a lolling head, eyes barely opened, a head not held
+    ("у сына 2 лет голова болтается, и он еле глаза открывает", "child_unresponsive"),
+    ("голова болтается у игрушечной собачки в машине", None),
+    # child_dehydration: not a drop; keeps no water down; last wee at breakfast; a sunken
+    # fontanelle; not wet
+    ("малышу 10 месяцев, рвет, даже воду не держит", "child_dehydration"),
+    ("у сынули родничок впал, рвота", "child_dehydration"),
+    ("родничок у малыша закрылся, это нормально?", None),
+    # cauda: pins and needles in the saddle; not feeling whether one needs the toilet
+    ("грыжа, поясница, и мурашки там, где седло", "cauda_equina"),
+    ("спина болит, и не чувствую, хочу ли я в туалет", "cauda_equina"),
+    ("после велосипеда седло натерло, мурашки по коже от холода", None),
+    # urinary: "сходить не могу" with pain; to no avail; a catheter removed; above the pubis
+    ("после снятия — сняли катетер, а сходить не могу, боль над лобком", "urinary_retention"),
+    ("сняли катетер, сходила сама, все хорошо", None),
+    # "во сне" (asleep) is not a dream: a testicle that hurt severely during sleep
+    ("во сне резко заболело яичко, опухает", "testicular_pain"),
+    ("приснилось, что болит яичко, проснулся — все нормально", None),
 ]
 
 
