@@ -605,6 +605,40 @@ TUNED_RU_RULES = [
     # "во сне" (asleep) is not a dream: a testicle that hurt severely during sleep
     ("во сне резко заболело яичко, опухает", "testicular_pain"),
     ("приснилось, что болит яичко, проснулся — все нормально", None),
+    # train-02 (ru) — "сил нет" and "ни с того ни с сего" are not denials
+    ("голова раскалывается, резко началась, терпеть сил нет", "thunderclap_headache"),
+    ("сил нет терпеть соседей с ремонтом", None),
+    ("ни с того ни с сего затылок как раскололся", "thunderclap_headache"),
+    ("ни с того ни с сего начал петь", None),
+    # a hole "как будто ничего нет" describes the symptom
+    ("в правом глазу дырка, как будто ничего нет", "vision_loss"),
+    # "еле можем растормошить"
+    ("деда еле можем растормошить, мычит", "unconscious"),
+    # anaphylaxis: egg yolk, "обсыпана", "с присвистом", amoxiclav, lips swollen up, a lump in
+    # the throat
+    ("дали желток, сына всего обсыпало пятнами, дышит с присвистом", "anaphylaxis"),
+    ("после амоксициллина губы вздулись и комок в горле", "anaphylaxis"),
+    ("комок в горле от обиды", None),
+    # burns: drain gel, oil from a pan, an exhaust pipe, a heating pad; white as wax; a big grey
+    # patch
+    ("брызнуло масло со сковороды, на руке огромные пузыри", "burns"),
+    ("масло на сковороде зашипело, пузыри пошли", None),
+    ("задел ногой выхлопную трубу мотоцикла, кожа слезла", "burns"),
+    ("уснул на грелке, на спине большое белое пятно, не чувствует", "burns"),
+    # head injury: "по башке" alone; clear water from the nose
+    ("мячом по башке, вырвало два раза", "head_injury"),
+    ("по башке себя стукнула, забыла ключи", None),
+    ("ударился головой, из носа течет прозрачная вода", "head_injury"),
+    # a child: "восьмимесячный"
+    ("восьмимесячный весь вялый и головку не держит", "child_unresponsive"),
+    ("восьмимесячный уже сидит и держит головку", None),
+    # child_dehydration: no wet nappy changed since breakfast
+    ("малышу год, с утра не меняла мокрый памперс, понос", "child_dehydration"),
+    # cauda: "поясничный"
+    ("поясничный диск, и онемение в промежности", "cauda_equina"),
+    # the object before a denied verb; a baby limp with pleasure
+    ("в обморок не падал, сознание не терял, просто голова кружится", None),
+    ("малыш обмяк от удовольствия в теплой ванне", None),
 ]
 
 
