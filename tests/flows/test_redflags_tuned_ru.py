@@ -481,11 +481,13 @@ TUNED_RU_RULES = [
     ("подтекает моча при кашле после родов", None),
     ("что такое задержка мочи у мужчин?", None),
     ("кошку ужалила оса, лапа опухла", None),
-    # train-02 (ru): a denied list after a dash or "нет, просто"; heartburn; out like a light;
-    # foggy in the exam session; hiding in a game; bleeding gums; a panic attack; general
-    # questions; a task for college, a leaflet; a nappy wet after all; hives alone
+    # train-02 (ru): a denied list after a dash (not a bare "— нет" answering the last item);
+    # heartburn; out like a light; foggy in the exam session; hiding in a game; bleeding gums; a
+    # panic attack; general questions; a task for college, a leaflet; a nappy wet after all;
+    # hives alone
     ("рвоты, крови, температуры — ничего нет, просто живот урчит", None),
-    ("судорог, потери сознания нет, просто устал", None),
+    ("судорог, потери сознания — ничего такого, просто устал", None),
+    ("давит в груди, одышка, температура — нет", "chest_pain"),
     ("изжога, печет за грудиной после жирного", None),
     ("вырубился спать без задних ног после дачи", None),
     ("ничего не соображаю, дедлайн горит", None),
