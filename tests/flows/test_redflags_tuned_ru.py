@@ -647,6 +647,10 @@ TUNED_RU_RULES = [
     ("малышу 3 недели, температура 38,5", "infant_fever"),
     ("малышке 5 недель, горячая, мерила — 37,1, зря панику подняла", None),
     ("новорожденному 2 недели, горячий, 38,4, вялый", "infant_fever"),
+    # hives all over after a drug are anaphylaxis; a horse that kicked someone is not the patient
+    ("после пенициллина вся в крапивнице и голос сел", "anaphylaxis"),
+    ("после клубники пара пятен крапивницы на руке", None),
+    ("лошадь лягнула брата в голову, он теперь путается", "head_injury"),
 ]
 
 
