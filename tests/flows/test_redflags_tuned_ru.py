@@ -362,6 +362,305 @@ TUNED_RU_RULES = [
     ("корова лягнула отца в голову, он теперь путается", "head_injury"),
     ("лошадь лягнула ведро с водой", None),
     ("у собаки после драки кровь течет и течет", None),
+    # train-02/round 06 (ru) — confusion: stopped recognising someone (a word between), cannot work
+    # out what year it is or where one is, muddled words, cannot find one's own flat
+    ("дедушка вдруг перестал нас узнавать и спрашивает, где он", "confusion"),
+    ("перестал совсем понимать этот сериал", None),
+    ("бабушка не может понять, какой сейчас месяц", "confusion"),
+    ("не могу понять, какой сейчас тариф у оператора", None),
+    ("отец путается в словах с обеда", "confusion"),
+    ("путаюсь в датах отпуска", None),
+    ("сосед не может найти свой подъезд, хотя живет здесь 20 лет", "confusion"),
+    ("не могу найти квартиру в аренду", None),
+    # seizure: arched like a bow, jaws clenched; a person shaking for minutes
+    ("дочку выгнуло дугой, потом задергалась", "seizure"),
+    ("на растяжке спину выгнула дугой", None),
+    ("брата колотит уже больше трех минут", "seizure"),
+    ("меня колотит от волнения уже больше трех минут", None),
+    # stroke: cannot get a word out, a tongue that barely moves, a face gone asymmetric
+    ("мама пытается сказать и не может, слова не выходят", "stroke"),
+    ("хочет сказать, но не может от смущения", None),
+    ("у деда язык еле ворочается и лицо асимметричное", "stroke"),
+    ("после праздника язык еле ворочается от усталости? нет, просто болтала весь вечер", None),
+    # anaphylaxis: a thick tongue too big for the mouth; covered in blotches and hoarse after an
+    # allergen
+    ("после креветок язык стал огромный", "anaphylaxis"),
+    ("язык огромный от природы, логопед сказал", None),
+    ("съел орехи и покрылся красными волдырями, охрип", "anaphylaxis"),
+    ("покрылся загаром за неделю на море", None),
+    # burns: a deep burn, a burn that does not hurt, a live wire and skin blackening; drain
+    # cleaner; half the back red and blistered
+    ("ожог от сковородки, глубокий и белый в середине", "burns"),
+    ("ожог неглубокий, на пальце, уже подсох", None),
+    ("сын схватился за оголенный провод, на пальцах кожа чернеет", "burns"),
+    ("оголенный провод торчит из стены, надо вызвать электрика", None),
+    ("плеснула средство для прочистки труб на ногу, кожа побелела", "burns"),
+    ("купила средство для труб, какое лучше?", None),
+    ("на сына опрокинулся чайник, половина живота в пузырях", "burns"),
+    # overdose: carbon monoxide
+    ("в бане рано закрыли заслонку, у отца рвота и голова кружится", "overdose"),
+    ("в новогоднем угаре забыли про салат", None),
+    # vision_loss: not seeing with one eye, one eye dark or switched off, a grey veil
+    ("не вижу правым глазом вообще, с утра", "vision_loss"),
+    ("правый глаз погас, как будто выключили, полчаса", "vision_loss"),
+    ("правый глаз видит хуже, серый налет на очках", None),
+    # unconscious: "не будится"
+    ("дед лежит и не будится, еле дышит", "unconscious"),
+    ("будильник звенит, а я не слышу", None),
+    # urinary_retention: unable to pass urine for hours (min_hours cancels short ones)
+    ("не могу помочиться уже десять часов", "urinary_retention"),
+    ("не могу писать 2 часа, в поезде очередь в туалет", None),
+    # negation: a bare "никак" right before the match is emphasis ("никак не реагирует")
+    ("тетя совсем никак не реагирует на голос", "unconscious"),
+    ("телефон никак не реагирует на нажатия", None),
+    # a clock time is not a duration ("с 5 часов утра")
+    ("малыш не писал с пяти часов утра, сухой памперс", "child_dehydration"),
+    ("подгузник сухой всего 3 часа", None),
+    # sepsis: marble skin, no wee, with a fever or chills
+    ("у отца ноги в разводах как мрамор и знобит", "sepsis"),
+    ("мраморная столешница в разводах", None),
+    # meningitis: a neck like a stake or the back of the head wooden; a burning forehead; crying
+    # when one tries to bend the neck
+    ("у сына затылок деревянный и жар", "meningitis"),
+    ("шея как палка после тренировки, температуры нет", None),
+    ("малышка кричит, когда пытаюсь нагнуть ей голову, температура 39", "meningitis"),
+    ("голову не наклонить, лоб горит", "meningitis"),
+    ("лоб горит от стыда", None),
+    # thunderclap: "никогда такого не было" kept whole; clutching the head, "раскалывается"
+    ("вдруг голова разорвалась от боли, никогда такого не было", "thunderclap_headache"),
+    (
+        "отец схватился за голову, говорит раскалывается, началось резко, никогда так",
+        "thunderclap_headache",
+    ),
+    ("схватилась за голову от счетов, голова раскалывается от шума", None),
+    # child_unresponsive: sags when picked up, barely moves
+    ("малыш обвисает на руках и почти не шевелится", "child_unresponsive"),
+    ("щеки обвисают с возрастом", None),
+    # child_dehydration: not been for a wee since morning
+    ("сын 3 лет с утра не ходил по-маленькому, рвота", "child_dehydration"),
+    # pregnancy: "на сроке N", cannot bend for pain
+    ("на сроке 12 недель мажет и тянет", "pregnancy_bleeding"),
+    ("на сроке 12 недель, все хорошо, анализы в норме", None),
+    ("беременна, 30 нед, живот так болит, что выпрямиться не могу", "pregnancy_bleeding"),
+    # cauda_equina: numb around the anus, stool passing by itself, not feeling when peeing,
+    # numbness (a noun) in the saddle, a bladder not felt
+    ("поясница болит и онемение в промежности", "cauda_equina"),
+    ("спина ноет, а мочевой пузырь не чувствую, полный он или нет", "cauda_equina"),
+    ("спина болит, в туалет хожу нормально, все чувствую", None),
+    # urinary_retention: wanting the toilet but failing, pain low down; a catheter that fell out
+    ("хочется в туалет, но не выходит, и боль внизу живота", "urinary_retention"),
+    ("у деда выскочил катетер и ничего не идет", "urinary_retention"),
+    ("хочу в туалет, а очередь длинная", None),
+    # testicular_pain: "тестикул", the Latin word in a Russian message
+    ("резкая боль в тестикуле, тошнит", "testicular_pain"),
+    ("что такое тестикулярная микролитиаз? просто интересно", None),
+    # "раньше ... ничего такого не было" says the event is new; "прошло минут десять" is time
+    # elapsed, not an end
+    ("после укуса осы отек лица, раньше кусали и ничего такого не было", "anaphylaxis"),
+    ("глаз вдруг перестал видеть, серая пелена, прошло уже 20 минут", "vision_loss"),
+    ("в прошлом году мушки перед глазами исчезли за полчаса", None),
+    # abdominal_emergency: a severe belly pain and a tense belly
+    ("адская боль в животе, живот напряжен", "abdominal_emergency"),
+    ("я напряжен перед экзаменом, живот крутит", None),
+    # self_harm: a plan with a means and despair
+    ("я всё решила, таблетки есть, устала от жизни", "self_harm"),
+    ("все продумала к переезду, таблетки от аллергии взяла", None),
+    # cues tuned on round 06 (ru): tired tongue; "какие первые признаки"; a heart "breaking" at
+    # the news; a cramp limb-first; homework about; two tablets instead of one; refusing milk
+    # but wanting juice; "неделю назад"; licked but not swallowed; a leak on sneezing; "что такое
+    # острая задержка мочи"; an animal stung as the object
+    ("язык заплетается, когда не высплюсь, это нормально?", None),
+    ("какие ранние признаки инсульта у пожилых?", None),
+    ("сердце разрывается, глядя на бездомных собак", None),
+    ("икру свело судорогой ночью, через минуту прошло", None),
+    ("у сына домашка про эпилепсию, что почитать?", None),
+    ("дала ребенку две таблетки нурофена вместо одной, он бодрый", None),
+    ("сын отказывается пить воду, а компот пьет", None),
+    ("неделю назад был сильный приступ головной боли, сейчас прошло", None),
+    ("дочь лизнула таблетку, но не проглотила", None),
+    ("подтекает моча при кашле после родов", None),
+    ("что такое задержка мочи у мужчин?", None),
+    ("кошку ужалила оса, лапа опухла", None),
+    # train-02 (ru): a denied list after a dash (not a bare "— нет" answering the last item);
+    # heartburn; out like a light; foggy in the exam session; hiding in a game; bleeding gums; a
+    # panic attack; general questions; a task for college, a leaflet; a nappy wet after all;
+    # hives alone
+    ("рвоты, крови, температуры — ничего нет, просто живот урчит", None),
+    ("судорог, потери сознания — ничего такого, просто устал", None),
+    ("давит в груди, одышка, температура — нет", "chest_pain"),
+    ("изжога, печет за грудиной после жирного", None),
+    ("вырубился спать без задних ног после дачи", None),
+    ("ничего не соображаю, дедлайн горит", None),
+    ("сын спрятался за шторой и не откликался, смеялся", None),
+    ("при беременности десны кровоточат, это опасно?", None),
+    ("была паническая атака, казалось нечем дышать, прошла сама", None),
+    ("сколько длятся фебрильные судороги обычно?", None),
+    ("задача для колледжа: боль в груди у мужчины 50 лет", None),
+    ("после сна подгузник сухой, но потом сразу пописал", None),
+    ("съела клубнику, на руках крапивница, чешется", None),
+    ("в груди не давит, в спину не отдает, просто кашель", None),
+    ("на груди давит, отдает в руку и в челюсть", "chest_pain"),
+    # train-02 (ru) — unconscious: limp and slumped, still not come round, cannot be shaken awake
+    ("сосед обмяк на скамейке и не отвечает", "unconscious"),
+    ("тесто обмякло, пора лепить", None),
+    ("бабушка так и не очнулась после падения", "unconscious"),
+    ("не можем растолкать деда, храпит странно", "unconscious"),
+    ("растолкать толпу у входа не получилось", None),
+    # confusion: believes she is elsewhere while at home; asks who a relative is; cannot say
+    # (the question first) what day it is
+    ("папа говорит, что он на заводе, а мы дома", "confusion"),
+    ("мама говорит, что она в магазине, скоро будет дома", None),
+    ("бабуля спросила, кто я такая, хотя я ее внучка", "confusion"),
+    ("какое сегодня число сказать не может, путает", "confusion"),
+    ("какой сегодня день недели, не подскажете?", None),
+    # chest_pain: the middle of the chest first; a fist squeezing inside; the chest crushed;
+    # shooting into the chest
+    ("посередине груди жжение и давит уже полчаса", "chest_pain"),
+    ("в груди будто кулак сжали, пот", "chest_pain"),
+    ("кулак сжал от злости", None),
+    ("из-под лопатки простреливает в грудь", "chest_pain"),
+    # breathing: a reliever that did not help; a straw; lungs not filling; the phrase first
+    ("пшикнул ингалятор три раза, не помогло", "breathing"),
+    ("ингалятор от насморка помог, спасибо", None),
+    ("дышу будто через трубочку, становится хуже", "breathing"),
+    ("пью коктейль через трубочку", None),
+    ("предложение закончить не может, задыхается", "breathing"),
+    # seizure: shaking that will not stop, shaking with a blank stare
+    ("мужа трясет и не прекращается, пена у рта", "seizure"),
+    ("машину трясет на кочках без остановки", None),
+    # stroke: half the face not moving; words as mush; an arm like a whip; arm and leg heavy;
+    # speech not right
+    ("у мамы половина лица не двигается", "stroke"),
+    ("половина лица в веснушках", None),
+    ("говорит, а слова кашей", "stroke"),
+    ("каша в тарелке, а слова он знает", None),
+    ("у мужа рука и нога ватные с одной стороны", "stroke"),
+    # abdominal: a belly as if stabbed; a sudden severe pain in the whole belly
+    ("в животе будто ножом режут и рвет", "abdominal_emergency"),
+    ("режу ножом овощи для живота полезные", None),
+    ("внезапная адская боль по всему животу", "abdominal_emergency"),
+    # vision_loss: fog in one eye, half the view dark, a dark curtain creeping in, both dimmed
+    ("в левом глазу как в тумане с утра, вдруг", "vision_loss"),
+    ("в тумане ничего не видно на дороге", None),
+    ("темная штора наползает сбоку на глаз", "vision_loss"),
+    ("оба глаза разом потускнели", "vision_loss"),
+    # urinary_retention: a full bladder and unable to go
+    ("мочевой переполнен, а не могу сходить", "urinary_retention"),
+    # thunderclap: a simile blow on the head; the head "cracked"
+    ("будто по голове кто-то треснул, дикая боль, внезапно", "thunderclap_headache"),
+    ("сосед треснул по забору молотком", None),
+    ("затылок как раскололся, резко", "thunderclap_headache"),
+    # overdose: household chemicals, a bottle of solvent swigged, rat poison, a battery perhaps
+    # swallowed, painkillers by the dozen
+    ("дочь глотнула средство для мытья полов", "overdose"),
+    ("купила средство для мытья посуды", None),
+    ("нашел отраву для мышей, у сына во рту гранулы", "overdose"),
+    ("купили отраву для мышей на дачу", None),
+    ("батарейка пропала, сын, похоже, проглотил", "overdose"),
+    ("принимал обезболивающие весь день, уже 14 штук", "overdose"),
+    ("купил обезболивающие, в пачке 20 штук", None),
+    # trauma: a limb bent midway; head-on; into a lift shaft; from a roof (the place first)
+    ("у брата голень посередине изогнута после падения", "trauma"),
+    ("лоб в лоб с грузовиком на трассе, водитель зажат", "trauma"),
+    ("с балкона сорвался сосед, лежит", "trauma"),
+    ("с крыши упал снег на машину", None),
+    # self_harm: looking at a rope; a plan; a farewell forever; a note saying she cannot go on
+    ("все время смотрю на петлю в гараже", "self_harm"),
+    ("смотрю на веревку для белья, порвалась", None),
+    ("продумала, как это сделать, и никому не скажу", "self_harm"),
+    ("сын написал прощайте навсегда и выключил телефон", "self_harm"),
+    # testicular: a testicle in a vice; "стоять не могу"; higher than usual; worse and worse
+    ("яичко как в тисках, внезапно", "testicular_pain"),
+    ("яичко болит, ходить не могу", "testicular_pain"),
+    ("яйца в тисках не колются, рецепт для кухни", None),
+    # appendicitis: moved down to the right, with a fever
+    ("боль переместилась вниз справа и температура 38", "abdominal_emergency"),
+    # pregnancy: "у меня 20 недель", gushing, "так болит, что"; months
+    ("у меня 22 недели и хлынуло красное", "pregnancy_bleeding"),
+    ("у меня 22 недели, все спокойно", None),
+    ("на третьем месяце, скрючилась от боли", "pregnancy_bleeding"),
+    # meningitis: a neck like concrete or stiffened, a neck that cannot be moved; "горю"
+    ("шея будто бетоном залита, горю вся", "meningitis"),
+    ("шеей не пошевелить и температура 39", "meningitis"),
+    ("шеей повернуть не могу после сна, температуры нет", None),
+    # thunderclap: "башка трещит" with a sudden onset and severity
+    ("башка трещит, накрыло за пару секунд, адская боль", "thunderclap_headache"),
+    ("башка трещит после вечеринки", None),
+    # infant_fever: "мелкой", a head "как печка"
+    ("мелкой 3 недели, горит как печка", "infant_fever"),
+    ("печка в бане как печка, жарит", None),
+    # child_unresponsive: a lolling head, eyes barely opened, a head not held
+    ("у сына 2 лет голова болтается, и он еле глаза открывает", "child_unresponsive"),
+    ("голова болтается у игрушечной собачки в машине", None),
+    # child_dehydration: not a drop; keeps no water down; last wee at breakfast; a sunken
+    # fontanelle; not wet
+    ("малышу 10 месяцев, рвет, даже воду не держит", "child_dehydration"),
+    ("у сынули родничок впал, рвота", "child_dehydration"),
+    ("родничок у малыша закрылся, это нормально?", None),
+    # cauda: pins and needles in the saddle; not feeling whether one needs the toilet
+    ("грыжа, поясница, и мурашки там, где седло", "cauda_equina"),
+    ("спина болит, и не чувствую, хочу ли я в туалет", "cauda_equina"),
+    ("после велосипеда седло натерло, мурашки по коже от холода", None),
+    # urinary: "сходить не могу" with pain; to no avail; a catheter removed; above the pubis
+    ("после снятия — сняли катетер, а сходить не могу, боль над лобком", "urinary_retention"),
+    ("сняли катетер, сходила сама, все хорошо", None),
+    # "во сне" (asleep) is not a dream: a testicle that hurt severely during sleep
+    ("во сне резко заболело яичко, опухает", "testicular_pain"),
+    ("приснилось, что болит яичко, проснулся — все нормально", None),
+    # train-02 (ru) — "сил нет" and "ни с того ни с сего" are not denials
+    ("голова раскалывается, резко началась, терпеть сил нет", "thunderclap_headache"),
+    ("сил нет терпеть соседей с ремонтом", None),
+    ("ни с того ни с сего затылок как раскололся", "thunderclap_headache"),
+    ("ни с того ни с сего начал петь", None),
+    # a hole "как будто ничего нет" describes the symptom
+    ("в правом глазу дырка, как будто ничего нет", "vision_loss"),
+    # "еле можем растормошить"
+    ("деда еле можем растормошить, мычит", "unconscious"),
+    # anaphylaxis: egg yolk, "обсыпана", "с присвистом", amoxiclav, lips swollen up, a lump in
+    # the throat
+    ("дали желток, сына всего обсыпало пятнами, дышит с присвистом", "anaphylaxis"),
+    ("после амоксициллина губы вздулись и комок в горле", "anaphylaxis"),
+    ("комок в горле от обиды", None),
+    # burns: drain gel, oil from a pan, an exhaust pipe, a heating pad; white as wax; a big grey
+    # patch
+    ("брызнуло масло со сковороды, на руке огромные пузыри", "burns"),
+    ("масло на сковороде зашипело, пузыри пошли", None),
+    ("задел ногой выхлопную трубу мотоцикла, кожа слезла", "burns"),
+    ("уснул на грелке, на спине большое белое пятно, не чувствует", "burns"),
+    # head injury: "по башке" alone; clear water from the nose
+    ("мячом по башке, вырвало два раза", "head_injury"),
+    ("по башке себя стукнула, забыла ключи", None),
+    ("ударился головой, из носа течет прозрачная вода", "head_injury"),
+    # a child: "восьмимесячный"
+    ("восьмимесячный весь вялый и головку не держит", "child_unresponsive"),
+    ("восьмимесячный уже сидит и держит головку", None),
+    # child_dehydration: no wet nappy changed since breakfast
+    ("малышу год, с утра не меняла мокрый памперс, понос", "child_dehydration"),
+    # cauda: "поясничный"
+    ("поясничный диск, и онемение в промежности", "cauda_equina"),
+    # the object before a denied verb; a baby limp with pleasure
+    ("в обморок не падал, сознание не терял, просто голова кружится", None),
+    ("малыш обмяк от удовольствия в теплой ванне", None),
+    # "зря панику подняла" (a false alarm) is over; "в 3 недели" may be now, not history
+    ("беременна, в 8 недель пошла кровь", "pregnancy_bleeding"),
+    ("малышу в 3 недели поднялась температура 38,5", "infant_fever"),
+    ("малышу 3 недели, температура 38,5", "infant_fever"),
+    ("малышке 5 недель, горячая, мерила — 37,1, зря панику подняла", None),
+    ("новорожденному 2 недели, горячий, 38,4, вялый", "infant_fever"),
+    # hives all over after a drug are anaphylaxis; a horse that kicked someone is not the patient
+    ("после пенициллина вся в крапивнице и голос сел", "anaphylaxis"),
+    ("после клубники пара пятен крапивницы на руке", None),
+    ("лошадь лягнула брата в голову, он теперь путается", "head_injury"),
+    # "не" + a complete verb of a run-on message negates that verb, not the next symptom
+    ("с утра не ест лежит пластом дочка 2 лет", "child_unresponsive"),
+    ("дед не слушается рука висит как плеть", "stroke"),
+    ("не было боли в груди", None),
+    ("не ела ничего, боли в животе нет", None),
+    # bleeding: blood coming through the bandage; a wound that will not stop bleeding (not gums)
+    ("кровь проступает сквозь повязку и капает на пол", "bleeding"),
+    ("рана не перестает кровоточить уже 20 минут", "bleeding"),
+    ("через бинт видно мазь, рана заживает", None),
+    ("десна не перестает кровоточить при чистке", None),
 ]
 
 
