@@ -21,6 +21,7 @@ from benchmarks.redflags import (
     is_detected,
     load_phrases,
     long_paragraphs,
+    whole_set,
 )
 from flows import redflags
 from flows.redflags import RED_FLAG_IDS, Hit, LexiconError, detect, detect_all
@@ -73,6 +74,17 @@ def test_confusion_table() -> None:
     assert ev.overall.flag_match >= MIN_SAME_FLAG, (
         f"only {ev.overall.flag_match:.1%} of detections name the labelled flag"
     )
+
+
+@pytest.mark.parametrize("lang", redflags.LANGUAGES)
+def test_whole_set_keeps_every_emergency(lang: str) -> None:
+    """Every emergency of the first set and every merged round is caught by the lexicon (a hit
+    the model doubts still counts: it is asked about, REDFLAGS.md); a rule added for one round
+    must not cost a detection of another."""
+    ev = evaluate(p for p in whole_set() if p.lang == lang)
+    missed = [f"{p.label}: {p.text} -> {h}" for p, h in ev.misses if not is_detected(p.label, h)]
+    assert not missed, "emergencies not detected:\n" + "\n".join(missed)
+    assert ev.overall.recall_or_asked == 1.0
 
 
 # --- unit cases -------------------------------------------------------------------------------
