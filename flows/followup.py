@@ -1157,6 +1157,9 @@ class Outcome:
     level: str = "none"
     flagged: list[Flagged] = field(default_factory=list)
     alert: bool = False  # the doctor was alerted
+    # Everything flagged came from today's device readings, which alerted the doctor when they
+    # arrived: the finished check-in does not alert again.
+    told_by_device: bool = False
 
 
 async def _checkin_for(
@@ -1250,8 +1253,21 @@ async def _advance(
             {"level": level},
         )  # fmt: skip
         await _resolve_missed(uow, plan, checkin, now)
-        return Outcome(checkin, plan, None, (), level, flagged)
+        given = await _given_by_device(uow, checkin, template, answers, now) if flagged else set()
+        told = bool(flagged) and all(f.question.id in given for f in flagged)
+        return Outcome(checkin, plan, None, (), level, flagged, told_by_device=told)
     return Outcome(checkin, plan, template.questions[QUESTION_STATES.index(state)], (), level)
+
+
+async def _given_by_device(
+    uow: UnitOfWork, checkin: CheckIn, template: Template, answers: dict[str, Any], now: datetime
+) -> set[str]:
+    """The questions of a finished check-in that today's device readings answered."""
+    patient = await uow.patients.get(checkin.patient_id)
+    if patient is None:
+        return set()
+    given = await device_answers(uow, patient, template, now)
+    return {qid for qid, value in given.items() if answers.get(qid) == value}
 
 
 async def answer_text(
@@ -1353,7 +1369,7 @@ async def notify(
     """A finished check-in with an alert or danger: the plan's doctor gets a care alert (with
     the values), caregivers whose scope covers check-ins a note (values only when their
     scope has ``details``)."""
-    if out.level == "none" or out.checkin.status != "done":
+    if out.level == "none" or out.checkin.status != "done" or out.told_by_device:
         return
     plan = out.plan
     dtr = await _doctor_tr(uow, plan.doctor_id)

@@ -405,3 +405,32 @@ async def test_a_device_reading_starts_the_weekly_summary_planner(db: Database) 
     async with db.uow() as uow:
         kinds = list(await uow.session.scalars(select(ScheduledEvent.kind)))
         assert kinds.count(weekly.PLAN) == 1
+
+
+async def test_a_high_device_reading_is_not_alerted_again_by_the_checkin(db: Database) -> None:
+    """Diabetes: today's high glucose from the meter alerted the doctor when it came; the
+    check-in it answered asks only when it was measured and, finished, raises no second alert.
+    A flagged answer the patient gives alerts as before."""
+    from flows import followup
+    from tests.flows.test_followup import _doctor, _enrol, _events, _patient
+
+    async with db.uow() as uow:
+        patient = await _patient(uow, 6000)
+        doctor = await _doctor(uow, 6100)
+        await _enrol(uow, patient, doctor, "diabetes")
+        [event] = await _events(uow, followup.KIND)
+        due = event.due_at if event.due_at.tzinfo else event.due_at.replace(tzinfo=UTC)
+        device, _ = await _paired(uow, patient)
+        await _upload(uow, device, obs("glucose", 18.2, due - timedelta(hours=1), "g-h"), due)
+        before = list(await uow.session.scalars(select(CareAlert)))
+        assert [a.kind for a in before] == ["device:glucose"]
+        event.status = "done"
+        prompt = await followup.fire_checkin(uow, event, due)
+        assert prompt is not None and prompt.question is not None
+        out = await followup.press(uow, patient, prompt.checkin.id, 0, "opt", "fasting", due)
+        assert out.question is None and out.checkin.status == "done"
+        assert out.level != "none" and out.told_by_device
+        await followup.notify(uow, out, patient, due, "112")
+        after = list(await uow.session.scalars(select(CareAlert)))
+        assert [a.kind for a in after] == ["device:glucose"]  # not a second, "reading" alert
+        await uow.commit()
