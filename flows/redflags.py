@@ -129,7 +129,8 @@ class RedFlag:
     disposition: str  # "emergency_ambulance" | "emergency"
     crisis: bool
     # Whether the second-opinion model may turn a hit of this flag it finds very unlikely into
-    # "is this an emergency?" (flows/redflag_model.py, ``doubts``); never for self-harm.
+    # "is this an emergency?" (flows/redflag_model.py, ``doubts``); false for self-harm and
+    # chest pain in redflags.toml.
     doubtable: bool = True
 
 

@@ -3,11 +3,11 @@
 A hit stops the open intake (if any), sends emergency instructions ahead of everything else
 and is audited. Nothing else handles that message, so no further questions follow.
 
-A hit the second-opinion model finds very unlikely to be an emergency ("heartburn again
-after pizza, burning behind the breastbone, goes with antacids") is *doubted*: for flags whose
-data allows it, the patient is asked "Is this an emergency?" with the emergency number (Yes
-gives the instructions and alerts the doctor), and the message then goes on to whatever
-would have taken it (the intake, a live case, a check-in), so nothing said is lost.
+A hit the second-opinion model finds very unlikely to be an emergency ("lips went a bit blue
+after swimming but warmed up straight away") is *doubted*: for flags whose data allows it (not
+self-harm, not chest pain), the patient is asked "Is this an emergency?" with the emergency
+number (Yes gives the instructions and alerts the doctor), and the message then goes on to
+whatever would have taken it (the intake, a live case, a check-in), so nothing said is lost.
 """
 
 from __future__ import annotations
