@@ -179,6 +179,16 @@ class Patient:
     plan: list[Action] = field(default_factory=list)  # intake scenario: the current intake
 
 
+def answer_test(p: Patient, action: Action) -> Callable[[BotMessage], bool] | None:
+    """How the client recognises the answer to ``action`` (None: it does not wait for one)."""
+    if action.match is not None:
+        return action.match
+    if action.expect is None:
+        return None
+    expected = action.expect(p)
+    return lambda m: m.get("text") == expected
+
+
 def careline_script() -> list[Action]:
     """The real onboarding, answered in English, each answer checked word for word."""
     from locales import Translator
@@ -445,14 +455,6 @@ class LoadClient:
         """The script ``p.step`` points into: the onboarding, or the patient's current intake."""
         return p.plan if self.intake else self.script
 
-    def _answer_test(self, p: Patient, action: Action) -> Callable[[BotMessage], bool] | None:
-        if action.match is not None:
-            return action.match
-        if action.expect is None:
-            return None
-        expected = action.expect(p)
-        return lambda m: m.get("text") == expected
-
     async def reset(self, p: Patient) -> None:
         """A brand-new person at the start of the scenario. In the intake scenario that is an
         onboarded person about to start their first intake: the onboarding is done here,
@@ -484,7 +486,7 @@ class LoadClient:
     async def onboard(self, p: Patient) -> None:
         """The whole onboarding script, each answer checked, nothing recorded."""
         for action in self.script:
-            test = self._answer_test(p, action)
+            test = answer_test(p, action)
             await self._act(p, action)
             p.last = await self.client.wait_for(
                 p.uid, PATIENT_BOT, test, timeout=self.cfg.step_timeout
@@ -517,7 +519,7 @@ class LoadClient:
 
         script = self.actions(p)
         action = script[p.step]
-        test = self._answer_test(p, action)
+        test = answer_test(p, action)
         self.result.sent_total += 1
         sent = time.monotonic()
         try:

@@ -163,7 +163,7 @@ def answer(text: str) -> tuple[redflags.Hit | None, bool, bool]:
     hit = redflags.detect(text)
     if hit is None:
         return None, False, redflag_model.possible(text)
-    doubted = redflags.registry()[hit.flag].doubtable and redflag_model.doubts(text)
+    doubted = redflag_model.doubted(text, hit.flag)
     return hit, doubted, doubted
 
 

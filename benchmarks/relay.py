@@ -48,7 +48,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from benchmarks.inbound import (
     DOCTOR_BOT,
@@ -162,11 +162,21 @@ class Probe:
                 )
 
 
-class TimedEmulator(BotApiEmulator):
-    """The project's emulator, telling a :class:`Probe` when a user's message was accepted
-    and when a bot's message was stored."""
+class Stamps(Protocol):
+    """What :class:`TimedEmulator` tells (this module's :class:`Probe`, benchmarks.scale's)."""
 
-    def __init__(self, probe: Probe, **kwargs: Any) -> None:
+    def on_user_message(self, bot_id: int, text: str | None, now: float) -> None: ...
+
+    def on_bot_message(
+        self, bot_id: int, chat_user: int, text: str | None, now: float
+    ) -> None: ...
+
+
+class TimedEmulator(BotApiEmulator):
+    """The project's emulator, telling a probe when a user's message was accepted and when a
+    bot's message was stored."""
+
+    def __init__(self, probe: Stamps, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.probe = probe
 

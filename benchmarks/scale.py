@@ -50,7 +50,7 @@ import tempfile
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -63,6 +63,7 @@ from benchmarks.inbound import (
     PATIENT_TOKEN,
     Action,
     Patient,
+    answer_test,
     careline_script,
     code_version,
     intake_script,
@@ -70,11 +71,11 @@ from benchmarks.inbound import (
     machine_cpu,
     percentile,
 )
+from benchmarks.relay import TimedEmulator
 from bot.sandbox.emulator import BotApiEmulator
 
 if TYPE_CHECKING:
     from bot.sandbox.client import EmulatorClient
-    from bot.sandbox.emulator_state import BotRecord, ChatState, SimUser, StoredMessage
     from storage.uow import Database
 
 REPO = Path(__file__).resolve().parents[1]
@@ -372,26 +373,25 @@ def worker_env(
     return env
 
 
-async def create_database(admin: str, name: str) -> None:
-    """CREATE DATABASE on the local server (trust auth)."""
-    import asyncpg  # type: ignore[import-untyped]  # no stubs; two calls
+async def _admin_sql(admin: str, sql: str) -> None:
+    """One statement on the local server's admin connection (trust auth)."""
+    import asyncpg  # type: ignore[import-untyped]  # no stubs; one call
 
     conn = await asyncpg.connect(admin)
     try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
+        await conn.execute(sql)
     finally:
         await conn.close()
+
+
+async def create_database(admin: str, name: str) -> None:
+    """CREATE DATABASE on the local server."""
+    await _admin_sql(admin, f'CREATE DATABASE "{name}"')
 
 
 async def drop_database(admin: str, name: str) -> None:
     """DROP DATABASE ... WITH (FORCE)."""
-    import asyncpg
-
-    conn = await asyncpg.connect(admin)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    await _admin_sql(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def db_url_for(admin: str, name: str) -> str:
@@ -474,27 +474,6 @@ class LoadProbe:
             event.set()
 
 
-class LoadEmulator(BotApiEmulator):
-    """The project's emulator, telling a :class:`LoadProbe` what it accepted and stored."""
-
-    def __init__(self, probe: LoadProbe, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.probe = probe
-
-    def user_message(
-        self, bot: BotRecord, user: SimUser, msg: StoredMessage
-    ) -> tuple[int, StoredMessage, int]:
-        """Accept the message, then stamp it."""
-        result = super().user_message(bot, user, msg)
-        self.probe.on_user_message(bot.id, msg.text, time.monotonic())
-        return result
-
-    def add_bot_message(self, bot: BotRecord, chat: ChatState, msg: StoredMessage) -> None:
-        """Store the bot's message, then stamp it."""
-        super().add_bot_message(bot, chat, msg)
-        self.probe.on_bot_message(bot.id, chat.user_id, msg.text or msg.caption, time.monotonic())
-
-
 def spread_webhooks(emulator: BotApiEmulator) -> None:
     """One connection per webhook post (no keep-alive), as Telegram's several connections
     would: the kernel then spreads the posts over the workers sharing the port. With one
@@ -534,16 +513,6 @@ async def act(client: EmulatorClient, p: Patient, action: Action) -> None:
         if data is None:
             raise LookupError(f"no button {label!r} on the last answer")
         await client.click(p.uid, PATIENT_BOT, int(p.last["message_id"]), str(data))
-
-
-def answer_test(p: Patient, action: Action) -> Callable[[dict[str, Any]], bool] | None:
-    """How the client recognises the answer to ``action``."""
-    if action.match is not None:
-        return action.match
-    if action.expect is None:
-        return None
-    expected = action.expect(p)
-    return lambda m: m.get("text") == expected
 
 
 async def onboarder(
@@ -704,7 +673,7 @@ async def run_level(opts: Options, n: int, level_no: int) -> dict[str, Any]:
 
     rng = random.Random(opts.seed * 1009)  # the same patients and mix at every level
     probe = LoadProbe()
-    emulator = LoadEmulator(probe, limits=RateLimits(enabled=False), seed=opts.seed + level_no)
+    emulator = TimedEmulator(probe, limits=RateLimits(enabled=False), seed=opts.seed + level_no)
     probe.patient_bot_id = int(
         emulator.register_bot(PATIENT_TOKEN, username=PATIENT_BOT, first_name="Careline")["id"]
     )

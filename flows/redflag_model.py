@@ -44,7 +44,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from flows.redflags import normalize
+from flows.redflags import normalize, registry
 
 DEFAULT_PATH = Path(__file__).parent / "questionnaires" / "redflag_model.json.gz"
 NGRAMS = (1, 2, 3, 4, 5)
@@ -177,9 +177,16 @@ def long_enough(text: str) -> bool:
     return weight >= MIN_WEIGHT
 
 
+def doubted(text: str, flag: str) -> bool:
+    """The lexicon's hit of ``flag`` on this text is asked about instead of instructed: the
+    flag allows it (``doubtable`` in redflags.toml) and the model finds the text very unlikely
+    to be an emergency (see Model.doubts)."""
+    return registry()[flag].doubtable and _default().doubts(text)
+
+
 def doubts(text: str) -> bool:
-    """The lexicon's hit on this text is one the model finds very unlikely (see Model.doubts);
-    never used for flags whose data says the model may not doubt them."""
+    """The model finds this text very unlikely to be an emergency (see Model.doubts), whatever
+    the flag; ``doubted`` is the decision for a hit."""
     return _default().doubts(text)
 
 

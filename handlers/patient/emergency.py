@@ -41,8 +41,7 @@ def red_flag_in(message: Message) -> bool | dict[str, Any]:
     hit = redflags.detect(text)
     if hit is None:
         return False
-    doubted = redflags.registry()[hit.flag].doubtable and redflag_model.doubts(text)
-    return {"hit": hit, "doubted": doubted}
+    return {"hit": hit, "doubted": redflag_model.doubted(text, hit.flag)}
 
 
 @routes.edited_message(F.text | F.caption, red_flag_in)
