@@ -538,3 +538,127 @@ def test_more_rules_added_after_train_02_en(text: str, flag: str | None) -> None
         assert hit is None, detect_all(text)
     else:
         assert hit is not None and is_detected(flag, hit), detect_all(text)
+
+
+# Round 07 (en): rules added after round 07's misses and false alarms, each with a wording in no
+# phrase set and a benign look-alike.
+ROUND_07_EN_RULES = [
+    # confusion: talking complete nonsense; can't follow a simple conversation
+    ("my husband is talking utter gibberish and looks lost", "confusion"),
+    ("the pundit was speaking on the radio about the match", None),
+    ("mum suddenly can't follow a normal conversation with us", "confusion"),
+    ("I can't follow the football on the radio, too fast", None),
+    # confusion: a new delusion or bizarre act that started suddenly or today
+    ("grandpa thinks the nurses are trying to poison him, it started this morning", "confusion"),
+    ("grandpa thinks the nurses are lovely, he started physio this morning", None),
+    ("mum put her keys in the freezer and her slippers in the oven, all of a sudden", "confusion"),
+    ("I put the peas in the freezer after the shopping", None),
+    # 'none of it makes sense' is not a denial
+    ("my nan is talking rubbish since lunch, none of it makes any sense", "confusion"),
+    ("chest pain, fainting, blue lips: none of it, just a cough", None),
+    # breathing: can't. breathe. with stops; stridor when trying to breathe in; back blows given
+    ("i. cant. breath.", "breathing"),
+    ("can't. wait. for the weekend.", None),
+    ("she makes a high-pitched noise when she tries to breathe in, she's blue", "breathing"),
+    ("the kettle makes a high-pitched noise when it boils", None),
+    ("gave him five back blows and the sweet is still stuck", "breathing"),
+    ("the swimming coach taught back strokes today", None),
+    # seizure: jerking that spread to the whole body; a bitten tongue with jerking or on the floor
+    ("his left leg was twitching and it moved to the rest of his body", "seizure"),
+    ("my eye has been twitching all week from tiredness", None),
+    ("he bit his tongue and his arms were jerking on the kitchen floor", "seizure"),
+    ("I bit my tongue eating a sandwich and it's sore", None),
+    # bleeding: stools that are just blood or clots
+    ("my stools are nothing but bright red blood since lunch", "bleeding"),
+    ("my stools are darker since I started iron tablets", None),
+    # anaphylaxis: hives and breathing funny or wheezing
+    ("after the peanut she has hives all over and is wheezing", "anaphylaxis"),
+    ("after the walk she has hives from the nettles, itchy but fine", None),
+    # burns: a blister across the palm from a hot object; 'doesn't hurt' only when not 'any more'
+    ("he grabbed the hot pan and there's a blister right across his hand", "burns"),
+    ("a blister across my heel from the new shoes", None),
+    ("splashed boiling water on my leg, doesn't even hurt, it's white", "burns"),
+    ("brushed the oven door, pink mark, doesn't even hurt now", None),
+    # head injury: a head knock on blood thinners
+    ("nan banged her head on the cupboard and she takes rivaroxaban", "head_injury"),
+    ("nan takes rivaroxaban, can she have ibuprofen for her knee?", None),
+    # trauma: crushed in a machine; a deep wound where fat or muscle shows
+    ("his arm got mangled in the conveyor at the warehouse", "trauma"),
+    ("my hand got crushed in the crowd at the concert, just bruised", None),
+    ("the cut on his shin is so deep you can see the tendon", "trauma"),
+    ("the cut of this steak is lean, you can see the fat on the edge", None),
+    # thunderclap: the most excruciating headache ever; full strength within seconds; a pop in
+    # the back of the head; the head exploded with pain
+    ("the most excruciating headache of my life just hit me", "thunderclap_headache"),
+    ("the most boring lecture of my life just ended", None),
+    ("the headache went to full strength in a second, like a bang", "thunderclap_headache"),
+    ("felt a pop in the back of my head and then blinding pain", "thunderclap_headache"),
+    ("felt a pop in the back of my knee on the run", None),
+    ("his head just out of nowhere exploded with pain", "thunderclap_headache"),
+    ("my head is exploding with ideas for the garden", None),
+    # abdominal: severe pain in the tummy going to the back; low right pain that started round the
+    # middle or that a jolt or a cough makes much worse
+    ("excruciating pain in my upper tummy shooting through to my back", "abdominal_emergency"),
+    ("mild pain in my tummy after lunch, nothing to my back", None),
+    ("bottom right of my belly is agony, it started near my belly button", "abdominal_emergency"),
+    ("every bump in the car makes it agony, pain in my lower right side", "abdominal_emergency"),
+    ("lower right of the screen is cracked, it started near the button", None),
+    # urinary retention: no wee comes out
+    ("he keeps trying but no urine is coming out, 9 hours now", "urinary_retention"),
+    ("no toothpaste is coming out of the tube", None),
+    # child dehydration: won't drink more than a sip
+    ("my 2 year old won't drink more than a few sips since yesterday", "child_dehydration"),
+    ("my 2 year old won't eat more than a few bites of broccoli", None),
+    # pregnancy: one-sided pain with spotting or so bad she can't stand straight
+    ("6 weeks pregnant, pain on one side and now some bleeding", "pregnancy_bleeding"),
+    ("22 weeks pregnant, twinge on one side when I stand up, midwife says ligament pain", None),
+    # vision: halos round lights and a painful eye
+    ("seeing halos around the lights and my left eye is throbbing", "vision_loss"),
+    ("I see halos around street lights at night since my cataract, no discomfort", None),
+    # cauda equina: back pain and can't pee and feel it; both legs going numb
+    ("bad back and I can't wee or feel when I need to", "cauda_equina"),
+    ("bad back and both my legs are tired after the hike", None),
+    # self-harm: someone cutting her arms; burning oneself with a cigarette
+    ("my son is cutting his wrists, I found the blades", "self_harm"),
+    ("my son is cutting his hair himself with the kitchen scissors", None),
+    ("I keep burning my arms with cigarettes when it gets bad", "self_harm"),
+    ("I burned myself with a lighter while lighting the candles, tiny red mark", None),
+]
+
+
+@pytest.mark.parametrize(("text", "flag"), ROUND_07_EN_RULES)
+def test_rules_added_after_round_07_en(text: str, flag: str | None) -> None:
+    hit = detect(text)
+    if flag is None:
+        assert hit is None, detect_all(text)
+    else:
+        assert hit is not None and is_detected(flag, hit), detect_all(text)
+
+
+# Round 07 (en): cues and idioms for its false alarms (a habit, an indirect question, a show's
+# episode, "stable now", blindness from a chronic eye disease), and emergencies they must not hide.
+ROUND_07_EN_CUES = [
+    # a toddler who puts everything in his mouth (a habit)
+    ("we lock the button batteries away, she's 1 and sticks everything in her mouth", None),
+    ("my toddler put a button battery in his mouth and swallowed it", "overdose"),
+    # asked what a condition actually is
+    ("my son asked me what a stroke really means", None),
+    ("I don't know what a stroke looks like but his face is drooping", "stroke"),
+    # an episode of a named show where
+    ("the episode of House where the girl has sepsis was so tense", None),
+    # stable now
+    ("my brother collapsed at work on Monday, he's stable now in the ward", None),
+    ("my brother collapsed at work and isn't stable, he's not waking up", "unconscious"),
+    # blindness from a named chronic eye disease is history
+    ("my grandad went blind from macular degeneration, can I get tested?", None),
+    ("I suddenly went blind in my right eye ten minutes ago", "vision_loss"),
+]
+
+
+@pytest.mark.parametrize(("text", "flag"), ROUND_07_EN_CUES)
+def test_cues_added_after_round_07_en(text: str, flag: str | None) -> None:
+    hit = detect(text)
+    if flag is None:
+        assert hit is None, detect_all(text)
+    else:
+        assert hit is not None and is_detected(flag, hit), detect_all(text)
