@@ -1,0 +1,44 @@
+"""Rules added to the English prefill after prefill-05's misses.
+
+Each rule covers a family of wordings. For each: a wording that is in no prefill set, and a
+look-alike the rule must not change.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from flows.understand import understand
+
+PREFILL_05_EN_RULES = [
+    # hair that has been falling out is about health (the fallback category)
+    ("my hair's been coming out in handfuls since the summer", "category", "other"),
+    ("my hair has been cut short since the summer", "category", None),
+    # when the writer came back from a trip is not the onset
+    ("flew back from spain last week, since yesterday a bad cough", "duration", "days_1_3"),
+    ("bad cough since last week, i was in spain", "duration", "days_4_7"),
+    # the children the writer can't keep up with or snaps at are context, not the patient
+    ("knees hurt for weeks, can't keep up with the grandkids any more", "category", "back_joint"),
+    ("shouting at the kids all the time, my mood is so low lately", "category", "mental_health"),
+    ("my son's knees hurt for weeks after football", "category", "child_illness"),
+    # the chest wall or breastbone feels bruised; pain along the breastbone; costochondritis
+    ("my breastbone feels bruised and tender since the weekend", "category", "chest_pain"),
+    ("an ache down my sternum when i twist, about 3 days", "category", "chest_pain"),
+    ("my shin is bruised where the trolley hit it", "category", "injury"),
+    # pain where the kidneys are is urinary, not a tummy ache in the side
+    ("aching around my left kidney since this morning", "category", "urinary"),
+    ("ache in my left side since lunch", "category", "abdominal_pain"),
+    # a cut or graze that is not healing or is oozing is a skin complaint, a fresh one an injury
+    ("graze on my elbow still not healed after two weeks, a bit of pus", "category", "skin"),
+    ("a deep cut on my thumb from the bread knife, bleeding a lot", "category", "injury"),
+    # a review of a named long-term condition; a long-term medicine just started
+    ("osteoarthritis review is due, knees stiff every morning", "category", "chronic_review"),
+    ("my arthritis is flaring in my fingers since yesterday", "category", "back_joint"),
+    ("just started amlodipine and my ankles are puffy", "category", "chronic_review"),
+    ("my ankles are sore after the long walk", "category", "back_joint"),
+]
+
+
+@pytest.mark.parametrize(("text", "field", "expected"), PREFILL_05_EN_RULES)
+def test_rules_added_after_prefill_05_en(text: str, field: str, expected: object) -> None:
+    assert getattr(understand(text), field) == expected
