@@ -661,6 +661,128 @@ TUNED_RU_RULES = [
     ("рана не перестает кровоточить уже 20 минут", "bleeding"),
     ("через бинт видно мазь, рана заживает", None),
     ("десна не перестает кровоточить при чистке", None),
+    # round 07 (confusion): not grasping that one is at home; arguing with furniture
+    ("дед не понимает, что он у себя дома, просится домой", "confusion"),
+    ("спорит со шкафом", "confusion"),
+    ("сын не понимает, что дома надо убирать за собой", None),
+    # round 07 (chest_pain): the chest bound as if by a hoop, the verb after the chest
+    ("как будто грудную клетку перетянули ремнем", "chest_pain"),
+    ("грудной клетке не тесно в новой куртке", None),
+    # round 07 (breathing): the verb object-first, not a blocked nose; a small object breathed in
+    ("вдохнуть не получается, помогите", "breathing"),
+    ("дышать носом не могу уже неделю, насморк", None),
+    ("дочка втянула носом бусину, кашляет", "breathing"),
+    ("вдохнул аромат кофе и проснулся", None),
+    # round 07 (bleeding): vomiting blood with words between
+    ("папу стошнило сгустками темной крови", "bleeding"),
+    ("рвало после торта, крови не было", None),
+    # round 07 (trauma): a crushed limb; a slab fell on a limb; something white seen in a wound
+    ("ногу расплющило прессом", "trauma"),
+    ("на ногу упала тяжелая балка, кричит", "trauma"),
+    ("порез на ладони глубокий, видно что-то белое", "trauma"),
+    ("чувствую себя раздавленной после развода", None),
+    ("на ногу упала книжка, ничего страшного", None),
+    # round 07 (sepsis): a rash that does not fade when pressed (a noun), "непроходящая";
+    # grey-blue blotches
+    ("пятнышки на ногах не исчезают при надавливании, и жар", "sepsis"),
+    ("у дочки неисчезающая сыпь на груди", "sepsis"),
+    ("сыпь бледнеет при нажатии, не чешется", None),
+    ("у мужа на спине пятна сине-багровые, его трясет", "sepsis"),
+    ("пятна зеленки на коленке", None),
+    # round 07 (thunderclap): the head exploded, verb first; a blow felt inside the head
+    ("на тренировке резко разорвалась голова от боли", "thunderclap_headache"),
+    ("ощутила хлопок в затылке и дикую боль", "thunderclap_headache"),
+    ("голова разболелась к вечеру, выпила таблетку", None),
+    ("ударился головой о полку, шишка", None),
+    # round 07 (overdose): "закинулся" and what; exhaust fumes in a closed garage
+    ("он закинулся какими-то таблами и не отвечает", "overdose"),
+    ("закинула ногу на ногу и сижу", None),
+    ("папа чинил машину в закрытом гараже с работающим двигателем, теперь его тошнит", "overdose"),
+    ("машина в гараже не заводится", None),
+    # round 07 (abdominal): a hernia that will not go back
+    ("у деда пупочная грыжа не вправляется и болит", "abdominal_emergency"),
+    ("грыжа легко вправляется, не беспокоит", None),
+    # round 07 (self_harm): better off without me, verb first; if I were gone
+    ("сестра пишет, что всем станет легче без нее", "self_harm"),
+    ("иногда думаю, что лучше, чтобы меня просто не было", "self_harm"),
+    ("всем будет лучше без пробок на дороге", None),
+    ("хорошо, что меня не было дома, когда прорвало трубу", None),
+    # round 07 (burns): a chemical in the eye; a blister over a whole palm from a burn source
+    ("сыну в глаз брызнула хлорка, трет и плачет", "burns"),
+    ("шампунь попал в глаз, пощипало", None),
+    ("сын схватился за горячую сковороду, пузырь на всю ладошку", "burns"),
+    ("натер волдырь на всю ладонь веслом", None),
+    # round 07 (anaphylaxis): a sting and blotches all over or feeling faint
+    ("после креветок сыпь по всему телу и говорит что теряет сознание", "anaphylaxis"),
+    ("ужалила оса в палец, покраснело место укуса", None),
+    # round 07 (head_injury): a knock on a branded blood thinner; a fall from furniture and drowsy
+    ("дедушка на ксарелто стукнулся затылком о полку", "head_injury"),
+    ("мама пьет ксарелто, давление в норме", None),
+    ("внук свалился с двухъярусной кровати, теперь сонный", "head_injury"),
+    ("упала со стула, ушибла копчик, болит", None),
+    # round 07 (infant_fever): "2,5 мес"; a name and weeks at the start
+    ("сынок 1,5 мес, температура 38.2", "infant_fever"),
+    ("Лёве 7 недель, жар 38,3", "infant_fever"),
+    ("Лёве 7 лет, жар 38,3", None),
+    # round 07 (child_unresponsive): limp and not crying
+    ("малышка вялая как тряпочка и не плачет", "child_unresponsive"),
+    ("малыш вялый после прививки, спит, но плачет если разбудить", None),
+    # round 07 (child_dehydration): not peeing said other ways; sunken eyes; very little urine
+    ("у дочки мочи не было с утра, рвота", "child_dehydration"),
+    ("сын пописал один раз за весь день, рвет", "child_dehydration"),
+    ("у ребенка глаза запали, понос весь день", "child_dehydration"),
+    ("сын пописал, моча светлая, пьет хорошо", None),
+    # round 07 (overdose): a dose taken twice, then a slow pulse or drowsiness
+    ("мама по ошибке приняла снотворное дважды, очень сонливая", "overdose"),
+    ("дважды выпила кофе утром, бодрая", None),
+    # round 07 (pregnancy_bleeding): bright red discharge or soaked pads
+    ("беременна 10 недель, кровянистые выделения и тянет живот", "pregnancy_bleeding"),
+    ("на 20 неделе, выделения белые, без запаха", None),
+    # round 07 (vision_loss): eye pain and fog or halos
+    ("глаз резко заболел и все как в тумане", "vision_loss"),
+    ("утром после сна все как в тумане, пока не умоюсь", None),
+    # round 07 (cauda_equina): lost sensation round the anus; the bladder not controlled,
+    # verb first
+    ("спина болит, исчезла чувствительность в паху", "cauda_equina"),
+    ("спина ноет, кишечник работает как часы", None),
+    # round 07 (urinary_retention): nothing draining into a catheter bag and pain
+    ("у папы катетер, в мочеприемник ничего не идет, живот распирает", "urinary_retention"),
+    ("поменяли мочеприемник, все нормально", None),
+    # round 07 (abdominal): a severe belly pain and unable to move or screaming; right low
+    # pain and vomiting
+    ("у мужа адская боль в животе, не может пошевелиться", "abdominal_emergency"),
+    ("болит живот после пиццы, лежу на диване", None),
+    ("у дочки боль внизу справа и ее стошнило", "abdominal_emergency"),
+    ("боль справа внизу спины после тренировки", None),
+    # round 07 (sepsis): redness spreading up a limb and a fever
+    ("после укуса нога красная до колена и температура 38.9", "sepsis"),
+    ("нога красная до колена после загара", None),
+    # round 07 (cues): a knock to the head is not a bruise; a tourniquet is not the bleeding over;
+    # never in one's life closes the clause; habitual fainting at blood; a general question about
+    # a group; carrying or renewing an auto-injector; slight swelling; dreams and TV series; in
+    # hospital after it; discharged after an operation; an accident seen; a guinea pig
+    ("деда стукнулся головой об дверь, он на варфарине, синяк растет", "head_injury"),
+    ("ударила коленку о стол, синяк", None),
+    ("в ноге глубокая рана, кровь остановили жгутом, ждем скорую", "trauma"),
+    ("судорог никогда не было в жизни, просто спрашиваю про ээг", None),
+    ("всегда падаю в обморок при виде шприца, можно сдать лежа?", None),
+    ("признаки инсульта у пожилых?", None),
+    ("нужно ли носить с собой эпипен в школу?", None),
+    ("слегка припух палец после укуса мошки", None),
+    ("снятся сны, что у меня инфаркт, это к чему?", None),
+    ("папа лежит в больнице после инсульта, когда можно навестить?", None),
+    ("маму выписали после операции на аппендицит, можно ли ей в баню?", None),
+    ("увидела на дороге дтп, до сих пор трясет", None),
+    ("морская свинка не дышит и лежит на боку", None),
+    # round 07 (look-alikes the new combos leave alone): "мочи нет" (I can't bear it); "уже N
+    # недель" and a pregnancy opening a message; a rash all over after a food alone; a bump
+    # after a fall
+    ("сын так капризничает всю ночь, мочи нет", None),
+    ("Уже 3 недели температура 37.5", None),
+    ("Жене 8 недель беременности, температура 38", None),
+    ("у ребенка аллергия, сыпь по всему телу, чешется", None),
+    ("упал с дивана, шишка на лбу, играет", None),
+    ("ужалила пчела, теперь пятна по всему телу", "anaphylaxis"),
 ]
 
 

@@ -1,0 +1,51 @@
+"""Rules added to the Russian free-text prefill after prefill round 05.
+
+Each rule has a wording that is not in any prefill set and a look-alike it must leave alone,
+checked the way tests/flows/test_understand.py's ``test_general_rules`` checks its cases.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from flows.understand import understand
+
+TUNED_RU_PREFILL = [
+    # severity: a symptom word before a clause-ending "на N" ("зуд на 7,")
+    ("жжение на 6, с утра", "severity", 6),
+    ("тошнота на 3. что выпить?", "severity", 3),
+    ("зуд на 2 дня утих, потом вернулся", "severity", None),
+    # severity: "в среднем на N" (on average)
+    ("спина ноет, в среднем на 4", "severity", 4),
+    ("в среднем на 3 кг похудела за месяц", "severity", None),
+    # severity: "к", "до", "с" are whole words, not the end of "стресс"
+    ("работа завал, стресс на 9", "severity", 9),
+    ("встала на 5 минут раньше", "severity", None),
+    # severity: a ten-point scale named after or before the number
+    ("в животе режет, на 7 по десятибалльной шкале", "severity", 7),
+    ("по десятибалльной шкале где-то 3", "severity", 3),
+    ("по десятибалльной шкале не знаю как оценить", "severity", None),
+    # onset: a part of the day gives way to "со вчера" said after it
+    ("утром нос заложен, со вчерашнего вечера", "duration", "days_1_3"),
+    ("утром поднялась температура", "duration", "today"),
+    # onset: not a reading taken in the morning
+    ("давление утром 150, уже неделю", "duration", "days_4_7"),
+    ("утром давление подскочило", "duration", "today"),
+    # onset: began after a meal
+    ("после ужина началась изжога", "duration", "today"),
+    ("изжога всегда после ужина", "duration", None),
+    # onset: a time of the night or morning is no duration
+    ("встаю в 2-3 ночи в туалет, уже недели три", "duration", "weeks_1_4"),
+    ("просыпаюсь в 5 утра с болью в спине", "duration", None),
+    # onset: a long-standing condition and its age is history
+    ("гипертония 10 лет, давление скачет последние 5 дней", "duration", "days_4_7"),
+    ("мигрень третий день", "duration", "days_1_3"),
+    # category: the back first, then lifting a child, is the writer's back
+    ("поясница болит с тех пор, как подняла дочку из кроватки", "category", "back_joint"),
+    ("у дочки болит спина после того как она носила рюкзак", "category", "child_illness"),
+]
+
+
+@pytest.mark.parametrize(("text", "field", "expected"), TUNED_RU_PREFILL)
+def test_prefill_rules_tuned_on_prefill_05_ru(text: str, field: str, expected: object) -> None:
+    assert getattr(understand(text), field) == expected
