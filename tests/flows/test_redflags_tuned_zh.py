@@ -721,3 +721,124 @@ def test_rules_added_after_round_06_zh(text: str, flag: str | None) -> None:
         assert hit is None, detect_all(text)
     else:
         assert hit is not None and is_detected(flag, hit), detect_all(text)
+
+
+# Rules added after round 07 (flows/questionnaires/redflags.toml, comments "round 07: ...").
+ROUND_07_ZH_RULES = [
+    # history: died of a named disease, hearsay, a third person's diagnosis, "会伤肝" in general
+    ("我表哥前阵子中风走了，家里人都很难过", None),
+    ("听说隔壁大爷心梗了", None),
+    ("听老师说孩子在学校吞了纽扣电池", "overdose"),
+    ("我听见他说胸口疼得厉害", "chest_pain"),
+    ("同事的孩子得了脑膜炎", None),
+    ("孩子发烧，脖子硬，是脑膜炎吗", "meningitis"),
+    ("布洛芬吃多了会伤胃吗", None),
+    ("孩子吃了太多扑热息痛会伤肝吗", "overdose"),
+    # general questions: kinds, screening, a check-up after it
+    ("中风有几种类型", None),
+    ("心梗筛查要做哪些项目", None),
+    ("脑梗以后需要复查吗", None),
+    ("爷爷突然中风了，嘴歪了", "stroke"),
+    # already in hospital and stable, back at work
+    ("我弟车祸受伤，现在在住院观察", None),
+    ("她在住院部门口突然晕倒了", "unconscious"),
+    ("表姐先兆流产，现在情况稳定了", None),
+    ("他昨天晕倒了，今天已经去上班了", None),
+    ("车祸了，他躺在路边起不来，还没送医院", "trauma"),
+    # frames: a licence exam, a medical student, a school lesson, a play, a titled work, a post
+    # seen online, medicine to take in advance; an event during class is not a lesson
+    ("考执业医师，心梗的心电图怎么看", None),
+    ("我是医学生，想问休克的分类", None),
+    ("生物课讲到中风的原因", None),
+    ("儿子学校演出要演一个中风的老人", None),
+    ("排练的时候突然晕倒了，叫不醒", "unconscious"),
+    ("《实习医生》里有人突然抽搐", None),
+    ("微博上有人说孩子吞了磁铁，太吓人了", None),
+    ("去高原之前要不要提前备点药", None),
+    ("上课的时候突然抽搐，口吐白沫", "seizure"),
+    ("我在写论文的时候突然胸口剧痛", "chest_pain"),
+    ("我在写论文，突然胸口剧痛", "chest_pain"),
+    # a fear of a cause and what it might bring
+    ("怕低血糖晕倒，包里带什么好", None),
+    ("他低血糖晕倒了，叫不醒", "unconscious"),
+    # confusion: suddenly asking what year it is; cannot say where she lives
+    ("外婆一下子问我们现在是几几年", "confusion"),
+    ("孩子问我今年是哪一年，在学日历", None),
+    ("问她家在哪她答不上来", "confusion"),
+    ("问她家在哪，她说在城东", None),
+    # a dull ache in the chest
+    ("心口隐隐地疼了一上午", "chest_pain"),
+    ("肚子隐隐作痛", None),
+    # pads soaked, counted in words
+    ("半小时就用了两片姨妈巾", "bleeding"),
+    ("一天换了三片卫生巾，量正常", None),
+    # a chemical splashed on the skin
+    ("管道疏通剂喷到孩子脸上了", "burns"),
+    ("化学品溅到衣服上了，洗掉了", None),
+    # a rash that does not fade when pressed; still visible under a glass
+    ("孩子发烧，腿上的红点按了也不褪", "meningitis"),
+    ("红点按了就褪色了", None),
+    ("拿杯子按了一下，点点依然看得见", "meningitis"),
+    ("拿杯子按了一下，点点就看不见了", None),
+    # a dose taken again by mistake; a child who sneaked spirits
+    ("老人糊涂，重复服了一遍降压药", "overdose"),
+    ("医生说不用重复吃药", None),
+    ("三岁女儿偷喝了小半杯二锅头", "overdose"),
+    ("孩子偷喝了一口可乐", None),
+    # belly pain that stops all movement (not period pain); a hernia that will not go back
+    ("小腹痛得完全动不了", "abdominal_emergency"),
+    ("痛经肚子疼得动不了", None),
+    ("爷爷的疝气鼓出来按不回去了", "abdominal_emergency"),
+    ("疝气平躺就能推回去", None),
+    # a threat to go and die, not the insult
+    ("她说再逼她她就去死", "self_harm"),
+    ("滚，去死吧", None),
+    # chest discomfort with a cold sweat
+    ("心口难受，直冒冷汗", "chest_pain"),
+    ("胃里难受，直冒冷汗", None),
+    # a first food and hives all over
+    ("第一次吃芒果，全身都是风团", "anaphylaxis"),
+    ("身上都是蚊子包", None),
+    # the head struck by something, then sickness
+    ("脑袋被工地上飞来的钢管砸中了，一直恶心", "head_injury"),
+    ("头被妹妹的玩具打了一下，哭了一会", None),
+    # a fever, then the temperature falling below 36 or blood pressure under 90
+    ("外婆肺炎，体温掉到34.8度，手冰凉", "sepsis"),
+    ("发烧吃了退烧药，体温降到36.8", None),
+    ("发烧三天，血压才75/40", "sepsis"),
+    ("发烧三天，血压120/80", None),
+    # a sudden headache that brings one to the knees
+    ("头疼突然加重，疼得他蹲在地上", "thunderclap_headache"),
+    ("突然抽筋，腿疼得蹲在地上", None),
+    # a baby two months from birth with a fever
+    ("孩子生下来两个月，烧到38.3", "infant_fever"),
+    ("孩子出生两个月了，就是有点吐奶", None),
+    # a weak cry, a baby like a noodle
+    ("宝宝哭声越来越弱", "child_unresponsive"),
+    ("宝宝哭声很大，吃完奶就不哭了", None),
+    # a child without tears, sick after every drink
+    ("闺女拉肚子，哭也没泪", "child_dehydration"),
+    ("孩子哭得满脸是泪", None),
+    ("小孩子吐了一天 喝啥都吐", "child_dehydration"),
+    # not sure whether the dose was taken, then taken again
+    ("不记得吃了没 又吃了一顿华法林", "overdose"),
+    ("忘了有没有吃药，就没再吃", None),
+    # back pain and numb between the legs
+    ("腰疼得厉害 两条腿中间都麻了", "cauda_equina"),
+    ("腰疼 两条腿中间的皮肤有点痒", None),
+    # vomiting and no wind
+    ("肚子一直吐 也不排气", "abdominal_emergency"),
+    ("吐了两次 放屁很多", None),
+    # right lower belly pain, worse when the hand lets go
+    ("右下腹疼 松手的时候反而更疼", "abdominal_emergency"),
+    ("右下腹有点疼，走路没事", None),
+]
+
+
+@pytest.mark.parametrize(("text", "flag"), ROUND_07_ZH_RULES)
+def test_rules_added_after_round_07_zh(text: str, flag: str | None) -> None:
+    hit = detect(text)
+    if flag is None:
+        assert hit is None, detect_all(text)
+    else:
+        assert hit is not None and is_detected(flag, hit), detect_all(text)
