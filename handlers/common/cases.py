@@ -28,7 +28,7 @@ from storage.uow import UnitOfWork
 class QueueCB(CallbackData, prefix="cq"):
     """Accept or skip one waiting case (``case``: its id); handled in handlers.doctor.queue."""
 
-    action: str  # acc | skip
+    action: str  # acc (from /queue's card) | take (from a notice: the card follows) | skip
     case: str
 
 
@@ -43,11 +43,13 @@ class RateCB(CallbackData, prefix="pr"):
 def accept_keyboard(
     tr: Translator, case: Consultation, *, skip: bool = False
 ) -> InlineKeyboardMarkup:
-    """Accept (and Skip, in /queue) for one waiting case."""
+    """Accept (and Skip, in /queue, under the case's card) for one waiting case. Without
+    Skip the button is under a notice that shows no health details, so accepting from it
+    sends the doctor the case's card (``take``)."""
     row = [
         InlineKeyboardButton(
             text=tr.plain("consult.doctor.accept"),
-            callback_data=QueueCB(action="acc", case=case.id).pack(),
+            callback_data=QueueCB(action="acc" if skip else "take", case=case.id).pack(),
         )
     ]
     if skip:

@@ -121,14 +121,15 @@ async def on_queue_button(
     reply: Replier,
     settings: Settings,
 ) -> None:
-    """Accept takes the case (or says it is already taken); Skip hides the buttons."""
+    """Accept takes the case (or says it is already taken) and, pressed under a notice,
+    sends the case's card with the body map; Skip hides the buttons."""
     now = utcnow()
     if callback_data.action == "skip":
         await reply.answer_callback(query.id, tr.plain("consult.doctor.skipped"))
         if query.message is not None:
             await reply.edit_markup(query.message.message_id, None)
         return
-    if callback_data.action != "acc":
+    if callback_data.action not in ("acc", "take"):
         await reply.answer_callback(query.id, tr.plain("error.stale_button"))
         return
     try:
@@ -150,6 +151,11 @@ async def on_queue_button(
         msgid = "consult.doctor.accepted_cn"
         markup = followup_keyboard(tr, case)
     await reply.text(tr(msgid, number=case.number, name=name), markup)
+    if callback_data.action == "take":
+        # Accepted from a notice, which carries no health details: the card /queue shows.
+        text, answers = await case_card(uow, tr, doctor, case, now)
+        await send_bodymap(reply, tr, case, answers)
+        await reply.text(text, protect=True)
     for row, file_id in await flow.pending_record_files(uow, case):
         caption = tr("consult.doctor.record_file", number=case.number, name=name)
         await reply.relay_file(

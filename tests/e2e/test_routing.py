@@ -65,6 +65,10 @@ async def test_an_unstaffed_department_goes_to_general_practice_at_once(
     await gp.wait(
         starts(gp.t("consult.doctor.accepted", number=case.number, name="Alice")[:12]), since
     )
+    # The notice showed no health details: the case's card (as /queue shows it) follows.
+    card = await gp.wait(_has(gp.t("intake.category.headache")), since)
+    assert card["text"].startswith(f"#{case.number} · Alice")
+    assert card.get("protect_content") is True
     await clinic.client.wait_for(p.uid, PATIENT_BOT, _has(f"#{case.number}"))
     assert (await case_of(clinic, p.uid)).state == "active"
     async with clinic.app.db.uow() as uow:
