@@ -1383,9 +1383,12 @@ class _Scan:
         if rules.history and not context:
             w0 = max(lo, start - lang.history_window)
             w1 = min(hi, end + lang.history_window)
+            # A cue after the match counts when it starts within the window (it may end
+            # beyond it: "went blind in one eye from glaucoma a few years ago").
+            after = lang.history.search(self.text, end, hi)
             if (
                 lang.history.search(self.text, w0, start)
-                or lang.history.search(self.text, end, w1)
+                or (after is not None and after.start() < w1)
             ) and not self._in_clause("acute", lang.acute, lo, hi):
                 return True
         if rules.min_hours is not None:

@@ -1085,3 +1085,16 @@ def test_buttons_fit(locale: str) -> None:
         if msgid.endswith(".button") and len(text) > BUTTON_MAX
     }
     assert not long, f"[{locale}] buttons longer than {BUTTON_MAX} characters: {long}"
+
+
+# A history cue after the match that starts within the window counts even when it ends beyond
+# it ("about fifteen years ago" starting 31 characters after "stabbed").
+@pytest.mark.parametrize(
+    ("text", "flag"),
+    [
+        ("my brother was stabbed outside a bar in town about fifteen years ago", None),
+        ("my brother was stabbed outside a bar in town about fifteen minutes ago", "trauma"),
+    ],
+)
+def test_history_cue_starting_in_the_window(text: str, flag: str | None) -> None:
+    assert flag_of(text) == flag, detect_all(text)
