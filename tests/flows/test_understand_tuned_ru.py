@@ -43,6 +43,33 @@ TUNED_RU_PREFILL = [
     # category: the back first, then lifting a child, is the writer's back
     ("поясница болит с тех пор, как подняла дочку из кроватки", "category", "back_joint"),
     ("у дочки болит спина после того как она носила рюкзак", "category", "child_illness"),
+    # category: pain spreading to the jaw beside an ear or throat complaint is that complaint;
+    # chest pain named in the chest still wins
+    ("ухо болит и отдает в нижнюю челюсть", "category", "sore_throat_ear"),
+    ("горло болит, отдает в челюсть", "category", "sore_throat_ear"),
+    ("давит в груди, отдает в челюсть, и ухо заложило", "category", "chest_pain"),
+    ("давит в груди, отдает в челюсть", "category", "chest_pain"),
+    # category: loin pain on one side with a urinary complaint is the urinary complaint
+    ("поясница ноет справа, писаю часто", "category", "urinary"),
+    ("справа в пояснице болит, в моче кровь", "category", "urinary"),
+    ("болит поясница слева, жжение при мочеиспускании", "category", "urinary"),
+    ("болит поясница слева третий день", "category", "back_joint"),
+    ("боль в пояснице справа после тренировки", "category", "back_joint"),
+    ("справа колено болит", "category", "back_joint"),
+    # category: a wound or ulcer that does not heal is a skin complaint; a fresh one an injury
+    ("язва на ноге второй месяц не заживает", "category", "skin"),
+    ("ранка на пальце никак не затягивается", "category", "skin"),
+    ("незаживающая рана на пятке у папы", "category", "skin"),
+    ("вчера порезал палец, рана глубокая", "category", "injury"),
+    ("упал, рана на лбу", "category", "injury"),
+    ("язва желудка не заживает, пью омез", "category", "abdominal_pain"),
+    # category: the contraceptive pill ("ок"), a missed one, extra protection
+    ("забыла выпить таблетку ок вчера", "category", "womens_health"),
+    ("пью ок полгода, можно ли бросить", "category", "womens_health"),
+    ("нужна ли дополнительная защита, если рвало после таблетки", "category", "womens_health"),
+    ("выпила таблетку, ок, спасибо", "category", "other"),
+    ("забыла выпить таблетку от давления", "category", "chronic_review"),
+    ("ок, понятно", "category", None),
 ]
 
 
