@@ -36,6 +36,9 @@ PREFILL_05_EN_RULES = [
     ("my arthritis is flaring in my fingers since yesterday", "category", "back_joint"),
     ("just started amlodipine and my ankles are puffy", "category", "chronic_review"),
     ("my ankles are sore after the long walk", "category", "back_joint"),
+    # "one" after left/right/the/this is a thing, not a rating of 1
+    ("a sore ear and a bit of pain in the right one too", "severity", None),
+    ("sore tooth, the pain is a one really, just annoying", "severity", 1),
 ]
 
 
