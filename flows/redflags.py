@@ -1252,6 +1252,9 @@ class _Scan:
     _after: dict[str, list[int]] = field(default_factory=dict)
     _sentences: list[int] = field(default_factory=list)  # ends of sentences, then len(text)
     _framed: list[bool] = field(default_factory=list)
+    # Whether another language's frames hold the message ("我在翻译一篇文章, anaphylaxis ...":
+    # the Chinese frame covers the English lexicon's hit); None: this language's only.
+    framed_elsewhere: Callable[[], bool] | None = None
 
     def sentence(self, start: int, end: int) -> tuple[int, int]:
         """The bounds of the sentence holding text[start:end]."""
@@ -1265,12 +1268,12 @@ class _Scan:
         return lo, ends[min(j, len(ends) - 1)]
 
     def framed(self) -> bool:
-        """Whether the message is framed as fiction, study or a question asked in advance."""
-        rx = self.lang.frames
-        if rx is None:
-            return False
+        """Whether the message is framed as fiction, study or a question asked in advance,
+        in this language's words or (``framed_elsewhere``) another's."""
         if not self._framed:
-            self._framed.append(rx.search(self.text) is not None)
+            rx = self.lang.frames
+            own = rx is not None and rx.search(self.text) is not None
+            self._framed.append(own or bool(self.framed_elsewhere and self.framed_elsewhere()))
         return self._framed[0]
 
     def about_animal(self, lo: int, hi: int, start: int, end: int) -> bool:
@@ -1474,14 +1477,22 @@ def _part_spans(lang: LanguageLexicon, text: str) -> list[list[tuple[int, int]]]
     return spans
 
 
-def _scan_language(lex: Lexicon, lang: LanguageLexicon, text: str) -> dict[str, int]:
+def _scan_language(
+    lex: Lexicon,
+    lang: LanguageLexicon,
+    text: str,
+    framed_elsewhere: Callable[[], bool] | None = None,
+) -> dict[str, int]:
     """Flags found by one language's lexicon → position of their first uncancelled match."""
     if lang.gate is not None and not lang.gate.search(text):
         return {}
     if lang.idioms is not None:
         text = _blank_idioms(lang, lang.idioms, text)
     breaks = list(lang.clause_breaks.finditer(text))
-    scan = _Scan(lang, text, [b.start() for b in breaks], [b.end() for b in breaks])
+    scan = _Scan(
+        lang, text, [b.start() for b in breaks], [b.end() for b in breaks],
+        framed_elsewhere=framed_elsewhere,
+    )  # fmt: skip
     found: dict[str, int] = {}
     for m in _matches(lang, text):
         fid = lang.group_flags.get(m.lastgroup or "")
@@ -1544,8 +1555,20 @@ def detect_all(text: str, lexicon: Lexicon | None = None) -> list[Hit]:
     if not norm:
         return []
     best: dict[str, tuple[int, str]] = {}
+    frames: dict[str, bool] = {}  # language -> its frames hold the message (asked once)
+
+    def framed_by(code: str) -> bool:
+        if code not in frames:
+            rx = lex.languages[code].frames
+            frames[code] = rx is not None and rx.search(norm) is not None
+        return frames[code]
+
     for code in LANGUAGES:
-        for fid, at in _scan_language(lex, lex.languages[code], norm).items():
+
+        def elsewhere(own: str = code) -> bool:
+            return any(framed_by(c) for c in LANGUAGES if c != own)
+
+        for fid, at in _scan_language(lex, lex.languages[code], norm, elsewhere).items():
             if fid not in best or at < best[fid][0]:
                 best[fid] = (at, code)
     order = sorted(best, key=lambda fid: (lex.rank(fid)[0], best[fid][0], lex.rank(fid)[1]))

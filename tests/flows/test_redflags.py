@@ -1098,3 +1098,18 @@ def test_buttons_fit(locale: str) -> None:
 )
 def test_history_cue_starting_in_the_window(text: str, flag: str | None) -> None:
     assert flag_of(text) == flag, detect_all(text)
+
+
+# A frame in one language covers another lexicon's hit in the same message: a Chinese or
+# Russian message about translating or studying an English term is not an emergency; the same
+# term with a real event stays one.
+@pytest.mark.parametrize(
+    ("text", "flag"),
+    [
+        ("我在翻译一篇论文 里面有 anaphylaxis 这个词", None),
+        ("пишу курсовую, тема anaphylaxis у детей", None),
+        ("我妈 anaphylaxis 了 嘴唇肿了 喘不上气", "anaphylaxis"),
+    ],
+)
+def test_a_frame_covers_every_lexicon(text: str, flag: str | None) -> None:
+    assert flag_of(text) == flag, detect_all(text)
