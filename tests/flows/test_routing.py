@@ -100,3 +100,25 @@ def _data(**over: Any) -> dict[str, Any]:
 def test_mistakes_are_named(over: dict[str, Any], message: str) -> None:
     with pytest.raises(DataFileError, match=message):
         routing.parse(_data(**over), "routing.toml", DEPTS)
+
+
+def _right(told: float, waits: list[float]) -> int:
+    return sum(1 for w in waits if abs(told - w) <= 0.5 * w)
+
+
+def test_the_estimate_is_the_wait_most_often_right() -> None:
+    from flows.consultation import best_estimate
+
+    # Waits spread evenly over 1-8 minutes: about 4 minutes is right (within ±50%) for three
+    # in four patients; the median (4.5) for fewer.
+    waits = sorted(60.0 + 420.0 * i / 999 for i in range(1000))
+    told = best_estimate(waits)
+    assert 3.9 * 60 <= told <= 4.1 * 60
+    assert _right(told, waits) >= 0.75 * len(waits)
+    assert _right(told, waits) > _right(waits[len(waits) // 2], waits)
+    # No other told wait would have been right for more of them.
+    assert all(_right(t * 6.0, waits) <= _right(told, waits) for t in range(5, 200))
+    # One wait: that wait (right for it); two far apart: the shorter.
+    assert best_estimate([300.0]) == 300.0
+    assert _right(best_estimate([300.0]), [300.0]) == 1
+    assert best_estimate([60.0, 3600.0]) == 60.0
