@@ -662,3 +662,145 @@ def test_cues_added_after_round_07_en(text: str, flag: str | None) -> None:
         assert hit is None, detect_all(text)
     else:
         assert hit is not None and is_detected(flag, hit), detect_all(text)
+
+
+# Round 08 (en): rules for its misses. Each: an emergency wording in no phrase set, and a benign
+# look-alike that must stay unflagged.
+ROUND_08_EN_RULES = [
+    # someone who does not recognise their own family
+    ("grandad doesnt recognise his own grandchildren since he got up this morning", "confusion"),
+    ("the passport gate doesnt recognise the kids photos, whats the fix", None),
+    # pain on one side of the chest
+    ("a dull ache on the left side of my chest since lunch", "chest_pain"),
+    ("a rash on the left side of my chest, itchy", None),
+    # only a few words out, or at a time
+    ("she can only say a few words before she has to stop for air", "breathing"),
+    ("my toddler can only say a few words, is his speech delayed?", None),
+    # a noise with every breath
+    ("a squeaking sound on every breath since she choked on a grape", "breathing"),
+    ("my car makes a squeaking sound on every bump", None),
+    # fits without coming round in between
+    ("he keeps fitting and hasnt come round in between them", "seizure"),
+    ("the kids never came round in between the holidays", None),
+    # an arm and a leg on one side numb or weak
+    ("my face and arm on the right side have gone numb and heavy", "stroke"),
+    ("my arm and leg ache after the gym on the right side", None),
+    # a large amount of blood in the toilet
+    ("there's loads of blood in the loo after I went", "bleeding"),
+    ("a big bowl of blood oranges on the table", None),
+    # hives all over and faint or vomiting
+    ("he came out in welts all over his body and now he's really dizzy", "anaphylaxis"),
+    ("hives all over after the new washing powder, itchy but otherwise fine", None),
+    # a caustic product on the skin
+    ("I splashed oven cleaner on my arms and the skin is peeling", "burns"),
+    ("spilled bleach on my jeans, ruined them", None),
+    # a baby who fell off a changing table or bed and then a soft swelling or quieter
+    ("she toppled off the sofa onto the tiles and is drowsier than usual", "head_injury"),
+    ("he fell off the sofa laughing, he's fine", None),
+    # a head hit and hard to rouse later
+    ("mum banged her head on the cupboard and now she's impossible to rouse", "head_injury"),
+    ("my teenager is impossible to rouse on school mornings", None),
+    # caught in a machine
+    ("his arm got dragged into the conveyor at work", "trauma"),
+    ("my sleeve got caught in the door, ripped my shirt", None),
+    # fell down stairs and neck pain or tingling limbs
+    ("he tumbled down the stone steps and now his legs feel numb", "trauma"),
+    ("I fell down the steps last summer and bruised my knee", None),
+    # a fall and a leg that looks shorter or turned out
+    ("nan slipped in the kitchen and her foot is now pointing outwards", "trauma"),
+    ("my son's left leg is shorter than the other, the physio suggested insoles", None),
+    # a red streak from a wound and a fever
+    ("red lines spreading up from the splinter in his hand and he has a temperature", "sepsis"),
+    ("red lines spreading up the wall from the damp patch", None),
+    # shivering and confused with an infection
+    ("dad has a water infection and is shaking and muddled today", "sepsis"),
+    ("I'm confused about my antibiotics, should I take them with food?", None),
+    # dots that stay when pressed and a fever
+    ("a temperature and purple specks on his legs that stay when you press them", "meningitis"),
+    ("freckles on my arms that stay when I press them", None),
+    # a bulging soft spot a few words away
+    ("her fontanelle on the top is bulging and she won't feed", "meningitis"),
+    ("her fontanelle on the top is closing up, normal at 18 months?", None),
+    # sunken eyes or crying without tears, a child
+    ("my 3 year old is crying without any tears and hasnt eaten", "child_dehydration"),
+    ("I cried without any tears at the film last night", None),
+    # a child being sick who has not been for a wee
+    ("my daughter has a tummy bug and hasnt been for a wee all day", "child_dehydration"),
+    ("my daughter hasnt been for a wee since school, is that ok? she drank loads", None),
+    # a child into a packet of tablets with some missing
+    ("my 3 year old got into grandma's heart tablets and two are missing", "overdose"),
+    ("my 3 year old found my glasses, two screws are missing", None),
+    # a weekly medicine taken daily
+    ("she has been taking her alendronate every day", "overdose"),
+    ("she has been taking her vitamins every day", None),
+    # a week's tablets or a dosette box gone
+    ("dad's pill organiser was empty this morning and it was full last night", "overdose"),
+    ("my pill organiser is nearly full, can you send the repeat?", None),
+    # a TV remote is not a programme
+    ("she swallowed a battery out of the telly remote", "overdose"),
+    ("I saw on the telly that someone swallowed a battery", None),
+    # lost most of the sight in one eye
+    ("I lost half of the sight in my left eye an hour ago", "vision_loss"),
+    ("I lost half of my glasses down the drain", None),
+    # back trouble and numb inner thighs, or can't tell when finished weeing
+    ("sciatica for weeks and now I cant tell if ive finished weeing", "cauda_equina"),
+    ("I cant tell if ive finished the course of tablets", None),
+    # back pain into both legs and feet that drag
+    ("low back pain and both legs weak, my foot keeps slapping the ground", "cauda_equina"),
+    ("both legs fine, I just have a dropped foot arch and flat feet", None),
+    # a catheter that has not drained
+    ("his catheter has stopped draining and he's in pain", "urinary_retention"),
+    ("his catheter bag needs changing, where do I get more", None),
+    # pain low on the right and it hurts when jumping, or bent double
+    ("pain lower right, she's bent double", "abdominal_emergency"),
+    ("rash on the lower right of my back, he's bent over laughing at me", None),
+    # no wind and vomiting
+    ("throwing up and not passing any wind for two days", "abdominal_emergency"),
+    ("no wind in the garden today, perfect for the bbq", None),
+    # belly pain and can't lie still
+    ("my stomach is in agony and I can't keep still", "abdominal_emergency"),
+    ("the kids can't sit still, they're bouncing off the walls", None),
+    # thinking of hurting oneself, even denied
+    ("not thinking about harming myself but it's getting hard", "self_harm"),
+    ("thinking about hiring myself out as a tutor", None),
+]
+
+
+@pytest.mark.parametrize(("text", "flag"), ROUND_08_EN_RULES)
+def test_rules_added_after_round_08_en(text: str, flag: str | None) -> None:
+    hit = detect(text)
+    if flag is None:
+        assert hit is None, detect_all(text)
+    else:
+        assert hit is not None and is_detected(flag, hit), detect_all(text)
+
+
+# Round 08 (en): cues and idioms for its false alarms (a general question, a supply of adrenaline
+# pens, news, a ward's name, an exam station), and emergencies they must not hide.
+ROUND_08_EN_CUES = [
+    ("can kids catch sepsis from a cut knee at the park?", None),
+    ("he caught meningitis, his neck is stiff and he has a fever now", "meningitis"),
+    ("I'm so worried about having a stroke like my dad did", None),
+    ("I'm worried, I think I'm having a stroke, my face is drooping", "stroke"),
+    ("when should I give an epipen to my son, just asking", None),
+    ("I gave him the epipen and his lips are still swelling", "anaphylaxis"),
+    ("I need a prescription for two new epipens before the trip", None),
+    ("is sepsis rare in healthy young people", None),
+    ("my grandma had her foot amputated due to gangrene years back", None),
+    ("his foot was amputated by the lawnmower blade just now", "trauma"),
+    ("we are running an overdose prevention session at the youth club", None),
+    ("he took an overdose of his sleeping pills an hour ago", "overdose"),
+    ("how do I find the burns unit at the hospital for my appointment", None),
+    ("my colleague had a miscarriage last month, what do I say to her", None),
+    ("I read there had been a shooting near the school, the kids are anxious", None),
+    ("our exam station on Friday is a sepsis scenario", None),
+]
+
+
+@pytest.mark.parametrize(("text", "flag"), ROUND_08_EN_CUES)
+def test_cues_added_after_round_08_en(text: str, flag: str | None) -> None:
+    hit = detect(text)
+    if flag is None:
+        assert hit is None, detect_all(text)
+    else:
+        assert hit is not None and is_detected(flag, hit), detect_all(text)
