@@ -45,3 +45,29 @@ PREFILL_05_EN_RULES = [
 @pytest.mark.parametrize(("text", "field", "expected"), PREFILL_05_EN_RULES)
 def test_rules_added_after_prefill_05_en(text: str, field: str, expected: object) -> None:
     assert getattr(understand(text), field) == expected
+
+
+# Prefill-06 (en): each rule with wordings in no set, and a look-alike it must not change.
+PREFILL_06_EN_RULES = [
+    # an illness someone else had is a likely cause, not the complaint
+    ("temperature of 38.6 since lunch, my flatmate had flu last week", "category", "fever"),
+    ("my flatmate had flu last week and now i have a bad cough", "category", "cough_cold"),
+    # a rating with "ish" joined on
+    ("giddy when i stand up, give it a 4ish", "severity", 4),
+    ("giddy when i stand up since about 5ish this evening", "severity", None),
+    # a burning in the (upper) stomach
+    ("a burning in my stomach at night for a week", "category", "abdominal_pain"),
+    ("a burning in my throat when i swallow", "category", "sore_throat_ear"),
+    # the child the writer hurt their back lifting is context
+    ("my shoulder ached since carrying my granddaughter upstairs", "category", "back_joint"),
+    ("my granddaughter has a sore shoulder since the weekend", "category", "child_illness"),
+    # a sport said with -ing
+    ("hurt my wrist snowboarding on saturday, still swollen", "category", "injury"),
+    # a long-term medicine just started, said as "the new"
+    ("started the new atorvastatin on monday and my shoulders ache", "category", "chronic_review"),
+]
+
+
+@pytest.mark.parametrize(("text", "field", "expected"), PREFILL_06_EN_RULES)
+def test_rules_added_after_prefill_06_en(text: str, field: str, expected: object) -> None:
+    assert getattr(understand(text), field) == expected
