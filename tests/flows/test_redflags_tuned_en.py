@@ -691,6 +691,7 @@ ROUND_08_EN_RULES = [
     # hives all over and faint or vomiting
     ("he came out in welts all over his body and now he's really dizzy", "anaphylaxis"),
     ("hives all over after the new washing powder, itchy but otherwise fine", None),
+    ("hives all over and I feel like I'm going crazy with the itch", None),
     # a caustic product on the skin
     ("I splashed oven cleaner on my arms and the skin is peeling", "burns"),
     ("spilled bleach on my jeans, ruined them", None),
