@@ -842,3 +842,108 @@ def test_rules_added_after_round_07_zh(text: str, flag: str | None) -> None:
         assert hit is None, detect_all(text)
     else:
         assert hit is not None and is_detected(flag, hit), detect_all(text)
+
+
+# Rules added after round 08 (flows/questionnaires/redflags.toml, comments "round 08: ..."), each
+# with a wording that is in no phrase set and a benign look-alike.
+ROUND_08_ZH_RULES = [
+    # called or shaken and no answer at all
+    ("奶奶坐在沙发上，喊她半天也没回应", "unconscious"),
+    ("叫他吃饭他回应了一声又继续玩", None),
+    # pain in waves in the heart's place
+    ("心口这块阵阵地绞着疼", "chest_pain"),
+    ("肚子这块一阵一阵地疼，拉完就好了", None),
+    # limbs jerking wildly; rigid, then jerking
+    ("爷爷手脚乱抽，叫不应", "seizure"),
+    ("孩子睡觉时手脚乱动，踢被子", None),
+    ("爸爸僵住了几秒然后抽起来", "seizure"),
+    ("拍照的时候笑容僵住了", None),
+    # the tongue deviating when stuck out
+    ("让奶奶伸舌头，她的舌头往右边歪了", "stroke"),
+    ("伸舌头照镜子，舌苔有点白", None),
+    # a tooth socket that keeps bleeding, gauze soaked
+    ("拔了智齿以后一直流血，棉球全湿透了", "bleeding"),
+    ("拔完牙咬了半小时棉球，已经不出血了", None),
+    # a power tool into a limb; a wound showing inside
+    ("爸爸用角磨机切到了手腕", "trauma"),
+    ("用电锯锯了一下午木头，胳膊酸", None),
+    ("刀口很深，能看见里面黄色的脂肪", "trauma"),
+    ("伤口在结痂，外面有点发白", None),
+    # an animal named after 被 acted on the person
+    ("被邻居家的狗咬了，胳膊上一个大口子，能看到骨头", "trauma"),
+    ("我家狗被车撞了，腿断了", None),
+    # spots that do not fade under a glass
+    ("宝宝发烧，用杯子压那些红点，红点没有消失", "meningitis"),
+    ("用杯子压了一下红点，红点就消失了", None),
+    # part of the field gone; a sudden shadow; something dark in the way; ink
+    ("左眼上半的视野不见了", "vision_loss"),
+    ("这个房间视野很好", None),
+    ("右眼突然一片黑影，看不清东西", "vision_loss"),
+    ("墙上突然多了一片黑影，是窗外的树", None),
+    ("有个黑色的东西挡着视线，擦眼睛也没用", "vision_loss"),
+    ("前面的人挡住视线了，看不到舞台", None),
+    ("右眼好像被墨水洇开了一样", "vision_loss"),
+    ("衣服像被墨汁染了一样黑", None),
+    # a child took an adult's tablets; magnetic beads
+    ("儿子把他爷爷的安眠药吞了", "overdose"),
+    ("女儿把我的药放回药箱了", None),
+    ("小孩咽下去两颗巴克球", "overdose"),
+    ("孩子玩巴克球，没放嘴里", None),
+    # redcurrant-jelly stools
+    ("两岁孩子大便像草莓酱一样，一阵阵哭", "abdominal_emergency"),
+    ("孩子早上吃了果酱面包，大便正常", None),
+    # a nappy dry from a time until now
+    ("闺女的纸尿裤从中午到现在都是干的", "child_dehydration"),
+    ("纸尿裤从早上到现在换了五次，都是湿的", None),
+    # burns from a heater or a hot-water bottle
+    ("孩子被热水袋烫了，整片起了水泡", "burns"),
+    ("热水袋有点漏水，床单湿了一片", None),
+    # a baby by 月龄 with a fever
+    ("一月龄的宝宝发烧38.2", "infant_fever"),
+    ("二月龄宝宝体温37.3，正常吗", None),
+    # a child who drinks nothing or brings up every drink
+    ("女儿一上午一口水都没喝过，嘴巴干干的", "child_dehydration"),
+    ("女儿一口水都没喝就去上学了，中午会喝的", None),
+    # numb where one sits, as if anaesthetised, with back pain
+    ("腰疼了几天，今天下身像打了麻药一样", "cauda_equina"),
+    ("拔完牙半边脸像打了麻药一样", None),
+    # atrial fibrillation and severe belly pain
+    ("外婆有房颤，突然肚子剧痛", "abdominal_emergency"),
+    ("外婆有房颤，肚子有点胀", None),
+    # a general question, then the patient's own symptom now
+    ("心梗有什么症状 我现在胸口很闷", "chest_pain"),
+    ("心梗有什么症状", None),
+    # "went away, but it is back"
+    ("爸爸突然一只眼看不见，过了一会又好了，可是后来又看不见了", "vision_loss"),
+    ("眼睛突然看不清，眨眨眼就好了", None),
+    # cues: 但是没 denies; 不想吐; a relative's event at an age; hearsay about the neighbours;
+    # "会不会" asks whether it might happen; brought round; an operation done
+    ("孩子磕到头了，只是没晕，也不想吐", None),
+    ("孩子磕到头了，一直吐", "head_injury"),
+    ("我外公是六十岁那年中风的，我要注意什么", None),
+    ("听说隔壁那家人一氧化碳中毒，后来都救过来了", None),
+    ("我们家烧炭取暖，一家人头晕想吐", "overdose"),
+    ("孩子发烧会不会突然抽搐啊", None),
+    ("孩子发烧突然抽搐了", "seizure"),
+    ("我妈阑尾炎做了手术，多久能出院", None),
+    # figurative: a hard question, a crowd; kinds of a disease; paperwork
+    ("这个报表难得我快吐血了", None),
+    ("公交车上挤得我透不过气", None),
+    ("脑梗的分型有哪些", None),
+    ("帮我开一份骨折的诊断书", None),
+    # frames: an exam in emergency medicine, an exam question, a script, a vlog
+    ("下周考临床，脑出血的表现怎么记", None),
+    ("选择题：孕妇突然大出血首选什么处理", None),
+    ("写剧本，主人公心梗倒下该怎么写", None),
+    ("公众号里说很多人中风了自己不知道", None),
+    ("写剧本的时候突然胸口剧痛", "chest_pain"),
+]
+
+
+@pytest.mark.parametrize(("text", "flag"), ROUND_08_ZH_RULES)
+def test_rules_added_after_round_08_zh(text: str, flag: str | None) -> None:
+    hit = detect(text)
+    if flag is None:
+        assert hit is None, detect_all(text)
+    else:
+        assert hit is not None and is_detected(flag, hit), detect_all(text)
