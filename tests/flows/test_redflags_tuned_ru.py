@@ -793,3 +793,96 @@ def test_rules_tuned_on_train_01_ru(text: str, flag: str | None) -> None:
         assert hit is None, detect_all(text)
     else:
         assert hit is not None and is_detected(flag, hit), detect_all(text)
+
+
+# round 08: a wording of each family added after round 08 (not in any phrase set) and a benign
+# look-alike that must stay unflagged.
+ROUND_08_RU_RULES = [
+    # round 08 (confusion): delirious; recognising nobody; not knowing where one's home is
+    ("дедушка третий день в бреду, температуры нет", "confusion"),
+    ("хожу как в бреду от недосыпа", None),
+    ("бабушка с утра никого не узнает, даже меня", "confusion"),
+    ("папа не помнит где его дом, стоит у подъезда", "confusion"),
+    ("не знаю, где его квартира, адрес потеряла", None),
+    # round 08 (chest_pain): a prickling in the chest
+    ("с утра покалывает в груди посередине", "chest_pain"),
+    ("покалывает в пальцах рук после сна", None),
+    # round 08 (breathing): a low oxygen reading; every word an effort
+    ("у мамы сатурация 87, губы синеют", "breathing"),
+    ("сатурация 98, пульс 88, все в норме", None),
+    ("каждая фраза дается через силу, задыхается", "breathing"),
+    # round 08 (seizure): a limb twitching rhythmically
+    ("у мужа левая нога ритмично дергается и он не отвечает", "seizure"),
+    ("веко ритмично дергается уже неделю", None),
+    # round 08 (stroke): a mush instead of words; the mouth pulled aside; half the face numb
+    ("дед пытается сказать что-то, а выходит набор звуков", "stroke"),
+    ("у мамы рот перекосило набок", "stroke"),
+    ("папа не чувствует левую половину тела", "stroke"),
+    ("после стоматолога не чувствую губу, заморозка", None),
+    # round 08 (burns): a chemical splashed on the face or skin; a burn in the groin or face
+    ("брызнул электролит на руку, кожа белеет", "burns"),
+    ("лимонная кислота в составе, можно ли при гастрите?", None),
+    ("ожог промежности кипятком у дочки", "burns"),
+    ("солнечный ожог на лице, шелушится", None),
+    # round 08 (sepsis combo): infection or fever with shock
+    ("температура 39, давление 75/40, весь холодный", "sepsis"),
+    ("температура 38, пульс 100, давление 120/80", None),
+    # round 08 (head_injury combo): a fight then clear fluid, vomiting or a blackout
+    ("сына избили во дворе, его дважды вырвало", "head_injury"),
+    ("после драки синяк на руке и разбита губа", None),
+    # round 08 (meningitis combos): the chin to the chest; a rash like bruises with a fever
+    ("не может никак подбородок прижать к груди, температура 39", "meningitis"),
+    ("после тренировки не могу подбородок к груди прижать, шея забита", None),
+    ("сыпь будто кровоподтеки по ногам и жар 39", "meningitis"),
+    ("синяки на ногах после тренировки", None),
+    # round 08 (anaphylaxis combo): a sting, then the pressure falling or the whole body
+    ("оса ужалила в руку, теперь голова кружится и слабость", "anaphylaxis"),
+    ("оса ужалила в палец, чешется немного", None),
+    # round 08 (child_dehydration): crying without tears; sunken eyes, hours without urine
+    ("плачет без слез, рвет с ночи", "child_dehydration"),
+    ("плачу без слез, просто тоска", None),
+    ("у дочки глаза запали и 10 часов без мочи", "child_dehydration"),
+    ("у сына 2 часа без мочи, пьет хорошо", None),
+    # round 08 (overdose): pills got hold of and eaten; wild mushrooms and vomiting
+    ("внук нашел мамины таблетки и проглотил несколько", "overdose"),
+    ("сын достал мне таблетки из аптечки", None),
+    ("поели лесных грибов, теперь рвота у всех", "overdose"),
+    ("собрали в лесу грибы, как их лучше засолить?", None),
+    # round 08 (pregnancy_bleeding): "малыш в животе", "30 неделя"; the baby moving little
+    ("30 неделя, ребенок почти не шевелится с утра", "pregnancy_bleeding"),
+    ("30 неделя, малыш активно толкается", None),
+    # round 08 (vision_loss): sight dropped suddenly; haloes and a painful eye
+    ("вдруг пропало зрение на правом глазу", "vision_loss"),
+    ("зрение постепенно ухудшается с возрастом", None),
+    ("вокруг фонарей ореолы и глаз ломит", "vision_loss"),
+    # round 08 (testicular_pain): the testicle swelled or went hard
+    ("яичко раздуло за час, больно", "testicular_pain"),
+    # round 08 (abdominal): no stool nor wind; severe pain and a cold sweat; a girdling pain
+    ("второй день нет стула и газы не отходят", "abdominal_emergency"),
+    ("стул был, газы отходят, просто пучит", None),
+    ("адская боль в животе и холодный пот", "abdominal_emergency"),
+    ("боль опоясывающая под ребрами, рвет желчью", "abdominal_emergency"),
+    ("опоясывающий лишай, болит и тошнит", None),
+    # round 08 (self_harm): about to take all the pills at once
+    ("таблетки тут, хочу их съесть все разом", "self_harm"),
+    ("таблетки от давления собираюсь выпить сразу после завтрака", None),
+    # round 08 (cues): a normal function is not the emergency over; a delay is not a duration;
+    # a general question; intensive care after it; a prescription or a swab
+    ("дочке 6 недель, температура 38.4, пьет вроде нормально", "infant_fever"),
+    ("малыш не писал 9 часов, через 10 минут после питья рвет", "child_dehydration"),
+    ("что делать при судорогах у собаки", None),
+    ("какие признаки инфаркта у женщин?", None),
+    ("дедушка в больнице после инфаркта, что ему можно есть?", None),
+    ("выпишите, пожалуйста, эпипен, ребенок аллергик", None),
+    ("анализ на менингококк сдали, когда результат?", None),
+    ("грудничок весь вялый, голова свисает", "child_unresponsive"),
+]
+
+
+@pytest.mark.parametrize(("text", "flag"), ROUND_08_RU_RULES)
+def test_rules_tuned_on_round_08_ru(text: str, flag: str | None) -> None:
+    hit = detect(text)
+    if flag is None:
+        assert hit is None, detect_all(text)
+    else:
+        assert hit is not None and is_detected(flag, hit), detect_all(text)

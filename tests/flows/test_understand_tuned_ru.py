@@ -76,3 +76,27 @@ TUNED_RU_PREFILL = [
 @pytest.mark.parametrize(("text", "field", "expected"), TUNED_RU_PREFILL)
 def test_prefill_rules_tuned_on_prefill_05_ru(text: str, field: str, expected: object) -> None:
     assert getattr(understand(text), field) == expected
+
+
+# round prefill-06: ratings said in ways the earlier rules missed, each family with a wording not
+# in any set and a look-alike that is no rating.
+PREFILL_06_RU = [
+    # the points word before "на N" ("балла на 3", "баллов на 4 оценю")
+    ("нос заложен, балла на 4, капли не помогают", "severity", 4),
+    ("спина ноет, баллов так на 6 оценю", "severity", 6),
+    ("на экзамене баллов на 100 не хватило, голова кружится", "severity", None),
+    # a number or a number noun then the scale, no "на" ("пятерка по шкале")
+    ("колено ноет, семерка по шкале, хуже на лестнице", "severity", 7),
+    ("зуб болит, 6 по десятибалльной", "severity", 6),
+    # "на N" closing any clause after a symptom noun or any word ("резь на 6.", "все равно на 7,")
+    ("ломота в суставах на 5, температуры нет", "severity", 5),
+    ("чуть полегчало, но все равно на 6. что делать?", "severity", 6),
+    ("записался на 5, колено болит", "severity", None),
+    ("в ночь с 3 на 4, живот крутит", "severity", None),
+    ("больничный на 7, кашель сильный", "severity", None),
+]
+
+
+@pytest.mark.parametrize(("text", "field", "expected"), PREFILL_06_RU)
+def test_prefill_rules_tuned_on_prefill_06_ru(text: str, field: str, expected: object) -> None:
+    assert getattr(understand(text), field) == expected
