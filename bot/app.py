@@ -23,6 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot import ratelimit
 from bot.bodymap_web import BodyMapApi
 from bot.devices_web import DeviceApi
 from bot.imports import ImportRunner
@@ -349,17 +350,31 @@ class Careline:
             with contextlib.suppress(Exception):
                 await self.bots["patient"].set_my_commands(cmds, language_code=lang)
 
+    def limits(self) -> ratelimit.LimiterFactory:
+        """The web endpoints' rate limits: in Redis (shared by every worker) when the FSM
+        storage is Redis, else in this process's memory."""
+        if not self.settings.redis_url:
+            return ratelimit.factory(None)
+        from aiogram.fsm.storage.redis import RedisStorage
+
+        storage = self.storage
+        return ratelimit.factory(storage.redis if isinstance(storage, RedisStorage) else None)
+
     def verify_page(self) -> VerifyPage:
         """The referral verify page over this app's database."""
-        return VerifyPage.from_settings(self.db, self.settings)
+        return VerifyPage.from_settings(self.db, self.settings, self.limits())
 
     def device_api(self) -> DeviceApi:
         """The device upload API over this app's database (it wakes the sender)."""
-        return DeviceApi.from_settings(self.db, self.settings, on_commit=self.sender.poke)
+        return DeviceApi.from_settings(
+            self.db, self.settings, on_commit=self.sender.poke, limits=self.limits()
+        )
 
     def bodymap_api(self) -> BodyMapApi:
         """The body map Mini App over this app's database (it wakes the sender)."""
-        return BodyMapApi.from_settings(self.db, self.settings, on_commit=self.sender.poke)
+        return BodyMapApi.from_settings(
+            self.db, self.settings, on_commit=self.sender.poke, limits=self.limits()
+        )
 
     async def start(self) -> None:
         """Start the processor, the sender and the update sources (polling or webhook)."""

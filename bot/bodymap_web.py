@@ -41,8 +41,8 @@ from typing import Any
 from aiogram.utils.web_app import WebAppInitData, safe_parse_webapp_init_data
 from aiohttp import web
 
+from bot.ratelimit import Limiter, LimiterFactory, in_memory
 from bot.settings import Settings
-from bot.verify_web import RateLimiter
 from flows import bodymap
 from flows.domain import utcnow
 from flows.intake import StaleButton
@@ -276,14 +276,19 @@ class BodyMapApi:
     per_minute: int = 20  # results per person a minute
     now: Callable[[], datetime] = field(default=utcnow)
     on_commit: Callable[[], Any] | None = None
-    limiter: RateLimiter = field(init=False)
+    limits: LimiterFactory = field(default=in_memory)
+    limiter: Limiter = field(init=False)
 
     def __post_init__(self) -> None:
-        self.limiter = RateLimiter(self.per_minute)
+        self.limiter = self.limits("bodymap", self.per_minute, 60.0)
 
     @classmethod
     def from_settings(
-        cls, db: Database | None, settings: Settings, on_commit: Callable[[], Any] | None = None
+        cls,
+        db: Database | None,
+        settings: Settings,
+        on_commit: Callable[[], Any] | None = None,
+        limits: LimiterFactory = in_memory,
     ) -> BodyMapApi:
         """The API as a deployment's settings configure it (the patient bot's token)."""
         token = settings.patient_bot_token
@@ -292,6 +297,7 @@ class BodyMapApi:
             token=token.get_secret_value() if token is not None else None,
             settings=settings,
             on_commit=on_commit,
+            limits=limits,
         )
 
     def mount(self, app: web.Application) -> None:
@@ -366,7 +372,7 @@ class BodyMapApi:
             marks = bodymap.parse_marks(body.get("marks"), bodymap.load())
         except bodymap.MarkError as exc:
             return _answer(422, exc.code, str(exc))
-        if not self.limiter.allow(str(data.user.id)):
+        if not await self.limiter.allow(str(data.user.id)):
             return _answer(429, "busy", "too many results")
         tag = body.get("intake")
         if not isinstance(tag, str) or not 8 <= len(tag) <= 16:

@@ -24,8 +24,8 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.ratelimit import Limiter, LimiterFactory, in_memory
 from bot.settings import Settings
-from bot.verify_web import RateLimiter
 from flows import devices as flow
 from flows import fhir_readings
 from flows.domain import utcnow
@@ -56,16 +56,21 @@ class DeviceApi:
     public_url: str = "http://localhost"
     now: Callable[[], datetime] = field(default=utcnow)
     on_commit: Callable[[], Any] | None = None
-    limiter: RateLimiter = field(init=False)
-    pair_limiter: RateLimiter = field(init=False)
+    limits: LimiterFactory = field(default=in_memory)
+    limiter: Limiter = field(init=False)
+    pair_limiter: Limiter = field(init=False)
 
     def __post_init__(self) -> None:
-        self.limiter = RateLimiter(self.per_minute)
-        self.pair_limiter = RateLimiter(self.pair_per_minute)
+        self.limiter = self.limits("devices", self.per_minute, 60.0)
+        self.pair_limiter = self.limits("devices-pair", self.pair_per_minute, 60.0)
 
     @classmethod
     def from_settings(
-        cls, db: Database | None, settings: Settings, on_commit: Callable[[], Any] | None = None
+        cls,
+        db: Database | None,
+        settings: Settings,
+        on_commit: Callable[[], Any] | None = None,
+        limits: LimiterFactory = in_memory,
     ) -> DeviceApi:
         """The API as a deployment's settings configure it."""
         return cls(
@@ -73,6 +78,7 @@ class DeviceApi:
             emergency_number=settings.local_emergency_number,
             public_url=settings.public_url,
             on_commit=on_commit,
+            limits=limits,
         )
 
     def mount(self, app: web.Application) -> None:
@@ -99,7 +105,7 @@ class DeviceApi:
     async def pair(self, request: web.Request) -> web.Response:
         """The pairing code, once: the upload token."""
         assert self.db is not None
-        if not self.pair_limiter.allow(request.remote or "?"):
+        if not await self.pair_limiter.allow(request.remote or "?"):
             return outcome(429, "throttled", "too many pairing attempts", **{"Retry-After": "60"})
         body = await self._body(request)
         if body is None:
@@ -138,7 +144,7 @@ class DeviceApi:
                 return outcome(
                     401, "security", "a valid device token is needed (Authorization: Bearer …)"
                 )
-            if not self.limiter.allow(device_id):
+            if not await self.limiter.allow(device_id):
                 return outcome(429, "throttled", "too many uploads", **{"Retry-After": "60"})
             body = await self._body(request)
             if body is None:

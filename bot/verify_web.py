@@ -50,7 +50,6 @@ import logging
 import secrets
 import time
 import unicodedata
-from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -60,6 +59,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
 
+from bot.ratelimit import Limiter, LimiterFactory, in_memory
 from flows import prescriptions as rxf
 from flows import referrals as rf
 from flows import trust
@@ -82,7 +82,6 @@ RX_COOKIE = "careline_rx"
 BORN_TRIES = 5  # wrong years of birth per slip ...
 BORN_WINDOW_S = 60 * 60  # ... an hour, from any address
 LOOPBACK = ("127.0.0.0/8", "::1/128")
-_MAX_CLIENTS = 10_000
 _COLOURS = {
     "valid": "#1b7f3b",
     "expired": "#9a6700",
@@ -132,44 +131,6 @@ class Kind:
 
 SLIP = Kind("/r", COOKIE, "verify-form", "verify.title")
 RX = Kind("/rx", RX_COOKIE, "rx-form", "rxweb.title")
-
-
-class RateLimiter:
-    """At most ``per_minute`` requests per client in any ``window`` seconds (in memory)."""
-
-    def __init__(
-        self,
-        per_minute: int,
-        clock: Callable[[], float] = time.monotonic,
-        *,
-        window: float = 60.0,
-    ) -> None:
-        self.per_minute = per_minute
-        self.clock = clock
-        self.window = window
-        self._hits: OrderedDict[str, deque[float]] = OrderedDict()
-
-    def _recent(self, client: str) -> deque[float]:
-        now = self.clock()
-        hits = self._hits.pop(client, None) or deque()
-        while hits and now - hits[0] >= self.window:
-            hits.popleft()
-        self._hits[client] = hits  # most recent last
-        while len(self._hits) > _MAX_CLIENTS:
-            self._hits.popitem(last=False)
-        return hits
-
-    def allow(self, client: str) -> bool:
-        """Count one request of ``client``; False when it is over the limit."""
-        hits = self._recent(client)
-        if len(hits) >= self.per_minute:
-            return False
-        hits.append(self.clock())
-        return True
-
-    def exhausted(self, client: str) -> bool:
-        """Is ``client`` over the limit already (nothing counted)?"""
-        return len(self._recent(client)) >= self.per_minute
 
 
 def parse_networks(values: Iterable[str]) -> tuple[Network, ...]:
@@ -263,20 +224,25 @@ class VerifyPage:
     trusted_proxies: Sequence[str] = LOOPBACK
     public_url: str | None = None
     timezone: str = "UTC"
-    limiter: RateLimiter = field(init=False)
-    born_limiter: RateLimiter = field(init=False)
+    limits: LimiterFactory = field(default=in_memory)
+    limiter: Limiter = field(init=False)
+    born_limiter: Limiter = field(init=False)
     _proxies: tuple[Network, ...] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.limiter = RateLimiter(self.per_minute)
-        self.born_limiter = RateLimiter(BORN_TRIES, window=BORN_WINDOW_S)
+        self.limiter = self.limits("verify", self.per_minute, 60.0)
+        self.born_limiter = self.limits("verify-born", BORN_TRIES, BORN_WINDOW_S)
         self._proxies = parse_networks(self.trusted_proxies)
 
     @classmethod
-    def from_settings(cls, db: Database | None, settings: Settings) -> VerifyPage:
-        """The page as a deployment's settings configure it."""
+    def from_settings(
+        cls, db: Database | None, settings: Settings, limits: LimiterFactory = in_memory
+    ) -> VerifyPage:
+        """The page as a deployment's settings configure it (``limits``: shared by the
+        workers when Redis is configured, see bot.ratelimit)."""
         return cls(
             db,
+            limits=limits,
             per_minute=settings.verify_requests_per_minute,
             trust_proxy=settings.verify_trust_proxy,
             trusted_proxies=settings.verify_trusted_proxies,
@@ -306,8 +272,8 @@ class VerifyPage:
             self.trust_proxy,
         )
 
-    def _allow(self, request: web.Request) -> bool:
-        return self.limiter.allow(_limit_key(self._client(request)))
+    async def _allow(self, request: web.Request) -> bool:
+        return await self.limiter.allow(_limit_key(self._client(request)))
 
     def _own_origins(self, request: web.Request) -> set[str]:
         """This page's origins: the public URL's, and the one the request was made to."""
@@ -383,7 +349,7 @@ class VerifyPage:
             born = str(form.get("born", "")).strip()[:8] if form else ""
         return token[:2048], born
 
-    def _who(
+    async def _who(
         self, token: str, born: str, birth_year: str | None, key: str
     ) -> tuple[str | None, bool]:
         """How the patient may be shown (``token``, ``born`` or None) and whether a typed
@@ -396,7 +362,7 @@ class VerifyPage:
         if year is not None and year == birth_year:
             return "born", False
         if year is not None:  # a wrong guess, counted per document
-            self.born_limiter.allow(key)
+            await self.born_limiter.allow(key)
         return None, True
 
     @staticmethod
@@ -427,7 +393,7 @@ class VerifyPage:
     async def index(self, request: web.Request) -> web.Response:
         """A form to type a slip's code (``?code=`` goes to its page)."""
         tr = Translator(self._locale(request))
-        if not self._allow(request):
+        if not await self._allow(request):
             return _limited(tr)
         typed = request.query.get("code", "")
         if typed:
@@ -442,14 +408,14 @@ class VerifyPage:
         """The verdict on one slip: with the patient by its token or code + year of birth,
         without them by its code alone."""
         tr = Translator(self._locale(request))
-        if not self._allow(request):
+        if not await self._allow(request):
             return _limited(tr)
         if self.db is None:
             return _page(tr, _p(tr.plain("verify.unavailable")), status=503)
         code = request.match_info["code"][:40]
         token, born = await self._posted(request)
         canon = rf.normalize_code(code)
-        if born and not token and canon is not None and self.born_limiter.exhausted(canon):
+        if born and not token and canon is not None and await self.born_limiter.exhausted(canon):
             return _limited(tr, "verify.born.locked", BORN_WINDOW_S)
         try:
             async with self.db.uow() as uow:
@@ -459,7 +425,7 @@ class VerifyPage:
         except Exception:  # the desk sees a plain page, the log has the rest
             log.exception("verify page failed")
             return _page(tr, _p(tr.plain("verify.error")), status=500)
-        via, wrong = self._who(token, born, verdict.birth_year, canon or code)
+        via, wrong = await self._who(token, born, verdict.birth_year, canon or code)
         notice = _notice(tr.plain("verify.born.mismatch")) if wrong else ""
         shown = verdict if via else _without_identity(verdict)
         body = notice + _verdict_html(tr, shown)
@@ -500,7 +466,7 @@ class VerifyPage:
         from this page's own origin, with the form of the verdict this browser was shown."""
         tr = Translator(self._locale(request))
         client = self._client(request)
-        if not self.limiter.allow(_limit_key(client)):
+        if not await self.limiter.allow(_limit_key(client)):
             return _limited(tr)
         if self.db is None:
             return _page(tr, _p(tr.plain("verify.unavailable")), status=503)
@@ -572,7 +538,7 @@ class VerifyPage:
     async def rx_index(self, request: web.Request) -> web.Response:
         """A form to type a prescription's code (``?code=`` goes to its page)."""
         tr = Translator(self._locale(request))
-        if not self._allow(request):
+        if not await self._allow(request):
             return _limited(tr, title=RX.title)
         typed = request.query.get("code", "")
         if typed:
@@ -588,7 +554,7 @@ class VerifyPage:
         by its token or code + year of birth; by its code alone only the verdict, the
         prescriber and the dates. A valid one shown in full carries the dispensing form."""
         tr = Translator(self._locale(request))
-        if not self._allow(request):
+        if not await self._allow(request):
             return _limited(tr, title=RX.title)
         if self.db is None:
             return self._rx_page(tr, _p(tr.plain("verify.unavailable")), status=503)
@@ -596,7 +562,7 @@ class VerifyPage:
         token, born = await self._posted(request)
         canon = rf.normalize_code(code)
         key = f"rx:{canon or code}"  # prescriptions' wrong years are counted apart from slips'
-        if born and not token and canon is not None and self.born_limiter.exhausted(key):
+        if born and not token and canon is not None and await self.born_limiter.exhausted(key):
             return _limited(tr, "rxweb.born.locked", BORN_WINDOW_S, title=RX.title)
         try:
             async with self.db.uow() as uow:
@@ -606,7 +572,7 @@ class VerifyPage:
             log.exception("prescription page failed")
             return self._rx_page(tr, _p(tr.plain("verify.error")), status=500)
         content = verdict.content
-        via, wrong = self._who(token, born, content.birth_year if content else None, key)
+        via, wrong = await self._who(token, born, content.birth_year if content else None, key)
         if content is None:
             via = None
         body = _notice(tr.plain("rxweb.born.mismatch")) if wrong else ""
@@ -652,7 +618,7 @@ class VerifyPage:
         form again with the reason, and nothing is kept."""
         tr = Translator(self._locale(request))
         client = self._client(request)
-        if not self.limiter.allow(_limit_key(client)):
+        if not await self.limiter.allow(_limit_key(client)):
             return _limited(tr, title=RX.title)
         if self.db is None:
             return self._rx_page(tr, _p(tr.plain("verify.unavailable")), status=503)

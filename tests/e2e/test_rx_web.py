@@ -26,6 +26,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
+from bot.ratelimit import RateLimiter
 from bot.verify_web import BORN_TRIES, RX, RX_COOKIE, SLIP, VerifyPage
 from flows import prescriptions as rxf
 from flows import referrals as rf
@@ -257,8 +258,10 @@ async def test_code_and_year_of_birth(db: Database, page: tuple[TestClient, Veri
         assert resp.status == 200 and "does not match this prescription" in text
         _shows_nobody(text)
         assert "/dispense" not in text
-    assert f"rx:{rx.code}" in verify.born_limiter._hits  # counted apart from slips
-    assert rx.code not in verify.born_limiter._hits
+    born = verify.born_limiter
+    assert isinstance(born, RateLimiter)
+    assert f"rx:{rx.code}" in born._hits  # counted apart from slips
+    assert rx.code not in born._hits
     resp = await client.post(f"/rx/{rx.code}?lang=ru", data={"born": "1961"})
     text = await resp.text()
     assert resp.status == 429 and "Lin Testpatient" not in text

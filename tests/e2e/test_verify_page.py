@@ -17,7 +17,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
-from bot.verify_web import RateLimiter, VerifyPage
+from bot.ratelimit import RateLimiter
+from bot.verify_web import VerifyPage
 from flows import referrals as rf
 from flows.signing import Signer, b64u, unb64u
 from storage.models import AuditRecord, Referral
@@ -231,12 +232,12 @@ async def test_rate_limited(db: Database) -> None:
 def test_rate_limiter_window() -> None:
     clock = [0.0]
     limiter = RateLimiter(3, clock=lambda: clock[0])
-    assert [limiter.allow("a") for _ in range(4)] == [True, True, True, False]
-    assert limiter.allow("b")  # per client
+    assert [limiter.count("a") for _ in range(4)] == [True, True, True, False]
+    assert limiter.count("b")  # per client
     clock[0] = 59.9
-    assert not limiter.allow("a")
+    assert not limiter.count("a")
     clock[0] = 60.1
-    assert limiter.allow("a")
+    assert limiter.count("a")
 
 
 async def test_page_without_database_yet() -> None:
