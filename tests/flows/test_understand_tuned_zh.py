@@ -72,3 +72,32 @@ ROUND_PREFILL_05_ZH_RULES = [
 @pytest.mark.parametrize(("text", "field", "expected"), ROUND_PREFILL_05_ZH_RULES)
 def test_rules_added_after_prefill_05_zh(text: str, field: str, expected: object) -> None:
     assert getattr(understand(text), field) == expected
+
+
+ROUND_PREFILL_06_ZH_RULES = [
+    # a time of day, a few days ago or hours of lying awake give way to how long it has been,
+    # said later as a clause of its own ending in 了; one that belongs to another clause does not
+    ("手腕早上起来特别疼 差不多两个月了", "duration", "months"),
+    ("早上起来脖子僵了 转头疼", "duration", "today"),
+    ("前两天崴了脚 现在还肿 快一周了", "duration", "days_4_7"),
+    ("前两天崴了脚 现在还肿", "duration", "days_1_3"),
+    ("晚上要翻来覆去两个小时才能入睡 快半年了", "duration", "months"),
+    ("失眠两个小时了 还是睡不着", "duration", "hours"),
+    ("下午开始头疼 咳嗽一周了", "duration", "today"),
+    ("早上起来头疼 已经两个小时了", "duration", "hours"),
+    # a fever said as how long it has burned; heartburn is no fever
+    ("烧了三天了 一直不退", "category", "fever"),
+    ("烧心三天了", "category", "abdominal_pain"),
+    # a cold the people around the writer all have is not the writer's; the whole family's is
+    ("发热38度5 班上好多同学都感冒了", "category", "fever"),
+    ("我们全家都感冒了 我还发烧38度", "category", "cough_cold"),
+    # a sudden bout of nerves with a racing heart; a sudden racing heart with chest pain
+    ("考试前突然很慌 手心出汗 心跳加速", "category", "mental_health"),
+    ("突然心慌 心跳加速 胸口疼", "category", "chest_pain"),
+    ("突然心跳很快 有点紧张", "category", "chest_pain"),
+]
+
+
+@pytest.mark.parametrize(("text", "field", "expected"), ROUND_PREFILL_06_ZH_RULES)
+def test_rules_added_after_prefill_06_zh(text: str, field: str, expected: object) -> None:
+    assert getattr(understand(text), field) == expected
