@@ -1,4 +1,4 @@
-"""Rules added to the Simplified Chinese free-text reading after prefill round 05.
+"""Rules added to the Simplified Chinese free-text reading after prefill rounds 05 and 06.
 
 Each rule in flows/questionnaires/understand.toml (comments "prefill-05: ..." and, for misses
 of earlier rounds fixed at the same time, "prefill-04: ...") has a wording that is in no
