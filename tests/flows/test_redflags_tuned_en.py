@@ -805,3 +805,110 @@ def test_cues_added_after_round_08_en(text: str, flag: str | None) -> None:
         assert hit is None, detect_all(text)
     else:
         assert hit is not None and is_detected(flag, hit), detect_all(text)
+
+
+# Round 09 (en): a rule for each family of its missed emergencies, with a benign look-alike.
+ROUND_09_EN_RULES = [
+    # not (really) with us yet, hasn't properly come round
+    ("the fit has finished but he still isn't really with us, just staring", "unconscious"),
+    ("my grandad is not with us any more, can I cancel his appointment?", None),
+    # sudden numbness or weakness in one arm and leg
+    ("dad has sudden weakness in his right arm and leg, started at breakfast", "stroke"),
+    ("I get numbness in my left arm and leg when I sit cross-legged too long", None),
+    # a throat itchy and tight
+    ("ate a cashew at the party and my throat feels tingly and tight", "anaphylaxis"),
+    ("my throat is itchy and sore from the hay fever", None),
+    # jumped off a roof, a bridge or a numbered floor
+    ("my brother jumped from a third floor window and he can't move his legs", "trauma"),
+    ("the kids jumped off the sofa all afternoon and now they're asleep", None),
+    # an object gone right through a foot or hand
+    ("a nail from the pallet went straight through his hand at work", "trauma"),
+    ("a nail went through the tyre of my bike on the way home", None),
+    # needs to pee but can't; hasn't urinated at all today
+    ("he's bursting for a wee but just can't, in agony", "urinary_retention"),
+    ("I always need a pee but can't find a loo on the motorway", None),
+    (
+        "grandad hasn't passed urine at all since he got up and his belly hurts",
+        "urinary_retention",
+    ),
+    ("grandad hasn't been out at all today because of the rain", None),
+    # found on the floor and won't talk or respond
+    ("found grandpa lying on the kitchen floor and he can't speak to me properly", "unconscious"),
+    ("found my glasses on the floor and the kids won't talk about who broke them", None),
+    ("found my phone on the floor and it won't turn on", None),
+    # asthma and the reliever not helping
+    ("her asthma is really bad tonight, the ventolin isn't helping at all", "breathing"),
+    ("my asthma nurse says I'm still struggling to remember the brown inhaler", None),
+    # a head hit and clear fluid from the nose or an ear
+    (
+        "he banged his head on the radiator and now clear fluid is leaking from his ear",
+        "head_injury",
+    ),
+    ("clear watery stuff running from my nose every morning, hay fever season", None),
+    # a headache that began like a switch, or the worst one ever had
+    ("headache came on like someone hit a switch, two minutes ago", "thunderclap_headache"),
+    ("my toddler flicked the light switch all evening and now I have a headache", None),
+    # a child and a household chemical on the mouth, swallowed or drooling
+    ("my toddler got into the dishwasher tablets and is drooling loads", "overdose"),
+    ("how do I store bleach safely with a toddler in the house", None),
+    # back trouble and both legs giving way, the soles of both feet numb
+    ("since the disc went, the soles of both feet have gone numb", "cauda_equina"),
+    ("my back aches and my legs feel like jelly after leg day at the gym", None),
+    # no poo, vomiting and a distended belly
+    (
+        "my son hasn't done a poo in five days, keeps vomiting and his belly is swollen up",
+        "abdominal_emergency",
+    ),
+    ("toddler constipated, no poo for 4 days, tummy a bit bloated, not vomiting", None),
+    # belly pain through to the back and vomiting over and over
+    (
+        "tummy pain going straight through to his back and he can't stop being sick",
+        "abdominal_emergency",
+    ),
+    ("stomach ache going through to my back after a big curry, feel fine otherwise", None),
+]
+
+
+@pytest.mark.parametrize(("text", "flag"), ROUND_09_EN_RULES)
+def test_rules_added_after_round_09_en(text: str, flag: str | None) -> None:
+    hit = detect(text)
+    if flag is None:
+        assert hit is None, detect_all(text)
+    else:
+        assert hit is not None and is_detected(flag, hit), detect_all(text)
+
+
+# Round 09 (en): cues and idioms for its false alarms (a past operation, a stay in hospital,
+# hearsay from school, the usual state, fine after a crash, recovering, a dog breed, a practice
+# scenario, money bleeding out, a bruised nail, an adrenaline pen's paperwork), and a child's
+# baseline before it began; with emergencies they must not hide.
+ROUND_09_EN_CUES = [
+    ("I had an operation for a torsion when I was 12, will it affect fertility?", None),
+    ("my nephew was in hospital for sepsis last spring, is he more at risk now?", None),
+    (
+        "a girl at my daughter's school had a seizure in assembly, should I talk to her about it",
+        None,
+    ),
+    ("my son is having a seizure right now at school", "seizure"),
+    ("mum's memory is muddled in the mornings as usual, can we review her tablets", None),
+    ("my brother was in a motorbike crash last night and he's fine, just sore", None),
+    ("my uncle had meningitis and is recovering at home, can we visit him?", None),
+    ("our spaniel collapsed at the park and the vet is seeing him", None),
+    ("we ran a training scenario on anaphylaxis at work today", None),
+    ("the business is haemorrhaging money since the new rent", None),
+    ("I trapped my finger in the door and my nail has gone black", None),
+    ("the school wants a new epipen care plan signed by the gp", None),
+    (
+        "my girl was playing happily this morning and now she's floppy and won't wake up",
+        "child_unresponsive",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "flag"), ROUND_09_EN_CUES)
+def test_cues_added_after_round_09_en(text: str, flag: str | None) -> None:
+    hit = detect(text)
+    if flag is None:
+        assert hit is None, detect_all(text)
+    else:
+        assert hit is not None and is_detected(flag, hit), detect_all(text)
