@@ -71,3 +71,43 @@ PREFILL_06_EN_RULES = [
 @pytest.mark.parametrize(("text", "field", "expected"), PREFILL_06_EN_RULES)
 def test_rules_added_after_prefill_06_en(text: str, field: str, expected: object) -> None:
     assert getattr(understand(text), field) == expected
+
+
+# Prefill-07 (en): each rule with wordings in no set, and a look-alike it must not change.
+PREFILL_07_EN_RULES = [
+    # a wound that is not healing or oozing is a skin complaint; a fresh wound is an injury
+    ("the wound on my heel still isn't healing after a week", "category", "skin"),
+    ("deep wound on my palm from a kitchen knife tonight", "category", "injury"),
+    # bruising easily or more than usual is no injury (on a blood thinner: a review)
+    ("on apixaban and bruising very easily lately", "category", "chronic_review"),
+    ("bruised my hip on the table corner", "category", "injury"),
+    # sore throats (plural); the glands in the neck swollen
+    ("I keep getting sore throats every winter", "category", "sore_throat_ear"),
+    ("glands in my neck are really swollen since friday", "category", "sore_throat_ear"),
+    ("my neck is stiff and sore since friday", "category", "back_joint"),
+    # an ache on the left or right side of the chest
+    ("sharp twinge on the left side of my chest when i twist", "category", "chest_pain"),
+    # lower back pain on one side with a urinary complaint; alone it stays a back complaint
+    ("ache in my lower back on the left and peeing every half hour", "category", "urinary"),
+    ("pain in my lower back on the left after gardening", "category", "back_joint"),
+    # the children had it first: the writer is the patient
+    ("sniffles and a cough, my daughter had it first", "category", "cough_cold"),
+    ("my daughter has a cough and a runny nose", "category", "child_illness"),
+    # an age word before "N days ago" is no age
+    ("twisted my knee chasing my toddler 3 days ago", "duration", "days_1_3"),
+    ("my toddler is 3 and has had a rash since monday", "age_years", 3),
+    # how long an episode lasted is no onset
+    ("dizzy spell this afternoon, settled after 10 minutes", "duration", "today"),
+    ("dizzy spells started 10 minutes ago", "duration", "minutes"),
+    # "a solid 6", "i'd say 4", ", a 5 most of the time", "pain isn't bad, maybe 3ish"
+    ("earache, a strong 7 at night", "severity", 7),
+    ("knee pain, i'd say 5", "severity", 5),
+    ("i'd say 5 days now", "severity", None),
+    ("hip aches, a 4 most of the time", "severity", 4),
+    ("pain is mild maybe 2ish", "severity", 2),
+]
+
+
+@pytest.mark.parametrize(("text", "field", "expected"), PREFILL_07_EN_RULES)
+def test_rules_added_after_prefill_07_en(text: str, field: str, expected: object) -> None:
+    assert getattr(understand(text), field) == expected
