@@ -898,6 +898,8 @@ ROUND_09_EN_CUES = [
     ("the business is haemorrhaging money since the new rent", None),
     ("I trapped my finger in the door and my nail has gone black", None),
     ("the school wants a new epipen care plan signed by the gp", None),
+    ("does charcoal actually work for a paracetamol overdose?", None),
+    ("he took an overdose of paracetamol, will charcoal actually work for him?", "overdose"),
     (
         "my girl was playing happily this morning and now she's floppy and won't wake up",
         "child_unresponsive",
