@@ -967,10 +967,10 @@ ROUND_09_ZH_RULES = [
     ("来月经每个小时都要换一片卫生巾，全湿透", "bleeding"),
     ("一天换三片卫生巾正常吗", None),
     # a socket still bleeding after an extraction; gums that bleed when brushing stay benign
-    ("拔完牙以后一直在流血，纱布换了好几块", "bleeding"),
+    ("拔了牙一直出血，棉球换了好几个", "bleeding"),
     ("刷牙的时候牙龈老出血", None),
     # a gaping wound with something white inside
-    ("摔在玻璃上，口子裂开了，露出里面白白的东西", "trauma"),
+    ("腿被铁皮撕开了，能看见白色的骨头", "trauma"),
     ("切肉的时候看到里面有白色的筋", None),
     # a thunderclap headache
     ("搬东西时头突然像雷劈一样的疼", "thunderclap_headache"),
@@ -978,32 +978,32 @@ ROUND_09_ZH_RULES = [
     # paracetamol by the gram; a larger wrong dose given to a child
     ("这两天扑热息痛加起来吃了6克", "overdose"),
     ("对乙酰氨基酚一次吃0.5克对吗", None),
-    ("护士说吃2片，我奶奶看错吃成了8片地高辛", "overdose"),
+    ("退烧药看错了刻度，喂成了12毫升", "overdose"),
     ("本来该喂5毫升，只喂了3毫升就吐了", None),
     # half the field of vision gone
-    ("右眼视野下面一半突然黑了", "vision_loss"),
+    ("右眼视野突然消失了一块", "vision_loss"),
     ("视野开阔了很多，近视手术很成功", None),
     # belly pain, cannot stand straight; laughing is not
     ("胃疼得直不起身，一直出冷汗", "abdominal_emergency"),
     ("昨天笑得肚子疼得直不起身", None),
     # cutting again with a blade; a crisis hotline asked for
-    ("我忍不住又拿美工刀割了手腕", "self_harm"),
+    ("忍不住又用刀片划了几下", "self_harm"),
     ("切菜时不小心用刀划了手，流了点血", None),
     ("能给我一个心理援助热线吗", "self_harm"),
     ("心理咨询预约怎么收费", None),
     # combos: a sting and hives all over and unsteady; a fall and a shortened leg
-    ("被马蜂蜇了，浑身都是风团，头晕", "anaphylaxis"),
+    ("被蜈蚣咬了，全身都起了疙瘩，站都站不稳", "anaphylaxis"),
     ("被蚊子咬了，身上起包，痒得睡不着", None),
     ("奶奶滑倒以后，右脚尖朝外撇着，起不来", "trauma"),
     ("天生一条腿比另一条短一点，买什么鞋垫好", None),
     # fever with cold purple hands and feet and very weak or racing heart
-    ("爸爸高烧，手脚冰凉发青，人有气无力", "sepsis"),
+    ("妈妈发烧39度，手脚冰凉，心跳很快，有气无力", "sepsis"),
     ("孩子发烧手脚冰凉，精神还挺好", None),
     ("冬天在外面冻得手发紫", None),
     # party drugs and big pupils; unknown number of pills swallowed; a gas leak with symptoms
     ("朋友在夜店嗑了摇头丸，瞳孔放大，一直发抖", "overdose"),
     ("小时候爱吃糖豆，现在还想吃", None),
-    ("孙子翻出了药盒，不清楚他吃了几片", "overdose"),
+    ("女儿打开了药瓶，没看到她吞了几颗", "overdose"),
     ("给孩子喂药，不知道喂进去多少，吐了一半", None),
     ("厨房天然气漏气了，我妈头痛想吐", "overdose"),
     ("闻到一点燃气泄漏的味道，已经开窗了", None),
@@ -1011,7 +1011,7 @@ ROUND_09_ZH_RULES = [
     ("怀孕26周，内裤上有粉红色的分泌物", "pregnancy_bleeding"),
     ("备孕中，排卵期有粉红色的分泌物", None),
     # rainbow halos and a painful eye
-    ("看路灯有彩虹圈，右眼胀痛得厉害", "vision_loss"),
+    ("晚上看灯有光晕，眼球胀", "vision_loss"),
     ("戴隐形眼镜看灯有光圈，眼睛有点干", None),
     # back trouble and no feeling in the buttocks
     ("腰椎间盘突出犯了，屁股坐在椅子上都感觉不到", "cauda_equina"),
