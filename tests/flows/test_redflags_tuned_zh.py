@@ -997,8 +997,9 @@ ROUND_09_ZH_RULES = [
     ("奶奶滑倒以后，右脚尖朝外撇着，起不来", "trauma"),
     ("天生一条腿比另一条短一点，买什么鞋垫好", None),
     # fever with cold purple hands and feet and very weak or racing heart
-    ("妈妈发烧39度，手脚冰凉，心跳很快，有气无力", "sepsis"),
+    ("妈妈发烧39度，手脚冰凉，说话有气无力", "sepsis"),
     ("孩子发烧手脚冰凉，精神还挺好", None),
+    ("孩子发烧打寒战，手脚冰凉，心跳有点快", None),
     ("冬天在外面冻得手发紫", None),
     # party drugs and big pupils; unknown number of pills swallowed; a gas leak with symptoms
     ("朋友在夜店嗑了摇头丸，瞳孔放大，一直发抖", "overdose"),
