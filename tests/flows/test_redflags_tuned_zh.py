@@ -947,3 +947,89 @@ def test_rules_added_after_round_08_zh(text: str, flag: str | None) -> None:
         assert hit is None, detect_all(text)
     else:
         assert hit is not None and is_detected(flag, hit), detect_all(text)
+
+
+ROUND_09_ZH_RULES = [
+    # confusion: a named relative not recognised; muddled, day and night mixed; lost near home
+    ("奶奶今天一下子认不出爷爷了，一直问他是谁", "confusion"),
+    ("奶奶说认不出外公年轻时的照片了", None),
+    ("我爸这两天变得特别糊涂，吃过饭又说没吃", "confusion"),
+    ("人老了要学会变得糊涂一点", None),
+    ("外公下午突然就不认路了，在楼下转圈", "confusion"),
+    ("刚搬到这个城市，还不认路", None),
+    # breathing like a bellows or a whistle
+    ("我妈呼吸声像拉风箱似的，说不了整句话", "breathing"),
+    ("爷爷打呼噜像拉风箱一样响", None),
+    # one side of the mouth dropping
+    ("我爸左边嘴角突然往下耷拉", "stroke"),
+    ("她一边笑一边嘴角往上翘", None),
+    # soaking pads by the hour
+    ("来月经每个小时都要换一片卫生巾，全湿透", "bleeding"),
+    ("一天换三片卫生巾正常吗", None),
+    # a socket still bleeding after an extraction; gums that bleed when brushing stay benign
+    ("拔了牙一直出血，棉球换了好几个", "bleeding"),
+    ("刷牙的时候牙龈老出血", None),
+    # a gaping wound with something white inside
+    ("腿被铁皮撕开了，能看见白色的骨头", "trauma"),
+    ("切肉的时候看到里面有白色的筋", None),
+    # a thunderclap headache
+    ("搬东西时头突然像雷劈一样的疼", "thunderclap_headache"),
+    ("跳完霹雳舞有点头疼", None),
+    # paracetamol by the gram; a larger wrong dose given to a child
+    ("这两天扑热息痛加起来吃了6克", "overdose"),
+    ("对乙酰氨基酚一次吃0.5克对吗", None),
+    ("退烧药看错了刻度，喂成了12毫升", "overdose"),
+    ("本来该喂5毫升，只喂了3毫升就吐了", None),
+    # half the field of vision gone
+    ("右眼视野突然消失了一块", "vision_loss"),
+    ("视野开阔了很多，近视手术很成功", None),
+    # belly pain, cannot stand straight; laughing is not
+    ("胃疼得直不起身，一直出冷汗", "abdominal_emergency"),
+    ("昨天笑得肚子疼得直不起身", None),
+    # cutting again with a blade; a crisis hotline asked for
+    ("忍不住又用刀片划了几下", "self_harm"),
+    ("切菜时不小心用刀划了手，流了点血", None),
+    ("能给我一个心理援助热线吗", "self_harm"),
+    ("心理咨询预约怎么收费", None),
+    # combos: a sting and hives all over and unsteady; a fall and a shortened leg
+    ("被蜈蚣咬了，全身都起了疙瘩，站都站不稳", "anaphylaxis"),
+    ("被蚊子咬了，身上起包，痒得睡不着", None),
+    ("奶奶滑倒以后，右脚尖朝外撇着，起不来", "trauma"),
+    ("天生一条腿比另一条短一点，买什么鞋垫好", None),
+    # fever with cold purple hands and feet and very weak or racing heart
+    ("妈妈发烧39度，手脚冰凉，说话有气无力", "sepsis"),
+    ("孩子发烧手脚冰凉，精神还挺好", None),
+    ("孩子发烧打寒战，手脚冰凉，心跳有点快", None),
+    ("冬天在外面冻得手发紫", None),
+    # party drugs and big pupils; unknown number of pills swallowed; a gas leak with symptoms
+    ("朋友在夜店嗑了摇头丸，瞳孔放大，一直发抖", "overdose"),
+    ("小时候爱吃糖豆，现在还想吃", None),
+    ("女儿打开了药瓶，没看到她吞了几颗", "overdose"),
+    ("给孩子喂药，不知道喂进去多少，吐了一半", None),
+    ("厨房天然气漏气了，我妈头痛想吐", "overdose"),
+    ("闻到一点燃气泄漏的味道，已经开窗了", None),
+    # pregnancy with pink discharge or something bearing down
+    ("怀孕26周，内裤上有粉红色的分泌物", "pregnancy_bleeding"),
+    ("备孕中，排卵期有粉红色的分泌物", None),
+    # rainbow halos and a painful eye
+    ("晚上看灯有光晕，眼球胀", "vision_loss"),
+    ("戴隐形眼镜看灯有光圈，眼睛有点干", None),
+    # back trouble and no feeling in the buttocks
+    ("腰椎间盘突出犯了，屁股坐在椅子上都感觉不到", "cauda_equina"),
+    ("腰酸，坐久了有点累", None),
+    # a relative's arm cut in lines, done by herself
+    ("儿子大腿上好几道伤口，他承认是自己拿刀划的", "self_harm"),
+    ("手臂上好几道划痕，是被猫抓的", None),
+    # home-remedy advice does not take back a symptom; a mother and baby both well does
+    ("一个月的宝宝发烧38.5度，婆婆说睡一觉就好了", "infant_fever"),
+    ("表姐生孩子时大出血，好在最后母女平安", None),
+]
+
+
+@pytest.mark.parametrize(("text", "flag"), ROUND_09_ZH_RULES)
+def test_rules_added_after_round_09_zh(text: str, flag: str | None) -> None:
+    hit = detect(text)
+    if flag is None:
+        assert hit is None, detect_all(text)
+    else:
+        assert hit is not None and is_detected(flag, hit), detect_all(text)

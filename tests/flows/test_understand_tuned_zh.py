@@ -101,3 +101,32 @@ ROUND_PREFILL_06_ZH_RULES = [
 @pytest.mark.parametrize(("text", "field", "expected"), ROUND_PREFILL_06_ZH_RULES)
 def test_rules_added_after_prefill_06_zh(text: str, field: str, expected: object) -> None:
     assert getattr(understand(text), field) == expected
+
+
+ROUND_PREFILL_07_ZH_RULES = [
+    # the chest muscles aching is chest pain; a strain only guessed at is no injury, a real one is
+    ("打完羽毛球 胸前的肌肉有点疼", "category", "chest_pain"),
+    ("做俯卧撑以后胸口右边一碰就疼 估计是拉伤了", "category", "chest_pain"),
+    ("打球的时候大腿拉伤了", "category", "injury"),
+    # a wound that does not heal is a skin complaint; a fresh one is an injury
+    ("小腿上的伤口两个星期了老不好", "category", "skin"),
+    ("切菜切到手 伤口挺深的", "category", "injury"),
+    # a refill asked for after the medicine's name
+    ("甲钴胺还能续开吗 手还是麻", "category", "chronic_review"),
+    ("痛风 大脚趾肿得厉害 疼", "category", "back_joint"),
+    # last night gives way to hours said later; a spell's length is no onset
+    ("昨天晚上吃坏了肚子 拉了五六个小时了", "duration", "hours"),
+    ("昨晚开始头疼", "duration", "days_1_3"),
+    ("今天下午站起来眼前一黑 持续一分钟左右", "duration", "today"),
+    ("胸口疼 持续十分钟了", "duration", "minutes"),
+    # a medicine taken is not the cause that dates the complaint; a meal can be
+    ("前天开始咳嗽38.5 吃了布洛芬退了 今天又咳得厉害", "duration", "days_1_3"),
+    # a long-term condition's years are history, the recent days count
+    ("糖尿病八年了 这三天血糖一直在15以上", "duration", "days_1_3"),
+    ("血糖高了八年了", "duration", "months"),
+]
+
+
+@pytest.mark.parametrize(("text", "field", "expected"), ROUND_PREFILL_07_ZH_RULES)
+def test_rules_added_after_prefill_07_zh(text: str, field: str, expected: object) -> None:
+    assert getattr(understand(text), field) == expected
