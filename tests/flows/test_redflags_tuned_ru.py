@@ -886,3 +886,98 @@ def test_rules_tuned_on_round_08_ru(text: str, flag: str | None) -> None:
         assert hit is None, detect_all(text)
     else:
         assert hit is not None and is_detected(flag, hit), detect_all(text)
+
+
+# round 09: a wording of each family added after round 09 (not in any phrase set) and a benign
+# look-alike that must stay unflagged.
+ROUND_09_RU_RULES = [
+    # round 09 (confusion): suddenly asking what year it is or where we live
+    ("папа вдруг спрашивает меня какой сегодня год, и не узнает комнату", "confusion"),
+    ("сын спросил у продавца какой год выпуска у машины", None),
+    # round 09 (seizure): the whole body jerking; stiffening and arching with a rattle
+    ("деда на диване всего дергает и он молчит", "seizure"),
+    ("сестра напряглась и выгнулась дугой, хрипит", "seizure"),
+    ("на йоге напряглась и выгнула спину", None),
+    # round 09 (stroke): one side's leg and arm numb; speech gone suddenly; the mouth twisted
+    ("правую руку не чувствую и ногу тоже, полчаса уже", "stroke"),
+    ("правую руку не чувствую, отлежала ночью", None),
+    ("у деда вдруг пропала речь", "stroke"),
+    ("у мамы рот кривит на одну сторону", "stroke"),
+    ("кривит рот в усмешке, когда злится", None),
+    # round 09 (trauma): a limb at an odd angle; pinned under a heavy thing
+    ("после падения с лестницы рука под неестественным углом", "trauma"),
+    ("рабочего придавило бетонной плитой на стройке", "trauma"),
+    ("ставлю ноутбук под углом, чтобы удобнее", None),
+    # round 09 (thunderclap_headache): like thunder or an explosion inside; split within seconds
+    ("муж говорит в голове как будто взрыв грянул, и лег", "thunderclap_headache"),
+    ("голова за пару секунд раскалывается, кричит от боли", "thunderclap_headache"),
+    ("никогда голова не болела, а сейчас за секунду разболелась", "thunderclap_headache"),
+    ("никогда голова не болела, а сейчас болит горло", None),
+    ("новость как гром среди ясного неба", None),
+    ("орехи за минуту раскалываются в этой машинке", None),
+    # round 09 (overdose): pills instead of one; an unknown number of pills; a car poison drunk;
+    # paracetamol every two hours; poisonous berries eaten
+    ("бабушка выпила 5 таблеток вместо одной, путает", "overdose"),
+    ("выпил лишнего на корпоративе, болит голова", None),
+    ("сын съел неизвестное количество таблеток из аптечки", "overdose"),
+    ("съел неизвестное количество конфет, болит живот", None),
+    ("муж глотнул тормозной жидкости из бутылки", "overdose"),
+    ("залил тормозную жидкость в машину", None),
+    ("дочь пила нурофен каждые 2 часа со вчера, тошнит", "overdose"),
+    ("можно ли давать нурофен каждые 8 часов?", None),
+    ("малыш съел листья с куста, а они ядовитые", "overdose"),
+    ("наелись ягод на даче, очень вкусные", None),
+    # round 09 (urinary_retention): cannot pee at all, with pain
+    ("не могу мочиться совсем, распирает внизу", "urinary_retention"),
+    ("не могу писать ручкой, рука устала", None),
+    # round 09 (abdominal_emergency): a hernia that will not go back; every movement hurts
+    ("у деда грыжа выпала и не вправляется, тошнит", "abdominal_emergency"),
+    ("грыжа вправляется легко, не беспокоит", None),
+    ("живот болит так что встать не могу", "abdominal_emergency"),
+    # round 09 (self_harm): a helpline; a note; better if I were not here; on a roof; death
+    ("подскажите номер телефона доверия, мне очень плохо", "self_harm"),
+    ("подскажите номер телефона регистратуры", None),
+    ("дочь написала записку, что простите и не ищите", "self_harm"),
+    ("всем проще будет, если бы меня не стало", "self_harm"),
+    ("если бы меня не было на той встрече, сделку бы сорвали", None),
+    ("брат сидит на мосту и грозится спрыгнуть", "self_harm"),
+    ("сын сидит на подоконнике и хочет гулять", None),
+    ("все время думаю о смерти, не могу спать", "self_harm"),
+    # round 09 (combos): a sting then the face swelling; hives with the pressure falling; a head
+    # hit then double vision; a fever with cold clammy skin; the neck will not bend with a fever;
+    # spots like bruises with a fever; not "по маленькому" for hours; something taken, pupils
+    # huge; back trouble then a bladder that will not empty; the right lower side and vomiting
+    ("оса ужалила сына в ногу, губы опухают", "anaphylaxis"),
+    ("оса ужалила в ногу, место укуса опухло и чешется", None),
+    ("у мамы крапивница по всему телу и давление падает", "anaphylaxis"),
+    ("давление падает к вечеру, голова тяжелая", None),
+    ("стукнулся головой о полку, теперь все двоится", "head_injury"),
+    ("в глазах двоится, когда устаю за компьютером", None),
+    ("температура 39, руки холодные и липкие, пульс частый", "sepsis"),
+    ("после пробежки руки холодные и мокрые", None),
+    ("не может повернуть шею сын, температура 39", "meningitis"),
+    ("не могу повернуть шею после сна на сквозняке", None),
+    ("пятна похожи на синяки по ногам, жар у сына", "meningitis"),
+    ("дочка не ходила по маленькому с обеда, вялая", "child_dehydration"),
+    ("муж в клубе что-то принял, пульс 170", "overdose"),
+    ("пульс 170 на пробежке, часы показали", None),
+    ("поясницу прострелило, а мочевой пузырь не опорожняется", "cauda_equina"),
+    ("сын держится за правый бок, его вырвало", "abdominal_emergency"),
+    ("правый бок внизу колет после бега, прошло", None),
+    # round 09 (cues): never like this before; diagnosed and asking in advance; it turned out
+    # fine; cured; a slow change over months
+    ("шершень ужалил в шею, лицо отекает, раньше такого не было", "anaphylaxis"),
+    ("у мамы стенокардия, расскажите, чтобы мы знали заранее, когда звонить в скорую", None),
+    ("сосед упал с крыши гаража, все обошлось, только испугался", None),
+    ("тетя отравилась ягодами в прошлом месяце, ее вылечили", None),
+    ("дедушка последние полгода путает слова, постепенно", None),
+]
+
+
+@pytest.mark.parametrize(("text", "flag"), ROUND_09_RU_RULES)
+def test_rules_tuned_on_round_09_ru(text: str, flag: str | None) -> None:
+    hit = detect(text)
+    if flag is None:
+        assert hit is None, detect_all(text)
+    else:
+        assert hit is not None and is_detected(flag, hit), detect_all(text)

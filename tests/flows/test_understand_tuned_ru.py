@@ -100,3 +100,41 @@ PREFILL_06_RU = [
 @pytest.mark.parametrize(("text", "field", "expected"), PREFILL_06_RU)
 def test_prefill_rules_tuned_on_prefill_06_ru(text: str, field: str, expected: object) -> None:
     assert getattr(understand(text), field) == expected
+
+
+# round prefill-07: each family added after prefill-07, with a wording not in any set and a
+# look-alike it must leave alone.
+PREFILL_07_RU = [
+    # category: everything swam (dizziness)
+    ("поднялась с дивана и комната поплыла, давление 100 на 60", "category", "dizziness"),
+    ("давление 100 на 60, хочу проверить щитовидку", "category", "chronic_review"),
+    # category: a sting at the end of passing water; not "в конце дня"
+    ("жжет в самом конце, когда хожу в туалет, третий день", "category", "urinary"),
+    ("в конце дня отекают ноги", "category", "other"),
+    # category: a cramp in the calf, a knotted muscle
+    ("ночью свело ногу, теперь икра ноет", "category", "back_joint"),
+    # category: a fever that will not come down is the complaint
+    ("жар уже третий день не сбивается, и голова болит", "category", "fever"),
+    ("голова болит, температура 37", "category", "headache"),
+    # category: a chest sore from coughing is the cough
+    ("болит грудь от кашля, кашляю пятый день", "category", "cough_cold"),
+    ("болит грудь при вдохе, кашля нет", "category", "chest_pain"),
+    # category: a wheeze on breathing out or a reliever needed more often (asthma getting worse)
+    ("астма давно, а со вчера свистит при дыхании", "category", "breathing"),
+    ("у меня астма, хочу продлить рецепт на ингалятор", "category", "chronic_review"),
+    # onset: a bare unit then a range ("уже неделю-две")
+    ("уже неделю-две ноет поясница", "duration", "weeks_1_4"),
+    ("уже неделю ноет поясница", "duration", "days_4_7"),
+    # onset: a condition then its age, the unit first ("гипертония лет 10")
+    ("диабет лет 5, последние 3 дня сахар 14", "duration", "days_1_3"),
+    # severity: a number noun closing a clause; "на N" then a hedge closing the clause
+    ("поясница ноет, терпимо, троечка", "severity", 3),
+    ("сын получил пятерку по математике, голова болит", "severity", None),
+    ("горло болит, сейчас на 6 примерно.", "severity", 6),
+    ("сейчас на 6 примерно дней уехали, горло болит", "severity", None),
+]
+
+
+@pytest.mark.parametrize(("text", "field", "expected"), PREFILL_07_RU)
+def test_prefill_rules_tuned_on_prefill_07_ru(text: str, field: str, expected: object) -> None:
+    assert getattr(understand(text), field) == expected
