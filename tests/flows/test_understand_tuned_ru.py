@@ -132,6 +132,9 @@ PREFILL_07_RU = [
     ("сын получил пятерку по математике, голова болит", "severity", None),
     ("горло болит, сейчас на 6 примерно.", "severity", 6),
     ("сейчас на 6 примерно дней уехали, горло болит", "severity", None),
+    # "на N" after a unit of time is "about N seconds/minutes", not a rating
+    ("шатает при ходьбе, в глазах темнеет минут на 5", "severity", None),
+    ("шатает при ходьбе, все равно на 5", "severity", 5),
 ]
 
 
