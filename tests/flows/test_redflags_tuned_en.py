@@ -914,3 +914,22 @@ def test_cues_added_after_round_09_en(text: str, flag: str | None) -> None:
         assert hit is None, detect_all(text)
     else:
         assert hit is not None and is_detected(flag, hit), detect_all(text)
+
+
+# Someone on a roof, bridge or ledge who says they will jump, or threatens to jump off
+# something (found while reviewing round 09's rules: missed when the words came after).
+JUMP_EN = [
+    ("my flatmate got onto the roof of the car park, keeps yelling she'll jump", "self_harm"),
+    ("my brother is threatening to jump out of the window", "self_harm"),
+    ("the lads on the bridge were jumping into the lake for a dare, all fine", None),
+    ("my toddler keeps threatening to jump in every puddle", None),
+]
+
+
+@pytest.mark.parametrize(("text", "flag"), JUMP_EN)
+def test_threat_to_jump_en(text: str, flag: str | None) -> None:
+    hit = detect(text)
+    if flag is None:
+        assert hit is None, detect_all(text)
+    else:
+        assert hit is not None and is_detected(flag, hit), detect_all(text)

@@ -981,3 +981,22 @@ def test_rules_tuned_on_round_09_ru(text: str, flag: str | None) -> None:
         assert hit is None, detect_all(text)
     else:
         assert hit is not None and is_detected(flag, hit), detect_all(text)
+
+
+# Someone on a roof, bridge or sill who says they will jump, or threatens to jump from
+# somewhere (found while reviewing round 09's rules: missed with the person named first).
+JUMP_RU = [
+    ("отец залез на крышу гаража и кричит, что спрыгнет", "self_harm"),
+    ("подруга грозится выброситься из окна общежития", "self_harm"),
+    ("летом на мосту ребята прыгнуть в реку решили, вода теплая", None),
+    ("грозится уволиться с работы, если не дадут отпуск", None),
+]
+
+
+@pytest.mark.parametrize(("text", "flag"), JUMP_RU)
+def test_threat_to_jump_ru(text: str, flag: str | None) -> None:
+    hit = detect(text)
+    if flag is None:
+        assert hit is None, detect_all(text)
+    else:
+        assert hit is not None and is_detected(flag, hit), detect_all(text)
