@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.redflags import is_detected
-from flows.redflags import detect, detect_all
+from tests.flows.tuned import assert_reads
 
 TRAIN_01_EN_RULES = [
     # vision: "cnt see", an eye that sees only black, black ink, grey in one eye, half the
@@ -264,11 +263,7 @@ TRAIN_01_EN_RULES = [
 
 @pytest.mark.parametrize(("text", "flag"), TRAIN_01_EN_RULES)
 def test_rules_added_after_train_01_en(text: str, flag: str | None) -> None:
-    hit = detect(text)
-    if flag is None:
-        assert hit is None, detect_all(text)
-    else:
-        assert hit is not None and is_detected(flag, hit), detect_all(text)
+    assert_reads(text, flag)
 
 
 ROUND_06_EN_RULES = [
@@ -367,11 +362,7 @@ ROUND_06_EN_RULES = [
 
 @pytest.mark.parametrize(("text", "flag"), ROUND_06_EN_RULES)
 def test_rules_added_after_round_06_en(text: str, flag: str | None) -> None:
-    hit = detect(text)
-    if flag is None:
-        assert hit is None, detect_all(text)
-    else:
-        assert hit is not None and is_detected(flag, hit), detect_all(text)
+    assert_reads(text, flag)
 
 
 ROUND_06_EN_CUES = [
@@ -419,11 +410,7 @@ ROUND_06_EN_CUES = [
 
 @pytest.mark.parametrize(("text", "flag"), ROUND_06_EN_CUES)
 def test_cues_added_after_round_06_en(text: str, flag: str | None) -> None:
-    hit = detect(text)
-    if flag is None:
-        assert hit is None, detect_all(text)
-    else:
-        assert hit is not None and is_detected(flag, hit), detect_all(text)
+    assert_reads(text, flag)
 
 
 TRAIN_02_EN_RULES = [
@@ -484,11 +471,7 @@ TRAIN_02_EN_RULES = [
 
 @pytest.mark.parametrize(("text", "flag"), TRAIN_02_EN_RULES)
 def test_rules_added_after_train_02_en(text: str, flag: str | None) -> None:
-    hit = detect(text)
-    if flag is None:
-        assert hit is None, detect_all(text)
-    else:
-        assert hit is not None and is_detected(flag, hit), detect_all(text)
+    assert_reads(text, flag)
 
 
 TRAIN_02_EN_RULES_2 = [
@@ -533,11 +516,7 @@ TRAIN_02_EN_RULES_2 = [
 
 @pytest.mark.parametrize(("text", "flag"), TRAIN_02_EN_RULES_2)
 def test_more_rules_added_after_train_02_en(text: str, flag: str | None) -> None:
-    hit = detect(text)
-    if flag is None:
-        assert hit is None, detect_all(text)
-    else:
-        assert hit is not None and is_detected(flag, hit), detect_all(text)
+    assert_reads(text, flag)
 
 
 # Round 07 (en): rules added after round 07's misses and false alarms, each with a wording in no
@@ -628,11 +607,7 @@ ROUND_07_EN_RULES = [
 
 @pytest.mark.parametrize(("text", "flag"), ROUND_07_EN_RULES)
 def test_rules_added_after_round_07_en(text: str, flag: str | None) -> None:
-    hit = detect(text)
-    if flag is None:
-        assert hit is None, detect_all(text)
-    else:
-        assert hit is not None and is_detected(flag, hit), detect_all(text)
+    assert_reads(text, flag)
 
 
 # Round 07 (en): cues and idioms for its false alarms (a habit, an indirect question, a show's
@@ -657,11 +632,7 @@ ROUND_07_EN_CUES = [
 
 @pytest.mark.parametrize(("text", "flag"), ROUND_07_EN_CUES)
 def test_cues_added_after_round_07_en(text: str, flag: str | None) -> None:
-    hit = detect(text)
-    if flag is None:
-        assert hit is None, detect_all(text)
-    else:
-        assert hit is not None and is_detected(flag, hit), detect_all(text)
+    assert_reads(text, flag)
 
 
 # Round 08 (en): rules for its misses. Each: an emergency wording in no phrase set, and a benign
@@ -769,11 +740,7 @@ ROUND_08_EN_RULES = [
 
 @pytest.mark.parametrize(("text", "flag"), ROUND_08_EN_RULES)
 def test_rules_added_after_round_08_en(text: str, flag: str | None) -> None:
-    hit = detect(text)
-    if flag is None:
-        assert hit is None, detect_all(text)
-    else:
-        assert hit is not None and is_detected(flag, hit), detect_all(text)
+    assert_reads(text, flag)
 
 
 # Round 08 (en): cues and idioms for its false alarms (a general question, a supply of adrenaline
@@ -800,11 +767,7 @@ ROUND_08_EN_CUES = [
 
 @pytest.mark.parametrize(("text", "flag"), ROUND_08_EN_CUES)
 def test_cues_added_after_round_08_en(text: str, flag: str | None) -> None:
-    hit = detect(text)
-    if flag is None:
-        assert hit is None, detect_all(text)
-    else:
-        assert hit is not None and is_detected(flag, hit), detect_all(text)
+    assert_reads(text, flag)
 
 
 # Round 09 (en): a rule for each family of its missed emergencies, with a benign look-alike.
@@ -871,11 +834,7 @@ ROUND_09_EN_RULES = [
 
 @pytest.mark.parametrize(("text", "flag"), ROUND_09_EN_RULES)
 def test_rules_added_after_round_09_en(text: str, flag: str | None) -> None:
-    hit = detect(text)
-    if flag is None:
-        assert hit is None, detect_all(text)
-    else:
-        assert hit is not None and is_detected(flag, hit), detect_all(text)
+    assert_reads(text, flag)
 
 
 # Round 09 (en): cues and idioms for its false alarms (a past operation, a stay in hospital,
@@ -909,11 +868,7 @@ ROUND_09_EN_CUES = [
 
 @pytest.mark.parametrize(("text", "flag"), ROUND_09_EN_CUES)
 def test_cues_added_after_round_09_en(text: str, flag: str | None) -> None:
-    hit = detect(text)
-    if flag is None:
-        assert hit is None, detect_all(text)
-    else:
-        assert hit is not None and is_detected(flag, hit), detect_all(text)
+    assert_reads(text, flag)
 
 
 # Someone on a roof, bridge or ledge who says they will jump, or threatens to jump off
@@ -928,8 +883,4 @@ JUMP_EN = [
 
 @pytest.mark.parametrize(("text", "flag"), JUMP_EN)
 def test_threat_to_jump_en(text: str, flag: str | None) -> None:
-    hit = detect(text)
-    if flag is None:
-        assert hit is None, detect_all(text)
-    else:
-        assert hit is not None and is_detected(flag, hit), detect_all(text)
+    assert_reads(text, flag)

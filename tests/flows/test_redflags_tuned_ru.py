@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.redflags import is_detected
-from flows.redflags import detect, detect_all
+from tests.flows.tuned import assert_reads
 
 TUNED_RU_RULES = [
     # self_harm: a burden to others
@@ -788,11 +787,7 @@ TUNED_RU_RULES = [
 
 @pytest.mark.parametrize(("text", "flag"), TUNED_RU_RULES)
 def test_rules_tuned_on_train_01_ru(text: str, flag: str | None) -> None:
-    hit = detect(text)
-    if flag is None:
-        assert hit is None, detect_all(text)
-    else:
-        assert hit is not None and is_detected(flag, hit), detect_all(text)
+    assert_reads(text, flag)
 
 
 # round 08: a wording of each family added after round 08 (not in any phrase set) and a benign
@@ -881,11 +876,7 @@ ROUND_08_RU_RULES = [
 
 @pytest.mark.parametrize(("text", "flag"), ROUND_08_RU_RULES)
 def test_rules_tuned_on_round_08_ru(text: str, flag: str | None) -> None:
-    hit = detect(text)
-    if flag is None:
-        assert hit is None, detect_all(text)
-    else:
-        assert hit is not None and is_detected(flag, hit), detect_all(text)
+    assert_reads(text, flag)
 
 
 # round 09: a wording of each family added after round 09 (not in any phrase set) and a benign
@@ -976,11 +967,7 @@ ROUND_09_RU_RULES = [
 
 @pytest.mark.parametrize(("text", "flag"), ROUND_09_RU_RULES)
 def test_rules_tuned_on_round_09_ru(text: str, flag: str | None) -> None:
-    hit = detect(text)
-    if flag is None:
-        assert hit is None, detect_all(text)
-    else:
-        assert hit is not None and is_detected(flag, hit), detect_all(text)
+    assert_reads(text, flag)
 
 
 # Someone on a roof, bridge or sill who says they will jump, or threatens to jump from
@@ -995,8 +982,4 @@ JUMP_RU = [
 
 @pytest.mark.parametrize(("text", "flag"), JUMP_RU)
 def test_threat_to_jump_ru(text: str, flag: str | None) -> None:
-    hit = detect(text)
-    if flag is None:
-        assert hit is None, detect_all(text)
-    else:
-        assert hit is not None and is_detected(flag, hit), detect_all(text)
+    assert_reads(text, flag)

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.redflags import is_detected
-from flows.redflags import detect, detect_all
+from tests.flows.tuned import assert_reads
 
 TRAIN_01_ZH_RULES = [
     # cue scopes: 仰过去/晕过去 are not the history word 过去; the 1990s, 多年前, 出过 are history
@@ -403,11 +402,7 @@ TRAIN_01_ZH_RULES = [
 
 @pytest.mark.parametrize(("text", "flag"), TRAIN_01_ZH_RULES)
 def test_rules_added_after_train_01_zh(text: str, flag: str | None) -> None:
-    hit = detect(text)
-    if flag is None:
-        assert hit is None, detect_all(text)
-    else:
-        assert hit is not None and is_detected(flag, hit), detect_all(text)
+    assert_reads(text, flag)
 
 
 # Rules added after round 06 (merged) and the second training set (train-02), each with a
@@ -716,11 +711,7 @@ ROUND_06_ZH_RULES = [
 
 @pytest.mark.parametrize(("text", "flag"), ROUND_06_ZH_RULES)
 def test_rules_added_after_round_06_zh(text: str, flag: str | None) -> None:
-    hit = detect(text)
-    if flag is None:
-        assert hit is None, detect_all(text)
-    else:
-        assert hit is not None and is_detected(flag, hit), detect_all(text)
+    assert_reads(text, flag)
 
 
 # Rules added after round 07 (flows/questionnaires/redflags.toml, comments "round 07: ...").
@@ -837,11 +828,7 @@ ROUND_07_ZH_RULES = [
 
 @pytest.mark.parametrize(("text", "flag"), ROUND_07_ZH_RULES)
 def test_rules_added_after_round_07_zh(text: str, flag: str | None) -> None:
-    hit = detect(text)
-    if flag is None:
-        assert hit is None, detect_all(text)
-    else:
-        assert hit is not None and is_detected(flag, hit), detect_all(text)
+    assert_reads(text, flag)
 
 
 # Rules added after round 08 (flows/questionnaires/redflags.toml, comments "round 08: ..."), each
@@ -942,11 +929,7 @@ ROUND_08_ZH_RULES = [
 
 @pytest.mark.parametrize(("text", "flag"), ROUND_08_ZH_RULES)
 def test_rules_added_after_round_08_zh(text: str, flag: str | None) -> None:
-    hit = detect(text)
-    if flag is None:
-        assert hit is None, detect_all(text)
-    else:
-        assert hit is not None and is_detected(flag, hit), detect_all(text)
+    assert_reads(text, flag)
 
 
 ROUND_09_ZH_RULES = [
@@ -1028,8 +1011,4 @@ ROUND_09_ZH_RULES = [
 
 @pytest.mark.parametrize(("text", "flag"), ROUND_09_ZH_RULES)
 def test_rules_added_after_round_09_zh(text: str, flag: str | None) -> None:
-    hit = detect(text)
-    if flag is None:
-        assert hit is None, detect_all(text)
-    else:
-        assert hit is not None and is_detected(flag, hit), detect_all(text)
+    assert_reads(text, flag)
